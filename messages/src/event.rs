@@ -1,0 +1,147 @@
+//! The event record: what the node knows about one detected event.
+//!
+//! Values are stored in fixed-point integers with documented scales, because
+//! the record travels over a 340-byte satellite message and postcard encodes
+//! small integers in one or two bytes. [`crate::EventJson`] converts them back
+//! to physical units.
+
+use serde::{Deserialize, Serialize};
+
+/// A fraction in thousandths, 0..=1000. Used for scores and confidences.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Permille(pub u16);
+
+impl Permille {
+    /// Converts a fraction (clamped to 0..=1; NaN becomes 0) to permille.
+    pub fn from_fraction(x: f32) -> Self {
+        if x.is_nan() {
+            return Permille(0);
+        }
+        Permille((x.clamp(0.0, 1.0) * 1000.0).round() as u16)
+    }
+
+    /// The fraction, 0.0..=1.0.
+    pub fn fraction(self) -> f32 {
+        f32::from(self.0.min(1000)) / 1000.0
+    }
+}
+
+/// The class of an event. The discriminants are part of the wire format:
+/// never reorder, only append.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventClass {
+    /// The triggers fired but could not tell what happened.
+    Unknown,
+    /// Animal calls and/or an animal crossing the camera's view.
+    Wildlife,
+    /// A running machine whose sound or temperature changed.
+    MachineryAnomaly,
+    /// Speech-like sound and/or large motion.
+    HumanActivity,
+    /// Weather and light: wind, rain, changing light.
+    Background,
+}
+
+impl EventClass {
+    /// All classes, in wire order.
+    pub const ALL: [EventClass; 5] = [
+        EventClass::Unknown,
+        EventClass::Wildlife,
+        EventClass::MachineryAnomaly,
+        EventClass::HumanActivity,
+        EventClass::Background,
+    ];
+
+    /// The stable name used in JSON, CSV, configuration and `labels.csv`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventClass::Unknown => "unknown",
+            EventClass::Wildlife => "wildlife",
+            EventClass::MachineryAnomaly => "machinery_anomaly",
+            EventClass::HumanActivity => "human_activity",
+            EventClass::Background => "background",
+        }
+    }
+
+    /// Parses a stable name (see [`EventClass::as_str`]).
+    pub fn parse(name: &str) -> Option<EventClass> {
+        EventClass::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for EventClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How strongly each modality's trigger (or model branch) supported the event.
+/// `None` means the modality was absent or degraded during the event, which is
+/// different from a present modality that saw nothing (`Some(Permille(0))`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ModalityScores {
+    /// Audio trigger score.
+    pub audio: Option<Permille>,
+    /// Camera motion score.
+    pub camera: Option<Permille>,
+    /// Climate rate-of-change score.
+    pub climate: Option<Permille>,
+}
+
+/// A few features that let a researcher judge an event without the raw data.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct KeyFeatures {
+    /// Peak audio level above the adaptive noise floor, in 0.1 dB.
+    pub audio_snr_db10: Option<i16>,
+    /// Dominant audio frequency during the event, in Hz.
+    pub audio_peak_hz: Option<u16>,
+    /// Largest share of the frame in motion, in permille.
+    pub motion_area: Option<Permille>,
+    /// Centroid of the motion, horizontal then vertical, 0 (left/top) ..= 255 (right/bottom).
+    pub motion_centroid: Option<(u8, u8)>,
+    /// Temperature change across the event, in 0.01 °C.
+    pub temp_delta_c100: Option<i16>,
+    /// Mean temperature during the event, in 0.01 °C.
+    pub temp_c100: Option<i16>,
+}
+
+/// Which detector produced the class: `0` is the trigger-only detector,
+/// any other value is the version of the fusion model in the model manifest.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ModelVersion(pub u32);
+
+impl ModelVersion {
+    /// The trigger-only detector.
+    pub const TRIGGERS_ONLY: ModelVersion = ModelVersion(0);
+}
+
+/// One detected event, as stored in the node's outbox and sent over the links.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct EventRecord {
+    /// Monotonic per node; never reused, even after a store is quarantined.
+    pub id: u64,
+    /// The node's configured identifier.
+    pub node_id: String,
+    /// Start of the event, milliseconds since the Unix epoch, UTC
+    /// (scene time when replaying a scene).
+    pub start_ms: i64,
+    /// Length of the event in milliseconds.
+    pub duration_ms: u32,
+    /// What the detector thinks happened.
+    pub class: EventClass,
+    /// Confidence in `class`.
+    pub confidence: Permille,
+    /// Per-modality support.
+    pub scores: ModalityScores,
+    /// Key features.
+    pub features: KeyFeatures,
+    /// The detector that produced the class.
+    pub model: ModelVersion,
+}
+
+impl EventRecord {
+    /// End of the event, milliseconds since the Unix epoch, UTC.
+    pub fn end_ms(&self) -> i64 {
+        self.start_ms.saturating_add(i64::from(self.duration_ms))
+    }
+}
