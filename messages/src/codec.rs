@@ -29,7 +29,7 @@ pub enum DecodeError {
 
 /// Encodes a record as `[EVENT_RECORD_VERSION][postcard body]`.
 pub fn encode_event(record: &EventRecord) -> Vec<u8> {
-    let mut out = vec![EVENT_RECORD_VERSION];
+    let out = vec![EVENT_RECORD_VERSION];
     // Serialising a plain struct into a growable Vec cannot fail.
     match postcard::to_extend(record, out) {
         Ok(v) => v,

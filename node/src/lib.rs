@@ -1,1 +1,24 @@
-//! node
+//! The field node daemon as a library: configuration, the sensors behind
+//! small traits (real devices and scene replay), the power-aware event loop,
+//! and the wiring from sensors to the durable event store.
+//!
+//! Layout:
+//! - [`config`]: the TOML configuration and its whole-file validation;
+//! - [`scene`]: readers for scene directories (`docs/scenes.md`);
+//! - [`sensors`]: the [`sensors::Microphone`], [`sensors::Camera`] and
+//!   [`sensors::ClimateSensor`] traits, and their scene replays;
+//! - [`clock`]: the injected [`clock::Clock`] (scene time or system time);
+//! - [`tasks`]: the long-lived tasks (one per sensor, power, detection, store);
+//! - [`shutdown`]: the signal every task receives;
+//! - [`node`]: wiring the tasks for a run and its [`node::RunSummary`].
+
+pub mod clock;
+pub mod config;
+pub mod node;
+pub mod scene;
+pub mod sensors;
+pub mod shutdown;
+pub mod tasks;
+
+pub use config::{Config, Speed};
+pub use node::{NodeError, RunSummary, run_scene};

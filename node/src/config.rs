@@ -1,0 +1,421 @@
+//! The node's configuration: TOML, every key optional with a documented
+//! default (`docs/configuration.md`), checked as a whole so that
+//! `fieldnode check-config` reports every error with its key path.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Config {
+    /// `[node]`
+    pub node: NodeConfig,
+    /// `[scene]`: the simulated hardware.
+    pub scene: SceneConfig,
+    /// `[audio]`
+    pub audio: AudioConfig,
+    /// `[camera]`
+    pub camera: CameraConfig,
+    /// `[climate]`
+    pub climate: ClimateConfig,
+    /// `[detector]`: trigger thresholds and event merging.
+    pub detector: fusion::DetectorConfig,
+    /// `[power]`
+    pub power: PowerConfig,
+    /// `[store]`
+    pub store: StoreConfig,
+    /// `[log]`
+    pub log: LogConfig,
+}
+
+/// `[node]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeConfig {
+    /// The node's identifier, written into every event record.
+    pub id: String,
+    /// Where the node keeps its store; relative paths are relative to the working directory.
+    pub data_dir: PathBuf,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig { id: "demo-node".into(), data_dir: PathBuf::from("var") }
+    }
+}
+
+/// Replay speed of the simulated hardware.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// Times real time (1.0 = real time).
+    Factor(f64),
+    /// As fast as the pipeline runs.
+    Max,
+}
+
+impl Default for Speed {
+    fn default() -> Self {
+        Speed::Factor(1.0)
+    }
+}
+
+impl FromStr for Speed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Speed::Max);
+        }
+        match s.parse::<f64>() {
+            Ok(x) if x.is_finite() && x > 0.0 && x <= 1e6 => Ok(Speed::Factor(x)),
+            _ => Err(format!("expected a positive speed factor (e.g. 1, 10) or `max`, found `{s}`")),
+        }
+    }
+}
+
+impl Serialize for Speed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Speed::Factor(x) => s.serialize_f64(*x),
+            Speed::Max => s.serialize_str("max"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Speed {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Num(f64),
+            Str(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Num(x) => x.to_string().parse().map_err(serde::de::Error::custom),
+            Repr::Str(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// `[scene]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SceneConfig {
+    /// The scene directory to replay (see `docs/scenes.md`).
+    pub dir: PathBuf,
+    /// Replay speed: a factor of real time, or `"max"`.
+    pub speed: Speed,
+    /// Stop when the scene ends, once everything pending is stored.
+    pub exit_at_end: bool,
+}
+
+impl Default for SceneConfig {
+    fn default() -> Self {
+        SceneConfig { dir: PathBuf::from("scenes/demo"), speed: Speed::Factor(1.0), exit_at_end: false }
+    }
+}
+
+/// `[audio]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AudioConfig {
+    /// Use the microphone.
+    pub enabled: bool,
+    /// The pipeline's mono sample rate, Hz.
+    pub sample_rate_hz: u32,
+    /// Audio is handed to the detector in chunks of this length, ms.
+    pub chunk_ms: u32,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig { enabled: true, sample_rate_hz: 16_000, chunk_ms: 500 }
+    }
+}
+
+/// `[camera]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CameraConfig {
+    /// Use the camera.
+    pub enabled: bool,
+    /// Frames are reduced (box filter, integer factor) to at most this width, pixels.
+    pub analysis_width: u32,
+    /// ... and at most this height, pixels.
+    pub analysis_height: u32,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        CameraConfig { enabled: true, analysis_width: 80, analysis_height: 60 }
+    }
+}
+
+/// `[climate]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClimateConfig {
+    /// Use the climate sensor.
+    pub enabled: bool,
+}
+
+impl Default for ClimateConfig {
+    fn default() -> Self {
+        ClimateConfig { enabled: true }
+    }
+}
+
+/// `[power]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PowerConfig {
+    /// How often the supply is read and the policy updated, ms.
+    pub interval_ms: u64,
+    /// `[power.policy]`
+    pub policy: power::PolicyConfig,
+    /// `[power.simulation]`: the simulated battery and solar panel.
+    pub simulation: power::SimulationConfig,
+}
+
+impl Default for PowerConfig {
+    fn default() -> Self {
+        PowerConfig {
+            interval_ms: 10_000,
+            policy: power::PolicyConfig::default(),
+            simulation: power::SimulationConfig::default(),
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    /// sled's page cache, bytes (sled's own default is 1 GiB: far too much for a node).
+    pub cache_capacity_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { cache_capacity_bytes: 8 * 1024 * 1024 }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter such as `info,fusion=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: "text".into() }
+    }
+}
+
+/// One problem in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path, such as `power.policy.saver_below_soc`; empty for the file as a whole.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} configuration error(s):\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { key: key.into(), message: message.into() }
+}
+
+fn section<T: DeserializeOwned + Default>(
+    table: &mut toml::Table,
+    name: &str,
+    errors: &mut Vec<ConfigError>,
+) -> T {
+    let Some(value) = table.remove(name) else { return T::default() };
+    if !value.is_table() {
+        errors.push(err(name, format!("expected a table `[{name}]`, found a {}", value.type_str())));
+        return T::default();
+    }
+    let mut unknown = Vec::new();
+    let result: Result<T, _> = {
+        let mut record = |p: serde_ignored::Path| unknown.push(p.to_string());
+        let de = serde_ignored::Deserializer::new(value, &mut record);
+        serde_path_to_error::deserialize(de)
+    };
+    for u in unknown {
+        errors.push(err(format!("{name}.{u}"), "unknown key"));
+    }
+    match result {
+        Ok(v) => v,
+        Err(e) => {
+            let path = e.path().to_string();
+            let key = if path == "." || path.is_empty() { name.to_string() } else { format!("{name}.{path}") };
+            errors.push(err(key, e.into_inner().message().to_string()));
+            T::default()
+        }
+    }
+}
+
+impl Config {
+    /// Parses and checks a configuration; on failure returns every error found.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let msg = e.message().to_string();
+            ConfigErrors(vec![err("", match line {
+                Some(l) => format!("line {l}: {msg}"),
+                None => msg,
+            })])
+        })?;
+        let mut errors = Vec::new();
+        let cfg = Config {
+            node: section(&mut table, "node", &mut errors),
+            scene: section(&mut table, "scene", &mut errors),
+            audio: section(&mut table, "audio", &mut errors),
+            camera: section(&mut table, "camera", &mut errors),
+            climate: section(&mut table, "climate", &mut errors),
+            detector: section(&mut table, "detector", &mut errors),
+            power: section(&mut table, "power", &mut errors),
+            store: section(&mut table, "store", &mut errors),
+            log: section(&mut table, "log", &mut errors),
+        };
+        for key in table.keys() {
+            errors.push(err(key.clone(), "unknown key"));
+        }
+        errors.extend(cfg.validate().0);
+        if errors.is_empty() { Ok(cfg) } else { Err(ConfigErrors(errors)) }
+    }
+
+    /// Reads and checks a configuration file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors(vec![err("", format!("cannot read {}: {e}", path.display()))]))?;
+        Config::from_toml_str(&text)
+    }
+
+    /// Range and consistency checks.
+    pub fn validate(&self) -> ConfigErrors {
+        let mut e = Vec::new();
+        let id = &self.node.id;
+        if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            e.push(err("node.id", "must be 1 to 32 characters of ASCII letters, digits, `-` or `_`"));
+        }
+        if self.node.data_dir.as_os_str().is_empty() {
+            e.push(err("node.data_dir", "must not be empty"));
+        }
+        if !(4_000..=96_000).contains(&self.audio.sample_rate_hz) {
+            e.push(err("audio.sample_rate_hz", "must be between 4000 and 96000 Hz"));
+        }
+        if !(20..=10_000).contains(&self.audio.chunk_ms) {
+            e.push(err("audio.chunk_ms", "must be between 20 and 10000 ms"));
+        }
+        for (v, k) in [(self.camera.analysis_width, "camera.analysis_width"), (self.camera.analysis_height, "camera.analysis_height")] {
+            if !(8..=640).contains(&v) {
+                e.push(err(k, "must be between 8 and 640 pixels"));
+            }
+        }
+        if !(100..=3_600_000).contains(&self.power.interval_ms) {
+            e.push(err("power.interval_ms", "must be between 100 ms and one hour"));
+        }
+        if self.store.cache_capacity_bytes < 64 * 1024 || self.store.cache_capacity_bytes > 1 << 30 {
+            e.push(err("store.cache_capacity_bytes", "must be between 64 KiB and 1 GiB"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            e.push(err("log.level", "must be a level (error, warn, info, debug, trace) or a tracing filter"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            e.push(err("log.format", "must be `text` or `json`"));
+        }
+        let prefixed = |prefix: &str, errs: Vec<(String, String)>| {
+            errs.into_iter().map(move |(k, m)| err(format!("{prefix}.{k}"), m))
+        };
+        e.extend(prefixed("detector", self.detector.validate()));
+        e.extend(prefixed("power.policy", self.power.policy.validate()));
+        e.extend(prefixed("power.simulation", self.power.simulation.validate()));
+        ConfigErrors(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(text: &str) -> Vec<String> {
+        match Config::from_toml_str(text) {
+            Ok(_) => vec![],
+            Err(ConfigErrors(v)) => v.into_iter().map(|e| e.key).collect(),
+        }
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(Config::from_toml_str("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_example_configuration_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/fieldnode.toml");
+        let cfg = Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.scene.speed, Speed::Factor(1.0));
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_key_path() {
+        let text = r#"
+            colour = "red"
+            [node]
+            id = "bad id!"
+            nmae = "x"
+            [audio]
+            sample_rate_hz = "fast"
+            [power.policy]
+            saver_below_soc = 1.5
+            frobnicate = true
+            [scene]
+            speed = "warp"
+        "#;
+        let mut got = keys(text);
+        got.sort();
+        assert_eq!(
+            got,
+            ["audio.sample_rate_hz", "colour", "node.id", "node.nmae", "power.policy.frobnicate", "power.policy.saver_below_soc", "scene.speed"]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let e = Config::from_toml_str("[node]\nid = \n").unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn speed_accepts_numbers_and_max() {
+        let c = Config::from_toml_str("[scene]\nspeed = \"max\"").unwrap();
+        assert_eq!(c.scene.speed, Speed::Max);
+        let c = Config::from_toml_str("[scene]\nspeed = 20").unwrap();
+        assert_eq!(c.scene.speed, Speed::Factor(20.0));
+        assert!(Config::from_toml_str("[scene]\nspeed = -1").is_err());
+        assert!("0".parse::<Speed>().is_err());
+    }
+}

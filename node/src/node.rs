@@ -1,0 +1,240 @@
+//! Wiring: builds the tasks for a scene replay, runs them until the scene
+//! ends or shutdown, and reports what happened.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fusion::{Detector, Modality};
+use power::{PowerPolicy, PowerSource, SimulatedSupply};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use uplink::EventStore;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::scene::{Scene, SceneError};
+use crate::sensors::replay::{ReplayCamera, ReplayClimate, ReplayMicrophone};
+use crate::shutdown;
+use crate::tasks::store::OnStored;
+use crate::tasks::{self, Counters, camera::CameraPlan, detect::DetectStage};
+
+/// Why the node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The scene is missing or malformed.
+    #[error(transparent)]
+    Scene(#[from] SceneError),
+    /// The data directory cannot be created or used.
+    #[error("data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store cannot be opened.
+    #[error("event store: {0}")]
+    Store(#[from] uplink::StoreError),
+    /// A task panicked (a bug).
+    #[error("internal error: {0}")]
+    Task(String),
+}
+
+/// What a run did, printed at the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Scene time covered, milliseconds.
+    pub scene_ms: i64,
+    /// Events made durable in this run, by class.
+    pub stored_by_class: BTreeMap<String, u64>,
+    /// Events made durable in this run.
+    pub stored: u64,
+    /// Events detected but not stored (store failing at shutdown).
+    pub unstored: u64,
+    /// Events in the store after the run.
+    pub store_total: usize,
+    /// Set when a corrupt store was moved aside at start.
+    pub store_quarantined: Option<PathBuf>,
+    /// Audio captured, seconds.
+    pub audio_s: f64,
+    /// Camera frames captured.
+    pub camera_frames: u64,
+    /// Camera frames skipped by the power policy.
+    pub camera_skipped: u64,
+    /// Climate readings taken.
+    pub climate_readings: u64,
+    /// Inference bursts run / skipped by the power policy.
+    pub bursts: u64,
+    /// Inference bursts skipped by the power policy.
+    pub bursts_skipped: u64,
+    /// Sensor failures.
+    pub sensor_errors: u64,
+    /// Power mode at the end.
+    pub power_mode: String,
+    /// Battery state of charge at the end, 0..1.
+    pub battery_soc: f64,
+    /// Sensors absent in this run.
+    pub absent_sensors: Vec<String>,
+}
+
+/// Creates the data directory and opens the store in it.
+pub fn open_store(data_dir: &Path, cfg: &Config) -> Result<(EventStore, uplink::OpenReport), NodeError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| NodeError::DataDir { path: data_dir.to_path_buf(), source: e })?;
+    let store_cfg = uplink::StoreConfig { cache_capacity_bytes: cfg.store.cache_capacity_bytes };
+    let (store, report) = EventStore::open(&data_dir.join("store"), &store_cfg)?;
+    if let Some(q) = &report.quarantined {
+        tracing::error!(moved_to = %q.display(), reason = report.reason.as_deref().unwrap_or(""), "event store was corrupt: moved aside, starting a fresh one");
+    }
+    tracing::info!(path = %data_dir.join("store").display(), events = report.stored, next_id = report.next_id, "event store open");
+    Ok((store, report))
+}
+
+/// Replays `scene` through the whole pipeline into the store under
+/// `cfg.node.data_dir`, until the scene ends (with `cfg.scene.exit_at_end`)
+/// or `stop` completes. Every event reported to `on_stored` is durable.
+pub async fn run_scene(
+    cfg: &Config,
+    scene: &Scene,
+    clock: Arc<dyn Clock>,
+    stop: impl Future<Output = ()> + Send,
+    on_stored: OnStored,
+) -> Result<RunSummary, NodeError> {
+    let (store, report) = open_store(&cfg.node.data_dir, cfg)?;
+    let store = Arc::new(store);
+    let start_ms = scene.meta.start_ms;
+    let end_ms = start_ms + scene.duration_ms;
+    let counters = Arc::new(Counters::default());
+    let (trigger, shutdown) = shutdown::channel();
+
+    // Power: the first status is known before any sensor starts.
+    let mut supply: Box<dyn PowerSource> = Box::new(SimulatedSupply::new(cfg.power.simulation.clone()));
+    let mut policy = PowerPolicy::new(cfg.power.policy.clone());
+    let first = tasks::power::initial_status(supply.as_mut(), &mut policy, clock.now_ms());
+    tracing::info!(mode = first.mode.as_str(), soc = first.reading.soc, "power");
+    let (power_tx, power_rx) = watch::channel(first);
+
+    let (sensor_tx, sensor_rx) = mpsc::channel(64);
+    let (event_tx, event_rx) = mpsc::channel(64);
+    let mut handles = Vec::new();
+    let mut absent = Vec::new();
+
+    let audio = match (&scene.audio, cfg.audio.enabled) {
+        (Some(p), true) => Some(ReplayMicrophone::open(p, cfg.audio.sample_rate_hz, cfg.audio.chunk_ms, start_ms, clock.clone())?),
+        _ => None,
+    };
+    let camera = match (&scene.camera, cfg.camera.enabled) {
+        (Some(p), true) => Some(ReplayCamera::open(p, start_ms, cfg.camera.analysis_width, cfg.camera.analysis_height)?),
+        _ => None,
+    };
+    let climate = match (&scene.climate, cfg.climate.enabled) {
+        (Some(p), true) => Some(ReplayClimate::open(p, start_ms)?),
+        _ => None,
+    };
+    match audio {
+        Some(mic) => handles.push(tokio::spawn(tasks::microphone::run(mic, sensor_tx.clone(), counters.clone(), shutdown.clone()))),
+        None => absent.push(Modality::Audio),
+    }
+    match camera {
+        Some(cam) => {
+            let plan = CameraPlan { until_ms: Some(end_ms), recheck_ms: cfg.power.interval_ms };
+            handles.push(tokio::spawn(tasks::camera::run(
+                cam,
+                sensor_tx.clone(),
+                clock.clone(),
+                power_rx.clone(),
+                counters.clone(),
+                plan,
+                shutdown.clone(),
+            )))
+        }
+        None => absent.push(Modality::Camera),
+    }
+    match climate {
+        Some(c) => handles.push(tokio::spawn(tasks::climate::run(
+            c,
+            sensor_tx.clone(),
+            clock.clone(),
+            power_rx.clone(),
+            counters.clone(),
+            Some(end_ms),
+            shutdown.clone(),
+        ))),
+        None => absent.push(Modality::Climate),
+    }
+    drop(sensor_tx);
+    for m in &absent {
+        tracing::warn!(sensor = m.as_str(), "sensor absent; detecting with the others");
+    }
+
+    let detector = Detector::new(&cfg.detector, cfg.audio.sample_rate_hz);
+    let stage = DetectStage::new(detector, None, power_rx.clone(), counters.clone(), &absent);
+    let mut detect = tokio::spawn(tasks::detect::run(stage, sensor_rx, event_tx));
+    let store_task = tokio::spawn(tasks::store::run(store.clone(), cfg.node.id.clone(), event_rx, on_stored, shutdown.clone()));
+    let (done_tx, done_rx) = watch::channel(false);
+    let power_task = tokio::spawn(tasks::power::run(
+        supply,
+        policy,
+        power_tx,
+        clock.clone(),
+        counters.clone(),
+        cfg.power.interval_ms,
+        done_rx,
+        shutdown.clone(),
+    ));
+
+    tokio::pin!(stop);
+    let detect_result = tokio::select! {
+        _ = &mut stop => {
+            tracing::info!("shutdown requested; finishing pending work");
+            trigger.trigger();
+            (&mut detect).await
+        }
+        r = &mut detect => {
+            let _ = done_tx.send(true);
+            tracing::info!(scene_ms = scene.duration_ms, "scene ended");
+            if !cfg.scene.exit_at_end {
+                tracing::info!("waiting for SIGINT or SIGTERM (use --exit-at-end to stop at the end of the scene)");
+                stop.await;
+            }
+            trigger.trigger();
+            r
+        }
+    };
+    detect_result.map_err(|e| NodeError::Task(e.to_string()))?;
+    for h in handles {
+        h.await.map_err(|e| NodeError::Task(e.to_string()))?;
+    }
+    let outcome = store_task.await.map_err(|e| NodeError::Task(e.to_string()))?;
+    let _ = done_tx.send(true);
+    power_task.await.map_err(|e| NodeError::Task(e.to_string()))?;
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.flush_durable())
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))??;
+
+    let mut stored_by_class = BTreeMap::new();
+    for r in store.iter_from(report.next_id).flatten() {
+        *stored_by_class.entry(r.class.as_str().to_string()).or_insert(0) += 1;
+    }
+    let status = power_rx.borrow().clone();
+    Ok(RunSummary {
+        scene_ms: (clock.now_ms().min(end_ms) - start_ms).max(0),
+        stored_by_class,
+        stored: outcome.stored,
+        unstored: outcome.unstored,
+        store_total: store.len(),
+        store_quarantined: report.quarantined.clone(),
+        audio_s: Counters::get(&counters.audio_ms) as f64 / 1000.0,
+        camera_frames: Counters::get(&counters.camera_frames),
+        camera_skipped: Counters::get(&counters.camera_skipped),
+        climate_readings: Counters::get(&counters.climate_readings),
+        bursts: Counters::get(&counters.bursts),
+        bursts_skipped: Counters::get(&counters.bursts_skipped),
+        sensor_errors: Counters::get(&counters.sensor_errors),
+        power_mode: status.mode.as_str().to_string(),
+        battery_soc: status.reading.soc,
+        absent_sensors: absent.iter().map(|m| m.as_str().to_string()).collect(),
+    })
+}

@@ -1,0 +1,93 @@
+//! The camera task: captures frames at the cadence the power policy allows,
+//! and marks the camera unavailable while the policy has it off.
+
+use std::sync::Arc;
+
+use fusion::Modality;
+use power::{PowerStatus, Step};
+use tokio::sync::{mpsc, watch};
+
+use super::{Counters, SensorMsg};
+use crate::clock::Clock;
+use crate::sensors::Camera;
+use crate::shutdown::Shutdown;
+
+/// Where the camera task stops on its own.
+#[derive(Debug, Clone, Copy)]
+pub struct CameraPlan {
+    /// Stop at this time (the end of a replayed scene), if any.
+    pub until_ms: Option<i64>,
+    /// How often to look at the policy again while the camera is off, ms.
+    pub recheck_ms: u64,
+}
+
+/// Runs until the camera ends, fails, the plan's end, or shutdown.
+pub async fn run(
+    mut camera: impl Camera,
+    tx: mpsc::Sender<SensorMsg>,
+    clock: Arc<dyn Clock>,
+    power: watch::Receiver<PowerStatus>,
+    counters: Arc<Counters>,
+    plan: CameraPlan,
+    mut shutdown: Shutdown,
+) {
+    let mut on = true;
+    loop {
+        let now = clock.now_ms();
+        if plan.until_ms.is_some_and(|end| now >= end) {
+            let _ = tx.send(SensorMsg::Closed(Modality::Camera)).await;
+            return;
+        }
+        let status = power.borrow().clone();
+        let next = match (status.decide(Step::CameraFrame), status.camera_interval_ms) {
+            (power::Decision::Allow, Some(interval)) => {
+                if !on {
+                    on = true;
+                    tracing::info!(sensor = "camera", mode = status.mode.as_str(), interval_ms = interval, "camera back on");
+                    if tx.send(SensorMsg::Available(Modality::Camera, true)).await.is_err() {
+                        return;
+                    }
+                }
+                match camera.capture(now) {
+                    Ok(Some(frame)) => {
+                        Counters::add(&counters.camera_frames, 1);
+                        if tx.send(SensorMsg::Frame(frame)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        tracing::info!(sensor = "camera", "stream ended");
+                        let _ = tx.send(SensorMsg::Closed(Modality::Camera)).await;
+                        return;
+                    }
+                    Err(e) => {
+                        Counters::add(&counters.sensor_errors, 1);
+                        tracing::error!(sensor = "camera", error = %e, "camera failed; detection goes on without it");
+                        let _ = tx.send(SensorMsg::Closed(Modality::Camera)).await;
+                        return;
+                    }
+                }
+                now + interval as i64
+            }
+            (decision, _) => {
+                Counters::add(&counters.camera_skipped, 1);
+                if on {
+                    on = false;
+                    let reason = match decision {
+                        power::Decision::Deny(why) => why,
+                        power::Decision::Allow => "no camera cadence".into(),
+                    };
+                    tracing::warn!(step = Step::CameraFrame.as_str(), reason = %reason, "skipping camera frames");
+                    if tx.send(SensorMsg::Available(Modality::Camera, false)).await.is_err() {
+                        return;
+                    }
+                }
+                now + plan.recheck_ms as i64
+            }
+        };
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = clock.sleep_until(next) => {}
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The event loop's long-lived tasks. Each owns one job, talks to the others
+//! through bounded channels, reads time from the injected clock and stops on
+//! the shutdown signal. See `docs/architecture.md` for the wiring.
+
+pub mod camera;
+pub mod climate;
+pub mod detect;
+pub mod microphone;
+pub mod power;
+pub mod store;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fusion::{AudioChunk, ClimateSample, GrayFrame, Modality};
+
+/// What sensor tasks send to the detection task.
+#[derive(Debug)]
+pub enum SensorMsg {
+    /// Audio.
+    Audio(AudioChunk),
+    /// A camera frame.
+    Frame(GrayFrame),
+    /// A climate reading.
+    Climate(ClimateSample),
+    /// A sensor became (un)available: degraded, off by policy, or back.
+    Available(Modality, bool),
+    /// A sensor's stream ended.
+    Closed(Modality),
+}
+
+/// Counters shared by the tasks: what was done and what was skipped, for the
+/// power model and the run summary.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Camera frames captured.
+    pub camera_frames: AtomicU64,
+    /// Camera frames skipped because the power policy had the camera off.
+    pub camera_skipped: AtomicU64,
+    /// Climate readings taken.
+    pub climate_readings: AtomicU64,
+    /// Milliseconds of audio captured.
+    pub audio_ms: AtomicU64,
+    /// Inference bursts run.
+    pub bursts: AtomicU64,
+    /// Inference bursts skipped by the power policy.
+    pub bursts_skipped: AtomicU64,
+    /// Sensor errors.
+    pub sensor_errors: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,83 @@
+//! The power task: reads the supply at a fixed interval, charges it with the
+//! energy the other tasks spent, updates the policy and publishes what it
+//! allows. Mode changes are logged with the reading that caused them.
+
+use std::sync::Arc;
+
+use power::{EnergyUse, PowerPolicy, PowerSource, PowerStatus};
+use tokio::sync::watch;
+
+use super::Counters;
+use crate::clock::Clock;
+use crate::shutdown::Shutdown;
+
+#[derive(Default, Clone, Copy)]
+struct Seen {
+    camera_frames: u64,
+    climate_readings: u64,
+    audio_ms: u64,
+    bursts: u64,
+}
+
+fn take_use(counters: &Counters, seen: &mut Seen) -> EnergyUse {
+    let now = Seen {
+        camera_frames: Counters::get(&counters.camera_frames),
+        climate_readings: Counters::get(&counters.climate_readings),
+        audio_ms: Counters::get(&counters.audio_ms),
+        bursts: Counters::get(&counters.bursts),
+    };
+    let used = EnergyUse {
+        camera_frames: now.camera_frames - seen.camera_frames,
+        climate_readings: now.climate_readings - seen.climate_readings,
+        audio_seconds: (now.audio_ms - seen.audio_ms) as f64 / 1000.0,
+        bursts: now.bursts - seen.bursts,
+        uplink_sessions: 0,
+    };
+    *seen = now;
+    used
+}
+
+/// Reads the supply once and returns the first status (before tasks start).
+pub fn initial_status(source: &mut dyn PowerSource, policy: &mut PowerPolicy, t_ms: i64) -> PowerStatus {
+    policy.update(source.read(t_ms, EnergyUse::default()))
+}
+
+/// Runs until shutdown, or until `done` says the sensors have all ended.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    mut source: Box<dyn PowerSource>,
+    mut policy: PowerPolicy,
+    tx: watch::Sender<PowerStatus>,
+    clock: Arc<dyn Clock>,
+    counters: Arc<Counters>,
+    interval_ms: u64,
+    mut done: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
+) {
+    let mut seen = Seen::default();
+    let mut next = clock.now_ms() + interval_ms as i64;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = done.wait_for(|d| *d) => return,
+            _ = clock.sleep_until(next) => {}
+        }
+        let before = policy.mode();
+        let reading = source.read(next, take_use(&counters, &mut seen));
+        let status = policy.update(reading);
+        if status.mode != before {
+            tracing::warn!(
+                from = before.as_str(),
+                to = status.mode.as_str(),
+                soc = reading.soc,
+                solar_w = reading.solar_w,
+                load_w = reading.load_w,
+                "power mode changed"
+            );
+        } else {
+            tracing::debug!(mode = status.mode.as_str(), soc = reading.soc, solar_w = reading.solar_w, load_w = reading.load_w, "power reading");
+        }
+        tx.send_replace(status);
+        next += interval_ms as i64;
+    }
+}
