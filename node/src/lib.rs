@@ -10,8 +10,10 @@
 //! - [`clock`]: the injected [`clock::Clock`] (scene time or system time);
 //! - [`tasks`]: the long-lived tasks (one per sensor, power, detection, store);
 //! - [`shutdown`]: the signal every task receives;
-//! - [`node`]: wiring the tasks for a run and its [`node::RunSummary`].
+//! - [`node`]: wiring the tasks for a run and its [`node::RunSummary`];
+//! - [`cli`]: the `fieldnode` command line.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod node;

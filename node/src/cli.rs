@@ -1,0 +1,244 @@
+//! The `fieldnode` command line: `run` and `check-config`. The binary is a
+//! one-line wrapper around [`main`], so system tests can build the same
+//! program under another name.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use messages::{EventJson, EventRecord};
+use crate::clock::{Clock, ReplayClock};
+use crate::config::{Config, Speed};
+use crate::scene::Scene;
+use crate::scene::meta::format_rfc3339_ms;
+
+#[derive(Parser)]
+#[command(name = "fieldnode", version, about = "Field node daemon: senses, detects events, stores them durably")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node (by default on simulated hardware replaying the bundled demo scene).
+    Run(RunArgs),
+    /// Validate a configuration file and print every error with its key path.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Configuration file (TOML); without it the embedded defaults are used.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Scene directory to replay (overrides `scene.dir`).
+    #[arg(long)]
+    scene: Option<PathBuf>,
+    /// Data directory (overrides `node.data_dir`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Replay speed: a factor of real time, or `max` (overrides `scene.speed`).
+    #[arg(long)]
+    speed: Option<Speed>,
+    /// Stop when the scene ends, after all pending work is stored.
+    #[arg(long)]
+    exit_at_end: bool,
+    /// How stored events are printed on standard output.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    /// One readable line per stored event, and a summary.
+    Text,
+    /// One JSON object per line: `{"stored": {...}}` per event, `{"summary": {...}}` at the end.
+    Jsonl,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match Config::from_file(&file) {
+            Ok(_) => {
+                println!("{}: configuration is valid", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{}: {errors}", file.display());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run(args) => match run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fieldnode: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn load_config(args: &RunArgs) -> Result<Config> {
+    let mut cfg = match &args.config {
+        Some(p) => Config::from_file(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        None => Config::default(),
+    };
+    if let Some(s) = &args.scene {
+        cfg.scene.dir = s.clone();
+    }
+    if let Some(d) = &args.data_dir {
+        cfg.node.data_dir = d.clone();
+    }
+    if let Some(s) = args.speed {
+        cfg.scene.speed = s;
+    }
+    cfg.scene.exit_at_end |= args.exit_at_end;
+    Ok(cfg)
+}
+
+/// The scene directory: as configured, or the bundled demo next to the sources
+/// when the default is used from another working directory.
+fn resolve_scene_dir(dir: &Path) -> PathBuf {
+    if dir.exists() || dir.is_absolute() || dir != Path::new("scenes/demo") {
+        return dir.to_path_buf();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir)
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = std::env::var("RUST_LOG").ok().unwrap_or_else(|| cfg.log.level.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cfg.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let cfg = load_config(&args)?;
+    init_logging(&cfg);
+    let scene_dir = resolve_scene_dir(&cfg.scene.dir);
+    let scene = Scene::open(&scene_dir).with_context(|| format!("scene {}", scene_dir.display()))?;
+    let (speed, paused) = match cfg.scene.speed {
+        Speed::Factor(x) => (x, false),
+        // As fast as possible: scene time on tokio's paused clock, which jumps
+        // to the next timer whenever every task waits (see `clock`).
+        Speed::Max => (1.0, true),
+    };
+    let runtime = if paused {
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+    }
+    .context("starting the async runtime")?;
+    let output = args.output;
+    let wall = std::time::Instant::now();
+    let summary = runtime.block_on(async {
+        let clock: Arc<dyn Clock> = Arc::new(ReplayClock::new(scene.meta.start_ms, speed));
+        tracing::info!(
+            scene = %scene.dir.display(),
+            start = %format_rfc3339_ms(scene.meta.start_ms),
+            duration_s = scene.duration_ms as f64 / 1000.0,
+            speed = %match cfg.scene.speed { Speed::Max => "max".to_string(), Speed::Factor(x) => x.to_string() },
+            data_dir = %cfg.node.data_dir.display(),
+            "replaying scene"
+        );
+        let on_stored = Box::new(move |r: &EventRecord| print_event(output, r));
+        crate::run_scene(&cfg, &scene, clock, stop_signal(), on_stored).await
+    })?;
+    let wall_s = wall.elapsed().as_secs_f64();
+    match output {
+        Output::Jsonl => {
+            let mut v = serde_json::to_value(&summary)?;
+            v["wall_s"] = serde_json::json!(wall_s);
+            println!("{}", serde_json::json!({ "summary": v }));
+        }
+        Output::Text => print_summary(&summary, wall_s),
+    }
+    if summary.unstored > 0 {
+        anyhow::bail!("{} detected events could not be stored", summary.unstored);
+    }
+    Ok(())
+}
+
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the node cleanly");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn fmt_score(p: Option<messages::Permille>) -> String {
+    p.map_or("-".into(), |p| format!("{:.2}", p.fraction()))
+}
+
+fn print_event(output: Output, r: &EventRecord) {
+    match output {
+        Output::Jsonl => {
+            let line = serde_json::json!({ "stored": EventJson::from(r) });
+            println!("{line}");
+        }
+        Output::Text => println!(
+            "event #{:<5} {}  {:>5.1}s  {:<17} conf {:.2}  audio {} camera {} climate {}",
+            r.id,
+            format_rfc3339_ms(r.start_ms),
+            f64::from(r.duration_ms) / 1000.0,
+            r.class.as_str(),
+            r.confidence.fraction(),
+            fmt_score(r.scores.audio),
+            fmt_score(r.scores.camera),
+            fmt_score(r.scores.climate),
+        ),
+    }
+}
+
+fn print_summary(s: &crate::RunSummary, wall_s: f64) {
+    println!("--");
+    println!(
+        "replayed {:.1} s of scene in {:.1} s ({:.0}x real time)",
+        s.scene_ms as f64 / 1000.0,
+        wall_s,
+        s.scene_ms as f64 / 1000.0 / wall_s.max(1e-3)
+    );
+    let classes: Vec<String> = s.stored_by_class.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    println!("stored {} events ({}); {} in the store", s.stored, classes.join(", "), s.store_total);
+    if s.unstored > 0 {
+        println!("NOT STORED: {} events (see the log)", s.unstored);
+    }
+    if let Some(q) = &s.store_quarantined {
+        println!("a corrupt store was moved aside to {}", q.display());
+    }
+    println!(
+        "sensors: audio {:.0} s, camera {} frames ({} skipped by power policy), climate {} readings{}",
+        s.audio_s,
+        s.camera_frames,
+        s.camera_skipped,
+        s.climate_readings,
+        if s.absent_sensors.is_empty() { String::new() } else { format!("; absent: {}", s.absent_sensors.join(", ")) }
+    );
+    println!("power: {} mode, battery {:.0}%", s.power_mode, s.battery_soc * 100.0);
+}
