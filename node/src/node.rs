@@ -77,6 +77,15 @@ pub struct RunSummary {
     pub battery_soc: f64,
     /// Sensors absent in this run.
     pub absent_sensors: Vec<String>,
+    /// Bytes this process caused to be written to storage (Linux
+    /// `/proc/self/io` `write_bytes`), when the kernel reports it.
+    pub io_write_bytes: Option<u64>,
+}
+
+/// `write_bytes` of `/proc/self/io`: bytes this process sent to the block layer.
+fn io_write_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/io").ok()?;
+    text.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok())
 }
 
 /// Creates the data directory and opens the store in it.
@@ -236,5 +245,6 @@ pub async fn run_scene(
         power_mode: status.mode.as_str().to_string(),
         battery_soc: status.reading.soc,
         absent_sensors: absent.iter().map(|m| m.as_str().to_string()).collect(),
+        io_write_bytes: io_write_bytes(),
     })
 }
