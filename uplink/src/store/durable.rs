@@ -1,0 +1,75 @@
+//! fsync helpers: what makes sled's writes survive a power cut, and moving a
+//! corrupt database aside.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+
+fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io { path: path.to_path_buf(), op, source }
+}
+
+/// fsyncs a directory (its entries: creations, renames, removals).
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|f| f.sync_all()).map_err(io(dir, "fsync directory"))
+}
+
+/// fsyncs every file under `dir`, every subdirectory, and `dir` itself.
+/// Files that vanish meanwhile (sled removes old snapshots) are skipped.
+pub fn sync_tree(dir: &Path) -> Result<(), StoreError> {
+    let entries = std::fs::read_dir(dir).map_err(io(dir, "list"))?;
+    for entry in entries {
+        let entry = entry.map_err(io(dir, "list"))?;
+        let path = entry.path();
+        let kind = match entry.file_type() {
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&path, "stat")(e)),
+        };
+        if kind.is_dir() {
+            sync_tree(&path)?;
+        } else if kind.is_file() {
+            match File::open(&path).and_then(|f| f.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path, "fsync file")(e)),
+            }
+        }
+    }
+    sync_dir(dir)
+}
+
+/// Total size of the files under `dir`.
+pub fn dir_size(dir: &Path) -> Result<u64, StoreError> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).map_err(io(dir, "list"))? {
+        let entry = entry.map_err(io(dir, "list"))?;
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&entry.path(), "stat")(e)),
+        };
+        total += if meta.is_dir() { dir_size(&entry.path())? } else { meta.len() };
+    }
+    Ok(total)
+}
+
+/// Moves `dir` to a new `<dir>.corrupt-<unix seconds>[-n]` and returns it.
+pub fn quarantine(dir: &Path) -> Result<PathBuf, StoreError> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "store".into());
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let mut target = parent.join(format!("{name}.corrupt-{secs}"));
+    let mut n = 1;
+    while target.exists() {
+        target = parent.join(format!("{name}.corrupt-{secs}-{n}"));
+        n += 1;
+    }
+    std::fs::rename(dir, &target).map_err(io(dir, "move aside"))?;
+    sync_dir(parent)?;
+    Ok(target)
+}
