@@ -4,15 +4,28 @@
 //! Layout:
 //! - [`input`]: the windows that sensor tasks feed in (mono audio chunks,
 //!   small grayscale frames, climate samples), all stamped in UTC milliseconds;
-//! - [`detection`]: the detector's output, one [`Detection`] per event.
+//! - [`audio_trigger`], [`motion`], [`climate_trigger`]: the triggers, each
+//!   reporting [`activation::Activation`]s with their features;
+//! - [`classify`]: what the triggers alone can tell (the rules are in its doc);
+//! - [`detector`]: [`Detector`], merging activations into [`Detection`]s;
+//! - [`config`]: [`DetectorConfig`] (`[detector]` in the node's configuration).
 //!
 //! The detector is a pure function of the per-modality input sequences: how
 //! the sensor tasks interleave (replay speed, scheduling) never changes its
 //! output, because events are only finalised once every open modality's
 //! watermark has passed them.
 
+pub mod activation;
+pub mod audio_trigger;
+pub mod classify;
+pub mod climate_trigger;
+pub mod config;
 pub mod detection;
+pub mod detector;
 pub mod input;
+pub mod motion;
 
+pub use config::{AudioTriggerConfig, ClimateTriggerConfig, DetectorConfig, MergeConfig, MotionConfig};
 pub use detection::Detection;
+pub use detector::{Detector, DetectorStats};
 pub use input::{AudioChunk, ClimateSample, GrayFrame, Modality};

@@ -1,0 +1,383 @@
+//! The audio trigger: short-time spectra, a per-bin adaptive noise floor,
+//! band levels above that floor, and activations with hysteresis.
+//!
+//! The floor follows a falling level at once and a rising level only slowly
+//! (`floor_rise_db_per_s`), so steady sound (a running machine, constant
+//! wind) becomes the floor within a minute while calls, speech and impacts
+//! stand out above it.
+
+use std::sync::Arc;
+
+use realfft::{RealFftPlanner, RealToComplex};
+
+use crate::activation::{Activation, AudioFeatures, Features};
+use crate::config::AudioTriggerConfig;
+use crate::{AudioChunk, Modality};
+
+/// Coarse bands for the features: low, mid, high.
+const COARSE_EDGES_HZ: [f32; 4] = [80.0, 300.0, 2000.0, f32::MAX];
+/// Analysis bands are log-spaced from here, at least this many bins wide.
+const LOWEST_HZ: f32 = 80.0;
+const BANDS: usize = 16;
+const MIN_BINS: usize = 8;
+/// How fast the floor follows a falling level, dB per second.
+const FLOOR_FALL_DB_PER_S: f32 = 4.0;
+/// Weight of the newest frame in the smoothed band level.
+const LEVEL_SMOOTHING: f32 = 0.3;
+
+/// Log-spaced analysis bands over `bins` FFT bins: `(first bin, end bin)`.
+fn analysis_bands(rate: u32, n: usize) -> Vec<(usize, usize)> {
+    let bins = n / 2 + 1;
+    let hz_per_bin = rate as f32 / n as f32;
+    let first = ((LOWEST_HZ / hz_per_bin).ceil() as usize).max(1);
+    let ratio = (bins as f32 / first as f32).powf(1.0 / BANDS as f32);
+    let mut out = Vec::new();
+    let mut lo = first;
+    let mut edge = first as f32;
+    while lo < bins {
+        edge *= ratio;
+        let hi = (edge.round() as usize).max(lo + MIN_BINS).min(bins);
+        if bins - hi < MIN_BINS {
+            out.push((lo, bins));
+            break;
+        }
+        out.push((lo, hi));
+        lo = hi;
+    }
+    out
+}
+
+struct Open {
+    start_ms: i64,
+    last_above_ms: i64,
+    confirmed: bool,
+    peak_snr: f32,
+    // Energy-weighted accumulators.
+    energy: f64,
+    hz_sum: f64,
+    band: [f64; 3],
+    flat_sum: f64,
+    frames: u32,
+    // Envelope peak counting.
+    env_prev: f32,
+    env_rising: bool,
+    peaks: u32,
+}
+
+/// The audio trigger for one stream.
+pub struct AudioTrigger {
+    cfg: AudioTriggerConfig,
+    rate: u32,
+    n: usize,
+    hop: usize,
+    fft: Arc<dyn RealToComplex<f32>>,
+    window: Vec<f32>,
+    buf: Vec<f32>,
+    /// Time of `buf[0]`, ms (fractional).
+    buf_start_ms: f64,
+    scratch_in: Vec<f32>,
+    spectrum: Vec<realfft::num_complex::Complex<f32>>,
+    fft_scratch: Vec<realfft::num_complex::Complex<f32>>,
+    bands: Vec<(usize, usize)>,
+    /// Coarse band (low/mid/high) of each analysis band.
+    coarse: Vec<usize>,
+    /// Smoothed band level, dB.
+    level_db: Vec<f32>,
+    floor_db: Vec<f32>,
+    initialised: bool,
+    open: Option<Open>,
+    /// Start time of the last analysed frame.
+    processed_ms: i64,
+    out: Vec<Activation>,
+    frames_seen: u64,
+}
+
+impl AudioTrigger {
+    /// A trigger for audio at `rate` Hz.
+    pub fn new(cfg: &AudioTriggerConfig, rate: u32) -> Self {
+        let rate = rate.max(1000);
+        let want = (cfg.frame_ms / 1000.0 * rate as f32) as usize;
+        let n = want.next_power_of_two().clamp(64, 8192);
+        let hop = n / 2;
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n);
+        let window = (0..n).map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / n as f32).cos()).collect();
+        let bands = analysis_bands(rate, n);
+        let coarse = bands
+            .iter()
+            .map(|&(lo, hi)| {
+                let hz = (lo + hi) as f32 / 2.0 * rate as f32 / n as f32;
+                (0..3).find(|&b| hz < COARSE_EDGES_HZ[b + 1]).unwrap_or(2)
+            })
+            .collect();
+        AudioTrigger {
+            cfg: cfg.clone(),
+            rate,
+            n,
+            hop,
+            scratch_in: vec![0.0; n],
+            spectrum: fft.make_output_vec(),
+            fft_scratch: fft.make_scratch_vec(),
+            fft,
+            window,
+            buf: Vec::with_capacity(n * 4),
+            buf_start_ms: 0.0,
+            level_db: vec![0.0; bands.len()],
+            floor_db: vec![0.0; bands.len()],
+            coarse,
+            bands,
+            initialised: false,
+            open: None,
+            processed_ms: i64::MIN,
+            out: Vec::new(),
+            frames_seen: 0,
+        }
+    }
+
+    /// Feeds a chunk (at the trigger's rate; others are ignored by the detector).
+    pub fn push(&mut self, chunk: &AudioChunk) {
+        let ms_per_sample = 1000.0 / self.rate as f64;
+        let expected = self.buf_start_ms + self.buf.len() as f64 * ms_per_sample;
+        if self.buf.is_empty() || (chunk.start_ms as f64 - expected).abs() > 50.0 {
+            // First chunk, or a gap in the stream: restart framing at the chunk.
+            self.buf.clear();
+            self.buf_start_ms = chunk.start_ms as f64;
+        }
+        self.buf.extend(chunk.samples.iter().map(|s| if s.is_finite() { *s } else { 0.0 }));
+        let mut pos = 0;
+        while pos + self.n <= self.buf.len() {
+            let t = self.buf_start_ms + pos as f64 * ms_per_sample;
+            self.frame(pos, t as i64);
+            pos += self.hop;
+        }
+        self.buf.drain(..pos);
+        self.buf_start_ms += pos as f64 * ms_per_sample;
+    }
+
+    fn frame(&mut self, pos: usize, t_ms: i64) {
+        for (i, x) in self.scratch_in.iter_mut().enumerate() {
+            *x = self.buf[pos + i] * self.window[i];
+        }
+        if self.fft.process_with_scratch(&mut self.scratch_in, &mut self.spectrum, &mut self.fft_scratch).is_err() {
+            return;
+        }
+        self.frames_seen += 1;
+        let hop_s = self.hop as f32 / self.rate as f32;
+        let rise = self.cfg.floor_rise_db_per_s * hop_s;
+        let mut level = 0f32;
+        let mut excess_band = [0f64; 3];
+        let (mut best_k, mut best_x) = (0usize, 0f64);
+        let (mut log_sum, mut lin_sum, mut nx) = (0f64, 0f64, 0u32);
+        for (b, &(lo, hi)) in self.bands.iter().enumerate() {
+            let p: f64 = self.spectrum[lo..hi].iter().map(|c| f64::from(c.norm_sqr())).sum::<f64>() + 1e-12;
+            let l = 10.0 * p.log10() as f32;
+            // Smoothing over a few frames steadies noise-only bands.
+            let lv = if self.initialised { self.level_db[b] + (l - self.level_db[b]) * LEVEL_SMOOTHING } else { l };
+            self.level_db[b] = lv;
+            let f = &mut self.floor_db[b];
+            if !self.initialised {
+                *f = lv;
+            } else if lv < *f {
+                // Falls fast but not at once, so the floor sits near a low
+                // percentile of the level rather than at its minima.
+                *f -= (FLOOR_FALL_DB_PER_S * hop_s).min(*f - lv);
+            } else {
+                *f += rise.min(lv - *f);
+            }
+            let snr = lv - *f;
+            level = level.max(snr);
+            if snr < self.cfg.off_db {
+                continue;
+            }
+            let floor_p = 10f64.powf(f64::from(*f) / 10.0);
+            excess_band[self.coarse[b]] += (p - floor_p).max(0.0);
+            let floor_bin = floor_p / (hi - lo) as f64;
+            for k in lo..hi {
+                let x = f64::from(self.spectrum[k].norm_sqr());
+                let excess = x - floor_bin;
+                if excess > best_x {
+                    best_x = excess;
+                    best_k = k;
+                }
+                log_sum += (x + 1e-12).ln();
+                lin_sum += x;
+                nx += 1;
+            }
+        }
+        self.initialised = true;
+        let flatness = if nx > 1 && lin_sum > 0.0 {
+            let n = f64::from(nx);
+            ((log_sum / n).exp() / (lin_sum / n)).min(1.0) as f32
+        } else {
+            1.0
+        };
+        self.processed_ms = t_ms;
+        let frame_end = t_ms + (self.n as i64 * 1000) / i64::from(self.rate);
+        let hz = best_k as f32 * self.rate as f32 / self.n as f32;
+        let min_dur = i64::from(self.cfg.min_duration_ms);
+        let hang = i64::from(self.cfg.hangover_ms);
+        match self.open.as_mut() {
+            None if level >= self.cfg.on_db => {
+                self.open = Some(Open {
+                    start_ms: t_ms,
+                    last_above_ms: frame_end,
+                    confirmed: false,
+                    peak_snr: level,
+                    energy: 0.0,
+                    hz_sum: 0.0,
+                    band: [0.0; 3],
+                    flat_sum: 0.0,
+                    frames: 0,
+                    env_prev: level,
+                    env_rising: true,
+                    peaks: 0,
+                });
+            }
+            None => {}
+            Some(o) => {
+                if level >= self.cfg.off_db {
+                    o.last_above_ms = frame_end;
+                } else if !o.confirmed {
+                    // Too short to count: drop the candidate.
+                    self.open = None;
+                    return;
+                }
+            }
+        }
+        let Some(o) = self.open.as_mut() else { return };
+        if level >= self.cfg.off_db {
+            let e: f64 = excess_band.iter().sum();
+            o.energy += e;
+            o.hz_sum += e * f64::from(hz);
+            for b in 0..3 {
+                o.band[b] += excess_band[b];
+            }
+            o.flat_sum += f64::from(flatness);
+            o.frames += 1;
+            o.peak_snr = o.peak_snr.max(level);
+        }
+        // Envelope peaks: a rise followed by a fall of at least 4 dB.
+        if o.env_rising && level < o.env_prev - 4.0 {
+            o.peaks += 1;
+            o.env_rising = false;
+            o.env_prev = level;
+        } else if !o.env_rising && level > o.env_prev + 4.0 {
+            o.env_rising = true;
+            o.env_prev = level;
+        } else if (o.env_rising && level > o.env_prev) || (!o.env_rising && level < o.env_prev) {
+            o.env_prev = level;
+        }
+        if !o.confirmed && o.last_above_ms - o.start_ms >= min_dur {
+            o.confirmed = true;
+        }
+        if o.confirmed && frame_end - o.last_above_ms > hang {
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        let Some(o) = self.open.take() else { return };
+        if !o.confirmed {
+            return;
+        }
+        let e = o.energy.max(1e-12);
+        let dur_s = ((o.last_above_ms - o.start_ms).max(1) as f32) / 1000.0;
+        let features = AudioFeatures {
+            peak_snr_db: o.peak_snr,
+            peak_hz: (o.hz_sum / e) as f32,
+            band_share: std::array::from_fn(|b| (o.band[b] / e) as f32),
+            flatness: (o.flat_sum / f64::from(o.frames.max(1))) as f32,
+            modulation_hz: o.peaks as f32 / dur_s,
+        };
+        let score = ((o.peak_snr - self.cfg.off_db) / 30.0).clamp(0.05, 1.0);
+        self.out.push(Activation {
+            modality: Modality::Audio,
+            start_ms: o.start_ms,
+            end_ms: o.last_above_ms,
+            score,
+            features: Features::Audio(features),
+        });
+    }
+
+    /// Closes whatever is open (end of input).
+    pub fn finish(&mut self) {
+        self.close();
+    }
+
+    /// Activations completed so far.
+    pub fn take(&mut self) -> Vec<Activation> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// No activation can start or extend before this time.
+    pub fn safe_ms(&self) -> i64 {
+        match &self.open {
+            Some(o) => o.start_ms,
+            None => self.processed_ms,
+        }
+    }
+
+    /// Frames analysed.
+    pub fn frames(&self) -> u64 {
+        self.frames_seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn noise(rng: &mut rand_chacha::ChaCha8Rng, n: usize, amp: f32) -> Vec<f32> {
+        (0..n).map(|_| (rng.random::<f32>() - 0.5) * 2.0 * amp).collect()
+    }
+
+    fn run(samples: &[f32]) -> Vec<Activation> {
+        let mut t = AudioTrigger::new(&AudioTriggerConfig::default(), 16_000);
+        for (i, c) in samples.chunks(8000).enumerate() {
+            t.push(&AudioChunk { start_ms: i as i64 * 500, sample_rate: 16_000, samples: c.to_vec() });
+        }
+        t.finish();
+        t.take()
+    }
+
+    #[test]
+    fn a_chirp_over_noise_triggers_with_its_frequency() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut x = noise(&mut rng, 16_000 * 10, 0.01);
+        // 0.4 s chirp 3.0 -> 3.6 kHz at t = 5 s.
+        let mut phase = 0f32;
+        for i in 0..6400 {
+            let f = 3000.0 + 600.0 * i as f32 / 6400.0;
+            phase += 2.0 * std::f32::consts::PI * f / 16_000.0;
+            x[80_000 + i] += 0.2 * phase.sin();
+        }
+        let acts = run(&x);
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        let a = &acts[0];
+        assert!((4900..=5100).contains(&a.start_ms) && a.end_ms < 6_000, "{a:?}");
+        let Features::Audio(f) = a.features else { panic!() };
+        assert!((2900.0..3700.0).contains(&f.peak_hz), "{f:?}");
+        assert!(f.band_share[2] > 0.8 && f.flatness < 0.3, "{f:?}");
+    }
+
+    #[test]
+    fn steady_sound_becomes_the_floor() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let n = 16_000 * 120;
+        let x: Vec<f32> = (0..n)
+            .map(|i| 0.1 * (2.0 * std::f32::consts::PI * 50.0 * i as f32 / 16_000.0).sin() + (rng.random::<f32>() - 0.5) * 0.02)
+            .collect();
+        let acts = run(&x);
+        // The hum is there from the first frame: it is the floor, nothing triggers.
+        assert!(acts.is_empty(), "{acts:?}");
+    }
+
+    #[test]
+    fn nan_samples_and_gaps_do_not_panic() {
+        let mut t = AudioTrigger::new(&AudioTriggerConfig::default(), 16_000);
+        t.push(&AudioChunk { start_ms: 0, sample_rate: 16_000, samples: vec![f32::NAN; 4000] });
+        t.push(&AudioChunk { start_ms: 10_000, sample_rate: 16_000, samples: vec![f32::INFINITY; 4000] });
+        t.push(&AudioChunk { start_ms: 5_000, sample_rate: 16_000, samples: vec![] });
+        t.finish();
+    }
+}

@@ -1,0 +1,147 @@
+//! Detector settings (`[detector]` in the node's configuration).
+
+use serde::{Deserialize, Serialize};
+
+/// Audio trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AudioTriggerConfig {
+    /// Analysis frame length, ms (rounded to a power-of-two FFT size); hop is half.
+    pub frame_ms: f32,
+    /// An activation starts when a band rises this far above its noise floor, dB.
+    pub on_db: f32,
+    /// ... and lasts while a band stays this far above it, dB.
+    pub off_db: f32,
+    /// How fast the noise floor may rise, dB per second (it falls at once).
+    pub floor_rise_db_per_s: f32,
+    /// Shortest activation, ms.
+    pub min_duration_ms: u32,
+    /// An activation ends this long after the level fell below `off_db`, ms.
+    pub hangover_ms: u32,
+}
+
+impl Default for AudioTriggerConfig {
+    fn default() -> Self {
+        AudioTriggerConfig {
+            frame_ms: 32.0,
+            on_db: 10.0,
+            off_db: 5.0,
+            floor_rise_db_per_s: 0.4,
+            min_duration_ms: 120,
+            hangover_ms: 800,
+        }
+    }
+}
+
+/// Camera motion trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MotionConfig {
+    /// A pixel moves when it differs from the background by this many grey
+    /// levels (after removing global and large-scale light changes).
+    pub pixel_threshold: f32,
+    /// An activation needs this share of the frame in motion, 0..1.
+    pub on_area: f32,
+    /// Consecutive moving frames needed to start an activation.
+    pub min_frames: u32,
+    /// An activation ends this long after the last moving frame, ms.
+    pub hangover_ms: u32,
+    /// Time constant of the background model, ms.
+    pub background_tau_ms: u32,
+}
+
+impl Default for MotionConfig {
+    fn default() -> Self {
+        MotionConfig { pixel_threshold: 18.0, on_area: 0.002, min_frames: 2, hangover_ms: 1500, background_tau_ms: 8_000 }
+    }
+}
+
+/// Climate trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClimateTriggerConfig {
+    /// Window over which the rate of change is measured, ms.
+    pub rate_window_ms: u32,
+    /// An activation starts when the temperature rises faster than this, °C per minute.
+    pub on_rate_c_per_min: f32,
+    /// ... and lasts while it rises faster than this, °C per minute.
+    pub off_rate_c_per_min: f32,
+    /// Time constant of the rolling baseline, ms.
+    pub baseline_tau_ms: u32,
+}
+
+impl Default for ClimateTriggerConfig {
+    fn default() -> Self {
+        ClimateTriggerConfig { rate_window_ms: 60_000, on_rate_c_per_min: 0.5, off_rate_c_per_min: 0.15, baseline_tau_ms: 600_000 }
+    }
+}
+
+/// Merging activations into events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MergeConfig {
+    /// Activations closer than this join one event, ms.
+    pub gap_ms: u32,
+    /// Events shorter than this are dropped, ms.
+    pub min_event_ms: u32,
+    /// Longer events are closed and a new one started, ms.
+    pub max_event_ms: u32,
+    /// Emit events the triggers classify as background (wind, rain, light).
+    pub report_background: bool,
+}
+
+impl Default for MergeConfig {
+    fn default() -> Self {
+        MergeConfig { gap_ms: 3_000, min_event_ms: 300, max_event_ms: 180_000, report_background: false }
+    }
+}
+
+/// The whole detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DetectorConfig {
+    /// `[detector.audio]`
+    pub audio: AudioTriggerConfig,
+    /// `[detector.motion]`
+    pub motion: MotionConfig,
+    /// `[detector.climate]`
+    pub climate: ClimateTriggerConfig,
+    /// `[detector.merge]`
+    pub merge: MergeConfig,
+}
+
+impl DetectorConfig {
+    /// Range checks, as `(key path relative to [detector], problem)`.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut e = Vec::new();
+        let mut need = |ok: bool, k: &str, m: &str| {
+            if !ok {
+                e.push((k.to_string(), m.to_string()));
+            }
+        };
+        let a = &self.audio;
+        need((8.0..=256.0).contains(&a.frame_ms), "audio.frame_ms", "must be between 8 and 256 ms");
+        need(a.on_db > 0.0 && a.on_db <= 60.0, "audio.on_db", "must be between 0 and 60 dB");
+        need(a.off_db > 0.0 && a.off_db <= a.on_db, "audio.off_db", "must be positive and not above audio.on_db");
+        need((0.01..=20.0).contains(&a.floor_rise_db_per_s), "audio.floor_rise_db_per_s", "must be between 0.01 and 20");
+        need(a.hangover_ms <= 60_000, "audio.hangover_ms", "must be at most 60000 ms");
+        let m = &self.motion;
+        need((1.0..=255.0).contains(&m.pixel_threshold), "motion.pixel_threshold", "must be between 1 and 255");
+        need(m.on_area > 0.0 && m.on_area < 1.0, "motion.on_area", "must be between 0 and 1");
+        need((1..=100).contains(&m.min_frames), "motion.min_frames", "must be between 1 and 100");
+        need(m.background_tau_ms >= 100, "motion.background_tau_ms", "must be at least 100 ms");
+        let c = &self.climate;
+        need(c.rate_window_ms >= 1_000, "climate.rate_window_ms", "must be at least 1000 ms");
+        need(c.on_rate_c_per_min > 0.0, "climate.on_rate_c_per_min", "must be positive");
+        need(
+            c.off_rate_c_per_min >= 0.0 && c.off_rate_c_per_min <= c.on_rate_c_per_min,
+            "climate.off_rate_c_per_min",
+            "must be between 0 and climate.on_rate_c_per_min",
+        );
+        need(c.baseline_tau_ms >= 1_000, "climate.baseline_tau_ms", "must be at least 1000 ms");
+        let g = &self.merge;
+        need(g.gap_ms <= 600_000, "merge.gap_ms", "must be at most 600000 ms");
+        need(g.max_event_ms > g.min_event_ms, "merge.max_event_ms", "must be above merge.min_event_ms");
+        e
+    }
+}

@@ -1,0 +1,446 @@
+//! The detector: the three triggers, and the merger that joins their
+//! activations into events once no future input can change them.
+//!
+//! Determinism: every trigger depends only on its own input sequence, and
+//! each reports a *safe time* before which it can no longer start or extend
+//! an activation. An event is finalised only when it ends (plus the merge
+//! gap) before the smallest safe time of the modalities still open, so how
+//! pushes of different modalities interleave never changes the output.
+
+use std::collections::VecDeque;
+
+use messages::{EventClass, KeyFeatures, ModalityScores, Permille};
+
+use crate::activation::{Activation, Features};
+use crate::audio_trigger::AudioTrigger;
+use crate::classify::{Evidence, classify};
+use crate::climate_trigger::ClimateTrigger;
+use crate::config::DetectorConfig;
+use crate::motion::MotionTrigger;
+use crate::{AudioChunk, ClimateSample, Detection, GrayFrame, Modality};
+
+/// Counters of what the detector saw and refused.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DetectorStats {
+    /// Audio chunks at another sample rate than the detector's (ignored).
+    pub audio_rate_mismatch: u64,
+    /// Frames refused (size mismatch, time going backwards).
+    pub bad_frames: u64,
+    /// Climate readings refused (not finite, time going backwards).
+    pub bad_climate: u64,
+    /// Events finalised.
+    pub events: u64,
+    /// Events suppressed as background.
+    pub background_suppressed: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ModalityState {
+    closed: bool,
+    available: bool,
+    /// Availability changes, stamped with the modality's own time.
+    ever_available: bool,
+}
+
+/// The trigger-only detector.
+pub struct Detector {
+    cfg: DetectorConfig,
+    rate: u32,
+    audio: AudioTrigger,
+    motion: MotionTrigger,
+    climate: ClimateTrigger,
+    state: [ModalityState; 3],
+    /// Availability changes per modality: (modality time, available).
+    avail_log: [Vec<(i64, bool)>; 3],
+    pending: Vec<Activation>,
+    temps: VecDeque<(i64, f32)>,
+    out: Vec<Detection>,
+    stats: DetectorStats,
+}
+
+fn idx(m: Modality) -> usize {
+    match m {
+        Modality::Audio => 0,
+        Modality::Camera => 1,
+        Modality::Climate => 2,
+    }
+}
+
+impl Detector {
+    /// A detector for audio at `audio_sample_rate` Hz.
+    pub fn new(cfg: &DetectorConfig, audio_sample_rate: u32) -> Self {
+        let st = ModalityState { closed: false, available: true, ever_available: true };
+        Detector {
+            cfg: cfg.clone(),
+            rate: audio_sample_rate,
+            audio: AudioTrigger::new(&cfg.audio, audio_sample_rate),
+            motion: MotionTrigger::new(&cfg.motion),
+            climate: ClimateTrigger::new(&cfg.climate),
+            state: [st; 3],
+            avail_log: [Vec::new(), Vec::new(), Vec::new()],
+            pending: Vec::new(),
+            temps: VecDeque::new(),
+            out: Vec::new(),
+            stats: DetectorStats::default(),
+        }
+    }
+
+    /// Feeds audio.
+    pub fn push_audio(&mut self, chunk: &AudioChunk) {
+        if chunk.sample_rate != self.rate {
+            self.stats.audio_rate_mismatch += 1;
+            tracing::warn!(expected = self.rate, got = chunk.sample_rate, "audio chunk at the wrong rate ignored");
+            return;
+        }
+        self.audio.push(chunk);
+        self.pending.extend(self.audio.take());
+    }
+
+    /// Feeds a camera frame.
+    pub fn push_frame(&mut self, frame: &GrayFrame) {
+        if !self.motion.push(frame) {
+            self.stats.bad_frames += 1;
+            tracing::warn!(t_ms = frame.t_ms, width = frame.width, height = frame.height, len = frame.luma.len(), "malformed frame ignored");
+            return;
+        }
+        self.pending.extend(self.motion.take());
+    }
+
+    /// Feeds a climate reading.
+    pub fn push_climate(&mut self, s: &ClimateSample) {
+        if !self.climate.push(s) {
+            self.stats.bad_climate += 1;
+            tracing::warn!(t_ms = s.t_ms, "malformed climate reading ignored");
+            return;
+        }
+        self.temps.push_back((s.t_ms, s.temperature_c));
+        while self.temps.len() > 720 {
+            self.temps.pop_front();
+        }
+        self.pending.extend(self.climate.take());
+    }
+
+    fn modality_time(&self, m: Modality) -> i64 {
+        match m {
+            Modality::Audio => self.audio.safe_ms(),
+            Modality::Camera => self.motion.safe_ms(),
+            Modality::Climate => self.climate.safe_ms(),
+        }
+    }
+
+    /// Marks a modality (un)available: absent, degraded or off by policy. An
+    /// unavailable modality no longer holds events back, and events while it
+    /// is unavailable carry no score for it.
+    pub fn set_available(&mut self, m: Modality, available: bool) {
+        let i = idx(m);
+        if self.state[i].available == available {
+            return;
+        }
+        if !available {
+            // Whatever it was seeing ends here.
+            match m {
+                Modality::Audio => self.audio.finish(),
+                Modality::Camera => self.motion.finish(),
+                Modality::Climate => self.climate.finish(),
+            }
+            self.collect();
+        }
+        let t = self.modality_time(m);
+        self.avail_log[i].push((t, available));
+        self.state[i].available = available;
+        if !available && self.avail_log[i].len() == 1 && t == i64::MIN {
+            self.state[i].ever_available = false;
+        } else if available {
+            self.state[i].ever_available = true;
+        }
+    }
+
+    /// The modality's input has ended.
+    pub fn close(&mut self, m: Modality) {
+        match m {
+            Modality::Audio => self.audio.finish(),
+            Modality::Camera => self.motion.finish(),
+            Modality::Climate => self.climate.finish(),
+        }
+        self.collect();
+        self.state[idx(m)].closed = true;
+    }
+
+    fn collect(&mut self) {
+        self.pending.extend(self.audio.take());
+        self.pending.extend(self.motion.take());
+        self.pending.extend(self.climate.take());
+    }
+
+    /// The time before which every event is final, if any modality is open.
+    pub fn watermark_ms(&self) -> Option<i64> {
+        Modality::ALL
+            .iter()
+            .filter(|m| {
+                let s = self.state[idx(**m)];
+                !s.closed && s.available
+            })
+            .map(|m| self.modality_time(*m))
+            .min()
+    }
+
+    /// Events finalised so far, in start order.
+    pub fn poll(&mut self) -> Vec<Detection> {
+        self.collect();
+        let safe = self.watermark_ms().unwrap_or(i64::MAX);
+        self.finalise(safe);
+        std::mem::take(&mut self.out)
+    }
+
+    /// End of input: finalises everything.
+    pub fn finish(&mut self) -> Vec<Detection> {
+        self.audio.finish();
+        self.motion.finish();
+        self.climate.finish();
+        self.collect();
+        self.finalise(i64::MAX);
+        std::mem::take(&mut self.out)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> DetectorStats {
+        self.stats
+    }
+
+    fn finalise(&mut self, safe: i64) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.pending.sort_by_key(|a| (a.start_ms, idx(a.modality), a.end_ms));
+        let gap = i64::from(self.cfg.merge.gap_ms);
+        let max = i64::from(self.cfg.merge.max_event_ms);
+        let mut taken = 0;
+        while taken < self.pending.len() {
+            let mut end = self.pending[taken].end_ms;
+            let start = self.pending[taken].start_ms;
+            let mut j = taken + 1;
+            while j < self.pending.len()
+                && self.pending[j].start_ms <= end + gap
+                && self.pending[j].end_ms.max(end) - start <= max
+            {
+                end = end.max(self.pending[j].end_ms);
+                j += 1;
+            }
+            let complete = j < self.pending.len() || end.saturating_add(gap) < safe;
+            if !complete {
+                break;
+            }
+            let cluster: Vec<Activation> = self.pending[taken..j].to_vec();
+            self.emit(&cluster);
+            taken = j;
+        }
+        self.pending.drain(..taken);
+    }
+
+    fn available_at(&self, m: Modality, t: i64) -> bool {
+        let i = idx(m);
+        if !self.state[i].ever_available && self.avail_log[i].is_empty() {
+            return false;
+        }
+        let mut a = true;
+        for &(since, av) in &self.avail_log[i] {
+            if since <= t {
+                a = av;
+            }
+        }
+        a
+    }
+
+    fn emit(&mut self, cluster: &[Activation]) {
+        let start = cluster.iter().map(|a| a.start_ms).min().unwrap_or(0);
+        let end = cluster.iter().map(|a| a.end_ms).max().unwrap_or(start).max(start);
+        if end - start < i64::from(self.cfg.merge.min_event_ms) {
+            return;
+        }
+        let mut ev = Evidence::default();
+        let mut best = [0f32; 3];
+        let (mut audio_start, mut audio_end) = (i64::MAX, i64::MIN);
+        for a in cluster {
+            let i = idx(a.modality);
+            let stronger = a.score >= best[i];
+            best[i] = best[i].max(a.score);
+            match a.features {
+                Features::Audio(f) => {
+                    audio_start = audio_start.min(a.start_ms);
+                    audio_end = audio_end.max(a.end_ms);
+                    if stronger {
+                        ev.audio = Some(f);
+                    }
+                }
+                Features::Motion(f) => {
+                    let m = ev.motion.get_or_insert(f);
+                    if f.max_area > m.max_area {
+                        m.max_area = f.max_area;
+                        m.centroid = f.centroid;
+                    }
+                    m.max_height = m.max_height.max(f.max_height);
+                }
+                Features::Climate(f) => {
+                    let c = ev.climate.get_or_insert(f);
+                    c.temp_delta_c = c.temp_delta_c.max(f.temp_delta_c);
+                    c.max_rate_c_per_min = c.max_rate_c_per_min.max(f.max_rate_c_per_min);
+                }
+            }
+        }
+        ev.audio_ms = if ev.audio.is_some() { (audio_end - audio_start).max(0) } else { 0 };
+        let (class, confidence) = classify(&ev);
+        if class == EventClass::Background && !self.cfg.merge.report_background {
+            self.stats.background_suppressed += 1;
+            tracing::debug!(start_ms = start, end_ms = end, "background event suppressed");
+            return;
+        }
+        let score = |m: Modality| {
+            self.available_at(m, start).then(|| Permille::from_fraction(best[idx(m)]))
+        };
+        let scores = ModalityScores { audio: score(Modality::Audio), camera: score(Modality::Camera), climate: score(Modality::Climate) };
+        let temp_at = self
+            .temps
+            .iter()
+            .filter(|(t, _)| *t >= start && *t <= end.max(start))
+            .map(|(_, v)| *v)
+            .fold((0f32, 0u32), |(s, n), v| (s + v, n + 1));
+        let temp_c = ev.climate.map(|c| c.mean_temp_c).or((temp_at.1 > 0).then(|| temp_at.0 / temp_at.1 as f32));
+        let c100 = |v: f32| (v * 100.0).round().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16;
+        let features = KeyFeatures {
+            audio_snr_db10: ev.audio.map(|a| (a.peak_snr_db * 10.0).round().clamp(0.0, 32_000.0) as i16),
+            audio_peak_hz: ev.audio.map(|a| a.peak_hz.round().clamp(0.0, 65_535.0) as u16),
+            motion_area: ev.motion.map(|m| Permille::from_fraction(m.max_area)),
+            motion_centroid: ev.motion.map(|m| ((m.centroid.0 * 255.0).round() as u8, (m.centroid.1 * 255.0).round() as u8)),
+            temp_delta_c100: ev.climate.map(|c| c100(c.temp_delta_c)),
+            temp_c100: temp_c.map(c100),
+        };
+        self.stats.events += 1;
+        self.out.push(Detection { start_ms: start, end_ms: end, class, confidence, scores, features });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// 60 s: noise, a bird chirp burst at 20 s, a blob crossing at 19..25 s,
+    /// heat rising at 40 s.
+    fn inputs() -> (Vec<AudioChunk>, Vec<GrayFrame>, Vec<ClimateSample>) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let rate = 16_000;
+        let mut x: Vec<f32> = (0..rate * 60).map(|_| (rng.random::<f32>() - 0.5) * 0.01).collect();
+        for call in 0..5 {
+            let s0 = (20.0 + call as f32 * 0.4) as f32 * rate as f32;
+            let mut ph = 0f32;
+            for i in 0..3200 {
+                let f = 3000.0 + 1000.0 * i as f32 / 3200.0;
+                ph += 2.0 * std::f32::consts::PI * f / rate as f32;
+                x[s0 as usize + i] += 0.2 * ph.sin();
+            }
+        }
+        let audio = x.chunks(8000).enumerate().map(|(i, c)| AudioChunk { start_ms: i as i64 * 500, sample_rate: rate as u32, samples: c.to_vec() }).collect();
+        let frames = (0..120)
+            .map(|i| {
+                let mut px: Vec<u8> = (0..80 * 60).map(|j| (100 + (j * 31) % 19) as u8).collect();
+                if (38..50).contains(&i) {
+                    let x0 = 5 + (i - 38) * 5;
+                    for y in 30..34 {
+                        for xx in x0..x0 + 5 {
+                            px[y * 80 + xx] = 20;
+                        }
+                    }
+                }
+                GrayFrame { t_ms: i as i64 * 500, width: 80, height: 60, luma: px }
+            })
+            .collect();
+        let climate = (0..60)
+            .map(|i| {
+                let t = i * 1000;
+                let temp = if t > 40_000 { 15.0 + (t - 40_000) as f32 / 5_000.0 } else { 15.0 };
+                ClimateSample { t_ms: t, temperature_c: temp, humidity_pct: 50.0, pressure_hpa: 1000.0 }
+            })
+            .collect();
+        (audio, frames, climate)
+    }
+
+    fn run(order: &str) -> Vec<Detection> {
+        let (a, f, c) = inputs();
+        let mut d = Detector::new(&DetectorConfig::default(), 16_000);
+        let mut out = Vec::new();
+        match order {
+            "sequential" => {
+                for x in &a {
+                    d.push_audio(x);
+                    out.extend(d.poll());
+                }
+                d.close(Modality::Audio);
+                for x in &f {
+                    d.push_frame(x);
+                    out.extend(d.poll());
+                }
+                d.close(Modality::Camera);
+                for x in &c {
+                    d.push_climate(x);
+                    out.extend(d.poll());
+                }
+            }
+            _ => {
+                let n = a.len().max(f.len()).max(c.len());
+                for i in 0..n {
+                    if let Some(x) = c.get(i) {
+                        d.push_climate(x);
+                    }
+                    if let Some(x) = f.get(i) {
+                        d.push_frame(x);
+                    }
+                    if let Some(x) = a.get(i) {
+                        d.push_audio(x);
+                    }
+                    out.extend(d.poll());
+                }
+            }
+        }
+        out.extend(d.finish());
+        out
+    }
+
+    #[test]
+    fn interleaving_does_not_change_the_detections() {
+        let a = run("sequential");
+        let b = run("round-robin");
+        assert_eq!(a, b);
+        assert!(a.iter().any(|d| d.class == EventClass::Wildlife), "{a:?}");
+        assert!(a.iter().any(|d| d.class == EventClass::MachineryAnomaly), "{a:?}");
+    }
+
+    #[test]
+    fn absent_modalities_have_no_score() {
+        let (a, _, _) = inputs();
+        let mut d = Detector::new(&DetectorConfig::default(), 16_000);
+        d.set_available(Modality::Camera, false);
+        d.close(Modality::Camera);
+        d.set_available(Modality::Climate, false);
+        d.close(Modality::Climate);
+        for x in &a {
+            d.push_audio(x);
+        }
+        let out = d.finish();
+        assert!(!out.is_empty());
+        for e in &out {
+            assert_eq!((e.scores.camera, e.scores.climate), (None, None), "{e:?}");
+            assert!(e.scores.audio.is_some());
+        }
+    }
+
+    #[test]
+    fn malformed_input_is_counted_not_fatal() {
+        let mut d = Detector::new(&DetectorConfig::default(), 16_000);
+        d.push_audio(&AudioChunk { start_ms: 0, sample_rate: 8_000, samples: vec![0.0; 100] });
+        d.push_frame(&GrayFrame { t_ms: 0, width: 4, height: 4, luma: vec![1; 3] });
+        d.push_climate(&ClimateSample { t_ms: 0, temperature_c: f32::NAN, humidity_pct: 0.0, pressure_hpa: 0.0 });
+        let s = d.stats();
+        assert_eq!((s.audio_rate_mismatch, s.bad_frames, s.bad_climate), (1, 1, 1));
+        assert!(d.finish().is_empty());
+    }
+}
