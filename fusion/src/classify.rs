@@ -1,8 +1,9 @@
 //! What the triggers alone can tell about an event. Rules, in words:
 //!
 //! - **Machinery anomaly**: the temperature rose abnormally fast during the
-//!   event (heat from a nearby machine), or the sound is a long (> 10 s),
-//!   noisy, strongly modulated burst (impacts) above a steady floor.
+//!   event (heat from a nearby machine: strong evidence), or a modulated
+//!   sound above 300 Hz went on for more than 20 s (calls come in bouts of
+//!   seconds; a bearing fault rings on).
 //! - **Wildlife**: tonal sound (flatness < 0.35) dominated by energy above
 //!   1.5 kHz (song, calls), and/or a small moving region (< 6 % of the frame,
 //!   shorter than 30 % of its height).
@@ -41,17 +42,19 @@ pub fn classify(e: &Evidence) -> (EventClass, f32) {
     const H: usize = 2;
     const B: usize = 3;
     if let Some(c) = e.climate {
-        score[M] += 1.0 + (c.temp_delta_c / 2.0).min(1.0);
+        // Nothing else in the field heats the air near the node this fast.
+        score[M] += 2.0 + (c.temp_delta_c / 2.0).min(1.0);
     }
     if let Some(a) = e.audio {
         let [low, mid, high] = a.band_share;
         let tonal = a.flatness < 0.35;
-        if tonal && high > 0.5 && a.peak_hz > 1500.0 {
+        if e.audio_ms > 20_000 && high + mid > 0.5 && a.modulation_hz >= 1.0 {
+            // Calls come in bouts of seconds; a sound changing for this long is a machine.
+            score[M] += 1.0;
+        } else if tonal && high > 0.5 && a.peak_hz > 1500.0 {
             score[W] += 1.0 + high;
         } else if mid + low * 0.5 > 0.5 && (100.0..1500.0).contains(&a.peak_hz) && (1.5..9.0).contains(&a.modulation_hz) && low < 0.6 {
             score[H] += 1.0 + mid;
-        } else if e.audio_ms > 10_000 && a.flatness >= 0.35 && a.modulation_hz >= 2.0 && high + mid > 0.5 {
-            score[M] += 0.8;
         } else if low > 0.5 || a.flatness >= 0.35 {
             score[B] += 0.6 + low * 0.4;
         } else if high > 0.5 {

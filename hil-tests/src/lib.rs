@@ -1,1 +1,10 @@
-//! hil
+//! System tests on simulated hardware, with fault injection, and the scene
+//! generator they run on.
+//!
+//! - [`scenegen`]: writes scene directories from a preset and a seed;
+//! - `tests/`: the system tests (crash safety under SIGKILL, detection on
+//!   generated scenes);
+//! - binaries: `scenegen`, and `hil-fieldnode`, the `fieldnode` program built
+//!   for the system tests.
+
+pub mod scenegen;

@@ -347,9 +347,9 @@ impl Config {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             e.push(err("log.format", "must be `text` or `json`"));
         }
-        let prefixed = |prefix: &str, errs: Vec<(String, String)>| {
+        fn prefixed(prefix: &'static str, errs: Vec<(String, String)>) -> impl Iterator<Item = ConfigError> {
             errs.into_iter().map(move |(k, m)| err(format!("{prefix}.{k}"), m))
-        };
+        }
         e.extend(prefixed("detector", self.detector.validate()));
         e.extend(prefixed("power.policy", self.power.policy.validate()));
         e.extend(prefixed("power.simulation", self.power.simulation.validate()));
