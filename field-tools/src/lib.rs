@@ -1,1 +1,11 @@
-//! field-tools
+//! The field tools: what a technician or a researcher runs on a laptop to
+//! read a node's events and judge them. Builds on any OS: it depends on the
+//! message crate and the store, not on the node's hardware stack.
+//!
+//! - [`events`]: reading the events of a node's data directory (a pulled SD
+//!   card) without modifying it, as JSON lines or CSV;
+//! - [`score`]: event-level scoring of stored events against a scene's
+//!   `labels.csv`.
+
+pub mod events;
+pub mod score;
