@@ -276,7 +276,8 @@ mod tests {
             (b"YUV4MPEG2 W4 H2 F1:0\n".to_vec(), "frame rate"),
             (b"YUV4MPEG2 W4 H2 F1:1 C444\n".to_vec(), "C444"),
             (b"YUV4MPEG2 W4 H2 F1:1 Cmono\nFRAMX\n12345678".to_vec(), "byte offset 27: expected a `FRAME` marker"),
-            (video("YUV4MPEG2 W4 H2 F1:1 Cmono", 2, 8)[..40].to_vec(), "frame 1"),
+            (video("YUV4MPEG2 W4 H2 F1:1 Cmono", 2, 8)[..50].to_vec(), "frame 1"),
+            (video("YUV4MPEG2 W4 H2 F1:1 Cmono", 2, 8)[..44].to_vec(), "byte offset 41: expected a line ending in a newline"),
         ];
         for (bytes, want) in cases {
             let p = write(dir.path(), &bytes);
