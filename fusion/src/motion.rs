@@ -1,7 +1,7 @@
 //! The camera motion trigger: each frame is compared with a slowly adapting
 //! background after removing light changes: first the global gain (the sun,
 //! the time of day), then large-scale shading (a cloud shadow) by
-//! subtracting a heavily blurred copy of the difference. What remains above
+//! subtracting a heavily blurred copy of the relative difference. What remains above
 //! a threshold, in pixels with moving neighbours, is motion.
 
 use crate::activation::{Activation, Features, MotionFeatures};
@@ -71,8 +71,11 @@ impl MotionTrigger {
         let mean_f = f.luma.iter().map(|&v| f32::from(v)).sum::<f32>() / (w * h) as f32;
         let mean_b = self.background.iter().sum::<f32>() / (w * h) as f32;
         let gain = if mean_f > 1.0 { (mean_b / mean_f).clamp(0.25, 4.0) } else { 1.0 };
+        // Relative change, in grey levels of an average pixel: shading multiplies
+        // the scene, so in this form a shadow is smooth even on textured ground.
         for i in 0..w * h {
-            self.diff[i] = f32::from(f.luma[i]) * gain - self.background[i];
+            let bg = self.background[i].max(8.0);
+            self.diff[i] = (f32::from(f.luma[i]) * gain / bg - 1.0) * mean_b;
         }
         // 2. Large-scale shading: subtract a box blur (radius ~ a fifth of the frame).
         let r = (w.max(h) / 5).max(2);
