@@ -64,17 +64,23 @@ pub fn read_events(data_dir: &Path, since_ms: Option<i64>) -> Result<ReadEvents,
     if !store_dir.is_dir() {
         return Err(EventsError::NoStore(store_dir));
     }
-    let tmp = tempfile::tempdir().map_err(|source| EventsError::Copy { path: std::env::temp_dir(), source })?;
+    let tmp = tempfile::tempdir().map_err(|source| EventsError::Copy {
+        path: std::env::temp_dir(),
+        source,
+    })?;
     let copy = tmp.path().join("store");
     copy_dir(&store_dir, &copy)?;
     let ids = data_dir.join("store.ids");
     if ids.is_file() {
-        std::fs::copy(&ids, tmp.path().join("store.ids")).map_err(|source| EventsError::Copy { path: ids, source })?;
+        std::fs::copy(&ids, tmp.path().join("store.ids"))
+            .map_err(|source| EventsError::Copy { path: ids, source })?;
     }
     let (store, report) = EventStore::open(&copy, &StoreConfig::default())?;
     let mut out = ReadEvents::default();
     if let Some(why) = report.reason {
-        out.bad.push(format!("the store does not open ({why}); nothing could be read"));
+        out.bad.push(format!(
+            "the store does not open ({why}); nothing could be read"
+        ));
     }
     for r in store.iter_from(0) {
         match r {
@@ -88,14 +94,30 @@ pub fn read_events(data_dir: &Path, since_ms: Option<i64>) -> Result<ReadEvents,
 
 /// The column names of the CSV output: the JSON field names, in order.
 pub const CSV_COLUMNS: [&str; 17] = [
-    "id", "node_id", "start_ms", "end_ms", "class", "confidence", "score_audio", "score_camera", "score_climate",
-    "audio_snr_db", "audio_peak_hz", "motion_area", "motion_x", "motion_y", "temp_delta_c", "temp_c", "model_version",
+    "id",
+    "node_id",
+    "start_ms",
+    "end_ms",
+    "class",
+    "confidence",
+    "score_audio",
+    "score_camera",
+    "score_climate",
+    "audio_snr_db",
+    "audio_peak_hz",
+    "motion_area",
+    "motion_x",
+    "motion_y",
+    "temp_delta_c",
+    "temp_c",
+    "model_version",
 ];
 
 /// Writes events as JSON lines.
 pub fn write_jsonl(events: &[EventRecord], mut out: impl Write) -> Result<(), EventsError> {
     for e in events {
-        let line = serde_json::to_string(&EventJson::from(e)).map_err(|e| EventsError::Output(e.to_string()))?;
+        let line = serde_json::to_string(&EventJson::from(e))
+            .map_err(|e| EventsError::Output(e.to_string()))?;
         writeln!(out, "{line}").map_err(|e| EventsError::Output(e.to_string()))?;
     }
     Ok(())
@@ -110,7 +132,8 @@ pub fn write_csv(events: &[EventRecord], out: impl Write) -> Result<(), EventsEr
         let j = EventJson::from(e);
         // Through text, so f32 values print as their shortest form (0.7, not 0.699999988).
         let text = serde_json::to_string(&j).map_err(|e| EventsError::Output(e.to_string()))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| EventsError::Output(e.to_string()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| EventsError::Output(e.to_string()))?;
         let row: Vec<String> = CSV_COLUMNS
             .iter()
             .map(|c| match &v[*c] {
@@ -131,7 +154,9 @@ pub fn parse_since(s: &str) -> Result<i64, String> {
     }
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .map_err(|_| format!("expected an RFC 3339 time or milliseconds since the epoch, found `{s}`"))
+        .map_err(|_| {
+            format!("expected an RFC 3339 time or milliseconds since the epoch, found `{s}`")
+        })
 }
 
 #[cfg(test)]
@@ -147,7 +172,11 @@ mod tests {
             duration_ms: 500,
             class: EventClass::Wildlife,
             confidence: Permille(700),
-            scores: ModalityScores { audio: Some(Permille(500)), camera: None, climate: None },
+            scores: ModalityScores {
+                audio: Some(Permille(500)),
+                camera: None,
+                climate: None,
+            },
             features: KeyFeatures::default(),
             model: ModelVersion(0),
         }
@@ -166,14 +195,18 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let mut lines = text.lines();
         assert_eq!(lines.next().unwrap(), CSV_COLUMNS.join(","));
-        assert_eq!(lines.next().unwrap(), "1,n,1000,1500,wildlife,0.7,0.5,,,,,,,,,,0");
+        assert_eq!(
+            lines.next().unwrap(),
+            "1,n,1000,1500,wildlife,0.7,0.5,,,,,,,,,,0"
+        );
     }
 
     #[test]
     fn reads_a_copy_and_filters_by_time() {
         let t = tempfile::tempdir().unwrap();
         {
-            let (s, _) = EventStore::open(&t.path().join("store"), &StoreConfig::default()).unwrap();
+            let (s, _) =
+                EventStore::open(&t.path().join("store"), &StoreConfig::default()).unwrap();
             for _ in 0..5 {
                 s.append(rec).unwrap();
             }
@@ -182,18 +215,31 @@ mod tests {
         let all = read_events(t.path(), None).unwrap();
         assert_eq!(all.events.len(), 5);
         let later = read_events(t.path(), Some(3000)).unwrap();
-        assert_eq!(later.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![3, 4, 5]);
-        assert_eq!(std::fs::read(t.path().join("store/db")).unwrap(), before, "the card was modified");
+        assert_eq!(
+            later.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        assert_eq!(
+            std::fs::read(t.path().join("store/db")).unwrap(),
+            before,
+            "the card was modified"
+        );
         let mut out = Vec::new();
         write_jsonl(&later.events, &mut out).unwrap();
-        let first: EventJson = serde_json::from_str(String::from_utf8(out).unwrap().lines().next().unwrap()).unwrap();
+        let first: EventJson =
+            serde_json::from_str(String::from_utf8(out).unwrap().lines().next().unwrap()).unwrap();
         assert_eq!(first, EventJson::from(&rec(3)));
     }
 
     #[test]
     fn missing_store_and_bad_since_are_clear() {
         let t = tempfile::tempdir().unwrap();
-        assert!(read_events(t.path(), None).unwrap_err().to_string().contains("no event store"));
+        assert!(
+            read_events(t.path(), None)
+                .unwrap_err()
+                .to_string()
+                .contains("no event store")
+        );
         assert_eq!(parse_since("1000"), Ok(1000));
         assert_eq!(parse_since("1970-01-01T00:00:01Z"), Ok(1000));
         assert!(parse_since("yesterday").is_err());

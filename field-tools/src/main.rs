@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use field_tools::{events, score};
 
 #[derive(Parser)]
-#[command(name = "field-tools", version, about = "Field tools for sensing nodes: read stored events, score them")]
+#[command(
+    name = "field-tools",
+    version,
+    about = "Field tools for sensing nodes: read stored events, score them"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,15 +79,25 @@ fn main() -> ExitCode {
 
 fn scene_start(scene: &std::path::Path) -> Result<i64> {
     let path = scene.join("scene.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let table: toml::Table = text.parse().with_context(|| format!("{} is not TOML", path.display()))?;
-    let start = table.get("start").and_then(|v| v.as_str()).with_context(|| format!("{}: no `start` string", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("{} is not TOML", path.display()))?;
+    let start = table
+        .get("start")
+        .and_then(|v| v.as_str())
+        .with_context(|| format!("{}: no `start` string", path.display()))?;
     events::parse_since(start).map_err(|e| anyhow::anyhow!("{}: start: {e}", path.display()))
 }
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Events { data_dir, since, format } => {
+        Command::Events {
+            data_dir,
+            since,
+            format,
+        } => {
             let read = events::read_events(&data_dir, since)?;
             for bad in &read.bad {
                 eprintln!("field-tools: skipped: {bad}");
@@ -94,7 +108,14 @@ fn run(cli: Cli) -> Result<()> {
                 EventFormat::Csv => events::write_csv(&read.events, stdout)?,
             }
         }
-        Command::Score { data_dir, scene, labels, scene_start: start, tolerance_ms, format } => {
+        Command::Score {
+            data_dir,
+            scene,
+            labels,
+            scene_start: start,
+            tolerance_ms,
+            format,
+        } => {
             let labels_path = labels
                 .or_else(|| scene.as_ref().map(|s| s.join("labels.csv")))
                 .context("give --scene DIR or --labels FILE")?;
@@ -108,7 +129,12 @@ fn run(cli: Cli) -> Result<()> {
             for bad in &read.bad {
                 eprintln!("field-tools: skipped: {bad}");
             }
-            let end = labels.iter().map(|l| l.end_ms).chain(read.events.iter().map(|e| e.end_ms() - start)).max().unwrap_or(0);
+            let end = labels
+                .iter()
+                .map(|l| l.end_ms)
+                .chain(read.events.iter().map(|e| e.end_ms() - start))
+                .max()
+                .unwrap_or(0);
             let report = score::score(&read.events, &labels, start, end.max(1), tolerance_ms);
             match format {
                 ReportFormat::Text => println!("{report}"),

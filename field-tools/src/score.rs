@@ -40,10 +40,18 @@ pub struct LabelError {
 
 /// Reads `labels.csv` (`start_s,end_s,class`).
 pub fn read_labels(path: &Path) -> Result<Vec<Label>, LabelError> {
-    let bad = |line: u64, problem: String| LabelError { path: path.display().to_string(), line, problem };
+    let bad = |line: u64, problem: String| LabelError {
+        path: path.display().to_string(),
+        line,
+        problem,
+    };
     let mut rdr = csv::Reader::from_path(path).map_err(|e| bad(0, e.to_string()))?;
     let headers = rdr.headers().map_err(|e| bad(1, e.to_string()))?.clone();
-    if headers.iter().map(str::trim).ne(["start_s", "end_s", "class"]) {
+    if headers
+        .iter()
+        .map(str::trim)
+        .ne(["start_s", "end_s", "class"])
+    {
         return Err(bad(1, "expected the header `start_s,end_s,class`".into()));
     }
     let mut out = Vec::new();
@@ -51,17 +59,35 @@ pub fn read_labels(path: &Path) -> Result<Vec<Label>, LabelError> {
         let rec = rec.map_err(|e| bad(e.position().map_or(0, |p| p.line()), e.to_string()))?;
         let line = rec.position().map_or(0, |p| p.line());
         let num = |i: usize| -> Result<f64, LabelError> {
-            rec.get(i).unwrap_or("").trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| {
-                bad(line, format!("expected a number of seconds in column {}, found `{}`", i + 1, rec.get(i).unwrap_or("")))
-            })
+            rec.get(i)
+                .unwrap_or("")
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| {
+                    bad(
+                        line,
+                        format!(
+                            "expected a number of seconds in column {}, found `{}`",
+                            i + 1,
+                            rec.get(i).unwrap_or("")
+                        ),
+                    )
+                })
         };
         let (s, e) = (num(0)?, num(1)?);
         if e < s {
             return Err(bad(line, "end_s is before start_s".into()));
         }
         let name = rec.get(2).unwrap_or("").trim();
-        let class = EventClass::parse(name).ok_or_else(|| bad(line, format!("unknown class `{name}`")))?;
-        out.push(Label { start_ms: (s * 1000.0).round() as i64, end_ms: (e * 1000.0).round() as i64, class });
+        let class =
+            EventClass::parse(name).ok_or_else(|| bad(line, format!("unknown class `{name}`")))?;
+        out.push(Label {
+            start_ms: (s * 1000.0).round() as i64,
+            end_ms: (e * 1000.0).round() as i64,
+            class,
+        });
     }
     Ok(out)
 }
@@ -110,7 +136,11 @@ pub struct ScoreReport {
     pub hours: f64,
 }
 
-const SCORED: [EventClass; 3] = [EventClass::Wildlife, EventClass::MachineryAnomaly, EventClass::HumanActivity];
+const SCORED: [EventClass; 3] = [
+    EventClass::Wildlife,
+    EventClass::MachineryAnomaly,
+    EventClass::HumanActivity,
+];
 
 /// Overlap of event `a` with label `b` widened by `tol` on both sides, ms
 /// (negative when apart).
@@ -120,10 +150,27 @@ fn overlap(a: (i64, i64), b: (i64, i64), tol: i64) -> i64 {
 
 /// Scores `events` (UTC) against `labels` (relative to `scene_start_ms`),
 /// over a scene of `scene_ms`.
-pub fn score(events: &[EventRecord], labels: &[Label], scene_start_ms: i64, scene_ms: i64, tolerance_ms: i64) -> ScoreReport {
-    let evs: Vec<(i64, i64, EventClass)> =
-        events.iter().map(|e| (e.start_ms - scene_start_ms, e.end_ms() - scene_start_ms, e.class)).collect();
-    let targets: Vec<&Label> = labels.iter().filter(|l| l.class != EventClass::Background).collect();
+pub fn score(
+    events: &[EventRecord],
+    labels: &[Label],
+    scene_start_ms: i64,
+    scene_ms: i64,
+    tolerance_ms: i64,
+) -> ScoreReport {
+    let evs: Vec<(i64, i64, EventClass)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.start_ms - scene_start_ms,
+                e.end_ms() - scene_start_ms,
+                e.class,
+            )
+        })
+        .collect();
+    let targets: Vec<&Label> = labels
+        .iter()
+        .filter(|l| l.class != EventClass::Background)
+        .collect();
     // Greedy matching by overlap, ignoring class.
     let mut pairs: Vec<(i64, usize, usize)> = Vec::new();
     for (i, e) in evs.iter().enumerate() {
@@ -135,7 +182,14 @@ pub fn score(events: &[EventRecord], labels: &[Label], scene_start_ms: i64, scen
         }
     }
     // Prefer same-class pairs, then larger overlap.
-    pairs.sort_by_key(|&(o, i, j)| (std::cmp::Reverse(evs[i].2 == targets[j].class), std::cmp::Reverse(o), i, j));
+    pairs.sort_by_key(|&(o, i, j)| {
+        (
+            std::cmp::Reverse(evs[i].2 == targets[j].class),
+            std::cmp::Reverse(o),
+            i,
+            j,
+        )
+    });
     let mut ev_match = vec![None; evs.len()];
     let mut label_match = vec![None; targets.len()];
     for (_, i, j) in pairs {
@@ -146,30 +200,63 @@ pub fn score(events: &[EventRecord], labels: &[Label], scene_start_ms: i64, scen
     }
     let mut classes = Vec::new();
     for c in SCORED {
-        let mut s = ClassScore { class: c.as_str().to_string(), ..Default::default() };
+        let mut s = ClassScore {
+            class: c.as_str().to_string(),
+            ..Default::default()
+        };
         s.labels = targets.iter().filter(|l| l.class == c).count() as u32;
         s.events = evs.iter().filter(|e| e.2 == c).count() as u32;
-        s.tp = evs.iter().enumerate().filter(|(i, e)| e.2 == c && ev_match[*i].is_some_and(|j| targets[j].class == c)).count() as u32;
+        s.tp = evs
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| e.2 == c && ev_match[*i].is_some_and(|j| targets[j].class == c))
+            .count() as u32;
         s.fp = s.events - s.tp;
         s.fn_ = s.labels - s.tp;
-        s.detected = targets.iter().enumerate().filter(|(j, l)| l.class == c && label_match[*j].is_some()).count() as u32;
-        let ratio = |a: u32, b: u32| if b == 0 { 0.0 } else { f64::from(a) / f64::from(b) };
+        s.detected = targets
+            .iter()
+            .enumerate()
+            .filter(|(j, l)| l.class == c && label_match[*j].is_some())
+            .count() as u32;
+        let ratio = |a: u32, b: u32| {
+            if b == 0 {
+                0.0
+            } else {
+                f64::from(a) / f64::from(b)
+            }
+        };
         s.precision = ratio(s.tp, s.tp + s.fp);
         s.recall = ratio(s.tp, s.tp + s.fn_);
-        s.f1 = if s.precision + s.recall > 0.0 { 2.0 * s.precision * s.recall / (s.precision + s.recall) } else { 0.0 };
+        s.f1 = if s.precision + s.recall > 0.0 {
+            2.0 * s.precision * s.recall / (s.precision + s.recall)
+        } else {
+            0.0
+        };
         classes.push(s);
     }
     let active: Vec<&ClassScore> = classes.iter().filter(|c| c.labels + c.events > 0).collect();
-    let macro_f1 = if active.is_empty() { 0.0 } else { active.iter().map(|c| c.f1).sum::<f64>() / active.len() as f64 };
+    let macro_f1 = if active.is_empty() {
+        0.0
+    } else {
+        active.iter().map(|c| c.f1).sum::<f64>() / active.len() as f64
+    };
     let detected = label_match.iter().filter(|m| m.is_some()).count();
     let false_alarms = ev_match.iter().filter(|m| m.is_none()).count() as u32;
     let hours = scene_ms as f64 / 3_600_000.0;
     ScoreReport {
         classes,
         macro_f1,
-        detection_recall: if targets.is_empty() { 1.0 } else { detected as f64 / targets.len() as f64 },
+        detection_recall: if targets.is_empty() {
+            1.0
+        } else {
+            detected as f64 / targets.len() as f64
+        },
         false_alarms,
-        false_alarms_per_hour: if hours > 0.0 { f64::from(false_alarms) / hours } else { 0.0 },
+        false_alarms_per_hour: if hours > 0.0 {
+            f64::from(false_alarms) / hours
+        } else {
+            0.0
+        },
         events: evs.len() as u32,
         hours,
     }
@@ -177,7 +264,11 @@ pub fn score(events: &[EventRecord], labels: &[Label], scene_start_ms: i64, scen
 
 impl std::fmt::Display for ScoreReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{:<18} {:>6} {:>6} {:>4} {:>4} {:>4} {:>9} {:>6} {:>5}", "class", "labels", "events", "tp", "fp", "fn", "precision", "recall", "f1")?;
+        writeln!(
+            f,
+            "{:<18} {:>6} {:>6} {:>4} {:>4} {:>4} {:>9} {:>6} {:>5}",
+            "class", "labels", "events", "tp", "fp", "fn", "precision", "recall", "f1"
+        )?;
         for c in &self.classes {
             writeln!(
                 f,
@@ -185,8 +276,16 @@ impl std::fmt::Display for ScoreReport {
                 c.class, c.labels, c.events, c.tp, c.fp, c.fn_, c.precision, c.recall, c.f1
             )?;
         }
-        writeln!(f, "macro F1 {:.3}; detection recall (any class) {:.3}", self.macro_f1, self.detection_recall)?;
-        write!(f, "false alarms {} in {:.2} h ({:.1} per hour); {} events", self.false_alarms, self.hours, self.false_alarms_per_hour, self.events)
+        writeln!(
+            f,
+            "macro F1 {:.3}; detection recall (any class) {:.3}",
+            self.macro_f1, self.detection_recall
+        )?;
+        write!(
+            f,
+            "false alarms {} in {:.2} h ({:.1} per hour); {} events",
+            self.false_alarms, self.hours, self.false_alarms_per_hour, self.events
+        )
     }
 }
 
@@ -210,7 +309,11 @@ mod tests {
     }
 
     fn lab(s: i64, e: i64, class: EventClass) -> Label {
-        Label { start_ms: s, end_ms: e, class }
+        Label {
+            start_ms: s,
+            end_ms: e,
+            class,
+        }
     }
 
     use EventClass::*;
@@ -224,10 +327,10 @@ mod tests {
             lab(60_000, 70_000, Background),
         ];
         let events = [
-            ev(1, 1_000, 9_000, Wildlife),           // TP
-            ev(2, 21_000, 29_000, Wildlife),         // class confusion: FP wildlife, FN human
-            ev(3, 61_000, 62_000, HumanActivity),    // only background: false alarm
-            ev(4, 80_000, 81_000, Unknown),          // nothing: false alarm
+            ev(1, 1_000, 9_000, Wildlife),        // TP
+            ev(2, 21_000, 29_000, Wildlife),      // class confusion: FP wildlife, FN human
+            ev(3, 61_000, 62_000, HumanActivity), // only background: false alarm
+            ev(4, 80_000, 81_000, Unknown),       // nothing: false alarm
         ];
         let r = score(&events, &labels, 1_000_000, 3_600_000, 0);
         let w = &r.classes[0];
@@ -244,7 +347,13 @@ mod tests {
     #[test]
     fn one_event_spanning_two_labels_matches_one() {
         let labels = [lab(0, 10_000, Wildlife), lab(12_000, 20_000, Wildlife)];
-        let r = score(&[ev(1, 5_000, 15_000, Wildlife)], &labels, 1_000_000, 60_000, 0);
+        let r = score(
+            &[ev(1, 5_000, 15_000, Wildlife)],
+            &labels,
+            1_000_000,
+            60_000,
+            0,
+        );
         assert_eq!((r.classes[0].tp, r.classes[0].fn_), (1, 1));
     }
 
@@ -253,7 +362,10 @@ mod tests {
         let labels = [lab(10_000, 20_000, Wildlife)];
         let near = [ev(1, 20_500, 21_000, Wildlife)];
         assert_eq!(score(&near, &labels, 1_000_000, 60_000, 0).classes[0].tp, 0);
-        assert_eq!(score(&near, &labels, 1_000_000, 60_000, 1_000).classes[0].tp, 1);
+        assert_eq!(
+            score(&near, &labels, 1_000_000, 60_000, 1_000).classes[0].tp,
+            1
+        );
     }
 
     #[test]
@@ -261,11 +373,19 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("labels.csv");
         std::fs::write(&p, "start_s,end_s,class\n1.5,2,wildlife\n3,4,background\n").unwrap();
-        assert_eq!(read_labels(&p).unwrap(), vec![lab(1500, 2000, Wildlife), lab(3000, 4000, Background)]);
+        assert_eq!(
+            read_labels(&p).unwrap(),
+            vec![lab(1500, 2000, Wildlife), lab(3000, 4000, Background)]
+        );
         std::fs::write(&p, "start_s,end_s,class\n1,2,dragon\n").unwrap();
         let e = read_labels(&p).unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("dragon"), "{e}");
         std::fs::write(&p, "start_s,end_s,class\n1,x,wildlife\n").unwrap();
-        assert!(read_labels(&p).unwrap_err().to_string().contains("column 2"));
+        assert!(
+            read_labels(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("column 2")
+        );
     }
 }

@@ -100,7 +100,9 @@ impl AudioTrigger {
         let n = want.next_power_of_two().clamp(64, 8192);
         let hop = n / 2;
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n);
-        let window = (0..n).map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / n as f32).cos()).collect();
+        let window = (0..n)
+            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / n as f32).cos())
+            .collect();
         let bands = analysis_bands(rate, n);
         let coarse = bands
             .iter()
@@ -142,7 +144,12 @@ impl AudioTrigger {
             self.buf.clear();
             self.buf_start_ms = chunk.start_ms as f64;
         }
-        self.buf.extend(chunk.samples.iter().map(|s| if s.is_finite() { *s } else { 0.0 }));
+        self.buf.extend(
+            chunk
+                .samples
+                .iter()
+                .map(|s| if s.is_finite() { *s } else { 0.0 }),
+        );
         let mut pos = 0;
         while pos + self.n <= self.buf.len() {
             let t = self.buf_start_ms + pos as f64 * ms_per_sample;
@@ -157,7 +164,15 @@ impl AudioTrigger {
         for (i, x) in self.scratch_in.iter_mut().enumerate() {
             *x = self.buf[pos + i] * self.window[i];
         }
-        if self.fft.process_with_scratch(&mut self.scratch_in, &mut self.spectrum, &mut self.fft_scratch).is_err() {
+        if self
+            .fft
+            .process_with_scratch(
+                &mut self.scratch_in,
+                &mut self.spectrum,
+                &mut self.fft_scratch,
+            )
+            .is_err()
+        {
             return;
         }
         self.frames_seen += 1;
@@ -168,10 +183,18 @@ impl AudioTrigger {
         let (mut best_k, mut best_x) = (0usize, 0f64);
         let (mut log_sum, mut lin_sum, mut nx) = (0f64, 0f64, 0u32);
         for (b, &(lo, hi)) in self.bands.iter().enumerate() {
-            let p: f64 = self.spectrum[lo..hi].iter().map(|c| f64::from(c.norm_sqr())).sum::<f64>() + 1e-12;
+            let p: f64 = self.spectrum[lo..hi]
+                .iter()
+                .map(|c| f64::from(c.norm_sqr()))
+                .sum::<f64>()
+                + 1e-12;
             let l = 10.0 * p.log10() as f32;
             // Smoothing over a few frames steadies noise-only bands.
-            let lv = if self.initialised { self.level_db[b] + (l - self.level_db[b]) * LEVEL_SMOOTHING } else { l };
+            let lv = if self.initialised {
+                self.level_db[b] + (l - self.level_db[b]) * LEVEL_SMOOTHING
+            } else {
+                l
+            };
             self.level_db[b] = lv;
             let f = &mut self.floor_db[b];
             if !self.initialised {
@@ -248,8 +271,8 @@ impl AudioTrigger {
             let e: f64 = excess_band.iter().sum();
             o.energy += e;
             o.hz_sum += e * f64::from(hz);
-            for b in 0..3 {
-                o.band[b] += excess_band[b];
+            for (acc, x) in o.band.iter_mut().zip(excess_band) {
+                *acc += x;
             }
             o.flat_sum += f64::from(flatness);
             o.frames += 1;
@@ -328,13 +351,19 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     fn noise(rng: &mut rand_chacha::ChaCha8Rng, n: usize, amp: f32) -> Vec<f32> {
-        (0..n).map(|_| (rng.random::<f32>() - 0.5) * 2.0 * amp).collect()
+        (0..n)
+            .map(|_| (rng.random::<f32>() - 0.5) * 2.0 * amp)
+            .collect()
     }
 
     fn run(samples: &[f32]) -> Vec<Activation> {
         let mut t = AudioTrigger::new(&AudioTriggerConfig::default(), 16_000);
         for (i, c) in samples.chunks(8000).enumerate() {
-            t.push(&AudioChunk { start_ms: i as i64 * 500, sample_rate: 16_000, samples: c.to_vec() });
+            t.push(&AudioChunk {
+                start_ms: i as i64 * 500,
+                sample_rate: 16_000,
+                samples: c.to_vec(),
+            });
         }
         t.finish();
         t.take()
@@ -354,8 +383,13 @@ mod tests {
         let acts = run(&x);
         assert_eq!(acts.len(), 1, "{acts:?}");
         let a = &acts[0];
-        assert!((4900..=5100).contains(&a.start_ms) && a.end_ms < 6_000, "{a:?}");
-        let Features::Audio(f) = a.features else { panic!() };
+        assert!(
+            (4900..=5100).contains(&a.start_ms) && a.end_ms < 6_000,
+            "{a:?}"
+        );
+        let Features::Audio(f) = a.features else {
+            panic!()
+        };
         assert!((2900.0..3700.0).contains(&f.peak_hz), "{f:?}");
         assert!(f.band_share[2] > 0.8 && f.flatness < 0.3, "{f:?}");
     }
@@ -365,7 +399,10 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
         let n = 16_000 * 120;
         let x: Vec<f32> = (0..n)
-            .map(|i| 0.1 * (2.0 * std::f32::consts::PI * 50.0 * i as f32 / 16_000.0).sin() + (rng.random::<f32>() - 0.5) * 0.02)
+            .map(|i| {
+                0.1 * (2.0 * std::f32::consts::PI * 50.0 * i as f32 / 16_000.0).sin()
+                    + (rng.random::<f32>() - 0.5) * 0.02
+            })
             .collect();
         let acts = run(&x);
         // The hum is there from the first frame: it is the floor, nothing triggers.
@@ -375,9 +412,21 @@ mod tests {
     #[test]
     fn nan_samples_and_gaps_do_not_panic() {
         let mut t = AudioTrigger::new(&AudioTriggerConfig::default(), 16_000);
-        t.push(&AudioChunk { start_ms: 0, sample_rate: 16_000, samples: vec![f32::NAN; 4000] });
-        t.push(&AudioChunk { start_ms: 10_000, sample_rate: 16_000, samples: vec![f32::INFINITY; 4000] });
-        t.push(&AudioChunk { start_ms: 5_000, sample_rate: 16_000, samples: vec![] });
+        t.push(&AudioChunk {
+            start_ms: 0,
+            sample_rate: 16_000,
+            samples: vec![f32::NAN; 4000],
+        });
+        t.push(&AudioChunk {
+            start_ms: 10_000,
+            sample_rate: 16_000,
+            samples: vec![f32::INFINITY; 4000],
+        });
+        t.push(&AudioChunk {
+            start_ms: 5_000,
+            sample_rate: 16_000,
+            samples: vec![],
+        });
         t.finish();
     }
 }

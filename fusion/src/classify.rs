@@ -53,7 +53,11 @@ pub fn classify(e: &Evidence) -> (EventClass, f32) {
             score[M] += 1.0;
         } else if tonal && high > 0.5 && a.peak_hz > 1500.0 {
             score[W] += 1.0 + high;
-        } else if mid + low * 0.5 > 0.5 && (100.0..1500.0).contains(&a.peak_hz) && (1.5..9.0).contains(&a.modulation_hz) && low < 0.6 {
+        } else if mid + low * 0.5 > 0.5
+            && (100.0..1500.0).contains(&a.peak_hz)
+            && (1.5..9.0).contains(&a.modulation_hz)
+            && low < 0.6
+        {
             score[H] += 1.0 + mid;
         } else if low > 0.5 || a.flatness >= 0.35 {
             score[B] += 0.6 + low * 0.4;
@@ -83,7 +87,12 @@ pub fn classify(e: &Evidence) -> (EventClass, f32) {
     if s < 0.3 || total <= 0.0 {
         return (EventClass::Unknown, 0.0);
     }
-    let class = [EventClass::Wildlife, EventClass::MachineryAnomaly, EventClass::HumanActivity, EventClass::Background][best];
+    let class = [
+        EventClass::Wildlife,
+        EventClass::MachineryAnomaly,
+        EventClass::HumanActivity,
+        EventClass::Background,
+    ][best];
     (class, (s / total).clamp(0.0, 1.0) * (s / (s + 0.5)))
 }
 
@@ -91,26 +100,60 @@ pub fn classify(e: &Evidence) -> (EventClass, f32) {
 mod tests {
     use super::*;
 
-    fn audio(band_share: [f32; 3], peak_hz: f32, flatness: f32, modulation_hz: f32) -> Option<AudioFeatures> {
-        Some(AudioFeatures { peak_snr_db: 20.0, peak_hz, band_share, flatness, modulation_hz })
+    fn audio(
+        band_share: [f32; 3],
+        peak_hz: f32,
+        flatness: f32,
+        modulation_hz: f32,
+    ) -> Option<AudioFeatures> {
+        Some(AudioFeatures {
+            peak_snr_db: 20.0,
+            peak_hz,
+            band_share,
+            flatness,
+            modulation_hz,
+        })
     }
 
     #[test]
     fn rules() {
-        let bird = Evidence { audio: audio([0.0, 0.1, 0.9], 3500.0, 0.1, 4.0), audio_ms: 2000, ..Default::default() };
+        let bird = Evidence {
+            audio: audio([0.0, 0.1, 0.9], 3500.0, 0.1, 4.0),
+            audio_ms: 2000,
+            ..Default::default()
+        };
         assert_eq!(classify(&bird).0, EventClass::Wildlife);
-        let speech = Evidence { audio: audio([0.2, 0.7, 0.1], 400.0, 0.4, 4.0), audio_ms: 8000, ..Default::default() };
+        let speech = Evidence {
+            audio: audio([0.2, 0.7, 0.1], 400.0, 0.4, 4.0),
+            audio_ms: 8000,
+            ..Default::default()
+        };
         assert_eq!(classify(&speech).0, EventClass::HumanActivity);
-        let walker = Evidence { motion: Some(MotionFeatures { max_area: 0.1, centroid: (0.5, 0.5), max_height: 0.4 }), ..Default::default() };
+        let walker = Evidence {
+            motion: Some(MotionFeatures {
+                max_area: 0.1,
+                centroid: (0.5, 0.5),
+                max_height: 0.4,
+            }),
+            ..Default::default()
+        };
         assert_eq!(classify(&walker).0, EventClass::HumanActivity);
         let heat = Evidence {
-            climate: Some(ClimateFeatures { temp_delta_c: 3.0, mean_temp_c: 20.0, max_rate_c_per_min: 2.0 }),
+            climate: Some(ClimateFeatures {
+                temp_delta_c: 3.0,
+                mean_temp_c: 20.0,
+                max_rate_c_per_min: 2.0,
+            }),
             audio: audio([0.1, 0.3, 0.6], 3000.0, 0.6, 8.0),
             audio_ms: 40_000,
             ..Default::default()
         };
         assert_eq!(classify(&heat).0, EventClass::MachineryAnomaly);
-        let wind = Evidence { audio: audio([0.9, 0.1, 0.0], 120.0, 0.6, 0.5), audio_ms: 5000, ..Default::default() };
+        let wind = Evidence {
+            audio: audio([0.9, 0.1, 0.0], 120.0, 0.6, 0.5),
+            audio_ms: 5000,
+            ..Default::default()
+        };
         assert_eq!(classify(&wind).0, EventClass::Background);
         assert_eq!(classify(&Evidence::default()).0, EventClass::Unknown);
     }

@@ -32,7 +32,14 @@ pub struct ClimateTrigger {
 impl ClimateTrigger {
     /// A trigger with no history.
     pub fn new(cfg: &ClimateTriggerConfig) -> Self {
-        ClimateTrigger { cfg: cfg.clone(), history: VecDeque::new(), baseline: None, open: None, out: Vec::new(), processed_ms: i64::MIN }
+        ClimateTrigger {
+            cfg: cfg.clone(),
+            history: VecDeque::new(),
+            baseline: None,
+            open: None,
+            out: Vec::new(),
+            processed_ms: i64::MIN,
+        }
     }
 
     /// Feeds a reading. Returns false (and ignores it) when malformed.
@@ -54,10 +61,13 @@ impl ClimateTrigger {
         };
         self.baseline = Some(base);
         self.history.push_back((t, temp));
-        while self.history.len() > 2 && self.history.front().is_some_and(|&(pt, _)| t - pt > window) {
+        while self.history.len() > 2 && self.history.front().is_some_and(|&(pt, _)| t - pt > window)
+        {
             self.history.pop_front();
         }
-        let Some(&(t0, temp0)) = self.history.front() else { return true };
+        let Some(&(t0, temp0)) = self.history.front() else {
+            return true;
+        };
         if t - t0 < window / 2 {
             return true; // not enough history for a rate yet
         }
@@ -65,7 +75,11 @@ impl ClimateTrigger {
         match self.open.as_mut() {
             None if rate >= self.cfg.on_rate_c_per_min => {
                 // The rise began at its foot: the last reading near the window's minimum.
-                let min = self.history.iter().map(|&(_, v)| v).fold(f32::INFINITY, f32::min);
+                let min = self
+                    .history
+                    .iter()
+                    .map(|&(_, v)| v)
+                    .fold(f32::INFINITY, f32::min);
                 let foot = self
                     .history
                     .iter()
@@ -138,7 +152,12 @@ mod tests {
     fn run(temps: impl Iterator<Item = (i64, f32)>) -> Vec<Activation> {
         let mut c = ClimateTrigger::new(&ClimateTriggerConfig::default());
         for (t, temp) in temps {
-            c.push(&ClimateSample { t_ms: t, temperature_c: temp, humidity_pct: 50.0, pressure_hpa: 1000.0 });
+            c.push(&ClimateSample {
+                t_ms: t,
+                temperature_c: temp,
+                humidity_pct: 50.0,
+                pressure_hpa: 1000.0,
+            });
         }
         c.finish();
         c.take()
@@ -148,7 +167,11 @@ mod tests {
     fn the_daily_cycle_does_not_trigger() {
         let acts = run((0..8640).map(|i| {
             let t = i * 10_000;
-            (t, 12.0 + 6.0 * (t as f32 / 86_400_000.0 * 2.0 * std::f32::consts::PI).sin() + ((i * 7919) % 5) as f32 * 0.01)
+            (
+                t,
+                12.0 + 6.0 * (t as f32 / 86_400_000.0 * 2.0 * std::f32::consts::PI).sin()
+                    + ((i * 7919) % 5) as f32 * 0.01,
+            )
         }));
         assert!(acts.is_empty(), "{acts:?}");
     }
@@ -157,12 +180,22 @@ mod tests {
     fn a_three_degree_rise_in_a_minute_triggers() {
         let acts = run((0..60).map(|i| {
             let t = i * 10_000;
-            let rise = if t >= 200_000 { 3.0 * (1.0 - (-((t - 200_000) as f32) / 30_000.0).exp()) } else { 0.0 };
+            let rise = if t >= 200_000 {
+                3.0 * (1.0 - (-((t - 200_000) as f32) / 30_000.0).exp())
+            } else {
+                0.0
+            };
             (t, 15.0 + rise)
         }));
         assert_eq!(acts.len(), 1, "{acts:?}");
-        let Features::Climate(f) = acts[0].features else { panic!() };
+        let Features::Climate(f) = acts[0].features else {
+            panic!()
+        };
         assert!(f.temp_delta_c > 2.5, "{f:?}");
-        assert!(acts[0].start_ms >= 140_000 && acts[0].start_ms <= 210_000, "{:?}", acts[0]);
+        assert!(
+            acts[0].start_ms >= 140_000 && acts[0].start_ms <= 210_000,
+            "{:?}",
+            acts[0]
+        );
     }
 }

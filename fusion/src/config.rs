@@ -52,7 +52,13 @@ pub struct MotionConfig {
 
 impl Default for MotionConfig {
     fn default() -> Self {
-        MotionConfig { pixel_threshold: 18.0, on_area: 0.002, min_frames: 2, hangover_ms: 1500, background_tau_ms: 8_000 }
+        MotionConfig {
+            pixel_threshold: 18.0,
+            on_area: 0.002,
+            min_frames: 2,
+            hangover_ms: 1500,
+            background_tau_ms: 8_000,
+        }
     }
 }
 
@@ -72,7 +78,12 @@ pub struct ClimateTriggerConfig {
 
 impl Default for ClimateTriggerConfig {
     fn default() -> Self {
-        ClimateTriggerConfig { rate_window_ms: 60_000, on_rate_c_per_min: 0.5, off_rate_c_per_min: 0.15, baseline_tau_ms: 600_000 }
+        ClimateTriggerConfig {
+            rate_window_ms: 60_000,
+            on_rate_c_per_min: 0.5,
+            off_rate_c_per_min: 0.15,
+            baseline_tau_ms: 600_000,
+        }
     }
 }
 
@@ -92,7 +103,12 @@ pub struct MergeConfig {
 
 impl Default for MergeConfig {
     fn default() -> Self {
-        MergeConfig { gap_ms: 3_000, min_event_ms: 300, max_event_ms: 180_000, report_background: false }
+        MergeConfig {
+            gap_ms: 3_000,
+            min_event_ms: 300,
+            max_event_ms: 180_000,
+            report_background: false,
+        }
     }
 }
 
@@ -120,28 +136,84 @@ impl DetectorConfig {
             }
         };
         let a = &self.audio;
-        need((8.0..=256.0).contains(&a.frame_ms), "audio.frame_ms", "must be between 8 and 256 ms");
-        need(a.on_db > 0.0 && a.on_db <= 60.0, "audio.on_db", "must be between 0 and 60 dB");
-        need(a.off_db > 0.0 && a.off_db <= a.on_db, "audio.off_db", "must be positive and not above audio.on_db");
-        need((0.01..=20.0).contains(&a.floor_rise_db_per_s), "audio.floor_rise_db_per_s", "must be between 0.01 and 20");
-        need(a.hangover_ms <= 60_000, "audio.hangover_ms", "must be at most 60000 ms");
+        need(
+            (8.0..=256.0).contains(&a.frame_ms),
+            "audio.frame_ms",
+            "must be between 8 and 256 ms",
+        );
+        need(
+            a.on_db > 0.0 && a.on_db <= 60.0,
+            "audio.on_db",
+            "must be between 0 and 60 dB",
+        );
+        need(
+            a.off_db > 0.0 && a.off_db <= a.on_db,
+            "audio.off_db",
+            "must be positive and not above audio.on_db",
+        );
+        need(
+            (0.01..=20.0).contains(&a.floor_rise_db_per_s),
+            "audio.floor_rise_db_per_s",
+            "must be between 0.01 and 20",
+        );
+        need(
+            a.hangover_ms <= 60_000,
+            "audio.hangover_ms",
+            "must be at most 60000 ms",
+        );
         let m = &self.motion;
-        need((1.0..=255.0).contains(&m.pixel_threshold), "motion.pixel_threshold", "must be between 1 and 255");
-        need(m.on_area > 0.0 && m.on_area < 1.0, "motion.on_area", "must be between 0 and 1");
-        need((1..=100).contains(&m.min_frames), "motion.min_frames", "must be between 1 and 100");
-        need(m.background_tau_ms >= 100, "motion.background_tau_ms", "must be at least 100 ms");
+        need(
+            (1.0..=255.0).contains(&m.pixel_threshold),
+            "motion.pixel_threshold",
+            "must be between 1 and 255",
+        );
+        need(
+            m.on_area > 0.0 && m.on_area < 1.0,
+            "motion.on_area",
+            "must be between 0 and 1",
+        );
+        need(
+            (1..=100).contains(&m.min_frames),
+            "motion.min_frames",
+            "must be between 1 and 100",
+        );
+        need(
+            m.background_tau_ms >= 100,
+            "motion.background_tau_ms",
+            "must be at least 100 ms",
+        );
         let c = &self.climate;
-        need(c.rate_window_ms >= 1_000, "climate.rate_window_ms", "must be at least 1000 ms");
-        need(c.on_rate_c_per_min > 0.0, "climate.on_rate_c_per_min", "must be positive");
+        need(
+            c.rate_window_ms >= 1_000,
+            "climate.rate_window_ms",
+            "must be at least 1000 ms",
+        );
+        need(
+            c.on_rate_c_per_min > 0.0,
+            "climate.on_rate_c_per_min",
+            "must be positive",
+        );
         need(
             c.off_rate_c_per_min >= 0.0 && c.off_rate_c_per_min <= c.on_rate_c_per_min,
             "climate.off_rate_c_per_min",
             "must be between 0 and climate.on_rate_c_per_min",
         );
-        need(c.baseline_tau_ms >= 1_000, "climate.baseline_tau_ms", "must be at least 1000 ms");
+        need(
+            c.baseline_tau_ms >= 1_000,
+            "climate.baseline_tau_ms",
+            "must be at least 1000 ms",
+        );
         let g = &self.merge;
-        need(g.gap_ms <= 600_000, "merge.gap_ms", "must be at most 600000 ms");
-        need(g.max_event_ms > g.min_event_ms, "merge.max_event_ms", "must be above merge.min_event_ms");
+        need(
+            g.gap_ms <= 600_000,
+            "merge.gap_ms",
+            "must be at most 600000 ms",
+        );
+        need(
+            g.max_event_ms > g.min_event_ms,
+            "merge.max_event_ms",
+            "must be above merge.min_event_ms",
+        );
         e
     }
 }

@@ -69,7 +69,11 @@ fn idx(m: Modality) -> usize {
 impl Detector {
     /// A detector for audio at `audio_sample_rate` Hz.
     pub fn new(cfg: &DetectorConfig, audio_sample_rate: u32) -> Self {
-        let st = ModalityState { closed: false, available: true, ever_available: true };
+        let st = ModalityState {
+            closed: false,
+            available: true,
+            ever_available: true,
+        };
         Detector {
             cfg: cfg.clone(),
             rate: audio_sample_rate,
@@ -89,7 +93,11 @@ impl Detector {
     pub fn push_audio(&mut self, chunk: &AudioChunk) {
         if chunk.sample_rate != self.rate {
             self.stats.audio_rate_mismatch += 1;
-            tracing::warn!(expected = self.rate, got = chunk.sample_rate, "audio chunk at the wrong rate ignored");
+            tracing::warn!(
+                expected = self.rate,
+                got = chunk.sample_rate,
+                "audio chunk at the wrong rate ignored"
+            );
             return;
         }
         self.audio.push(chunk);
@@ -100,7 +108,13 @@ impl Detector {
     pub fn push_frame(&mut self, frame: &GrayFrame) {
         if !self.motion.push(frame) {
             self.stats.bad_frames += 1;
-            tracing::warn!(t_ms = frame.t_ms, width = frame.width, height = frame.height, len = frame.luma.len(), "malformed frame ignored");
+            tracing::warn!(
+                t_ms = frame.t_ms,
+                width = frame.width,
+                height = frame.height,
+                len = frame.luma.len(),
+                "malformed frame ignored"
+            );
             return;
         }
         self.pending.extend(self.motion.take());
@@ -211,7 +225,8 @@ impl Detector {
         if self.pending.is_empty() {
             return;
         }
-        self.pending.sort_by_key(|a| (a.start_ms, idx(a.modality), a.end_ms));
+        self.pending
+            .sort_by_key(|a| (a.start_ms, idx(a.modality), a.end_ms));
         let gap = i64::from(self.cfg.merge.gap_ms);
         let max = i64::from(self.cfg.merge.max_event_ms);
         let mut taken = 0;
@@ -253,7 +268,12 @@ impl Detector {
 
     fn emit(&mut self, cluster: &[Activation]) {
         let start = cluster.iter().map(|a| a.start_ms).min().unwrap_or(0);
-        let end = cluster.iter().map(|a| a.end_ms).max().unwrap_or(start).max(start);
+        let end = cluster
+            .iter()
+            .map(|a| a.end_ms)
+            .max()
+            .unwrap_or(start)
+            .max(start);
         if end - start < i64::from(self.cfg.merge.min_event_ms) {
             return;
         }
@@ -287,35 +307,71 @@ impl Detector {
                 }
             }
         }
-        ev.audio_ms = if ev.audio.is_some() { (audio_end - audio_start).max(0) } else { 0 };
+        ev.audio_ms = if ev.audio.is_some() {
+            (audio_end - audio_start).max(0)
+        } else {
+            0
+        };
         let (class, confidence) = classify(&ev);
         if class == EventClass::Background && !self.cfg.merge.report_background {
             self.stats.background_suppressed += 1;
-            tracing::debug!(start_ms = start, end_ms = end, "background event suppressed");
+            tracing::debug!(
+                start_ms = start,
+                end_ms = end,
+                "background event suppressed"
+            );
             return;
         }
         let score = |m: Modality| {
-            self.available_at(m, start).then(|| Permille::from_fraction(best[idx(m)]))
+            self.available_at(m, start)
+                .then(|| Permille::from_fraction(best[idx(m)]))
         };
-        let scores = ModalityScores { audio: score(Modality::Audio), camera: score(Modality::Camera), climate: score(Modality::Climate) };
+        let scores = ModalityScores {
+            audio: score(Modality::Audio),
+            camera: score(Modality::Camera),
+            climate: score(Modality::Climate),
+        };
         let temp_at = self
             .temps
             .iter()
             .filter(|(t, _)| *t >= start && *t <= end.max(start))
             .map(|(_, v)| *v)
             .fold((0f32, 0u32), |(s, n), v| (s + v, n + 1));
-        let temp_c = ev.climate.map(|c| c.mean_temp_c).or((temp_at.1 > 0).then(|| temp_at.0 / temp_at.1 as f32));
-        let c100 = |v: f32| (v * 100.0).round().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16;
+        let temp_c = ev
+            .climate
+            .map(|c| c.mean_temp_c)
+            .or((temp_at.1 > 0).then(|| temp_at.0 / temp_at.1 as f32));
+        let c100 = |v: f32| {
+            (v * 100.0)
+                .round()
+                .clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16
+        };
         let features = KeyFeatures {
-            audio_snr_db10: ev.audio.map(|a| (a.peak_snr_db * 10.0).round().clamp(0.0, 32_000.0) as i16),
-            audio_peak_hz: ev.audio.map(|a| a.peak_hz.round().clamp(0.0, 65_535.0) as u16),
+            audio_snr_db10: ev
+                .audio
+                .map(|a| (a.peak_snr_db * 10.0).round().clamp(0.0, 32_000.0) as i16),
+            audio_peak_hz: ev
+                .audio
+                .map(|a| a.peak_hz.round().clamp(0.0, 65_535.0) as u16),
             motion_area: ev.motion.map(|m| Permille::from_fraction(m.max_area)),
-            motion_centroid: ev.motion.map(|m| ((m.centroid.0 * 255.0).round() as u8, (m.centroid.1 * 255.0).round() as u8)),
+            motion_centroid: ev.motion.map(|m| {
+                (
+                    (m.centroid.0 * 255.0).round() as u8,
+                    (m.centroid.1 * 255.0).round() as u8,
+                )
+            }),
             temp_delta_c100: ev.climate.map(|c| c100(c.temp_delta_c)),
             temp_c100: temp_c.map(c100),
         };
         self.stats.events += 1;
-        self.out.push(Detection { start_ms: start, end_ms: end, class, confidence, scores, features });
+        self.out.push(Detection {
+            start_ms: start,
+            end_ms: end,
+            class,
+            confidence,
+            scores,
+            features,
+        });
     }
 }
 
@@ -329,9 +385,11 @@ mod tests {
     fn inputs() -> (Vec<AudioChunk>, Vec<GrayFrame>, Vec<ClimateSample>) {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
         let rate = 16_000;
-        let mut x: Vec<f32> = (0..rate * 60).map(|_| (rng.random::<f32>() - 0.5) * 0.01).collect();
+        let mut x: Vec<f32> = (0..rate * 60)
+            .map(|_| (rng.random::<f32>() - 0.5) * 0.01)
+            .collect();
         for call in 0..5 {
-            let s0 = (20.0 + call as f32 * 0.4) as f32 * rate as f32;
+            let s0 = (20.0 + call as f32 * 0.4) * rate as f32;
             let mut ph = 0f32;
             for i in 0..3200 {
                 let f = 3000.0 + 1000.0 * i as f32 / 3200.0;
@@ -339,7 +397,15 @@ mod tests {
                 x[s0 as usize + i] += 0.2 * ph.sin();
             }
         }
-        let audio = x.chunks(8000).enumerate().map(|(i, c)| AudioChunk { start_ms: i as i64 * 500, sample_rate: rate as u32, samples: c.to_vec() }).collect();
+        let audio = x
+            .chunks(8000)
+            .enumerate()
+            .map(|(i, c)| AudioChunk {
+                start_ms: i as i64 * 500,
+                sample_rate: rate as u32,
+                samples: c.to_vec(),
+            })
+            .collect();
         let frames = (0..120)
             .map(|i| {
                 let mut px: Vec<u8> = (0..80 * 60).map(|j| (100 + (j * 31) % 19) as u8).collect();
@@ -351,14 +417,28 @@ mod tests {
                         }
                     }
                 }
-                GrayFrame { t_ms: i as i64 * 500, width: 80, height: 60, luma: px }
+                GrayFrame {
+                    t_ms: i as i64 * 500,
+                    width: 80,
+                    height: 60,
+                    luma: px,
+                }
             })
             .collect();
         let climate = (0..60)
             .map(|i| {
                 let t = i * 1000;
-                let temp = if t > 40_000 { 15.0 + (t - 40_000) as f32 / 5_000.0 } else { 15.0 };
-                ClimateSample { t_ms: t, temperature_c: temp, humidity_pct: 50.0, pressure_hpa: 1000.0 }
+                let temp = if t > 40_000 {
+                    15.0 + (t - 40_000) as f32 / 5_000.0
+                } else {
+                    15.0
+                };
+                ClimateSample {
+                    t_ms: t,
+                    temperature_c: temp,
+                    humidity_pct: 50.0,
+                    pressure_hpa: 1000.0,
+                }
             })
             .collect();
         (audio, frames, climate)
@@ -411,7 +491,10 @@ mod tests {
         let b = run("round-robin");
         assert_eq!(a, b);
         assert!(a.iter().any(|d| d.class == EventClass::Wildlife), "{a:?}");
-        assert!(a.iter().any(|d| d.class == EventClass::MachineryAnomaly), "{a:?}");
+        assert!(
+            a.iter().any(|d| d.class == EventClass::MachineryAnomaly),
+            "{a:?}"
+        );
     }
 
     #[test]
@@ -436,11 +519,28 @@ mod tests {
     #[test]
     fn malformed_input_is_counted_not_fatal() {
         let mut d = Detector::new(&DetectorConfig::default(), 16_000);
-        d.push_audio(&AudioChunk { start_ms: 0, sample_rate: 8_000, samples: vec![0.0; 100] });
-        d.push_frame(&GrayFrame { t_ms: 0, width: 4, height: 4, luma: vec![1; 3] });
-        d.push_climate(&ClimateSample { t_ms: 0, temperature_c: f32::NAN, humidity_pct: 0.0, pressure_hpa: 0.0 });
+        d.push_audio(&AudioChunk {
+            start_ms: 0,
+            sample_rate: 8_000,
+            samples: vec![0.0; 100],
+        });
+        d.push_frame(&GrayFrame {
+            t_ms: 0,
+            width: 4,
+            height: 4,
+            luma: vec![1; 3],
+        });
+        d.push_climate(&ClimateSample {
+            t_ms: 0,
+            temperature_c: f32::NAN,
+            humidity_pct: 0.0,
+            pressure_hpa: 0.0,
+        });
         let s = d.stats();
-        assert_eq!((s.audio_rate_mismatch, s.bad_frames, s.bad_climate), (1, 1, 1));
+        assert_eq!(
+            (s.audio_rate_mismatch, s.bad_frames, s.bad_climate),
+            (1, 1, 1)
+        );
         assert!(d.finish().is_empty());
     }
 }

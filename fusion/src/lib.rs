@@ -25,7 +25,9 @@ pub mod detector;
 pub mod input;
 pub mod motion;
 
-pub use config::{AudioTriggerConfig, ClimateTriggerConfig, DetectorConfig, MergeConfig, MotionConfig};
+pub use config::{
+    AudioTriggerConfig, ClimateTriggerConfig, DetectorConfig, MergeConfig, MotionConfig,
+};
 pub use detection::Detection;
 pub use detector::{Detector, DetectorStats};
 pub use input::{AudioChunk, ClimateSample, GrayFrame, Modality};

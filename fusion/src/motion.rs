@@ -70,7 +70,11 @@ impl MotionTrigger {
         // 1. Global gain.
         let mean_f = f.luma.iter().map(|&v| f32::from(v)).sum::<f32>() / (w * h) as f32;
         let mean_b = self.background.iter().sum::<f32>() / (w * h) as f32;
-        let gain = if mean_f > 1.0 { (mean_b / mean_f).clamp(0.25, 4.0) } else { 1.0 };
+        let gain = if mean_f > 1.0 {
+            (mean_b / mean_f).clamp(0.25, 4.0)
+        } else {
+            1.0
+        };
         // Relative change, in grey levels of an average pixel: shading multiplies
         // the scene, so in this form a shadow is smooth even on textured ground.
         for i in 0..w * h {
@@ -122,15 +126,27 @@ impl MotionTrigger {
         let feat = MotionFeatures {
             max_area: area,
             centroid: if count > 0 {
-                ((sx / count as f64 / w as f64) as f32, (sy / count as f64 / h as f64) as f32)
+                (
+                    (sx / count as f64 / w as f64) as f32,
+                    (sy / count as f64 / h as f64) as f32,
+                )
             } else {
                 (0.5, 0.5)
             },
-            max_height: if count > 0 { (bottom + 1 - top) as f32 / h as f32 } else { 0.0 },
+            max_height: if count > 0 {
+                (bottom + 1 - top) as f32 / h as f32
+            } else {
+                0.0
+            },
         };
         match self.open.as_mut() {
             None if moving => {
-                self.open = Some(Open { start_ms: f.t_ms, last_ms: f.t_ms, frames: 1, best: feat });
+                self.open = Some(Open {
+                    start_ms: f.t_ms,
+                    last_ms: f.t_ms,
+                    frames: 1,
+                    best: feat,
+                });
             }
             None => {}
             Some(o) if moving => {
@@ -166,7 +182,9 @@ impl MotionTrigger {
             let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
             for x in 0..w {
                 let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
-                let sum = self.integral[y1 * s + x1] - self.integral[y0 * s + x1] - self.integral[y1 * s + x0]
+                let sum = self.integral[y1 * s + x1]
+                    - self.integral[y0 * s + x1]
+                    - self.integral[y1 * s + x0]
                     + self.integral[y0 * s + x0];
                 let mean = sum / ((y1 - y0) * (x1 - x0)) as f64;
                 self.diff[y * w + x] -= mean as f32;
@@ -213,11 +231,18 @@ mod tests {
     use super::*;
 
     fn textured(w: u32, h: u32, t: u32) -> Vec<u8> {
-        (0..w * h).map(|i| (100 + (i * 37 + t) % 23) as u8).collect()
+        (0..w * h)
+            .map(|i| (100 + (i * 37 + t) % 23) as u8)
+            .collect()
     }
 
     fn frame(t_ms: i64, luma: Vec<u8>) -> GrayFrame {
-        GrayFrame { t_ms, width: 80, height: 60, luma }
+        GrayFrame {
+            t_ms,
+            width: 80,
+            height: 60,
+            luma,
+        }
     }
 
     fn run(frames: impl Iterator<Item = GrayFrame>) -> Vec<Activation> {
@@ -261,16 +286,37 @@ mod tests {
         });
         let acts = run(blob);
         assert_eq!(acts.len(), 1, "{acts:?}");
-        let Features::Motion(f) = acts[0].features else { panic!() };
+        let Features::Motion(f) = acts[0].features else {
+            panic!()
+        };
         assert!(f.max_area > 0.003 && f.max_area < 0.05, "{f:?}");
-        assert!((acts[0].start_ms, acts[0].end_ms) >= (4_500, 12_000), "{:?}", acts[0]);
+        assert!(
+            (acts[0].start_ms, acts[0].end_ms) >= (4_500, 12_000),
+            "{:?}",
+            acts[0]
+        );
     }
 
     #[test]
     fn malformed_frames_are_refused() {
         let mut m = MotionTrigger::new(&MotionConfig::default());
-        assert!(!m.push(&GrayFrame { t_ms: 0, width: 10, height: 10, luma: vec![0; 5] }));
-        assert!(m.push(&GrayFrame { t_ms: 10, width: 2, height: 2, luma: vec![0; 4] }));
-        assert!(!m.push(&GrayFrame { t_ms: 5, width: 2, height: 2, luma: vec![0; 4] }));
+        assert!(!m.push(&GrayFrame {
+            t_ms: 0,
+            width: 10,
+            height: 10,
+            luma: vec![0; 5]
+        }));
+        assert!(m.push(&GrayFrame {
+            t_ms: 10,
+            width: 2,
+            height: 2,
+            luma: vec![0; 4]
+        }));
+        assert!(!m.push(&GrayFrame {
+            t_ms: 5,
+            width: 2,
+            height: 2,
+            luma: vec![0; 4]
+        }));
     }
 }

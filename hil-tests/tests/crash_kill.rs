@@ -19,7 +19,10 @@ const NODE: &str = env!("CARGO_BIN_EXE_hil-fieldnode");
 const SCENEGEN: &str = env!("CARGO_BIN_EXE_scenegen");
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// xorshift64*: a tiny seeded generator for kill times.
@@ -38,7 +41,15 @@ impl Rng {
 
 fn generate_scene(dir: &Path, seed: u64) {
     let st = Command::new(SCENEGEN)
-        .args(["--preset", "mixed", "--seed", &seed.to_string(), "--duration", "1800", "--out"])
+        .args([
+            "--preset",
+            "mixed",
+            "--seed",
+            &seed.to_string(),
+            "--duration",
+            "1800",
+            "--out",
+        ])
         .arg(dir)
         .status()
         .unwrap();
@@ -49,7 +60,15 @@ fn generate_scene(dir: &Path, seed: u64) {
 /// reported as stored and whether it was killed (false = it exited first).
 fn run_and_kill(scene: &Path, data: &Path, kill_after: Duration) -> (Vec<EventJson>, bool) {
     let mut child = Command::new(NODE)
-        .args(["run", "--speed", "max", "--exit-at-end", "--output", "jsonl", "--scene"])
+        .args([
+            "run",
+            "--speed",
+            "max",
+            "--exit-at-end",
+            "--output",
+            "jsonl",
+            "--scene",
+        ])
         .arg(scene)
         .arg("--data-dir")
         .arg(data)
@@ -81,7 +100,11 @@ fn run_and_kill(scene: &Path, data: &Path, kill_after: Duration) -> (Vec<EventJs
             break;
         }
         if start.elapsed() >= kill_after {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
             child.wait().unwrap();
             killed = true;
             break;
@@ -113,8 +136,15 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event() {
     for e in first {
         acknowledged.insert(e.id, e);
     }
-    assert!(!acknowledged.is_empty(), "the scene produced no events at all");
-    eprintln!("one full run: {:.2} s, {} events", full.as_secs_f64(), acknowledged.len());
+    assert!(
+        !acknowledged.is_empty(),
+        "the scene produced no events at all"
+    );
+    eprintln!(
+        "one full run: {:.2} s, {} events",
+        full.as_secs_f64(),
+        acknowledged.len()
+    );
 
     while done_kills < kills {
         runs += 1;
@@ -132,19 +162,38 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event() {
         for e in &stored {
             assert!(e.id > last, "run {runs}: id {} is not above {last}", e.id);
             last = e.id;
-            assert!(acknowledged.insert(e.id, e.clone()).is_none(), "id {} repeated", e.id);
+            assert!(
+                acknowledged.insert(e.id, e.clone()).is_none(),
+                "id {} repeated",
+                e.id
+            );
         }
         max_id_seen = max_id_seen.max(last);
 
         // The store opens, and holds every acknowledged event intact.
         let (store, report) = EventStore::open(&data.join("store"), &StoreConfig::default())
             .unwrap_or_else(|e| panic!("run {runs}: store does not open after kill: {e}"));
-        assert!(report.quarantined.is_none(), "run {runs}: store was quarantined: {:?}", report.reason);
-        assert!(report.next_id > max_id_seen, "run {runs}: next id {} not above {max_id_seen}", report.next_id);
+        assert!(
+            report.quarantined.is_none(),
+            "run {runs}: store was quarantined: {:?}",
+            report.reason
+        );
+        assert!(
+            report.next_id > max_id_seen,
+            "run {runs}: next id {} not above {max_id_seen}",
+            report.next_id
+        );
         for (id, want) in &acknowledged {
-            let got = store.get(*id).unwrap_or_else(|e| panic!("run {runs}: event {id} unreadable: {e}"));
-            let got = got.unwrap_or_else(|| panic!("run {runs}: acknowledged event {id} is missing"));
-            assert_eq!(&EventJson::from(&got), want, "run {runs}: event {id} changed");
+            let got = store
+                .get(*id)
+                .unwrap_or_else(|e| panic!("run {runs}: event {id} unreadable: {e}"));
+            let got =
+                got.unwrap_or_else(|| panic!("run {runs}: acknowledged event {id} is missing"));
+            assert_eq!(
+                &EventJson::from(&got),
+                want,
+                "run {runs}: event {id} changed"
+            );
         }
         drop(store);
     }

@@ -14,7 +14,9 @@ pub enum DecodeError {
     #[error("empty event record")]
     Empty,
     /// A version byte this build does not understand.
-    #[error("unsupported event record version {found} (this build reads version {EVENT_RECORD_VERSION})")]
+    #[error(
+        "unsupported event record version {found} (this build reads version {EVENT_RECORD_VERSION})"
+    )]
     UnsupportedVersion {
         /// The version byte found.
         found: u8,
@@ -104,7 +106,10 @@ mod tests {
             Err(DecodeError::UnsupportedVersion { found: 9 })
         );
         for cut in 1..bytes.len() {
-            assert!(decode_event(&bytes[..cut]).is_err(), "prefix of {cut} bytes decoded");
+            assert!(
+                decode_event(&bytes[..cut]).is_err(),
+                "prefix of {cut} bytes decoded"
+            );
         }
         let mut long = bytes.clone();
         long.push(0);

@@ -106,9 +106,23 @@ mod tests {
         let mut names: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
         names.sort();
         let expected = [
-            "audio_peak_hz", "audio_snr_db", "class", "confidence", "end_ms", "id",
-            "model_version", "motion_area", "motion_x", "motion_y", "node_id", "score_audio",
-            "score_camera", "score_climate", "start_ms", "temp_c", "temp_delta_c",
+            "audio_peak_hz",
+            "audio_snr_db",
+            "class",
+            "confidence",
+            "end_ms",
+            "id",
+            "model_version",
+            "motion_area",
+            "motion_x",
+            "motion_y",
+            "node_id",
+            "score_audio",
+            "score_camera",
+            "score_climate",
+            "start_ms",
+            "temp_c",
+            "temp_delta_c",
         ];
         assert_eq!(names, expected);
     }

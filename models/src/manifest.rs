@@ -57,17 +57,28 @@ pub enum ManifestError {
 impl Manifest {
     /// Parses and checks a manifest.
     pub fn from_toml(text: &str) -> Result<Manifest, ManifestError> {
-        let m: Manifest = toml::from_str(text).map_err(|e| ManifestError::Parse(e.message().to_string()))?;
+        let m: Manifest =
+            toml::from_str(text).map_err(|e| ManifestError::Parse(e.message().to_string()))?;
         m.check()?;
         Ok(m)
     }
 
     fn check(&self) -> Result<(), ManifestError> {
-        let bad = |field, problem: &str| Err(ManifestError::Invalid { field, problem: problem.to_string() });
+        let bad = |field, problem: &str| {
+            Err(ManifestError::Invalid {
+                field,
+                problem: problem.to_string(),
+            })
+        };
         if self.version == 0 {
             return bad("version", "0 is reserved for the trigger-only detector");
         }
-        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if self.sha256.len() != 64
+            || !self
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return bad("sha256", "must be 64 lower-case hex digits");
         }
         if self.file.is_empty() || self.file.contains('/') || self.file.contains("..") {
@@ -81,7 +92,10 @@ impl Manifest {
         }
         for t in self.inputs.iter().chain(&self.outputs) {
             if t.name.is_empty() || t.shape.iter().any(|&d| d == 0 || d < -1) {
-                return bad("inputs", "tensor names must be non-empty and dimensions positive or -1");
+                return bad(
+                    "inputs",
+                    "tensor names must be non-empty and dimensions positive or -1",
+                );
             }
         }
         if self.classes.is_empty() {
@@ -134,7 +148,13 @@ mod tests {
                 other => panic!("{field}: {other:?}"),
             }
         }
-        assert!(matches!(Manifest::from_toml("name = 1"), Err(ManifestError::Parse(_))));
-        assert!(matches!(Manifest::from_toml(&format!("{GOOD}\nextra = 1")), Err(ManifestError::Parse(_))));
+        assert!(matches!(
+            Manifest::from_toml("name = 1"),
+            Err(ManifestError::Parse(_))
+        ));
+        assert!(matches!(
+            Manifest::from_toml(&format!("{GOOD}\nextra = 1")),
+            Err(ManifestError::Parse(_))
+        ));
     }
 }

@@ -6,16 +6,20 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
-use messages::{EventJson, EventRecord};
 use crate::clock::{Clock, ReplayClock};
 use crate::config::{Config, Speed};
 use crate::scene::Scene;
 use crate::scene::meta::format_rfc3339_ms;
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use messages::{EventJson, EventRecord};
 
 #[derive(Parser)]
-#[command(name = "fieldnode", version, about = "Field node daemon: senses, detects events, stores them durably")]
+#[command(
+    name = "fieldnode",
+    version,
+    about = "Field node daemon: senses, detects events, stores them durably"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -114,9 +118,14 @@ fn resolve_scene_dir(dir: &Path) -> PathBuf {
 }
 
 fn init_logging(cfg: &Config) {
-    let filter = std::env::var("RUST_LOG").ok().unwrap_or_else(|| cfg.log.level.clone());
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .unwrap_or_else(|| cfg.log.level.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if cfg.log.format == "json" {
         builder.json().init();
     } else {
@@ -128,7 +137,8 @@ fn run(args: RunArgs) -> Result<()> {
     let cfg = load_config(&args)?;
     init_logging(&cfg);
     let scene_dir = resolve_scene_dir(&cfg.scene.dir);
-    let scene = Scene::open(&scene_dir).with_context(|| format!("scene {}", scene_dir.display()))?;
+    let scene =
+        Scene::open(&scene_dir).with_context(|| format!("scene {}", scene_dir.display()))?;
     let (speed, paused) = match cfg.scene.speed {
         Speed::Factor(x) => (x, false),
         // As fast as possible: scene time on tokio's paused clock, which jumps
@@ -136,9 +146,15 @@ fn run(args: RunArgs) -> Result<()> {
         Speed::Max => (1.0, true),
     };
     let runtime = if paused {
-        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
     }
     .context("starting the async runtime")?;
     let output = args.output;
@@ -224,8 +240,17 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
         wall_s,
         s.scene_ms as f64 / 1000.0 / wall_s.max(1e-3)
     );
-    let classes: Vec<String> = s.stored_by_class.iter().map(|(c, n)| format!("{c} {n}")).collect();
-    println!("stored {} events ({}); {} in the store", s.stored, classes.join(", "), s.store_total);
+    let classes: Vec<String> = s
+        .stored_by_class
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    println!(
+        "stored {} events ({}); {} in the store",
+        s.stored,
+        classes.join(", "),
+        s.store_total
+    );
     if s.unstored > 0 {
         println!("NOT STORED: {} events (see the log)", s.unstored);
     }
@@ -238,7 +263,15 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
         s.camera_frames,
         s.camera_skipped,
         s.climate_readings,
-        if s.absent_sensors.is_empty() { String::new() } else { format!("; absent: {}", s.absent_sensors.join(", ")) }
+        if s.absent_sensors.is_empty() {
+            String::new()
+        } else {
+            format!("; absent: {}", s.absent_sensors.join(", "))
+        }
     );
-    println!("power: {} mode, battery {:.0}%", s.power_mode, s.battery_soc * 100.0);
+    println!(
+        "power: {} mode, battery {:.0}%",
+        s.power_mode,
+        s.battery_soc * 100.0
+    );
 }

@@ -33,7 +33,11 @@ impl ReplayClock {
     /// A clock that reads `start_ms` now and runs `speed` times faster than
     /// tokio's clock (which may be paused).
     pub fn new(start_ms: i64, speed: f64) -> Self {
-        ReplayClock { start_ms, origin: Instant::now(), speed: if speed > 0.0 { speed } else { 1.0 } }
+        ReplayClock {
+            start_ms,
+            origin: Instant::now(),
+            speed: if speed > 0.0 { speed } else { 1.0 },
+        }
     }
 
     fn instant_of(&self, t_ms: i64) -> Instant {

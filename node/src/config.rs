@@ -43,7 +43,10 @@ pub struct NodeConfig {
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        NodeConfig { id: "demo-node".into(), data_dir: PathBuf::from("var") }
+        NodeConfig {
+            id: "demo-node".into(),
+            data_dir: PathBuf::from("var"),
+        }
     }
 }
 
@@ -70,7 +73,9 @@ impl FromStr for Speed {
         }
         match s.parse::<f64>() {
             Ok(x) if x.is_finite() && x > 0.0 && x <= 1e6 => Ok(Speed::Factor(x)),
-            _ => Err(format!("expected a positive speed factor (e.g. 1, 10) or `max`, found `{s}`")),
+            _ => Err(format!(
+                "expected a positive speed factor (e.g. 1, 10) or `max`, found `{s}`"
+            )),
         }
     }
 }
@@ -113,7 +118,11 @@ pub struct SceneConfig {
 
 impl Default for SceneConfig {
     fn default() -> Self {
-        SceneConfig { dir: PathBuf::from("scenes/demo"), speed: Speed::Factor(1.0), exit_at_end: false }
+        SceneConfig {
+            dir: PathBuf::from("scenes/demo"),
+            speed: Speed::Factor(1.0),
+            exit_at_end: false,
+        }
     }
 }
 
@@ -131,7 +140,11 @@ pub struct AudioConfig {
 
 impl Default for AudioConfig {
     fn default() -> Self {
-        AudioConfig { enabled: true, sample_rate_hz: 16_000, chunk_ms: 500 }
+        AudioConfig {
+            enabled: true,
+            sample_rate_hz: 16_000,
+            chunk_ms: 500,
+        }
     }
 }
 
@@ -149,7 +162,11 @@ pub struct CameraConfig {
 
 impl Default for CameraConfig {
     fn default() -> Self {
-        CameraConfig { enabled: true, analysis_width: 80, analysis_height: 60 }
+        CameraConfig {
+            enabled: true,
+            analysis_width: 80,
+            analysis_height: 60,
+        }
     }
 }
 
@@ -199,7 +216,9 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { cache_capacity_bytes: 8 * 1024 * 1024 }
+        StoreConfig {
+            cache_capacity_bytes: 8 * 1024 * 1024,
+        }
     }
 }
 
@@ -215,7 +234,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), format: "text".into() }
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
     }
 }
 
@@ -244,7 +266,10 @@ impl std::fmt::Display for ConfigError {
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.into(), message: message.into() }
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 fn section<T: DeserializeOwned + Default>(
@@ -252,9 +277,14 @@ fn section<T: DeserializeOwned + Default>(
     name: &str,
     errors: &mut Vec<ConfigError>,
 ) -> T {
-    let Some(value) = table.remove(name) else { return T::default() };
+    let Some(value) = table.remove(name) else {
+        return T::default();
+    };
     if !value.is_table() {
-        errors.push(err(name, format!("expected a table `[{name}]`, found a {}", value.type_str())));
+        errors.push(err(
+            name,
+            format!("expected a table `[{name}]`, found a {}", value.type_str()),
+        ));
         return T::default();
     }
     let mut unknown = Vec::new();
@@ -270,7 +300,11 @@ fn section<T: DeserializeOwned + Default>(
         Ok(v) => v,
         Err(e) => {
             let path = e.path().to_string();
-            let key = if path == "." || path.is_empty() { name.to_string() } else { format!("{name}.{path}") };
+            let key = if path == "." || path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name}.{path}")
+            };
             errors.push(err(key, e.into_inner().message().to_string()));
             T::default()
         }
@@ -281,12 +315,17 @@ impl Config {
     /// Parses and checks a configuration; on failure returns every error found.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             let msg = e.message().to_string();
-            ConfigErrors(vec![err("", match line {
-                Some(l) => format!("line {l}: {msg}"),
-                None => msg,
-            })])
+            ConfigErrors(vec![err(
+                "",
+                match line {
+                    Some(l) => format!("line {l}: {msg}"),
+                    None => msg,
+                },
+            )])
         })?;
         let mut errors = Vec::new();
         let cfg = Config {
@@ -304,13 +343,21 @@ impl Config {
             errors.push(err(key.clone(), "unknown key"));
         }
         errors.extend(cfg.validate().0);
-        if errors.is_empty() { Ok(cfg) } else { Err(ConfigErrors(errors)) }
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 
     /// Reads and checks a configuration file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigErrors(vec![err("", format!("cannot read {}: {e}", path.display()))]))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![err(
+                "",
+                format!("cannot read {}: {e}", path.display()),
+            )])
+        })?;
         Config::from_toml_str(&text)
     }
 
@@ -318,41 +365,72 @@ impl Config {
     pub fn validate(&self) -> ConfigErrors {
         let mut e = Vec::new();
         let id = &self.node.id;
-        if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            e.push(err("node.id", "must be 1 to 32 characters of ASCII letters, digits, `-` or `_`"));
+        if id.is_empty()
+            || id.len() > 32
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            e.push(err(
+                "node.id",
+                "must be 1 to 32 characters of ASCII letters, digits, `-` or `_`",
+            ));
         }
         if self.node.data_dir.as_os_str().is_empty() {
             e.push(err("node.data_dir", "must not be empty"));
         }
         if !(4_000..=96_000).contains(&self.audio.sample_rate_hz) {
-            e.push(err("audio.sample_rate_hz", "must be between 4000 and 96000 Hz"));
+            e.push(err(
+                "audio.sample_rate_hz",
+                "must be between 4000 and 96000 Hz",
+            ));
         }
         if !(20..=10_000).contains(&self.audio.chunk_ms) {
             e.push(err("audio.chunk_ms", "must be between 20 and 10000 ms"));
         }
-        for (v, k) in [(self.camera.analysis_width, "camera.analysis_width"), (self.camera.analysis_height, "camera.analysis_height")] {
+        for (v, k) in [
+            (self.camera.analysis_width, "camera.analysis_width"),
+            (self.camera.analysis_height, "camera.analysis_height"),
+        ] {
             if !(8..=640).contains(&v) {
                 e.push(err(k, "must be between 8 and 640 pixels"));
             }
         }
         if !(100..=3_600_000).contains(&self.power.interval_ms) {
-            e.push(err("power.interval_ms", "must be between 100 ms and one hour"));
+            e.push(err(
+                "power.interval_ms",
+                "must be between 100 ms and one hour",
+            ));
         }
-        if self.store.cache_capacity_bytes < 64 * 1024 || self.store.cache_capacity_bytes > 1 << 30 {
-            e.push(err("store.cache_capacity_bytes", "must be between 64 KiB and 1 GiB"));
+        if self.store.cache_capacity_bytes < 64 * 1024 || self.store.cache_capacity_bytes > 1 << 30
+        {
+            e.push(err(
+                "store.cache_capacity_bytes",
+                "must be between 64 KiB and 1 GiB",
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            e.push(err("log.level", "must be a level (error, warn, info, debug, trace) or a tracing filter"));
+            e.push(err(
+                "log.level",
+                "must be a level (error, warn, info, debug, trace) or a tracing filter",
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             e.push(err("log.format", "must be `text` or `json`"));
         }
-        fn prefixed(prefix: &'static str, errs: Vec<(String, String)>) -> impl Iterator<Item = ConfigError> {
-            errs.into_iter().map(move |(k, m)| err(format!("{prefix}.{k}"), m))
+        fn prefixed(
+            prefix: &'static str,
+            errs: Vec<(String, String)>,
+        ) -> impl Iterator<Item = ConfigError> {
+            errs.into_iter()
+                .map(move |(k, m)| err(format!("{prefix}.{k}"), m))
         }
         e.extend(prefixed("detector", self.detector.validate()));
         e.extend(prefixed("power.policy", self.power.policy.validate()));
-        e.extend(prefixed("power.simulation", self.power.simulation.validate()));
+        e.extend(prefixed(
+            "power.simulation",
+            self.power.simulation.validate(),
+        ));
         ConfigErrors(e)
     }
 }
@@ -399,13 +477,23 @@ mod tests {
         got.sort();
         assert_eq!(
             got,
-            ["audio.sample_rate_hz", "colour", "node.id", "node.nmae", "power.policy.frobnicate", "power.policy.saver_below_soc", "scene.speed"]
+            [
+                "audio.sample_rate_hz",
+                "colour",
+                "node.id",
+                "node.nmae",
+                "power.policy.frobnicate",
+                "power.policy.saver_below_soc",
+                "scene.speed"
+            ]
         );
     }
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let e = Config::from_toml_str("[node]\nid = \n").unwrap_err().to_string();
+        let e = Config::from_toml_str("[node]\nid = \n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2"), "{e}");
     }
 

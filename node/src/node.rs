@@ -85,13 +85,23 @@ pub struct RunSummary {
 /// `write_bytes` of `/proc/self/io`: bytes this process sent to the block layer.
 fn io_write_bytes() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/io").ok()?;
-    text.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Creates the data directory and opens the store in it.
-pub fn open_store(data_dir: &Path, cfg: &Config) -> Result<(EventStore, uplink::OpenReport), NodeError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| NodeError::DataDir { path: data_dir.to_path_buf(), source: e })?;
-    let store_cfg = uplink::StoreConfig { cache_capacity_bytes: cfg.store.cache_capacity_bytes };
+pub fn open_store(
+    data_dir: &Path,
+    cfg: &Config,
+) -> Result<(EventStore, uplink::OpenReport), NodeError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| NodeError::DataDir {
+        path: data_dir.to_path_buf(),
+        source: e,
+    })?;
+    let store_cfg = uplink::StoreConfig {
+        cache_capacity_bytes: cfg.store.cache_capacity_bytes,
+    };
     let (store, report) = EventStore::open(&data_dir.join("store"), &store_cfg)?;
     if let Some(q) = &report.quarantined {
         tracing::error!(moved_to = %q.display(), reason = report.reason.as_deref().unwrap_or(""), "event store was corrupt: moved aside, starting a fresh one");
@@ -118,7 +128,8 @@ pub async fn run_scene(
     let (trigger, shutdown) = shutdown::channel();
 
     // Power: the first status is known before any sensor starts.
-    let mut supply: Box<dyn PowerSource> = Box::new(SimulatedSupply::new(cfg.power.simulation.clone()));
+    let mut supply: Box<dyn PowerSource> =
+        Box::new(SimulatedSupply::new(cfg.power.simulation.clone()));
     let mut policy = PowerPolicy::new(cfg.power.policy.clone());
     let first = tasks::power::initial_status(supply.as_mut(), &mut policy, clock.now_ms());
     tracing::info!(mode = first.mode.as_str(), soc = first.reading.soc, "power");
@@ -130,11 +141,22 @@ pub async fn run_scene(
     let mut absent = Vec::new();
 
     let audio = match (&scene.audio, cfg.audio.enabled) {
-        (Some(p), true) => Some(ReplayMicrophone::open(p, cfg.audio.sample_rate_hz, cfg.audio.chunk_ms, start_ms, clock.clone())?),
+        (Some(p), true) => Some(ReplayMicrophone::open(
+            p,
+            cfg.audio.sample_rate_hz,
+            cfg.audio.chunk_ms,
+            start_ms,
+            clock.clone(),
+        )?),
         _ => None,
     };
     let camera = match (&scene.camera, cfg.camera.enabled) {
-        (Some(p), true) => Some(ReplayCamera::open(p, start_ms, cfg.camera.analysis_width, cfg.camera.analysis_height)?),
+        (Some(p), true) => Some(ReplayCamera::open(
+            p,
+            start_ms,
+            cfg.camera.analysis_width,
+            cfg.camera.analysis_height,
+        )?),
         _ => None,
     };
     let climate = match (&scene.climate, cfg.climate.enabled) {
@@ -142,12 +164,20 @@ pub async fn run_scene(
         _ => None,
     };
     match audio {
-        Some(mic) => handles.push(tokio::spawn(tasks::microphone::run(mic, sensor_tx.clone(), counters.clone(), shutdown.clone()))),
+        Some(mic) => handles.push(tokio::spawn(tasks::microphone::run(
+            mic,
+            sensor_tx.clone(),
+            counters.clone(),
+            shutdown.clone(),
+        ))),
         None => absent.push(Modality::Audio),
     }
     match camera {
         Some(cam) => {
-            let plan = CameraPlan { until_ms: Some(end_ms), recheck_ms: cfg.power.interval_ms };
+            let plan = CameraPlan {
+                until_ms: Some(end_ms),
+                recheck_ms: cfg.power.interval_ms,
+            };
             handles.push(tokio::spawn(tasks::camera::run(
                 cam,
                 sensor_tx.clone(),
@@ -174,13 +204,22 @@ pub async fn run_scene(
     }
     drop(sensor_tx);
     for m in &absent {
-        tracing::warn!(sensor = m.as_str(), "sensor absent; detecting with the others");
+        tracing::warn!(
+            sensor = m.as_str(),
+            "sensor absent; detecting with the others"
+        );
     }
 
     let detector = Detector::new(&cfg.detector, cfg.audio.sample_rate_hz);
     let stage = DetectStage::new(detector, None, power_rx.clone(), counters.clone(), &absent);
     let mut detect = tokio::spawn(tasks::detect::run(stage, sensor_rx, event_tx));
-    let store_task = tokio::spawn(tasks::store::run(store.clone(), cfg.node.id.clone(), event_rx, on_stored, shutdown.clone()));
+    let store_task = tokio::spawn(tasks::store::run(
+        store.clone(),
+        cfg.node.id.clone(),
+        event_rx,
+        on_stored,
+        shutdown.clone(),
+    ));
     let (done_tx, done_rx) = watch::channel(false);
     let power_task = tokio::spawn(tasks::power::run(
         supply,
@@ -215,9 +254,13 @@ pub async fn run_scene(
     for h in handles {
         h.await.map_err(|e| NodeError::Task(e.to_string()))?;
     }
-    let outcome = store_task.await.map_err(|e| NodeError::Task(e.to_string()))?;
+    let outcome = store_task
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))?;
     let _ = done_tx.send(true);
-    power_task.await.map_err(|e| NodeError::Task(e.to_string()))?;
+    power_task
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))?;
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.flush_durable())
         .await
@@ -225,7 +268,9 @@ pub async fn run_scene(
 
     let mut stored_by_class = BTreeMap::new();
     for r in store.iter_from(report.next_id).flatten() {
-        *stored_by_class.entry(r.class.as_str().to_string()).or_insert(0) += 1;
+        *stored_by_class
+            .entry(r.class.as_str().to_string())
+            .or_insert(0) += 1;
     }
     let status = power_rx.borrow().clone();
     Ok(RunSummary {

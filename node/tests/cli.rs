@@ -11,13 +11,22 @@ fn scene(dir: &Path) -> PathBuf {
     let s = dir.join("scene");
     std::fs::create_dir_all(&s).unwrap();
     std::fs::write(s.join("scene.toml"), "start = \"2026-06-01T05:30:00Z\"\n").unwrap();
-    let spec = hound::WavSpec { channels: 1, sample_rate: 16_000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(s.join("audio.wav"), spec).unwrap();
     for i in 0..32_000u32 {
         w.write_sample(((i * 7919) % 200) as i16 - 100).unwrap();
     }
     w.finalize().unwrap();
-    std::fs::write(s.join("climate.csv"), "t_s,temperature_c,humidity_pct,pressure_hpa\n0,14,80,1012\n1,14,80,1012\n").unwrap();
+    std::fs::write(
+        s.join("climate.csv"),
+        "t_s,temperature_c,humidity_pct,pressure_hpa\n0,14,80,1012\n1,14,80,1012\n",
+    )
+    .unwrap();
     let mut y4m = b"YUV4MPEG2 W8 H6 F2:1 Cmono\n".to_vec();
     for i in 0..4u8 {
         y4m.extend_from_slice(b"FRAME\n");
@@ -28,11 +37,25 @@ fn scene(dir: &Path) -> PathBuf {
 }
 
 fn fieldnode(args: &[&str], cwd: &Path) -> Output {
-    Command::new(BIN).args(args).current_dir(cwd).env("RUST_LOG", "warn").output().unwrap()
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
 }
 
 fn run_on(scene: &Path, data: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["run", "--scene", scene.to_str().unwrap(), "--data-dir", data.to_str().unwrap(), "--speed", "max", "--exit-at-end"];
+    let mut args = vec![
+        "run",
+        "--scene",
+        scene.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--speed",
+        "max",
+        "--exit-at-end",
+    ];
     args.extend_from_slice(extra);
     fieldnode(&args, scene.parent().unwrap())
 }
@@ -52,7 +75,11 @@ fn a_valid_tiny_scene_runs() {
     let s = scene(t.path());
     let out = run_on(&s, &t.path().join("data"), &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("replayed 2.0 s of scene"), "{stdout}");
     assert!(t.path().join("data/store").is_dir());
 }
@@ -63,17 +90,30 @@ fn truncated_wav_names_file_and_offset() {
     let s = scene(t.path());
     let wav = std::fs::read(s.join("audio.wav")).unwrap();
     std::fs::write(s.join("audio.wav"), &wav[..wav.len() / 2]).unwrap();
-    assert_clear_failure(&run_on(&s, &t.path().join("d"), &[]), &["audio.wav", "byte offset", "truncated"]);
+    assert_clear_failure(
+        &run_on(&s, &t.path().join("d"), &[]),
+        &["audio.wav", "byte offset", "truncated"],
+    );
     std::fs::write(s.join("audio.wav"), b"RIFF").unwrap();
-    assert_clear_failure(&run_on(&s, &t.path().join("d"), &[]), &["audio.wav", "RIFF/WAVE"]);
+    assert_clear_failure(
+        &run_on(&s, &t.path().join("d"), &[]),
+        &["audio.wav", "RIFF/WAVE"],
+    );
 }
 
 #[test]
 fn malformed_csv_names_line_and_column() {
     let t = tempfile::tempdir().unwrap();
     let s = scene(t.path());
-    std::fs::write(s.join("climate.csv"), "t_s,temperature_c,humidity_pct,pressure_hpa\n0,14,80,1012\n1,14,eighty,1012\n").unwrap();
-    assert_clear_failure(&run_on(&s, &t.path().join("d"), &[]), &["climate.csv", "line 3", "humidity_pct", "expected a number"]);
+    std::fs::write(
+        s.join("climate.csv"),
+        "t_s,temperature_c,humidity_pct,pressure_hpa\n0,14,80,1012\n1,14,eighty,1012\n",
+    )
+    .unwrap();
+    assert_clear_failure(
+        &run_on(&s, &t.path().join("d"), &[]),
+        &["climate.csv", "line 3", "humidity_pct", "expected a number"],
+    );
 }
 
 #[test]
@@ -82,34 +122,67 @@ fn truncated_or_malformed_y4m_names_offset() {
     let s = scene(t.path());
     let y = std::fs::read(s.join("camera.y4m")).unwrap();
     std::fs::write(s.join("camera.y4m"), &y[..y.len() - 10]).unwrap();
-    assert_clear_failure(&run_on(&s, &t.path().join("d"), &[]), &["camera.y4m", "byte offset", "frame 3"]);
+    assert_clear_failure(
+        &run_on(&s, &t.path().join("d"), &[]),
+        &["camera.y4m", "byte offset", "frame 3"],
+    );
     std::fs::write(s.join("camera.y4m"), b"YUV4MPEG2 W8 H6 F2:1 C422\n").unwrap();
-    assert_clear_failure(&run_on(&s, &t.path().join("d"), &[]), &["camera.y4m", "C422"]);
+    assert_clear_failure(
+        &run_on(&s, &t.path().join("d"), &[]),
+        &["camera.y4m", "C422"],
+    );
 }
 
 #[test]
 fn missing_scene_is_a_clear_error() {
     let t = tempfile::tempdir().unwrap();
-    assert_clear_failure(&run_on(&t.path().join("nope"), &t.path().join("d"), &[]), &["scene.toml", "missing"]);
+    assert_clear_failure(
+        &run_on(&t.path().join("nope"), &t.path().join("d"), &[]),
+        &["scene.toml", "missing"],
+    );
 }
 
 #[test]
 fn unknown_key_and_out_of_range_value_are_reported_together() {
     let t = tempfile::tempdir().unwrap();
     let cfg = t.path().join("bad.toml");
-    std::fs::write(&cfg, "[audio]\nsample_rate = 16000\n[power.policy]\nsaver_below_soc = 3.0\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[audio]\nsample_rate = 16000\n[power.policy]\nsaver_below_soc = 3.0\n",
+    )
+    .unwrap();
     let out = fieldnode(&["check-config", cfg.to_str().unwrap()], t.path());
-    assert_clear_failure(&out, &["audio.sample_rate: unknown key", "power.policy.saver_below_soc: must be"]);
+    assert_clear_failure(
+        &out,
+        &[
+            "audio.sample_rate: unknown key",
+            "power.policy.saver_below_soc: must be",
+        ],
+    );
     // The same configuration refuses to run.
     let s = scene(t.path());
-    assert_clear_failure(&run_on(&s, &t.path().join("d"), &["--config", cfg.to_str().unwrap()]), &["audio.sample_rate"]);
+    assert_clear_failure(
+        &run_on(
+            &s,
+            &t.path().join("d"),
+            &["--config", cfg.to_str().unwrap()],
+        ),
+        &["audio.sample_rate"],
+    );
 }
 
 #[test]
 fn the_example_configuration_checks() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/fieldnode.toml");
-    let out = fieldnode(&["check-config", example.to_str().unwrap()], Path::new(env!("CARGO_MANIFEST_DIR")));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = fieldnode(
+        &["check-config", example.to_str().unwrap()],
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -119,5 +192,8 @@ fn unwritable_data_dir_is_a_clear_error() {
     // A regular file where a directory is needed: fails even for root.
     let file = t.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
-    assert_clear_failure(&run_on(&s, &file.join("data"), &[]), &["data directory", "not-a-dir"]);
+    assert_clear_failure(
+        &run_on(&s, &file.join("data"), &[]),
+        &["data directory", "not-a-dir"],
+    );
 }

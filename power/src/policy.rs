@@ -119,7 +119,10 @@ impl PolicyConfig {
             (self.uplink_min_soc, "uplink_min_soc"),
         ] {
             if !frac(v) {
-                errs.push((k.to_string(), "must be a state of charge between 0 and 1".to_string()));
+                errs.push((
+                    k.to_string(),
+                    "must be a state of charge between 0 and 1".to_string(),
+                ));
             }
         }
         if !(0.0..=0.5).contains(&self.hysteresis_soc) {
@@ -135,10 +138,16 @@ impl PolicyConfig {
             (self.camera_interval_ms, "camera_interval_ms"),
             (self.camera_interval_saver_ms, "camera_interval_saver_ms"),
             (self.climate_interval_ms, "climate_interval_ms"),
-            (self.climate_interval_critical_ms, "climate_interval_critical_ms"),
+            (
+                self.climate_interval_critical_ms,
+                "climate_interval_critical_ms",
+            ),
         ] {
             if !(50..=3_600_000).contains(&v) {
-                errs.push((k.to_string(), "must be between 50 ms and one hour".to_string()));
+                errs.push((
+                    k.to_string(),
+                    "must be between 50 ms and one hour".to_string(),
+                ));
             }
         }
         errs
@@ -190,7 +199,10 @@ pub struct PowerPolicy {
 impl PowerPolicy {
     /// A policy starting in normal mode.
     pub fn new(cfg: PolicyConfig) -> Self {
-        PowerPolicy { cfg, mode: PowerMode::Normal }
+        PowerPolicy {
+            cfg,
+            mode: PowerMode::Normal,
+        }
     }
 
     /// The current mode.
@@ -248,7 +260,12 @@ mod tests {
     use super::*;
 
     fn at(soc: f64) -> PowerReading {
-        PowerReading { t_ms: 0, soc, solar_w: 0.0, load_w: 3.0 }
+        PowerReading {
+            t_ms: 0,
+            soc,
+            solar_w: 0.0,
+            load_w: 3.0,
+        }
     }
 
     #[test]
@@ -282,7 +299,11 @@ mod tests {
 
     #[test]
     fn validation_names_keys() {
-        let cfg = PolicyConfig { critical_below_soc: 0.5, camera_interval_ms: 1, ..Default::default() };
+        let cfg = PolicyConfig {
+            critical_below_soc: 0.5,
+            camera_interval_ms: 1,
+            ..Default::default()
+        };
         let keys: Vec<_> = cfg.validate().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["critical_below_soc", "camera_interval_ms"]);
     }

@@ -120,17 +120,41 @@ impl SimulationConfig {
                 errs.push((key.to_string(), msg.to_string()));
             }
         };
-        check(self.battery_wh > 0.0 && self.battery_wh.is_finite(), "battery_wh", "must be a positive number of watt-hours");
-        check((0.0..=1.0).contains(&self.initial_soc), "initial_soc", "must be between 0 and 1");
-        check(self.solar_peak_w >= 0.0 && self.solar_peak_w.is_finite(), "solar_peak_w", "must be zero or more watts");
-        check((0.0..24.0).contains(&self.sunrise_h), "sunrise_h", "must be an hour in 0..24");
+        check(
+            self.battery_wh > 0.0 && self.battery_wh.is_finite(),
+            "battery_wh",
+            "must be a positive number of watt-hours",
+        );
+        check(
+            (0.0..=1.0).contains(&self.initial_soc),
+            "initial_soc",
+            "must be between 0 and 1",
+        );
+        check(
+            self.solar_peak_w >= 0.0 && self.solar_peak_w.is_finite(),
+            "solar_peak_w",
+            "must be zero or more watts",
+        );
+        check(
+            (0.0..24.0).contains(&self.sunrise_h),
+            "sunrise_h",
+            "must be an hour in 0..24",
+        );
         check(
             (0.0..=24.0).contains(&self.sunset_h) && self.sunset_h > self.sunrise_h,
             "sunset_h",
             "must be an hour in 0..=24 after sunrise_h",
         );
-        check((-12.0..=14.0).contains(&self.utc_offset_h), "utc_offset_h", "must be between -12 and 14 hours");
-        check((0.0..=1.0).contains(&self.cloud_cover), "cloud_cover", "must be between 0 and 1");
+        check(
+            (-12.0..=14.0).contains(&self.utc_offset_h),
+            "utc_offset_h",
+            "must be between -12 and 14 hours",
+        );
+        check(
+            (0.0..=1.0).contains(&self.cloud_cover),
+            "cloud_cover",
+            "must be between 0 and 1",
+        );
         let l = &self.loads;
         for (v, k) in [
             (l.base_w, "loads.base_w"),
@@ -158,7 +182,11 @@ impl SimulatedSupply {
     /// A supply at `cfg.initial_soc`.
     pub fn new(cfg: SimulationConfig) -> Self {
         let soc = cfg.initial_soc.clamp(0.0, 1.0);
-        SimulatedSupply { cfg, soc, last_ms: None }
+        SimulatedSupply {
+            cfg,
+            soc,
+            last_ms: None,
+        }
     }
 
     /// Solar input at `t_ms`, watts.
@@ -222,14 +250,24 @@ mod tests {
 
     #[test]
     fn battery_drains_at_night_by_the_base_load() {
-        let cfg = SimulationConfig { battery_wh: 10.0, initial_soc: 1.0, ..Default::default() };
+        let cfg = SimulationConfig {
+            battery_wh: 10.0,
+            initial_soc: 1.0,
+            ..Default::default()
+        };
         let mut s = SimulatedSupply::new(cfg);
         let midnight = NOON - 13 * 3_600_000;
         s.read(midnight, EnergyUse::default());
         let r = s.read(midnight + 3_600_000, EnergyUse::default());
         // 3 W for one hour out of 10 Wh.
         assert!((r.soc - 0.7).abs() < 1e-9, "soc {}", r.soc);
-        let r2 = s.read(midnight + 3_600_000, EnergyUse { bursts: 600, ..Default::default() });
+        let r2 = s.read(
+            midnight + 3_600_000,
+            EnergyUse {
+                bursts: 600,
+                ..Default::default()
+            },
+        );
         // 600 bursts of 6 J = 1 Wh.
         assert!((r2.soc - 0.6).abs() < 1e-9, "soc {}", r2.soc);
     }
@@ -244,7 +282,11 @@ mod tests {
 
     #[test]
     fn validation_names_keys() {
-        let cfg = SimulationConfig { initial_soc: 1.5, sunset_h: 3.0, ..Default::default() };
+        let cfg = SimulationConfig {
+            initial_soc: 1.5,
+            sunset_h: 3.0,
+            ..Default::default()
+        };
         let keys: Vec<_> = cfg.validate().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["initial_soc", "sunset_h"]);
     }

@@ -7,7 +7,10 @@ use clap::Parser;
 use hil_tests::scenegen::{Preset, SceneSpec, generate};
 
 #[derive(Parser)]
-#[command(name = "scenegen", about = "Writes a labelled scene for the node to replay")]
+#[command(
+    name = "scenegen",
+    about = "Writes a labelled scene for the node to replay"
+)]
 struct Args {
     /// demo, wildlife, machinery, human, background or mixed.
     #[arg(long)]

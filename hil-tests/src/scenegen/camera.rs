@@ -63,13 +63,31 @@ impl Camera {
         let texture = (0..w * h)
             .map(|i| {
                 let y = (i / w) as f32;
-                let base = if y < horizon { 200.0 } else { 95.0 + 20.0 * (y - horizon) / h as f32 };
-                let detail = if y < horizon { 10.0 * coarse[i] } else { 25.0 * coarse[i] + 18.0 * fine[i] };
+                let base = if y < horizon {
+                    200.0
+                } else {
+                    95.0 + 20.0 * (y - horizon) / h as f32
+                };
+                let detail = if y < horizon {
+                    10.0 * coarse[i]
+                } else {
+                    25.0 * coarse[i] + 18.0 * fine[i]
+                };
                 base + detail
             })
             .collect();
         let (wf, hf) = (w as f32, h as f32);
-        let mut cam = Camera { w, h, texture, walkers: Vec::new(), shadows: Vec::new(), gusts: Vec::new(), rains: Vec::new(), start_hour, rng };
+        let mut cam = Camera {
+            w,
+            h,
+            texture,
+            walkers: Vec::new(),
+            shadows: Vec::new(),
+            gusts: Vec::new(),
+            rains: Vec::new(),
+            start_hour,
+            rng,
+        };
         for p in plan {
             let mut r = stream(p.seed, "camera-object");
             let left_to_right = uniform(&mut r, 0.0, 1.0) < 0.5;
@@ -77,20 +95,55 @@ impl Camera {
                 Kind::Wildlife { crossing: true, .. } => {
                     let half_w = wf * uniform(&mut r, 0.03, 0.09);
                     let half_h = half_w * uniform(&mut r, 0.5, 0.8) * hf / wf * (wf / hf);
-                    let (x0, x1) = if left_to_right { (-half_w, wf + half_w) } else { (wf + half_w, -half_w) };
+                    let (x0, x1) = if left_to_right {
+                        (-half_w, wf + half_w)
+                    } else {
+                        (wf + half_w, -half_w)
+                    };
                     let y = hf * uniform(&mut r, 0.5, 0.85);
-                    let shade = if uniform(&mut r, 0.0, 1.0) < 0.7 { uniform(&mut r, 0.3, 0.55) } else { uniform(&mut r, 1.4, 1.7) };
-                    cam.walkers.push(Walker { start_s: p.start_s, end_s: p.end_s, x0, x1, y, half_w, half_h, shade, bob: 0.5 });
+                    let shade = if uniform(&mut r, 0.0, 1.0) < 0.7 {
+                        uniform(&mut r, 0.3, 0.55)
+                    } else {
+                        uniform(&mut r, 1.4, 1.7)
+                    };
+                    cam.walkers.push(Walker {
+                        start_s: p.start_s,
+                        end_s: p.end_s,
+                        x0,
+                        x1,
+                        y,
+                        half_w,
+                        half_h,
+                        shade,
+                        bob: 0.5,
+                    });
                 }
                 Kind::HumanActivity { walking: true, .. } => {
                     let half_h = hf * uniform(&mut r, 0.13, 0.23);
                     let half_w = half_h * uniform(&mut r, 0.25, 0.35);
-                    let (x0, x1) = if left_to_right { (-half_w, wf + half_w) } else { (wf + half_w, -half_w) };
+                    let (x0, x1) = if left_to_right {
+                        (-half_w, wf + half_w)
+                    } else {
+                        (wf + half_w, -half_w)
+                    };
                     let y = hf * uniform(&mut r, 0.55, 0.75);
                     let shade = uniform(&mut r, 0.35, 0.6);
-                    cam.walkers.push(Walker { start_s: p.start_s, end_s: p.end_s, x0, x1, y, half_w, half_h, shade, bob: 1.0 });
+                    cam.walkers.push(Walker {
+                        start_s: p.start_s,
+                        end_s: p.end_s,
+                        x0,
+                        x1,
+                        y,
+                        half_w,
+                        half_h,
+                        shade,
+                        bob: 1.0,
+                    });
                 }
-                Kind::CloudShadow => cam.shadows.push((p.start_s, p.end_s, uniform(&mut r, 0.2, 0.3))),
+                Kind::CloudShadow => {
+                    cam.shadows
+                        .push((p.start_s, p.end_s, uniform(&mut r, 0.2, 0.3)))
+                }
                 Kind::Gust => cam.gusts.push((p.start_s, p.end_s)),
                 Kind::Rain => cam.rains.push((p.start_s, p.end_s)),
                 _ => {}
@@ -116,7 +169,9 @@ impl Camera {
         // Vegetation sways in gusts: a patch near the bottom shifts sideways.
         for &(a, b) in &self.gusts {
             if t > a && t < b {
-                let shift = (2.0 * std::f32::consts::PI * 1.3 * t).sin() * 1.5 * ((t - a) / (b - a) * std::f32::consts::PI).sin();
+                let shift = (2.0 * std::f32::consts::PI * 1.3 * t).sin()
+                    * 1.5
+                    * ((t - a) / (b - a) * std::f32::consts::PI).sin();
                 let (x0, x1, y0, y1) = (w / 10, w / 10 + w / 6, h * 3 / 4, h * 3 / 4 + h / 8);
                 for y in y0..y1.min(h) {
                     for x in x0..x1.min(w) {
@@ -133,8 +188,14 @@ impl Camera {
             let x = (t - wk.start_s) / (wk.end_s - wk.start_s);
             let cx = wk.x0 + (wk.x1 - wk.x0) * x;
             let cy = wk.y + wk.bob * (t * 2.0 * std::f32::consts::PI * 1.8).sin();
-            let (ya, yb) = ((cy - wk.half_h).floor().max(0.0) as usize, (cy + wk.half_h).ceil().min(hf - 1.0) as usize);
-            let (xa, xb) = ((cx - wk.half_w).floor().max(0.0) as usize, (cx + wk.half_w).ceil().min(wf - 1.0).max(0.0) as usize);
+            let (ya, yb) = (
+                (cy - wk.half_h).floor().max(0.0) as usize,
+                (cy + wk.half_h).ceil().min(hf - 1.0) as usize,
+            );
+            let (xa, xb) = (
+                (cx - wk.half_w).floor().max(0.0) as usize,
+                (cx + wk.half_w).ceil().min(wf - 1.0).max(0.0) as usize,
+            );
             for yy in ya..=yb {
                 for xx in xa..=xb {
                     let dx = (xx as f32 - cx) / wk.half_w.max(0.5);
@@ -156,7 +217,8 @@ impl Camera {
             let radius = 0.9 * wf;
             for y in 0..h {
                 for xx in 0..w {
-                    let d = ((xx as f32 - cx).powi(2) + ((y as f32 - hf / 2.0) * 1.2).powi(2)).sqrt();
+                    let d =
+                        ((xx as f32 - cx).powi(2) + ((y as f32 - hf / 2.0) * 1.2).powi(2)).sqrt();
                     let edge = ((radius - d) / (0.35 * wf)).clamp(0.0, 1.0);
                     let s = edge * edge * (3.0 - 2.0 * edge);
                     px[y * w + xx] *= 1.0 - depth * s;

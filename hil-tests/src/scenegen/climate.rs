@@ -19,7 +19,13 @@ pub struct Reading {
 }
 
 /// Readings every `period_s` over `duration_s`.
-pub fn readings(seed: u64, plan: &[Happening], duration_s: f32, period_s: f32, start_hour: f32) -> Vec<Reading> {
+pub fn readings(
+    seed: u64,
+    plan: &[Happening],
+    duration_s: f32,
+    period_s: f32,
+    start_hour: f32,
+) -> Vec<Reading> {
     let mut rng = stream(seed, "climate");
     let mean = uniform(&mut rng, 8.0, 20.0);
     let swing = uniform(&mut rng, 3.0, 7.0);
@@ -38,10 +44,18 @@ pub fn readings(seed: u64, plan: &[Happening], duration_s: f32, period_s: f32, s
                 Kind::MachineryAnomaly { heat_c, .. } if t >= p.start_s => {
                     let tau = 25.0;
                     let at = |x: f32| heat_c * (1.0 - (-x / tau).exp());
-                    temp += if t <= p.end_s { at(t - p.start_s) } else { at(p.end_s - p.start_s) * (-(t - p.end_s) / 90.0).exp() };
+                    temp += if t <= p.end_s {
+                        at(t - p.start_s)
+                    } else {
+                        at(p.end_s - p.start_s) * (-(t - p.end_s) / 90.0).exp()
+                    };
                 }
                 Kind::Rain if t >= p.start_s => {
-                    let k = if t <= p.end_s { ((t - p.start_s) / 60.0).min(1.0) } else { (-(t - p.end_s) / 600.0).exp() };
+                    let k = if t <= p.end_s {
+                        ((t - p.start_s) / 60.0).min(1.0)
+                    } else {
+                        (-(t - p.end_s) / 600.0).exp()
+                    };
                     temp -= 1.2 * k;
                     humid_add += 12.0 * k;
                 }
@@ -49,9 +63,15 @@ pub fn readings(seed: u64, plan: &[Happening], duration_s: f32, period_s: f32, s
             }
         }
         let temperature_c = temp + gauss(&mut rng) * 0.02;
-        let humidity_pct = (78.0 - 3.0 * (temp - mean) + humid_add + gauss(&mut rng) * 0.3).clamp(5.0, 100.0);
+        let humidity_pct =
+            (78.0 - 3.0 * (temp - mean) + humid_add + gauss(&mut rng) * 0.3).clamp(5.0, 100.0);
         let pressure_hpa = p0 + 2.0 * drift.at(t) + gauss(&mut rng) * 0.05;
-        out.push(Reading { t_s: t, temperature_c, humidity_pct, pressure_hpa });
+        out.push(Reading {
+            t_s: t,
+            temperature_c,
+            humidity_pct,
+            pressure_hpa,
+        });
         t += period_s;
     }
     out

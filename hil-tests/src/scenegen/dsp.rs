@@ -53,7 +53,11 @@ impl Biquad {
         let w = 2.0 * std::f32::consts::PI * (f0 / rate).min(0.49);
         let alpha = w.sin() / (2.0 * q);
         let a0 = 1.0 + alpha;
-        Biquad { b: [alpha / a0, 0.0, -alpha / a0], a: [-2.0 * w.cos() / a0, (1.0 - alpha) / a0], z: [0.0; 2] }
+        Biquad {
+            b: [alpha / a0, 0.0, -alpha / a0],
+            a: [-2.0 * w.cos() / a0, (1.0 - alpha) / a0],
+            z: [0.0; 2],
+        }
     }
 
     /// Low-pass at `f0` Hz.
@@ -63,7 +67,11 @@ impl Biquad {
         let c = w.cos();
         let a0 = 1.0 + alpha;
         let b1 = (1.0 - c) / a0;
-        Biquad { b: [b1 / 2.0, b1, b1 / 2.0], a: [-2.0 * c / a0, (1.0 - alpha) / a0], z: [0.0; 2] }
+        Biquad {
+            b: [b1 / 2.0, b1, b1 / 2.0],
+            a: [-2.0 * c / a0, (1.0 - alpha) / a0],
+            z: [0.0; 2],
+        }
     }
 
     /// High-pass at `f0` Hz.
@@ -73,7 +81,11 @@ impl Biquad {
         let c = w.cos();
         let a0 = 1.0 + alpha;
         let b0 = (1.0 + c) / 2.0 / a0;
-        Biquad { b: [b0, -2.0 * b0, b0], a: [-2.0 * c / a0, (1.0 - alpha) / a0], z: [0.0; 2] }
+        Biquad {
+            b: [b0, -2.0 * b0, b0],
+            a: [-2.0 * c / a0, (1.0 - alpha) / a0],
+            z: [0.0; 2],
+        }
     }
 
     /// Filters one sample.
@@ -94,12 +106,23 @@ pub struct SlowWobble {
 impl SlowWobble {
     /// Frequencies spread over `lo_hz..hi_hz`.
     pub fn new(rng: &mut ChaCha8Rng, lo_hz: f32, hi_hz: f32) -> Self {
-        let parts = (0..4).map(|_| (uniform(rng, lo_hz, hi_hz), uniform(rng, 0.0, 6.283))).collect();
+        let parts = (0..4)
+            .map(|_| {
+                (
+                    uniform(rng, lo_hz, hi_hz),
+                    uniform(rng, 0.0, std::f32::consts::TAU),
+                )
+            })
+            .collect();
         SlowWobble { parts }
     }
 
     /// Value at `t` seconds.
     pub fn at(&self, t: f32) -> f32 {
-        self.parts.iter().map(|(f, p)| (2.0 * std::f32::consts::PI * f * t + p).sin()).sum::<f32>() / self.parts.len() as f32
+        self.parts
+            .iter()
+            .map(|(f, p)| (2.0 * std::f32::consts::PI * f * t + p).sin())
+            .sum::<f32>()
+            / self.parts.len() as f32
     }
 }

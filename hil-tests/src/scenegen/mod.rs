@@ -61,10 +61,19 @@ impl Preset {
 impl FromStr for Preset {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [Preset::Demo, Preset::Wildlife, Preset::Machinery, Preset::Human, Preset::Background, Preset::Mixed]
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| format!("unknown preset `{s}` (demo, wildlife, machinery, human, background, mixed)"))
+        [
+            Preset::Demo,
+            Preset::Wildlife,
+            Preset::Machinery,
+            Preset::Human,
+            Preset::Background,
+            Preset::Mixed,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+        .ok_or_else(|| {
+            format!("unknown preset `{s}` (demo, wildlife, machinery, human, background, mixed)")
+        })
     }
 }
 
@@ -162,7 +171,10 @@ pub enum GenError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GenError + '_ {
-    move |source| GenError::Io { path: path.to_path_buf(), source }
+    move |source| GenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn start_hour(start: &str) -> Result<f32, GenError> {
@@ -175,10 +187,18 @@ fn start_hour(start: &str) -> Result<f32, GenError> {
 /// Writes the scene described by `spec` into `out_dir` (created if needed).
 pub fn generate(spec: &SceneSpec, out_dir: &Path) -> Result<SceneSummary, GenError> {
     if !(10.0..=86_400.0).contains(&spec.duration_s) {
-        return Err(GenError::Spec("duration must be between 10 s and 24 h".into()));
+        return Err(GenError::Spec(
+            "duration must be between 10 s and 24 h".into(),
+        ));
     }
-    if !(8_000..=96_000).contains(&spec.audio_rate) || spec.camera_fps == 0 || spec.camera_w < 16 || spec.camera_h < 12 {
-        return Err(GenError::Spec("audio rate 8000..96000 Hz, camera at least 16x12 at 1 fps or more".into()));
+    if !(8_000..=96_000).contains(&spec.audio_rate)
+        || spec.camera_fps == 0
+        || spec.camera_w < 16
+        || spec.camera_h < 12
+    {
+        return Err(GenError::Spec(
+            "audio rate 8000..96000 Hz, camera at least 16x12 at 1 fps or more".into(),
+        ));
     }
     if spec.climate_period_s < 1.0 {
         return Err(GenError::Spec("climate period must be at least 1 s".into()));
@@ -202,14 +222,24 @@ pub fn generate(spec: &SceneSpec, out_dir: &Path) -> Result<SceneSummary, GenErr
     } else {
         remove_if_exists(&out_dir.join("climate.csv"))?;
     }
-    let labels: Vec<Label> = plan.iter().map(|p| Label { start_s: p.start_s, end_s: p.end_s, class: p.kind.class() }).collect();
+    let labels: Vec<Label> = plan
+        .iter()
+        .map(|p| Label {
+            start_s: p.start_s,
+            end_s: p.end_s,
+            class: p.kind.class(),
+        })
+        .collect();
     let path = out_dir.join("labels.csv");
     let mut text = String::from("start_s,end_s,class\n");
     for l in &labels {
         text.push_str(&format!("{:.2},{:.2},{}\n", l.start_s, l.end_s, l.class));
     }
     std::fs::write(&path, text).map_err(io(&path))?;
-    Ok(SceneSummary { dir: out_dir.to_path_buf(), labels })
+    Ok(SceneSummary {
+        dir: out_dir.to_path_buf(),
+        labels,
+    })
 }
 
 fn remove_if_exists(p: &Path) -> Result<(), GenError> {
@@ -240,33 +270,76 @@ fn write_meta(spec: &SceneSpec, dir: &Path) -> Result<(), GenError> {
 pub fn render_audio(spec: &SceneSpec, plan: &[Happening]) -> Vec<f32> {
     let rate = spec.audio_rate as f32;
     let mut buf = vec![0f32; (spec.duration_s * rate) as usize];
-    let gusts: Vec<(f32, f32)> = plan.iter().filter(|p| p.kind == Kind::Gust).map(|p| (p.start_s, p.end_s)).collect();
-    sounds::wind(&mut buf, rate, &mut dsp::stream(spec.seed, "wind"), -52.0, &gusts);
-    let machine = spec.preset.has_machine().then(|| sounds::Machine::new(&mut dsp::stream(spec.seed, "machine"), -38.0));
+    let gusts: Vec<(f32, f32)> = plan
+        .iter()
+        .filter(|p| p.kind == Kind::Gust)
+        .map(|p| (p.start_s, p.end_s))
+        .collect();
+    sounds::wind(
+        &mut buf,
+        rate,
+        &mut dsp::stream(spec.seed, "wind"),
+        -52.0,
+        &gusts,
+    );
+    let machine = spec
+        .preset
+        .has_machine()
+        .then(|| sounds::Machine::new(&mut dsp::stream(spec.seed, "machine"), -38.0));
     if let Some(m) = &machine {
         m.render(&mut buf, rate, &mut dsp::stream(spec.seed, "machine-noise"));
     }
     for p in plan {
         let mut rng = dsp::stream(p.seed, "sound");
         match p.kind {
-            Kind::Wildlife { birdsong, calls: true, level_db, .. } => {
+            Kind::Wildlife {
+                birdsong,
+                calls: true,
+                level_db,
+                ..
+            } => {
                 if birdsong {
                     sounds::birdsong(&mut buf, rate, &mut rng, p.start_s, p.end_s, level_db);
                 } else {
                     sounds::barks(&mut buf, rate, &mut rng, p.start_s, p.end_s, level_db);
                 }
             }
-            Kind::MachineryAnomaly { impact_hz, resonance_hz, rise_db, .. } => {
+            Kind::MachineryAnomaly {
+                impact_hz,
+                resonance_hz,
+                rise_db,
+                ..
+            } => {
                 if let Some(m) = &machine {
-                    m.fault(&mut buf, rate, &mut rng, p.start_s, p.end_s, impact_hz, resonance_hz, rise_db);
+                    m.fault(
+                        &mut buf,
+                        rate,
+                        &mut rng,
+                        p.start_s,
+                        p.end_s,
+                        impact_hz,
+                        resonance_hz,
+                        rise_db,
+                    );
                 }
             }
-            Kind::HumanActivity { speech, walking, level_db } => {
+            Kind::HumanActivity {
+                speech,
+                walking,
+                level_db,
+            } => {
                 if speech {
                     sounds::speech(&mut buf, rate, &mut rng, p.start_s, p.end_s, level_db);
                 }
                 if walking {
-                    sounds::footsteps(&mut buf, rate, &mut rng, p.start_s, p.end_s, level_db - 12.0);
+                    sounds::footsteps(
+                        &mut buf,
+                        rate,
+                        &mut rng,
+                        p.start_s,
+                        p.end_s,
+                        level_db - 12.0,
+                    );
                 }
             }
             Kind::Rain => sounds::rain(&mut buf, rate, &mut rng, p.start_s, p.end_s, -44.0),
@@ -277,7 +350,11 @@ pub fn render_audio(spec: &SceneSpec, plan: &[Happening]) -> Vec<f32> {
     let mean = buf.iter().map(|v| f64::from(*v)).sum::<f64>() / buf.len().max(1) as f64;
     for v in &mut buf {
         let x = *v - mean as f32;
-        *v = if x.abs() > 0.8 { x.signum() * (0.8 + 0.19 * ((x.abs() - 0.8) / 0.19).tanh()) } else { x };
+        *v = if x.abs() > 0.8 {
+            x.signum() * (0.8 + 0.19 * ((x.abs() - 0.8) / 0.19).tanh())
+        } else {
+            x
+        };
     }
     buf
 }
@@ -285,8 +362,16 @@ pub fn render_audio(spec: &SceneSpec, plan: &[Happening]) -> Vec<f32> {
 fn write_audio(spec: &SceneSpec, plan: &[Happening], dir: &Path) -> Result<(), GenError> {
     let path = dir.join("audio.wav");
     let buf = render_audio(spec, plan);
-    let ws = hound::WavSpec { channels: 1, sample_rate: spec.audio_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let wav = |source| GenError::Wav { path: path.clone(), source };
+    let ws = hound::WavSpec {
+        channels: 1,
+        sample_rate: spec.audio_rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let wav = |source| GenError::Wav {
+        path: path.clone(),
+        source,
+    };
     let mut w = hound::WavWriter::create(&path, ws).map_err(wav)?;
     for v in buf {
         w.write_sample((v * 32767.0).round() as i16).map_err(wav)?;
@@ -294,12 +379,28 @@ fn write_audio(spec: &SceneSpec, plan: &[Happening], dir: &Path) -> Result<(), G
     w.finalize().map_err(wav)
 }
 
-fn write_camera(spec: &SceneSpec, plan: &[Happening], dir: &Path, hour: f32) -> Result<(), GenError> {
+fn write_camera(
+    spec: &SceneSpec,
+    plan: &[Happening],
+    dir: &Path,
+    hour: f32,
+) -> Result<(), GenError> {
     let path = dir.join("camera.y4m");
     let file = std::fs::File::create(&path).map_err(io(&path))?;
     let mut out = std::io::BufWriter::new(file);
-    write!(out, "YUV4MPEG2 W{} H{} F{}:1 Ip A1:1 Cmono\n", spec.camera_w, spec.camera_h, spec.camera_fps).map_err(io(&path))?;
-    let mut cam = camera::Camera::new(spec.camera_w as usize, spec.camera_h as usize, spec.seed, plan, hour);
+    writeln!(
+        out,
+        "YUV4MPEG2 W{} H{} F{}:1 Ip A1:1 Cmono",
+        spec.camera_w, spec.camera_h, spec.camera_fps
+    )
+    .map_err(io(&path))?;
+    let mut cam = camera::Camera::new(
+        spec.camera_w as usize,
+        spec.camera_h as usize,
+        spec.seed,
+        plan,
+        hour,
+    );
     let frames = (spec.duration_s * spec.camera_fps as f32) as u64;
     for i in 0..frames {
         let luma = cam.frame(i as f32 / spec.camera_fps as f32);
@@ -309,11 +410,25 @@ fn write_camera(spec: &SceneSpec, plan: &[Happening], dir: &Path, hour: f32) -> 
     out.flush().map_err(io(&path))
 }
 
-fn write_climate(spec: &SceneSpec, plan: &[Happening], dir: &Path, hour: f32) -> Result<(), GenError> {
+fn write_climate(
+    spec: &SceneSpec,
+    plan: &[Happening],
+    dir: &Path,
+    hour: f32,
+) -> Result<(), GenError> {
     let path = dir.join("climate.csv");
     let mut text = String::from("t_s,temperature_c,humidity_pct,pressure_hpa\n");
-    for r in climate::readings(spec.seed, plan, spec.duration_s, spec.climate_period_s, hour) {
-        text.push_str(&format!("{:.1},{:.2},{:.1},{:.2}\n", r.t_s, r.temperature_c, r.humidity_pct, r.pressure_hpa));
+    for r in climate::readings(
+        spec.seed,
+        plan,
+        spec.duration_s,
+        spec.climate_period_s,
+        hour,
+    ) {
+        text.push_str(&format!(
+            "{:.1},{:.2},{:.1},{:.2}\n",
+            r.t_s, r.temperature_c, r.humidity_pct, r.pressure_hpa
+        ));
     }
     std::fs::write(&path, text).map_err(io(&path))
 }

@@ -78,12 +78,30 @@ fn event(rng: &mut ChaCha8Rng, class: u32, demo: bool) -> (f32, Kind) {
     match class {
         0 => {
             let r: f32 = rng.random();
-            let (calls, crossing) = if demo || r < 0.6 { (true, true) } else if r < 0.85 { (true, false) } else { (false, true) };
+            let (calls, crossing) = if demo || r < 0.6 {
+                (true, true)
+            } else if r < 0.85 {
+                (true, false)
+            } else {
+                (false, true)
+            };
             let dur = uniform(rng, 4.0, 12.0);
-            (dur, Kind::Wildlife { birdsong: demo || rng.random::<f32>() < 0.7, calls, crossing, level_db: uniform(rng, -42.0, -24.0) })
+            (
+                dur,
+                Kind::Wildlife {
+                    birdsong: demo || rng.random::<f32>() < 0.7,
+                    calls,
+                    crossing,
+                    level_db: uniform(rng, -42.0, -24.0),
+                },
+            )
         }
         1 => {
-            let dur = if demo { 30.0 } else { uniform(rng, 20.0, 120.0) };
+            let dur = if demo {
+                30.0
+            } else {
+                uniform(rng, 20.0, 120.0)
+            };
             (
                 dur,
                 Kind::MachineryAnomaly {
@@ -96,8 +114,21 @@ fn event(rng: &mut ChaCha8Rng, class: u32, demo: bool) -> (f32, Kind) {
         }
         _ => {
             let r: f32 = rng.random();
-            let (speech, walking) = if demo || r < 0.6 { (true, true) } else if r < 0.8 { (true, false) } else { (false, true) };
-            (uniform(rng, 6.0, 20.0), Kind::HumanActivity { speech, walking, level_db: uniform(rng, -32.0, -20.0) })
+            let (speech, walking) = if demo || r < 0.6 {
+                (true, true)
+            } else if r < 0.8 {
+                (true, false)
+            } else {
+                (false, true)
+            };
+            (
+                uniform(rng, 6.0, 20.0),
+                Kind::HumanActivity {
+                    speech,
+                    walking,
+                    level_db: uniform(rng, -32.0, -20.0),
+                },
+            )
         }
     }
 }
@@ -125,9 +156,19 @@ pub fn schedule(preset: Preset, seed: u64, duration_s: f32) -> Vec<Happening> {
             if class == 2 {
                 dur = 12.0;
             }
-            out.push(Happening { start_s: start * d, end_s: start * d + dur * d, kind, seed: rng.random() });
+            out.push(Happening {
+                start_s: start * d,
+                end_s: start * d + dur * d,
+                kind,
+                seed: rng.random(),
+            });
         }
-        out.push(Happening { start_s: 104.0 * d, end_s: 116.0 * d, kind: Kind::CloudShadow, seed: rng.random() });
+        out.push(Happening {
+            start_s: 104.0 * d,
+            end_s: 116.0 * d,
+            kind: Kind::CloudShadow,
+            seed: rng.random(),
+        });
         return out;
     }
     let mut t = uniform(&mut rng, 10.0, 25.0);
@@ -147,7 +188,12 @@ pub fn schedule(preset: Preset, seed: u64, duration_s: f32) -> Vec<Happening> {
         if t + dur + 5.0 > duration_s {
             break;
         }
-        out.push(Happening { start_s: t, end_s: t + dur, kind, seed: rng.random() });
+        out.push(Happening {
+            start_s: t,
+            end_s: t + dur,
+            kind,
+            seed: rng.random(),
+        });
         // Quiet after: 10 s at least; one event per 40 to 90 s on average.
         t += dur + uniform(&mut rng, 15.0, 60.0);
     }

@@ -30,16 +30,31 @@ pub fn read_climate_csv(path: &Path) -> Result<Vec<ClimateRow>, SceneError> {
 }
 
 /// Parses climate CSV from any reader (`path` is used in errors).
-pub fn parse_climate_csv(path: &Path, input: impl std::io::Read) -> Result<Vec<ClimateRow>, SceneError> {
-    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(input);
+pub fn parse_climate_csv(
+    path: &Path,
+    input: impl std::io::Read,
+) -> Result<Vec<ClimateRow>, SceneError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(input);
     let header_err = |found: String| {
         SceneError::malformed(
             path,
-            Location::Line { line: 1, column: None },
-            format!("expected the header `{}`, found `{found}`", HEADER.join(",")),
+            Location::Line {
+                line: 1,
+                column: None,
+            },
+            format!(
+                "expected the header `{}`, found `{found}`",
+                HEADER.join(",")
+            ),
         )
     };
-    let headers = rdr.headers().map_err(|e| header_err(e.to_string()))?.clone();
+    let headers = rdr
+        .headers()
+        .map_err(|e| header_err(e.to_string()))?
+        .clone();
     if headers.iter().map(str::trim).ne(HEADER) {
         return Err(header_err(headers.iter().collect::<Vec<_>>().join(",")));
     }
@@ -58,20 +73,33 @@ pub fn parse_climate_csv(path: &Path, input: impl std::io::Read) -> Result<Vec<C
         let mut vals = [0f64; 4];
         for (i, name) in HEADER.iter().enumerate() {
             let field = rec.get(i).unwrap_or("").trim();
-            let v: f64 = field.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
-                SceneError::malformed(
-                    path,
-                    Location::Line { line, column: Some((*name).to_string()) },
-                    format!("expected a number, found `{field}`"),
-                )
-            })?;
+            let v: f64 = field
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite())
+                .ok_or_else(|| {
+                    SceneError::malformed(
+                        path,
+                        Location::Line {
+                            line,
+                            column: Some((*name).to_string()),
+                        },
+                        format!("expected a number, found `{field}`"),
+                    )
+                })?;
             vals[i] = v;
         }
         if vals[0] < 0.0 || vals[0] < last_t {
             return Err(SceneError::malformed(
                 path,
-                Location::Line { line, column: Some("t_s".into()) },
-                format!("expected a time of 0 s or more, not before the previous row ({last_t} s), found {}", vals[0]),
+                Location::Line {
+                    line,
+                    column: Some("t_s".into()),
+                },
+                format!(
+                    "expected a time of 0 s or more, not before the previous row ({last_t} s), found {}",
+                    vals[0]
+                ),
             ));
         }
         last_t = vals[0];
@@ -80,8 +108,13 @@ pub fn parse_climate_csv(path: &Path, input: impl std::io::Read) -> Result<Vec<C
             if !(*lo..=*hi).contains(&v) {
                 return Err(SceneError::malformed(
                     path,
-                    Location::Line { line, column: Some(HEADER[i + 1].to_string()) },
-                    format!("expected a value between {lo} and {hi} (the sensor's range), found {v}"),
+                    Location::Line {
+                        line,
+                        column: Some(HEADER[i + 1].to_string()),
+                    },
+                    format!(
+                        "expected a value between {lo} and {hi} (the sensor's range), found {v}"
+                    ),
                 ));
             }
         }
@@ -114,22 +147,36 @@ mod tests {
     #[test]
     fn malformed_files_name_line_and_column() {
         let e = parse("time,temp\n").unwrap_err();
-        assert!(e.contains("climate.csv: line 1") && e.contains("expected the header"), "{e}");
-        let e = parse("t_s,temperature_c,humidity_pct,pressure_hpa\n0,14,80,1000\n1,warm,80,1000\n").unwrap_err();
-        assert!(e.contains("line 3, column `temperature_c`") && e.contains("`warm`"), "{e}");
-        let e = parse("t_s,temperature_c,humidity_pct,pressure_hpa\n0,14,80,1000\n1,14,80\n").unwrap_err();
+        assert!(
+            e.contains("climate.csv: line 1") && e.contains("expected the header"),
+            "{e}"
+        );
+        let e =
+            parse("t_s,temperature_c,humidity_pct,pressure_hpa\n0,14,80,1000\n1,warm,80,1000\n")
+                .unwrap_err();
+        assert!(
+            e.contains("line 3, column `temperature_c`") && e.contains("`warm`"),
+            "{e}"
+        );
+        let e = parse("t_s,temperature_c,humidity_pct,pressure_hpa\n0,14,80,1000\n1,14,80\n")
+            .unwrap_err();
         assert!(e.contains("line 3"), "{e}");
-        let e = parse("t_s,temperature_c,humidity_pct,pressure_hpa\n5,14,80,1000\n1,14,80,1000\n").unwrap_err();
+        let e = parse("t_s,temperature_c,humidity_pct,pressure_hpa\n5,14,80,1000\n1,14,80,1000\n")
+            .unwrap_err();
         assert!(e.contains("line 3, column `t_s`"), "{e}");
         let e = parse("t_s,temperature_c,humidity_pct,pressure_hpa\n0,14,140,1000\n").unwrap_err();
-        assert!(e.contains("humidity_pct") && e.contains("between 0 and 100"), "{e}");
+        assert!(
+            e.contains("humidity_pct") && e.contains("between 0 and 100"),
+            "{e}"
+        );
         let e = parse("t_s,temperature_c,humidity_pct,pressure_hpa\n0,NaN,40,1000\n").unwrap_err();
         assert!(e.contains("expected a number"), "{e}");
     }
 
     #[test]
     fn a_truncated_last_line_is_an_error() {
-        let e = parse("t_s,temperature_c,humidity_pct,pressure_hpa\n0,14,80,1000\n10,14.1,8").unwrap_err();
+        let e = parse("t_s,temperature_c,humidity_pct,pressure_hpa\n0,14,80,1000\n10,14.1,8")
+            .unwrap_err();
         assert!(e.contains("line 3"), "{e}");
     }
 }

@@ -57,10 +57,16 @@ impl SceneMeta {
             SceneError::malformed(
                 path,
                 Location::File,
-                format!("`start` = {:?} is not an RFC 3339 time such as 2026-06-01T05:30:00Z", raw.start),
+                format!(
+                    "`start` = {:?} is not an RFC 3339 time such as 2026-06-01T05:30:00Z",
+                    raw.start
+                ),
             )
         })?;
-        Ok(SceneMeta { start_ms, name: raw.name })
+        Ok(SceneMeta {
+            start_ms,
+            name: raw.name,
+        })
     }
 }
 
@@ -92,18 +98,27 @@ mod tests {
     fn reads_start_with_any_offset() {
         let p = Path::new("scene.toml");
         let m = SceneMeta::parse(p, "start = \"2026-06-01T07:30:00+02:00\"\nname = \"x\"").unwrap();
-        assert_eq!(m.start_ms, parse_rfc3339_ms("2026-06-01T05:30:00Z").unwrap());
+        assert_eq!(
+            m.start_ms,
+            parse_rfc3339_ms("2026-06-01T05:30:00Z").unwrap()
+        );
         assert_eq!(format_rfc3339_ms(m.start_ms), "2026-06-01T05:30:00.000Z");
     }
 
     #[test]
     fn errors_name_the_problem() {
         let p = Path::new("scene.toml");
-        let e = SceneMeta::parse(p, "name = \"x\"\n").unwrap_err().to_string();
+        let e = SceneMeta::parse(p, "name = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("scene.toml") && e.contains("start"), "{e}");
-        let e = SceneMeta::parse(p, "start = \"yesterday\"").unwrap_err().to_string();
+        let e = SceneMeta::parse(p, "start = \"yesterday\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("RFC 3339"), "{e}");
-        let e = SceneMeta::parse(p, "start = \"2026-06-01T05:30:00Z\"\n\nstrat = 1").unwrap_err().to_string();
+        let e = SceneMeta::parse(p, "start = \"2026-06-01T05:30:00Z\"\n\nstrat = 1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 3") && e.contains("strat"), "{e}");
     }
 }

@@ -29,7 +29,10 @@ pub enum Location {
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Location::Line { line, column: Some(c) } => write!(f, "line {line}, column `{c}`"),
+            Location::Line {
+                line,
+                column: Some(c),
+            } => write!(f, "line {line}, column `{c}`"),
             Location::Line { line, column: None } => write!(f, "line {line}"),
             Location::Offset(o) => write!(f, "byte offset {o}"),
             Location::File => f.write_str("file"),
@@ -68,11 +71,18 @@ pub enum SceneError {
 
 impl SceneError {
     pub(crate) fn malformed(path: &Path, at: Location, problem: impl Into<String>) -> Self {
-        SceneError::Malformed { path: path.to_path_buf(), at, problem: problem.into() }
+        SceneError::Malformed {
+            path: path.to_path_buf(),
+            at,
+            problem: problem.into(),
+        }
     }
 
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        SceneError::Io { path: path.to_path_buf(), source }
+        SceneError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -124,6 +134,13 @@ impl Scene {
             let info = y4m::validate(p)?;
             duration_ms = duration_ms.max(info.duration_ms());
         }
-        Ok(Scene { dir: dir.to_path_buf(), meta, audio, climate, camera, duration_ms })
+        Ok(Scene {
+            dir: dir.to_path_buf(),
+            meta,
+            audio,
+            climate,
+            camera,
+            duration_ms,
+        })
     }
 }

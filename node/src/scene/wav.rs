@@ -43,7 +43,11 @@ fn open(path: &Path) -> Result<(hound::WavReader<BufReader<File>>, Format, WavIn
     let file = File::open(path).map_err(|e| SceneError::io(path, e))?;
     let file_len = file.metadata().map_err(|e| SceneError::io(path, e))?.len();
     let reader = hound::WavReader::new(BufReader::new(file)).map_err(|e| {
-        SceneError::malformed(path, Location::Offset(0), format!("expected a RIFF/WAVE PCM header: {e}"))
+        SceneError::malformed(
+            path,
+            Location::Offset(0),
+            format!("expected a RIFF/WAVE PCM header: {e}"),
+        )
     })?;
     let spec = reader.spec();
     let format = match (spec.sample_format, spec.bits_per_sample) {
@@ -71,8 +75,16 @@ fn open(path: &Path) -> Result<(hound::WavReader<BufReader<File>>, Format, WavIn
     let block_align = u64::from(spec.channels) * u64::from(spec.bits_per_sample / 8);
     // hound leaves its reader at the first sample: that is the data offset.
     let mut inner = reader.into_inner();
-    let data_offset = inner.stream_position().map_err(|e| SceneError::io(path, e))?;
-    let info = WavInfo { sample_rate: spec.sample_rate, channels: spec.channels, frames, data_offset, block_align };
+    let data_offset = inner
+        .stream_position()
+        .map_err(|e| SceneError::io(path, e))?;
+    let info = WavInfo {
+        sample_rate: spec.sample_rate,
+        channels: spec.channels,
+        frames,
+        data_offset,
+        block_align,
+    };
     let needed = data_offset + frames * block_align;
     if file_len < needed {
         let whole = (file_len.saturating_sub(data_offset)) / block_align.max(1);
@@ -120,7 +132,10 @@ pub struct WavAudio {
 
 impl std::fmt::Debug for WavAudio {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WavAudio").field("path", &self.path).field("info", &self.info).finish()
+        f.debug_struct("WavAudio")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -134,19 +149,28 @@ impl WavAudio {
             None
         } else {
             Some(
-                FftFixedIn::<f32>::new(info.sample_rate as usize, target_rate as usize, RESAMPLER_CHUNK, 2, 1)
-                    .map_err(|e| {
-                        SceneError::malformed(
-                            path,
-                            Location::Offset(24),
-                            format!("cannot resample {} Hz to {target_rate} Hz: {e}", info.sample_rate),
-                        )
-                    })?,
+                FftFixedIn::<f32>::new(
+                    info.sample_rate as usize,
+                    target_rate as usize,
+                    RESAMPLER_CHUNK,
+                    2,
+                    1,
+                )
+                .map_err(|e| {
+                    SceneError::malformed(
+                        path,
+                        Location::Offset(24),
+                        format!(
+                            "cannot resample {} Hz to {target_rate} Hz: {e}",
+                            info.sample_rate
+                        ),
+                    )
+                })?,
             )
         };
         let skip_out = resampler.as_ref().map_or(0, |r| r.output_delay());
-        let expected_out =
-            (u128::from(info.frames) * u128::from(target_rate) / u128::from(info.sample_rate)) as u64;
+        let expected_out = (u128::from(info.frames) * u128::from(target_rate)
+            / u128::from(info.sample_rate)) as u64;
         Ok(WavAudio {
             path: path.to_path_buf(),
             reader,
@@ -184,7 +208,11 @@ impl WavAudio {
         let path = &self.path;
         let offset = |frames: u64| self.info.data_offset + frames * self.info.block_align;
         let bad = |frames: u64, e: hound::Error| {
-            SceneError::malformed(path, Location::Offset(offset(frames)), format!("expected a sample: {e}"))
+            SceneError::malformed(
+                path,
+                Location::Offset(offset(frames)),
+                format!("expected a sample: {e}"),
+            )
         };
         match self.format {
             Format::I16 => {
@@ -195,7 +223,12 @@ impl WavAudio {
                         match it.next() {
                             Some(Ok(s)) => acc += f32::from(s) / 32768.0,
                             Some(Err(e)) => return Err(bad(self.frames_read + f as u64, e)),
-                            None => return Err(bad(self.frames_read + f as u64, hound::Error::TooWide)),
+                            None => {
+                                return Err(bad(
+                                    self.frames_read + f as u64,
+                                    hound::Error::TooWide,
+                                ));
+                            }
                         }
                     }
                     mono.push(acc * scale);
@@ -210,7 +243,12 @@ impl WavAudio {
                             // A non-finite float is a recorder fault: read it as silence.
                             Some(Ok(s)) => acc += if s.is_finite() { s } else { 0.0 },
                             Some(Err(e)) => return Err(bad(self.frames_read + f as u64, e)),
-                            None => return Err(bad(self.frames_read + f as u64, hound::Error::TooWide)),
+                            None => {
+                                return Err(bad(
+                                    self.frames_read + f as u64,
+                                    hound::Error::TooWide,
+                                ));
+                            }
                         }
                     }
                     mono.push(acc * scale);
@@ -255,12 +293,16 @@ impl WavAudio {
     }
 
     fn resample_some(&mut self) -> Result<(), SceneError> {
-        let Some(rs) = self.resampler.as_mut() else { return Ok(()) };
+        let Some(rs) = self.resampler.as_mut() else {
+            return Ok(());
+        };
         let need = rs.input_frames_next();
         let want = need - self.pending_in.len();
         let more = self.read_mono(want)?;
         self.pending_in.extend_from_slice(&more);
-        let Some(rs) = self.resampler.as_mut() else { return Ok(()) };
+        let Some(rs) = self.resampler.as_mut() else {
+            return Ok(());
+        };
         let result = if self.pending_in.len() == need {
             let r = rs.process(&[&self.pending_in[..]], None);
             self.pending_in.clear();
@@ -276,7 +318,11 @@ impl WavAudio {
             r
         };
         let out = result.map_err(|e| {
-            SceneError::malformed(&self.path, Location::File, format!("resampling failed: {e}"))
+            SceneError::malformed(
+                &self.path,
+                Location::File,
+                format!("resampling failed: {e}"),
+            )
         })?;
         let (before, skip_before) = (self.produced, self.skip_out);
         if let Some(ch) = out.first() {
@@ -295,12 +341,23 @@ impl WavAudio {
 mod tests {
     use super::*;
 
-    fn write_wav(path: &Path, rate: u32, channels: u16, float: bool, frames: usize, f: impl Fn(usize, u16) -> f32) {
+    fn write_wav(
+        path: &Path,
+        rate: u32,
+        channels: u16,
+        float: bool,
+        frames: usize,
+        f: impl Fn(usize, u16) -> f32,
+    ) {
         let spec = hound::WavSpec {
             channels,
             sample_rate: rate,
             bits_per_sample: if float { 32 } else { 16 },
-            sample_format: if float { hound::SampleFormat::Float } else { hound::SampleFormat::Int },
+            sample_format: if float {
+                hound::SampleFormat::Float
+            } else {
+                hound::SampleFormat::Int
+            },
         };
         let mut w = hound::WavWriter::create(path, spec).unwrap();
         for i in 0..frames {
@@ -335,11 +392,17 @@ mod tests {
     fn stereo_16_bit_is_averaged_to_mono() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.wav");
-        write_wav(&p, 16000, 2, false, 1000, |i, c| if c == 0 { 0.5 } else { (i % 2) as f32 * 0.5 });
+        write_wav(&p, 16000, 2, false, 1000, |i, c| {
+            if c == 0 { 0.5 } else { (i % 2) as f32 * 0.5 }
+        });
         let mut a = WavAudio::open(&p, 16000).unwrap();
         let all = read_all(&mut a);
         assert_eq!(all.len(), 1000);
-        assert!((all[0] - 0.25).abs() < 1e-3 && (all[1] - 0.5).abs() < 1e-3, "{:?}", &all[..2]);
+        assert!(
+            (all[0] - 0.25).abs() < 1e-3 && (all[1] - 0.5).abs() < 1e-3,
+            "{:?}",
+            &all[..2]
+        );
     }
 
     #[test]
@@ -368,7 +431,10 @@ mod tests {
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 1001]).unwrap();
         let e = validate(&p).unwrap_err().to_string();
-        assert!(e.contains("a.wav") && e.contains("truncated") && e.contains("byte offset"), "{e}");
+        assert!(
+            e.contains("a.wav") && e.contains("truncated") && e.contains("byte offset"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -381,7 +447,12 @@ mod tests {
         std::fs::write(&p, b"").unwrap();
         assert!(validate(&p).is_err());
         // 8-bit audio is not supported.
-        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 8, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 8,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&p, spec).unwrap();
         w.write_sample(3i8).unwrap();
         w.finalize().unwrap();

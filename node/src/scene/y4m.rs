@@ -71,10 +71,19 @@ impl Y4mReader {
             path: path.to_path_buf(),
             input: BufReader::new(file),
             offset: 0,
-            info: Y4mInfo { width: 0, height: 0, fps_num: 0, fps_den: 0, chroma_bytes: 0, frames: 0 },
+            info: Y4mInfo {
+                width: 0,
+                height: 0,
+                fps_num: 0,
+                fps_den: 0,
+                chroma_bytes: 0,
+                frames: 0,
+            },
             next_index: 0,
         };
-        let line = r.read_line()?.ok_or_else(|| r.bad(0, "expected a `YUV4MPEG2 ` header, found an empty file"))?;
+        let line = r
+            .read_line()?
+            .ok_or_else(|| r.bad(0, "expected a `YUV4MPEG2 ` header, found an empty file"))?;
         r.info = parse_header(&r.path, &line)?;
         Ok(r)
     }
@@ -107,16 +116,23 @@ impl Y4mReader {
             ));
         }
         buf.pop();
-        String::from_utf8(buf).map(Some).map_err(|_| self.bad(start, "expected an ASCII header line"))
+        String::from_utf8(buf)
+            .map(Some)
+            .map_err(|_| self.bad(start, "expected an ASCII header line"))
     }
 
     /// The next frame; with `want_luma == false` the frame is skipped without
     /// reading its pixels. `None` at the end of the file.
     pub fn next_frame(&mut self, want_luma: bool) -> Result<Option<Y4mFrame>, SceneError> {
         let start = self.offset;
-        let Some(line) = self.read_line()? else { return Ok(None) };
+        let Some(line) = self.read_line()? else {
+            return Ok(None);
+        };
         if line != "FRAME" && !line.starts_with("FRAME ") {
-            return Err(self.bad(start, format!("expected a `FRAME` marker, found `{}`", truncate(&line))));
+            return Err(self.bad(
+                start,
+                format!("expected a `FRAME` marker, found `{}`", truncate(&line)),
+            ));
         }
         let luma_len = self.info.luma_bytes();
         let data_at = self.offset;
@@ -134,7 +150,12 @@ impl Y4mReader {
         Ok(Some(Y4mFrame { index, luma }))
     }
 
-    fn read_exact_or_bad(&mut self, buf: &mut [u8], data_at: u64, want: u64) -> Result<(), SceneError> {
+    fn read_exact_or_bad(
+        &mut self,
+        buf: &mut [u8],
+        data_at: u64,
+        want: u64,
+    ) -> Result<(), SceneError> {
         match self.input.read_exact(buf) {
             Ok(()) => {
                 self.offset += buf.len() as u64;
@@ -142,7 +163,10 @@ impl Y4mReader {
             }
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(self.bad(
                 data_at,
-                format!("expected {want} bytes of frame {} but the file ends first", self.next_index),
+                format!(
+                    "expected {want} bytes of frame {} but the file ends first",
+                    self.next_index
+                ),
             )),
             Err(e) => Err(SceneError::io(&self.path, e)),
         }
@@ -150,7 +174,12 @@ impl Y4mReader {
 
     fn skip(&mut self, n: u64, data_at: u64) -> Result<(), SceneError> {
         let target = self.offset + n;
-        let len = self.input.get_ref().metadata().map_err(|e| SceneError::io(&self.path, e))?.len();
+        let len = self
+            .input
+            .get_ref()
+            .metadata()
+            .map_err(|e| SceneError::io(&self.path, e))?
+            .len();
         if target > len {
             return Err(self.bad(
                 data_at,
@@ -162,7 +191,9 @@ impl Y4mReader {
                 ),
             ));
         }
-        self.input.seek(SeekFrom::Start(target)).map_err(|e| SceneError::io(&self.path, e))?;
+        self.input
+            .seek(SeekFrom::Start(target))
+            .map_err(|e| SceneError::io(&self.path, e))?;
         self.offset = target;
         Ok(())
     }
@@ -176,7 +207,10 @@ fn parse_header(path: &Path, line: &str) -> Result<Y4mInfo, SceneError> {
     let bad = |problem: String| SceneError::malformed(path, Location::Offset(0), problem);
     let mut parts = line.split(' ');
     if parts.next() != Some("YUV4MPEG2") {
-        return Err(bad(format!("expected the magic `YUV4MPEG2`, found `{}`", truncate(line))));
+        return Err(bad(format!(
+            "expected the magic `YUV4MPEG2`, found `{}`",
+            truncate(line)
+        )));
     }
     let (mut w, mut h, mut fps, mut colour) = (None, None, None, "420jpeg".to_string());
     for p in parts.filter(|p| !p.is_empty()) {
@@ -186,25 +220,39 @@ fn parse_header(path: &Path, line: &str) -> Result<Y4mInfo, SceneError> {
             "H" => h = val.parse::<u32>().ok().filter(|v| *v > 0),
             "F" => {
                 fps = val.split_once(':').and_then(|(n, d)| {
-                    Some((n.parse::<u32>().ok()?, d.parse::<u32>().ok()?)).filter(|(n, d)| *n > 0 && *d > 0)
+                    Some((n.parse::<u32>().ok()?, d.parse::<u32>().ok()?))
+                        .filter(|(n, d)| *n > 0 && *d > 0)
                 });
                 if fps.is_none() {
-                    return Err(bad(format!("expected a frame rate `F<num>:<den>` with both positive, found `F{val}`")));
+                    return Err(bad(format!(
+                        "expected a frame rate `F<num>:<den>` with both positive, found `F{val}`"
+                    )));
                 }
             }
             "C" => colour = val.to_string(),
             "I" | "A" | "X" => {}
-            _ => return Err(bad(format!("expected a header parameter W, H, F, I, A, C or X, found `{}`", truncate(p)))),
+            _ => {
+                return Err(bad(format!(
+                    "expected a header parameter W, H, F, I, A, C or X, found `{}`",
+                    truncate(p)
+                )));
+            }
         }
     }
     let (Some(width), Some(height)) = (w, h) else {
-        return Err(bad("expected positive width `W` and height `H` in the header".into()));
+        return Err(bad(
+            "expected positive width `W` and height `H` in the header".into(),
+        ));
     };
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
-        return Err(bad(format!("frame size {width}x{height} is larger than this reader accepts")));
+        return Err(bad(format!(
+            "frame size {width}x{height} is larger than this reader accepts"
+        )));
     }
     let Some((fps_num, fps_den)) = fps else {
-        return Err(bad("expected a frame rate `F<num>:<den>` in the header".into()));
+        return Err(bad(
+            "expected a frame rate `F<num>:<den>` in the header".into()
+        ));
     };
     let chroma_bytes = match colour.as_str() {
         "mono" => 0,
@@ -212,10 +260,20 @@ fn parse_header(path: &Path, line: &str) -> Result<Y4mInfo, SceneError> {
             2 * (u64::from(width).div_ceil(2) * u64::from(height).div_ceil(2))
         }
         other => {
-            return Err(bad(format!("expected colour space `C mono` or 4:2:0, found `C{}`", truncate(other))));
+            return Err(bad(format!(
+                "expected colour space `C mono` or 4:2:0, found `C{}`",
+                truncate(other)
+            )));
         }
     };
-    Ok(Y4mInfo { width, height, fps_num, fps_den, chroma_bytes, frames: 0 })
+    Ok(Y4mInfo {
+        width,
+        height,
+        fps_num,
+        fps_den,
+        chroma_bytes,
+        frames: 0,
+    })
 }
 
 /// Reads the whole file's structure (headers and frame markers, seeking over
@@ -251,17 +309,29 @@ mod tests {
     #[test]
     fn reads_mono_and_420() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), &video("YUV4MPEG2 W4 H2 F2:1 Ip A1:1 Cmono", 3, 8));
+        let p = write(
+            dir.path(),
+            &video("YUV4MPEG2 W4 H2 F2:1 Ip A1:1 Cmono", 3, 8),
+        );
         let info = validate(&p).unwrap();
-        assert_eq!((info.width, info.height, info.frames, info.duration_ms()), (4, 2, 3, 1500));
+        assert_eq!(
+            (info.width, info.height, info.frames, info.duration_ms()),
+            (4, 2, 3, 1500)
+        );
         let mut r = Y4mReader::open(&p).unwrap();
         assert_eq!(r.next_frame(false).unwrap().unwrap().luma, None);
-        assert_eq!(r.next_frame(true).unwrap().unwrap().luma, Some(vec![1u8; 8]));
+        assert_eq!(
+            r.next_frame(true).unwrap().unwrap().luma,
+            Some(vec![1u8; 8])
+        );
         // 4:2:0 of 3x3: 9 luma + 2 * 2*2 chroma.
         let p = write(dir.path(), &video("YUV4MPEG2 W3 H3 F25:1 C420jpeg", 2, 17));
         let mut r = Y4mReader::open(&p).unwrap();
         r.next_frame(false).unwrap();
-        assert_eq!(r.next_frame(true).unwrap().unwrap().luma, Some(vec![1u8; 9]));
+        assert_eq!(
+            r.next_frame(true).unwrap().unwrap().luma,
+            Some(vec![1u8; 9])
+        );
         assert!(r.next_frame(true).unwrap().is_none());
     }
 
@@ -275,14 +345,26 @@ mod tests {
             (b"YUV4MPEG2 W4 F1:1\n".to_vec(), "width"),
             (b"YUV4MPEG2 W4 H2 F1:0\n".to_vec(), "frame rate"),
             (b"YUV4MPEG2 W4 H2 F1:1 C444\n".to_vec(), "C444"),
-            (b"YUV4MPEG2 W4 H2 F1:1 Cmono\nFRAMX\n12345678".to_vec(), "byte offset 27: expected a `FRAME` marker"),
-            (video("YUV4MPEG2 W4 H2 F1:1 Cmono", 2, 8)[..50].to_vec(), "frame 1"),
-            (video("YUV4MPEG2 W4 H2 F1:1 Cmono", 2, 8)[..44].to_vec(), "byte offset 41: expected a line ending in a newline"),
+            (
+                b"YUV4MPEG2 W4 H2 F1:1 Cmono\nFRAMX\n12345678".to_vec(),
+                "byte offset 27: expected a `FRAME` marker",
+            ),
+            (
+                video("YUV4MPEG2 W4 H2 F1:1 Cmono", 2, 8)[..50].to_vec(),
+                "frame 1",
+            ),
+            (
+                video("YUV4MPEG2 W4 H2 F1:1 Cmono", 2, 8)[..44].to_vec(),
+                "byte offset 41: expected a line ending in a newline",
+            ),
         ];
         for (bytes, want) in cases {
             let p = write(dir.path(), &bytes);
             let e = validate(&p).unwrap_err().to_string();
-            assert!(e.contains("camera.y4m") && e.contains(want), "{e} (wanted {want})");
+            assert!(
+                e.contains("camera.y4m") && e.contains(want),
+                "{e} (wanted {want})"
+            );
         }
     }
 }

@@ -4,7 +4,10 @@
 /// fit `max_w`×`max_h`, averaging each factor×factor block (a box filter,
 /// which also averages out sensor noise). Returns the new size and pixels.
 pub fn downscale_luma(luma: &[u8], w: u32, h: u32, max_w: u32, max_h: u32) -> (u32, u32, Vec<u8>) {
-    let factor = w.div_ceil(max_w.max(1)).max(h.div_ceil(max_h.max(1))).max(1);
+    let factor = w
+        .div_ceil(max_w.max(1))
+        .max(h.div_ceil(max_h.max(1)))
+        .max(1);
     if factor == 1 {
         return (w, h, luma.to_vec());
     }

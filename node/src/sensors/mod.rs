@@ -27,7 +27,9 @@ pub enum SensorError {
 pub trait Microphone: Send + 'static {
     /// The next chunk, delivered when its last sample has been "recorded"
     /// by the clock; `None` when the stream has ended.
-    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<AudioChunk>, SensorError>> + Send;
+    fn next_chunk(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<AudioChunk>, SensorError>> + Send;
 }
 
 /// A camera.

@@ -25,23 +25,41 @@ pub struct ReplayMicrophone {
 impl ReplayMicrophone {
     /// Replays `path` as mono at `rate` Hz in chunks of `chunk_ms`, with the
     /// first sample at `start_ms`.
-    pub fn open(path: &Path, rate: u32, chunk_ms: u32, start_ms: i64, clock: Arc<dyn Clock>) -> Result<Self, SceneError> {
+    pub fn open(
+        path: &Path,
+        rate: u32,
+        chunk_ms: u32,
+        start_ms: i64,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, SceneError> {
         let audio = WavAudio::open(path, rate)?;
         let chunk = (u64::from(rate) * u64::from(chunk_ms) / 1000).max(1) as usize;
-        Ok(ReplayMicrophone { audio, clock, start_ms, chunk, delivered: 0 })
+        Ok(ReplayMicrophone {
+            audio,
+            clock,
+            start_ms,
+            chunk,
+            delivered: 0,
+        })
     }
 }
 
 impl Microphone for ReplayMicrophone {
     async fn next_chunk(&mut self) -> Result<Option<AudioChunk>, SensorError> {
-        let Some(samples) = self.audio.next_chunk(self.chunk)? else { return Ok(None) };
+        let Some(samples) = self.audio.next_chunk(self.chunk)? else {
+            return Ok(None);
+        };
         let rate = u64::from(self.audio.sample_rate());
         let start_ms = self.start_ms + (self.delivered * 1000 / rate) as i64;
         self.delivered += samples.len() as u64;
         let end_ms = self.start_ms + (self.delivered * 1000 / rate) as i64;
         // A real microphone hands over a chunk once its last sample is recorded.
         self.clock.sleep_until(end_ms).await;
-        Ok(Some(AudioChunk { start_ms, sample_rate: self.audio.sample_rate(), samples }))
+        Ok(Some(AudioChunk {
+            start_ms,
+            sample_rate: self.audio.sample_rate(),
+            samples,
+        }))
     }
 }
 
@@ -63,7 +81,16 @@ impl ReplayCamera {
     pub fn open(path: &Path, start_ms: i64, max_w: u32, max_h: u32) -> Result<Self, SceneError> {
         let reader = Y4mReader::open(path)?;
         let info = reader.info();
-        Ok(ReplayCamera { reader, info, start_ms, max_w, max_h, last: None, next_index: 0, ended: false })
+        Ok(ReplayCamera {
+            reader,
+            info,
+            start_ms,
+            max_w,
+            max_h,
+            last: None,
+            next_index: 0,
+            ended: false,
+        })
     }
 
     fn index_at(&self, t_ms: i64) -> u64 {
@@ -96,8 +123,19 @@ impl Camera for ReplayCamera {
         };
         self.next_index += 1;
         let luma = frame.luma.unwrap_or_default();
-        let (w, h, px) = downscale_luma(&luma, self.info.width, self.info.height, self.max_w, self.max_h);
-        let frame = GrayFrame { t_ms: self.start_ms + self.info.frame_time_ms(frame.index), width: w, height: h, luma: px };
+        let (w, h, px) = downscale_luma(
+            &luma,
+            self.info.width,
+            self.info.height,
+            self.max_w,
+            self.max_h,
+        );
+        let frame = GrayFrame {
+            t_ms: self.start_ms + self.info.frame_time_ms(frame.index),
+            width: w,
+            height: h,
+            luma: px,
+        };
         self.last = Some(frame.clone());
         Ok(Some(frame))
     }
@@ -120,7 +158,11 @@ impl ReplayClimate {
             [.., a, b] => (((b.t_s - a.t_s) * 1000.0) as i64).max(1),
             _ => 10_000,
         };
-        Ok(ReplayClimate { rows, start_ms, tail_ms })
+        Ok(ReplayClimate {
+            rows,
+            start_ms,
+            tail_ms,
+        })
     }
 
     fn row_time(&self, r: &ClimateRow) -> i64 {
@@ -130,7 +172,9 @@ impl ReplayClimate {
 
 impl ClimateSensor for ReplayClimate {
     fn read(&mut self, t_ms: i64) -> Result<Option<ClimateSample>, SensorError> {
-        let Some(last) = self.rows.last() else { return Ok(None) };
+        let Some(last) = self.rows.last() else {
+            return Ok(None);
+        };
         if t_ms >= self.row_time(last) + self.tail_ms {
             return Ok(None);
         }

@@ -43,8 +43,17 @@ pub async fn run(
             (power::Decision::Allow, Some(interval)) => {
                 if !on {
                     on = true;
-                    tracing::info!(sensor = "camera", mode = status.mode.as_str(), interval_ms = interval, "camera back on");
-                    if tx.send(SensorMsg::Available(Modality::Camera, true)).await.is_err() {
+                    tracing::info!(
+                        sensor = "camera",
+                        mode = status.mode.as_str(),
+                        interval_ms = interval,
+                        "camera back on"
+                    );
+                    if tx
+                        .send(SensorMsg::Available(Modality::Camera, true))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -78,7 +87,11 @@ pub async fn run(
                         power::Decision::Allow => "no camera cadence".into(),
                     };
                     tracing::warn!(step = Step::CameraFrame.as_str(), reason = %reason, "skipping camera frames");
-                    if tx.send(SensorMsg::Available(Modality::Camera, false)).await.is_err() {
+                    if tx
+                        .send(SensorMsg::Available(Modality::Camera, false))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }

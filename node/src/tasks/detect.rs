@@ -52,7 +52,13 @@ impl DetectStage {
             detector.set_available(*m, false);
             detector.close(*m);
         }
-        DetectStage { detector, classifier, power, counters, burst_denied: false }
+        DetectStage {
+            detector,
+            classifier,
+            power,
+            counters,
+            burst_denied: false,
+        }
     }
 
     /// Applies one sensor message.
@@ -68,13 +74,22 @@ impl DetectStage {
 
     /// Events finalised so far (all of them when `finish`).
     pub fn take(&mut self, finish: bool) -> Vec<Classified> {
-        let ds = if finish { self.detector.finish() } else { self.detector.poll() };
+        let ds = if finish {
+            self.detector.finish()
+        } else {
+            self.detector.poll()
+        };
         ds.into_iter().map(|d| self.classify(d)).collect()
     }
 
     fn classify(&mut self, detection: Detection) -> Classified {
-        let triggers_only = Classified { detection: detection.clone(), model: ModelVersion::TRIGGERS_ONLY };
-        let Some(classifier) = self.classifier.as_mut() else { return triggers_only };
+        let triggers_only = Classified {
+            detection: detection.clone(),
+            model: ModelVersion::TRIGGERS_ONLY,
+        };
+        let Some(classifier) = self.classifier.as_mut() else {
+            return triggers_only;
+        };
         let decision = self.power.borrow().decide(Step::InferenceBurst);
         match decision {
             Decision::Deny(reason) => {
@@ -90,7 +105,11 @@ impl DetectStage {
                 Counters::add(&self.counters.bursts, 1);
                 match classifier.classify(&detection) {
                     Ok((class, confidence)) => Classified {
-                        detection: Detection { class, confidence, ..detection },
+                        detection: Detection {
+                            class,
+                            confidence,
+                            ..detection
+                        },
                         model: classifier.version(),
                     },
                     Err(e) => {
@@ -105,7 +124,11 @@ impl DetectStage {
 
 /// Runs until every sensor task has dropped its sender, then finalises
 /// everything pending and returns.
-pub async fn run(mut stage: DetectStage, mut rx: mpsc::Receiver<SensorMsg>, tx: mpsc::Sender<Classified>) {
+pub async fn run(
+    mut stage: DetectStage,
+    mut rx: mpsc::Receiver<SensorMsg>,
+    tx: mpsc::Sender<Classified>,
+) {
     let mut batch = Vec::with_capacity(32);
     while rx.recv_many(&mut batch, 32).await > 0 {
         for msg in batch.drain(..) {
@@ -141,7 +164,12 @@ mod tests {
     }
 
     fn status(soc: f64) -> PowerStatus {
-        PowerPolicy::new(PolicyConfig::default()).update(PowerReading { t_ms: 0, soc, solar_w: 0.0, load_w: 3.0 })
+        PowerPolicy::new(PolicyConfig::default()).update(PowerReading {
+            t_ms: 0,
+            soc,
+            solar_w: 0.0,
+            load_w: 3.0,
+        })
     }
 
     fn detection() -> Detection {
@@ -162,10 +190,16 @@ mod tests {
         let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
         let mut stage = DetectStage::new(det, Some(Box::new(Fixed)), rx, counters.clone(), &[]);
         let c = stage.classify(detection());
-        assert_eq!((c.detection.class, c.model), (EventClass::Wildlife, ModelVersion(3)));
+        assert_eq!(
+            (c.detection.class, c.model),
+            (EventClass::Wildlife, ModelVersion(3))
+        );
         tx.send_replace(status(0.05));
         let c = stage.classify(detection());
-        assert_eq!((c.detection.class, c.model), (EventClass::Unknown, ModelVersion::TRIGGERS_ONLY));
+        assert_eq!(
+            (c.detection.class, c.model),
+            (EventClass::Unknown, ModelVersion::TRIGGERS_ONLY)
+        );
         assert_eq!(Counters::get(&counters.bursts), 1);
         assert_eq!(Counters::get(&counters.bursts_skipped), 1);
     }

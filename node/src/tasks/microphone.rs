@@ -11,7 +11,12 @@ use crate::sensors::Microphone;
 use crate::shutdown::Shutdown;
 
 /// Runs until the microphone's stream ends or shutdown.
-pub async fn run(mut mic: impl Microphone, tx: mpsc::Sender<SensorMsg>, counters: Arc<Counters>, mut shutdown: Shutdown) {
+pub async fn run(
+    mut mic: impl Microphone,
+    tx: mpsc::Sender<SensorMsg>,
+    counters: Arc<Counters>,
+    mut shutdown: Shutdown,
+) {
     loop {
         let next = tokio::select! {
             _ = shutdown.wait() => return,

@@ -38,7 +38,11 @@ fn take_use(counters: &Counters, seen: &mut Seen) -> EnergyUse {
 }
 
 /// Reads the supply once and returns the first status (before tasks start).
-pub fn initial_status(source: &mut dyn PowerSource, policy: &mut PowerPolicy, t_ms: i64) -> PowerStatus {
+pub fn initial_status(
+    source: &mut dyn PowerSource,
+    policy: &mut PowerPolicy,
+    t_ms: i64,
+) -> PowerStatus {
     policy.update(source.read(t_ms, EnergyUse::default()))
 }
 
@@ -75,7 +79,13 @@ pub async fn run(
                 "power mode changed"
             );
         } else {
-            tracing::debug!(mode = status.mode.as_str(), soc = reading.soc, solar_w = reading.solar_w, load_w = reading.load_w, "power reading");
+            tracing::debug!(
+                mode = status.mode.as_str(),
+                soc = reading.soc,
+                solar_w = reading.solar_w,
+                load_w = reading.load_w,
+                "power reading"
+            );
         }
         tx.send_replace(status);
         next += interval_ms as i64;

@@ -81,7 +81,13 @@ pub async fn run(
                 backoff = Duration::from_millis(200);
                 for r in &records {
                     out.stored += 1;
-                    tracing::info!(id = r.id, class = r.class.as_str(), start_ms = r.start_ms, duration_ms = r.duration_ms, "event stored");
+                    tracing::info!(
+                        id = r.id,
+                        class = r.class.as_str(),
+                        start_ms = r.start_ms,
+                        duration_ms = r.duration_ms,
+                        "event stored"
+                    );
                     on_stored(r);
                 }
             }
@@ -90,7 +96,10 @@ pub async fn run(
                 tracing::error!(error = %e, pending = pending.len(), retry_in_ms = backoff.as_millis() as u64, "cannot store events; keeping them in memory and retrying");
                 if give_up.is_triggered() && rx.is_closed() && out.errors > 3 {
                     out.unstored = pending.len() as u64;
-                    tracing::error!(unstored = out.unstored, "giving up: these events were detected but are NOT stored");
+                    tracing::error!(
+                        unstored = out.unstored,
+                        "giving up: these events were detected but are NOT stored"
+                    );
                     return out;
                 }
                 tokio::time::sleep(backoff).await;

@@ -7,12 +7,18 @@ use std::path::{Path, PathBuf};
 use super::StoreError;
 
 fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io { path: path.to_path_buf(), op, source }
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
 }
 
 /// fsyncs a directory (its entries: creations, renames, removals).
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir).and_then(|f| f.sync_all()).map_err(io(dir, "fsync directory"))
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io(dir, "fsync directory"))
 }
 
 /// fsyncs every file under `dir`, every subdirectory, and `dir` itself.
@@ -50,7 +56,11 @@ pub fn dir_size(dir: &Path) -> Result<u64, StoreError> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io(&entry.path(), "stat")(e)),
         };
-        total += if meta.is_dir() { dir_size(&entry.path())? } else { meta.len() };
+        total += if meta.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            meta.len()
+        };
     }
     Ok(total)
 }
@@ -61,7 +71,10 @@ pub fn quarantine(dir: &Path) -> Result<PathBuf, StoreError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "store".into());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "store".into());
     let parent = dir.parent().unwrap_or(Path::new("."));
     let mut target = parent.join(format!("{name}.corrupt-{secs}"));
     let mut n = 1;

@@ -21,7 +21,10 @@ pub(super) struct Ids {
 }
 
 pub(super) fn sidecar_path(dir: &Path) -> PathBuf {
-    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "store".into());
+    let mut name = dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "store".into());
     name.push(".ids");
     dir.with_file_name(name)
 }
@@ -32,21 +35,37 @@ pub(super) fn read_reserved(path: &Path) -> Result<u64, StoreError> {
         Ok(text) => text.trim().parse().map_err(|_| StoreError::Io {
             path: path.to_path_buf(),
             op: "read id reservation",
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("expected a number, found {:?}", text.trim())),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("expected a number, found {:?}", text.trim()),
+            ),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(StoreError::Io { path: path.to_path_buf(), op: "read id reservation", source: e }),
+        Err(e) => Err(StoreError::Io {
+            path: path.to_path_buf(),
+            op: "read id reservation",
+            source: e,
+        }),
     }
 }
 
 fn write_reserved(path: &Path, value: u64) -> Result<(), StoreError> {
-    let io = |op| move |source| StoreError::Io { path: path.to_path_buf(), op, source };
+    let io = |op| {
+        move |source| StoreError::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        }
+    };
     let tmp = path.with_extension("ids.tmp");
     let mut f = std::fs::File::create(&tmp).map_err(io("create temporary id reservation"))?;
     writeln!(f, "{value}").map_err(io("write id reservation"))?;
     f.sync_all().map_err(io("fsync id reservation"))?;
     std::fs::rename(&tmp, path).map_err(io("rename id reservation"))?;
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     super::durable::sync_dir(parent)
 }
 

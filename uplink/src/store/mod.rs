@@ -45,7 +45,9 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { cache_capacity_bytes: 8 * 1024 * 1024 }
+        StoreConfig {
+            cache_capacity_bytes: 8 * 1024 * 1024,
+        }
     }
 }
 
@@ -115,7 +117,9 @@ pub struct EventStore {
 
 impl std::fmt::Debug for EventStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventStore").field("dir", &self.dir).finish()
+        f.debug_struct("EventStore")
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
@@ -151,7 +155,14 @@ fn is_environmental(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(
         e.kind(),
-        PermissionDenied | StorageFull | ReadOnlyFilesystem | QuotaExceeded | WouldBlock | OutOfMemory | Interrupted | NotADirectory
+        PermissionDenied
+            | StorageFull
+            | ReadOnlyFilesystem
+            | QuotaExceeded
+            | WouldBlock
+            | OutOfMemory
+            | Interrupted
+            | NotADirectory
     ) || e.to_string().contains("could not acquire lock")
 }
 
@@ -163,27 +174,33 @@ fn try_open(dir: &Path, cfg: &StoreConfig) -> Opened {
         .mode(sled::Mode::LowSpace)
         // We flush (and fsync) when we acknowledge; no background flusher.
         .flush_every_ms(None);
-    let opened = catch_unwind(AssertUnwindSafe(|| -> Result<(sled::Db, sled::Tree, u64, u64), sled::Error> {
-        let db = config.open()?;
-        let tree = db.open_tree("outbox")?;
-        // Sanity: read the next id and walk every key once.
-        let mut next = match tree.get(NEXT_ID_KEY)? {
-            Some(v) => u64_value(&v).ok_or_else(|| sled::Error::Corruption { at: None, bt: () })?,
-            None => 1,
-        };
-        let mut count = 0;
-        for kv in tree.scan_prefix([EVENT_PREFIX]) {
-            let (k, _) = kv?;
-            if let Some(id) = key_id(&k) {
-                next = next.max(id + 1);
-                count += 1;
+    let opened = catch_unwind(AssertUnwindSafe(
+        || -> Result<(sled::Db, sled::Tree, u64, u64), sled::Error> {
+            let db = config.open()?;
+            let tree = db.open_tree("outbox")?;
+            // Sanity: read the next id and walk every key once.
+            let mut next = match tree.get(NEXT_ID_KEY)? {
+                Some(v) => {
+                    u64_value(&v).ok_or_else(|| sled::Error::Corruption { at: None, bt: () })?
+                }
+                None => 1,
+            };
+            let mut count = 0;
+            for kv in tree.scan_prefix([EVENT_PREFIX]) {
+                let (k, _) = kv?;
+                if let Some(id) = key_id(&k) {
+                    next = next.max(id + 1);
+                    count += 1;
+                }
             }
-        }
-        Ok((db, tree, next, count))
-    }));
+            Ok((db, tree, next, count))
+        },
+    ));
     match opened {
         Ok(Ok((db, tree, next, count))) => Opened::Ok(db, tree, next, count),
-        Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => Opened::Locked,
+        Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
+            Opened::Locked
+        }
         Ok(Err(sled::Error::Io(e))) if is_environmental(&e) => Opened::Environment(e),
         Ok(Err(e)) => Opened::Corrupt(e.to_string()),
         Err(panic) => {
@@ -200,7 +217,10 @@ fn try_open(dir: &Path, cfg: &StoreConfig) -> Opened {
 /// Takes an exclusive lock on `<dir>.lock` (beside the database, so it is
 /// not moved by a quarantine).
 fn lock_store(dir: &Path) -> Result<std::fs::File, StoreError> {
-    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "store".into());
+    let mut name = dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "store".into());
     name.push(".lock");
     let path = dir.with_file_name(name);
     let file = std::fs::OpenOptions::new()
@@ -208,28 +228,55 @@ fn lock_store(dir: &Path) -> Result<std::fs::File, StoreError> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|source| StoreError::Io { path: path.clone(), op: "open lock file", source })?;
+        .map_err(|source| StoreError::Io {
+            path: path.clone(),
+            op: "open lock file",
+            source,
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path: dir.to_path_buf() }),
-        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io { path, op: "lock", source }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io {
+            path,
+            op: "lock",
+            source,
+        }),
     }
 }
 
 impl EventStore {
     /// Opens (or creates) the store in `dir`; quarantines a corrupt one.
     pub fn open(dir: &Path, cfg: &StoreConfig) -> Result<(EventStore, OpenReport), StoreError> {
-        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let fresh = !dir.exists();
-        std::fs::create_dir_all(parent).map_err(|e| StoreError::Io { path: parent.to_path_buf(), op: "create", source: e })?;
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::Io {
+            path: parent.to_path_buf(),
+            op: "create",
+            source: e,
+        })?;
         let lock = lock_store(dir)?;
         let id_file = ids::sidecar_path(dir);
         let reserved = ids::read_reserved(&id_file)?;
         let (mut quarantined, mut reason) = (None, None);
         let (db, tree, sled_next, count) = match try_open(dir, cfg) {
             Opened::Ok(db, tree, n, c) => (db, tree, n, c),
-            Opened::Locked => return Err(StoreError::Locked { path: dir.to_path_buf() }),
-            Opened::Environment(e) => return Err(StoreError::Io { path: dir.to_path_buf(), op: "open", source: e }),
+            Opened::Locked => {
+                return Err(StoreError::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Opened::Environment(e) => {
+                return Err(StoreError::Io {
+                    path: dir.to_path_buf(),
+                    op: "open",
+                    source: e,
+                });
+            }
             Opened::Corrupt(why) => {
                 let moved = durable::quarantine(dir)?;
                 tracing::error!(path = %dir.display(), moved_to = %moved.display(), reason = %why, "event store does not open: quarantined, starting a fresh one");
@@ -237,9 +284,17 @@ impl EventStore {
                 reason = Some(why);
                 match try_open(dir, cfg) {
                     Opened::Ok(db, tree, n, c) => (db, tree, n, c),
-                    Opened::Locked => return Err(StoreError::Locked { path: dir.to_path_buf() }),
+                    Opened::Locked => {
+                        return Err(StoreError::Locked {
+                            path: dir.to_path_buf(),
+                        });
+                    }
                     Opened::Environment(e) => {
-                        return Err(StoreError::Io { path: dir.to_path_buf(), op: "open a fresh database", source: e });
+                        return Err(StoreError::Io {
+                            path: dir.to_path_buf(),
+                            op: "open a fresh database",
+                            source: e,
+                        });
                     }
                     Opened::Corrupt(why) => {
                         return Err(StoreError::Io {
@@ -261,14 +316,26 @@ impl EventStore {
             _lock: lock,
             db,
             tree,
-            ids: Mutex::new(ids::Ids { next, reserved, file: id_file }),
+            ids: Mutex::new(ids::Ids {
+                next,
+                reserved,
+                file: id_file,
+            }),
         };
-        let report = OpenReport { quarantined, reason, next_id: next, stored: count };
+        let report = OpenReport {
+            quarantined,
+            reason,
+            next_id: next,
+            stored: count,
+        };
         Ok((store, report))
     }
 
     /// Stores one record built with the next id, durably.
-    pub fn append(&self, build: impl FnOnce(u64) -> EventRecord) -> Result<EventRecord, StoreError> {
+    pub fn append(
+        &self,
+        build: impl FnOnce(u64) -> EventRecord,
+    ) -> Result<EventRecord, StoreError> {
         let mut build = Some(build);
         let mut v = self.append_batch(1, |id| match build.take() {
             Some(b) => b(id),
@@ -279,7 +346,11 @@ impl EventStore {
 
     /// Stores `n` records built with consecutive new ids, with one durability
     /// barrier for all (group commit). Nothing is acknowledged unless all are.
-    pub fn append_batch(&self, n: usize, mut build: impl FnMut(u64) -> EventRecord) -> Result<Vec<EventRecord>, StoreError> {
+    pub fn append_batch(
+        &self,
+        n: usize,
+        mut build: impl FnMut(u64) -> EventRecord,
+    ) -> Result<Vec<EventRecord>, StoreError> {
         if n == 0 {
             return Ok(Vec::new());
         }
@@ -296,7 +367,9 @@ impl EventStore {
             records.push(r);
         }
         batch.insert(NEXT_ID_KEY, &end.to_be_bytes()[..]);
-        self.tree.apply_batch(batch).map_err(db_err("write events"))?;
+        self.tree
+            .apply_batch(batch)
+            .map_err(db_err("write events"))?;
         // From here the ids are used whether or not the barrier succeeds.
         ids.next = end;
         drop(ids);
@@ -307,7 +380,9 @@ impl EventStore {
     /// The record with this id, if stored.
     pub fn get(&self, id: u64) -> Result<Option<EventRecord>, StoreError> {
         match self.tree.get(event_key(id)).map_err(db_err("read event"))? {
-            Some(v) => decode_event(&v).map(Some).map_err(|source| StoreError::Decode { id, source }),
+            Some(v) => decode_event(&v)
+                .map(Some)
+                .map_err(|source| StoreError::Decode { id, source }),
             None => Ok(None),
         }
     }
@@ -316,11 +391,13 @@ impl EventStore {
     /// yields an error naming its id, and iteration goes on.
     pub fn iter_from(&self, id: u64) -> impl Iterator<Item = Result<EventRecord, StoreError>> + '_ {
         let end = [EVENT_PREFIX + 1];
-        self.tree.range(event_key(id).to_vec()..end.to_vec()).map(|kv| {
-            let (k, v) = kv.map_err(db_err("scan events"))?;
-            let id = key_id(&k).unwrap_or(0);
-            decode_event(&v).map_err(|source| StoreError::Decode { id, source })
-        })
+        self.tree
+            .range(event_key(id).to_vec()..end.to_vec())
+            .map(|kv| {
+                let (k, v) = kv.map_err(db_err("scan events"))?;
+                let id = key_id(&k).unwrap_or(0);
+                decode_event(&v).map_err(|source| StoreError::Decode { id, source })
+            })
     }
 
     /// Removes delivered records, durably. Their ids are never reused.
@@ -329,7 +406,9 @@ impl EventStore {
         for id in ids {
             batch.remove(&event_key(*id)[..]);
         }
-        self.tree.apply_batch(batch).map_err(db_err("remove events"))?;
+        self.tree
+            .apply_batch(batch)
+            .map_err(db_err("remove events"))?;
         self.flush_durable()
     }
 
@@ -368,7 +447,9 @@ impl EventStore {
     /// how the store copes with bad records on disk.
     #[doc(hidden)]
     pub fn insert_raw_for_test(&self, id: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        self.tree.insert(event_key(id), bytes).map_err(db_err("write raw"))?;
+        self.tree
+            .insert(event_key(id), bytes)
+            .map_err(db_err("write raw"))?;
         self.flush_durable()
     }
 }

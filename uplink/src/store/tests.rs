@@ -9,8 +9,15 @@ fn rec(id: u64) -> EventRecord {
         duration_ms: 1500,
         class: EventClass::Wildlife,
         confidence: Permille(800),
-        scores: ModalityScores { audio: Some(Permille(900)), camera: None, climate: Some(Permille(0)) },
-        features: KeyFeatures { audio_peak_hz: Some(3100), ..KeyFeatures::default() },
+        scores: ModalityScores {
+            audio: Some(Permille(900)),
+            camera: None,
+            climate: Some(Permille(0)),
+        },
+        features: KeyFeatures {
+            audio_peak_hz: Some(3100),
+            ..KeyFeatures::default()
+        },
         model: ModelVersion::TRIGGERS_ONLY,
     }
 }
@@ -76,7 +83,10 @@ fn a_corrupt_database_is_quarantined_and_ids_stay_above_the_old_ones() {
     }
     let (s, r) = open(&dir);
     let moved = r.quarantined.clone().expect("quarantined");
-    assert!(moved.exists() && moved.to_string_lossy().contains("store.corrupt-"), "{moved:?}");
+    assert!(
+        moved.exists() && moved.to_string_lossy().contains("store.corrupt-"),
+        "{moved:?}"
+    );
     assert!(r.reason.is_some());
     assert_eq!(r.stored, 0);
     assert!(r.next_id > last, "next id {} not above {last}", r.next_id);
@@ -93,7 +103,8 @@ fn undecodable_record_is_reported_and_iteration_goes_on() {
     let (s, _) = open(&t.path().join("store"));
     let a = s.append(rec).unwrap();
     s.insert_raw_for_test(a.id + 1, &[1, 0xff, 0xff]).unwrap();
-    s.insert_raw_for_test(a.id + 2, &encode_event(&rec(a.id + 2))).unwrap();
+    s.insert_raw_for_test(a.id + 2, &encode_event(&rec(a.id + 2)))
+        .unwrap();
     let items: Vec<_> = s.iter_from(0).collect();
     assert_eq!(items.len(), 3);
     assert!(items[0].is_ok() && items[2].is_ok());
@@ -113,7 +124,13 @@ fn a_second_opener_gets_a_clear_locked_error() {
         Err(StoreError::Locked { .. }) => {}
         other => panic!("expected Locked, got {other:?}"),
     }
-    assert!(!t.path().read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("corrupt")));
+    assert!(
+        !t.path().read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("corrupt"))
+    );
 }
 
 #[test]
@@ -122,8 +139,13 @@ fn a_tampered_id_reservation_is_an_error_not_a_reset() {
     let dir = t.path().join("store");
     drop(open(&dir).0.append(rec).unwrap());
     std::fs::write(t.path().join("store.ids"), "garbage").unwrap();
-    let e = EventStore::open(&dir, &StoreConfig::default()).unwrap_err().to_string();
-    assert!(e.contains("store.ids") && e.contains("expected a number"), "{e}");
+    let e = EventStore::open(&dir, &StoreConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("store.ids") && e.contains("expected a number"),
+        "{e}"
+    );
 }
 
 /// Bytes written to the block device per durably stored event, for
@@ -133,7 +155,10 @@ fn a_tampered_id_reservation_is_an_error_not_a_reset() {
 fn bytes_written_per_event() {
     fn write_bytes() -> u64 {
         let text = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
-        text.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        text.lines()
+            .find_map(|l| l.strip_prefix("write_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
     let base = std::env::current_dir().unwrap().join("target");
     let t = tempfile::tempdir_in(base).unwrap();
