@@ -175,6 +175,7 @@ pub async fn run_scene(
     match camera {
         Some(cam) => {
             let plan = CameraPlan {
+                first_ms: start_ms,
                 until_ms: Some(end_ms),
                 recheck_ms: cfg.power.interval_ms,
             };
@@ -197,6 +198,7 @@ pub async fn run_scene(
             clock.clone(),
             power_rx.clone(),
             counters.clone(),
+            start_ms,
             Some(end_ms),
             shutdown.clone(),
         ))),

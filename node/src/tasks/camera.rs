@@ -15,6 +15,9 @@ use crate::shutdown::Shutdown;
 /// Where the camera task stops on its own.
 #[derive(Debug, Clone, Copy)]
 pub struct CameraPlan {
+    /// Time of the first capture. Captures happen at scheduled times, not at
+    /// whatever time the task wakes up, so replays are exact at any speed.
+    pub first_ms: i64,
     /// Stop at this time (the end of a replayed scene), if any.
     pub until_ms: Option<i64>,
     /// How often to look at the policy again while the camera is off, ms.
@@ -32,8 +35,9 @@ pub async fn run(
     mut shutdown: Shutdown,
 ) {
     let mut on = true;
+    let mut now = plan.first_ms;
+    clock.sleep_until(now).await;
     loop {
-        let now = clock.now_ms();
         if plan.until_ms.is_some_and(|end| now >= end) {
             let _ = tx.send(SensorMsg::Closed(Modality::Camera)).await;
             return;
@@ -102,5 +106,6 @@ pub async fn run(
             _ = shutdown.wait() => return,
             _ = clock.sleep_until(next) => {}
         }
+        now = next;
     }
 }

@@ -11,18 +11,22 @@ use crate::clock::Clock;
 use crate::sensors::ClimateSensor;
 use crate::shutdown::Shutdown;
 
-/// Runs until the sensor ends, fails, `until_ms`, or shutdown.
+/// Runs until the sensor ends, fails, `until_ms`, or shutdown. Readings are
+/// taken at scheduled times from `first_ms` on, so replays are exact at any speed.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     mut sensor: impl ClimateSensor,
     tx: mpsc::Sender<SensorMsg>,
     clock: Arc<dyn Clock>,
     power: watch::Receiver<PowerStatus>,
     counters: Arc<Counters>,
+    first_ms: i64,
     until_ms: Option<i64>,
     mut shutdown: Shutdown,
 ) {
+    let mut now = first_ms;
+    clock.sleep_until(now).await;
     loop {
-        let now = clock.now_ms();
         if until_ms.is_some_and(|end| now >= end) {
             let _ = tx.send(SensorMsg::Closed(Modality::Climate)).await;
             return;
@@ -47,9 +51,11 @@ pub async fn run(
                 return;
             }
         }
+        let next = now + interval as i64;
         tokio::select! {
             _ = shutdown.wait() => return,
-            _ = clock.sleep_until(now + interval as i64) => {}
+            _ = clock.sleep_until(next) => {}
         }
+        now = next;
     }
 }

@@ -1,0 +1,183 @@
+//! The node on simulated hardware, end to end through the `fieldnode`
+//! program: replay speed does not change what is detected, SIGTERM stops it
+//! cleanly with everything stored, sensors may be absent, and a low battery
+//! makes the power policy skip the camera and say why.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use messages::EventJson;
+
+const NODE: &str = env!("CARGO_BIN_EXE_hil-fieldnode");
+const SCENEGEN: &str = env!("CARGO_BIN_EXE_scenegen");
+
+fn scene(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let st = Command::new(SCENEGEN)
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    out
+}
+
+fn node(scene: &Path, data: &Path, extra: &[&str]) -> Output {
+    Command::new(NODE)
+        .args(["run", "--exit-at-end", "--output", "jsonl", "--scene"])
+        .arg(scene)
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+/// Stored events without their ids (which differ between stores).
+fn stored(out: &Output) -> Vec<EventJson> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("stored").cloned())
+        .map(|v| {
+            let mut e: EventJson = serde_json::from_value(v).unwrap();
+            e.id = 0;
+            e
+        })
+        .collect()
+}
+
+fn summary(out: &Output) -> serde_json::Value {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v.get("summary").cloned())
+        .unwrap_or_else(|| {
+            panic!(
+                "no summary; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+#[test]
+fn speed_max_and_real_time_replay_store_the_same_events() {
+    let t = tempfile::tempdir().unwrap();
+    let s = scene(t.path(), "s", &["--preset", "demo", "--seed", "31"]);
+    let fast = node(&s, &t.path().join("a"), &["--speed", "max"]);
+    let timed = node(&s, &t.path().join("b"), &["--speed", "30"]);
+    assert!(fast.status.success() && timed.status.success());
+    let (a, b) = (stored(&fast), stored(&timed));
+    assert!(a.len() >= 3, "too few events to compare: {a:?}");
+    assert_eq!(a, b, "replay speed changed the detections");
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_everything_stored() {
+    let t = tempfile::tempdir().unwrap();
+    let s = scene(t.path(), "s", &["--preset", "demo", "--seed", "7"]);
+    let data = t.path().join("d");
+    // Real time at 20x: the demo's first events are stored within 3 s.
+    let child = Command::new(NODE)
+        .args(["run", "--speed", "20", "--output", "jsonl", "--scene"])
+        .arg(&s)
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}:\n{err}", out.status);
+    assert!(err.contains("shutdown requested"), "{err}");
+    let events = stored(&out);
+    let sum = summary(&out);
+    assert_eq!(sum["stored"].as_u64(), Some(events.len() as u64));
+    assert_eq!(sum["unstored"].as_u64(), Some(0));
+    // The scene was cut short: less than all of it was replayed.
+    assert!(sum["scene_ms"].as_i64().unwrap() < 120_000, "{sum}");
+    let (store, _) =
+        uplink::EventStore::open(&data.join("store"), &uplink::StoreConfig::default()).unwrap();
+    assert_eq!(store.len(), events.len());
+}
+
+#[test]
+fn detection_goes_on_with_sensors_absent() {
+    let t = tempfile::tempdir().unwrap();
+    for (name, flags) in [
+        ("no-camera", vec!["--no-camera"]),
+        ("no-audio", vec!["--no-audio"]),
+        ("audio-only", vec!["--no-camera", "--no-climate"]),
+        ("camera-only", vec!["--no-audio", "--no-climate"]),
+    ] {
+        let mut args = vec!["--preset", "demo", "--seed", "7"];
+        args.extend(flags);
+        let s = scene(t.path(), name, &args);
+        let out = node(
+            &s,
+            &t.path().join(format!("{name}-data")),
+            &["--speed", "max"],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}:\n{err}");
+        assert!(
+            err.contains("sensor absent"),
+            "{name}: absence not logged:\n{err}"
+        );
+        let events = stored(&out);
+        assert!(!events.is_empty(), "{name}: nothing detected");
+        for e in &events {
+            if name.contains("no-camera") || name == "audio-only" {
+                assert_eq!(e.score_camera, None, "{name}: {e:?}");
+            }
+            if name == "no-audio" || name == "camera-only" {
+                assert_eq!(e.score_audio, None, "{name}: {e:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_low_battery_turns_the_camera_off_and_says_why() {
+    let t = tempfile::tempdir().unwrap();
+    let s = scene(t.path(), "s", &["--preset", "demo", "--seed", "7"]);
+    let cfg = t.path().join("low.toml");
+    std::fs::write(
+        &cfg,
+        "[power.simulation]\ninitial_soc = 0.10\nsolar_peak_w = 0.0\n",
+    )
+    .unwrap();
+    let out = node(
+        &s,
+        &t.path().join("d"),
+        &["--speed", "max", "--config", cfg.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("skipping camera frames") && err.contains("critical mode"),
+        "{err}"
+    );
+    let sum = summary(&out);
+    assert_eq!(sum["camera_frames"].as_u64(), Some(0), "{sum}");
+    assert!(sum["camera_skipped"].as_u64().unwrap() > 0, "{sum}");
+    assert_eq!(sum["power_mode"], "critical");
+    // Audio and climate go on: the demo's events are still found.
+    let events = stored(&out);
+    assert!(events.len() >= 2, "{events:?}");
+    assert!(events.iter().all(|e| e.score_camera.is_none()));
+}
