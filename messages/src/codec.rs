@@ -94,7 +94,10 @@ mod tests {
     fn a_full_record_is_compact() {
         // Several records must fit one 340-byte satellite message.
         let bytes = encode_event(&sample());
-        eprintln!("encoded size of a full record (7-character node id): {} bytes", bytes.len());
+        eprintln!(
+            "encoded size of a full record (7-character node id): {} bytes",
+            bytes.len()
+        );
         assert!(bytes.len() <= 48, "encoded size {} bytes", bytes.len());
     }
 
