@@ -9,14 +9,13 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use messages::EventJson;
 use uplink::{EventStore, StoreConfig};
 
-const NODE: &str = env!("CARGO_BIN_EXE_hil-fieldnode");
-const SCENEGEN: &str = env!("CARGO_BIN_EXE_scenegen");
+mod common;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -40,38 +39,23 @@ impl Rng {
 }
 
 fn generate_scene(dir: &Path, seed: u64) {
-    let st = Command::new(SCENEGEN)
-        .args([
+    common::scenegen(
+        dir,
+        &[
             "--preset",
             "mixed",
             "--seed",
             &seed.to_string(),
             "--duration",
             "1800",
-            "--out",
-        ])
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(st.success(), "scenegen failed");
+        ],
+    );
 }
 
 /// Runs the node until killed after `kill_after`; returns the events it
 /// reported as stored and whether it was killed (false = it exited first).
 fn run_and_kill(scene: &Path, data: &Path, kill_after: Duration) -> (Vec<EventJson>, bool) {
-    let mut child = Command::new(NODE)
-        .args([
-            "run",
-            "--speed",
-            "max",
-            "--exit-at-end",
-            "--output",
-            "jsonl",
-            "--scene",
-        ])
-        .arg(scene)
-        .arg("--data-dir")
-        .arg(data)
+    let mut child = common::node_run(scene, data, &["--speed", "max"])
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -7,47 +7,26 @@
 //! `HIL_DETECTION_SECONDS` (default 600) sets each scene's length.
 
 use std::path::Path;
-use std::process::Command;
 
 use field_tools::{events, score};
 
-const NODE: &str = env!("CARGO_BIN_EXE_hil-fieldnode");
-const SCENEGEN: &str = env!("CARGO_BIN_EXE_scenegen");
+mod common;
 
 fn run_preset(dir: &Path, preset: &str, seed: u64, seconds: u64) -> score::ScoreReport {
     let scene = dir.join(format!("{preset}-scene"));
     let data = dir.join(format!("{preset}-data"));
-    let st = Command::new(SCENEGEN)
-        .args([
+    common::scenegen(
+        &scene,
+        &[
             "--preset",
             preset,
             "--seed",
             &seed.to_string(),
             "--duration",
             &seconds.to_string(),
-            "--out",
-        ])
-        .arg(&scene)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+        ],
     );
-    let out = Command::new(NODE)
-        .args([
-            "run",
-            "--speed",
-            "max",
-            "--exit-at-end",
-            "--output",
-            "jsonl",
-            "--scene",
-        ])
-        .arg(&scene)
-        .arg("--data-dir")
-        .arg(&data)
+    let out = common::node_run(&scene, &data, &["--speed", "max"])
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();

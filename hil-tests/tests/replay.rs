@@ -4,37 +4,21 @@
 //! makes the power policy skip the camera and say why.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use messages::EventJson;
 
-const NODE: &str = env!("CARGO_BIN_EXE_hil-fieldnode");
-const SCENEGEN: &str = env!("CARGO_BIN_EXE_scenegen");
+mod common;
 
 fn scene(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     let out = dir.join(name);
-    let st = Command::new(SCENEGEN)
-        .args(args)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    common::scenegen(&out, args);
     out
 }
 
 fn node(scene: &Path, data: &Path, extra: &[&str]) -> Output {
-    Command::new(NODE)
-        .args(["run", "--exit-at-end", "--output", "jsonl", "--scene"])
-        .arg(scene)
-        .arg("--data-dir")
-        .arg(data)
-        .args(extra)
+    common::node_run(scene, data, extra)
         .env("RUST_LOG", "info")
         .output()
         .unwrap()
@@ -85,11 +69,8 @@ fn sigterm_stops_cleanly_with_everything_stored() {
     let s = scene(t.path(), "s", &["--preset", "demo", "--seed", "7"]);
     let data = t.path().join("d");
     // Real time at 20x: the demo's first events are stored within 3 s.
-    let child = Command::new(NODE)
-        .args(["run", "--speed", "20", "--output", "jsonl", "--scene"])
-        .arg(&s)
-        .arg("--data-dir")
-        .arg(&data)
+    // The 120 s scene takes 6 s at 20x: the signal comes halfway.
+    let child = common::node_run(&s, &data, &["--speed", "20"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

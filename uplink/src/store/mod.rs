@@ -151,6 +151,27 @@ enum Opened {
     Corrupt(String),
 }
 
+type OpenedDb = (sled::Db, sled::Tree, u64, u64);
+
+impl Opened {
+    /// Errors that are not about the data become `StoreError`s; corruption
+    /// stays a reason to quarantine.
+    fn checked(self, dir: &Path, op: &'static str) -> Result<Result<OpenedDb, String>, StoreError> {
+        match self {
+            Opened::Ok(db, tree, next, count) => Ok(Ok((db, tree, next, count))),
+            Opened::Locked => Err(StoreError::Locked {
+                path: dir.to_path_buf(),
+            }),
+            Opened::Environment(source) => Err(StoreError::Io {
+                path: dir.to_path_buf(),
+                op,
+                source,
+            }),
+            Opened::Corrupt(why) => Ok(Err(why)),
+        }
+    }
+}
+
 fn is_environmental(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(
@@ -263,47 +284,20 @@ impl EventStore {
         let id_file = ids::sidecar_path(dir);
         let reserved = ids::read_reserved(&id_file)?;
         let (mut quarantined, mut reason) = (None, None);
-        let (db, tree, sled_next, count) = match try_open(dir, cfg) {
-            Opened::Ok(db, tree, n, c) => (db, tree, n, c),
-            Opened::Locked => {
-                return Err(StoreError::Locked {
-                    path: dir.to_path_buf(),
-                });
-            }
-            Opened::Environment(e) => {
-                return Err(StoreError::Io {
-                    path: dir.to_path_buf(),
-                    op: "open",
-                    source: e,
-                });
-            }
-            Opened::Corrupt(why) => {
+        let (db, tree, sled_next, count) = match try_open(dir, cfg).checked(dir, "open")? {
+            Ok(opened) => opened,
+            Err(why) => {
                 let moved = durable::quarantine(dir)?;
                 tracing::error!(path = %dir.display(), moved_to = %moved.display(), reason = %why, "event store does not open: quarantined, starting a fresh one");
                 quarantined = Some(moved);
                 reason = Some(why);
-                match try_open(dir, cfg) {
-                    Opened::Ok(db, tree, n, c) => (db, tree, n, c),
-                    Opened::Locked => {
-                        return Err(StoreError::Locked {
-                            path: dir.to_path_buf(),
-                        });
-                    }
-                    Opened::Environment(e) => {
-                        return Err(StoreError::Io {
-                            path: dir.to_path_buf(),
-                            op: "open a fresh database",
-                            source: e,
-                        });
-                    }
-                    Opened::Corrupt(why) => {
-                        return Err(StoreError::Io {
-                            path: dir.to_path_buf(),
-                            op: "open a fresh database after quarantine",
-                            source: std::io::Error::other(why),
-                        });
-                    }
-                }
+                try_open(dir, cfg)
+                    .checked(dir, "open a fresh database")?
+                    .map_err(|why| StoreError::Io {
+                        path: dir.to_path_buf(),
+                        op: "open a fresh database after quarantine",
+                        source: std::io::Error::other(why),
+                    })?
             }
         };
         if fresh || quarantined.is_some() {

@@ -1,0 +1,36 @@
+//! What the system tests share: the two programs and how to call them.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::path::Path;
+use std::process::Command;
+
+/// The `fieldnode` program (built in this package as `hil-fieldnode`).
+pub const NODE: &str = env!("CARGO_BIN_EXE_hil-fieldnode");
+
+/// Writes a scene with `scenegen` (`args` as on its command line) to `out`.
+pub fn scenegen(out: &Path, args: &[&str]) {
+    let st = Command::new(env!("CARGO_BIN_EXE_scenegen"))
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "scenegen {args:?}: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
+/// `fieldnode run` on `scene` into `data`, to the end of the scene, printing
+/// JSON lines, with `extra` options.
+pub fn node_run(scene: &Path, data: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(NODE);
+    c.args(["run", "--exit-at-end", "--output", "jsonl", "--scene"])
+        .arg(scene)
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra);
+    c
+}
