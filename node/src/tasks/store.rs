@@ -81,7 +81,7 @@ pub async fn run(
                 backoff = Duration::from_millis(200);
                 for r in &records {
                     out.stored += 1;
-                    tracing::info!(
+                    tracing::debug!(
                         id = r.id,
                         class = r.class.as_str(),
                         start_ms = r.start_ms,
