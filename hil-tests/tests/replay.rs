@@ -162,3 +162,40 @@ fn a_low_battery_turns_the_camera_off_and_says_why() {
     assert!(events.len() >= 2, "{events:?}");
     assert!(events.iter().all(|e| e.score_camera.is_none()));
 }
+
+#[test]
+fn a_corrupt_store_is_moved_aside_and_the_node_keeps_running() {
+    let t = tempfile::tempdir().unwrap();
+    let s = scene(t.path(), "s", &["--preset", "demo", "--seed", "7"]);
+    let data = t.path().join("d");
+    let first = node(&s, &data, &["--speed", "max"]);
+    assert!(first.status.success());
+    let before = stored(&first).len();
+    // Garbage over sled's files, as a failing card might leave them.
+    for name in ["conf", "db"] {
+        let p = data.join("store").join(name);
+        let len = std::fs::metadata(&p)
+            .map(|m| m.len())
+            .unwrap_or(4096)
+            .max(64) as usize;
+        std::fs::write(&p, vec![0x5Au8; len]).unwrap();
+    }
+    let out = node(&s, &data, &["--speed", "max"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("quarantined"), "no clear log line:\n{err}");
+    let sum = summary(&out);
+    let moved = sum["store_quarantined"]
+        .as_str()
+        .expect("summary names the quarantine");
+    assert!(Path::new(moved).is_dir(), "{moved}");
+    // The fresh store works, and its ids stay above the lost ones.
+    let events = stored(&out);
+    assert_eq!(events.len(), before);
+    let ids: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["stored"]["id"].as_u64())
+        .collect();
+    assert!(ids.iter().all(|&id| id > before as u64), "{ids:?}");
+}
