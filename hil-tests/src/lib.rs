@@ -7,4 +7,5 @@
 //! - binaries: `scenegen`, and `hil-fieldnode`, the `fieldnode` program built
 //!   for the system tests.
 
+pub mod powerfs;
 pub mod scenegen;

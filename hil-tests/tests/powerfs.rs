@@ -1,0 +1,118 @@
+//! The power-loss filesystem keeps exactly what was synced: named scenarios.
+//! Needs FUSE (`/dev/fuse` and `fusermount3` from the Debian package fuse3).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use hil_tests::powerfs::{CutMode, Mounted};
+
+fn setup(mode: CutMode) -> (tempfile::TempDir, Mounted) {
+    let t = tempfile::tempdir().unwrap();
+    for d in ["backing", "trash", "mnt"] {
+        std::fs::create_dir(t.path().join(d)).unwrap();
+    }
+    let m = Mounted::mount(
+        &t.path().join("backing"),
+        &t.path().join("trash"),
+        &t.path().join("mnt"),
+        mode,
+        7,
+    )
+    .unwrap();
+    (t, m)
+}
+
+fn fsync_dir(p: &Path) {
+    File::open(p).unwrap().sync_all().unwrap();
+}
+
+#[test]
+fn synced_data_survives_and_unsynced_data_does_not() {
+    let (t, m) = setup(CutMode::DropAll);
+    let mnt = t.path().join("mnt");
+    let mut f = File::create(mnt.join("a")).unwrap();
+    f.write_all(b"durable").unwrap();
+    f.sync_all().unwrap();
+    fsync_dir(&mnt);
+    f.write_all(b" and volatile").unwrap();
+    assert_eq!(
+        std::fs::read(mnt.join("a")).unwrap(),
+        b"durable and volatile"
+    );
+    // Created but never synced: gone after the cut.
+    File::create(mnt.join("b"))
+        .unwrap()
+        .write_all(b"x")
+        .unwrap();
+    m.cutter.cut();
+    assert!(
+        std::fs::read(mnt.join("a")).is_err(),
+        "a dead disk still answers"
+    );
+    drop(f);
+    m.unmount().unwrap();
+    let backing = t.path().join("backing");
+    assert_eq!(std::fs::read(backing.join("a")).unwrap(), b"durable");
+    assert!(!backing.join("b").exists());
+}
+
+#[test]
+fn a_rename_without_a_directory_sync_is_undone() {
+    let (t, m) = setup(CutMode::DropAll);
+    let mnt = t.path().join("mnt");
+    std::fs::write(mnt.join("cfg"), b"old").unwrap();
+    File::open(mnt.join("cfg")).unwrap().sync_all().unwrap();
+    fsync_dir(&mnt);
+    // The safe pattern, except for the last directory sync.
+    let mut f = File::create(mnt.join("cfg.tmp")).unwrap();
+    f.write_all(b"new").unwrap();
+    f.sync_all().unwrap();
+    std::fs::rename(mnt.join("cfg.tmp"), mnt.join("cfg")).unwrap();
+    m.cutter.cut();
+    drop(f);
+    m.unmount().unwrap();
+    assert_eq!(std::fs::read(t.path().join("backing/cfg")).unwrap(), b"old");
+}
+
+#[test]
+fn a_prefix_keeps_the_first_writes_and_a_torn_write_is_half_there() {
+    let (t, m) = setup(CutMode::TornHalf(1));
+    let mnt = t.path().join("mnt");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(mnt.join("log"))
+        .unwrap();
+    f.sync_all().unwrap();
+    fsync_dir(&mnt);
+    f.write_all(b"first.").unwrap();
+    f.write_all(b"second").unwrap();
+    f.write_all(b"third.").unwrap();
+    m.cutter.cut();
+    drop(f);
+    m.unmount().unwrap();
+    assert_eq!(
+        std::fs::read(t.path().join("backing/log")).unwrap(),
+        b"first.sec"
+    );
+}
+
+#[test]
+fn the_cut_can_come_at_the_nth_sync() {
+    let (t, m) = setup(CutMode::DropAll);
+    m.control
+        .cut_at_sync
+        .store(3, std::sync::atomic::Ordering::SeqCst);
+    let mnt = t.path().join("mnt");
+    let mut f = File::create(mnt.join("n")).unwrap();
+    fsync_dir(&mnt); // sync 1
+    f.write_all(b"one").unwrap();
+    f.sync_all().unwrap(); // sync 2
+    f.write_all(b"two").unwrap();
+    assert!(f.sync_all().is_err(), "sync 3 is the cut"); // sync 3
+    drop(f);
+    m.unmount().unwrap();
+    assert_eq!(std::fs::read(t.path().join("backing/n")).unwrap(), b"one");
+}
