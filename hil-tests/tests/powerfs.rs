@@ -116,3 +116,52 @@ fn the_cut_can_come_at_the_nth_sync() {
     m.unmount().unwrap();
     assert_eq!(std::fs::read(t.path().join("backing/n")).unwrap(), b"one");
 }
+
+/// The node's write-rename pattern (`uplink::store::durable::replace_atomically`,
+/// used for the id reservation and, later, for models and configuration),
+/// cut at every sync call and in every mode: the file is always the old or
+/// the new content.
+#[test]
+fn an_atomic_replace_is_old_or_new_after_any_cut() {
+    let old = b"version = 1\n".repeat(300);
+    let new = b"version = 2, longer\n".repeat(400);
+    for mode in [
+        CutMode::DropAll,
+        CutMode::Prefix(1),
+        CutMode::Prefix(3),
+        CutMode::TornHalf(1),
+        CutMode::Garbage4k(2),
+    ] {
+        for at_sync in 1..=3 {
+            let (t, m) = setup(mode);
+            let mnt = t.path().join("mnt");
+            std::fs::write(mnt.join("model.toml"), &old).unwrap();
+            File::open(mnt.join("model.toml"))
+                .unwrap()
+                .sync_all()
+                .unwrap();
+            fsync_dir(&mnt);
+            m.control
+                .syncs
+                .store(0, std::sync::atomic::Ordering::SeqCst);
+            m.control
+                .cut_at_sync
+                .store(at_sync, std::sync::atomic::Ordering::SeqCst);
+            let r = uplink::store::durable::replace_atomically(&mnt.join("model.toml"), &new);
+            m.cutter.cut();
+            m.unmount().unwrap();
+            let got = std::fs::read(t.path().join("backing/model.toml")).unwrap_or_default();
+            assert!(
+                got == old || got == new,
+                "{mode} at sync {at_sync}: {} bytes, neither old nor new",
+                got.len()
+            );
+            if r.is_ok() {
+                assert_eq!(
+                    got, new,
+                    "{mode} at sync {at_sync}: acknowledged but not durable"
+                );
+            }
+        }
+    }
+}

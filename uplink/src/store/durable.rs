@@ -46,6 +46,30 @@ pub fn sync_tree(dir: &Path) -> Result<(), StoreError> {
     sync_dir(dir)
 }
 
+/// Replaces `path` with `bytes` so that after a power cut it holds either
+/// the old or the new content, never a mix and never nothing: write a
+/// temporary file beside it, fsync it, rename it over `path`, fsync the
+/// directory.
+pub fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let mut tmp_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mut f = File::create(&tmp).map_err(io(&tmp, "create temporary file"))?;
+    f.write_all(bytes)
+        .map_err(io(&tmp, "write temporary file"))?;
+    f.sync_all().map_err(io(&tmp, "fsync temporary file"))?;
+    std::fs::rename(&tmp, path).map_err(io(path, "rename into place"))?;
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    sync_dir(parent)
+}
+
 /// Total size of the files under `dir`.
 pub fn dir_size(dir: &Path) -> Result<u64, StoreError> {
     let mut total = 0;

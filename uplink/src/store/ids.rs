@@ -4,7 +4,6 @@
 //! write-to-temporary, fsync, rename, fsync of the directory, so after a
 //! power cut it is either the old or the new number, never a mix.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::StoreError;
@@ -50,23 +49,7 @@ pub(super) fn read_reserved(path: &Path) -> Result<u64, StoreError> {
 }
 
 fn write_reserved(path: &Path, value: u64) -> Result<(), StoreError> {
-    let io = |op| {
-        move |source| StoreError::Io {
-            path: path.to_path_buf(),
-            op,
-            source,
-        }
-    };
-    let tmp = path.with_extension("ids.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io("create temporary id reservation"))?;
-    writeln!(f, "{value}").map_err(io("write id reservation"))?;
-    f.sync_all().map_err(io("fsync id reservation"))?;
-    std::fs::rename(&tmp, path).map_err(io("rename id reservation"))?;
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    super::durable::sync_dir(parent)
+    super::durable::replace_atomically(path, format!("{value}\n").as_bytes())
 }
 
 impl Ids {

@@ -24,7 +24,7 @@
 //! Layout in sled: one tree, `outbox`; keys `e` + id (8 bytes big-endian) for
 //! records (so they sort by id), and `m:next_id` for the next id.
 
-mod durable;
+pub mod durable;
 mod ids;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
