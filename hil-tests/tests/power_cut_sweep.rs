@@ -105,8 +105,16 @@ fn power_cuts_lose_no_acknowledged_event() {
         });
         let cut_after = Duration::from_millis(rng.below(full_run.as_millis() as u64));
         loop {
-            let exited = child.try_wait().unwrap().is_some();
-            if m.control.dead.load(Ordering::SeqCst) || exited {
+            if let Some(status) = child.try_wait().unwrap() {
+                // It finished the scene before the cut: it must have resumed
+                // on what the last cut left, and ended cleanly.
+                assert!(
+                    status.success() || m.control.dead.load(Ordering::SeqCst),
+                    "cut {cut}: the node failed to run after the previous cut: {status}"
+                );
+                break;
+            }
+            if m.control.dead.load(Ordering::SeqCst) {
                 break;
             }
             if !at_sync && started.elapsed() >= cut_after {

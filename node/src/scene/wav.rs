@@ -103,6 +103,30 @@ fn open(path: &Path) -> Result<(hound::WavReader<BufReader<File>>, Format, WavIn
     Ok((reader, format, info))
 }
 
+/// Reads `n` frames of `ch` interleaved samples and averages each frame.
+/// On failure: the frame where it happened, and the error (`None` = end of data).
+fn downmix<S>(
+    mut it: impl Iterator<Item = hound::Result<S>>,
+    n: usize,
+    ch: usize,
+    to_f32: impl Fn(S) -> f32,
+) -> Result<Vec<f32>, (usize, Option<hound::Error>)> {
+    let scale = 1.0 / ch as f32;
+    let mut mono = Vec::with_capacity(n);
+    for f in 0..n {
+        let mut acc = 0f32;
+        for _ in 0..ch {
+            match it.next() {
+                Some(Ok(s)) => acc += to_f32(s),
+                Some(Err(e)) => return Err((f, Some(e))),
+                None => return Err((f, None)),
+            }
+        }
+        mono.push(acc * scale);
+    }
+    Ok(mono)
+}
+
 /// Checks the header and that the file holds every frame it declares.
 pub fn validate(path: &Path) -> Result<WavInfo, SceneError> {
     open(path).map(|(_, _, info)| info)
@@ -203,58 +227,24 @@ impl WavAudio {
         let ch = usize::from(self.info.channels);
         let remaining = (self.info.frames - self.frames_read) as usize;
         let n = n.min(remaining);
-        let mut mono = Vec::with_capacity(n);
-        let scale = 1.0 / ch as f32;
-        let path = &self.path;
-        let offset = |frames: u64| self.info.data_offset + frames * self.info.block_align;
-        let bad = |frames: u64, e: hound::Error| {
-            SceneError::malformed(
-                path,
-                Location::Offset(offset(frames)),
-                format!("expected a sample: {e}"),
-            )
+        let result = match self.format {
+            Format::I16 => downmix(self.reader.samples::<i16>(), n, ch, |s| {
+                f32::from(s) / 32768.0
+            }),
+            // A non-finite float is a recorder fault: read it as silence.
+            Format::F32 => downmix(self.reader.samples::<f32>(), n, ch, |s| {
+                if s.is_finite() { s } else { 0.0 }
+            }),
         };
-        match self.format {
-            Format::I16 => {
-                let mut it = self.reader.samples::<i16>();
-                for f in 0..n {
-                    let mut acc = 0f32;
-                    for _ in 0..ch {
-                        match it.next() {
-                            Some(Ok(s)) => acc += f32::from(s) / 32768.0,
-                            Some(Err(e)) => return Err(bad(self.frames_read + f as u64, e)),
-                            None => {
-                                return Err(bad(
-                                    self.frames_read + f as u64,
-                                    hound::Error::TooWide,
-                                ));
-                            }
-                        }
-                    }
-                    mono.push(acc * scale);
-                }
-            }
-            Format::F32 => {
-                let mut it = self.reader.samples::<f32>();
-                for f in 0..n {
-                    let mut acc = 0f32;
-                    for _ in 0..ch {
-                        match it.next() {
-                            // A non-finite float is a recorder fault: read it as silence.
-                            Some(Ok(s)) => acc += if s.is_finite() { s } else { 0.0 },
-                            Some(Err(e)) => return Err(bad(self.frames_read + f as u64, e)),
-                            None => {
-                                return Err(bad(
-                                    self.frames_read + f as u64,
-                                    hound::Error::TooWide,
-                                ));
-                            }
-                        }
-                    }
-                    mono.push(acc * scale);
-                }
-            }
-        }
+        let mono = result.map_err(|(frame, err)| {
+            let at =
+                self.info.data_offset + (self.frames_read + frame as u64) * self.info.block_align;
+            let problem = match err {
+                Some(e) => format!("expected a sample: {e}"),
+                None => "expected a sample, but the data ends here".to_string(),
+            };
+            SceneError::malformed(&self.path, Location::Offset(at), problem)
+        })?;
         self.frames_read += n as u64;
         Ok(mono)
     }
