@@ -7,6 +7,8 @@ use std::path::Path;
 
 use hil_tests::powerfs::{CutMode, Mounted};
 
+mod common;
+
 fn setup(mode: CutMode) -> (tempfile::TempDir, Mounted) {
     let t = tempfile::tempdir().unwrap();
     for d in ["backing", "trash", "mnt"] {
@@ -29,6 +31,9 @@ fn fsync_dir(p: &Path) {
 
 #[test]
 fn synced_data_survives_and_unsynced_data_does_not() {
+    if !common::fuse_available() {
+        return;
+    }
     let (t, m) = setup(CutMode::DropAll);
     let mnt = t.path().join("mnt");
     let mut f = File::create(mnt.join("a")).unwrap();
@@ -59,6 +64,9 @@ fn synced_data_survives_and_unsynced_data_does_not() {
 
 #[test]
 fn a_rename_without_a_directory_sync_is_undone() {
+    if !common::fuse_available() {
+        return;
+    }
     let (t, m) = setup(CutMode::DropAll);
     let mnt = t.path().join("mnt");
     std::fs::write(mnt.join("cfg"), b"old").unwrap();
@@ -77,6 +85,9 @@ fn a_rename_without_a_directory_sync_is_undone() {
 
 #[test]
 fn a_prefix_keeps_the_first_writes_and_a_torn_write_is_half_there() {
+    if !common::fuse_available() {
+        return;
+    }
     let (t, m) = setup(CutMode::TornHalf(1));
     let mnt = t.path().join("mnt");
     let mut f = OpenOptions::new()
@@ -101,6 +112,9 @@ fn a_prefix_keeps_the_first_writes_and_a_torn_write_is_half_there() {
 
 #[test]
 fn the_cut_can_come_at_the_nth_sync() {
+    if !common::fuse_available() {
+        return;
+    }
     let (t, m) = setup(CutMode::DropAll);
     m.control
         .cut_at_sync
@@ -123,6 +137,9 @@ fn the_cut_can_come_at_the_nth_sync() {
 /// the new content.
 #[test]
 fn an_atomic_replace_is_old_or_new_after_any_cut() {
+    if !common::fuse_available() {
+        return;
+    }
     let old = b"version = 1\n".repeat(300);
     let new = b"version = 2, longer\n".repeat(400);
     for mode in [

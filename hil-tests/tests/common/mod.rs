@@ -34,3 +34,18 @@ pub fn node_run(scene: &Path, data: &Path, extra: &[&str]) -> Command {
         .args(extra);
     c
 }
+
+/// Whether this machine can mount FUSE filesystems. Without `/dev/fuse` the
+/// power-cut tests say so loudly and do nothing (a container without FUSE);
+/// `HIL_REQUIRE_FUSE=1` makes that a failure instead.
+pub fn fuse_available() -> bool {
+    if Path::new("/dev/fuse").exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("HIL_REQUIRE_FUSE").is_none(),
+        "HIL_REQUIRE_FUSE is set but /dev/fuse does not exist"
+    );
+    eprintln!("SKIPPED: /dev/fuse does not exist on this machine; the power-cut tests did not run");
+    false
+}
