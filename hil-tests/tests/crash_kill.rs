@@ -7,9 +7,7 @@
 //! a failure replays.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use messages::EventJson;
@@ -55,28 +53,7 @@ fn generate_scene(dir: &Path, seed: u64) {
 /// Runs the node until killed after `kill_after`; returns the events it
 /// reported as stored and whether it was killed (false = it exited first).
 fn run_and_kill(scene: &Path, data: &Path, kill_after: Duration) -> (Vec<EventJson>, bool) {
-    let mut child = common::node_run(scene, data, &["--speed", "max"])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut stored = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let v: serde_json::Value = match serde_json::from_str(&line) {
-                Ok(v) => v,
-                // A line cut by the kill is not an acknowledgement.
-                Err(_) => continue,
-            };
-            if let Some(ev) = v.get("stored") {
-                stored.push(serde_json::from_value::<EventJson>(ev.clone()).unwrap());
-            }
-        }
-        stored
-    });
+    let (mut child, reader) = common::spawn_collecting(scene, data);
     let start = Instant::now();
     let mut killed = false;
     loop {

@@ -13,8 +13,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -90,22 +88,7 @@ fn power_cuts_lose_no_acknowledged_event() {
                 .store(1 + rng.below(80), Ordering::SeqCst);
         }
         let started = Instant::now();
-        let mut child = common::node_run(&scene, &mnt.join("data"), &["--speed", "max"])
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
-                .filter_map(|v| v.get("stored").cloned())
-                .filter_map(|v| serde_json::from_value::<EventJson>(v).ok())
-                .collect::<Vec<_>>()
-        });
+        let (mut child, reader) = common::spawn_collecting(&scene, &mnt.join("data"));
         let cut_after = Duration::from_millis(rng.below(full_run.as_millis() as u64));
         loop {
             if let Some(status) = child.try_wait().unwrap() {

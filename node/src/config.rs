@@ -26,7 +26,7 @@ pub struct Config {
     /// `[power]`
     pub power: PowerConfig,
     /// `[store]`
-    pub store: StoreConfig,
+    pub store: uplink::StoreConfig,
     /// `[log]`
     pub log: LogConfig,
 }
@@ -202,22 +202,6 @@ impl Default for PowerConfig {
             interval_ms: 10_000,
             policy: power::PolicyConfig::default(),
             simulation: power::SimulationConfig::default(),
-        }
-    }
-}
-
-/// `[store]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct StoreConfig {
-    /// sled's page cache, bytes (sled's own default is 1 GiB: far too much for a node).
-    pub cache_capacity_bytes: u64,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            cache_capacity_bytes: 8 * 1024 * 1024,
         }
     }
 }

@@ -99,10 +99,7 @@ pub fn open_store(
         path: data_dir.to_path_buf(),
         source: e,
     })?;
-    let store_cfg = uplink::StoreConfig {
-        cache_capacity_bytes: cfg.store.cache_capacity_bytes,
-    };
-    let (store, report) = EventStore::open(&data_dir.join("store"), &store_cfg)?;
+    let (store, report) = EventStore::open(&data_dir.join("store"), &cfg.store)?;
     if let Some(q) = &report.quarantined {
         tracing::error!(moved_to = %q.display(), reason = report.reason.as_deref().unwrap_or(""), "event store was corrupt: moved aside, starting a fresh one");
     }

@@ -49,3 +49,33 @@ pub fn fuse_available() -> bool {
     eprintln!("SKIPPED: /dev/fuse does not exist on this machine; the power-cut tests did not run");
     false
 }
+
+/// Starts `fieldnode run` at `--speed max` on `scene` into `data` (logs off),
+/// and a thread collecting the events it reports as stored. A line cut short
+/// by a kill is not an acknowledgement and is ignored.
+pub fn spawn_collecting(
+    scene: &Path,
+    data: &Path,
+) -> (
+    std::process::Child,
+    std::thread::JoinHandle<Vec<messages::EventJson>>,
+) {
+    use std::io::{BufRead, BufReader};
+    let mut child = node_run(scene, data, &["--speed", "max"])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+            .filter_map(|v| v.get("stored").cloned())
+            .filter_map(|v| serde_json::from_value::<messages::EventJson>(v).ok())
+            .collect()
+    });
+    (child, reader)
+}

@@ -38,6 +38,7 @@ pub use ids::ID_BLOCK;
 
 /// Store settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StoreConfig {
     /// sled's page cache, bytes (sled's default, 1 GiB, is far too much for a node).
     pub cache_capacity_bytes: u64,
