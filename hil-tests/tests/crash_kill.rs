@@ -53,7 +53,8 @@ fn generate_scene(dir: &Path, seed: u64) {
 /// Runs the node until killed after `kill_after`; returns the events it
 /// reported as stored and whether it was killed (false = it exited first).
 fn run_and_kill(scene: &Path, data: &Path, kill_after: Duration) -> (Vec<EventJson>, bool) {
-    let (mut child, reader) = common::spawn_collecting(scene, data);
+    let log = scene.with_file_name("node-stderr.log");
+    let (mut child, reader) = common::spawn_collecting(scene, data, &log);
     let start = Instant::now();
     let mut killed = false;
     loop {

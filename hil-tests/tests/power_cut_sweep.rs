@@ -88,7 +88,8 @@ fn power_cuts_lose_no_acknowledged_event() {
                 .store(1 + rng.below(80), Ordering::SeqCst);
         }
         let started = Instant::now();
-        let (mut child, reader) = common::spawn_collecting(&scene, &mnt.join("data"));
+        let log = t.path().join("node-stderr.log");
+        let (mut child, reader) = common::spawn_collecting(&scene, &mnt.join("data"), &log);
         let cut_after = Duration::from_millis(rng.below(full_run.as_millis() as u64));
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -96,7 +97,8 @@ fn power_cuts_lose_no_acknowledged_event() {
                 // on what the last cut left, and ended cleanly.
                 assert!(
                     status.success() || m.control.dead.load(Ordering::SeqCst),
-                    "cut {cut}: the node failed to run after the previous cut: {status}"
+                    "cut {cut}: the node failed to run after the previous cut: {status}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
                 );
                 break;
             }

@@ -182,3 +182,31 @@ fn an_atomic_replace_is_old_or_new_after_any_cut() {
         }
     }
 }
+
+#[test]
+fn a_renamed_file_stays_usable_under_its_new_name() {
+    if !common::fuse_available() {
+        return;
+    }
+    // sled writes `snap.N.generating` and renames it to `snap.N`; the node
+    // then opens and fsyncs `snap.N`. The filesystem once kept the renamed
+    // inode's path as `snap.N/`, which fails with ENOTDIR.
+    let (t, m) = setup(CutMode::DropAll);
+    let mnt = t.path().join("mnt");
+    let mut f = File::create(mnt.join("snap.generating")).unwrap();
+    f.write_all(b"snapshot").unwrap();
+    f.sync_all().unwrap();
+    std::fs::rename(mnt.join("snap.generating"), mnt.join("snap")).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let reopened = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(mnt.join("snap"))
+        .unwrap();
+    reopened.sync_all().unwrap();
+    assert!(reopened.metadata().unwrap().is_file());
+    drop(reopened);
+    assert_eq!(std::fs::read(mnt.join("snap")).unwrap(), b"snapshot");
+    m.unmount().unwrap();
+}

@@ -181,6 +181,17 @@ impl PowerFs {
     }
 }
 
+/// `base` joined with `rest`; `base` itself when `rest` is empty
+/// (`Path::join("")` would add a trailing slash, and a file's path with a
+/// trailing slash fails with ENOTDIR).
+fn under(base: &Path, rest: &Path) -> PathBuf {
+    if rest.as_os_str().is_empty() {
+        base.to_path_buf()
+    } else {
+        base.join(rest)
+    }
+}
+
 /// The path of `ino` after the renames in `moved` were taken back.
 fn resolve(
     paths: &HashMap<u64, PathBuf>,
@@ -190,7 +201,7 @@ fn resolve(
     let mut p = paths.get(&ino)?.clone();
     for (to, from) in moved {
         if let Ok(rest) = p.strip_prefix(to) {
-            p = from.join(rest);
+            p = under(from, rest);
         }
     }
     Some(p)
@@ -260,7 +271,7 @@ impl Inner {
         let moved: Vec<(u64, PathBuf)> = self
             .paths
             .iter()
-            .filter_map(|(i, p)| p.strip_prefix(from).ok().map(|rest| (*i, to.join(rest))))
+            .filter_map(|(i, p)| p.strip_prefix(from).ok().map(|rest| (*i, under(to, rest))))
             .collect();
         for (i, np) in moved {
             if let Some(old) = self.paths.insert(i, np.clone()) {

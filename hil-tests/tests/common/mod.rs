@@ -52,10 +52,12 @@ pub fn fuse_available() -> bool {
 
 /// Starts `fieldnode run` at `--speed max` on `scene` into `data` (logs off),
 /// and a thread collecting the events it reports as stored. A line cut short
-/// by a kill is not an acknowledgement and is ignored.
+/// by a kill is not an acknowledgement and is ignored. The node's error output
+/// goes to `stderr_log` (outside the data directory), for the failure message.
 pub fn spawn_collecting(
     scene: &Path,
     data: &Path,
+    stderr_log: &Path,
 ) -> (
     std::process::Child,
     std::thread::JoinHandle<Vec<messages::EventJson>>,
@@ -64,7 +66,7 @@ pub fn spawn_collecting(
     let mut child = node_run(scene, data, &["--speed", "max"])
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(stderr_log).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
