@@ -7,5 +7,6 @@
 //! - binaries: `scenegen`, and `hil-fieldnode`, the `fieldnode` program built
 //!   for the system tests.
 
+pub mod bme280_emu;
 pub mod powerfs;
 pub mod scenegen;
