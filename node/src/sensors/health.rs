@@ -83,7 +83,11 @@ impl HealthHandle {
     pub fn set_ok(&self) {
         let mut s = self.lock();
         if s.health != Health::Ok {
-            tracing::info!(sensor = self.name, was = s.health.as_str(), "sensor recovered");
+            tracing::info!(
+                sensor = self.name,
+                was = s.health.as_str(),
+                "sensor recovered"
+            );
             s.health = Health::Ok;
         }
     }

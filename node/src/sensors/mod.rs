@@ -14,6 +14,8 @@
 //! Drivers that block (I2C transfers, V4L2 dequeues) say so with
 //! `blocking()`, and the event loop calls them on tokio's blocking pool.
 
+pub mod alsa_mic;
+pub mod audio_convert;
 pub mod bme280;
 pub mod downscale;
 pub mod frames;

@@ -1,0 +1,232 @@
+//! The microphone driver through the real ALSA stack: the ALSA `file` plugin
+//! turns a raw PCM file (or a FIFO) into a capture device, and cpal opens it
+//! like a sound card (`../shared/guide/hardware-without-hardware.md`).
+//!
+//! ALSA reads its configuration once per process, so every device these
+//! tests use is defined in one `asound.conf`, written before the first test
+//! touches ALSA. The `null` slave has no clock: capture runs as fast as the
+//! ring takes it, so tests read exactly the file's length.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use node::clock::SystemClock;
+use node::sensors::Microphone;
+use node::sensors::alsa_mic::{AlsaMicrophone, MicSettings};
+use node::sensors::health::HealthHandle;
+
+struct Devices {
+    _dir: tempfile::TempDir,
+    fifo: PathBuf,
+}
+
+const RAMP_LEN: usize = 16_000;
+
+fn ramp() -> Vec<i16> {
+    (0..RAMP_LEN)
+        .map(|i| ((i * 7919) % 65_536) as i32 - 32_768)
+        .map(|x| x as i16)
+        .collect()
+}
+
+fn tone_48k_stereo(seconds: f32, hz: f32) -> Vec<i16> {
+    let n = (48_000.0 * seconds) as usize;
+    (0..n)
+        .flat_map(|i| {
+            let x = (0.4 * (2.0 * std::f32::consts::PI * hz * i as f32 / 48_000.0).sin() * 32767.0)
+                as i16;
+            [x, x]
+        })
+        .collect()
+}
+
+fn write_raw(path: &Path, samples: &[i16]) {
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn pcm(name: &str, infile: &Path) -> String {
+    format!(
+        "pcm.{name} {{\n  type file\n  slave.pcm \"null\"\n  file \"/dev/null\"\n  infile \"{}\"\n  format \"raw\"\n}}\n",
+        infile.display()
+    )
+}
+
+/// Writes the test devices and points ALSA at them (once per process).
+fn devices() -> &'static Devices {
+    static D: OnceLock<Devices> = OnceLock::new();
+    D.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let ramp_path = dir.path().join("ramp.raw");
+        write_raw(&ramp_path, &ramp());
+        let tone_path = dir.path().join("tone.raw");
+        write_raw(&tone_path, &tone_48k_stereo(2.0, 1000.0));
+        let fifo = dir.path().join("live.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let conf = dir.path().join("asound.conf");
+        let mut text = String::new();
+        text += &pcm("ramp", &ramp_path);
+        text += &pcm("tone", &tone_path);
+        text += &pcm("live", &fifo);
+        std::fs::write(&conf, text).unwrap();
+        // SAFETY: set before any thread of this test process uses ALSA, and
+        // never changed afterwards.
+        unsafe {
+            std::env::set_var(
+                "ALSA_CONFIG_PATH",
+                format!("/usr/share/alsa/alsa.conf:{}", conf.display()),
+            )
+        };
+        Devices { _dir: dir, fifo }
+    })
+}
+
+fn settings(name: &str, rate: u32, channels: u16) -> MicSettings {
+    MicSettings {
+        name: format!("alsa:{name}"),
+        rate_hz: rate,
+        channels,
+        buffer_ms: 4000,
+        stall_ms: 600,
+        silence_ms: 400,
+        backoff_initial_ms: 200,
+        backoff_max_ms: 400,
+    }
+}
+
+async fn read_n(mic: &mut AlsaMicrophone, n: usize) -> Vec<f32> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match mic.next_chunk().await {
+            Ok(Some(c)) => got.extend(c.samples),
+            other => panic!("microphone stopped early: {other:?}"),
+        }
+    }
+    got.truncate(n);
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_arrive_intact() {
+    devices();
+    let health = HealthHandle::detached("audio");
+    let mut mic = AlsaMicrophone::open(
+        settings("ramp", 16_000, 1),
+        16_000,
+        100,
+        Arc::new(SystemClock),
+        health.clone(),
+    )
+    .unwrap();
+    let got = read_n(&mut mic, RAMP_LEN).await;
+    let want: Vec<f32> = ramp().iter().map(|&s| f32::from(s) / 32768.0).collect();
+    let wrong = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+    assert_eq!(wrong, 0, "{wrong} of {RAMP_LEN} samples differ");
+    assert!(health.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversion_keeps_a_tones_frequency() {
+    devices();
+    let mut mic = AlsaMicrophone::open(
+        settings("tone", 48_000, 2),
+        16_000,
+        250,
+        Arc::new(SystemClock),
+        HealthHandle::detached("audio"),
+    )
+    .unwrap();
+    // 1.5 s of the 2 s file, at 16 kHz mono.
+    let got = read_n(&mut mic, 24_000).await;
+    let steady = &got[1_600..];
+    let ups = steady
+        .windows(2)
+        .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
+        .count();
+    let hz = ups as f64 * 16_000.0 / steady.len() as f64;
+    assert!((hz - 1000.0).abs() < 5.0, "tone came out at {hz} Hz");
+    let rms = (steady.iter().map(|x| x * x).sum::<f32>() / steady.len() as f32).sqrt();
+    let want = 0.4 / std::f32::consts::SQRT_2;
+    assert!((rms - want).abs() < 0.02, "rms {rms}, expected {want}");
+}
+
+/// Writes `samples` into the FIFO from a thread: opens it (blocking until
+/// ALSA opens the reading end), writes, then holds it open without writing
+/// for `hold_ms`, so the capture stalls, then closes it.
+fn feed_fifo(fifo: PathBuf, samples: Vec<i16>, hold_ms: u64) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let _ = f.write_all(&bytes);
+        std::thread::sleep(std::time::Duration::from_millis(hold_ms));
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_reopens_a_stream_that_stops() {
+    let d = devices();
+    let tone: Vec<i16> = (0..16_000)
+        .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
+        .collect();
+    // A second of audio, then the source goes quiet (no data at all).
+    let writer = feed_fifo(d.fifo.clone(), tone.clone(), 3000);
+    let health = HealthHandle::detached("audio");
+    let mut s = settings("live", 16_000, 1);
+    s.silence_ms = 60_000;
+    let mut mic =
+        AlsaMicrophone::open(s, 16_000, 100, Arc::new(SystemClock), health.clone()).unwrap();
+    let first = read_n(&mut mic, 16_000).await;
+    assert!(first.iter().any(|&x| x != 0.0));
+    // Now nothing arrives: the watchdog must notice and drop the stream.
+    let err = loop {
+        match mic.next_chunk().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("a live microphone does not end"),
+            Err(e) => break e,
+        }
+    };
+    assert!(err.is_transient(), "{err}");
+    assert!(!health.is_ok());
+    assert!(health.errors("stall") >= 1, "{:?}", health.snapshot());
+    writer.join().unwrap();
+    // The source comes back: the reopened stream delivers again.
+    let writer = feed_fifo(d.fifo.clone(), tone, 2000);
+    let mut recovered = Vec::new();
+    for _ in 0..200 {
+        match mic.next_chunk().await {
+            Ok(Some(c)) => {
+                recovered.extend(c.samples);
+                if recovered.len() >= 8_000 {
+                    break;
+                }
+            }
+            Ok(None) => panic!("a live microphone does not end"),
+            Err(e) => assert!(e.is_transient(), "{e}"),
+        }
+    }
+    assert!(
+        recovered.len() >= 8_000,
+        "no audio after the source came back"
+    );
+    assert!(health.is_ok(), "{:?}", health.snapshot());
+    assert_eq!(health.snapshot().outages, 1);
+    drop(mic);
+    writer.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_device_is_absent_not_a_panic() {
+    devices();
+    let r = AlsaMicrophone::open(
+        settings("no_such_device_anywhere", 16_000, 1),
+        16_000,
+        100,
+        Arc::new(SystemClock),
+        HealthHandle::detached("audio"),
+    );
+    match r {
+        Err(e) => assert!(!e.is_transient(), "{e}"),
+        Ok(_) => panic!("opened a device that does not exist"),
+    }
+}
