@@ -1,4 +1,4 @@
-//! The `fieldnode` command line: `run` and `check-config`. The binary is a
+//! The `fieldnode` command line: `run`, `check-config` and `probe`. The binary is a
 //! one-line wrapper around [`main`], so system tests can build the same
 //! program under another name.
 
@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::clock::SystemClock;
 use crate::clock::{Clock, ReplayClock};
-use crate::config::{Config, Speed};
+use crate::config::{Config, SensorSource, Speed};
 use crate::scene::Scene;
 use crate::scene::meta::format_rfc3339_ms;
 use anyhow::{Context, Result};
@@ -34,6 +35,16 @@ enum Command {
         /// The configuration file.
         file: PathBuf,
     },
+    /// List the hardware found (audio inputs, BME280 on I2C, V4L2 cameras)
+    /// and read one sample from each: a technician's first check.
+    Probe {
+        /// Configuration file (the devices it names are also tried).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -53,6 +64,10 @@ struct RunArgs {
     /// Stop when the scene ends, after all pending work is stored.
     #[arg(long)]
     exit_at_end: bool,
+    /// Sample the real devices instead of replaying a scene (sets
+    /// `node.sensors = "hardware"`).
+    #[arg(long)]
+    hardware: bool,
     /// How stored events are printed on standard output.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -77,6 +92,13 @@ pub fn main() -> ExitCode {
             }
             Err(errors) => {
                 eprintln!("{}: {errors}", file.display());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Probe { config, json } => match probe(config.as_deref(), json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fieldnode: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -105,7 +127,75 @@ fn load_config(args: &RunArgs) -> Result<Config> {
         cfg.scene.speed = s;
     }
     cfg.scene.exit_at_end |= args.exit_at_end;
+    if args.hardware {
+        cfg.node.sensors = SensorSource::Hardware;
+    }
     Ok(cfg)
+}
+
+fn probe(config: Option<&Path>, json: bool) -> Result<()> {
+    let cfg = match config {
+        Some(p) => Config::from_file(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        None => Config::default(),
+    };
+    let report = crate::probe::probe(&cfg, Path::new("/dev"));
+    let mic = crate::probe::audio_sample(&cfg);
+    if json {
+        let mut v = serde_json::to_value(&report)?;
+        v["configured_microphone"] = match &mic {
+            Ok(s) => serde_json::json!({ "ok": s }),
+            Err(e) => serde_json::json!({ "error": e }),
+        };
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("audio inputs ({}):", report.audio.len());
+    for a in &report.audio {
+        println!(
+            "  {}{}  {}  [{}]",
+            a.id,
+            if a.is_default { " (default)" } else { "" },
+            a.name,
+            a.default_config
+                .as_deref()
+                .unwrap_or("no input configuration")
+        );
+    }
+    match &mic {
+        Ok(s) => println!("  configured microphone {:?}: {s}", cfg.audio.device.name),
+        Err(e) => println!(
+            "  configured microphone {:?}: FAILED: {e}",
+            cfg.audio.device.name
+        ),
+    }
+    println!("I2C (0x76/0x77 on /dev/i2c-*): {} found", report.i2c.len());
+    for f in &report.i2c {
+        let chip = match f.chip_id {
+            Some(0x60) => "BME280".to_string(),
+            Some(0x58) => "BMP280 (no humidity)".to_string(),
+            Some(x) => format!("unknown chip id {x:#04x}"),
+            None => "-".to_string(),
+        };
+        println!(
+            "  {} {:#04x}: {chip}  {}",
+            f.bus.display(),
+            f.address,
+            f.reading.as_deref().or(f.error.as_deref()).unwrap_or("")
+        );
+    }
+    println!("video devices: {} found", report.video.len());
+    for v in &report.video {
+        println!(
+            "  {}: {}  {}",
+            v.path.display(),
+            v.description,
+            v.frame.as_deref().or(v.error.as_deref()).unwrap_or("")
+        );
+    }
+    for p in &report.problems {
+        println!("problem: {p}");
+    }
+    Ok(())
 }
 
 /// The scene directory: as configured, or the bundled demo next to the sources
@@ -136,6 +226,9 @@ fn init_logging(cfg: &Config) {
 fn run(args: RunArgs) -> Result<()> {
     let cfg = load_config(&args)?;
     init_logging(&cfg);
+    if cfg.node.sensors == SensorSource::Hardware {
+        return run_hardware(&cfg, args.output);
+    }
     let scene_dir = resolve_scene_dir(&cfg.scene.dir);
     let scene =
         Scene::open(&scene_dir).with_context(|| format!("scene {}", scene_dir.display()))?;
@@ -171,6 +264,42 @@ fn run(args: RunArgs) -> Result<()> {
         );
         let on_stored = Box::new(move |r: &EventRecord| print_event(output, r));
         crate::run_scene(&cfg, &scene, clock, stop_signal(), on_stored).await
+    })?;
+    let wall_s = wall.elapsed().as_secs_f64();
+    match output {
+        Output::Jsonl => {
+            let mut v = serde_json::to_value(&summary)?;
+            v["wall_s"] = serde_json::json!(wall_s);
+            println!("{}", serde_json::json!({ "summary": v }));
+        }
+        Output::Text => print_summary(&summary, wall_s),
+    }
+    if summary.unstored > 0 {
+        anyhow::bail!("{} detected events could not be stored", summary.unstored);
+    }
+    Ok(())
+}
+
+/// Runs on the real devices until SIGINT or SIGTERM.
+fn run_hardware(cfg: &Config, output: Output) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let wall = std::time::Instant::now();
+    let summary = runtime.block_on(async {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        tracing::info!(data_dir = %cfg.node.data_dir.display(), "sampling the real sensors");
+        let on_stored = Box::new(move |r: &EventRecord| print_event(output, r));
+        crate::node::run_node(
+            cfg,
+            crate::node::Source::Hardware,
+            clock,
+            stop_signal(),
+            on_stored,
+        )
+        .await
     })?;
     let wall_s = wall.elapsed().as_secs_f64();
     match output {
@@ -269,6 +398,26 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
             format!("; absent: {}", s.absent_sensors.join(", "))
         }
     );
+    for (name, st) in &s.sensors {
+        if st.health != crate::sensors::health::Health::Ok || !st.errors.is_empty() {
+            let errors: Vec<String> = st.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let why = match &st.health {
+                crate::sensors::health::Health::Ok => String::new(),
+                crate::sensors::health::Health::Degraded { reason }
+                | crate::sensors::health::Health::Absent { reason } => format!(" ({reason})"),
+            };
+            println!(
+                "sensor {name}: {}{why}; outages {}; errors: {}",
+                st.health.as_str(),
+                st.outages,
+                if errors.is_empty() {
+                    "none".into()
+                } else {
+                    errors.join(", ")
+                }
+            );
+        }
+    }
     println!(
         "power: {} mode, battery {:.0}%",
         s.power_mode,

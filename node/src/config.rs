@@ -39,6 +39,12 @@ pub struct NodeConfig {
     pub id: String,
     /// Where the node keeps its store; relative paths are relative to the working directory.
     pub data_dir: PathBuf,
+    /// Where sensor data comes from: `scene` (simulated hardware replaying
+    /// `[scene]`) or `hardware` (the devices in `[audio.device]`,
+    /// `[camera.device]` and `[climate]`).
+    pub sensors: SensorSource,
+    /// How often a status line (sensor health, power) is logged, ms.
+    pub status_interval_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -46,8 +52,20 @@ impl Default for NodeConfig {
         NodeConfig {
             id: "demo-node".into(),
             data_dir: PathBuf::from("var"),
+            sensors: SensorSource::Scene,
+            status_interval_ms: 60_000,
         }
     }
+}
+
+/// Where sensor data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SensorSource {
+    /// A scene replayed as simulated hardware.
+    Scene,
+    /// The real devices.
+    Hardware,
 }
 
 /// Replay speed of the simulated hardware.
@@ -136,6 +154,8 @@ pub struct AudioConfig {
     pub sample_rate_hz: u32,
     /// Audio is handed to the detector in chunks of this length, ms.
     pub chunk_ms: u32,
+    /// `[audio.device]`: the capture device (hardware only).
+    pub device: crate::sensors::alsa_mic::MicSettings,
 }
 
 impl Default for AudioConfig {
@@ -144,6 +164,7 @@ impl Default for AudioConfig {
             enabled: true,
             sample_rate_hz: 16_000,
             chunk_ms: 500,
+            device: Default::default(),
         }
     }
 }
@@ -158,6 +179,8 @@ pub struct CameraConfig {
     pub analysis_width: u32,
     /// ... and at most this height, pixels.
     pub analysis_height: u32,
+    /// `[camera.device]`: the camera (hardware only).
+    pub device: crate::sensors::v4l_camera::CameraDeviceSettings,
 }
 
 impl Default for CameraConfig {
@@ -166,6 +189,7 @@ impl Default for CameraConfig {
             enabled: true,
             analysis_width: 80,
             analysis_height: 60,
+            device: Default::default(),
         }
     }
 }
@@ -176,11 +200,22 @@ impl Default for CameraConfig {
 pub struct ClimateConfig {
     /// Use the climate sensor.
     pub enabled: bool,
+    /// The I2C bus of the BME280 (hardware only).
+    pub i2c_bus: PathBuf,
+    /// Its 7-bit address: 0x76 (SDO to GND) or 0x77 (SDO to VDDIO).
+    pub address: u8,
+    /// `[climate.bme280]`: oversampling, retries, re-probing.
+    pub bme280: crate::sensors::bme280::Bme280Settings,
 }
 
 impl Default for ClimateConfig {
     fn default() -> Self {
-        ClimateConfig { enabled: true }
+        ClimateConfig {
+            enabled: true,
+            i2c_bus: PathBuf::from("/dev/i2c-1"),
+            address: 0x76,
+            bme280: Default::default(),
+        }
     }
 }
 
@@ -360,6 +395,12 @@ impl Config {
                 "must be 1 to 32 characters of ASCII letters, digits, `-` or `_`",
             ));
         }
+        if !(1_000..=86_400_000).contains(&self.node.status_interval_ms) {
+            e.push(err(
+                "node.status_interval_ms",
+                "must be between 1 s and one day",
+            ));
+        }
         if self.node.data_dir.as_os_str().is_empty() {
             e.push(err("node.data_dir", "must not be empty"));
         }
@@ -409,6 +450,15 @@ impl Config {
             errs.into_iter()
                 .map(move |(k, m)| err(format!("{prefix}.{k}"), m))
         }
+        e.extend(prefixed("audio.device", self.audio.device.validate()));
+        if !matches!(self.climate.address, 0x76 | 0x77) {
+            e.push(err(
+                "climate.address",
+                "must be 0x76 or 0x77 (the BME280's two addresses)",
+            ));
+        }
+        e.extend(prefixed("climate.bme280", self.climate.bme280.validate()));
+        e.extend(prefixed("camera.device", self.camera.device.validate()));
         e.extend(prefixed("detector", self.detector.validate()));
         e.extend(prefixed("power.policy", self.power.policy.validate()));
         e.extend(prefixed(
@@ -457,13 +507,24 @@ mod tests {
             frobnicate = true
             [scene]
             speed = "warp"
+            [audio.device]
+            stall = 5
+            [camera.device]
+            colour = true
+            source = "usb"
+            [climate]
+            address = 0x50
         "#;
         let mut got = keys(text);
         got.sort();
         assert_eq!(
             got,
             [
+                "audio.device.stall",
                 "audio.sample_rate_hz",
+                "camera.device.colour",
+                "camera.device.source",
+                "climate.address",
                 "colour",
                 "node.id",
                 "node.nmae",

@@ -16,7 +16,9 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod hardware;
 pub mod node;
+pub mod probe;
 pub mod scene;
 pub mod sensors;
 pub mod shutdown;

@@ -15,7 +15,7 @@ use uplink::EventStore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::scene::{Scene, SceneError};
-use crate::sensors::replay::{ReplayCamera, ReplayClimate, ReplayMicrophone};
+use crate::sensors::health::{HealthBoard, SensorStatus};
 use crate::shutdown;
 use crate::tasks::store::OnStored;
 use crate::tasks::{self, Counters, camera::CameraPlan, detect::DetectStage};
@@ -45,7 +45,7 @@ pub enum NodeError {
 /// What a run did, printed at the end.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
-    /// Scene time covered, milliseconds.
+    /// Time covered (scene time for a replay), milliseconds.
     pub scene_ms: i64,
     /// Events made durable in this run, by class.
     pub stored_by_class: BTreeMap<String, u64>,
@@ -77,6 +77,8 @@ pub struct RunSummary {
     pub battery_soc: f64,
     /// Sensors absent in this run.
     pub absent_sensors: Vec<String>,
+    /// Each sensor's health at the end, errors by kind, outages.
+    pub sensors: BTreeMap<String, SensorStatus>,
     /// Bytes this process caused to be written to storage (Linux
     /// `/proc/self/io` `write_bytes`), when the kernel reports it.
     pub io_write_bytes: Option<u64>,
@@ -107,6 +109,14 @@ pub fn open_store(
     Ok((store, report))
 }
 
+/// Where a run's sensor data comes from.
+pub enum Source<'a> {
+    /// A scene replayed as simulated hardware; the run ends with the scene.
+    Scene(&'a Scene),
+    /// The real devices; the run ends on `stop`.
+    Hardware,
+}
+
 /// Replays `scene` through the whole pipeline into the store under
 /// `cfg.node.data_dir`, until the scene ends (with `cfg.scene.exit_at_end`)
 /// or `stop` completes. Every event reported to `on_stored` is durable.
@@ -117,12 +127,32 @@ pub async fn run_scene(
     stop: impl Future<Output = ()> + Send,
     on_stored: OnStored,
 ) -> Result<RunSummary, NodeError> {
+    run_node(cfg, Source::Scene(scene), clock, stop, on_stored).await
+}
+
+/// Runs the whole pipeline on `source` into the store under
+/// `cfg.node.data_dir`, until a replayed scene ends (with
+/// `cfg.scene.exit_at_end`) or `stop` completes. Every event reported to
+/// `on_stored` is durable.
+pub async fn run_node(
+    cfg: &Config,
+    source: Source<'_>,
+    clock: Arc<dyn Clock>,
+    stop: impl Future<Output = ()> + Send,
+    on_stored: OnStored,
+) -> Result<RunSummary, NodeError> {
     let (store, report) = open_store(&cfg.node.data_dir, cfg)?;
     let store = Arc::new(store);
-    let start_ms = scene.meta.start_ms;
-    let end_ms = start_ms + scene.duration_ms;
+    let (start_ms, end_ms) = match &source {
+        Source::Scene(scene) => (
+            scene.meta.start_ms,
+            Some(scene.meta.start_ms + scene.duration_ms),
+        ),
+        Source::Hardware => (clock.now_ms(), None),
+    };
     let counters = Arc::new(Counters::default());
     let (trigger, shutdown) = shutdown::channel();
+    let board = HealthBoard::default();
 
     // Power: the first status is known before any sensor starts.
     let mut supply: Box<dyn PowerSource> =
@@ -137,29 +167,11 @@ pub async fn run_scene(
     let mut handles = Vec::new();
     let mut absent = Vec::new();
 
-    let audio = match (&scene.audio, cfg.audio.enabled) {
-        (Some(p), true) => Some(ReplayMicrophone::open(
-            p,
-            cfg.audio.sample_rate_hz,
-            cfg.audio.chunk_ms,
-            start_ms,
-            clock.clone(),
-        )?),
-        _ => None,
+    let sensors = match &source {
+        Source::Scene(scene) => crate::hardware::open_scene(cfg, scene, clock.clone(), &board)?,
+        Source::Hardware => crate::hardware::open_devices(cfg, clock.clone(), &board),
     };
-    let camera = match (&scene.camera, cfg.camera.enabled) {
-        (Some(p), true) => Some(ReplayCamera::open(
-            p,
-            start_ms,
-            cfg.camera.analysis_width,
-            cfg.camera.analysis_height,
-        )?),
-        _ => None,
-    };
-    let climate = match (&scene.climate, cfg.climate.enabled) {
-        (Some(p), true) => Some(ReplayClimate::open(p, start_ms)?),
-        _ => None,
-    };
+    let (audio, camera, climate) = (sensors.microphone, sensors.camera, sensors.climate);
     match audio {
         Some(mic) => handles.push(tokio::spawn(tasks::microphone::run(
             mic,
@@ -173,7 +185,7 @@ pub async fn run_scene(
         Some(cam) => {
             let plan = CameraPlan {
                 first_ms: start_ms,
-                until_ms: Some(end_ms),
+                until_ms: end_ms,
                 recheck_ms: cfg.power.interval_ms,
             };
             handles.push(tokio::spawn(tasks::camera::run(
@@ -196,18 +208,20 @@ pub async fn run_scene(
             power_rx.clone(),
             counters.clone(),
             start_ms,
-            Some(end_ms),
+            end_ms,
             shutdown.clone(),
         ))),
         None => absent.push(Modality::Climate),
     }
     drop(sensor_tx);
-    for m in &absent {
-        tracing::warn!(
-            sensor = m.as_str(),
-            "sensor absent; detecting with the others"
-        );
-    }
+
+    handles.push(tokio::spawn(tasks::status::run(
+        board.clone(),
+        power_rx.clone(),
+        clock.clone(),
+        cfg.node.status_interval_ms,
+        shutdown.clone(),
+    )));
 
     let detector = Detector::new(&cfg.detector, cfg.audio.sample_rate_hz);
     let stage = DetectStage::new(detector, None, power_rx.clone(), counters.clone(), &absent);
@@ -240,7 +254,7 @@ pub async fn run_scene(
         }
         r = &mut detect => {
             let _ = done_tx.send(true);
-            tracing::info!(scene_ms = scene.duration_ms, "scene ended");
+            tracing::info!(covered_ms = clock.now_ms() - start_ms, "every sensor ended");
             if !cfg.scene.exit_at_end {
                 tracing::info!("waiting for SIGINT or SIGTERM (use --exit-at-end to stop at the end of the scene)");
                 stop.await;
@@ -273,7 +287,7 @@ pub async fn run_scene(
     }
     let status = power_rx.borrow().clone();
     Ok(RunSummary {
-        scene_ms: (clock.now_ms().min(end_ms) - start_ms).max(0),
+        scene_ms: (clock.now_ms().min(end_ms.unwrap_or(i64::MAX)) - start_ms).max(0),
         stored_by_class,
         stored: outcome.stored,
         unstored: outcome.unstored,
@@ -289,6 +303,7 @@ pub async fn run_scene(
         power_mode: status.mode.as_str().to_string(),
         battery_soc: status.reading.soc,
         absent_sensors: absent.iter().map(|m| m.as_str().to_string()).collect(),
+        sensors: board.snapshot(),
         io_write_bytes: io_write_bytes(),
     })
 }

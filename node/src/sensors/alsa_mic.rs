@@ -29,7 +29,7 @@ use crate::clock::Clock;
 
 /// `[audio.device]`: which capture device and how to watch it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct MicSettings {
     /// `default` (the system's default input), a cpal device id such as
     /// `alsa:hw:CARD=Device,DEV=0`, or a part of a device's name.

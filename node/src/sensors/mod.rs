@@ -15,6 +15,7 @@
 //! `blocking()`, and the event loop calls them on tokio's blocking pool.
 
 pub mod alsa_mic;
+pub mod any;
 pub mod audio_convert;
 pub mod bme280;
 pub mod downscale;

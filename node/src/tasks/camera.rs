@@ -1,5 +1,7 @@
 //! The camera task: captures frames at the cadence the power policy allows,
-//! and marks the camera unavailable while the policy has it off.
+//! and marks the camera unavailable while the policy has it off or the
+//! device is out (a transient error: the driver retries at the next frame).
+//! A device that blocks is called on tokio's blocking pool.
 
 use std::sync::Arc;
 
@@ -24,9 +26,32 @@ pub struct CameraPlan {
     pub recheck_ms: u64,
 }
 
-/// Runs until the camera ends, fails, the plan's end, or shutdown.
+/// Captures one frame, on the blocking pool if the device blocks.
+pub(crate) async fn capture<C: Camera>(
+    camera: &Arc<std::sync::Mutex<C>>,
+    t_ms: i64,
+) -> Result<Option<fusion::GrayFrame>, crate::sensors::SensorError> {
+    let lock = move |c: &std::sync::Mutex<C>| -> Result<Option<fusion::GrayFrame>, crate::sensors::SensorError> {
+        let mut g = c.lock().unwrap_or_else(|p| p.into_inner());
+        g.capture(t_ms)
+    };
+    let blocking = camera.lock().unwrap_or_else(|p| p.into_inner()).blocking();
+    if !blocking {
+        return lock(camera);
+    }
+    let c = camera.clone();
+    match tokio::task::spawn_blocking(move || lock(&c)).await {
+        Ok(r) => r,
+        Err(e) => Err(crate::sensors::SensorError::Unavailable {
+            sensor: "camera",
+            reason: format!("capture did not complete: {e}"),
+        }),
+    }
+}
+
+/// Runs until the camera ends, fails for good, the plan's end, or shutdown.
 pub async fn run(
-    mut camera: impl Camera,
+    camera: impl Camera,
     tx: mpsc::Sender<SensorMsg>,
     clock: Arc<dyn Clock>,
     power: watch::Receiver<PowerStatus>,
@@ -34,7 +59,9 @@ pub async fn run(
     plan: CameraPlan,
     mut shutdown: Shutdown,
 ) {
+    let camera = Arc::new(std::sync::Mutex::new(camera));
     let mut on = true;
+    let mut device_ok = true;
     let mut now = plan.first_ms;
     clock.sleep_until(now).await;
     loop {
@@ -53,19 +80,44 @@ pub async fn run(
                         interval_ms = interval,
                         "camera back on"
                     );
-                    if tx
-                        .send(SensorMsg::Available(Modality::Camera, true))
-                        .await
-                        .is_err()
+                    if device_ok
+                        && tx
+                            .send(SensorMsg::Available(Modality::Camera, true))
+                            .await
+                            .is_err()
                     {
                         return;
                     }
                 }
-                match camera.capture(now) {
+                match capture(&camera, now).await {
                     Ok(Some(frame)) => {
                         Counters::add(&counters.camera_frames, 1);
+                        if !device_ok {
+                            device_ok = true;
+                            if tx
+                                .send(SensorMsg::Available(Modality::Camera, true))
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
                         if tx.send(SensorMsg::Frame(frame)).await.is_err() {
                             return;
+                        }
+                    }
+                    Err(e) if e.is_transient() => {
+                        Counters::add(&counters.sensor_errors, 1);
+                        if device_ok {
+                            device_ok = false;
+                            tracing::warn!(sensor = "camera", error = %e, "camera out; detecting without it until it is back");
+                            if tx
+                                .send(SensorMsg::Available(Modality::Camera, false))
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
                         }
                     }
                     Ok(None) => {
@@ -86,6 +138,9 @@ pub async fn run(
                 Counters::add(&counters.camera_skipped, 1);
                 if on {
                     on = false;
+                    // Unavailable from now on whatever the device does; the
+                    // device's state is known again at the next capture.
+                    device_ok = true;
                     let reason = match decision {
                         power::Decision::Deny(why) => why,
                         power::Decision::Allow => "no camera cadence".into(),

@@ -1,5 +1,7 @@
 //! The microphone task: forwards chunks to the detector until the stream ends,
-//! fails, or shutdown.
+//! fails for good, or shutdown. While the microphone is out (a transient
+//! error: its driver is reopening it) the detector is told audio is
+//! unavailable, and told again when it is back.
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ pub async fn run(
     counters: Arc<Counters>,
     mut shutdown: Shutdown,
 ) {
+    let mut available = true;
     loop {
         let next = tokio::select! {
             _ = shutdown.wait() => return,
@@ -26,7 +29,26 @@ pub async fn run(
             Ok(Some(chunk)) => {
                 let ms = (chunk.samples.len() as u64 * 1000) / u64::from(chunk.sample_rate.max(1));
                 Counters::add(&counters.audio_ms, ms);
+                if !available {
+                    available = true;
+                    if tx
+                        .send(SensorMsg::Available(Modality::Audio, true))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
                 SensorMsg::Audio(chunk)
+            }
+            Err(e) if e.is_transient() => {
+                Counters::add(&counters.sensor_errors, 1);
+                if !available {
+                    continue;
+                }
+                available = false;
+                tracing::warn!(sensor = "audio", error = %e, "microphone out; detecting without audio until it is back");
+                SensorMsg::Available(Modality::Audio, false)
             }
             Ok(None) => {
                 tracing::info!(sensor = "audio", "stream ended");

@@ -7,6 +7,7 @@ pub mod climate;
 pub mod detect;
 pub mod microphone;
 pub mod power;
+pub mod status;
 pub mod store;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,214 @@
+//! Opens the sensors of a run: a scene's files as simulated hardware, or the
+//! devices named in the configuration. A sensor that is disabled, missing
+//! from the scene, or cannot be opened is absent (its health says why) and
+//! the node runs with the others.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::node::NodeError;
+use crate::scene::Scene;
+use crate::sensors::alsa_mic::AlsaMicrophone;
+use crate::sensors::any::{AnyCamera, AnyClimate, AnyMicrophone};
+use crate::sensors::bme280::Bme280Climate;
+use crate::sensors::health::HealthBoard;
+use crate::sensors::pipe_camera::PipeCamera;
+use crate::sensors::replay::{ReplayCamera, ReplayClimate, ReplayMicrophone};
+use crate::sensors::v4l_camera::{CameraSource, V4lCamera, list_devices_in};
+
+/// The sensors of a run; `None` = absent.
+pub struct Sensors {
+    /// The microphone.
+    pub microphone: Option<AnyMicrophone>,
+    /// The camera.
+    pub camera: Option<AnyCamera>,
+    /// The climate sensor.
+    pub climate: Option<AnyClimate>,
+}
+
+/// A scene's files as sensors. A malformed file is an error (the scene is
+/// broken); a missing one is an absent sensor.
+pub fn open_scene(
+    cfg: &Config,
+    scene: &Scene,
+    clock: Arc<dyn Clock>,
+    board: &HealthBoard,
+) -> Result<Sensors, NodeError> {
+    let start_ms = scene.meta.start_ms;
+    let why = |enabled: bool| {
+        if enabled {
+            "not in the scene"
+        } else {
+            "disabled in the configuration"
+        }
+    };
+    let microphone = match (&scene.audio, cfg.audio.enabled) {
+        (Some(p), true) => Some(AnyMicrophone::Replay(Box::new(ReplayMicrophone::open(
+            p,
+            cfg.audio.sample_rate_hz,
+            cfg.audio.chunk_ms,
+            start_ms,
+            clock.clone(),
+        )?))),
+        _ => {
+            board.sensor("audio").set_absent(why(cfg.audio.enabled));
+            None
+        }
+    };
+    let camera = match (&scene.camera, cfg.camera.enabled) {
+        (Some(p), true) => Some(AnyCamera::Replay(Box::new(ReplayCamera::open(
+            p,
+            start_ms,
+            cfg.camera.analysis_width,
+            cfg.camera.analysis_height,
+        )?))),
+        _ => {
+            board.sensor("camera").set_absent(why(cfg.camera.enabled));
+            None
+        }
+    };
+    let climate = match (&scene.climate, cfg.climate.enabled) {
+        (Some(p), true) => Some(AnyClimate::Replay(ReplayClimate::open(p, start_ms)?)),
+        _ => {
+            board.sensor("climate").set_absent(why(cfg.climate.enabled));
+            None
+        }
+    };
+    Ok(Sensors {
+        microphone,
+        camera,
+        climate,
+    })
+}
+
+/// The configured devices. Each one that cannot be opened is absent, with
+/// the reason in its health and the log.
+pub fn open_devices(cfg: &Config, clock: Arc<dyn Clock>, board: &HealthBoard) -> Sensors {
+    let microphone = if cfg.audio.enabled {
+        let health = board.sensor("audio");
+        match AlsaMicrophone::open(
+            cfg.audio.device.clone(),
+            cfg.audio.sample_rate_hz,
+            cfg.audio.chunk_ms,
+            clock.clone(),
+            health.clone(),
+        ) {
+            Ok(m) => Some(AnyMicrophone::Alsa(Box::new(m))),
+            Err(e) => {
+                health.set_absent(e.to_string());
+                None
+            }
+        }
+    } else {
+        board
+            .sensor("audio")
+            .set_absent("disabled in the configuration");
+        None
+    };
+    let camera = open_camera(cfg, board);
+    let climate = open_climate(cfg, board);
+    Sensors {
+        microphone,
+        camera,
+        climate,
+    }
+}
+
+/// The BME280 on `climate.i2c_bus` at `climate.address`.
+fn open_climate(cfg: &Config, board: &HealthBoard) -> Option<AnyClimate> {
+    let health = board.sensor("climate");
+    if !cfg.climate.enabled {
+        health.set_absent("disabled in the configuration");
+        return None;
+    }
+    let bus = match linux_embedded_hal::I2cdev::new(&cfg.climate.i2c_bus) {
+        Ok(b) => b,
+        Err(e) => {
+            health.set_absent(format!(
+                "cannot open {}: {e}",
+                cfg.climate.i2c_bus.display()
+            ));
+            return None;
+        }
+    };
+    match Bme280Climate::open(
+        bus,
+        cfg.climate.address,
+        cfg.climate.bme280.clone(),
+        linux_embedded_hal::Delay,
+        health.clone(),
+    ) {
+        Ok(s) => Some(AnyClimate::Bme280(Box::new(s))),
+        Err(e) => {
+            health.set_absent(e.to_string());
+            None
+        }
+    }
+}
+
+/// The camera of `[camera.device]`: a V4L2 device or a command's pipe.
+fn open_camera(cfg: &Config, board: &HealthBoard) -> Option<AnyCamera> {
+    let health = board.sensor("camera");
+    if !cfg.camera.enabled {
+        health.set_absent("disabled in the configuration");
+        return None;
+    }
+    let (w, h) = (cfg.camera.analysis_width, cfg.camera.analysis_height);
+    let opened = match cfg.camera.device.source {
+        CameraSource::V4l => V4lCamera::open(&cfg.camera.device, w, h, health.clone())
+            .map(|c| AnyCamera::V4l(Box::new(c))),
+        CameraSource::Pipe => PipeCamera::open(&cfg.camera.device, w, h, health.clone())
+            .map(|c| AnyCamera::Pipe(Box::new(c))),
+    };
+    match opened {
+        Ok(c) => Some(c),
+        Err(e) => {
+            health.set_absent(e.to_string());
+            None
+        }
+    }
+}
+
+/// Every V4L2 device under `dev`, and one frame from each capture device,
+/// for `fieldnode probe`.
+pub fn probe_video(cfg: &Config, dev: &std::path::Path) -> Vec<crate::probe::VideoDevice> {
+    list_devices_in(dev)
+        .into_iter()
+        .map(|info| {
+            let mut out = crate::probe::VideoDevice {
+                path: info.path.clone(),
+                description: info.summary(),
+                frame: None,
+                error: None,
+            };
+            if !info.capture || info.error.is_some() {
+                return out;
+            }
+            let mut settings = cfg.camera.device.clone();
+            settings.device = info.path.clone();
+            let health = crate::sensors::health::HealthHandle::detached("camera");
+            let (w, h) = (cfg.camera.analysis_width, cfg.camera.analysis_height);
+            match V4lCamera::open(&settings, w, h, health) {
+                Ok(mut cam) => match crate::sensors::Camera::capture(&mut cam, 0) {
+                    Ok(Some(f)) => {
+                        let mean = f.luma.iter().map(|&v| u64::from(v)).sum::<u64>()
+                            / f.luma.len().max(1) as u64;
+                        let fmt = cam
+                            .format()
+                            .map(|(p, fw, fh)| format!("{} {fw}x{fh}", p.name()))
+                            .unwrap_or_default();
+                        out.frame = Some(format!(
+                            "frame {fmt} -> {}x{}, mean brightness {mean}/255",
+                            f.width, f.height
+                        ));
+                    }
+                    Ok(None) => out.error = Some("no frame".into()),
+                    Err(e) => out.error = Some(e.to_string()),
+                },
+                Err(e) => out.error = Some(e.to_string()),
+            }
+            out
+        })
+        .collect()
+}
