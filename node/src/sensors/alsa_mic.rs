@@ -469,10 +469,16 @@ impl AlsaMicrophone {
             return Err(self.fail("stall", format!("no audio for {ms} ms")));
         }
         if !self.scratch.is_empty() {
-            if self.scratch.iter().all(|&x| x == 0.0) {
-                self.silent_frames += (self.scratch.len() / ch) as u64;
-            } else {
-                self.silent_frames = 0;
+            // The longest run of all-zero frames, carried across reads.
+            let limit = self.settings.silence_ms * u64::from(rate) / 1000;
+            let mut longest = 0;
+            for frame in self.scratch.chunks_exact(ch) {
+                if frame.iter().all(|&x| x == 0.0) {
+                    self.silent_frames += 1;
+                    longest = longest.max(self.silent_frames);
+                } else {
+                    self.silent_frames = 0;
+                }
             }
             if self.next_ms.is_none() {
                 // The oldest sample just read was recorded this long ago.
@@ -481,8 +487,8 @@ impl AlsaMicrophone {
                 self.next_ms = Some(now as f64 - buffered_ms);
             }
             conv.push(&self.scratch);
-            if self.silent_frames * 1000 / u64::from(rate.max(1)) >= self.settings.silence_ms {
-                let s = self.silent_frames * 1000 / u64::from(rate.max(1));
+            if longest >= limit.max(1) {
+                let s = longest * 1000 / u64::from(rate.max(1));
                 return Err(self.fail("silence", format!("digital silence for {s} ms")));
             }
         }
@@ -506,7 +512,9 @@ impl Microphone for AlsaMicrophone {
             {
                 let start = self.next_ms.unwrap_or(self.clock.now_ms() as f64);
                 self.next_ms = Some(start + samples.len() as f64 * 1000.0 / f64::from(self.rate));
-                if !self.health.is_ok() {
+                // Recovered once real sound flows again: exact zeros are
+                // what a dead microphone delivers, never a quiet place.
+                if !self.health.is_ok() && samples.iter().any(|&x| x != 0.0) {
                     self.health.set_ok();
                     self.backoff_ms = self.settings.backoff_initial_ms;
                 }
