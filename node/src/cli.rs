@@ -265,19 +265,7 @@ fn run(args: RunArgs) -> Result<()> {
         let on_stored = Box::new(move |r: &EventRecord| print_event(output, r));
         crate::run_scene(&cfg, &scene, clock, stop_signal(), on_stored).await
     })?;
-    let wall_s = wall.elapsed().as_secs_f64();
-    match output {
-        Output::Jsonl => {
-            let mut v = serde_json::to_value(&summary)?;
-            v["wall_s"] = serde_json::json!(wall_s);
-            println!("{}", serde_json::json!({ "summary": v }));
-        }
-        Output::Text => print_summary(&summary, wall_s),
-    }
-    if summary.unstored > 0 {
-        anyhow::bail!("{} detected events could not be stored", summary.unstored);
-    }
-    Ok(())
+    finish(output, &summary, wall.elapsed().as_secs_f64())
 }
 
 /// Runs on the real devices until SIGINT or SIGTERM.
@@ -301,14 +289,18 @@ fn run_hardware(cfg: &Config, output: Output) -> Result<()> {
         )
         .await
     })?;
-    let wall_s = wall.elapsed().as_secs_f64();
+    finish(output, &summary, wall.elapsed().as_secs_f64())
+}
+
+/// Prints the run's summary; fails if detected events could not be stored.
+fn finish(output: Output, summary: &crate::RunSummary, wall_s: f64) -> Result<()> {
     match output {
         Output::Jsonl => {
-            let mut v = serde_json::to_value(&summary)?;
+            let mut v = serde_json::to_value(summary)?;
             v["wall_s"] = serde_json::json!(wall_s);
             println!("{}", serde_json::json!({ "summary": v }));
         }
-        Output::Text => print_summary(&summary, wall_s),
+        Output::Text => print_summary(summary, wall_s),
     }
     if summary.unstored > 0 {
         anyhow::bail!("{} detected events could not be stored", summary.unstored);
