@@ -1,11 +1,49 @@
-//! The versioned binary envelope of an [`EventRecord`]: one version byte,
-//! then the record encoded with postcard (varint integers, length-prefixed
-//! strings, one tag byte per `Option`). See `docs/wire-format.md`.
+//! The versioned binary envelope of the outbox records: one byte that names
+//! the record kind and its version, then the record encoded with postcard
+//! (varint integers, length-prefixed strings, one tag byte per `Option`).
+//! See `docs/wire-format.md`.
 
-use crate::EventRecord;
+use crate::{EventRecord, StatusRecord};
 
-/// The version byte written by [`encode_event`].
+/// The first byte written by [`encode_event`]: an event record, version 1.
 pub const EVENT_RECORD_VERSION: u8 = 1;
+/// The first byte written by [`encode_status`]: a status record, version 1.
+pub const STATUS_RECORD_VERSION: u8 = 2;
+
+/// Any record of the outbox, as decoded by [`decode_message`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A detected event.
+    Event(EventRecord),
+    /// A status report.
+    Status(StatusRecord),
+}
+
+impl Message {
+    /// The record's id (events and status reports share one sequence).
+    pub fn id(&self) -> u64 {
+        match self {
+            Message::Event(e) => e.id,
+            Message::Status(s) => s.id,
+        }
+    }
+
+    /// The node that made the record.
+    pub fn node_id(&self) -> &str {
+        match self {
+            Message::Event(e) => &e.node_id,
+            Message::Status(s) => &s.node_id,
+        }
+    }
+
+    /// Encodes the record with its envelope.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Message::Event(e) => encode_event(e),
+            Message::Status(s) => encode_status(s),
+        }
+    }
+}
 
 /// Why bytes could not be decoded into an [`EventRecord`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -15,7 +53,7 @@ pub enum DecodeError {
     Empty,
     /// A version byte this build does not understand.
     #[error(
-        "unsupported event record version {found} (this build reads version {EVENT_RECORD_VERSION})"
+        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_VERSION} = event v1, {STATUS_RECORD_VERSION} = status v1)"
     )]
     UnsupportedVersion {
         /// The version byte found.
@@ -29,28 +67,51 @@ pub enum DecodeError {
     Trailing(usize),
 }
 
-/// Encodes a record as `[EVENT_RECORD_VERSION][postcard body]`.
-pub fn encode_event(record: &EventRecord) -> Vec<u8> {
-    let out = vec![EVENT_RECORD_VERSION];
+fn encode_with<T: serde::Serialize>(first: u8, record: &T) -> Vec<u8> {
     // Serialising a plain struct into a growable Vec cannot fail.
-    match postcard::to_extend(record, out) {
+    match postcard::to_extend(record, vec![first]) {
         Ok(v) => v,
         Err(_) => unreachable!("postcard serialisation into a Vec is infallible"),
     }
 }
 
-/// Decodes bytes written by [`encode_event`].
-pub fn decode_event(bytes: &[u8]) -> Result<EventRecord, DecodeError> {
-    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
-    if version != EVENT_RECORD_VERSION {
-        return Err(DecodeError::UnsupportedVersion { found: version });
-    }
-    let (record, rest) = postcard::take_from_bytes::<EventRecord>(body)
-        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+fn decode_body<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
+    let (record, rest) =
+        postcard::take_from_bytes::<T>(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(DecodeError::Trailing(rest.len()));
     }
     Ok(record)
+}
+
+/// Encodes an event as `[EVENT_RECORD_VERSION][postcard body]`.
+pub fn encode_event(record: &EventRecord) -> Vec<u8> {
+    encode_with(EVENT_RECORD_VERSION, record)
+}
+
+/// Encodes a status report as `[STATUS_RECORD_VERSION][postcard body]`.
+pub fn encode_status(record: &StatusRecord) -> Vec<u8> {
+    encode_with(STATUS_RECORD_VERSION, record)
+}
+
+/// Decodes bytes written by [`encode_event`] (and nothing else).
+pub fn decode_event(bytes: &[u8]) -> Result<EventRecord, DecodeError> {
+    match decode_message(bytes)? {
+        Message::Event(e) => Ok(e),
+        Message::Status(_) => Err(DecodeError::UnsupportedVersion {
+            found: STATUS_RECORD_VERSION,
+        }),
+    }
+}
+
+/// Decodes bytes written by [`encode_event`] or [`encode_status`].
+pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
+    let (&first, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    match first {
+        EVENT_RECORD_VERSION => decode_body(body).map(Message::Event),
+        STATUS_RECORD_VERSION => decode_body(body).map(Message::Status),
+        found => Err(DecodeError::UnsupportedVersion { found }),
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +190,55 @@ mod tests {
                 junk.push(x as u8);
             }
             let _ = decode_event(&junk);
+        }
+    }
+
+    fn status() -> StatusRecord {
+        use crate::{DropCounters, PowerModeCode, SensorHealth, SensorState};
+        StatusRecord {
+            id: 1235,
+            node_id: "node-07".into(),
+            time_ms: 1_780_000_100_000,
+            uptime_s: 86_400,
+            battery_permille: 734,
+            battery_mv: 12_650,
+            power_mode: PowerModeCode::Saving,
+            air_temp_c100: Some(-250),
+            board_temp_c100: Some(4_100),
+            sensors: SensorHealth {
+                microphone: SensorState::Ok,
+                camera: SensorState::Degraded,
+                climate: SensorState::Absent,
+                model: SensorState::Ok,
+            },
+            queue: [3, 120, 4, 0],
+            drops: DropCounters {
+                evicted_budget: 17,
+                expired_ttl: 2,
+                corrupt: 0,
+            },
+            model: ModelVersion(3),
+            last_contact_ms: Some(1_780_000_000_000),
+        }
+    }
+
+    #[test]
+    fn status_round_trips_and_is_told_apart_from_events() {
+        let s = status();
+        let bytes = encode_status(&s);
+        eprintln!("encoded status record: {} bytes", bytes.len());
+        assert!(bytes.len() <= 64, "status record is {} bytes", bytes.len());
+        assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
+        assert!(decode_event(&bytes).is_err());
+        let e = sample();
+        assert_eq!(
+            decode_message(&encode_event(&e)),
+            Ok(Message::Event(e.clone()))
+        );
+        assert_eq!(Message::Status(s).id(), 1235);
+        assert_eq!(Message::Event(e).id(), 1234);
+        for cut in 1..bytes.len() {
+            assert!(decode_message(&bytes[..cut]).is_err());
         }
     }
 

@@ -8,12 +8,15 @@
 //! Layout:
 //! - [`event`]: [`EventRecord`] and the types it is made of, in fixed-point units;
 //! - [`codec`]: the versioned binary envelope (`[version][postcard body]`);
+//! - [`status`]: [`StatusRecord`], the periodic health report, and [`Priority`];
 //! - [`json`]: [`EventJson`], the documented JSON view in physical units.
 
 pub mod codec;
 pub mod event;
 pub mod json;
+pub mod status;
 
-pub use codec::{DecodeError, decode_event, encode_event};
+pub use codec::{DecodeError, Message, decode_event, decode_message, encode_event, encode_status};
 pub use event::{EventClass, EventRecord, KeyFeatures, ModalityScores, ModelVersion, Permille};
 pub use json::EventJson;
+pub use status::{DropCounters, PowerModeCode, Priority, SensorHealth, SensorState, StatusRecord};

@@ -1,0 +1,141 @@
+//! The status record: the node's periodic health report. It travels in the
+//! same outbox as events, with an id from the same sequence, so a receiver
+//! drops duplicates the same way for both.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ModelVersion;
+
+/// How urgently an outbox item should leave the node. The discriminants are
+/// part of the wire format: never reorder, only append.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Priority {
+    /// Kept for the record; sent when a cheap link is up.
+    Low,
+    /// The default for classified events.
+    Normal,
+    /// Worth a satellite credit.
+    High,
+    /// Sent first, and the only priority that goes out when the satellite
+    /// budget is spent.
+    Urgent,
+}
+
+impl Priority {
+    /// All priorities, lowest first (wire order).
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Urgent,
+    ];
+
+    /// The stable name used in configuration and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(name: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// Index into per-priority arrays (0 = low).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The power mode the node's policy is in. Wire order is fixed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PowerModeCode {
+    /// Everything allowed.
+    #[default]
+    Normal,
+    /// Costly steps rationed.
+    Saving,
+    /// Only the always-on triggers run.
+    Survival,
+}
+
+/// State of one sensor. Wire order is fixed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SensorState {
+    /// Delivering data.
+    #[default]
+    Ok,
+    /// Present but not delivering usable data; being retried.
+    Degraded,
+    /// Not configured, not found, or given up on.
+    Absent,
+}
+
+/// Sensor health, one entry per sensor.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SensorHealth {
+    /// Microphone.
+    pub microphone: SensorState,
+    /// Camera.
+    pub camera: SensorState,
+    /// Climate sensor.
+    pub climate: SensorState,
+    /// Inference backend (the fusion model): ok = loaded or ready to load,
+    /// degraded = failed, falling back to the triggers, absent = not configured.
+    pub model: SensorState,
+}
+
+/// Events that left the outbox without delivery, by reason, since the store
+/// was created. Never reset: a receiver computes differences.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DropCounters {
+    /// Evicted because the disk budget was full (lowest priority, oldest first).
+    pub evicted_budget: u32,
+    /// Expired: older than their priority's time to live.
+    pub expired_ttl: u32,
+    /// Records found undecodable in the store (quarantined or skipped).
+    pub corrupt: u32,
+}
+
+/// One status report.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct StatusRecord {
+    /// From the same sequence as event ids: unique per node.
+    pub id: u64,
+    /// The node's configured identifier.
+    pub node_id: String,
+    /// When the report was made, ms since the Unix epoch, UTC.
+    pub time_ms: i64,
+    /// Seconds since the node started.
+    pub uptime_s: u32,
+    /// Battery state of charge, permille.
+    pub battery_permille: u16,
+    /// Battery voltage, mV.
+    pub battery_mv: u16,
+    /// Power mode.
+    pub power_mode: PowerModeCode,
+    /// Air temperature from the climate sensor, 0.01 °C.
+    pub air_temp_c100: Option<i16>,
+    /// CPU/board temperature, 0.01 °C.
+    pub board_temp_c100: Option<i16>,
+    /// Sensor health.
+    pub sensors: SensorHealth,
+    /// Outbox depth per priority (index = [`Priority::index`]).
+    pub queue: [u32; 4],
+    /// What left the outbox without delivery.
+    pub drops: DropCounters,
+    /// Fusion model version in use (0 = triggers only).
+    pub model: ModelVersion,
+    /// Last confirmed delivery on any link, ms since the Unix epoch.
+    pub last_contact_ms: Option<i64>,
+}
