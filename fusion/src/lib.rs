@@ -22,6 +22,7 @@ pub mod climate_trigger;
 pub mod config;
 pub mod detection;
 pub mod detector;
+pub mod infer;
 pub mod input;
 pub mod motion;
 
