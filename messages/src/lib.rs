@@ -9,14 +9,22 @@
 //! - [`event`]: [`EventRecord`] and the types it is made of, in fixed-point units;
 //! - [`codec`]: the versioned binary envelope (`[version][postcard body]`);
 //! - [`status`]: [`StatusRecord`], the periodic health report, and [`Priority`];
-//! - [`json`]: [`EventJson`], the documented JSON view in physical units.
+//! - [`json`]: [`EventJson`], the documented JSON view in physical units;
+//! - [`pack`]: several records in one 340-byte Iridium SBD message;
+//! - [`command`]: downlink commands (binary for SBD MT, JSON for MQTT).
 
 pub mod codec;
+pub mod command;
 pub mod event;
 pub mod json;
+pub mod pack;
 pub mod status;
 
 pub use codec::{DecodeError, Message, decode_event, decode_message, encode_event, encode_status};
 pub use event::{EventClass, EventRecord, KeyFeatures, ModalityScores, ModelVersion, Permille};
+pub use command::{Command, CommandError, parse_mt};
+#[cfg(feature = "json")]
+pub use command::parse_json;
 pub use json::EventJson;
+pub use pack::{PackError, Packed, UnpackError, pack, unpack};
 pub use status::{DropCounters, PowerModeCode, Priority, SensorHealth, SensorState, StatusRecord};
