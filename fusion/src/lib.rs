@@ -17,18 +17,23 @@
 
 pub mod activation;
 pub mod audio_trigger;
+pub mod classifier;
 pub mod classify;
 pub mod climate_trigger;
 pub mod config;
 pub mod detection;
 pub mod detector;
+pub mod features;
+pub mod fusion_config;
 pub mod infer;
 pub mod input;
 pub mod motion;
 
+pub use classifier::{Classifier, ClassifyError, Verdict};
 pub use config::{
     AudioTriggerConfig, ClimateTriggerConfig, DetectorConfig, MergeConfig, MotionConfig,
 };
 pub use detection::Detection;
 pub use detector::{Detector, DetectorStats};
+pub use fusion_config::FusionConfig;
 pub use input::{AudioChunk, ClimateSample, GrayFrame, Modality};

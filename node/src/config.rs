@@ -23,6 +23,8 @@ pub struct Config {
     pub climate: ClimateConfig,
     /// `[detector]`: trigger thresholds and event merging.
     pub detector: fusion::DetectorConfig,
+    /// `[fusion]`: the fusion model and how its answers become classes.
+    pub fusion: fusion::FusionConfig,
     /// `[power]`
     pub power: PowerConfig,
     /// `[store]`
@@ -354,6 +356,7 @@ impl Config {
             camera: section(&mut table, "camera", &mut errors),
             climate: section(&mut table, "climate", &mut errors),
             detector: section(&mut table, "detector", &mut errors),
+            fusion: section(&mut table, "fusion", &mut errors),
             power: section(&mut table, "power", &mut errors),
             store: section(&mut table, "store", &mut errors),
             log: section(&mut table, "log", &mut errors),
@@ -460,6 +463,7 @@ impl Config {
         e.extend(prefixed("climate.bme280", self.climate.bme280.validate()));
         e.extend(prefixed("camera.device", self.camera.device.validate()));
         e.extend(prefixed("detector", self.detector.validate()));
+        e.extend(prefixed("fusion", self.fusion.validate()));
         e.extend(prefixed("power.policy", self.power.policy.validate()));
         e.extend(prefixed(
             "power.simulation",

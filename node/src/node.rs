@@ -37,6 +37,16 @@ pub enum NodeError {
     /// The store cannot be opened.
     #[error("event store: {0}")]
     Store(#[from] uplink::StoreError),
+    /// A file named in `[fusion]` cannot be used.
+    #[error("[fusion] {what} {}: {source}", path.display())]
+    Fusion {
+        /// Which setting.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A task panicked (a bug).
     #[error("internal error: {0}")]
     Task(String),
@@ -69,6 +79,10 @@ pub struct RunSummary {
     pub bursts: u64,
     /// Inference bursts skipped by the power policy.
     pub bursts_skipped: u64,
+    /// Inference bursts that failed (events kept the triggers' class).
+    pub bursts_failed: u64,
+    /// Events not stored: class excluded or below its threshold (`[fusion]`).
+    pub events_excluded: u64,
     /// Sensor failures.
     pub sensor_errors: u64,
     /// Power mode at the end.
@@ -224,7 +238,13 @@ pub async fn run_node(
     )));
 
     let detector = Detector::new(&cfg.detector, cfg.audio.sample_rate_hz);
-    let stage = DetectStage::new(detector, None, power_rx.clone(), counters.clone(), &absent);
+    let stage = DetectStage::new(detector, None, power_rx.clone(), counters.clone(), &absent)
+        .with_fusion_config(&cfg.fusion)
+        .map_err(|source| NodeError::Fusion {
+            what: "dump_features",
+            path: cfg.fusion.dump_features.clone().unwrap_or_default(),
+            source,
+        })?;
     let mut detect = tokio::spawn(tasks::detect::run(stage, sensor_rx, event_tx));
     let store_task = tokio::spawn(tasks::store::run(
         store.clone(),
@@ -299,6 +319,8 @@ pub async fn run_node(
         climate_readings: Counters::get(&counters.climate_readings),
         bursts: Counters::get(&counters.bursts),
         bursts_skipped: Counters::get(&counters.bursts_skipped),
+        bursts_failed: Counters::get(&counters.bursts_failed),
+        events_excluded: Counters::get(&counters.events_excluded),
         sensor_errors: Counters::get(&counters.sensor_errors),
         power_mode: status.mode.as_str().to_string(),
         battery_soc: status.reading.soc,

@@ -1,24 +1,24 @@
-//! The detection task: feeds every sensor message to the trigger detector,
-//! and hands each finalised event to the store, after the optional costly
-//! classification burst that the power policy must allow.
+//! The detection task: feeds every sensor message to the trigger detector and
+//! the feature history, and hands each finalised event to the store, after
+//! the optional classification burst that the power policy must allow.
+//!
+//! Events finalised together form one burst: their features go to the
+//! classifier in one batch. Classes listed in `[fusion] exclude`, and classes
+//! below their `[fusion] thresholds`, are not stored; they are counted
+//! (`events_excluded`) and logged.
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::Arc;
 
-use fusion::{Detection, Detector, Modality};
+use fusion::features::{EventFeatures, FeatureBank};
+use fusion::{Classifier, Detection, Detector, FusionConfig, Modality};
 use messages::{EventClass, ModelVersion};
 use power::{Decision, PowerStatus, Step};
+use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use super::{Counters, SensorMsg};
-
-/// A costly classifier that refines the triggers' class (the fusion model,
-/// run on the accelerator in a burst). The trigger-only node has none.
-pub trait Classifier: Send + 'static {
-    /// The model version written into the records it classifies.
-    fn version(&self) -> ModelVersion;
-    /// Classifies one event: class and confidence.
-    fn classify(&mut self, detection: &Detection) -> Result<(EventClass, f32), String>;
-}
 
 /// An event ready to be stored.
 #[derive(Debug, Clone)]
@@ -29,13 +29,28 @@ pub struct Classified {
     pub model: ModelVersion,
 }
 
-/// The detector plus the optional classifier and the power gate in front of it.
+/// One line of the feature dump (`[fusion] dump_features`).
+#[derive(Serialize)]
+struct DumpLine<'a> {
+    start_ms: i64,
+    end_ms: i64,
+    trigger_class: &'static str,
+    features: &'a EventFeatures,
+}
+
+/// The detector plus the feature history, the optional classifier and the
+/// power gate in front of it.
 pub struct DetectStage {
     detector: Detector,
+    bank: FeatureBank,
     classifier: Option<Box<dyn Classifier>>,
     power: watch::Receiver<PowerStatus>,
     counters: Arc<Counters>,
     burst_denied: bool,
+    thresholds: BTreeMap<EventClass, f32>,
+    exclude: Vec<EventClass>,
+    dump: Option<std::io::BufWriter<std::fs::File>>,
+    latest_ms: i64,
 }
 
 impl DetectStage {
@@ -54,41 +69,139 @@ impl DetectStage {
         }
         DetectStage {
             detector,
+            bank: FeatureBank::new(),
             classifier,
             power,
             counters,
             burst_denied: false,
+            thresholds: BTreeMap::new(),
+            exclude: Vec::new(),
+            dump: None,
+            latest_ms: i64::MIN,
         }
+    }
+
+    /// Applies `[fusion]`: thresholds, exclusions and the feature dump.
+    pub fn with_fusion_config(mut self, cfg: &FusionConfig) -> std::io::Result<Self> {
+        self.thresholds = cfg
+            .thresholds
+            .iter()
+            .filter_map(|(k, v)| EventClass::parse(k).map(|c| (c, *v)))
+            .collect();
+        self.exclude = cfg
+            .exclude
+            .iter()
+            .filter_map(|k| EventClass::parse(k))
+            .collect();
+        if let Some(path) = &cfg.dump_features {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            self.dump = Some(std::io::BufWriter::new(f));
+        }
+        Ok(self)
     }
 
     /// Applies one sensor message.
     pub fn push(&mut self, msg: SensorMsg) {
         match msg {
-            SensorMsg::Audio(c) => self.detector.push_audio(&c),
-            SensorMsg::Frame(f) => self.detector.push_frame(&f),
-            SensorMsg::Climate(s) => self.detector.push_climate(&s),
+            SensorMsg::Audio(c) => {
+                self.latest_ms = self.latest_ms.max(c.end_ms());
+                self.bank.push_audio(&c);
+                self.detector.push_audio(&c);
+            }
+            SensorMsg::Frame(f) => {
+                self.latest_ms = self.latest_ms.max(f.t_ms);
+                self.bank.push_frame(&f);
+                self.detector.push_frame(&f);
+            }
+            SensorMsg::Climate(s) => {
+                self.latest_ms = self.latest_ms.max(s.t_ms);
+                self.bank.push_climate(&s);
+                self.detector.push_climate(&s);
+            }
             SensorMsg::Available(m, a) => self.detector.set_available(m, a),
             SensorMsg::Closed(m) => self.detector.close(m),
         }
     }
 
-    /// Events finalised so far (all of them when `finish`).
+    /// Events finalised so far (all of them when `finish`), classified in
+    /// one burst, without the excluded ones.
     pub fn take(&mut self, finish: bool) -> Vec<Classified> {
         let ds = if finish {
             self.detector.finish()
         } else {
             self.detector.poll()
         };
-        ds.into_iter().map(|d| self.classify(d)).collect()
+        if ds.is_empty() {
+            if let Some(c) = self.classifier.as_mut() {
+                c.release_if_idle(self.latest_ms);
+            }
+            return Vec::new();
+        }
+        let feats: Vec<EventFeatures> = ds
+            .iter()
+            .map(|d| self.bank.event(d.start_ms, d.end_ms))
+            .collect();
+        self.write_dump(&ds, &feats);
+        let classified = self.classify(ds, &feats);
+        classified.into_iter().filter(|c| self.keep(c)).collect()
     }
 
-    fn classify(&mut self, detection: Detection) -> Classified {
-        let triggers_only = Classified {
-            detection: detection.clone(),
-            model: ModelVersion::TRIGGERS_ONLY,
+    fn write_dump(&mut self, ds: &[Detection], feats: &[EventFeatures]) {
+        let Some(w) = self.dump.as_mut() else {
+            return;
+        };
+        let mut result = Ok(());
+        for (d, f) in ds.iter().zip(feats) {
+            let line = DumpLine {
+                start_ms: d.start_ms,
+                end_ms: d.end_ms,
+                trigger_class: d.class.as_str(),
+                features: f,
+            };
+            result = result
+                .and_then(|_| serde_json::to_writer(&mut *w, &line).map_err(std::io::Error::other))
+                .and_then(|_| w.write_all(b"\n"));
+        }
+        if let Err(e) = result.and_then(|_| w.flush()) {
+            tracing::error!(error = %e, "cannot write the feature dump; stopping it");
+            self.dump = None;
+        }
+    }
+
+    fn keep(&self, c: &Classified) -> bool {
+        let class = c.detection.class;
+        let below = self
+            .thresholds
+            .get(&class)
+            .is_some_and(|&t| c.detection.confidence < t);
+        if self.exclude.contains(&class) || below {
+            Counters::add(&self.counters.events_excluded, 1);
+            tracing::debug!(
+                class = class.as_str(),
+                confidence = c.detection.confidence,
+                below_threshold = below,
+                start_ms = c.detection.start_ms,
+                "event not stored: class excluded or below its threshold"
+            );
+            return false;
+        }
+        true
+    }
+
+    fn classify(&mut self, ds: Vec<Detection>, feats: &[EventFeatures]) -> Vec<Classified> {
+        let triggers_only = |ds: Vec<Detection>| {
+            ds.into_iter()
+                .map(|detection| Classified {
+                    detection,
+                    model: ModelVersion::TRIGGERS_ONLY,
+                })
+                .collect()
         };
         let Some(classifier) = self.classifier.as_mut() else {
-            return triggers_only;
+            return triggers_only(ds);
         };
         let decision = self.power.borrow().decide(Step::InferenceBurst);
         match decision {
@@ -98,27 +211,48 @@ impl DetectStage {
                     tracing::warn!(step = Step::InferenceBurst.as_str(), reason = %reason, "skipping inference bursts; events keep the triggers' class");
                 }
                 self.burst_denied = true;
-                triggers_only
+                triggers_only(ds)
             }
             Decision::Allow => {
                 self.burst_denied = false;
                 Counters::add(&self.counters.bursts, 1);
-                match classifier.classify(&detection) {
-                    Ok((class, confidence)) => Classified {
-                        detection: Detection {
-                            class,
-                            confidence,
-                            ..detection
-                        },
-                        model: classifier.version(),
-                    },
+                match classifier.classify(feats) {
+                    Ok(verdicts) if verdicts.len() == ds.len() => {
+                        let model = classifier.version();
+                        ds.into_iter()
+                            .zip(verdicts)
+                            .map(|(d, v)| Classified {
+                                detection: Detection {
+                                    class: v.class,
+                                    confidence: v.confidence,
+                                    scores: v.contributions,
+                                    ..d
+                                },
+                                model,
+                            })
+                            .collect()
+                    }
+                    Ok(verdicts) => {
+                        tracing::error!(
+                            events = ds.len(),
+                            verdicts = verdicts.len(),
+                            "classifier returned the wrong number of verdicts; events keep the triggers' class"
+                        );
+                        triggers_only(ds)
+                    }
                     Err(e) => {
-                        tracing::error!(error = %e, "classification failed; the event keeps the triggers' class");
-                        triggers_only
+                        Counters::add(&self.counters.bursts_failed, 1);
+                        tracing::error!(error = %e, events = ds.len(), "classification failed; events keep the triggers' class");
+                        triggers_only(ds)
                     }
                 }
             }
         }
+    }
+
+    /// The classifier's status line, or `None` without a classifier.
+    pub fn classifier_status(&self) -> Option<String> {
+        self.classifier.as_ref().map(|c| c.status())
     }
 }
 
@@ -158,8 +292,21 @@ mod tests {
         fn version(&self) -> ModelVersion {
             ModelVersion(3)
         }
-        fn classify(&mut self, _: &Detection) -> Result<(EventClass, f32), String> {
-            Ok((EventClass::Wildlife, 0.9))
+        fn classify(
+            &mut self,
+            events: &[EventFeatures],
+        ) -> Result<Vec<fusion::Verdict>, fusion::ClassifyError> {
+            Ok(events
+                .iter()
+                .map(|_| fusion::Verdict {
+                    class: EventClass::Wildlife,
+                    confidence: 0.9,
+                    contributions: ModalityScores::default(),
+                })
+                .collect())
+        }
+        fn status(&self) -> String {
+            "loaded".into()
         }
     }
 
@@ -189,13 +336,14 @@ mod tests {
         let counters = Arc::new(Counters::default());
         let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
         let mut stage = DetectStage::new(det, Some(Box::new(Fixed)), rx, counters.clone(), &[]);
-        let c = stage.classify(detection());
+        let f = [EventFeatures::default()];
+        let c = stage.classify(vec![detection()], &f).remove(0);
         assert_eq!(
             (c.detection.class, c.model),
             (EventClass::Wildlife, ModelVersion(3))
         );
         tx.send_replace(status(0.05));
-        let c = stage.classify(detection());
+        let c = stage.classify(vec![detection()], &f).remove(0);
         assert_eq!(
             (c.detection.class, c.model),
             (EventClass::Unknown, ModelVersion::TRIGGERS_ONLY)

@@ -45,6 +45,10 @@ pub struct Counters {
     pub bursts: AtomicU64,
     /// Inference bursts skipped by the power policy.
     pub bursts_skipped: AtomicU64,
+    /// Inference bursts that failed (events kept the triggers' class).
+    pub bursts_failed: AtomicU64,
+    /// Events not stored: class excluded or below its threshold.
+    pub events_excluded: AtomicU64,
     /// Sensor errors.
     pub sensor_errors: AtomicU64,
 }

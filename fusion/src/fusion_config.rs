@@ -1,0 +1,73 @@
+//! `[fusion]`: the fusion model, the accelerator it runs on, and how its
+//! answers become event classes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the model stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FusionConfig {
+    /// The model's manifest (`*.manifest.toml`); the model file sits beside
+    /// it. Empty: no model, the triggers classify alone.
+    pub model: Option<PathBuf>,
+    /// `libonnxruntime.so`; empty: `ORT_DYLIB_PATH`, then the location that
+    /// `scripts/install-onnxruntime` uses.
+    pub onnxruntime: Option<PathBuf>,
+    /// The session is dropped (the accelerator released) after this long
+    /// without a burst, ms.
+    pub idle_release_ms: u64,
+    /// Threads for one inference.
+    pub threads: usize,
+    /// Minimum probability per class (`wildlife`, `machinery_anomaly`,
+    /// `human_activity`); a class below its threshold is not reported.
+    pub thresholds: BTreeMap<String, f32>,
+    /// Classes that are not stored (counted and logged instead).
+    pub exclude: Vec<String>,
+    /// Where to append each event's feature vectors as JSON lines (for
+    /// training); empty: not written.
+    pub dump_features: Option<PathBuf>,
+}
+
+impl Default for FusionConfig {
+    fn default() -> Self {
+        FusionConfig {
+            model: None,
+            onnxruntime: None,
+            idle_release_ms: 60_000,
+            threads: 1,
+            thresholds: BTreeMap::new(),
+            exclude: vec!["background".into()],
+            dump_features: None,
+        }
+    }
+}
+
+impl FusionConfig {
+    /// Range checks, as (key, problem) pairs.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut e = Vec::new();
+        if !(1..=16).contains(&self.threads) {
+            e.push(("threads".into(), "must be between 1 and 16".into()));
+        }
+        if self.idle_release_ms > 86_400_000 {
+            e.push(("idle_release_ms".into(), "must be at most one day".into()));
+        }
+        for (k, v) in &self.thresholds {
+            if messages::EventClass::parse(k).is_none() {
+                e.push((format!("thresholds.{k}"), "unknown class".into()));
+            }
+            if !(0.0..=1.0).contains(v) {
+                e.push((format!("thresholds.{k}"), "must be between 0 and 1".into()));
+            }
+        }
+        for (i, k) in self.exclude.iter().enumerate() {
+            if messages::EventClass::parse(k).is_none() {
+                e.push((format!("exclude[{i}]"), format!("unknown class `{k}`")));
+            }
+        }
+        e
+    }
+}
