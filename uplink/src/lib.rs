@@ -4,9 +4,13 @@
 //!
 //! Layout:
 //! - [`mqtt`]: the MQTT link (mutual TLS, QoS 1 confirmed per PUBACK, last will, downlink);
-//! - [`store`]: [`EventStore`], its invariants, ids and quarantine.
+//! - [`outbox`]: the outbox policy (priorities, time to live, disk budget);
+//! - [`sbd`]: the Iridium SBD link (AT modem driver, retries, power cycles, credit budget);
+//! - [`store`]: [`EventStore`], its invariants, ids and quarantine, and the outbox operations.
 
 pub mod mqtt;
+pub mod outbox;
+pub mod sbd;
 pub mod store;
 
 pub use store::{EventStore, OpenReport, StoreConfig, StoreError};
