@@ -19,22 +19,36 @@
 //!    fresh one, so the node keeps running. A panic inside sled while opening
 //!    counts as corruption.
 //! 4. **A record that does not decode is reported, never skipped silently**:
-//!    iteration yields an error naming its id and goes on.
+//!    iteration yields an error naming its id and goes on; [`EventStore::pending`]
+//!    reports it, moves it out of the outbox (`x` + id) and counts it.
+//! 5. **The outbox accounting is exact**: every change to records goes in one
+//!    atomic sled batch with the index entries, per-priority counts and drop
+//!    counters it affects, then through the durable flush; so a kill at any
+//!    point neither loses an acknowledged item nor counts anything twice.
+//!    Items leave only by [`EventStore::confirm_delivered`], budget eviction
+//!    or expiry (see [`outbox`] and `docs/outbox.md`).
 //!
-//! Layout in sled: one tree, `outbox`; keys `e` + id (8 bytes big-endian) for
-//! records (so they sort by id), and `m:next_id` for the next id.
+//! Layout in sled: one tree, `outbox`; see [`layout`].
 
 pub mod durable;
 mod ids;
+mod layout;
+mod outbox;
+mod recount;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use messages::{DecodeError, EventRecord, decode_event, encode_event};
+use messages::{DecodeError, EventRecord, Message, decode_event, decode_message};
 use serde::{Deserialize, Serialize};
 
+use crate::outbox::OutboxConfig;
+use layout::{EVENT_PREFIX, NEXT_ID_KEY, event_key, key_id, u64_value};
+
 pub use ids::ID_BLOCK;
+pub use layout::{DropStats, QueueStats};
+pub use outbox::{Appended, Expired, Pending, PendingItem};
 
 /// Store settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,12 +94,23 @@ pub enum StoreError {
         source: sled::Error,
     },
     /// A stored record does not decode.
-    #[error("stored event {id} does not decode: {source}")]
+    #[error("stored record {id} does not decode: {source}")]
     Decode {
         /// Its id.
         id: u64,
         /// Why.
         source: DecodeError,
+    },
+    /// The outbox is full and the new item was the first to evict: it was
+    /// lower in priority than everything stored. Counted as evicted.
+    #[error(
+        "outbox full: new {priority} item {id} is below everything stored; not stored (counted as evicted)"
+    )]
+    BudgetFull {
+        /// The id it was given (never reused).
+        id: u64,
+        /// Its priority.
+        priority: messages::Priority,
     },
 }
 
@@ -102,8 +127,11 @@ pub struct OpenReport {
     pub reason: Option<String>,
     /// The id the next event will get.
     pub next_id: u64,
-    /// Events in the store.
+    /// Items (events and status reports) in the store.
     pub stored: u64,
+    /// Records found without an outbox index entry (a database written
+    /// before priorities) and given priority normal.
+    pub unindexed: u64,
 }
 
 /// The durable event store.
@@ -113,7 +141,18 @@ pub struct EventStore {
     _lock: std::fs::File,
     db: sled::Db,
     tree: sled::Tree,
-    ids: Mutex<ids::Ids>,
+    outbox: OutboxConfig,
+    /// Held while a batch is built and applied: ids, accounting and sled
+    /// change together.
+    state: Mutex<State>,
+}
+
+/// The in-memory copy of what sled holds in `m:` keys, changed only after
+/// the batch that writes them was applied.
+struct State {
+    ids: ids::Ids,
+    stats: QueueStats,
+    drops: DropStats,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -124,27 +163,15 @@ impl std::fmt::Debug for EventStore {
     }
 }
 
-const NEXT_ID_KEY: &[u8] = b"m:next_id";
-const EVENT_PREFIX: u8 = b'e';
-
-fn event_key(id: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = EVENT_PREFIX;
-    k[1..].copy_from_slice(&id.to_be_bytes());
-    k
-}
-
-fn key_id(key: &[u8]) -> Option<u64> {
-    let bytes: [u8; 8] = key.get(1..9)?.try_into().ok()?;
-    (key.len() == 9 && key[0] == EVENT_PREFIX).then(|| u64::from_be_bytes(bytes))
-}
-
-fn u64_value(v: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(v.try_into().ok()?))
+struct OpenedDb {
+    db: sled::Db,
+    tree: sled::Tree,
+    next: u64,
+    recount: recount::Recount,
 }
 
 enum Opened {
-    Ok(sled::Db, sled::Tree, u64, u64),
+    Ok(Box<OpenedDb>),
     Locked,
     /// The environment, not the data, is at fault (permissions, a full or
     /// read-only disk): never a reason to move the database aside.
@@ -152,14 +179,16 @@ enum Opened {
     Corrupt(String),
 }
 
-type OpenedDb = (sled::Db, sled::Tree, u64, u64);
-
 impl Opened {
     /// Errors that are not about the data become `StoreError`s; corruption
     /// stays a reason to quarantine.
-    fn checked(self, dir: &Path, op: &'static str) -> Result<Result<OpenedDb, String>, StoreError> {
+    fn checked(
+        self,
+        dir: &Path,
+        op: &'static str,
+    ) -> Result<Result<Box<OpenedDb>, String>, StoreError> {
         match self {
-            Opened::Ok(db, tree, next, count) => Ok(Ok((db, tree, next, count))),
+            Opened::Ok(opened) => Ok(Ok(opened)),
             Opened::Locked => Err(StoreError::Locked {
                 path: dir.to_path_buf(),
             }),
@@ -196,30 +225,31 @@ fn try_open(dir: &Path, cfg: &StoreConfig) -> Opened {
         .mode(sled::Mode::LowSpace)
         // We flush (and fsync) when we acknowledge; no background flusher.
         .flush_every_ms(None);
-    let opened = catch_unwind(AssertUnwindSafe(
-        || -> Result<(sled::Db, sled::Tree, u64, u64), sled::Error> {
-            let db = config.open()?;
-            let tree = db.open_tree("outbox")?;
-            // Sanity: read the next id and walk every key once.
-            let mut next = match tree.get(NEXT_ID_KEY)? {
-                Some(v) => {
-                    u64_value(&v).ok_or_else(|| sled::Error::Corruption { at: None, bt: () })?
-                }
-                None => 1,
-            };
-            let mut count = 0;
-            for kv in tree.scan_prefix([EVENT_PREFIX]) {
-                let (k, _) = kv?;
-                if let Some(id) = key_id(&k) {
-                    next = next.max(id + 1);
-                    count += 1;
-                }
+    let opened = catch_unwind(AssertUnwindSafe(|| -> Result<OpenedDb, sled::Error> {
+        let db = config.open()?;
+        let tree = db.open_tree("outbox")?;
+        // Sanity: read the next id and walk every key once.
+        let mut next = match tree.get(NEXT_ID_KEY)? {
+            Some(v) => u64_value(&v).ok_or_else(|| sled::Error::Corruption { at: None, bt: () })?,
+            None => 1,
+        };
+        if let Some(kv) = tree.scan_prefix([EVENT_PREFIX]).next_back() {
+            let (k, _) = kv?;
+            if let Some(id) = key_id(&k) {
+                next = next.max(id + 1);
             }
-            Ok((db, tree, next, count))
-        },
-    ));
+        }
+        // Walks every record and index entry once.
+        let recount = recount::recount(&tree)?;
+        Ok(OpenedDb {
+            db,
+            tree,
+            next,
+            recount,
+        })
+    }));
     match opened {
-        Ok(Ok((db, tree, next, count))) => Opened::Ok(db, tree, next, count),
+        Ok(Ok(opened)) => Opened::Ok(Box::new(opened)),
         Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
             Opened::Locked
         }
@@ -269,8 +299,20 @@ fn lock_store(dir: &Path) -> Result<std::fs::File, StoreError> {
 }
 
 impl EventStore {
-    /// Opens (or creates) the store in `dir`; quarantines a corrupt one.
+    /// Opens (or creates) the store in `dir` with the default outbox policy;
+    /// quarantines a corrupt one.
     pub fn open(dir: &Path, cfg: &StoreConfig) -> Result<(EventStore, OpenReport), StoreError> {
+        EventStore::open_with(dir, cfg, OutboxConfig::default())
+    }
+
+    /// Opens (or creates) the store in `dir` with this outbox policy;
+    /// quarantines a corrupt one. Repairs the outbox index of a database
+    /// written before priorities (its records get priority normal).
+    pub fn open_with(
+        dir: &Path,
+        cfg: &StoreConfig,
+        outbox: OutboxConfig,
+    ) -> Result<(EventStore, OpenReport), StoreError> {
         let parent = dir
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -285,7 +327,7 @@ impl EventStore {
         let id_file = ids::sidecar_path(dir);
         let reserved = ids::read_reserved(&id_file)?;
         let (mut quarantined, mut reason) = (None, None);
-        let (db, tree, sled_next, count) = match try_open(dir, cfg).checked(dir, "open")? {
+        let opened = match try_open(dir, cfg).checked(dir, "open")? {
             Ok(opened) => opened,
             Err(why) => {
                 let moved = durable::quarantine(dir)?;
@@ -305,74 +347,62 @@ impl EventStore {
             // The new directory entry itself must survive a power cut.
             durable::sync_dir(parent)?;
         }
+        let OpenedDb {
+            db,
+            tree,
+            next: sled_next,
+            recount,
+        } = *opened;
         let next = sled_next.max(reserved).max(1);
+        let recount::Recount {
+            stats,
+            drops,
+            repair,
+            unindexed,
+            orphans,
+            drops_reset,
+        } = recount;
         let store = EventStore {
             dir: dir.to_path_buf(),
             _lock: lock,
             db,
             tree,
-            ids: Mutex::new(ids::Ids {
-                next,
-                reserved,
-                file: id_file,
+            outbox,
+            state: Mutex::new(State {
+                ids: ids::Ids {
+                    next,
+                    reserved,
+                    file: id_file,
+                },
+                stats,
+                drops,
             }),
         };
+        if let Some(batch) = repair {
+            if drops_reset {
+                tracing::error!(path = %dir.display(), "outbox drop counters unreadable: reset to zero");
+            }
+            if unindexed + orphans > 0 {
+                tracing::warn!(path = %dir.display(), unindexed, orphans, "outbox index repaired (records without priority get normal)");
+            }
+            store
+                .tree
+                .apply_batch(batch)
+                .map_err(db_err("repair outbox index"))?;
+            store.flush_durable()?;
+        }
         let report = OpenReport {
             quarantined,
             reason,
             next_id: next,
-            stored: count,
+            stored: stats.total_items(),
+            unindexed,
         };
         Ok((store, report))
     }
 
-    /// Stores one record built with the next id, durably.
-    pub fn append(
-        &self,
-        build: impl FnOnce(u64) -> EventRecord,
-    ) -> Result<EventRecord, StoreError> {
-        let mut build = Some(build);
-        let mut v = self.append_batch(1, |id| match build.take() {
-            Some(b) => b(id),
-            None => unreachable!("append_batch(1) builds exactly one record"),
-        })?;
-        Ok(v.remove(0))
-    }
-
-    /// Stores `n` records built with consecutive new ids, with one durability
-    /// barrier for all (group commit). Nothing is acknowledged unless all are.
-    pub fn append_batch(
-        &self,
-        n: usize,
-        mut build: impl FnMut(u64) -> EventRecord,
-    ) -> Result<Vec<EventRecord>, StoreError> {
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
-        let first = ids.next;
-        let end = first + n as u64;
-        ids.reserve_through(end)?;
-        let mut batch = sled::Batch::default();
-        let mut records = Vec::with_capacity(n);
-        for id in first..end {
-            let mut r = build(id);
-            r.id = id;
-            batch.insert(&event_key(id)[..], encode_event(&r));
-            records.push(r);
-        }
-        batch.insert(NEXT_ID_KEY, &end.to_be_bytes()[..]);
-        self.tree
-            .apply_batch(batch)
-            .map_err(db_err("write events"))?;
-        // From here the ids are used whether or not the barrier succeeds.
-        ids.next = end;
-        drop(ids);
-        self.flush_durable()?;
-        Ok(records)
-    }
-
-    /// The record with this id, if stored.
+    /// The event with this id, if stored (a status report's id is a
+    /// [`StoreError::Decode`] error: use [`EventStore::get_message`]).
     pub fn get(&self, id: u64) -> Result<Option<EventRecord>, StoreError> {
         match self.tree.get(event_key(id)).map_err(db_err("read event"))? {
             Some(v) => decode_event(&v)
@@ -382,44 +412,65 @@ impl EventStore {
         }
     }
 
-    /// Records from `id` on, in id order. A record that fails to decode
+    /// The item (event or status report) with this id, if stored.
+    pub fn get_message(&self, id: u64) -> Result<Option<Message>, StoreError> {
+        match self
+            .tree
+            .get(event_key(id))
+            .map_err(db_err("read record"))?
+        {
+            Some(v) => decode_message(&v)
+                .map(Some)
+                .map_err(|source| StoreError::Decode { id, source }),
+            None => Ok(None),
+        }
+    }
+
+    /// Events from `id` on, in id order (status reports are left out: see
+    /// [`EventStore::iter_messages_from`]). A record that fails to decode
     /// yields an error naming its id, and iteration goes on.
     pub fn iter_from(&self, id: u64) -> impl Iterator<Item = Result<EventRecord, StoreError>> + '_ {
+        self.iter_messages_from(id).filter_map(|m| match m {
+            Ok(Message::Event(e)) => Some(Ok(e)),
+            Ok(Message::Status(_)) => None,
+            Err(e) => Some(Err(e)),
+        })
+    }
+
+    /// Every item from `id` on, in id order. A record that fails to decode
+    /// yields an error naming its id, and iteration goes on.
+    pub fn iter_messages_from(
+        &self,
+        id: u64,
+    ) -> impl Iterator<Item = Result<Message, StoreError>> + '_ {
         let end = [EVENT_PREFIX + 1];
         self.tree
             .range(event_key(id).to_vec()..end.to_vec())
             .map(|kv| {
-                let (k, v) = kv.map_err(db_err("scan events"))?;
+                let (k, v) = kv.map_err(db_err("scan records"))?;
                 let id = key_id(&k).unwrap_or(0);
-                decode_event(&v).map_err(|source| StoreError::Decode { id, source })
+                decode_message(&v).map_err(|source| StoreError::Decode { id, source })
             })
     }
 
-    /// Removes delivered records, durably. Their ids are never reused.
-    pub fn remove_delivered(&self, ids: &[u64]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for id in ids {
-            batch.remove(&event_key(*id)[..]);
-        }
-        self.tree
-            .apply_batch(batch)
-            .map_err(db_err("remove events"))?;
-        self.flush_durable()
-    }
-
-    /// Number of stored records.
+    /// Number of stored items (events and status reports), from the
+    /// accounting: no scan.
     pub fn len(&self) -> usize {
-        self.tree.scan_prefix([EVENT_PREFIX]).count()
+        usize::try_from(self.state().stats.total_items()).unwrap_or(usize::MAX)
     }
 
-    /// True when no record is stored.
+    /// True when no item is stored.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The id the next record will get.
     pub fn next_id(&self) -> u64 {
-        self.ids.lock().unwrap_or_else(|p| p.into_inner()).next
+        self.state().ids.next
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// sled flush, then fsync of every database file and the directory.
@@ -437,17 +488,9 @@ impl EventStore {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
-
-    /// Inserts raw bytes as the record `id`, bypassing encoding: for tests of
-    /// how the store copes with bad records on disk.
-    #[doc(hidden)]
-    pub fn insert_raw_for_test(&self, id: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        self.tree
-            .insert(event_key(id), bytes)
-            .map_err(db_err("write raw"))?;
-        self.flush_durable()
-    }
 }
 
+#[cfg(test)]
+mod outbox_tests;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
 use super::*;
+use messages::encode_event;
 use messages::{EventClass, KeyFeatures, ModalityScores, ModelVersion, Permille};
 
 fn rec(id: u64) -> EventRecord {

@@ -1,0 +1,538 @@
+//! The outbox operations of [`EventStore`]: appending with a priority and
+//! budget eviction, the sending order, confirmation, expiry and the
+//! counters. Every change is one atomic sled batch (records, index entries,
+//! `m:stats`, `m:drops`, `m:next_id` together) followed by the durable flush.
+
+use messages::{DecodeError, DropCounters, EventRecord, Message, Priority, StatusRecord};
+
+use super::layout::{
+    CORRUPT_PREFIX, DROPS_KEY, DropStats, INDEX_PREFIX, Meta, NEXT_ID_KEY, QueueStats, STATS_KEY,
+    corrupt_key, event_key, index_key, index_prefix, parse_index_key,
+};
+use super::recount::record_time;
+use super::{EventStore, StoreError, db_err};
+
+/// What [`EventStore::append_messages`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Appended {
+    /// Items stored durably, in id order, with their priority.
+    pub stored: Vec<(Message, Priority)>,
+    /// New items not stored because the budget was full and they were the
+    /// lowest (priority, then id) of all; counted as evicted.
+    pub dropped: Vec<(u64, Priority)>,
+    /// Older items evicted to make room, `(id, priority)`.
+    pub evicted: Vec<(u64, Priority)>,
+}
+
+/// One item ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingItem {
+    /// Its id (events and status reports share the sequence).
+    pub id: u64,
+    /// Its priority.
+    pub priority: Priority,
+    /// The record's own time, ms since the epoch (what its age is measured from).
+    pub time_ms: i64,
+    /// The decoded record.
+    pub message: Message,
+    /// Its encoded bytes, as stored (`docs/wire-format.md`).
+    pub bytes: Vec<u8>,
+}
+
+/// What [`EventStore::pending`] found.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// Items in sending order: highest priority first, oldest id first.
+    pub items: Vec<PendingItem>,
+    /// Records that did not decode ([`StoreError::Decode`] naming the id):
+    /// moved out of the outbox and counted in `DropCounters::corrupt`.
+    pub corrupt: Vec<StoreError>,
+}
+
+/// What [`EventStore::expire`] removed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Expired {
+    /// `(id, priority)` of each expired item.
+    pub items: Vec<(u64, Priority)>,
+}
+
+impl Expired {
+    /// Items expired per priority.
+    pub fn per_priority(&self) -> [u64; 4] {
+        let mut n = [0; 4];
+        for (_, p) in &self.items {
+            n[p.index()] += 1;
+        }
+        n
+    }
+}
+
+fn set_id(m: &mut Message, id: u64) {
+    match m {
+        Message::Event(e) => e.id = id,
+        Message::Status(s) => s.id = id,
+    }
+}
+
+fn sat_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+struct NewItem {
+    message: Message,
+    priority: Priority,
+    bytes: Vec<u8>,
+    meta: Meta,
+}
+
+impl EventStore {
+    /// The outbox policy this store enforces.
+    pub fn outbox_config(&self) -> &crate::outbox::OutboxConfig {
+        &self.outbox
+    }
+
+    /// Stores one event built with the next id, durably, with the priority
+    /// its class and confidence get. [`StoreError::BudgetFull`] when the
+    /// outbox is full of items that all rank above it.
+    pub fn append(
+        &self,
+        build: impl FnOnce(u64) -> EventRecord,
+    ) -> Result<EventRecord, StoreError> {
+        let mut build = Some(build);
+        let mut a = self.append_messages(1, |id| match build.take() {
+            Some(b) => Message::Event(b(id)),
+            None => unreachable!("append_messages(1) builds exactly one record"),
+        })?;
+        match (a.stored.pop(), a.dropped.pop()) {
+            (Some((Message::Event(e), _)), _) => Ok(e),
+            (_, Some((id, priority))) => Err(StoreError::BudgetFull { id, priority }),
+            _ => unreachable!("one event built, so one stored or dropped"),
+        }
+    }
+
+    /// Stores one status report built with the next id, durably, with the
+    /// status priority. [`StoreError::BudgetFull`] as for [`EventStore::append`].
+    pub fn append_status(
+        &self,
+        build: impl FnOnce(u64) -> StatusRecord,
+    ) -> Result<StatusRecord, StoreError> {
+        let mut build = Some(build);
+        let mut a = self.append_messages(1, |id| match build.take() {
+            Some(b) => Message::Status(b(id)),
+            None => unreachable!("append_messages(1) builds exactly one record"),
+        })?;
+        match (a.stored.pop(), a.dropped.pop()) {
+            (Some((Message::Status(s), _)), _) => Ok(s),
+            (_, Some((id, priority))) => Err(StoreError::BudgetFull { id, priority }),
+            _ => unreachable!("one status built, so one stored or dropped"),
+        }
+    }
+
+    /// Stores `n` events built with consecutive new ids, with one durability
+    /// barrier for all (group commit). Nothing is acknowledged unless all
+    /// are. Returns the events stored: fewer than `n` only when the budget
+    /// was full and some ranked below everything else (counted as evicted).
+    pub fn append_batch(
+        &self,
+        n: usize,
+        mut build: impl FnMut(u64) -> EventRecord,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let a = self.append_messages(n, |id| Message::Event(build(id)))?;
+        Ok(a.stored
+            .into_iter()
+            .filter_map(|(m, _)| match m {
+                Message::Event(e) => Some(e),
+                Message::Status(_) => None,
+            })
+            .collect())
+    }
+
+    /// Stores `n` items built with consecutive new ids, each with the
+    /// priority of [`crate::outbox::PriorityRules`], in one atomic batch and
+    /// one durability barrier. If the budget would be exceeded, items are
+    /// evicted in the same batch, lowest priority first and oldest (lowest
+    /// id) first, the new items included: a new item below everything
+    /// stored is the one that goes.
+    pub fn append_messages(
+        &self,
+        n: usize,
+        mut build: impl FnMut(u64) -> Message,
+    ) -> Result<Appended, StoreError> {
+        if n == 0 {
+            return Ok(Appended::default());
+        }
+        let mut st = self.state();
+        let first = st.ids.next;
+        let end = first + n as u64;
+        st.ids.reserve_through(end)?;
+        let mut stats = st.stats;
+        let mut drops = st.drops;
+        let new: Vec<NewItem> = (first..end)
+            .map(|id| {
+                let mut message = build(id);
+                set_id(&mut message, id);
+                let bytes = message.encode();
+                let meta = Meta {
+                    time_ms: record_time(&message),
+                    len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+                };
+                let priority = self.outbox.priority.for_message(&message);
+                stats.add(priority, meta.len);
+                NewItem {
+                    message,
+                    priority,
+                    bytes,
+                    meta,
+                }
+            })
+            .collect();
+
+        // Evict while over budget, in (priority, id) order over old and new.
+        let budget = &self.outbox.budget;
+        let over = |s: &QueueStats| {
+            s.total_items() > budget.max_items || s.total_bytes() > budget.max_record_bytes
+        };
+        let mut batch = sled::Batch::default();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (new[i].priority, new[i].message.id()));
+        let mut next_new = order.into_iter().peekable();
+        let mut old = self.tree.scan_prefix([INDEX_PREFIX]);
+        let mut next_old = next_index_entry(&mut old)?;
+        let mut keep = vec![true; n];
+        let mut appended = Appended::default();
+        while over(&stats) {
+            let take_old = match (next_old, next_new.peek()) {
+                (Some((p, id, _)), Some(&i)) => (p, id) < (new[i].priority, new[i].message.id()),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if let (true, Some((p, id, meta))) = (take_old, next_old) {
+                batch.remove(&event_key(id)[..]);
+                batch.remove(&index_key(p, id)[..]);
+                stats.sub(p, meta.len);
+                drops.evicted_budget[p.index()] += 1;
+                appended.evicted.push((id, p));
+                next_old = next_index_entry(&mut old)?;
+            } else if let Some(i) = next_new.next() {
+                keep[i] = false;
+                stats.sub(new[i].priority, new[i].meta.len);
+                drops.evicted_budget[new[i].priority.index()] += 1;
+                appended
+                    .dropped
+                    .push((new[i].message.id(), new[i].priority));
+            }
+        }
+        drop(old);
+        for (item, keep) in new.iter().zip(&keep) {
+            if *keep {
+                let id = item.message.id();
+                batch.insert(&event_key(id)[..], &item.bytes[..]);
+                batch.insert(&index_key(item.priority, id)[..], &item.meta.encode()[..]);
+            }
+        }
+        batch.insert(NEXT_ID_KEY, &end.to_be_bytes()[..]);
+        batch.insert(STATS_KEY, stats.encode());
+        let evicting = !appended.evicted.is_empty() || !appended.dropped.is_empty();
+        if evicting {
+            batch.insert(DROPS_KEY, drops.encode());
+        }
+        self.tree
+            .apply_batch(batch)
+            .map_err(db_err("write records"))?;
+        // From here the ids are used whether or not the barrier succeeds.
+        st.ids.next = end;
+        st.stats = stats;
+        st.drops = drops;
+        drop(st);
+        self.flush_durable()?;
+        if evicting {
+            log_evictions(&appended, &stats);
+        }
+        appended.stored = new
+            .into_iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(i, _)| (i.message, i.priority))
+            .collect();
+        Ok(appended)
+    }
+
+    /// Up to `limit` items of at least `min` priority, in sending order:
+    /// highest priority first, then oldest id first. Records that do not
+    /// decode are reported in [`Pending::corrupt`], moved out of the outbox
+    /// (kept under `x` + id) and counted, durably, in one batch.
+    pub fn pending(&self, min: Priority, limit: usize) -> Result<Pending, StoreError> {
+        let mut out = Pending::default();
+        let mut bad: Vec<(u64, Priority, Meta, sled::IVec, DecodeError)> = Vec::new();
+        'priorities: for p in Priority::ALL.into_iter().rev().filter(|p| *p >= min) {
+            for kv in self.tree.scan_prefix(index_prefix(p)) {
+                if out.items.len() >= limit {
+                    break 'priorities;
+                }
+                let (k, v) = kv.map_err(db_err("scan outbox"))?;
+                let (Some((p, id)), Some(meta)) = (parse_index_key(&k), Meta::decode(&v)) else {
+                    continue;
+                };
+                // Gone since the scan began: confirmed or evicted meanwhile.
+                let Some(bytes) = self
+                    .tree
+                    .get(event_key(id))
+                    .map_err(db_err("read record"))?
+                else {
+                    continue;
+                };
+                match messages::decode_message(&bytes) {
+                    Ok(message) => out.items.push(PendingItem {
+                        id,
+                        priority: p,
+                        time_ms: meta.time_ms,
+                        message,
+                        bytes: bytes.to_vec(),
+                    }),
+                    Err(e) => bad.push((id, p, meta, bytes, e)),
+                }
+            }
+        }
+        if !bad.is_empty() {
+            let mut st = self.state();
+            let (mut stats, mut drops) = (st.stats, st.drops);
+            let mut batch = sled::Batch::default();
+            let mut moved = Vec::new();
+            for (id, p, meta, bytes, e) in bad {
+                if self
+                    .tree
+                    .get(index_key(p, id))
+                    .map_err(db_err("read outbox"))?
+                    .is_none()
+                {
+                    continue;
+                }
+                batch.remove(&event_key(id)[..]);
+                batch.remove(&index_key(p, id)[..]);
+                batch.insert(&corrupt_key(id)[..], bytes);
+                stats.sub(p, meta.len);
+                drops.corrupt += 1;
+                moved.push((id, p, e));
+            }
+            batch.insert(STATS_KEY, stats.encode());
+            batch.insert(DROPS_KEY, drops.encode());
+            self.tree
+                .apply_batch(batch)
+                .map_err(db_err("move corrupt records"))?;
+            st.stats = stats;
+            st.drops = drops;
+            drop(st);
+            self.flush_durable()?;
+            for (id, p, source) in moved {
+                tracing::error!(id, priority = p.as_str(), error = %source, "outbox record does not decode: moved aside and counted as corrupt");
+                out.corrupt.push(StoreError::Decode { id, source });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes delivered items, durably, and returns how many were stored.
+    /// Ids not stored (already confirmed, evicted or expired) are ignored.
+    /// Their ids are never reused.
+    pub fn confirm_delivered(&self, ids: &[u64]) -> Result<usize, StoreError> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut st = self.state();
+        let mut stats = st.stats;
+        let mut batch = sled::Batch::default();
+        let mut removed = 0;
+        for id in ids {
+            for p in Priority::ALL {
+                let key = index_key(p, id);
+                if let Some(v) = self.tree.get(key).map_err(db_err("read outbox"))? {
+                    batch.remove(&key[..]);
+                    stats.sub(p, Meta::decode(&v).map_or(0, |m| m.len));
+                    removed += 1;
+                }
+            }
+            batch.remove(&event_key(id)[..]);
+        }
+        batch.insert(STATS_KEY, stats.encode());
+        self.tree
+            .apply_batch(batch)
+            .map_err(db_err("remove delivered"))?;
+        st.stats = stats;
+        drop(st);
+        self.flush_durable()?;
+        Ok(removed)
+    }
+
+    /// [`EventStore::confirm_delivered`], for callers of the first API.
+    pub fn remove_delivered(&self, ids: &[u64]) -> Result<(), StoreError> {
+        self.confirm_delivered(ids).map(|_| ())
+    }
+
+    /// Removes, durably, every item older than its priority's time to live
+    /// at `now_ms` (age from the record's own time), and counts them.
+    pub fn expire(&self, now_ms: i64) -> Result<Expired, StoreError> {
+        let mut st = self.state();
+        let (mut stats, mut drops) = (st.stats, st.drops);
+        let mut batch = sled::Batch::default();
+        let mut out = Expired::default();
+        for p in Priority::ALL {
+            let Some(ttl) = self.outbox.ttl.ttl_ms(p) else {
+                continue;
+            };
+            let cutoff = now_ms.saturating_sub(ttl);
+            for kv in self.tree.scan_prefix(index_prefix(p)) {
+                let (k, v) = kv.map_err(db_err("scan outbox"))?;
+                let (Some((p, id)), Some(meta)) = (parse_index_key(&k), Meta::decode(&v)) else {
+                    continue;
+                };
+                if meta.time_ms < cutoff {
+                    batch.remove(&event_key(id)[..]);
+                    batch.remove(&k);
+                    stats.sub(p, meta.len);
+                    drops.expired_ttl[p.index()] += 1;
+                    out.items.push((id, p));
+                }
+            }
+        }
+        if out.items.is_empty() {
+            return Ok(out);
+        }
+        batch.insert(STATS_KEY, stats.encode());
+        batch.insert(DROPS_KEY, drops.encode());
+        self.tree
+            .apply_batch(batch)
+            .map_err(db_err("expire records"))?;
+        st.stats = stats;
+        st.drops = drops;
+        drop(st);
+        self.flush_durable()?;
+        for (id, p) in &out.items {
+            tracing::debug!(
+                id,
+                priority = p.as_str(),
+                reason = "ttl",
+                "outbox item expired"
+            );
+        }
+        let [low, normal, high, urgent] = out.per_priority();
+        tracing::warn!(
+            low,
+            normal,
+            high,
+            urgent,
+            reason = "ttl",
+            "outbox items expired undelivered"
+        );
+        Ok(out)
+    }
+
+    /// Items waiting per priority (index = [`Priority::index`]); no scan.
+    pub fn queue_depth(&self) -> [u32; 4] {
+        self.state().stats.items.map(sat_u32)
+    }
+
+    /// Items and record bytes per priority; no scan.
+    pub fn queue_stats(&self) -> QueueStats {
+        self.state().stats
+    }
+
+    /// Drop counters by reason and priority, since the store was created.
+    pub fn drop_stats(&self) -> DropStats {
+        self.state().drops
+    }
+
+    /// Drop counters by reason, for the status record.
+    pub fn drop_counters(&self) -> DropCounters {
+        let d = self.state().drops;
+        DropCounters {
+            evicted_budget: sat_u32(d.evicted_budget.iter().sum()),
+            expired_ttl: sat_u32(d.expired_ttl.iter().sum()),
+            corrupt: sat_u32(d.corrupt),
+        }
+    }
+
+    /// Records moved out of the outbox because they did not decode, with
+    /// their raw bytes, for inspection.
+    pub fn corrupt_records(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.tree
+            .scan_prefix([CORRUPT_PREFIX])
+            .map(|kv| {
+                let (k, v) = kv.map_err(db_err("scan corrupt records"))?;
+                let id = k.get(1..9).and_then(super::layout::u64_value).unwrap_or(0);
+                Ok((id, v.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Stores raw bytes as the record `id` with `priority`, bypassing
+    /// encoding (and the budget): for tests of how the store copes with bad
+    /// records on disk.
+    #[doc(hidden)]
+    pub fn insert_raw_for_test(&self, id: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut st = self.state();
+        let mut stats = st.stats;
+        let mut batch = sled::Batch::default();
+        for p in Priority::ALL {
+            if let Some(v) = self
+                .tree
+                .get(index_key(p, id))
+                .map_err(db_err("read outbox"))?
+            {
+                batch.remove(&index_key(p, id)[..]);
+                stats.sub(p, Meta::decode(&v).map_or(0, |m| m.len));
+            }
+        }
+        let meta = Meta {
+            time_ms: 0,
+            len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+        };
+        stats.add(Priority::Normal, meta.len);
+        batch.insert(&event_key(id)[..], bytes);
+        batch.insert(&index_key(Priority::Normal, id)[..], &meta.encode()[..]);
+        batch.insert(STATS_KEY, stats.encode());
+        self.tree.apply_batch(batch).map_err(db_err("write raw"))?;
+        st.stats = stats;
+        drop(st);
+        self.flush_durable()
+    }
+}
+
+type IndexEntry = (Priority, u64, Meta);
+
+fn next_index_entry(it: &mut sled::Iter) -> Result<Option<IndexEntry>, StoreError> {
+    for kv in it.by_ref() {
+        let (k, v) = kv.map_err(db_err("scan outbox"))?;
+        if let (Some((p, id)), Some(meta)) = (parse_index_key(&k), Meta::decode(&v)) {
+            return Ok(Some((p, id, meta)));
+        }
+    }
+    Ok(None)
+}
+
+fn log_evictions(a: &Appended, stats: &QueueStats) {
+    for (id, p) in a.evicted.iter().chain(&a.dropped) {
+        tracing::debug!(
+            id,
+            priority = p.as_str(),
+            reason = "budget",
+            "outbox item evicted"
+        );
+    }
+    let mut n = [0u64; 4];
+    for (_, p) in a.evicted.iter().chain(&a.dropped) {
+        n[p.index()] += 1;
+    }
+    let [low, normal, high, urgent] = n;
+    tracing::warn!(
+        low,
+        normal,
+        high,
+        urgent,
+        new_not_stored = a.dropped.len(),
+        items = stats.total_items(),
+        record_bytes = stats.total_bytes(),
+        reason = "budget",
+        "outbox full: items evicted undelivered"
+    );
+}
