@@ -16,7 +16,7 @@
 //!   (loaded at run time), checking the model against its [`IoSpec`]s;
 //! - [`lifecycle`]: [`BurstRunner`], which wakes the accelerator on demand,
 //!   releases it when idle, counts wakes and runs and reports a [`Status`];
-//! - [`error`]: [`InferError`].
+//! - [`InferError`] (in [`error`]): why inference could not run.
 //!
 //! Failure is a typed error, never a panic: a missing or wrong-version
 //! library, a missing or corrupt model, a model that does not match its

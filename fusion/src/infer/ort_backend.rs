@@ -156,13 +156,13 @@ fn create_session(runtime: &Runtime, model: &Path, threads: usize) -> Result<Ses
         reason,
     };
     let made = catch_unwind(AssertUnwindSafe(|| -> Result<Session, String> {
-        Session::builder(&runtime.env)
-            .map_err(|e| e.to_string())?
-            .with_intra_threads(threads)
-            .and_then(|b| b.with_inter_threads(1))
-            .and_then(|b| b.with_intra_op_spinning(false))
-            .and_then(|b| b.with_inter_op_spinning(false))
-            .map_err(|e| e.to_string())?
+        let text = |e: ort::Error<ort::session::builder::SessionBuilder>| e.to_string();
+        let builder = Session::builder(&runtime.env).map_err(|e| e.to_string())?;
+        let builder = builder.with_intra_threads(threads).map_err(text)?;
+        let builder = builder.with_inter_threads(1).map_err(text)?;
+        let builder = builder.with_intra_op_spinning(false).map_err(text)?;
+        let mut builder = builder.with_inter_op_spinning(false).map_err(text)?;
+        builder
             .commit_from_memory(&bytes)
             .map_err(|e| e.to_string())
     }));
