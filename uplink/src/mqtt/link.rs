@@ -88,23 +88,37 @@ impl LinkError {
             ConnectionError::NetworkTimeout | ConnectionError::FlushTimeout => {
                 LinkError::Timeout(e.to_string())
             }
-            ConnectionError::Io(io) => {
-                // rustls reports handshake and alert failures as io::Error
-                // wrapping a rustls::Error.
-                let is_tls = io
-                    .get_ref()
-                    .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
-                if is_tls {
-                    LinkError::Tls(io.to_string())
-                } else {
-                    LinkError::Network(io.to_string())
-                }
-            }
+            // rustls reports handshake failures and alerts (e.g. the broker
+            // refusing our certificate after a TLS 1.3 handshake) as I/O
+            // errors, which rumqttc may wrap again in a state error.
+            _ if is_tls_failure(e) => LinkError::Tls(e.to_string()),
+            ConnectionError::Io(io) => LinkError::Network(io.to_string()),
             ConnectionError::MqttState(_)
             | ConnectionError::NotConnAck(_)
             | ConnectionError::RequestsDone => LinkError::Protocol(e.to_string()),
         }
     }
+}
+
+/// Whether a rustls error is anywhere in the chain (io::Error hides its
+/// inner error from `source()`, so look inside each one).
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && is_tls_failure(inner)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    // Some wrappers keep only the message of the I/O error.
+    e.to_string().contains("received fatal alert")
 }
 
 /// What the link tells its caller.
