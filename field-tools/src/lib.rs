@@ -4,8 +4,11 @@
 //!
 //! - [`events`]: reading the events of a node's data directory (a pulled SD
 //!   card) without modifying it, as JSON lines or CSV;
+//! - [`pull`]: the researcher's MQTT subscriber (persistent session,
+//!   de-duplication, JSON lines or CSV);
 //! - [`score`]: event-level scoring of stored events against a scene's
 //!   `labels.csv`.
 
 pub mod events;
+pub mod pull;
 pub mod score;

@@ -1,0 +1,569 @@
+//! `field-tools pull`: the researcher's subscriber. It connects with a
+//! persistent session (clean_session = false, a fixed client id) so that the
+//! broker queues what nodes publish while it is away, subscribes at QoS 1 to
+//! `<prefix>/<node>/events` and `/status`, decodes each payload
+//! ([`decode_payload`]), drops duplicates by (node, id), writes JSON lines or
+//! CSV, and acknowledges each message only after it is written and flushed
+//! (manual acks): a crash between receipt and output makes the broker send
+//! it again, never lose it.
+
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use messages::{EventJson, Message, StatusRecord};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
+use uplink::mqtt::TlsFiles;
+use uplink::mqtt::backoff::Backoff;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullFormat {
+    /// One JSON object per line: events as [`EventJson`], status reports as
+    /// the status record with `"record": "status"`.
+    Jsonl,
+    /// Events as CSV (the columns of `field-tools events`); status reports are counted, not written.
+    Csv,
+}
+
+/// What to pull and how.
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    /// `mqtts://host:port` (TLS, default port 8883) or `mqtt://host:port` (plain TCP, 1883).
+    pub broker: String,
+    /// Mutual TLS files; required for `mqtts://`.
+    pub tls: Option<TlsFiles>,
+    /// First topic level.
+    pub prefix: String,
+    /// A node id, or `all`.
+    pub node: String,
+    /// Only records at or after this time (event start, status time), ms since the epoch.
+    pub since_ms: Option<i64>,
+    /// Output format.
+    pub format: PullFormat,
+    /// The persistent session's client id: keep it the same between runs.
+    pub client_id: String,
+    /// Exit after this long without a message (None: run until interrupted).
+    pub idle_exit: Option<Duration>,
+}
+
+/// Why pulling failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The `--broker` URL is not `mqtt[s]://host[:port]`.
+    #[error("broker URL {0:?}: expected mqtts://host[:port] or mqtt://host[:port]")]
+    BadUrl(String),
+    /// `mqtts://` without TLS files.
+    #[error("mqtts:// needs --ca, --cert and --key")]
+    NoTls,
+    /// `--node` is not a single topic level.
+    #[error("--node {0:?} must not contain '/', '+' or '#'")]
+    BadNode(String),
+    /// The TLS files are unusable.
+    #[error(transparent)]
+    Tls(#[from] uplink::mqtt::TlsError),
+    /// The first connection failed.
+    #[error("connecting to {broker}: {reason}")]
+    Connect {
+        /// The broker.
+        broker: String,
+        /// Why.
+        reason: String,
+    },
+    /// The broker refused the subscription (ACL).
+    #[error("the broker refused the subscription to {0}")]
+    Subscribe(String),
+    /// Reading `--out` or writing the output failed.
+    #[error("output: {0}")]
+    Output(String),
+}
+
+/// A payload that is not a record this build understands.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PayloadError {
+    /// Not `<prefix>/<node>/events` or `/status`.
+    #[error("unexpected topic {0}")]
+    Topic(String),
+    /// The binary record did not decode.
+    #[error("binary record: {0}")]
+    Binary(#[from] messages::DecodeError),
+    /// The JSON record did not parse.
+    #[error("JSON record: {0}")]
+    Json(String),
+    /// The record names another node than its topic (whose node the broker authenticated).
+    #[error("record of node {record} on the topic of node {topic}")]
+    NodeMismatch {
+        /// In the record.
+        record: String,
+        /// In the topic.
+        topic: String,
+    },
+}
+
+/// A decoded record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    /// An event, in its JSON view.
+    Event(EventJson),
+    /// A status report.
+    Status(StatusRecord),
+}
+
+impl Record {
+    /// The node and id that identify it (the de-duplication key).
+    pub fn key(&self) -> (&str, u64) {
+        match self {
+            Record::Event(e) => (&e.node_id, e.id),
+            Record::Status(s) => (&s.node_id, s.id),
+        }
+    }
+
+    /// Event start or status time, ms since the epoch.
+    pub fn time_ms(&self) -> i64 {
+        match self {
+            Record::Event(e) => e.start_ms,
+            Record::Status(s) => s.time_ms,
+        }
+    }
+}
+
+/// Decodes one message. The single place that knows payload formats:
+/// `<prefix>/<node>/events|status` with the binary record
+/// (`messages::decode_message`, first byte = kind/version) or JSON (first
+/// byte `{`: [`EventJson`] on `events`, the status record on `status`).
+/// Extend here for new record kinds (e.g. SBD packets relayed by the ground bridge).
+pub fn decode_payload(topic: &str, bytes: &[u8]) -> Result<Record, PayloadError> {
+    let mut levels = topic.rsplit('/');
+    let (leaf, node) = match (levels.next(), levels.next(), levels.next()) {
+        (Some(leaf), Some(node), Some(_prefix)) => (leaf, node),
+        _ => return Err(PayloadError::Topic(topic.to_string())),
+    };
+    let json = |e: serde_json::Error| PayloadError::Json(e.to_string());
+    let record = match (leaf, bytes.first()) {
+        ("events", Some(b'{')) => Record::Event(serde_json::from_slice(bytes).map_err(json)?),
+        ("status", Some(b'{')) => Record::Status(serde_json::from_slice(bytes).map_err(json)?),
+        ("events" | "status", _) => match messages::decode_message(bytes)? {
+            Message::Event(e) => Record::Event(EventJson::from(&e)),
+            Message::Status(s) => Record::Status(s),
+        },
+        _ => return Err(PayloadError::Topic(topic.to_string())),
+    };
+    let (record_node, _) = record.key();
+    if record_node != node {
+        return Err(PayloadError::NodeMismatch {
+            record: record_node.to_string(),
+            topic: node.to_string(),
+        });
+    }
+    Ok(record)
+}
+
+/// What a pull did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PullSummary {
+    /// Records written.
+    pub written: u64,
+    /// Duplicates dropped (already seen, in this run or in `--out`).
+    pub duplicates: u64,
+    /// Records before `--since`.
+    pub too_old: u64,
+    /// Status reports not written (CSV).
+    pub status_skipped: u64,
+    /// Payloads that did not decode.
+    pub bad: u64,
+}
+
+fn parse_url(url: &str) -> Result<(bool, String, u16), PullError> {
+    let bad = || PullError::BadUrl(url.to_string());
+    let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("mqtt://") {
+        (false, r)
+    } else {
+        return Err(bad());
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
+        None => (rest, if tls { 8883 } else { 1883 }),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(bad());
+    }
+    Ok((tls, host.to_string(), port))
+}
+
+const CSV_COLUMNS: &[&str] = &crate::events::CSV_COLUMNS;
+
+/// The output: de-duplication and formatting.
+pub struct Sink<W: Write> {
+    out: W,
+    format: PullFormat,
+    since_ms: Option<i64>,
+    seen: HashSet<(String, u64)>,
+    header_written: bool,
+    /// Counts so far.
+    pub summary: PullSummary,
+}
+
+impl<W: Write> Sink<W> {
+    /// A sink writing to `out`. `seen` pre-loads de-duplication keys (from an
+    /// earlier output); `header_written` says a CSV header is already there.
+    pub fn new(
+        out: W,
+        format: PullFormat,
+        since_ms: Option<i64>,
+        seen: HashSet<(String, u64)>,
+        header_written: bool,
+    ) -> Self {
+        Sink {
+            out,
+            format,
+            since_ms,
+            seen,
+            header_written,
+            summary: PullSummary::default(),
+        }
+    }
+
+    /// Decodes, filters, de-duplicates and writes one message; flushed on return.
+    pub fn accept(&mut self, topic: &str, payload: &[u8]) -> Result<(), PullError> {
+        let record = match decode_payload(topic, payload) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("field-tools pull: skipped a message on {topic}: {e}");
+                self.summary.bad += 1;
+                return Ok(());
+            }
+        };
+        if self.since_ms.is_some_and(|since| record.time_ms() < since) {
+            self.summary.too_old += 1;
+            return Ok(());
+        }
+        let (node, id) = record.key();
+        if !self.seen.insert((node.to_string(), id)) {
+            self.summary.duplicates += 1;
+            return Ok(());
+        }
+        let o = |e: std::io::Error| PullError::Output(e.to_string());
+        let j = |e: serde_json::Error| PullError::Output(e.to_string());
+        match (self.format, &record) {
+            (PullFormat::Jsonl, Record::Event(e)) => {
+                serde_json::to_writer(&mut self.out, e).map_err(j)?;
+                writeln!(self.out).map_err(o)?;
+            }
+            (PullFormat::Jsonl, Record::Status(s)) => {
+                let mut v = serde_json::to_value(s).map_err(j)?;
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("record".into(), "status".into());
+                }
+                serde_json::to_writer(&mut self.out, &v).map_err(j)?;
+                writeln!(self.out).map_err(o)?;
+            }
+            (PullFormat::Csv, Record::Event(e)) => {
+                let mut w = csv::Writer::from_writer(&mut self.out);
+                let c = |e: csv::Error| PullError::Output(e.to_string());
+                if !self.header_written {
+                    w.write_record(CSV_COLUMNS).map_err(c)?;
+                    self.header_written = true;
+                }
+                // Through text, so f32 values print as their shortest form (as `events`).
+                let v: serde_json::Value =
+                    serde_json::from_str(&serde_json::to_string(e).map_err(j)?).map_err(j)?;
+                let row: Vec<String> = CSV_COLUMNS
+                    .iter()
+                    .map(|c| match &v[*c] {
+                        serde_json::Value::Null => String::new(),
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                w.write_record(&row).map_err(c)?;
+                w.flush().map_err(o)?;
+            }
+            (PullFormat::Csv, Record::Status(_)) => {
+                self.summary.status_skipped += 1;
+                return Ok(());
+            }
+        }
+        self.out.flush().map_err(o)?;
+        self.summary.written += 1;
+        Ok(())
+    }
+}
+
+/// Reads the (node, id) keys of an earlier output file, and whether it has a CSV header.
+pub fn read_seen(
+    path: &std::path::Path,
+    format: PullFormat,
+) -> Result<(HashSet<(String, u64)>, bool), PullError> {
+    let mut seen = HashSet::new();
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((seen, false)),
+        Err(e) => return Err(PullError::Output(format!("{}: {e}", path.display()))),
+    };
+    let err = |e: String| PullError::Output(format!("{}: {e}", path.display()));
+    match format {
+        PullFormat::Jsonl => {
+            for line in std::io::BufReader::new(file).lines() {
+                let line = line.map_err(|e| err(e.to_string()))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let v: serde_json::Value =
+                    serde_json::from_str(&line).map_err(|e| err(e.to_string()))?;
+                if let (Some(node), Some(id)) = (v["node_id"].as_str(), v["id"].as_u64()) {
+                    seen.insert((node.to_string(), id));
+                }
+            }
+            Ok((seen, false))
+        }
+        PullFormat::Csv => {
+            let mut r = csv::Reader::from_reader(file);
+            let headers = r.headers().map_err(|e| err(e.to_string()))?.clone();
+            let col = |name: &str| headers.iter().position(|h| h == name);
+            let (Some(ic), Some(nc)) = (col("id"), col("node_id")) else {
+                return Ok((seen, !headers.is_empty()));
+            };
+            for row in r.records() {
+                let row = row.map_err(|e| err(e.to_string()))?;
+                if let (Some(node), Some(Ok(id))) =
+                    (row.get(nc), row.get(ic).map(|s| s.parse::<u64>()))
+                {
+                    seen.insert((node.to_string(), id));
+                }
+            }
+            Ok((seen, true))
+        }
+    }
+}
+
+/// Connects, subscribes and writes records into `sink` until `idle_exit`
+/// passes without a message (or forever). The first connection must
+/// succeed; later drops are retried with backoff.
+pub async fn pull<W: Write>(opts: &PullOptions, sink: &mut Sink<W>) -> Result<(), PullError> {
+    let (tls, host, port) = parse_url(&opts.broker)?;
+    let node = if opts.node == "all" {
+        "+"
+    } else {
+        opts.node.as_str()
+    };
+    if opts.node != "all" && (opts.node.is_empty() || opts.node.contains(['/', '+', '#'])) {
+        return Err(PullError::BadNode(opts.node.clone()));
+    }
+    let mut mqtt = MqttOptions::new(opts.client_id.clone(), host, port);
+    mqtt.set_clean_session(false)
+        .set_manual_acks(true)
+        .set_keep_alive(Duration::from_secs(30));
+    if tls {
+        let files = opts.tls.as_ref().ok_or(PullError::NoTls)?;
+        let config = uplink::mqtt::tls::client_config(files)?;
+        mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+    }
+    let topics = [
+        format!("{}/{node}/events", opts.prefix),
+        format!("{}/{node}/status", opts.prefix),
+    ];
+    let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+    let mut backoff = Backoff::new(500, 30_000);
+    let mut ever_connected = false;
+    let mut subscribed = false;
+    loop {
+        let polled = match (opts.idle_exit, subscribed) {
+            (Some(idle), true) => match tokio::time::timeout(idle, eventloop.poll()).await {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ => eventloop.poll().await,
+        };
+        match polled {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                ever_connected = true;
+                backoff.reset();
+                if !ack.session_present {
+                    // A new session: (re)subscribe. With a kept session the
+                    // broker still has the subscriptions and queued messages.
+                    for t in &topics {
+                        if let Err(e) = client.try_subscribe(t.clone(), QoS::AtLeastOnce) {
+                            return Err(PullError::Connect {
+                                broker: opts.broker.clone(),
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                } else {
+                    subscribed = true;
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(s))) => {
+                if s.return_codes
+                    .contains(&rumqttc::SubscribeReasonCode::Failure)
+                {
+                    return Err(PullError::Subscribe(topics.join(", ")));
+                }
+                subscribed = true;
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                sink.accept(&p.topic, &p.payload)?;
+                // Acknowledge only what is written (or deliberately dropped).
+                if let Err(e) = client.try_ack(&p) {
+                    eprintln!("field-tools pull: ack request failed: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) if !ever_connected => {
+                return Err(PullError::Connect {
+                    broker: opts.broker.clone(),
+                    reason: describe(&e),
+                });
+            }
+            Err(e) => {
+                let delay = backoff.next_delay(&mut rand::rng());
+                eprintln!(
+                    "field-tools pull: connection lost ({}); retrying in {} ms",
+                    describe(&e),
+                    delay.as_millis()
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+    // Leave cleanly; the session (subscriptions, queue) stays on the broker.
+    if client.try_disconnect().is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+    }
+    Ok(())
+}
+
+fn describe(e: &ConnectionError) -> String {
+    e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use messages::{EventClass, EventRecord, KeyFeatures, ModalityScores, ModelVersion, Permille};
+
+    fn rec(node: &str, id: u64) -> EventRecord {
+        EventRecord {
+            id,
+            node_id: node.into(),
+            start_ms: 1_000 * id as i64,
+            duration_ms: 500,
+            class: EventClass::Wildlife,
+            confidence: Permille(700),
+            scores: ModalityScores::default(),
+            features: KeyFeatures::default(),
+            model: ModelVersion::TRIGGERS_ONLY,
+        }
+    }
+
+    #[test]
+    fn binary_and_json_payloads_decode_to_the_same_event() {
+        let r = rec("n1", 7);
+        let bin = decode_payload("field/n1/events", &messages::encode_event(&r)).expect("bin");
+        let json = serde_json::to_vec(&EventJson::from(&r)).expect("json");
+        let js = decode_payload("field/n1/events", &json).expect("json");
+        assert_eq!(bin, js);
+        assert_eq!(bin.key(), ("n1", 7));
+    }
+
+    #[test]
+    fn bad_payloads_and_topics_are_typed_errors() {
+        assert!(matches!(
+            decode_payload("field/n1/events", &[9, 1, 2]),
+            Err(PayloadError::Binary(_))
+        ));
+        assert!(matches!(
+            decode_payload("field/n1/events", b"{nope"),
+            Err(PayloadError::Json(_))
+        ));
+        assert!(matches!(
+            decode_payload("field/n1/cmd", &[1]),
+            Err(PayloadError::Topic(_))
+        ));
+        assert!(matches!(
+            decode_payload("events", &[1]),
+            Err(PayloadError::Topic(_))
+        ));
+        assert!(matches!(
+            decode_payload("field/n2/events", &messages::encode_event(&rec("n1", 1))),
+            Err(PayloadError::NodeMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn the_sink_drops_duplicates_and_old_records() {
+        let mut out = Vec::new();
+        let mut sink = Sink::new(
+            &mut out,
+            PullFormat::Jsonl,
+            Some(2_000),
+            HashSet::new(),
+            false,
+        );
+        for id in [1, 2, 3, 2, 3, 4] {
+            sink.accept("field/n1/events", &messages::encode_event(&rec("n1", id)))
+                .expect("accept");
+        }
+        sink.accept("field/n1/events", b"garbage")
+            .expect("bad is skipped");
+        let s = sink.summary.clone();
+        assert_eq!((s.written, s.duplicates, s.too_old, s.bad), (3, 2, 1, 1));
+        let text = String::from_utf8(out).expect("utf8");
+        let ids: Vec<u64> = text
+            .lines()
+            .map(|l| serde_json::from_str::<EventJson>(l).expect("json line").id)
+            .collect();
+        assert_eq!(ids, vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn csv_output_has_one_header_and_seeds_dedup_when_appending() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("out.csv");
+        for ids in [[1u64, 2], [2, 3]] {
+            let (seen, header) = read_seen(&path, PullFormat::Csv).expect("read");
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .expect("open");
+            let mut sink = Sink::new(f, PullFormat::Csv, None, seen, header);
+            for id in ids {
+                sink.accept("field/n1/events", &messages::encode_event(&rec("n1", id)))
+                    .expect("accept");
+            }
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].starts_with("id,"), "{text}");
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("mqtts://127.0.0.1:8884").expect("ok"),
+            (true, "127.0.0.1".into(), 8884)
+        );
+        assert_eq!(
+            parse_url("mqtt://broker").expect("ok"),
+            (false, "broker".into(), 1883)
+        );
+        assert!(parse_url("http://x").is_err());
+        assert!(parse_url("mqtts://:1").is_err());
+        assert!(parse_url("mqtts://h:notaport").is_err());
+    }
+}
