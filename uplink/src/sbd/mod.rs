@@ -28,4 +28,4 @@ pub use link::{
 pub use modem::{MoClass, ModemError, ModemTimeouts, SbdModem, SessionResult, classify_mo};
 pub use power::{ModemPower, PowerError, ReportOnly};
 pub use serial::SerialError;
-pub use serial::open_serial;
+pub use serial::{SerialStream, open_serial};

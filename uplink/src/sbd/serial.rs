@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use tokio_serial::{DataBits, FlowControl, Parity, SerialPortBuilderExt, SerialStream, StopBits};
+use tokio_serial::{DataBits, FlowControl, Parity, SerialPortBuilderExt, StopBits};
+
+/// The async serial port type [`open_serial`] returns.
+pub use tokio_serial::SerialStream;
 
 /// Why the serial port could not be opened.
 #[derive(Debug, thiserror::Error)]
