@@ -2,6 +2,7 @@
 //! generator they run on.
 //!
 //! - [`scenegen`]: writes scene directories from a preset and a seed;
+//! - [`sbd_emu`]: an Iridium SBD modem emulator on a pty, with fault injection;
 //! - `tests/`: the system tests (crash safety under SIGKILL, detection on
 //!   generated scenes);
 //! - binaries: `scenegen`, and `hil-fieldnode`, the `fieldnode` program built
@@ -9,4 +10,5 @@
 
 pub mod bme280_emu;
 pub mod powerfs;
+pub mod sbd_emu;
 pub mod scenegen;
