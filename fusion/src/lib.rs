@@ -27,6 +27,7 @@ pub mod features;
 pub mod fusion_config;
 pub mod infer;
 pub mod input;
+pub mod model;
 pub mod motion;
 
 pub use classifier::{Classifier, ClassifyError, Verdict};

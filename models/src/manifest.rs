@@ -36,6 +36,31 @@ pub struct Manifest {
     pub outputs: Vec<TensorSpec>,
     /// Output classes, in output order.
     pub classes: Vec<String>,
+    /// The feature layout the model was trained on (the node refuses a
+    /// model whose layout it does not compute).
+    #[serde(default)]
+    pub features: Option<String>,
+    /// Latency measured when the model was made.
+    #[serde(default)]
+    pub latency: Option<Latency>,
+}
+
+/// Inference latency measured on the machine that made the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Latency {
+    /// Where it was measured (CPU, threads).
+    pub measured_on: String,
+    /// Session creation (waking the accelerator), ms.
+    pub session_create_ms: f64,
+    /// One burst of batch 1, median and 99th percentile, ms.
+    pub batch1_p50_ms: f64,
+    /// See `batch1_p50_ms`.
+    pub batch1_p99_ms: f64,
+    /// One burst of batch 8, median, ms.
+    pub batch8_p50_ms: f64,
+    /// See `batch8_p50_ms`.
+    pub batch8_p99_ms: f64,
 }
 
 /// Why a manifest was rejected.
@@ -54,7 +79,83 @@ pub enum ManifestError {
     },
 }
 
+/// Why a model file does not match its manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The file cannot be read.
+    #[error("model file {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its length differs from `size_bytes`.
+    #[error("model file {}: {found} bytes, the manifest says {expected}", path.display())]
+    Size {
+        /// The file.
+        path: std::path::PathBuf,
+        /// From the manifest.
+        expected: u64,
+        /// On disk.
+        found: u64,
+    },
+    /// Its SHA-256 differs from `sha256`.
+    #[error("model file {}: sha256 {found}, the manifest says {expected}", path.display())]
+    Hash {
+        /// The file.
+        path: std::path::PathBuf,
+        /// From the manifest.
+        expected: String,
+        /// Of the file.
+        found: String,
+    },
+}
+
 impl Manifest {
+    /// Reads the model file beside the manifest at `manifest_path`, reading
+    /// at most `size_bytes` + 1 bytes, and checks its length and SHA-256.
+    /// Returns the model's path.
+    pub fn verify_model(
+        &self,
+        manifest_path: &std::path::Path,
+    ) -> Result<std::path::PathBuf, VerifyError> {
+        use sha2::Digest;
+        use std::io::Read;
+        let path = manifest_path
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join(&self.file);
+        let io = |source| VerifyError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::File::open(&path).map_err(io)?;
+        let mut bytes = Vec::new();
+        file.take(self.size_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 != self.size_bytes {
+            return Err(VerifyError::Size {
+                path,
+                expected: self.size_bytes,
+                found: bytes.len() as u64,
+            });
+        }
+        let found: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if found != self.sha256 {
+            return Err(VerifyError::Hash {
+                path,
+                expected: self.sha256.clone(),
+                found,
+            });
+        }
+        Ok(path)
+    }
+
     /// Parses and checks a manifest.
     pub fn from_toml(text: &str) -> Result<Manifest, ManifestError> {
         let m: Manifest =
@@ -132,6 +233,38 @@ mod tests {
         let m = Manifest::from_toml(GOOD).unwrap();
         assert_eq!(m.version, 3);
         assert_eq!(m.inputs[0].shape, vec![-1, 64, 32]);
+    }
+
+    #[test]
+    fn a_model_file_is_checked_against_length_and_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest_path = dir.path().join("m.toml");
+        // sha256("test")
+        let m = Manifest::from_toml(
+            &GOOD
+                .replace("fusion-int4.onnx", "model.onnx")
+                .replace("size_bytes = 123456", "size_bytes = 4"),
+        )
+        .unwrap();
+        assert!(matches!(
+            m.verify_model(&manifest_path),
+            Err(VerifyError::Io { .. })
+        ));
+        std::fs::write(dir.path().join("model.onnx"), b"test").unwrap();
+        assert_eq!(
+            m.verify_model(&manifest_path).unwrap(),
+            dir.path().join("model.onnx")
+        );
+        std::fs::write(dir.path().join("model.onnx"), b"tesT").unwrap();
+        assert!(matches!(
+            m.verify_model(&manifest_path),
+            Err(VerifyError::Hash { .. })
+        ));
+        std::fs::write(dir.path().join("model.onnx"), b"test!").unwrap();
+        assert!(matches!(
+            m.verify_model(&manifest_path),
+            Err(VerifyError::Size { found: 5, .. })
+        ));
     }
 
     #[test]

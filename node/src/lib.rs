@@ -10,6 +10,7 @@
 //! - [`clock`]: the injected [`clock::Clock`] (scene time or system time);
 //! - [`tasks`]: the long-lived tasks (one per sensor, power, detection, store);
 //! - [`shutdown`]: the signal every task receives;
+//! - [`model`]: opening the fusion model (or falling back to the triggers);
 //! - [`node`]: wiring the tasks for a run and its [`node::RunSummary`];
 //! - [`cli`]: the `fieldnode` command line.
 
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod hardware;
+pub mod model;
 pub mod node;
 pub mod probe;
 pub mod scene;

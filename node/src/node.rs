@@ -238,13 +238,22 @@ pub async fn run_node(
     )));
 
     let detector = Detector::new(&cfg.detector, cfg.audio.sample_rate_hz);
-    let stage = DetectStage::new(detector, None, power_rx.clone(), counters.clone(), &absent)
-        .with_fusion_config(&cfg.fusion)
-        .map_err(|source| NodeError::Fusion {
-            what: "dump_features",
-            path: cfg.fusion.dump_features.clone().unwrap_or_default(),
-            source,
-        })?;
+    let model_health = board.sensor("model");
+    let classifier = crate::model::open_classifier(cfg, &model_health);
+    let stage = DetectStage::new(
+        detector,
+        classifier,
+        power_rx.clone(),
+        counters.clone(),
+        &absent,
+    )
+    .with_health(model_health)
+    .with_fusion_config(&cfg.fusion)
+    .map_err(|source| NodeError::Fusion {
+        what: "dump_features",
+        path: cfg.fusion.dump_features.clone().unwrap_or_default(),
+        source,
+    })?;
     let mut detect = tokio::spawn(tasks::detect::run(stage, sensor_rx, event_tx));
     let store_task = tokio::spawn(tasks::store::run(
         store.clone(),

@@ -19,6 +19,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use super::{Counters, SensorMsg};
+use crate::sensors::health::HealthHandle;
 
 /// An event ready to be stored.
 #[derive(Debug, Clone)]
@@ -51,6 +52,8 @@ pub struct DetectStage {
     exclude: Vec<EventClass>,
     dump: Option<std::io::BufWriter<std::fs::File>>,
     latest_ms: i64,
+    health: Option<HealthHandle>,
+    last_error: Option<String>,
 }
 
 impl DetectStage {
@@ -78,7 +81,15 @@ impl DetectStage {
             exclude: Vec::new(),
             dump: None,
             latest_ms: i64::MIN,
+            health: None,
+            last_error: None,
         }
+    }
+
+    /// Reports the classifier's state on `health` (the `model` entry).
+    pub fn with_health(mut self, health: HealthHandle) -> Self {
+        self.health = Some(health);
+        self
     }
 
     /// Applies `[fusion]`: thresholds, exclusions and the feature dump.
@@ -216,7 +227,30 @@ impl DetectStage {
             Decision::Allow => {
                 self.burst_denied = false;
                 Counters::add(&self.counters.bursts, 1);
-                match classifier.classify(feats) {
+                let result = classifier.classify(feats);
+                match &result {
+                    Ok(_) => {
+                        if self.last_error.take().is_some() {
+                            tracing::info!("classification works again");
+                        }
+                        if let Some(h) = &self.health {
+                            h.set_ok();
+                        }
+                    }
+                    Err(e) => {
+                        Counters::add(&self.counters.bursts_failed, 1);
+                        let msg = e.to_string();
+                        if self.last_error.as_deref() != Some(msg.as_str()) {
+                            tracing::error!(error = %msg, events = ds.len(), "classification failed; events keep the triggers' class");
+                        }
+                        if let Some(h) = &self.health {
+                            h.count("inference");
+                            h.set_degraded(format!("{msg}; triggers only"));
+                        }
+                        self.last_error = Some(msg);
+                    }
+                }
+                match result {
                     Ok(verdicts) if verdicts.len() == ds.len() => {
                         let model = classifier.version();
                         ds.into_iter()
@@ -240,11 +274,7 @@ impl DetectStage {
                         );
                         triggers_only(ds)
                     }
-                    Err(e) => {
-                        Counters::add(&self.counters.bursts_failed, 1);
-                        tracing::error!(error = %e, events = ds.len(), "classification failed; events keep the triggers' class");
-                        triggers_only(ds)
-                    }
+                    Err(_) => triggers_only(ds),
                 }
             }
         }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the node over every scene under SCENES_DIR (one sub-directory per
+# scene) with [fusion] dump_features set, so that the feature vectors the
+# training script reads are computed by the node's own code.
+#   models/fusion/dump_features.sh SCENES_DIR OUT_DIR
+# Writes OUT_DIR/<scene>.jsonl (one line per detected event) and copies each
+# scene's labels.csv and scene.toml beside it.
+set -euo pipefail
+scenes=$1
+out=$2
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+node="$root/target/release/fieldnode"
+[ -x "$node" ] || cargo build --release -q -p node --manifest-path "$root/Cargo.toml"
+mkdir -p "$out"
+for dir in "$scenes"/*/; do
+  name=$(basename "$dir")
+  [ -f "$out/$name.jsonl" ] && continue
+  tmp=$(mktemp -d)
+  cat > "$tmp/config.toml" <<TOML
+[fusion]
+exclude = []
+dump_features = "$tmp/features.jsonl"
+[log]
+level = "warn"
+TOML
+  "$node" run --config "$tmp/config.toml" --scene "$dir" --data-dir "$tmp/var" --speed max --exit-at-end >/dev/null
+  cp "$dir/labels.csv" "$out/$name.labels.csv"
+  cp "$dir/scene.toml" "$out/$name.scene.toml"
+  mv "$tmp/features.jsonl" "$out/$name.jsonl"
+  rm -rf "$tmp"
+  echo "dumped $name: $(wc -l < "$out/$name.jsonl") events" >&2
+done

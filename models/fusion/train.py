@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""Trains the multimodal fusion model and exports it to ONNX, float and 4-bit.
+
+Reads the feature vectors that the node itself dumped for every detected
+event (models/fusion/dump_features.sh), labels each event from its scene's
+labels.csv by time overlap, and trains, with numpy only, one small network:
+
+    audio   [N, A] -> normalise -> 256 -> 64 (ReLU) -> x mask[:,0]
+    camera  [N, C] -> normalise -> 128 -> 32 (ReLU) -> x mask[:,1]
+    climate [N, K] -> normalise ->  32 -> 16 (ReLU) -> x mask[:,2]
+    concat(branches, mask) -> 128 (ReLU) -> 4 -> softmax -> probs [N, 4]
+
+Classes, in output order: wildlife, machinery_anomaly, human_activity,
+background. A missing modality arrives as zeros with a 0 in the mask; its
+branch output is multiplied by the mask, so zeros are never read as values.
+Training drops present modalities at random (modality dropout) so the model
+degrades gracefully without one. The last epochs train through a fake 4-bit
+quantiser (straight-through estimator) with the same block-wise scheme as
+ONNX Runtime's MatMulNBits, so the 4-bit export loses little.
+
+Exports `fusion.float.onnx` (plain MatMul) and `fusion.int4.onnx`
+(MatMulNBits, 4 bits, block 32, symmetric, by onnxruntime's own quantiser),
+evaluates both with onnxruntime on the held-out events, and writes a JSON
+report. Deterministic for a given seed and dataset.
+
+    python3 models/fusion/train.py --train DIR --test DIR --out DIR [--seed 1]
+"""
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from datetime import datetime
+
+import numpy as np
+
+CLASSES = ["wildlife", "machinery_anomaly", "human_activity", "background"]
+MODALITIES = ["audio", "camera", "climate"]
+BLOCK = 32
+
+
+def scene_start_ms(path):
+    """The scene's start (scene.toml `start`, RFC 3339) in ms since the epoch."""
+    for line in open(path, encoding="utf-8"):
+        line = line.strip()
+        if line.startswith("start") and "=" in line:
+            value = line.split("=", 1)[1].strip().strip('"')
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+    raise ValueError(f"{path}: no start")
+
+
+def read_labels(path):
+    out = []
+    with open(path, encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            s, e, c = line.strip().split(",")
+            out.append((float(s) * 1000.0, float(e) * 1000.0, c))
+    return out
+
+
+def label_event(start, end, labels):
+    """Class of the non-background label with the largest overlap, else background."""
+    best, best_overlap = "background", 0.0
+    for s, e, c in labels:
+        overlap = min(end, e) - max(start, s)
+        if c != "background" and overlap > best_overlap:
+            best, best_overlap = c, overlap
+    return best
+
+
+def load(dirs):
+    rows = {m: [] for m in MODALITIES}
+    mask, y, scene = [], [], []
+    dims = {}
+    for d in dirs:
+        for path in sorted(glob.glob(os.path.join(d, "*.jsonl"))):
+            name = path[: -len(".jsonl")]
+            t0 = scene_start_ms(name + ".scene.toml")
+            labels = read_labels(name + ".labels.csv")
+            for line in open(path, encoding="utf-8"):
+                ev = json.loads(line)
+                f = ev["features"]
+                for m in MODALITIES:
+                    if f.get(m) is not None:
+                        dims[m] = len(f[m])
+                y.append(CLASSES.index(label_event(ev["start_ms"] - t0, ev["end_ms"] - t0, labels)))
+                scene.append(os.path.basename(name))
+                mask.append([1.0 if f.get(m) is not None else 0.0 for m in MODALITIES])
+                for m in MODALITIES:
+                    rows[m].append(f.get(m))
+    x = {}
+    for m in MODALITIES:
+        x[m] = np.array([r if r is not None else [0.0] * dims[m] for r in rows[m]], dtype=np.float32)
+    return x, np.array(mask, dtype=np.float32), np.array(y), scene
+
+
+def fake_quant(w):
+    """Block-wise symmetric 4-bit quantise/dequantise along the input axis (K),
+    as MatMulNBits stores it: blocks of 32 rows of W[K, N], one scale each."""
+    k, n = w.shape
+    pad = (-k) % BLOCK
+    wp = np.concatenate([w, np.zeros((pad, n), w.dtype)]) if pad else w
+    b = wp.reshape(-1, BLOCK, n)
+    amax = np.abs(b).max(axis=1, keepdims=True)
+    scale = np.where(amax > 0, amax / 7.0, 1.0)
+    q = np.clip(np.round(b / scale), -8, 7) * scale
+    return q.reshape(-1, n)[:k]
+
+
+class Net:
+    SIZES = {"audio": (256, 64), "camera": (128, 32), "climate": (32, 16)}
+    FUSED = 128
+
+    def __init__(self, dims, rng):
+        self.p = {}
+
+        def dense(name, k, n):
+            self.p[name + ".w"] = (rng.standard_normal((k, n)) * np.sqrt(2.0 / k)).astype(np.float32)
+            self.p[name + ".b"] = np.zeros(n, np.float32)
+
+        for m in MODALITIES:
+            h1, h2 = self.SIZES[m]
+            dense(m + "1", dims[m], h1)
+            dense(m + "2", h1, h2)
+        fin = sum(self.SIZES[m][1] for m in MODALITIES) + len(MODALITIES)
+        dense("fuse1", fin, self.FUSED)
+        dense("fuse2", self.FUSED, len(CLASSES))
+        self.norm = {}
+        self.quant = False
+
+    def weight(self, name):
+        w = self.p[name + ".w"]
+        return fake_quant(w) if self.quant else w
+
+    def forward(self, x, mask):
+        cache = {}
+        outs = []
+        for i, m in enumerate(MODALITIES):
+            mu, sd = self.norm[m]
+            a0 = (x[m] - mu) / sd
+            z1 = a0 @ self.weight(m + "1") + self.p[m + "1.b"]
+            a1 = np.maximum(z1, 0)
+            z2 = a1 @ self.weight(m + "2") + self.p[m + "2.b"]
+            a2 = np.maximum(z2, 0)
+            out = a2 * mask[:, i : i + 1]
+            cache[m] = (a0, z1, a1, z2)
+            outs.append(out)
+        f0 = np.concatenate(outs + [mask], axis=1)
+        z3 = f0 @ self.weight("fuse1") + self.p["fuse1.b"]
+        a3 = np.maximum(z3, 0)
+        logits = a3 @ self.weight("fuse2") + self.p["fuse2.b"]
+        cache["fuse"] = (f0, z3, a3)
+        return logits, cache
+
+    def backward(self, cache, mask, dlogits):
+        g = {}
+        f0, z3, a3 = cache["fuse"]
+        g["fuse2.w"] = a3.T @ dlogits
+        g["fuse2.b"] = dlogits.sum(0)
+        da3 = dlogits @ self.weight("fuse2").T
+        dz3 = da3 * (z3 > 0)
+        g["fuse1.w"] = f0.T @ dz3
+        g["fuse1.b"] = dz3.sum(0)
+        df0 = dz3 @ self.weight("fuse1").T
+        off = 0
+        for i, m in enumerate(MODALITIES):
+            h2 = self.SIZES[m][1]
+            dout = df0[:, off : off + h2] * mask[:, i : i + 1]
+            off += h2
+            a0, z1, a1, z2 = cache[m]
+            dz2 = dout * (z2 > 0)
+            g[m + "2.w"] = a1.T @ dz2
+            g[m + "2.b"] = dz2.sum(0)
+            dz1 = (dz2 @ self.weight(m + "2").T) * (z1 > 0)
+            g[m + "1.w"] = a0.T @ dz1
+            g[m + "1.b"] = dz1.sum(0)
+        return g
+
+
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def drop_modalities(x, mask, rng, p):
+    """Modality dropout: each present modality is removed with probability p,
+    keeping at least one."""
+    mask = mask.copy()
+    x = {m: v.copy() for m, v in x.items()}
+    drop = (rng.random(mask.shape) < p) & (mask > 0)
+    keep_one = drop.sum(1) >= mask.sum(1)
+    drop[keep_one] = False
+    for i, m in enumerate(MODALITIES):
+        x[m][drop[:, i]] = 0.0
+    mask[drop] = 0.0
+    return x, mask
+
+
+def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, p_drop=0.25):
+    n = len(y)
+    counts = np.bincount(y, minlength=len(CLASSES)).astype(np.float32)
+    cw = (counts.sum() / np.maximum(counts, 1) / len(CLASSES)) ** 0.5
+    m1 = {k: np.zeros_like(v) for k, v in net.p.items()}
+    m2 = {k: np.zeros_like(v) for k, v in net.p.items()}
+    step = 0
+    for epoch in range(epochs + qat_epochs):
+        net.quant = epoch >= epochs
+        rate = lr * (0.3 if net.quant else 1.0) * (0.5 * (1 + np.cos(np.pi * min(epoch, epochs) / epochs)) * 0.9 + 0.1)
+        order = rng.permutation(n)
+        for s in range(0, n, batch):
+            idx = order[s : s + batch]
+            xb, mb = drop_modalities({m: x[m][idx] for m in MODALITIES}, mask[idx], rng, p_drop)
+            logits, cache = net.forward(xb, mb)
+            p = softmax(logits)
+            w = cw[y[idx]]
+            d = p.copy()
+            d[np.arange(len(idx)), y[idx]] -= 1.0
+            d *= (w / w.sum())[:, None]
+            g = net.backward(cache, mb, d)
+            step += 1
+            for k in net.p:
+                gk = g[k] + (wd * net.p[k] if k.endswith(".w") else 0.0)
+                m1[k] = 0.9 * m1[k] + 0.1 * gk
+                m2[k] = 0.999 * m2[k] + 0.001 * gk * gk
+                mh = m1[k] / (1 - 0.9**step)
+                vh = m2[k] / (1 - 0.999**step)
+                net.p[k] -= (rate * mh / (np.sqrt(vh) + 1e-8)).astype(np.float32)
+    net.quant = False
+
+
+def f1_table(y, pred):
+    out = {}
+    for c in range(3):
+        tp = int(((pred == c) & (y == c)).sum())
+        fp = int(((pred == c) & (y != c)).sum())
+        fn = int(((pred != c) & (y == c)).sum())
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        out[CLASSES[c]] = {"precision": round(prec, 3), "recall": round(rec, 3), "f1": round(f1, 3), "support": int((y == c).sum())}
+    out["macro_f1"] = round(float(np.mean([out[CLASSES[c]]["f1"] for c in range(3)])), 4)
+    return out
+
+
+def export(net, dims, path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits = [], []
+
+    def const(name, arr):
+        inits.append(numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name))
+        return name
+
+    def dense(inp, name, relu=True):
+        w = const(name + ".w", net.p[name + ".w"])
+        b = const(name + ".b", net.p[name + ".b"])
+        nodes.append(helper.make_node("MatMul", [inp, w], [name + ".mm"], name=name + "/MatMul"))
+        nodes.append(helper.make_node("Add", [name + ".mm", b], [name + ".z"], name=name + "/Add"))
+        if not relu:
+            return name + ".z"
+        nodes.append(helper.make_node("Relu", [name + ".z"], [name + ".a"], name=name + "/Relu"))
+        return name + ".a"
+
+    inputs = [helper.make_tensor_value_info(m, TensorProto.FLOAT, ["batch", dims[m]]) for m in MODALITIES]
+    inputs.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", len(MODALITIES)]))
+    nodes.append(helper.make_node("Split", ["mask", "mask_split"], [f"mask_{m}" for m in MODALITIES], name="mask/Split", axis=1))
+    inits.append(numpy_helper.from_array(np.array([1, 1, 1], dtype=np.int64), "mask_split"))
+    branch_outs = []
+    for m in MODALITIES:
+        mu, sd = net.norm[m]
+        nodes.append(helper.make_node("Sub", [m, const(m + ".mu", mu)], [m + ".c"], name=m + "/Sub"))
+        nodes.append(helper.make_node("Mul", [m + ".c", const(m + ".isd", 1.0 / sd)], [m + ".n"], name=m + "/Mul"))
+        h = dense(m + ".n", m + "1")
+        h = dense(h, m + "2")
+        nodes.append(helper.make_node("Mul", [h, f"mask_{m}"], [m + ".out"], name=m + "/Mask"))
+        branch_outs.append(m + ".out")
+    nodes.append(helper.make_node("Concat", branch_outs + ["mask"], ["fused"], name="fuse/Concat", axis=1))
+    h = dense("fused", "fuse1")
+    logits = dense(h, "fuse2", relu=False)
+    nodes.append(helper.make_node("Softmax", [logits], ["probs"], name="probs/Softmax", axis=-1))
+    outputs = [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", len(CLASSES)])]
+    graph = helper.make_graph(nodes, "fusion", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="fieldnode-train")
+    model.ir_version = 10
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
+def quantize(src, dst):
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    cfg = DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True)
+    q = MatMulNBitsQuantizer(onnx.load(src), block_size=BLOCK, is_symmetric=True, algo_config=cfg)
+    q.process()
+    model = q.model.model
+    model.ir_version = 10
+    onnx.save(model, dst)
+    kinds = {}
+    for node in model.graph.node:
+        kinds[node.op_type] = kinds.get(node.op_type, 0) + 1
+    return kinds
+
+
+def run_onnx(path, x, mask):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    feeds = {m: x[m] for m in MODALITIES}
+    feeds["mask"] = mask
+    return s.run(["probs"], feeds)[0]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--train", nargs="+", required=True)
+    ap.add_argument("--test", nargs="+", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=160)
+    ap.add_argument("--qat-epochs", type=int, default=30)
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+    t0 = time.time()
+    xtr, mtr, ytr, _ = load(args.train)
+    xte, mte, yte, _ = load(args.test)
+    dims = {m: xtr[m].shape[1] for m in MODALITIES}
+    print(f"train {len(ytr)} events {np.bincount(ytr, minlength=4).tolist()}, test {len(yte)} events {np.bincount(yte, minlength=4).tolist()}, dims {dims}", file=sys.stderr)
+    net = Net(dims, rng)
+    for i, m in enumerate(MODALITIES):
+        present = xtr[m][mtr[:, i] > 0]
+        net.norm[m] = (present.mean(0).astype(np.float32), (present.std(0) + 1e-3).astype(np.float32))
+    train(net, xtr, mtr, ytr, rng, args.epochs, args.qat_epochs)
+    os.makedirs(args.out, exist_ok=True)
+    fpath = os.path.join(args.out, "fusion.float.onnx")
+    qpath = os.path.join(args.out, "fusion.int4.onnx")
+    export(net, dims, fpath)
+    kinds = quantize(fpath, qpath)
+    report = {"train_events": len(ytr), "test_events": len(yte), "dims": dims, "int4_ops": kinds}
+    for name, path in [("float", fpath), ("int4", qpath)]:
+        probs = run_onnx(path, xte, mte)
+        report[name] = {"size_bytes": os.path.getsize(path), "test": f1_table(yte, probs.argmax(1))}
+        ablation = {}
+        for i, m in enumerate(MODALITIES):
+            x2 = {k: v.copy() for k, v in xte.items()}
+            m2 = mte.copy()
+            x2[m][:] = 0.0
+            m2[:, i] = 0.0
+            ablation["without_" + m] = f1_table(yte, run_onnx(path, x2, m2).argmax(1))["macro_f1"]
+        report[name]["ablation_macro_f1"] = ablation
+    ref = net.forward(xte, mte)[0].argmax(1)
+    report["numpy_float_macro_f1"] = f1_table(yte, ref)["macro_f1"]
+    report["size_ratio_int4_over_float"] = round(report["int4"]["size_bytes"] / report["float"]["size_bytes"], 4)
+    report["train_seconds"] = round(time.time() - t0, 1)
+    with open(os.path.join(args.out, "report.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
