@@ -506,3 +506,78 @@ fn model_based_sequence_keeps_the_invariants() {
         }
     }
 }
+
+/// Figures for docs/outbox.md: sled's files against the accounted record
+/// bytes, and the cost of open and pending, for a large outbox:
+/// `cargo test -p uplink --release -- --ignored --nocapture outbox_figures`.
+#[test]
+#[ignore]
+fn outbox_figures() {
+    use std::time::Instant;
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    std::fs::create_dir_all(&base).unwrap();
+    let t = tempfile::tempdir_in(base).unwrap();
+    let dir = t.path().join("store");
+    let n = 20_000u64;
+    let c = cfg(n / 2, 1 << 30);
+    {
+        let s = open_cfg(&dir, &c);
+        let started = Instant::now();
+        for i in 0..n / 100 {
+            s.append_messages(100, |id| {
+                let p = Priority::ALL[(id % 4) as usize];
+                Message::Event(ev(p, T0 + i as i64)(id))
+            })
+            .unwrap();
+        }
+        let append_s = started.elapsed().as_secs_f64();
+        let q = s.queue_stats();
+        let disk = s.bytes_on_disk().unwrap();
+        println!(
+            "{n} events appended in batches of 100 ({append_s:.2} s) with max_items {}: kept {}, evicted {}; record bytes {}, sled files {} bytes ({:.1}x)",
+            c.budget.max_items,
+            q.total_items(),
+            s.drop_counters().evicted_budget,
+            q.total_bytes(),
+            disk,
+            disk as f64 / q.total_bytes() as f64
+        );
+        let started = Instant::now();
+        let p = s.pending(Priority::Low, 64).unwrap();
+        println!(
+            "pending(low, 64): {} items in {:.2} ms",
+            p.items.len(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        let started = Instant::now();
+        let e = s.expire(T0 + 100 * DAY).unwrap();
+        println!(
+            "expire removing {} high items: {:.1} ms",
+            e.items.len(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    let started = Instant::now();
+    let s = open_cfg(&dir, &c);
+    println!(
+        "open with {} items: {:.1} ms",
+        s.len(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    // The same number of items written without any removal.
+    let dir = t.path().join("plain");
+    let s = open_cfg(&dir, &c);
+    for i in 0..n / 200 {
+        s.append_batch(100, |id| ev(Priority::Normal, T0 + i as i64)(id))
+            .unwrap();
+    }
+    let q = s.queue_stats();
+    let disk = s.bytes_on_disk().unwrap();
+    println!(
+        "{} events, no removals: record bytes {}, sled files {} bytes ({:.1}x)",
+        q.total_items(),
+        q.total_bytes(),
+        disk,
+        disk as f64 / q.total_bytes() as f64
+    );
+}
