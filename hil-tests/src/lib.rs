@@ -2,6 +2,8 @@
 //! generator they run on.
 //!
 //! - [`scenegen`]: writes scene directories from a preset and a seed;
+//! - [`mosquitto`]: a real Mosquitto broker with mutual TLS, an ACL and
+//!   persistence on a free loopback port, for the MQTT tests;
 //! - [`sbd_emu`]: an Iridium SBD modem emulator on a pty, with fault injection;
 //! - `tests/`: the system tests (crash safety under SIGKILL, detection on
 //!   generated scenes);
@@ -9,6 +11,7 @@
 //!   for the system tests.
 
 pub mod bme280_emu;
+pub mod mosquitto;
 pub mod powerfs;
 pub mod sbd_emu;
 pub mod scenegen;
