@@ -335,3 +335,111 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtPort<S> {
         Ok(payload.to_vec())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
+
+    const T: Duration = Duration::from_secs(2);
+
+    /// Reads one command line from the modem side.
+    async fn expect_line(modem: &mut DuplexStream, want: &str) {
+        let mut got = Vec::new();
+        let mut b = [0u8; 1];
+        while modem.read_exact(&mut b).await.is_ok() && b[0] != b'\r' {
+            got.push(b[0]);
+        }
+        assert_eq!(String::from_utf8_lossy(&got), want);
+    }
+
+    #[tokio::test]
+    async fn echo_info_lines_and_final_codes() {
+        let (host, mut modem) = duplex(1024);
+        let mut at = AtPort::new(host);
+        let serve = async {
+            expect_line(&mut modem, "AT+CSQ").await;
+            modem
+                .write_all(b"AT+CSQ\r\r\n+CSQ:3\r\n\r\nOK\r\n")
+                .await
+                .unwrap();
+            expect_line(&mut modem, "AT+BAD").await;
+            modem.write_all(b"AT+BAD\r\r\nERROR\r\n").await.unwrap();
+        };
+        let run = async {
+            let lines = at.command("AT+CSQ", T).await.unwrap();
+            let bad = at.command("AT+BAD", T).await;
+            (lines, bad)
+        };
+        let ((lines, bad), ()) = tokio::join!(run, serve);
+        assert_eq!(lines, vec!["+CSQ:3".to_string()]);
+        assert!(matches!(bad, Err(AtError::Error { .. })));
+    }
+
+    #[tokio::test]
+    async fn silence_garbage_and_hangup_are_typed_errors() {
+        let (host, mut modem) = duplex(4096);
+        let mut at = AtPort::new(host);
+        at.set_echo(false);
+        // No answer at all.
+        let r = at.command("AT", Duration::from_millis(50)).await;
+        assert!(matches!(r, Err(ref e) if e.is_timeout()), "{r:?}");
+        // An endless line without CR/LF.
+        let serve = async {
+            // The timed-out command's line, then this one's.
+            expect_line(&mut modem, "AT").await;
+            expect_line(&mut modem, "AT").await;
+            modem.write_all(&[b'x'; 2000]).await.unwrap();
+        };
+        let (r, ()) = tokio::join!(at.command("AT", T), serve);
+        assert!(matches!(r, Err(AtError::Unexpected { .. })), "{r:?}");
+        let (host2, modem2) = duplex(64);
+        drop(modem2);
+        let mut at2 = AtPort::new(host2);
+        assert!(matches!(
+            at2.command("AT", T).await,
+            Err(AtError::Io { .. } | AtError::Closed { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn sbdrb_checks_length_and_checksum() {
+        let (host, mut modem) = duplex(4096);
+        let mut at = AtPort::new(host);
+        at.set_echo(false);
+        let payload = [0x43u8, 1];
+        let good = {
+            let mut v = vec![0, 2];
+            v.extend_from_slice(&payload);
+            v.extend_from_slice(&checksum(&payload).to_be_bytes());
+            v.extend_from_slice(b"\r\nOK\r\n");
+            v
+        };
+        let mut bad = good.clone();
+        bad[5] ^= 1;
+        let too_long = [0x01u8, 0x20, 0, 0];
+        let serve = async {
+            for reply in [&good[..], &bad[..], &too_long[..]] {
+                expect_line(&mut modem, "AT+SBDRB").await;
+                modem.write_all(reply).await.unwrap();
+            }
+        };
+        let run = async {
+            let a = at.read_binary(T).await;
+            let b = at.read_binary(T).await;
+            let c = at.read_binary(T).await;
+            (a, b, c)
+        };
+        let ((a, b, c), ()) = tokio::join!(run, serve);
+        assert_eq!(a.unwrap(), payload.to_vec());
+        assert!(matches!(b, Err(AtError::Checksum { .. })), "{b:?}");
+        assert!(matches!(c, Err(AtError::Unexpected { .. })), "{c:?}");
+    }
+
+    #[test]
+    fn checksum_is_the_low_16_bits_of_the_sum() {
+        assert_eq!(checksum(&[]), 0);
+        assert_eq!(checksum(&[1, 2, 3]), 6);
+        assert_eq!(checksum(&[0xFF; 300]), (300 * 255 % 65536) as u16);
+    }
+}
