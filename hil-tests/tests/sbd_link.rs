@@ -54,7 +54,7 @@ fn event(id: u64) -> Message {
         confidence: Permille((600 + id * 7 % 400) as u16),
         scores: ModalityScores {
             audio: Some(Permille((id * 13 % 1000) as u16)),
-            camera: if id % 3 == 0 {
+            camera: if id.is_multiple_of(3) {
                 None
             } else {
                 Some(Permille(321))
