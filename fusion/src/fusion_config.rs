@@ -6,12 +6,24 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// The default model manifest, relative to the working directory (the
+/// repository root for the README's commands).
+pub const DEFAULT_MODEL: &str = "models/fusion/fusion.int4.manifest.toml";
+
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    let s: Option<PathBuf> = Option::deserialize(d)?;
+    Ok(s.filter(|p| !p.as_os_str().is_empty()))
+}
+
 /// Settings of the model stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FusionConfig {
     /// The model's manifest (`*.manifest.toml`); the model file sits beside
-    /// it. Empty: no model, the triggers classify alone.
+    /// it. Relative paths are relative to the working directory. Default: the
+    /// 4-bit model committed in `models/fusion/`. Set it to `""` for no
+    /// model (the triggers classify alone).
+    #[serde(deserialize_with = "empty_is_none")]
     pub model: Option<PathBuf>,
     /// `libonnxruntime.so`; empty: `ORT_DYLIB_PATH`, then the location that
     /// `scripts/install-onnxruntime` uses.
@@ -34,7 +46,7 @@ pub struct FusionConfig {
 impl Default for FusionConfig {
     fn default() -> Self {
         FusionConfig {
-            model: None,
+            model: Some(PathBuf::from(DEFAULT_MODEL)),
             onnxruntime: None,
             idle_release_ms: 60_000,
             threads: 1,

@@ -5,10 +5,10 @@ Reads the feature vectors that the node itself dumped for every detected
 event (models/fusion/dump_features.sh), labels each event from its scene's
 labels.csv by time overlap, and trains, with numpy only, one small network:
 
-    audio   [N, A] -> normalise -> 256 -> 64 (ReLU) -> x mask[:,0]
-    camera  [N, C] -> normalise -> 128 -> 32 (ReLU) -> x mask[:,1]
-    climate [N, K] -> normalise ->  32 -> 16 (ReLU) -> x mask[:,2]
-    concat(branches, mask) -> 128 (ReLU) -> 4 -> softmax -> probs [N, 4]
+    audio   [N, A] -> normalise -> 256 -> 128 (ReLU) -> x mask[:,0]
+    camera  [N, C] -> normalise -> 128 ->  64 (ReLU) -> x mask[:,1]
+    climate [N, K] -> normalise ->  32 ->  16 (ReLU) -> x mask[:,2]
+    concat(branches, mask) -> 256 (ReLU) -> 4 -> softmax -> probs [N, 4]
 
 Classes, in output order: wildlife, machinery_anomaly, human_activity,
 background. A missing modality arrives as zeros with a 0 in the mask; its
@@ -111,8 +111,8 @@ def fake_quant(w):
 
 
 class Net:
-    SIZES = {"audio": (256, 64), "camera": (128, 32), "climate": (32, 16)}
-    FUSED = 128
+    SIZES = {"audio": (256, 128), "camera": (128, 64), "climate": (32, 16)}
+    FUSED = 256
 
     def __init__(self, dims, rng):
         self.p = {}
@@ -307,6 +307,34 @@ def quantize(src, dst):
     return kinds
 
 
+def write_manifest(path, model_path, version, quantization, dims, latency=None):
+    import hashlib
+
+    data = open(model_path, "rb").read()
+    lines = [
+        "# Written by models/fusion/train.py: do not edit by hand.",
+        'name = "fusion"',
+        f"version = {version}",
+        f'file = "{os.path.basename(model_path)}"',
+        f'sha256 = "{hashlib.sha256(data).hexdigest()}"',
+        f"size_bytes = {len(data)}",
+        f'quantization = "{quantization}"',
+        'features = "fieldnode-features-1"',
+        "classes = [" + ", ".join(f'"{c}"' for c in CLASSES) + "]",
+    ]
+    if latency:
+        lines.append("")
+        lines.append("[latency]")
+        for k, v in latency.items():
+            lines.append(f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v}")
+    for m in MODALITIES + ["mask"]:
+        dim = dims[m] if m in dims else len(MODALITIES)
+        lines += ["", "[[inputs]]", f'name = "{m}"', 'dtype = "float32"', f"shape = [-1, {dim}]"]
+    lines += ["", "[[outputs]]", 'name = "probs"', 'dtype = "float32"', f"shape = [-1, {len(CLASSES)}]"]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def run_onnx(path, x, mask):
     import onnxruntime as ort
 
@@ -326,6 +354,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=160)
     ap.add_argument("--qat-epochs", type=int, default=30)
+    ap.add_argument("--version", type=int, default=1, help="model version written into the manifests")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
@@ -359,6 +388,14 @@ def main():
     report["numpy_float_macro_f1"] = f1_table(yte, ref)["macro_f1"]
     report["size_ratio_int4_over_float"] = round(report["int4"]["size_bytes"] / report["float"]["size_bytes"], 4)
     report["train_seconds"] = round(time.time() - t0, 1)
+    write_manifest(os.path.join(args.out, "fusion.float.manifest.toml"), fpath, args.version, "none (float32)", dims)
+    write_manifest(
+        os.path.join(args.out, "fusion.int4.manifest.toml"),
+        qpath,
+        args.version,
+        f"MatMulNBits, 4 bits, block {BLOCK}, symmetric (onnxruntime MatMulNBitsQuantizer)",
+        dims,
+    )
     with open(os.path.join(args.out, "report.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
     print(json.dumps(report, indent=2))

@@ -2,6 +2,8 @@
 //! used never stops the node: it logs why, the `model` entry of the health
 //! board says so, and events keep the triggers' class.
 
+use std::path::{Path, PathBuf};
+
 use fusion::Classifier;
 use fusion::model::FusionModel;
 
@@ -15,6 +17,7 @@ pub fn open_classifier(cfg: &Config, health: &HealthHandle) -> Option<Box<dyn Cl
         health.set_absent("no [fusion] model configured: triggers only");
         return None;
     };
+    let path = &resolve_model(path);
     match FusionModel::open(&cfg.fusion, path) {
         Ok(model) => {
             let status = model.status();
@@ -33,4 +36,17 @@ pub fn open_classifier(cfg: &Config, health: &HealthHandle) -> Option<Box<dyn Cl
             None
         }
     }
+}
+
+/// The manifest path: as configured, or the model committed next to the
+/// sources when the default is used from another working directory (as the
+/// bundled demo scene is).
+fn resolve_model(path: &Path) -> PathBuf {
+    let default = Path::new(fusion::fusion_config::DEFAULT_MODEL);
+    if path.exists() || path != default {
+        return path.to_path_buf();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(default)
 }
