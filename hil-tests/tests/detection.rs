@@ -26,7 +26,11 @@ fn run_preset(dir: &Path, preset: &str, seed: u64, seconds: u64) -> score::Score
             &seconds.to_string(),
         ],
     );
-    let out = common::node_run(&scene, &data, &["--speed", "max"])
+    // Triggers alone: no fusion model (tests/fusion_model.rs covers the model).
+    let config = dir.join("triggers-only.toml");
+    std::fs::write(&config, "[fusion]\nmodel = \"\"\n").unwrap();
+    let out = common::node_run(&scene, &data, &["--speed", "max", "--config"])
+        .arg(&config)
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();

@@ -22,6 +22,7 @@ for model in int4 float none; do
       run="$out/$model-$without-$name"
       [ -f "$run.json" ] && continue
       scene="$run.scene"
+      rm -rf "$scene" "$run.var"
       mkdir -p "$scene"
       for f in "$dir"/*; do
         case "$(basename "$f")" in
