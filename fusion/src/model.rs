@@ -226,3 +226,134 @@ impl<A: Accelerator> Classifier for FusionModel<A> {
         self.runner.status().to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use messages::EventClass;
+
+    const MANIFEST: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/fusion/fusion.int4.manifest.toml"
+    );
+
+    fn copy_model(dir: &Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+        let src = Path::new(MANIFEST);
+        let text = std::fs::read_to_string(src).unwrap();
+        let model = src.with_file_name("fusion.int4.onnx");
+        std::fs::copy(&model, dir.join("fusion.int4.onnx")).unwrap();
+        let path = dir.join("m.toml");
+        std::fs::write(&path, edit(text)).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_committed_manifest_meets_the_contract() {
+        let (m, model) = load_manifest(Path::new(MANIFEST)).unwrap();
+        assert_eq!(m.version, 1);
+        assert!(model.ends_with("fusion.int4.onnx"));
+        assert!(m.latency.is_some());
+    }
+
+    #[test]
+    fn a_manifest_that_does_not_fit_this_build_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let cases: [(&str, &dyn Fn(String) -> String); 4] = [
+            ("shape", &|s| {
+                s.replace("shape = [-1, 110]", "shape = [-1, 111]")
+            }),
+            ("layout", &|s| {
+                s.replace("fieldnode-features-1", "fieldnode-features-0")
+            }),
+            ("classes", &|s| s.replace("\"human_activity\", ", "")),
+            ("output", &|s| {
+                s.replace("name = \"probs\"", "name = \"logits\"")
+            }),
+        ];
+        for (what, edit) in cases {
+            let p = copy_model(t.path(), edit);
+            let e = load_manifest(&p).err();
+            assert!(
+                matches!(e, Some(ModelError::Contract { .. })),
+                "{what}: {e:?}"
+            );
+        }
+        let p = copy_model(t.path(), |s| s);
+        std::fs::write(t.path().join("fusion.int4.onnx"), b"not a model").unwrap();
+        assert!(matches!(load_manifest(&p), Err(ModelError::Verify(_))));
+        assert!(matches!(
+            load_manifest(&t.path().join("missing.toml")),
+            Err(ModelError::Manifest { .. })
+        ));
+    }
+
+    /// An accelerator that answers from the mask alone: wildlife when audio
+    /// is present, else background; it records the batch it saw.
+    struct MaskModel {
+        awake: bool,
+        rows_seen: Vec<usize>,
+    }
+
+    impl Accelerator for MaskModel {
+        fn name(&self) -> &'static str {
+            "mask-model"
+        }
+        fn wake(&mut self) -> Result<(), InferError> {
+            self.awake = true;
+            Ok(())
+        }
+        fn is_awake(&self) -> bool {
+            self.awake
+        }
+        fn run(&mut self, inputs: &NamedTensors) -> Result<NamedTensors, InferError> {
+            let mask = inputs
+                .get("mask")
+                .ok_or(InferError::BadInput("no mask".into()))?;
+            let n = mask.rows();
+            self.rows_seen.push(n);
+            let mut probs = Vec::new();
+            for i in 0..n {
+                let audio = mask.row(i).is_some_and(|r| r[0] > 0.0);
+                probs.extend(if audio {
+                    [0.9, 0.0, 0.0, 0.1]
+                } else {
+                    [0.3, 0.0, 0.0, 0.7]
+                });
+            }
+            Ok(NamedTensors::new().with("probs", TensorF32::matrix(n, 4, probs)?))
+        }
+        fn release(&mut self) {
+            self.awake = false;
+        }
+    }
+
+    #[test]
+    fn a_burst_is_one_batch_and_contributions_come_from_its_ablation_rows() {
+        let runner = BurstRunner::new(
+            MaskModel {
+                awake: false,
+                rows_seen: Vec::new(),
+            },
+            LifecycleConfig::default(),
+        );
+        let mut model = FusionModel::with_runner(ModelVersion(7), runner);
+        let both = EventFeatures {
+            audio: Some(vec![0.0; AUDIO_DIM]),
+            camera: Some(vec![0.0; CAMERA_DIM]),
+            climate: None,
+        };
+        let camera_only = both.without(Modality::Audio);
+        let v = model.classify(&[both, camera_only]).unwrap();
+        // 3 rows for the first event (whole, -audio, -camera), 2 for the second.
+        assert_eq!(model.runner().accelerator().unwrap().rows_seen, vec![5]);
+        assert_eq!(v[0].class, EventClass::Wildlife);
+        assert!((v[0].confidence - 0.9).abs() < 1e-6);
+        assert_eq!(v[0].contributions.audio, Some(messages::Permille(600)));
+        assert_eq!(v[0].contributions.camera, Some(messages::Permille(0)));
+        assert_eq!(v[0].contributions.climate, None);
+        assert_eq!(v[1].class, EventClass::Background);
+        assert_eq!(v[1].contributions.audio, None);
+        assert_eq!(model.version(), ModelVersion(7));
+        assert_eq!(model.status(), "loaded");
+    }
+}
