@@ -132,6 +132,10 @@ pub struct OpenReport {
     /// Records found without an outbox index entry (a database written
     /// before priorities) and given priority normal.
     pub unindexed: u64,
+    /// The outbox index or its accounting (`m:stats`, `m:drops`) disagreed
+    /// with the records and was repaired. Never true for a database written
+    /// by this code, whatever the crash: a test checks it.
+    pub repaired: bool,
 }
 
 /// The durable event store.
@@ -378,6 +382,7 @@ impl EventStore {
                 drops,
             }),
         };
+        let repaired = repair.is_some();
         if let Some(batch) = repair {
             if drops_reset {
                 tracing::error!(path = %dir.display(), "outbox drop counters unreadable: reset to zero");
@@ -397,6 +402,7 @@ impl EventStore {
             next_id: next,
             stored: stats.total_items(),
             unindexed,
+            repaired,
         };
         Ok((store, report))
     }
@@ -490,6 +496,8 @@ impl EventStore {
     }
 }
 
+#[cfg(test)]
+mod crash_tests;
 #[cfg(test)]
 mod outbox_tests;
 #[cfg(test)]
