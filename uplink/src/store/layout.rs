@@ -116,32 +116,34 @@ pub struct QueueStats {
 }
 
 impl QueueStats {
-    pub fn add(&mut self, p: Priority, len: u32) {
+    pub(crate) fn add(&mut self, p: Priority, len: u32) {
         self.items[p.index()] += 1;
         self.bytes[p.index()] += u64::from(len);
     }
 
-    pub fn sub(&mut self, p: Priority, len: u32) {
+    pub(crate) fn sub(&mut self, p: Priority, len: u32) {
         let i = p.index();
         self.items[i] = self.items[i].saturating_sub(1);
         self.bytes[i] = self.bytes[i].saturating_sub(u64::from(len));
     }
 
+    /// Items of every priority.
     pub fn total_items(&self) -> u64 {
         self.items.iter().sum()
     }
 
+    /// Record bytes of every priority.
     pub fn total_bytes(&self) -> u64 {
         self.bytes.iter().sum()
     }
 
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut all = self.items.to_vec();
         all.extend(self.bytes);
         encode_u64s(&all)
     }
 
-    pub fn decode(v: &[u8]) -> Option<QueueStats> {
+    pub(crate) fn decode(v: &[u8]) -> Option<QueueStats> {
         let a: [u64; 8] = decode_u64s(v)?;
         Some(QueueStats {
             items: [a[0], a[1], a[2], a[3]],
@@ -163,14 +165,14 @@ pub struct DropStats {
 }
 
 impl DropStats {
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut all = self.evicted_budget.to_vec();
         all.extend(self.expired_ttl);
         all.push(self.corrupt);
         encode_u64s(&all)
     }
 
-    pub fn decode(v: &[u8]) -> Option<DropStats> {
+    pub(crate) fn decode(v: &[u8]) -> Option<DropStats> {
         let a: [u64; 9] = decode_u64s(v)?;
         Some(DropStats {
             evicted_budget: [a[0], a[1], a[2], a[3]],
