@@ -21,10 +21,10 @@ pub mod pack;
 pub mod status;
 
 pub use codec::{DecodeError, Message, decode_event, decode_message, encode_event, encode_status};
-pub use event::{EventClass, EventRecord, KeyFeatures, ModalityScores, ModelVersion, Permille};
-pub use command::{Command, CommandError, parse_mt};
 #[cfg(feature = "json")]
 pub use command::parse_json;
+pub use command::{Command, CommandError, parse_mt};
+pub use event::{EventClass, EventRecord, KeyFeatures, ModalityScores, ModelVersion, Permille};
 pub use json::EventJson;
 pub use pack::{PackError, Packed, UnpackError, pack, unpack};
 pub use status::{DropCounters, PowerModeCode, Priority, SensorHealth, SensorState, StatusRecord};
