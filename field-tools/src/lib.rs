@@ -9,6 +9,7 @@
 //! - [`score`]: event-level scoring of stored events against a scene's
 //!   `labels.csv`.
 
+pub mod bridge;
 pub mod events;
 pub mod pull;
 pub mod score;
