@@ -9,7 +9,8 @@
 //! - [`records`]: payload → records → the node's MQTT messages;
 //! - [`recent`]: deliveries published lately (RockBLOCK retries);
 //! - [`publisher`]: the task that owns rumqttc's event loop, batches confirmed by PUBACK;
-//! - [`server`]: the HTTP routes and what each outcome answers.
+//! - [`server`]: the HTTP routes and what each outcome answers;
+//! - [`run`]: start-up from the command line's options.
 
 pub mod auth;
 pub mod callback;
@@ -17,10 +18,12 @@ pub mod nodes;
 pub mod publisher;
 pub mod recent;
 pub mod records;
+pub mod run;
 pub mod server;
 
 pub use auth::{AuthError, Verifier};
 pub use callback::{Callback, CallbackError};
 pub use nodes::{Nodes, NodesError};
 pub use publisher::{Publish, PublishError, Publisher, PublisherOptions};
+pub use run::{Auth, RunConfig, RunError, run};
 pub use server::{BridgeOptions, serve};
