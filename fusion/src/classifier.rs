@@ -4,9 +4,12 @@
 //!
 //! A modality's contribution is measured, not guessed: each event is run once
 //! with every present modality and once more with each present modality
-//! masked out, in the same batch; the contribution is how much the winning
-//! class's probability drops without it (0 when it does not drop, `None` when
-//! the modality was absent).
+//! masked out, in the same batch. Without modality `m`, the winning class's
+//! log-odds drop by `d_m` (0 if they rise); the contribution of `m` is its
+//! share `d_m / Σ d` of those drops, so the present modalities' contributions
+//! add up to 1 (all 0 when no modality's removal lowers the answer), and a
+//! confident model still tells which modality carried the decision. `None`
+//! means the modality was absent.
 
 use messages::{EventClass, ModalityScores, ModelVersion, Permille};
 
@@ -75,11 +78,27 @@ pub fn verdict(full: [f32; 4], without: &[(Modality, [f32; 4])]) -> Verdict {
         .max_by(|&a, &b| full[a].total_cmp(&full[b]))
         .unwrap_or(3);
     let p = full[best];
+    let log_odds = |p: f32| {
+        let p = if p.is_finite() {
+            p.clamp(1e-7, 1.0 - 1e-7)
+        } else {
+            0.5
+        };
+        (p / (1.0 - p)).ln()
+    };
+    let drops: Vec<(Modality, f32)> = without
+        .iter()
+        .map(|(m, probs)| (*m, (log_odds(p) - log_odds(probs[best])).max(0.0)))
+        .collect();
+    let total: f32 = drops.iter().map(|(_, d)| d).sum();
     let contribution = |m: Modality| {
-        without
-            .iter()
-            .find(|(w, _)| *w == m)
-            .map(|(_, probs)| Permille::from_fraction(p - probs[best]))
+        drops.iter().find(|(w, _)| *w == m).map(|(_, d)| {
+            if total > 0.0 {
+                Permille::from_fraction(d / total)
+            } else {
+                Permille(0)
+            }
+        })
     };
     Verdict {
         class: MODEL_CLASSES[best],
@@ -101,7 +120,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn contributions_are_probability_drops_and_absent_is_none() {
+    fn contributions_are_shares_of_the_log_odds_lost_and_absent_is_none() {
         let v = verdict(
             [0.8, 0.05, 0.1, 0.05],
             &[
@@ -111,9 +130,29 @@ mod tests {
         );
         assert_eq!(v.class, EventClass::Wildlife);
         assert!((v.confidence - 0.8).abs() < 1e-6);
-        assert_eq!(v.contributions.audio, Some(Permille(500)));
+        assert_eq!(v.contributions.audio, Some(Permille(1000)));
         assert_eq!(v.contributions.camera, Some(Permille(0)));
         assert_eq!(v.contributions.climate, None);
+        // A saturated model still tells which modality carried it:
+        // log-odds 13.8 whole, 9.2 without audio, 11.5 without camera.
+        let v = verdict(
+            [0.999_999, 0.0, 0.0, 0.000_001],
+            &[
+                (Modality::Audio, [0.9999, 0.0, 0.0, 0.0001]),
+                (Modality::Camera, [0.99999, 0.0, 0.0, 0.00001]),
+            ],
+        );
+        let (a, c) = (
+            v.contributions.audio.unwrap().0,
+            v.contributions.camera.unwrap().0,
+        );
+        assert!(a > c && c > 0 && a + c >= 999 && a + c <= 1001, "{a} {c}");
+        // No removal lowers the answer: no modality gets credit.
+        let v = verdict(
+            [0.6, 0.2, 0.1, 0.1],
+            &[(Modality::Climate, [0.7, 0.1, 0.1, 0.1])],
+        );
+        assert_eq!(v.contributions.climate, Some(Permille(0)));
         let nan = verdict([f32::NAN; 4], &[]);
         assert_eq!(nan.confidence, 0.0);
     }

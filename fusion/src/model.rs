@@ -348,7 +348,7 @@ mod tests {
         assert_eq!(model.runner().accelerator().unwrap().rows_seen, vec![5]);
         assert_eq!(v[0].class, EventClass::Wildlife);
         assert!((v[0].confidence - 0.9).abs() < 1e-6);
-        assert_eq!(v[0].contributions.audio, Some(messages::Permille(600)));
+        assert_eq!(v[0].contributions.audio, Some(messages::Permille(1000)));
         assert_eq!(v[0].contributions.camera, Some(messages::Permille(0)));
         assert_eq!(v[0].contributions.climate, None);
         assert_eq!(v[1].class, EventClass::Background);

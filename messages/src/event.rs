@@ -75,9 +75,13 @@ impl std::fmt::Display for EventClass {
     }
 }
 
-/// How strongly each modality's trigger (or model branch) supported the event.
-/// `None` means the modality was absent or degraded during the event, which is
-/// different from a present modality that saw nothing (`Some(Permille(0))`).
+/// How strongly each modality supported the event. With the trigger-only
+/// detector (model version 0) these are the triggers' scores; with the fusion
+/// model, each present modality's share of the evidence the model would lose
+/// without it (the shares of the present modalities add up to 1000, or are
+/// all 0). `None` means the modality was absent or degraded during the event,
+/// which is different from a present modality that saw nothing
+/// (`Some(Permille(0))`).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ModalityScores {
     /// Audio trigger score.

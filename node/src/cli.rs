@@ -208,9 +208,14 @@ fn resolve_scene_dir(dir: &Path) -> PathBuf {
 }
 
 fn init_logging(cfg: &Config) {
-    let filter = std::env::var("RUST_LOG")
+    let mut filter = std::env::var("RUST_LOG")
         .ok()
         .unwrap_or_else(|| cfg.log.level.clone());
+    // ONNX Runtime logs every allocation at info: keep it at warn unless the
+    // filter names it.
+    if !filter.contains("ort") {
+        filter.push_str(",ort=warn");
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
