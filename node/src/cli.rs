@@ -395,6 +395,14 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
             format!("; absent: {}", s.absent_sensors.join(", "))
         }
     );
+    let model = match s.sensors.get("model").map(|st| &st.health) {
+        Some(crate::sensors::health::Health::Ok) => "fusion model",
+        _ => "triggers only",
+    };
+    println!(
+        "classification: {model}; {} bursts ({} skipped by power policy, {} failed); {} events not stored (class excluded or below threshold)",
+        s.bursts, s.bursts_skipped, s.bursts_failed, s.events_excluded
+    );
     for (name, st) in &s.sensors {
         if st.health != crate::sensors::health::Health::Ok || !st.errors.is_empty() {
             let errors: Vec<String> = st.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
