@@ -22,12 +22,12 @@ pub struct Verifier {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The PEM file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {error}")]
     Read {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file holds no RSA public key.
     #[error("{path}: not an RSA public key in PEM: {reason}")]
@@ -96,9 +96,9 @@ impl Verifier {
     /// RS256 with the public key in `path`.
     pub fn rs256_file(path: &Path) -> Result<Verifier, KeyError> {
         let shown = path.display().to_string();
-        let pem = std::fs::read(path).map_err(|source| KeyError::Read {
+        let pem = std::fs::read(path).map_err(|error| KeyError::Read {
             path: shown.clone(),
-            source,
+            error,
         })?;
         Verifier::rs256_pem(&pem, &shown)
     }

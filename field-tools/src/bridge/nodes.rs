@@ -21,12 +21,12 @@ pub struct Nodes {
 #[derive(Debug, thiserror::Error)]
 pub enum NodesError {
     /// The file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {error}")]
     Read {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Not TOML of the expected shape.
     #[error("{path}: {reason}")]
@@ -103,9 +103,9 @@ impl Nodes {
     /// Reads and parses a nodes file.
     pub fn load(path: &Path) -> Result<Nodes, NodesError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| NodesError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| NodesError::Read {
             path: shown.clone(),
-            source,
+            error,
         })?;
         Nodes::parse(&text, &shown)
     }

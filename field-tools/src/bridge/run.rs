@@ -71,12 +71,12 @@ pub enum RunError {
     #[error(transparent)]
     Publisher(#[from] StartError),
     /// Listening or serving failed.
-    #[error("HTTP on {addr}: {source}")]
+    #[error("HTTP on {addr}: {error}")]
     Http {
         /// The address.
         addr: SocketAddr,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -133,9 +133,9 @@ pub async fn run(
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
-        .map_err(|source| RunError::Http {
+        .map_err(|error| RunError::Http {
             addr: cfg.listen,
-            source,
+            error,
         })?;
     let publisher = Publisher::start(&PublisherOptions {
         host,
@@ -162,9 +162,9 @@ pub async fn run(
     };
     serve(listener, opts, publisher, shutdown)
         .await
-        .map_err(|source| RunError::Http {
+        .map_err(|error| RunError::Http {
             addr: cfg.listen,
-            source,
+            error,
         })
 }
 
