@@ -29,6 +29,10 @@ pub struct Config {
     pub power: PowerConfig,
     /// `[store]`
     pub store: uplink::StoreConfig,
+    /// `[outbox]`: priorities, time to live and budget of the outbox.
+    pub outbox: uplink::outbox::OutboxConfig,
+    /// `[uplink]`: forwarding the outbox (MQTT), status records, commands.
+    pub uplink: crate::uplink::UplinkConfig,
     /// `[log]`
     pub log: LogConfig,
 }
@@ -359,6 +363,8 @@ impl Config {
             fusion: section(&mut table, "fusion", &mut errors),
             power: section(&mut table, "power", &mut errors),
             store: section(&mut table, "store", &mut errors),
+            outbox: section(&mut table, "outbox", &mut errors),
+            uplink: section(&mut table, "uplink", &mut errors),
             log: section(&mut table, "log", &mut errors),
         };
         for key in table.keys() {
@@ -465,6 +471,8 @@ impl Config {
         e.extend(prefixed("detector", self.detector.validate()));
         e.extend(prefixed("fusion", self.fusion.validate()));
         e.extend(prefixed("power.policy", self.power.policy.validate()));
+        e.extend(prefixed("outbox", self.outbox.validate()));
+        e.extend(prefixed("uplink", self.uplink.validate(&self.node.id)));
         e.extend(prefixed(
             "power.simulation",
             self.power.simulation.validate(),

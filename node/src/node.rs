@@ -96,6 +96,8 @@ pub struct RunSummary {
     /// Bytes this process caused to be written to storage (Linux
     /// `/proc/self/io` `write_bytes`), when the kernel reports it.
     pub io_write_bytes: Option<u64>,
+    /// What the uplink did, when it ran (`[uplink] enabled`).
+    pub uplink: Option<crate::uplink::UplinkOutcome>,
 }
 
 /// `write_bytes` of `/proc/self/io`: bytes this process sent to the block layer.
@@ -115,7 +117,8 @@ pub fn open_store(
         path: data_dir.to_path_buf(),
         source: e,
     })?;
-    let (store, report) = EventStore::open(&data_dir.join("store"), &cfg.store)?;
+    let (store, report) =
+        EventStore::open_with(&data_dir.join("store"), &cfg.store, cfg.outbox.clone())?;
     if let Some(q) = &report.quarantined {
         tracing::error!(moved_to = %q.display(), reason = report.reason.as_deref().unwrap_or(""), "event store was corrupt: moved aside, starting a fresh one");
     }
@@ -176,6 +179,49 @@ pub async fn run_node(
     tracing::info!(mode = first.mode.as_str(), soc = first.reading.soc, "power");
     let (power_tx, power_rx) = watch::channel(first);
 
+    // Uplink: status records and forwarding the outbox (its own thread).
+    let shared = Arc::new(crate::uplink::SharedState::default());
+    let status_source = crate::uplink::StatusSource {
+        node_id: cfg.node.id.clone(),
+        board: board.clone(),
+        power: power_rx.clone(),
+        store: store.clone(),
+        shared: shared.clone(),
+        started_ms: clock.now_ms(),
+        thermal_zone: crate::uplink::status::BOARD_THERMAL_ZONE.into(),
+    };
+    let uplink = if cfg.uplink.enabled {
+        let mut ucfg = cfg.uplink.clone();
+        ucfg.mqtt = cfg.uplink.mqtt_for(&cfg.node.id);
+        match crate::uplink::UplinkHandle::start(crate::uplink::UplinkParts {
+            cfg: ucfg,
+            store: store.clone(),
+            power: power_rx.clone(),
+            status: status_source.clone(),
+            time: crate::uplink::NodeTime::current(clock.clone()),
+        }) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                tracing::error!(error = %e, "uplink not started: events are stored but not forwarded");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let on_stored: OnStored = {
+        let mut on_stored = on_stored;
+        let wake = uplink.as_ref().map(|u| u.waker());
+        let shared = shared.clone();
+        Box::new(move |r| {
+            shared.saw_model(r.model);
+            if let Some(w) = &wake {
+                w.notify_one();
+            }
+            on_stored(r)
+        })
+    };
+
     let (sensor_tx, sensor_rx) = mpsc::channel(64);
     let (event_tx, event_rx) = mpsc::channel(64);
     let mut handles = Vec::new();
@@ -229,11 +275,16 @@ pub async fn run_node(
     }
     drop(sensor_tx);
 
+    let (done_tx, done_rx) = watch::channel(false);
     handles.push(tokio::spawn(tasks::status::run(
         board.clone(),
         power_rx.clone(),
         clock.clone(),
         cfg.node.status_interval_ms,
+        uplink
+            .as_ref()
+            .map(|_| (status_source.clone(), cfg.uplink.status_interval_ms)),
+        done_rx.clone(),
         shutdown.clone(),
     )));
 
@@ -262,7 +313,6 @@ pub async fn run_node(
         on_stored,
         shutdown.clone(),
     ));
-    let (done_tx, done_rx) = watch::channel(false);
     let power_task = tokio::spawn(tasks::power::run(
         supply,
         policy,
@@ -275,6 +325,7 @@ pub async fn run_node(
     ));
 
     tokio::pin!(stop);
+    let mut drain_uplink = false;
     let detect_result = tokio::select! {
         _ = &mut stop => {
             tracing::info!("shutdown requested; finishing pending work");
@@ -287,6 +338,8 @@ pub async fn run_node(
             if !cfg.scene.exit_at_end {
                 tracing::info!("waiting for SIGINT or SIGTERM (use --exit-at-end to stop at the end of the scene)");
                 stop.await;
+            } else {
+                drain_uplink = true;
             }
             trigger.trigger();
             r
@@ -307,6 +360,12 @@ pub async fn run_node(
     tokio::task::spawn_blocking(move || s.flush_durable())
         .await
         .map_err(|e| NodeError::Task(e.to_string()))??;
+    // The uplink stops last: everything detected is stored by now.
+    let uplink = match uplink {
+        Some(u) if drain_uplink => Some(u.drain_and_stop().await),
+        Some(u) => Some(u.stop().await),
+        None => None,
+    };
 
     let mut stored_by_class = BTreeMap::new();
     for r in store.iter_from(report.next_id).flatten() {
@@ -336,5 +395,6 @@ pub async fn run_node(
         absent_sensors: absent.iter().map(|m| m.as_str().to_string()).collect(),
         sensors: board.snapshot(),
         io_write_bytes: io_write_bytes(),
+        uplink,
     })
 }

@@ -1,7 +1,9 @@
 //! The status task: every `interval_ms`, one structured log line with each
 //! sensor's health and the power state, so that a technician reading the log
-//! (or, later, the uplink's status record) sees a degraded sensor without
-//! waiting for the end of the run.
+//! sees a degraded sensor without waiting for the end of the run; and, when
+//! the uplink is enabled, a status record (`messages::StatusRecord`) appended
+//! to the outbox every `[uplink] status_interval_ms`. It stops at shutdown or
+//! when every sensor has ended (a replay's clock means nothing after that).
 
 use std::sync::Arc;
 
@@ -11,32 +13,67 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::sensors::health::HealthBoard;
 use crate::shutdown::Shutdown;
+use crate::uplink::StatusSource;
 
-/// Logs the status until shutdown.
+/// Status records to append: what they are built from and how often (ms).
+pub type StatusRecords = Option<(StatusSource, u64)>;
+
+fn log_status(board: &HealthBoard, power: &watch::Receiver<PowerStatus>) {
+    let sensors = board.snapshot();
+    let state = |name: &str| sensors.get(name).map_or("absent", |s| s.health.as_str());
+    let p = power.borrow().clone();
+    tracing::info!(
+        audio = state("audio"),
+        camera = state("camera"),
+        climate = state("climate"),
+        mode = p.mode.as_str(),
+        soc = p.reading.soc,
+        "status"
+    );
+}
+
+/// Logs the status (and appends status records) until shutdown or until
+/// `sensors_done` turns true.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     board: HealthBoard,
     power: watch::Receiver<PowerStatus>,
     clock: Arc<dyn Clock>,
     interval_ms: u64,
+    records: StatusRecords,
+    mut sensors_done: watch::Receiver<bool>,
     mut shutdown: Shutdown,
 ) {
-    let mut next = clock.now_ms() + interval_ms as i64;
+    let mut next_log = clock.now_ms() + interval_ms as i64;
+    let mut next_record = records
+        .as_ref()
+        .map(|(_, every)| clock.now_ms() + *every as i64);
     loop {
+        let next = next_record.map_or(next_log, |r| r.min(next_log));
         tokio::select! {
             _ = shutdown.wait() => return,
+            r = sensors_done.wait_for(|done| *done) => {
+                // Done, or the node dropped the sender: nothing more to report.
+                let _ = r;
+                return;
+            }
             _ = clock.sleep_until(next) => {}
         }
-        next += interval_ms as i64;
-        let sensors = board.snapshot();
-        let state = |name: &str| sensors.get(name).map_or("absent", |s| s.health.as_str());
-        let p = power.borrow().clone();
-        tracing::info!(
-            audio = state("audio"),
-            camera = state("camera"),
-            climate = state("climate"),
-            mode = p.mode.as_str(),
-            soc = p.reading.soc,
-            "status"
-        );
+        let now = clock.now_ms();
+        if now >= next_log {
+            next_log += interval_ms as i64;
+            log_status(&board, &power);
+        }
+        if let (Some((source, every)), Some(at)) = (&records, next_record.as_mut())
+            && now >= *at
+        {
+            *at += *every as i64;
+            let source = source.clone();
+            match tokio::task::spawn_blocking(move || source.append(now)).await {
+                Ok(Ok(s)) => tracing::debug!(id = s.id, queue = ?s.queue, "status record stored"),
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot store a status record"),
+                Err(e) => tracing::error!(error = %e, "status record worker failed"),
+            }
+        }
     }
 }

@@ -1,0 +1,208 @@
+//! The uplink: drains the outbox (the durable store) over the configured
+//! links, confirms items only on delivery, obeys allowed downlink commands,
+//! and expires old items.
+//!
+//! It runs on its own thread with its own tokio runtime on real time: the
+//! node's runtime may run on tokio's paused clock (a replay at `--speed
+//! max`), on which network timeouts would fire at once. It reads the node's
+//! clock through [`NodeTime`] (the node runtime's handle), so record times,
+//! expiry and status times stay on one clock.
+//!
+//! - [`config`]: the `[uplink]` table;
+//! - [`status`]: the status record and what it is built from;
+//! - `task`: the loop (links, scheduler rounds, confirmations, commands).
+
+pub mod config;
+pub mod status;
+mod task;
+
+use std::sync::Arc;
+
+use power::PowerStatus;
+use serde::Serialize;
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, oneshot, watch};
+use uplink::EventStore;
+use uplink::mqtt::{MqttLink, StartError};
+
+use crate::clock::Clock;
+pub use config::UplinkConfig;
+pub use status::{SharedState, StatusSource};
+
+/// The node's clock, readable from another runtime: reads it inside the
+/// node runtime's context, so a paused (replay) clock reads correctly.
+#[derive(Clone)]
+pub struct NodeTime {
+    handle: Handle,
+    clock: Arc<dyn Clock>,
+}
+
+impl NodeTime {
+    /// The clock of the runtime this is called on.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (a bug: the node always calls it inside one).
+    pub fn current(clock: Arc<dyn Clock>) -> NodeTime {
+        NodeTime {
+            handle: Handle::current(),
+            clock,
+        }
+    }
+
+    /// The node's time now, ms since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        let _inside = self.handle.enter();
+        self.clock.now_ms()
+    }
+}
+
+/// What the uplink did in a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UplinkOutcome {
+    /// Items confirmed delivered and removed from the outbox.
+    pub delivered: u64,
+    /// Items handed to a link and reported not delivered (re-sent later).
+    pub not_delivered: u64,
+    /// Scheduler rounds decided.
+    pub rounds: u64,
+    /// Downlink commands carried out.
+    pub commands_done: u64,
+    /// Downlink commands rejected (do not parse, or not allowed).
+    pub commands_rejected: u64,
+    /// Items still in the outbox when the uplink stopped.
+    pub left_in_outbox: u64,
+}
+
+/// Why the uplink did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkError {
+    /// The MQTT link refused its configuration or TLS files.
+    #[error("[uplink.mqtt]: {0}")]
+    Mqtt(#[from] StartError),
+    /// The uplink thread or its runtime could not be created.
+    #[error("uplink thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// How the node tells the uplink to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    Run,
+    /// Keep forwarding until the outbox is empty or `drain_timeout_ms` passed.
+    Drain,
+    /// Stop sending now.
+    Stop,
+}
+
+/// What the uplink works with.
+pub struct UplinkParts {
+    /// `[uplink]`, with `mqtt.node_id` filled in.
+    pub cfg: UplinkConfig,
+    /// The outbox.
+    pub store: Arc<EventStore>,
+    /// The power task's status (its `uplink` decision).
+    pub power: watch::Receiver<PowerStatus>,
+    /// For status records on command.
+    pub status: StatusSource,
+    /// The node's clock.
+    pub time: NodeTime,
+}
+
+/// The running uplink.
+pub struct UplinkHandle {
+    control: watch::Sender<Control>,
+    wake: Arc<Notify>,
+    done: oneshot::Receiver<UplinkOutcome>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl UplinkHandle {
+    /// Starts the uplink thread and its links.
+    pub fn start(parts: UplinkParts) -> Result<UplinkHandle, UplinkError> {
+        let (control, control_rx) = watch::channel(Control::Run);
+        let wake = Arc::new(Notify::new());
+        let (done_tx, done) = oneshot::channel();
+        let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
+        let task_wake = wake.clone();
+        let thread = std::thread::Builder::new()
+            .name("uplink".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(UplinkError::Thread(e)));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mqtt = match parts.cfg.mqtt.as_ref().map(MqttLink::start).transpose() {
+                        Ok(m) => m,
+                        Err(e) => {
+                            let _ = started_tx.send(Err(UplinkError::Mqtt(e)));
+                            return;
+                        }
+                    };
+                    let _ = started_tx.send(Ok(()));
+                    let outcome = task::Uplink::new(parts)
+                        .run(mqtt, task_wake, control_rx)
+                        .await;
+                    let _ = done_tx.send(outcome);
+                });
+            })
+            .map_err(UplinkError::Thread)?;
+        match started_rx.recv() {
+            Ok(Ok(())) => Ok(UplinkHandle {
+                control,
+                wake,
+                done,
+                thread,
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(UplinkError::Thread(std::io::Error::other(
+                    "the uplink thread ended before starting",
+                )))
+            }
+        }
+    }
+
+    /// Wakes the uplink: something was stored.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Keeps forwarding until the outbox is empty (or `drain_timeout_ms`),
+    /// then stops.
+    pub async fn drain_and_stop(self) -> UplinkOutcome {
+        self.finish(Control::Drain).await
+    }
+
+    /// Stops sending now (what was acknowledged meanwhile is confirmed).
+    pub async fn stop(self) -> UplinkOutcome {
+        self.finish(Control::Stop).await
+    }
+
+    async fn finish(self, how: Control) -> UplinkOutcome {
+        let UplinkHandle {
+            control,
+            done,
+            thread,
+            ..
+        } = self;
+        control.send_replace(how);
+        let outcome = done.await.unwrap_or_else(|_| {
+            tracing::error!("the uplink thread ended without a report");
+            UplinkOutcome::default()
+        });
+        // Joining blocks until the runtime is dropped: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        outcome
+    }
+}

@@ -1,0 +1,213 @@
+//! The status record (`messages::StatusRecord`): what the node reports about
+//! itself through the outbox. [`StatusSource`] gathers it from the power
+//! status, the health board, the store's queue and drop counters, the model
+//! version of the latest stored event and the last confirmed delivery.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+
+use messages::{ModelVersion, PowerModeCode, SensorHealth, SensorState, StatusRecord};
+use power::{PowerMode, PowerStatus};
+use tokio::sync::watch;
+use uplink::{EventStore, StoreError};
+
+use crate::sensors::health::{Health, HealthBoard};
+
+/// Where a Linux board reports its CPU temperature, millidegrees Celsius.
+pub const BOARD_THERMAL_ZONE: &str = "/sys/class/thermal/thermal_zone0/temp";
+
+/// What the running node shares with the status record: updated by the
+/// store (model version of the latest event) and the uplink (last contact).
+#[derive(Debug)]
+pub struct SharedState {
+    model: AtomicU32,
+    /// ms since the epoch; `i64::MIN` = never.
+    last_contact_ms: AtomicI64,
+}
+
+impl Default for SharedState {
+    fn default() -> Self {
+        SharedState {
+            model: AtomicU32::new(0),
+            last_contact_ms: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+impl SharedState {
+    /// Records the model version of an event just stored.
+    pub fn saw_model(&self, v: ModelVersion) {
+        self.model.store(v.0, Ordering::Relaxed);
+    }
+
+    /// Records a confirmed delivery at `t_ms` (never goes back).
+    pub fn delivered_at(&self, t_ms: i64) {
+        self.last_contact_ms.fetch_max(t_ms, Ordering::Relaxed);
+    }
+
+    /// The last confirmed delivery, if any.
+    pub fn last_contact_ms(&self) -> Option<i64> {
+        Some(self.last_contact_ms.load(Ordering::Relaxed)).filter(|t| *t != i64::MIN)
+    }
+
+    /// The model version of the latest stored event (0 = triggers only).
+    pub fn model(&self) -> ModelVersion {
+        ModelVersion(self.model.load(Ordering::Relaxed))
+    }
+}
+
+/// Builds and stores status records.
+#[derive(Clone)]
+pub struct StatusSource {
+    /// The node's id.
+    pub node_id: String,
+    /// Sensor health.
+    pub board: HealthBoard,
+    /// The power task's status.
+    pub power: watch::Receiver<PowerStatus>,
+    /// The outbox.
+    pub store: Arc<EventStore>,
+    /// Shared with the store wiring and the uplink.
+    pub shared: Arc<SharedState>,
+    /// When the node started, ms (node clock).
+    pub started_ms: i64,
+    /// The board temperature file (millidegrees); unreadable = unknown.
+    pub thermal_zone: PathBuf,
+}
+
+fn state(h: Option<&Health>) -> SensorState {
+    match h {
+        Some(Health::Ok) => SensorState::Ok,
+        Some(Health::Degraded { .. }) => SensorState::Degraded,
+        Some(Health::Absent { .. }) | None => SensorState::Absent,
+    }
+}
+
+fn c100(celsius: f64) -> Option<i16> {
+    let v = (celsius * 100.0).round();
+    (v.is_finite() && v >= f64::from(i16::MIN) && v <= f64::from(i16::MAX)).then_some(v as i16)
+}
+
+/// Reads a sysfs thermal zone (millidegrees Celsius) as 0.01 °C.
+pub fn read_thermal_zone(path: &std::path::Path) -> Option<i16> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let milli: i64 = text.trim().parse().ok()?;
+    c100(milli as f64 / 1000.0)
+}
+
+impl StatusSource {
+    /// The status at `now_ms`, with id `id`. Reads the store's counters:
+    /// never call it while the store builds a record (its lock is held).
+    pub fn build(&self, id: u64, now_ms: i64) -> StatusRecord {
+        let p = self.power.borrow().clone();
+        let sensors = self.board.snapshot();
+        let get = |name: &str| state(sensors.get(name).map(|s| &s.health));
+        StatusRecord {
+            id,
+            node_id: self.node_id.clone(),
+            time_ms: now_ms,
+            uptime_s: u32::try_from((now_ms - self.started_ms).max(0) / 1000).unwrap_or(u32::MAX),
+            battery_permille: (p.reading.soc.clamp(0.0, 1.0) * 1000.0).round() as u16,
+            // The power source reports no voltage (the simulated supply has
+            // none): 0 = not measured.
+            battery_mv: 0,
+            power_mode: match p.mode {
+                PowerMode::Normal => PowerModeCode::Normal,
+                PowerMode::Saver => PowerModeCode::Saving,
+                PowerMode::Critical => PowerModeCode::Survival,
+            },
+            // The climate task does not share its last reading yet.
+            air_temp_c100: None,
+            board_temp_c100: read_thermal_zone(&self.thermal_zone),
+            sensors: SensorHealth {
+                microphone: get("audio"),
+                camera: get("camera"),
+                climate: get("climate"),
+                model: get("model"),
+            },
+            queue: self.store.queue_depth(),
+            drops: self.store.drop_counters(),
+            model: self.shared.model(),
+            last_contact_ms: self.shared.last_contact_ms(),
+        }
+    }
+
+    /// Removes expired items (so the drop counters are current), then
+    /// stores a status record made at `now_ms`, durably. Blocking: call it
+    /// on a blocking thread.
+    pub fn append(&self, now_ms: i64) -> Result<StatusRecord, StoreError> {
+        self.store.expire(now_ms)?;
+        // Built before the append: the store holds its lock while it asks
+        // for the record, so the queue and counters are read first.
+        let record = self.build(0, now_ms);
+        self.store.append_status(move |id| StatusRecord { id, ..record })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use power::{PolicyConfig, PowerPolicy, PowerReading};
+
+    fn source(dir: &std::path::Path) -> StatusSource {
+        let (store, _) =
+            EventStore::open(&dir.join("store"), &uplink::StoreConfig::default()).unwrap();
+        let mut policy = PowerPolicy::new(PolicyConfig::default());
+        let status = policy.update(PowerReading {
+            t_ms: 0,
+            soc: 0.734,
+            solar_w: 0.0,
+            load_w: 3.0,
+        });
+        let (_tx, rx) = watch::channel(status);
+        let board = HealthBoard::default();
+        board.sensor("audio").set_ok();
+        board.sensor("camera").set_degraded("no frames");
+        StatusSource {
+            node_id: "n1".into(),
+            board,
+            power: rx,
+            store: Arc::new(store),
+            shared: Arc::new(SharedState::default()),
+            started_ms: 1_000_000,
+            thermal_zone: dir.join("temp"),
+        }
+    }
+
+    #[test]
+    fn a_status_record_reports_what_the_node_knows() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = source(dir.path());
+        std::fs::write(dir.path().join("temp"), "48312\n").unwrap();
+        s.shared.saw_model(ModelVersion(3));
+        let r = s.append(1_061_000).unwrap();
+        assert_eq!(r.uptime_s, 61);
+        assert_eq!(r.battery_permille, 734);
+        assert_eq!(r.board_temp_c100, Some(4831));
+        assert_eq!(r.sensors.microphone, SensorState::Ok);
+        assert_eq!(r.sensors.camera, SensorState::Degraded);
+        assert_eq!(r.sensors.climate, SensorState::Absent);
+        assert_eq!(r.model, ModelVersion(3));
+        assert_eq!(r.last_contact_ms, None);
+        // It is in the outbox now, at the status priority.
+        let p = s.store.pending(messages::Priority::Low, 10).unwrap();
+        assert_eq!(p.items.len(), 1);
+        assert_eq!(p.items[0].id, r.id);
+        // The next one counts the first in the queue.
+        s.shared.delivered_at(1_050_000);
+        let r2 = s.append(1_062_000).unwrap();
+        assert_eq!(r2.queue.iter().sum::<u32>(), 1);
+        assert_eq!(r2.last_contact_ms, Some(1_050_000));
+    }
+
+    #[test]
+    fn unreadable_or_garbage_thermal_files_are_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_thermal_zone(&dir.path().join("missing")), None);
+        std::fs::write(dir.path().join("t"), "hot").unwrap();
+        assert_eq!(read_thermal_zone(&dir.path().join("t")), None);
+        std::fs::write(dir.path().join("t"), "99999999999").unwrap();
+        assert_eq!(read_thermal_zone(&dir.path().join("t")), None);
+    }
+}
