@@ -51,7 +51,7 @@ fn event(node: &str, id: u64) -> EventRecord {
         node_id: node.into(),
         start_ms: 1_780_000_000_000 + id as i64 * 7_000,
         duration_ms: 1_500 + id as u32,
-        class: if id % 2 == 0 {
+        class: if id.is_multiple_of(2) {
             EventClass::Wildlife
         } else {
             EventClass::MachineryAnomaly
