@@ -347,7 +347,10 @@ fn sigkill_while_forwarding_then_restart_delivers_everything_stored() {
     // Each round: the broker is down while the node replays the scene, so a
     // backlog builds up; the broker comes back and the node is killed while
     // it reconnects and drains (110..250 ms after the broker is back).
-    for (round, delay_ms) in [110u64, 130, 150, 170, 190, 210, 230, 250].into_iter().enumerate() {
+    for (round, delay_ms) in [110u64, 130, 150, 170, 190, 210, 230, 250]
+        .into_iter()
+        .enumerate()
+    {
         broker.stop();
         let log = tmp.path().join(format!("node{round}.log"));
         let (mut child, stored, reader) = spawn_node(&scene, &data, &config, "max", &log);
