@@ -141,7 +141,8 @@ impl StatusSource {
         // Built before the append: the store holds its lock while it asks
         // for the record, so the queue and counters are read first.
         let record = self.build(0, now_ms);
-        self.store.append_status(move |id| StatusRecord { id, ..record })
+        self.store
+            .append_status(move |id| StatusRecord { id, ..record })
     }
 }
 
