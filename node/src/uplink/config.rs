@@ -1,11 +1,16 @@
 //! The `[uplink]` configuration: whether the node forwards its outbox at
 //! all, how often it reports its status, which downlink commands it obeys,
-//! the MQTT link (`[uplink.mqtt]`) and the link scheduler
-//! (`[uplink.scheduler]`). The outbox policy itself is `[outbox]`.
+//! the MQTT link (`[uplink.mqtt]`), the Iridium SBD modem (`[uplink.sbd]`)
+//! and the link scheduler (`[uplink.scheduler]`). The outbox policy itself
+//! is `[outbox]`.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use messages::Command;
 use serde::{Deserialize, Serialize};
 use uplink::mqtt::MqttConfig;
+use uplink::sbd::{BudgetLimits, ModemTimeouts, SbdLinkConfig};
 use uplink::scheduler::SchedulerConfig;
 
 /// `[uplink]`
@@ -33,6 +38,8 @@ pub struct UplinkConfig {
     /// `[uplink.mqtt]`: the MQTT link; absent = no MQTT. `node_id` defaults
     /// to `[node] id`.
     pub mqtt: Option<MqttConfig>,
+    /// `[uplink.sbd]`: the Iridium SBD modem; absent = no modem.
+    pub sbd: Option<SbdConfig>,
     /// `[uplink.scheduler]`: which link carries what, and when.
     pub scheduler: SchedulerConfig,
 }
@@ -50,8 +57,121 @@ impl Default for UplinkConfig {
             expire_interval_ms: 600_000,
             drain_timeout_ms: 30_000,
             mqtt: None,
+            sbd: None,
             scheduler: SchedulerConfig::default(),
         }
+    }
+}
+
+/// `[uplink.sbd]`: the Iridium SBD modem on a serial port, how its link
+/// retries, and the credit budget (kept in `<data_dir>/sbd-budget`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SbdConfig {
+    /// The modem's serial device.
+    pub port: PathBuf,
+    /// Its baud rate (19200 for a RockBLOCK 9603).
+    pub baud: u32,
+    /// Timeout of ordinary AT commands, ms.
+    pub command_timeout_ms: u64,
+    /// Timeout of a satellite session (`AT+SBDIX`), ms.
+    pub session_timeout_ms: u64,
+    /// Wait after the first failed session, doubled after each, ms.
+    pub backoff_min_ms: u64,
+    /// Longest wait between sessions, ms.
+    pub backoff_max_ms: u64,
+    /// A message is retried for this long, then left for a later round, ms.
+    pub give_up_after_ms: u64,
+    /// Credits per UTC day for non-urgent traffic.
+    pub credits_per_day: u32,
+    /// Credits per UTC month for non-urgent traffic.
+    pub credits_per_month: u32,
+    /// A modem that cannot be opened or initialised, or stopped answering,
+    /// is tried again this often (real time), ms.
+    pub reopen_interval_ms: u64,
+}
+
+impl Default for SbdConfig {
+    fn default() -> Self {
+        let link = SbdLinkConfig::default();
+        let limits = BudgetLimits::default();
+        SbdConfig {
+            port: PathBuf::from("/dev/ttyUSB0"),
+            baud: 19_200,
+            command_timeout_ms: ms(link.timeouts.command),
+            session_timeout_ms: ms(link.timeouts.session),
+            backoff_min_ms: ms(link.backoff_min),
+            backoff_max_ms: ms(link.backoff_max),
+            give_up_after_ms: ms(link.give_up_after),
+            credits_per_day: limits.per_day,
+            credits_per_month: limits.per_month,
+            reopen_interval_ms: 180_000,
+        }
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl SbdConfig {
+    /// The driver's retry settings (the others at the driver's defaults).
+    pub fn link(&self) -> SbdLinkConfig {
+        SbdLinkConfig {
+            timeouts: ModemTimeouts {
+                command: Duration::from_millis(self.command_timeout_ms),
+                session: Duration::from_millis(self.session_timeout_ms),
+            },
+            backoff_min: Duration::from_millis(self.backoff_min_ms),
+            backoff_max: Duration::from_millis(self.backoff_max_ms),
+            give_up_after: Duration::from_millis(self.give_up_after_ms),
+            ..SbdLinkConfig::default()
+        }
+    }
+
+    /// The credit budget's limits.
+    pub fn limits(&self) -> BudgetLimits {
+        BudgetLimits {
+            per_day: self.credits_per_day,
+            per_month: self.credits_per_month,
+        }
+    }
+
+    /// Range checks, as `(key, problem)`.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut errs = Vec::new();
+        let mut bad = |k: &str, why: &str| errs.push((k.to_string(), why.to_string()));
+        if self.port.as_os_str().is_empty() {
+            bad("port", "must name the modem's serial device");
+        }
+        if !(1_200..=921_600).contains(&self.baud) {
+            bad("baud", "must be between 1200 and 921600");
+        }
+        if !(100..=60_000).contains(&self.command_timeout_ms) {
+            bad("command_timeout_ms", "must be between 100 ms and 1 minute");
+        }
+        if !(1_000..=600_000).contains(&self.session_timeout_ms) {
+            bad("session_timeout_ms", "must be between 1 s and 10 minutes");
+        }
+        if self.backoff_min_ms == 0 || self.backoff_min_ms > self.backoff_max_ms {
+            bad(
+                "backoff_min_ms",
+                "must be above 0 and at most backoff_max_ms",
+            );
+        }
+        if self.backoff_max_ms > 3_600_000 {
+            bad("backoff_max_ms", "must be at most one hour");
+        }
+        if !(1_000..=86_400_000).contains(&self.give_up_after_ms) {
+            bad("give_up_after_ms", "must be between 1 s and one day");
+        }
+        if self.credits_per_day > self.credits_per_month {
+            bad("credits_per_day", "must be at most credits_per_month");
+        }
+        if !(100..=86_400_000).contains(&self.reopen_interval_ms) {
+            bad("reopen_interval_ms", "must be between 100 ms and one day");
+        }
+        errs
     }
 }
 
@@ -97,16 +217,24 @@ impl UplinkConfig {
         {
             errs.push(("mqtt".to_string(), e.to_string()));
         }
+        if let Some(sbd) = &self.sbd {
+            errs.extend(
+                sbd.validate()
+                    .into_iter()
+                    .map(|(k, m)| (format!("sbd.{k}"), m)),
+            );
+        }
         errs.extend(
             self.scheduler
                 .validate()
                 .into_iter()
                 .map(|(k, m)| (format!("scheduler.{k}"), m)),
         );
-        if self.enabled && self.mqtt.is_none() {
+        if self.enabled && self.mqtt.is_none() && self.sbd.is_none() {
             errs.push((
                 "enabled".to_string(),
-                "the uplink is enabled but no link is configured ([uplink.mqtt])".to_string(),
+                "the uplink is enabled but no link is configured ([uplink.mqtt], [uplink.sbd])"
+                    .to_string(),
             ));
         }
         errs
@@ -143,6 +271,34 @@ mod tests {
         };
         let keys: Vec<String> = c.validate("n1").into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["allowed_commands", "mqtt"]);
+    }
+
+    #[test]
+    fn sbd_defaults_are_valid_and_bad_values_are_reported() {
+        let c = UplinkConfig {
+            enabled: true,
+            sbd: Some(SbdConfig::default()),
+            ..UplinkConfig::default()
+        };
+        assert!(c.validate("n1").is_empty());
+        assert_eq!(
+            c.sbd.as_ref().map(|s| s.link()),
+            Some(SbdLinkConfig::default())
+        );
+        let c = UplinkConfig {
+            sbd: Some(SbdConfig {
+                baud: 0,
+                backoff_min_ms: 200_000,
+                credits_per_day: 1_000,
+                ..SbdConfig::default()
+            }),
+            ..UplinkConfig::default()
+        };
+        let keys: Vec<String> = c.validate("n1").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            ["sbd.baud", "sbd.backoff_min_ms", "sbd.credits_per_day"]
+        );
     }
 
     #[test]

@@ -10,9 +10,11 @@
 //!
 //! - [`config`]: the `[uplink]` table;
 //! - [`status`]: the status record and what it is built from;
+//! - `sbd`: the task that owns the satellite modem;
 //! - `task`: the loop (links, scheduler rounds, confirmations, commands).
 
 pub mod config;
+mod sbd;
 pub mod status;
 mod task;
 
@@ -26,7 +28,7 @@ use uplink::EventStore;
 use uplink::mqtt::{MqttLink, StartError};
 
 use crate::clock::Clock;
-pub use config::UplinkConfig;
+pub use config::{SbdConfig, UplinkConfig};
 pub use status::{SharedState, StatusSource};
 
 /// The node's clock, readable from another runtime: reads it inside the

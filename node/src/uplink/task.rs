@@ -5,6 +5,15 @@
 //! outbox only when their PUBACK arrives (`confirm_delivered`, batched).
 //! Items reported not delivered are re-sent from the outbox by a later
 //! round.
+//!
+//! With `[uplink.sbd]`, the modem task (`super::sbd`) owns the satellite
+//! link. While MQTT is down and items wait, a round asks it for the signal
+//! (at most every `sbd_min_interval_ms`, and not more often than rounds);
+//! on `SendSbd` the packed message goes to that task, one at a time. Its
+//! ids count as in flight until the result comes back, so MQTT does not
+//! send them meanwhile (simplest: one owner per item at a time). Only
+//! `Delivered` confirms them; any other outcome leaves them in the outbox.
+//! MT messages are parsed as binary commands and obeyed like MQTT ones.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -19,15 +28,29 @@ use uplink::scheduler::{Action, CreditsLeft, Round, SbdState, Scheduler};
 use uplink::store::PendingItem;
 use uplink::{EventStore, StoreError};
 
+use super::sbd::{SbdReport, SbdRequest};
 use super::{Control, NodeTime, StatusSource, UplinkConfig, UplinkOutcome, UplinkParts};
 
-/// No satellite link: no credits.
-struct NoSatellite;
+/// Credits left as the modem task last reported them (none before).
+#[derive(Clone, Copy, Default)]
+struct Credits((u32, u32));
 
-impl CreditsLeft for NoSatellite {
+impl CreditsLeft for Credits {
     fn credits_left(&self, _now_ms: i64) -> (u32, u32) {
-        (0, 0)
+        self.0
     }
+}
+
+/// The uplink's side of the satellite link.
+struct Satellite {
+    requests: tokio::sync::mpsc::Sender<SbdRequest>,
+    task: tokio::task::JoinHandle<()>,
+    state: SbdState,
+    credits: Credits,
+    /// Ids of the message being sent, if any.
+    sending: Option<Vec<u64>>,
+    signal_asked: bool,
+    last_signal: Option<Instant>,
 }
 
 pub(super) struct Uplink {
@@ -39,6 +62,7 @@ pub(super) struct Uplink {
     scheduler: Scheduler,
     payload: PayloadFormat,
     mqtt_up: bool,
+    sat: Option<Satellite>,
     /// Handed to a link, not yet confirmed or reported lost.
     in_flight: HashSet<u64>,
     /// Delivered but the store failed to confirm: retried each round.
@@ -86,6 +110,7 @@ impl Uplink {
             status,
             time,
             mqtt_up: false,
+            sat: None,
             in_flight: HashSet::new(),
             unconfirmed: Vec::new(),
             last_state: None,
@@ -110,7 +135,27 @@ impl Uplink {
         expire_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut drain_until: Option<Instant> = None;
         let mut round_due = true;
+        let mut sbd_reports = None;
+        if let Some(cfg) = self.cfg.sbd.clone() {
+            let data_dir = self
+                .store
+                .dir()
+                .parent()
+                .map_or_else(|| std::path::PathBuf::from("."), |p| p.to_path_buf());
+            let (requests, reports, task) = super::sbd::spawn(cfg, data_dir.join("sbd-budget"));
+            sbd_reports = Some(reports);
+            self.sat = Some(Satellite {
+                requests,
+                task,
+                state: SbdState::Unavailable,
+                credits: Credits::default(),
+                sending: None,
+                signal_asked: false,
+                last_signal: None,
+            });
+        }
         tracing::info!(
+            sbd = self.sat.is_some(),
             mqtt = link.is_some(),
             payload = ?self.payload,
             "uplink started"
@@ -154,6 +199,16 @@ impl Uplink {
                         tracing::error!("the MQTT link stopped unexpectedly");
                         events = None;
                         self.mqtt_up = false;
+                    }
+                },
+                rep = recv(&mut sbd_reports) => match rep {
+                    Some(rep) => round_due |= self.on_sbd(rep).await,
+                    None => {
+                        tracing::error!("the satellite modem task stopped unexpectedly");
+                        sbd_reports = None;
+                        if let Some(sat) = self.sat.as_mut() {
+                            sat.state = SbdState::Unavailable;
+                        }
                     }
                 },
                 () = wake.notified() => round_due = true,
@@ -261,11 +316,23 @@ impl Uplink {
     /// Acts on a downlink command if it parses and is allowed; returns
     /// whether a round should run now.
     async fn on_command(&mut self, topic: &str, payload: &[u8]) -> bool {
-        let cmd = match messages::parse_json(payload) {
+        let parsed = messages::parse_json(payload);
+        self.obey(topic, payload.len(), parsed).await
+    }
+
+    /// Checks a parsed (or not) downlink command from `topic` (an MQTT
+    /// topic, or `sbd-mt`) against `allowed_commands` and carries it out.
+    async fn obey(
+        &mut self,
+        topic: &str,
+        bytes: usize,
+        parsed: Result<Command, messages::command::CommandError>,
+    ) -> bool {
+        let cmd = match parsed {
             Ok(c) => c,
             Err(e) => {
                 self.out.commands_rejected += 1;
-                tracing::warn!(topic, bytes = payload.len(), error = %e, "downlink command rejected: does not parse");
+                tracing::warn!(topic, bytes, error = %e, "downlink command rejected: does not parse");
                 return false;
             }
         };
@@ -338,12 +405,19 @@ impl Uplink {
             .into_iter()
             .filter(|i| !self.in_flight.contains(&i.id))
             .collect();
+        let mqtt_up = self.mqtt_up && link.is_some();
+        self.ask_signal(mqtt_up, &items);
+        let (sbd, credits) = match &self.sat {
+            // One satellite send at a time.
+            Some(sat) if sat.sending.is_none() => (sat.state, sat.credits),
+            _ => (SbdState::Unavailable, Credits::default()),
+        };
         let decision = self.scheduler.decide(&Round {
             now_ms: now,
-            mqtt_up: self.mqtt_up && link.is_some(),
-            sbd: SbdState::Unavailable,
+            mqtt_up,
+            sbd,
             power: &power,
-            credits: &NoSatellite,
+            credits: &credits,
             items: &items,
         });
         for e in &decision.unpackable {
@@ -374,12 +448,46 @@ impl Uplink {
                     }
                 }
             }
-            Action::SendSbd { ids, .. } => {
-                // Unreachable while no modem is configured (SbdState::Unavailable).
-                tracing::warn!(
+            Action::SendSbd {
+                ids,
+                message,
+                credits,
+                trigger,
+            } => {
+                let priority = items
+                    .iter()
+                    .filter(|i| ids.contains(&i.id))
+                    .map(|i| i.priority)
+                    .max()
+                    .unwrap_or(Priority::Low);
+                let Some(sat) = self.sat.as_mut() else {
+                    tracing::warn!(
+                        ids = ids.len(),
+                        "satellite send decided but no satellite link is configured"
+                    );
+                    return;
+                };
+                let request = SbdRequest::Send {
+                    message,
+                    ids: ids.clone(),
+                    priority,
+                };
+                if let Err(e) = sat.requests.try_send(request) {
+                    tracing::error!(error = %e, "the satellite modem task does not take the message; retried later");
+                    return;
+                }
+                self.scheduler.sbd_session_started(now);
+                tracing::info!(
+                    action = "sbd",
                     ids = ids.len(),
-                    "satellite send decided but no satellite link is configured"
+                    credits,
+                    trigger = ?trigger,
+                    priority = ?priority,
+                    "sending by satellite"
                 );
+                self.last_state = Some("sending_sbd".into());
+                self.in_flight.extend(ids.iter().copied());
+                sat.sending = Some(ids);
             }
             Action::Wait { reason } => {
                 tracing::debug!(
@@ -399,6 +507,124 @@ impl Uplink {
                 tracing::debug!(action = "skip", reason = %reason, ids = 0, "uplink round");
                 self.log_state("power_denied", &reason);
             }
+        }
+    }
+
+    /// Asks the modem for its signal when it may be needed: MQTT down, the
+    /// modem idle, items at or above `sbd_min_priority` waiting, and the
+    /// last answer older than `sbd_min_interval_ms` (and a round).
+    fn ask_signal(&mut self, mqtt_up: bool, items: &[PendingItem]) {
+        let c = self.scheduler.config();
+        let min = c.sbd_min_priority;
+        let every = Duration::from_millis(c.sbd_min_interval_ms.max(self.cfg.round_interval_ms));
+        let Some(sat) = self.sat.as_mut() else { return };
+        if mqtt_up
+            || sat.sending.is_some()
+            || sat.signal_asked
+            || !items.iter().any(|i| i.priority >= min)
+            || sat.last_signal.is_some_and(|t| t.elapsed() < every)
+        {
+            return;
+        }
+        if sat.requests.try_send(SbdRequest::Signal).is_ok() {
+            sat.signal_asked = true;
+            sat.last_signal = Some(Instant::now());
+        }
+    }
+
+    /// Handles what the modem task reported; returns whether a round
+    /// should run now.
+    async fn on_sbd(&mut self, report: SbdReport) -> bool {
+        let Some(sat) = self.sat.as_mut() else {
+            return false;
+        };
+        match report {
+            SbdReport::Unavailable { error } => {
+                sat.signal_asked = false;
+                sat.state = SbdState::Unavailable;
+                tracing::debug!(error = %error, "satellite modem unavailable");
+                false
+            }
+            SbdReport::Signal { bars, credits } => {
+                sat.signal_asked = false;
+                sat.state = SbdState::Ready { signal_bars: bars };
+                sat.credits = Credits(credits);
+                tracing::debug!(
+                    bars,
+                    credits_day = credits.0,
+                    credits_month = credits.1,
+                    "satellite signal"
+                );
+                true
+            }
+            SbdReport::Sent {
+                ids,
+                result,
+                credits,
+            } => {
+                sat.sending = None;
+                sat.credits = Credits(credits);
+                let report = match result {
+                    Ok(r) => r,
+                    Err(error) => {
+                        sat.state = SbdState::Unavailable;
+                        self.not_sent(&ids);
+                        tracing::warn!(ids = ids.len(), error = %error, "satellite send failed; the items stay in the outbox");
+                        return false;
+                    }
+                };
+                match report.outcome {
+                    uplink::sbd::MoOutcome::Delivered { momsn, ids: sent } => {
+                        tracing::info!(
+                            momsn,
+                            ids = sent.len(),
+                            sessions = report.sessions,
+                            credits = report.credits,
+                            "satellite message delivered"
+                        );
+                        let others: Vec<u64> =
+                            ids.iter().copied().filter(|i| !sent.contains(i)).collect();
+                        self.not_sent(&others);
+                        self.confirm(sent).await;
+                    }
+                    other => {
+                        tracing::warn!(
+                            ids = ids.len(),
+                            outcome = ?other,
+                            sessions = report.sessions,
+                            credits = report.credits,
+                            "satellite message not delivered; the items stay in the outbox"
+                        );
+                        self.not_sent(&ids);
+                    }
+                }
+                for mt in report.mt {
+                    match mt {
+                        uplink::sbd::MtMessage::Received { mtmsn, payload } => {
+                            tracing::info!(
+                                mtmsn,
+                                bytes = payload.len(),
+                                "satellite downlink message"
+                            );
+                            let parsed = messages::command::parse_mt(&payload);
+                            self.obey("sbd-mt", payload.len(), parsed).await;
+                        }
+                        uplink::sbd::MtMessage::Unreadable { mtmsn, error } => {
+                            tracing::warn!(mtmsn, error = %error, "satellite downlink message unreadable");
+                        }
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// Ids handed to the satellite and not delivered: out of flight, so a
+    /// later round offers them again.
+    fn not_sent(&mut self, ids: &[u64]) {
+        self.out.not_delivered += ids.len() as u64;
+        for id in ids {
+            self.in_flight.remove(id);
         }
     }
 
@@ -429,6 +655,11 @@ impl Uplink {
         link: Option<MqttLink>,
         events: Option<UnboundedReceiver<LinkEvent>>,
     ) -> UplinkOutcome {
+        if let Some(sat) = self.sat.take() {
+            // A send cut here may still have reached the gateway: its items
+            // stay in the outbox and go again (receivers drop duplicates).
+            sat.task.abort();
+        }
         if let Some(link) = link
             && link.shutdown().await.is_err()
         {
@@ -458,7 +689,7 @@ impl Uplink {
     }
 }
 
-async fn recv(events: &mut Option<UnboundedReceiver<LinkEvent>>) -> Option<LinkEvent> {
+async fn recv<T>(events: &mut Option<UnboundedReceiver<T>>) -> Option<T> {
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
