@@ -159,5 +159,12 @@ fn a_day_of_demo_events_on_the_satellite_link() {
         full.credits * 10 < single_credits * 6,
         "packing saves at least 40% of the credits"
     );
-    assert!(batched.credits >= full.credits);
+    // Greedy packing is not optimal either way, so batching by hour may
+    // land a credit above or below: it must cost no more than 5 % extra.
+    assert!(
+        batched.credits * 100 <= full.credits * 105,
+        "hourly sessions cost {} credits, full messages {}",
+        batched.credits,
+        full.credits
+    );
 }
