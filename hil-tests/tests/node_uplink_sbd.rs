@@ -79,29 +79,37 @@ reopen_interval_ms = 1000
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
-    let mut stored = BTreeSet::new();
-    let mut summary = None;
-    for line in BufReader::new(out).lines().map_while(Result::ok) {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if let Some(id) = v.pointer("/stored/id").and_then(|i| i.as_u64()) {
-            stored.insert(id);
-        } else if let Some(s) = v.get("summary") {
-            summary = Some(s.clone());
+    let reader = std::thread::spawn(move || {
+        let mut stored = BTreeSet::new();
+        let mut summary = None;
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if let Some(id) = v.pointer("/stored/id").and_then(|i| i.as_u64()) {
+                stored.insert(id);
+            } else if let Some(s) = v.get("summary") {
+                summary = Some(s.clone());
+            }
         }
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
+        (stored, summary)
+    });
+    let deadline = Instant::now() + Duration::from_secs(50);
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("fieldnode did not exit");
+            let _ = child.wait();
+            panic!(
+                "fieldnode did not exit within 50 s\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    let (stored, summary) = reader.join().expect("stdout reader");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(status.success(), "fieldnode failed: {status}\n{text}");
     let summary = summary.expect("summary line");
