@@ -161,3 +161,46 @@ async fn worker(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_modem_is_reported_unavailable_and_sends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SbdConfig {
+            port: dir.path().join("no-such-tty"),
+            reopen_interval_ms: 3_600_000,
+            ..SbdConfig::default()
+        };
+        let (requests, mut reports, task) = spawn(cfg, dir.path().join("sbd-budget"));
+        assert!(matches!(
+            reports.recv().await,
+            Some(SbdReport::Unavailable { .. })
+        ));
+        requests.send(SbdRequest::Signal).await.unwrap();
+        assert!(matches!(
+            reports.recv().await,
+            Some(SbdReport::Unavailable { .. })
+        ));
+        requests
+            .send(SbdRequest::Send {
+                message: vec![1, 2, 3],
+                ids: vec![7, 9],
+                priority: Priority::Urgent,
+            })
+            .await
+            .unwrap();
+        match reports.recv().await {
+            Some(SbdReport::Sent { ids, result, .. }) => {
+                assert_eq!(ids, [7, 9]);
+                assert!(result.is_err());
+            }
+            other => panic!("expected a failed send, got {other:?}"),
+        }
+        assert!(!dir.path().join("sbd-budget").exists());
+        drop(requests);
+        task.await.unwrap();
+    }
+}
