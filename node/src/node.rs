@@ -189,6 +189,7 @@ pub async fn run_node(
         shared: shared.clone(),
         started_ms: clock.now_ms(),
         thermal_zone: crate::uplink::status::BOARD_THERMAL_ZONE.into(),
+        counters: counters.clone(),
     };
     let uplink = if cfg.uplink.enabled {
         let mut ucfg = cfg.uplink.clone();

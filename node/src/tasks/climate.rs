@@ -60,6 +60,10 @@ pub async fn run(
         let interval = power.borrow().climate_interval_ms;
         match read(&sensor, now).await {
             Ok(Some(sample)) => {
+                counters.air_temp_c100.store(
+                    (f64::from(sample.temperature_c) * 100.0).round() as i64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 Counters::add(&counters.climate_readings, 1);
                 if !available {
                     available = true;

@@ -39,6 +39,9 @@ pub struct Counters {
     pub camera_skipped: AtomicU64,
     /// Climate readings taken.
     pub climate_readings: AtomicU64,
+    /// The last air temperature read, 0.01 °C (meaningful once
+    /// `climate_readings` > 0), for the status record.
+    pub air_temp_c100: std::sync::atomic::AtomicI64,
     /// Milliseconds of audio captured.
     pub audio_ms: AtomicU64,
     /// Inference bursts run.

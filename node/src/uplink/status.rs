@@ -74,6 +74,8 @@ pub struct StatusSource {
     pub started_ms: i64,
     /// The board temperature file (millidegrees); unreadable = unknown.
     pub thermal_zone: PathBuf,
+    /// The tasks' counters (the last air temperature).
+    pub counters: Arc<crate::tasks::Counters>,
 }
 
 fn state(h: Option<&Health>) -> SensorState {
@@ -97,6 +99,16 @@ pub fn read_thermal_zone(path: &std::path::Path) -> Option<i16> {
 }
 
 impl StatusSource {
+    /// The last air temperature read, if the climate sensor has read any.
+    fn air_temp_c100(&self) -> Option<i16> {
+        use std::sync::atomic::Ordering;
+        if self.counters.climate_readings.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let t = self.counters.air_temp_c100.load(Ordering::Relaxed);
+        Some(t.clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16)
+    }
+
     /// The status at `now_ms`, with id `id`. Reads the store's counters:
     /// never call it while the store builds a record (its lock is held).
     pub fn build(&self, id: u64, now_ms: i64) -> StatusRecord {
@@ -118,7 +130,7 @@ impl StatusSource {
                 PowerMode::Critical => PowerModeCode::Survival,
             },
             // The climate task does not share its last reading yet.
-            air_temp_c100: None,
+            air_temp_c100: self.air_temp_c100(),
             board_temp_c100: read_thermal_zone(&self.thermal_zone),
             sensors: SensorHealth {
                 microphone: get("audio"),
@@ -173,6 +185,7 @@ mod tests {
             shared: Arc::new(SharedState::default()),
             started_ms: 1_000_000,
             thermal_zone: dir.join("temp"),
+            counters: Arc::new(crate::tasks::Counters::default()),
         }
     }
 
@@ -182,7 +195,15 @@ mod tests {
         let s = source(dir.path());
         std::fs::write(dir.path().join("temp"), "48312\n").unwrap();
         s.shared.saw_model(ModelVersion(3));
+        assert_eq!(s.build(0, 1_000_000).air_temp_c100, None, "no reading yet");
+        s.counters
+            .air_temp_c100
+            .store(-1_250, std::sync::atomic::Ordering::Relaxed);
+        s.counters
+            .climate_readings
+            .store(1, std::sync::atomic::Ordering::Relaxed);
         let r = s.append(1_061_000).unwrap();
+        assert_eq!(r.air_temp_c100, Some(-1_250));
         assert_eq!(r.uptime_s, 61);
         assert_eq!(r.battery_permille, 734);
         assert_eq!(r.board_temp_c100, Some(4831));
