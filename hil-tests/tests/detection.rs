@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use field_tools::{events, score};
+use field_tools::score;
 
 mod common;
 
@@ -39,17 +39,7 @@ fn run_preset(dir: &Path, preset: &str, seed: u64, seconds: u64) -> score::Score
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let labels = score::read_labels(&scene.join("labels.csv")).unwrap();
-    let read = events::read_events(&data, None).unwrap();
-    assert!(read.bad.is_empty(), "{:?}", read.bad);
-    let text = std::fs::read_to_string(scene.join("scene.toml")).unwrap();
-    let start = text
-        .lines()
-        .find_map(|l| l.strip_prefix("start = "))
-        .unwrap()
-        .trim_matches('"');
-    let start_ms = events::parse_since(start).unwrap();
-    score::score(&read.events, &labels, start_ms, seconds as i64 * 1000, 1000)
+    common::score_events(&scene, &data, seconds).1
 }
 
 #[test]

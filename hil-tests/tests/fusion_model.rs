@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use field_tools::{events, score};
+use field_tools::score;
 use messages::{EventRecord, ModelVersion};
 
 mod common;
@@ -49,20 +49,10 @@ fn run(dir: &Path, scene: &Path, seconds: u64, fusion_toml: &str, name: &str) ->
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
-    let labels = score::read_labels(&scene.join("labels.csv")).unwrap();
-    let read = events::read_events(&data, None).unwrap();
-    assert!(read.bad.is_empty(), "{:?}", read.bad);
-    let text = std::fs::read_to_string(scene.join("scene.toml")).unwrap();
-    let start = text
-        .lines()
-        .find_map(|l| l.strip_prefix("start = "))
-        .unwrap()
-        .trim_matches('"');
-    let start_ms = events::parse_since(start).unwrap();
-    let report = score::score(&read.events, &labels, start_ms, seconds as i64 * 1000, 1000);
+    let (events, report) = common::score_events(scene, &data, seconds);
     Run {
         report,
-        events: read.events,
+        events,
         stderr,
     }
 }

@@ -81,3 +81,25 @@ pub fn spawn_collecting(
     });
     (child, reader)
 }
+
+/// The events stored in `data` and their score against `scene`'s labels
+/// (`seconds` of scene).
+pub fn score_events(
+    scene: &Path,
+    data: &Path,
+    seconds: u64,
+) -> (Vec<messages::EventRecord>, field_tools::score::ScoreReport) {
+    use field_tools::{events, score};
+    let labels = score::read_labels(&scene.join("labels.csv")).unwrap();
+    let read = events::read_events(data, None).unwrap();
+    assert!(read.bad.is_empty(), "{:?}", read.bad);
+    let text = std::fs::read_to_string(scene.join("scene.toml")).unwrap();
+    let start = text
+        .lines()
+        .find_map(|l| l.strip_prefix("start = "))
+        .unwrap()
+        .trim_matches('"');
+    let start_ms = events::parse_since(start).unwrap();
+    let report = score::score(&read.events, &labels, start_ms, seconds as i64 * 1000, 1000);
+    (read.events, report)
+}
