@@ -221,7 +221,21 @@ fn is_environmental(e: &std::io::Error) -> bool {
     ) || e.to_string().contains("could not acquire lock")
 }
 
+/// Opens sled, waiting up to a second while it reports its lock as held.
+/// The caller holds the store's own exclusive lock file, so no other process
+/// can hold sled's: only this process's previous handle can, when its
+/// threads are still letting go of the files just after it was dropped.
 fn try_open(dir: &Path, cfg: &StoreConfig) -> Opened {
+    for _ in 0..40 {
+        match try_open_once(dir, cfg) {
+            Opened::Locked => std::thread::sleep(std::time::Duration::from_millis(25)),
+            other => return other,
+        }
+    }
+    try_open_once(dir, cfg)
+}
+
+fn try_open_once(dir: &Path, cfg: &StoreConfig) -> Opened {
     let config = sled::Config::new()
         .path(dir)
         .cache_capacity(cfg.cache_capacity_bytes)
