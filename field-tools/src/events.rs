@@ -123,25 +123,27 @@ pub fn write_jsonl(events: &[EventRecord], mut out: impl Write) -> Result<(), Ev
     Ok(())
 }
 
+/// One CSV row of [`CSV_COLUMNS`] for an event.
+pub fn csv_row(j: &EventJson) -> Result<Vec<String>, serde_json::Error> {
+    // Through text, so f32 values print as their shortest form (0.7, not 0.699999988).
+    let v: serde_json::Value = serde_json::from_str(&serde_json::to_string(j)?)?;
+    Ok(CSV_COLUMNS
+        .iter()
+        .map(|c| match &v[*c] {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect())
+}
+
 /// Writes events as CSV with a header row of [`CSV_COLUMNS`].
 pub fn write_csv(events: &[EventRecord], out: impl Write) -> Result<(), EventsError> {
     let mut w = csv::Writer::from_writer(out);
     let o = |e: csv::Error| EventsError::Output(e.to_string());
     w.write_record(CSV_COLUMNS).map_err(o)?;
     for e in events {
-        let j = EventJson::from(e);
-        // Through text, so f32 values print as their shortest form (0.7, not 0.699999988).
-        let text = serde_json::to_string(&j).map_err(|e| EventsError::Output(e.to_string()))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| EventsError::Output(e.to_string()))?;
-        let row: Vec<String> = CSV_COLUMNS
-            .iter()
-            .map(|c| match &v[*c] {
-                serde_json::Value::Null => String::new(),
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect();
+        let row = csv_row(&EventJson::from(e)).map_err(|e| EventsError::Output(e.to_string()))?;
         w.write_record(&row).map_err(o)?;
     }
     w.flush().map_err(|e| EventsError::Output(e.to_string()))

@@ -269,17 +269,7 @@ impl<W: Write> Sink<W> {
                     w.write_record(CSV_COLUMNS).map_err(c)?;
                     self.header_written = true;
                 }
-                // Through text, so f32 values print as their shortest form (as `events`).
-                let v: serde_json::Value =
-                    serde_json::from_str(&serde_json::to_string(e).map_err(j)?).map_err(j)?;
-                let row: Vec<String> = CSV_COLUMNS
-                    .iter()
-                    .map(|c| match &v[*c] {
-                        serde_json::Value::Null => String::new(),
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect();
+                let row = crate::events::csv_row(e).map_err(j)?;
                 w.write_record(&row).map_err(c)?;
                 w.flush().map_err(o)?;
             }
