@@ -59,6 +59,10 @@ struct State {
     commands: Vec<String>,
     power_cycles: u32,
     sessions: u32,
+    /// Credits the gateway billed, by RockBLOCK's rule.
+    billed: u64,
+    /// How long a session takes before its answer (real ones take seconds).
+    session_delay: Duration,
     binary_timeout: Duration,
 }
 
@@ -81,6 +85,8 @@ impl Default for State {
             commands: Vec::new(),
             power_cycles: 0,
             sessions: 0,
+            billed: 0,
+            session_delay: Duration::ZERO,
             binary_timeout: Duration::from_secs(2),
         }
     }
@@ -227,6 +233,20 @@ impl SbdEmulator {
     pub fn sessions(&self) -> u32 {
         lock(&self.state).sessions
     }
+
+    /// Credits billed so far by RockBLOCK's rule: for each successful
+    /// session, one per started 50 bytes of its MO message (one for a
+    /// mailbox check) plus the same for the MT message it brought; nothing
+    /// for a failed session.
+    pub fn billed_credits(&self) -> u64 {
+        lock(&self.state).billed
+    }
+
+    /// Makes every session take `delay` before it answers (the modem is
+    /// silent meanwhile, as a real one is during `AT+SBDIX`).
+    pub fn set_session_delay(&self, delay: Duration) {
+        lock(&self.state).session_delay = delay;
+    }
 }
 
 impl Drop for SbdEmulator {
@@ -306,6 +326,10 @@ fn handle(
     stop: &AtomicBool,
     line: &str,
 ) -> Option<()> {
+    if line.to_ascii_uppercase().starts_with("AT+SBDIX") {
+        let delay = lock(state).session_delay;
+        std::thread::sleep(delay);
+    }
     let mut s = lock(state);
     s.commands.push(line.to_owned());
     match s.silence {
@@ -361,14 +385,21 @@ fn handle(
             let success = status <= 4;
             let (mut mt_status, mut mt_len) = (0u8, 0usize);
             if success {
-                if let Some(mo) = s.mo.clone() {
-                    s.delivered.push(mo);
-                }
+                let mo_credits = match s.mo.clone() {
+                    Some(mo) => {
+                        let credits = messages::pack::credits_for(mo.len());
+                        s.delivered.push(mo);
+                        credits
+                    }
+                    None => 1,
+                };
+                s.billed += u64::from(mo_credits);
                 s.momsn = s.momsn.wrapping_add(1);
                 if let Some(mt) = s.gateway_mt.pop_front() {
                     s.mtmsn = s.mtmsn.wrapping_add(1);
                     mt_status = 1;
                     mt_len = mt.len();
+                    s.billed += u64::from(messages::pack::credits_for(mt_len));
                     s.mt = Some(mt);
                 }
             }

@@ -15,27 +15,6 @@ use uplink::{EventStore, StoreConfig};
 
 mod common;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// xorshift64*: a tiny seeded generator for kill times.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn generate_scene(dir: &Path, seed: u64) {
     common::scenegen(
         dir,
@@ -54,7 +33,7 @@ fn generate_scene(dir: &Path, seed: u64) {
 /// reported as stored and whether it was killed (false = it exited first).
 fn run_and_kill(scene: &Path, data: &Path, kill_after: Duration) -> (Vec<EventJson>, bool) {
     let log = scene.with_file_name("node-stderr.log");
-    let (mut child, reader) = common::spawn_collecting(scene, data, &log);
+    let (mut child, reader) = common::spawn_collecting(scene, data, &log, &[]);
     let start = Instant::now();
     let mut killed = false;
     loop {
@@ -78,14 +57,14 @@ fn run_and_kill(scene: &Path, data: &Path, kill_after: Duration) -> (Vec<EventJs
 
 #[test]
 fn sigkill_at_random_moments_loses_no_acknowledged_event() {
-    let kills = env_u64("HIL_KILLS", 50);
-    let seed = env_u64("HIL_SEED", 1);
+    let kills = common::env_u64("HIL_KILLS", 50);
+    let seed = common::env_u64("HIL_SEED", 1);
     eprintln!("crash test: {kills} kills, seed {seed} (HIL_KILLS, HIL_SEED)");
     let t = tempfile::tempdir().unwrap();
     let scene = t.path().join("scene");
     generate_scene(&scene, seed);
     let data = t.path().join("data");
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = common::Rng::new(seed);
 
     let mut acknowledged: BTreeMap<u64, EventJson> = BTreeMap::new();
     let mut max_id_seen = 0u64;

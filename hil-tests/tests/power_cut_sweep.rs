@@ -20,30 +20,13 @@ use hil_tests::powerfs::{CutMode, Mounted};
 use messages::EventJson;
 use uplink::{EventStore, StoreConfig};
 
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
-    }
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[test]
 fn power_cuts_lose_no_acknowledged_event() {
     if !common::fuse_available() {
         return;
     }
-    let cuts = env_u64("HIL_CUTS", 24);
-    let seed = env_u64("HIL_SEED", 1);
+    let cuts = common::env_u64("HIL_CUTS", 24);
+    let seed = common::env_u64("HIL_SEED", 1);
     let t = tempfile::tempdir().unwrap();
     let scene = t.path().join("scene");
     common::scenegen(
@@ -65,7 +48,7 @@ fn power_cuts_lose_no_acknowledged_event() {
     for d in [&backing, &trash, &mnt] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = common::Rng::new(seed);
     let mut acked: BTreeMap<u64, EventJson> = BTreeMap::new();
     let (mut lost, mut corrupted, mut quarantines, mut max_id, mut cuts_with_loss) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
@@ -89,7 +72,7 @@ fn power_cuts_lose_no_acknowledged_event() {
         }
         let started = Instant::now();
         let log = t.path().join("node-stderr.log");
-        let (mut child, reader) = common::spawn_collecting(&scene, &mnt.join("data"), &log);
+        let (mut child, reader) = common::spawn_collecting(&scene, &mnt.join("data"), &log, &[]);
         let cut_after = Duration::from_millis(rng.below(full_run.as_millis() as u64));
         loop {
             if let Some(status) = child.try_wait().unwrap() {

@@ -210,3 +210,41 @@ fn a_renamed_file_stays_usable_under_its_new_name() {
     assert_eq!(std::fs::read(mnt.join("snap")).unwrap(), b"snapshot");
     m.unmount().unwrap();
 }
+
+/// A data directory made on first start must survive a cut with everything
+/// in it. `create_dir_all` leaves the new entries volatile (the long sweep
+/// lost a whole first-run store that way); `create_dir_durably` fsyncs the
+/// directory holding each new entry.
+#[test]
+fn a_directory_tree_survives_only_when_created_durably() {
+    if !common::fuse_available() {
+        return;
+    }
+    let (t, m) = setup(CutMode::DropAll);
+    let mnt = t.path().join("mnt");
+    // Two durable homes, so that syncing one does not sync the other's entries.
+    std::fs::create_dir(mnt.join("a")).unwrap();
+    std::fs::create_dir(mnt.join("b")).unwrap();
+    fsync_dir(&mnt);
+    std::fs::create_dir_all(mnt.join("a/plain/store")).unwrap();
+    uplink::store::durable::create_dir_durably(&mnt.join("b/durable/store")).unwrap();
+    // Already there: nothing to do, no error.
+    uplink::store::durable::create_dir_durably(&mnt.join("b/durable/store")).unwrap();
+    for dir in ["a/plain/store", "b/durable/store"] {
+        let mut f = File::create(mnt.join(dir).join("db")).unwrap();
+        f.write_all(b"events").unwrap();
+        f.sync_all().unwrap();
+        fsync_dir(&mnt.join(dir));
+    }
+    m.cutter.cut();
+    m.unmount().unwrap();
+    let backing = t.path().join("backing");
+    assert_eq!(
+        std::fs::read(backing.join("b/durable/store/db")).unwrap(),
+        b"events"
+    );
+    assert!(
+        !backing.join("a/plain").exists(),
+        "the filesystem kept a directory entry that was never synced"
+    );
+}

@@ -108,12 +108,13 @@ fn io_write_bytes() -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Creates the data directory and opens the store in it.
+/// Creates the data directory (durably: its entry survives a power cut) and
+/// opens the store in it.
 pub fn open_store(
     data_dir: &Path,
     cfg: &Config,
 ) -> Result<(EventStore, uplink::OpenReport), NodeError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| NodeError::DataDir {
+    uplink::store::durable::create_dir_durably(data_dir).map_err(|e| NodeError::DataDir {
         path: data_dir.to_path_buf(),
         source: e,
     })?;

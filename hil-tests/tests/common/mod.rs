@@ -35,6 +35,32 @@ pub fn node_run(scene: &Path, data: &Path, extra: &[&str]) -> Command {
     c
 }
 
+/// A numeric environment variable, or `default` when unset or not a number.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// xorshift64*: a tiny seeded generator for kill and cut times.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed (any value, zero included).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
 /// Whether this machine can mount FUSE filesystems. Without `/dev/fuse` the
 /// power-cut tests say so loudly and do nothing (a container without FUSE);
 /// `HIL_REQUIRE_FUSE=1` makes that a failure instead.
@@ -50,20 +76,22 @@ pub fn fuse_available() -> bool {
     false
 }
 
-/// Starts `fieldnode run` at `--speed max` on `scene` into `data` (logs off),
-/// and a thread collecting the events it reports as stored. A line cut short
+/// Starts `fieldnode run` at `--speed max` on `scene` into `data` (logs off,
+/// `extra` options after the others), and a thread collecting the events it reports as stored. A line cut short
 /// by a kill is not an acknowledgement and is ignored. The node's error output
 /// goes to `stderr_log` (outside the data directory), for the failure message.
 pub fn spawn_collecting(
     scene: &Path,
     data: &Path,
     stderr_log: &Path,
+    extra: &[&std::ffi::OsStr],
 ) -> (
     std::process::Child,
     std::thread::JoinHandle<Vec<messages::EventJson>>,
 ) {
     use std::io::{BufRead, BufReader};
     let mut child = node_run(scene, data, &["--speed", "max"])
+        .args(extra)
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(stderr_log).unwrap())

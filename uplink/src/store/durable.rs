@@ -21,6 +21,35 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(io(dir, "fsync directory"))
 }
 
+/// Creates `dir` and any missing parents so that they survive a power cut:
+/// after each directory is made, the directory that holds its entry is
+/// fsynced. `create_dir_all` alone leaves a new directory entry in the page
+/// cache, and a cut can take the whole tree (events included) with it.
+pub fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(p) = cur.filter(|p| !p.as_os_str().is_empty()) {
+        if p.is_dir() {
+            break;
+        }
+        missing.push(p);
+        cur = p.parent();
+    }
+    for p in missing.into_iter().rev() {
+        match std::fs::create_dir(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && p.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+        let parent = p
+            .parent()
+            .filter(|q| !q.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// fsyncs every file under `dir`, every subdirectory, and `dir` itself.
 /// Files that vanish meanwhile (sled removes old snapshots) are skipped.
 pub fn sync_tree(dir: &Path) -> Result<(), StoreError> {

@@ -336,7 +336,7 @@ impl EventStore {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let fresh = !dir.exists();
-        std::fs::create_dir_all(parent).map_err(|e| StoreError::Io {
+        durable::create_dir_durably(parent).map_err(|e| StoreError::Io {
             path: parent.to_path_buf(),
             op: "create",
             source: e,
