@@ -1,10 +1,18 @@
-//! The audio trigger: short-time spectra, a per-bin adaptive noise floor,
-//! band levels above that floor, and activations with hysteresis.
+//! The audio trigger: short-time spectra, a per-band adaptive noise floor,
+//! band levels above that floor, spectral-flux onsets, and activations with
+//! hysteresis.
 //!
-//! The floor follows a falling level at once and a rising level only slowly
+//! The floor follows a falling level quickly and a rising level only slowly
 //! (`floor_rise_db_per_s`), so steady sound (a running machine, constant
 //! wind) becomes the floor within a minute while calls, speech and impacts
 //! stand out above it.
+//!
+//! Energy alone opens an activation at `on_db` above the floor. A sound that
+//! starts abruptly (a call, a word, a knock) also opens one at the lower
+//! `onset_on_db`: an onset is a frame whose spectral flux (the summed rise of
+//! the band levels over one frame length, beyond a noise slack, dB) exceeds
+//! its own running mean by `onset_k` running deviations. The flux statistics adapt like the
+//! floor, so rain's constant patter raises the bar instead of firing it.
 
 use std::sync::Arc;
 
@@ -24,6 +32,16 @@ const MIN_BINS: usize = 8;
 const FLOOR_FALL_DB_PER_S: f32 = 4.0;
 /// Weight of the newest frame in the smoothed band level.
 const LEVEL_SMOOTHING: f32 = 0.3;
+/// Time constant of the flux statistics (running mean and deviation), s.
+const FLUX_TAU_S: f32 = 4.0;
+/// A band's rise counts towards the flux only beyond this many times its own
+/// running mean absolute rise (how much it wobbles frame to frame in noise).
+const FLUX_BAND_SLACK: f32 = 2.5;
+/// A flux below this is never an onset, dB.
+const FLUX_MIN_DB: f32 = 6.0;
+/// An onset lets an activation open at `onset_on_db` for this long after it,
+/// ms: the smoothed level needs a few frames to climb.
+const ONSET_WINDOW_MS: i64 = 150;
 
 /// Log-spaced analysis bands over `bins` FFT bins: `(first bin, end bin)`.
 fn analysis_bands(rate: u32, n: usize) -> Vec<(usize, usize)> {
@@ -84,6 +102,17 @@ pub struct AudioTrigger {
     /// Smoothed band level, dB.
     level_db: Vec<f32>,
     floor_db: Vec<f32>,
+    /// Unsmoothed band levels of the previous two frames, dB (the flux
+    /// compares a frame with the one a whole frame length before it, which
+    /// does not overlap it).
+    prev_db: [Vec<f32>; 2],
+    /// Running mean absolute rise of each band, dB.
+    wobble_db: Vec<f32>,
+    /// Running mean and mean absolute deviation of the spectral flux, dB.
+    flux_mean: f32,
+    flux_dev: f32,
+    onsets_seen: u64,
+    last_onset_ms: Option<i64>,
     initialised: bool,
     open: Option<Open>,
     /// Start time of the last analysed frame.
@@ -125,6 +154,12 @@ impl AudioTrigger {
             buf_start_ms: 0.0,
             level_db: vec![0.0; bands.len()],
             floor_db: vec![0.0; bands.len()],
+            prev_db: [vec![0.0; bands.len()], vec![0.0; bands.len()]],
+            wobble_db: vec![0.0; bands.len()],
+            flux_mean: 0.0,
+            flux_dev: FLUX_MIN_DB / 4.0,
+            onsets_seen: 0,
+            last_onset_ms: None,
             coarse,
             bands,
             initialised: false,
@@ -182,6 +217,7 @@ impl AudioTrigger {
         let mut excess_band = [0f64; 3];
         let (mut best_k, mut best_x) = (0usize, 0f64);
         let (mut log_sum, mut lin_sum, mut nx) = (0f64, 0f64, 0u32);
+        let mut flux = 0f32;
         for (b, &(lo, hi)) in self.bands.iter().enumerate() {
             let p: f64 = self.spectrum[lo..hi]
                 .iter()
@@ -189,6 +225,14 @@ impl AudioTrigger {
                 .sum::<f64>()
                 + 1e-12;
             let l = 10.0 * p.log10() as f32;
+            if self.frames_seen > 2 {
+                let rise = l - self.prev_db[1][b];
+                flux += (rise - FLUX_BAND_SLACK * self.wobble_db[b]).max(0.0);
+                let a = (hop_s / FLUX_TAU_S).max(1.0 / self.frames_seen as f32);
+                self.wobble_db[b] += a * (rise.abs().min(20.0) - self.wobble_db[b]);
+            }
+            self.prev_db[1][b] = self.prev_db[0][b];
+            self.prev_db[0][b] = l;
             // Smoothing over a few frames steadies noise-only bands.
             let lv = if self.initialised {
                 self.level_db[b] + (l - self.level_db[b]) * LEVEL_SMOOTHING
@@ -226,6 +270,12 @@ impl AudioTrigger {
                 nx += 1;
             }
         }
+        if self.frames_seen > 2 && self.onset(flux, hop_s) {
+            self.last_onset_ms = Some(t_ms);
+        }
+        let onset = self
+            .last_onset_ms
+            .is_some_and(|o| t_ms - o <= ONSET_WINDOW_MS);
         self.initialised = true;
         let flatness = if nx > 1 && lin_sum > 0.0 {
             let n = f64::from(nx);
@@ -239,7 +289,7 @@ impl AudioTrigger {
         let min_dur = i64::from(self.cfg.min_duration_ms);
         let hang = i64::from(self.cfg.hangover_ms);
         match self.open.as_mut() {
-            None if level >= self.cfg.on_db => {
+            None if level >= self.cfg.on_db || (onset && level >= self.cfg.onset_on_db) => {
                 self.open = Some(Open {
                     start_ms: t_ms,
                     last_above_ms: frame_end,
@@ -297,6 +347,25 @@ impl AudioTrigger {
         }
     }
 
+    /// Whether a frame with this spectral flux is an onset; updates the
+    /// running statistics with frames that are not (an onset must not raise
+    /// the bar for the next syllable).
+    fn onset(&mut self, flux: f32, hop_s: f32) -> bool {
+        // Learn the statistics first: no onset before a time constant of flux.
+        let learned = (self.frames_seen as f32) * hop_s >= FLUX_TAU_S;
+        let threshold = (self.flux_mean + self.cfg.onset_k * self.flux_dev).max(FLUX_MIN_DB);
+        let onset = learned && flux > threshold;
+        if onset {
+            self.onsets_seen += 1;
+        } else {
+            // A plain average while learning, then exponential forgetting.
+            let a = (hop_s / FLUX_TAU_S).max(1.0 / self.frames_seen.max(1) as f32);
+            self.flux_mean += a * (flux - self.flux_mean);
+            self.flux_dev += a * ((flux - self.flux_mean).abs() - self.flux_dev);
+        }
+        onset
+    }
+
     fn close(&mut self) {
         let Some(o) = self.open.take() else { return };
         if !o.confirmed {
@@ -342,6 +411,11 @@ impl AudioTrigger {
     /// Frames analysed.
     pub fn frames(&self) -> u64 {
         self.frames_seen
+    }
+
+    /// Onsets found so far (spectral-flux peaks above the adaptive threshold).
+    pub fn onsets(&self) -> u64 {
+        self.onsets_seen
     }
 }
 
@@ -428,5 +502,87 @@ mod tests {
             samples: vec![],
         });
         t.finish();
+    }
+}
+
+#[cfg(test)]
+mod onset_tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// 20 s of white noise with a 2-4 kHz band of partials (a broadband
+    /// call) of total amplitude `amp` from 10 s to 11 s, reaching full
+    /// amplitude after `fade_ms`.
+    fn scene(amp: f32, fade_ms: u32) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let fade = (fade_ms as usize * 16).max(1);
+        let partials: Vec<(f32, f32)> = (0..41)
+            .map(|p| (2000.0 + 50.0 * p as f32, p as f32 * 2.4))
+            .collect();
+        let per = amp / (partials.len() as f32).sqrt();
+        (0..16_000 * 20)
+            .map(|i| {
+                let noise = (rng.random::<f32>() - 0.5) * 0.02;
+                let k = i as isize - 160_000;
+                let call = if (0..16_000).contains(&k) {
+                    let g = (k as f32 / fade as f32).min(1.0);
+                    let t = i as f32 / 16_000.0;
+                    g * per
+                        * partials
+                            .iter()
+                            .map(|&(f, ph)| (2.0 * std::f32::consts::PI * f * t + ph).sin())
+                            .sum::<f32>()
+                } else {
+                    0.0
+                };
+                noise + call
+            })
+            .collect()
+    }
+
+    fn run(cfg: &AudioTriggerConfig, samples: &[f32]) -> (Vec<Activation>, u64) {
+        let mut t = AudioTrigger::new(cfg, 16_000);
+        for (i, c) in samples.chunks(8000).enumerate() {
+            t.push(&AudioChunk {
+                start_ms: i as i64 * 500,
+                sample_rate: 16_000,
+                samples: c.to_vec(),
+            });
+        }
+        t.finish();
+        let onsets = t.onsets();
+        (t.take(), onsets)
+    }
+
+    /// Between the onset level (7 dB) and the energy level (10 dB): only
+    /// its abrupt start can open an activation.
+    const MODERATE: f32 = 0.007;
+
+    #[test]
+    fn an_abrupt_call_opens_at_the_onset_level() {
+        let (acts, _) = run(&AudioTriggerConfig::default(), &scene(MODERATE, 0));
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        assert!((9_900..=10_100).contains(&acts[0].start_ms), "{acts:?}");
+        // Energy alone does not reach on_db: without onsets nothing opens.
+        let energy_only = AudioTriggerConfig {
+            onset_on_db: AudioTriggerConfig::default().on_db,
+            ..AudioTriggerConfig::default()
+        };
+        let (acts, _) = run(&energy_only, &scene(MODERATE, 0));
+        assert!(acts.is_empty(), "{acts:?}");
+    }
+
+    #[test]
+    fn the_same_sound_swelling_slowly_has_no_onset_and_does_not_open() {
+        let (acts, _) = run(&AudioTriggerConfig::default(), &scene(MODERATE, 3000));
+        assert!(acts.is_empty(), "{acts:?}");
+    }
+
+    #[test]
+    fn steady_noise_gives_few_onsets() {
+        let (acts, onsets) = run(&AudioTriggerConfig::default(), &scene(0.0, 0));
+        assert!(acts.is_empty(), "{acts:?}");
+        // 20 s of white noise: the adaptive threshold keeps chance onsets rare.
+        assert!(onsets <= 6, "{onsets} onsets in 20 s of noise");
     }
 }

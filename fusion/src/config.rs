@@ -18,6 +18,12 @@ pub struct AudioTriggerConfig {
     pub min_duration_ms: u32,
     /// An activation ends this long after the level fell below `off_db`, ms.
     pub hangover_ms: u32,
+    /// At an onset (a spectral-flux peak), an activation already starts at
+    /// this level above the floor, dB (between `off_db` and `on_db`).
+    pub onset_on_db: f32,
+    /// An onset is a flux above its running mean by this many running
+    /// (mean absolute) deviations.
+    pub onset_k: f32,
 }
 
 impl Default for AudioTriggerConfig {
@@ -29,6 +35,8 @@ impl Default for AudioTriggerConfig {
             floor_rise_db_per_s: 0.4,
             min_duration_ms: 120,
             hangover_ms: 800,
+            onset_on_db: 7.0,
+            onset_k: 4.0,
         }
     }
 }
@@ -150,6 +158,16 @@ impl DetectorConfig {
             a.off_db > 0.0 && a.off_db <= a.on_db,
             "audio.off_db",
             "must be positive and not above audio.on_db",
+        );
+        need(
+            a.onset_on_db >= a.off_db && a.onset_on_db <= a.on_db,
+            "audio.onset_on_db",
+            "must be between audio.off_db and audio.on_db",
+        );
+        need(
+            (1.0..=20.0).contains(&a.onset_k),
+            "audio.onset_k",
+            "must be between 1 and 20",
         );
         need(
             (0.01..=20.0).contains(&a.floor_rise_db_per_s),
