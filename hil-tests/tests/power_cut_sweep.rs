@@ -3,7 +3,9 @@
 //! random moment, the node is killed, the filesystem is dropped to what was
 //! durable, and the store is checked: every event the node acknowledged
 //! before the cut is present and intact, ids never go backwards, and the
-//! store opens (a quarantine is counted and reported). The id reservation
+//! store opens. sled may refuse its own files after a torn page (it did,
+//! before the journal): that quarantine is counted and reported, and the
+//! journal must then put every acknowledged event back. The id reservation
 //! file, written with write-fsync-rename-fsync, must always read as the old
 //! or the new value, or the store would not open.
 //!
@@ -52,6 +54,7 @@ fn power_cuts_lose_no_acknowledged_event() {
     let mut acked: BTreeMap<u64, EventJson> = BTreeMap::new();
     let (mut lost, mut corrupted, mut quarantines, mut max_id, mut cuts_with_loss) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut restored, mut damaged_journal_blocks) = (0u64, 0u64);
     let mut acknowledged_total = 0u64;
     let mut recover_ms: Vec<f64> = Vec::new();
     let full_run = Duration::from_millis(1500);
@@ -133,8 +136,18 @@ fn power_cuts_lose_no_acknowledged_event() {
         recover_ms.push(opening.elapsed().as_secs_f64() * 1000.0);
         if report.quarantined.is_some() {
             quarantines += 1;
-            eprintln!("cut {cut} ({mode}): quarantined: {:?}", report.reason);
+            eprintln!(
+                "cut {cut} ({mode}): quarantined: {:?}; {} items restored from the journal",
+                report.reason, report.restored
+            );
+        } else if report.restored > 0 {
+            eprintln!(
+                "cut {cut} ({mode}): the database lacked {} acknowledged items; restored from the journal",
+                report.restored
+            );
         }
+        restored += report.restored;
+        damaged_journal_blocks += report.journal_damaged_blocks;
         assert!(
             report.next_id > max_id,
             "cut {cut}: next id {} not above {max_id}",
@@ -164,11 +177,13 @@ fn power_cuts_lose_no_acknowledged_event() {
     let p50 = recover_ms.get(recover_ms.len() / 2).copied().unwrap_or(0.0);
     let max = recover_ms.last().copied().unwrap_or(0.0);
     eprintln!(
-        "power-cut sweep: cuts {cuts}, acknowledged {acknowledged_total}, lost {lost}, corrupted {corrupted} (in {cuts_with_loss} cuts), quarantines {quarantines}, store open after a cut p50 {p50:.1} ms, max {max:.1} ms"
+        "power-cut sweep: cuts {cuts}, acknowledged {acknowledged_total}, lost {lost}, corrupted {corrupted} (in {cuts_with_loss} cuts), quarantines {quarantines}, restored from the journal {restored}, damaged journal appends {damaged_journal_blocks}, store open after a cut p50 {p50:.1} ms, max {max:.1} ms"
     );
+    // A quarantine is allowed (sled refused its files), a loss is not: the
+    // journal must have put every acknowledged event back.
     assert_eq!(
-        (lost, corrupted, quarantines),
-        (0, 0, 0),
+        (lost, corrupted),
+        (0, 0),
         "acknowledged events did not survive power cuts"
     );
 }

@@ -186,6 +186,7 @@ fn power_cuts_while_draining_by_satellite_lose_nothing() {
     let mut max_id = 0u64;
     let (mut in_outbox_max, mut budget_writes) = (0usize, 0u64);
     let mut spent_before = 0u64;
+    let (mut quarantines, mut restored) = (0u64, 0u64);
     for cut in 0..cuts {
         let k = rng.below(48) as usize;
         let mode = match rng.below(4) {
@@ -249,11 +250,14 @@ fn power_cuts_while_draining_by_satellite_lose_nothing() {
         if store_dir.exists() {
             let (store, report) = EventStore::open(&store_dir, &StoreConfig::default())
                 .unwrap_or_else(|e| panic!("cut {cut} ({mode}): the store does not open: {e}"));
-            assert!(
-                report.quarantined.is_none(),
-                "cut {cut} ({mode}): quarantined: {:?}",
-                report.reason
-            );
+            if report.quarantined.is_some() {
+                quarantines += 1;
+                eprintln!(
+                    "cut {cut} ({mode}): quarantined: {:?}; {} restored from the journal",
+                    report.reason, report.restored
+                );
+            }
+            restored += report.restored;
             assert!(
                 report.next_id > max_id,
                 "cut {cut}: next id not above {max_id}"
@@ -322,7 +326,7 @@ fn power_cuts_while_draining_by_satellite_lose_nothing() {
         "acknowledged but never delivered: {missing:?}"
     );
     eprintln!(
-        "power-cut sweep with the satellite link: cuts {cuts}, acknowledged {}, delivered {}, lost 0, most left in the outbox after a cut {in_outbox_max}, budget file advanced in {budget_writes} cuts, {} sessions, {} messages",
+        "power-cut sweep with the satellite link: cuts {cuts}, acknowledged {}, delivered {}, lost 0, most left in the outbox after a cut {in_outbox_max}, quarantines {quarantines}, restored from the journal {restored}, budget file advanced in {budget_writes} cuts, {} sessions, {} messages",
         acked.len(),
         sent.len(),
         emu.sessions(),

@@ -2,10 +2,18 @@
 //!
 //! Invariants:
 //! 1. **Durable before acknowledged.** [`EventStore::append`] returns only
-//!    after the record is in sled, sled has flushed, and every file of the
-//!    database directory and the directory itself were `fsync`ed. sled's own
-//!    flush uses `sync_file_range`, which does not reach a device's write
-//!    cache; an SD card has one.
+//!    after the record is in the [`journal`] (a checksummed, block-aligned
+//!    append-only log beside the database, fsynced), then in sled, sled has
+//!    flushed, and every file of the database directory and the directory
+//!    itself were `fsync`ed. sled's own flush uses `sync_file_range`, which
+//!    does not reach a device's write cache; an SD card has one.
+//!
+//!    **The journal is the source of truth for recovery.** A torn page
+//!    program can destroy bytes sled had already made durable (the power-cut
+//!    sweep showed sled then refusing to open, or missing its last event).
+//!    On open, every live journal item the database lacks is put back;
+//!    removals (delivered, evicted, expired) are journaled too, so nothing
+//!    delivered comes back. See `docs/reliability.md`.
 //! 2. **Ids strictly increase and never repeat**, across restarts, after
 //!    delivered events are removed, and after a corrupt database is
 //!    quarantined. The record and the next id are written in one atomic sled
@@ -32,6 +40,7 @@
 
 pub mod durable;
 mod ids;
+pub mod journal;
 mod layout;
 mod outbox;
 mod recount;
@@ -136,6 +145,12 @@ pub struct OpenReport {
     /// with the records and was repaired. Never true for a database written
     /// by this code, whatever the crash: a test checks it.
     pub repaired: bool,
+    /// Items the database had lost (or a quarantine took) and the journal
+    /// put back.
+    pub restored: u64,
+    /// Journal blocks with a damaged entry: an append cut by a power loss
+    /// (never acknowledged).
+    pub journal_damaged_blocks: u64,
 }
 
 /// The durable event store.
@@ -157,6 +172,7 @@ struct State {
     ids: ids::Ids,
     stats: QueueStats,
     drops: DropStats,
+    journal: journal::Journal,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -342,6 +358,7 @@ impl EventStore {
             source: e,
         })?;
         let lock = lock_store(dir)?;
+        let (journal, replay) = journal::Journal::open(&journal::journal_path(dir))?;
         let id_file = ids::sidecar_path(dir);
         let reserved = ids::read_reserved(&id_file)?;
         let (mut quarantined, mut reason) = (None, None);
@@ -371,7 +388,10 @@ impl EventStore {
             next: sled_next,
             recount,
         } = *opened;
-        let next = sled_next.max(reserved).max(1);
+        let next = sled_next
+            .max(reserved)
+            .max(replay.max_id.saturating_add(1))
+            .max(1);
         let recount::Recount {
             stats,
             drops,
@@ -394,6 +414,7 @@ impl EventStore {
                 },
                 stats,
                 drops,
+                journal,
             }),
         };
         let repaired = repair.is_some();
@@ -410,13 +431,20 @@ impl EventStore {
                 .map_err(db_err("repair outbox index"))?;
             store.flush_durable()?;
         }
+        // After the repair, which writes the accounting it recounted.
+        let restored = store.restore_from_journal(&replay.live)?;
+        if restored > 0 {
+            tracing::warn!(path = %dir.display(), restored, "items missing from the database were restored from the journal");
+        }
         let report = OpenReport {
             quarantined,
             reason,
             next_id: next,
-            stored: stats.total_items(),
+            stored: store.state().stats.total_items(),
             unindexed,
             repaired,
+            restored,
+            journal_damaged_blocks: replay.damaged_blocks,
         };
         Ok((store, report))
     }

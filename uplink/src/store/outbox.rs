@@ -5,6 +5,7 @@
 
 use messages::{DecodeError, DropCounters, EventRecord, Message, Priority, StatusRecord};
 
+use super::journal::Entry;
 use super::layout::{
     CORRUPT_PREFIX, DROPS_KEY, DropStats, INDEX_PREFIX, Meta, NEXT_ID_KEY, QueueStats, STATS_KEY,
     corrupt_key, event_key, index_key, index_prefix, parse_index_key,
@@ -234,6 +235,23 @@ impl EventStore {
         batch.insert(NEXT_ID_KEY, &end.to_be_bytes()[..]);
         batch.insert(STATS_KEY, stats.encode());
         let evicting = !appended.evicted.is_empty() || !appended.dropped.is_empty();
+        // The journal first: what it holds can always be put back in sled.
+        let mut entries = Vec::with_capacity(n + 1);
+        if !appended.evicted.is_empty() {
+            entries.push(Entry::Gone(
+                appended.evicted.iter().map(|(id, _)| *id).collect(),
+            ));
+        }
+        for (item, keep) in new.iter().zip(&keep) {
+            if *keep {
+                entries.push(Entry::Put {
+                    id: item.message.id(),
+                    priority: item.priority,
+                    bytes: item.bytes.clone(),
+                });
+            }
+        }
+        st.journal.append(&entries)?;
         if evicting {
             batch.insert(DROPS_KEY, drops.encode());
         }
@@ -246,6 +264,7 @@ impl EventStore {
         st.drops = drops;
         drop(st);
         self.flush_durable()?;
+        self.compact_journal_if_needed()?;
         if evicting {
             log_evictions(&appended, &stats);
         }
@@ -340,6 +359,7 @@ impl EventStore {
         ids.sort_unstable();
         ids.dedup();
         let mut st = self.state();
+        st.journal.append(&[Entry::Gone(ids.clone())])?;
         let mut stats = st.stats;
         let mut batch = sled::Batch::default();
         let mut removed = 0;
@@ -361,12 +381,99 @@ impl EventStore {
         st.stats = stats;
         drop(st);
         self.flush_durable()?;
+        self.compact_journal_if_needed()?;
         Ok(removed)
     }
 
     /// [`EventStore::confirm_delivered`], for callers of the first API.
     pub fn remove_delivered(&self, ids: &[u64]) -> Result<(), StoreError> {
         self.confirm_delivered(ids).map(|_| ())
+    }
+
+    /// Puts back, durably, the journal's live items that the database lacks
+    /// (a quarantine, or sled losing what it had made durable). An id whose
+    /// record was moved aside as corrupt stays aside. Returns how many.
+    pub(super) fn restore_from_journal(
+        &self,
+        live: &std::collections::BTreeMap<u64, (Priority, Vec<u8>)>,
+    ) -> Result<u64, StoreError> {
+        let mut st = self.state();
+        let mut stats = st.stats;
+        let mut batch = sled::Batch::default();
+        let mut restored = 0u64;
+        for (&id, (priority, bytes)) in live {
+            let present = self
+                .tree
+                .contains_key(event_key(id))
+                .map_err(db_err("read record"))?
+                || self
+                    .tree
+                    .contains_key(corrupt_key(id))
+                    .map_err(db_err("read record"))?;
+            if present {
+                continue;
+            }
+            let Ok(message) = messages::decode_message(bytes) else {
+                // The checksum matched, so this is a record from a newer
+                // format: keep it out of the outbox rather than guess.
+                tracing::error!(id, "journal record does not decode: not restored");
+                continue;
+            };
+            let meta = Meta {
+                time_ms: record_time(&message),
+                len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+            };
+            batch.insert(&event_key(id)[..], &bytes[..]);
+            batch.insert(&index_key(*priority, id)[..], &meta.encode()[..]);
+            stats.add(*priority, meta.len);
+            restored += 1;
+        }
+        let journal_short = (live.len() as u64) < stats.total_items();
+        if restored > 0 {
+            batch.insert(STATS_KEY, stats.encode());
+            self.tree
+                .apply_batch(batch)
+                .map_err(db_err("restore from journal"))?;
+            st.stats = stats;
+        }
+        drop(st);
+        if restored > 0 {
+            self.flush_durable()?;
+        }
+        if journal_short {
+            // Items the journal does not hold (a database older than the
+            // journal): write them all into it now.
+            self.compact_journal()?;
+        }
+        Ok(restored)
+    }
+
+    /// Rewrites the journal from the outbox when it has grown large.
+    fn compact_journal_if_needed(&self) -> Result<(), StoreError> {
+        if self.state().journal.needs_compaction() {
+            self.compact_journal()?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the journal with exactly the items in the outbox.
+    fn compact_journal(&self) -> Result<(), StoreError> {
+        let mut st = self.state();
+        let mut live = Vec::new();
+        for kv in self.tree.scan_prefix([INDEX_PREFIX]) {
+            let (k, _) = kv.map_err(db_err("scan outbox"))?;
+            let Some((p, id)) = parse_index_key(&k) else {
+                continue;
+            };
+            if let Some(bytes) = self
+                .tree
+                .get(event_key(id))
+                .map_err(db_err("read record"))?
+            {
+                live.push((id, p, bytes.to_vec()));
+            }
+        }
+        st.journal.compact(live)
     }
 
     /// Removes, durably, every item older than its priority's time to live
@@ -400,6 +507,8 @@ impl EventStore {
         }
         batch.insert(STATS_KEY, stats.encode());
         batch.insert(DROPS_KEY, drops.encode());
+        st.journal
+            .append(&[Entry::Gone(out.items.iter().map(|(id, _)| *id).collect())])?;
         self.tree
             .apply_batch(batch)
             .map_err(db_err("expire records"))?;

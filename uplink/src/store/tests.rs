@@ -69,7 +69,7 @@ fn ids_increase_across_reopen_and_after_removal() {
 }
 
 #[test]
-fn a_corrupt_database_is_quarantined_and_ids_stay_above_the_old_ones() {
+fn a_corrupt_database_is_quarantined_its_items_restored_from_the_journal_and_ids_stay_above() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("store");
     let last = {
@@ -89,13 +89,15 @@ fn a_corrupt_database_is_quarantined_and_ids_stay_above_the_old_ones() {
         "{moved:?}"
     );
     assert!(r.reason.is_some());
-    assert_eq!(r.stored, 0);
+    // Every acknowledged event is back, from the journal beside the database.
+    assert_eq!((r.stored, r.restored), (10, 10));
+    assert_eq!(s.iter_from(0).filter(|e| e.is_ok()).count(), 10);
     assert!(r.next_id > last, "next id {} not above {last}", r.next_id);
     let new = s.append(rec).unwrap();
     assert!(new.id > last);
     drop(s);
     let (_, r) = open(&dir);
-    assert_eq!((r.stored, r.quarantined), (1, None));
+    assert_eq!((r.stored, r.quarantined, r.restored), (11, None, 0));
 }
 
 #[test]
@@ -179,4 +181,34 @@ fn bytes_written_per_event() {
         s.bytes_on_disk().unwrap(),
         encode_event(&rec(1)).len()
     );
+}
+
+#[test]
+fn delivered_items_are_not_restored_and_a_lost_journal_is_rebuilt() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let ids: Vec<u64> = {
+        let (s, _) = open(&dir);
+        let ids = (0..6)
+            .map(|_| s.append(rec).unwrap().id)
+            .collect::<Vec<_>>();
+        s.confirm_delivered(&ids[..2]).unwrap();
+        ids
+    };
+    // The database vanishes (a quarantine, or a wiped directory): what was
+    // delivered stays gone, the rest comes back.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (s, r) = open(&dir);
+    assert_eq!((r.stored, r.restored), (4, 4));
+    assert!(s.get(ids[0]).unwrap().is_none());
+    assert!(s.get(ids[5]).unwrap().is_some());
+    drop(s);
+    // The journal vanishes: rebuilt from the database on open.
+    std::fs::remove_file(journal::journal_path(&dir)).unwrap();
+    let (s, r) = open(&dir);
+    assert_eq!((r.stored, r.restored), (4, 0));
+    drop(s);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (_, r) = open(&dir);
+    assert_eq!((r.stored, r.restored), (4, 4));
 }
