@@ -145,9 +145,10 @@ pub struct OpenReport {
     /// with the records and was repaired. Never true for a database written
     /// by this code, whatever the crash: a test checks it.
     pub repaired: bool,
-    /// Items the database had lost (or a quarantine took) and the journal
-    /// put back.
-    pub restored: u64,
+    /// Ids of the items the journal put back: in the journal but not in the
+    /// database (an append cut before sled's flush, never acknowledged; or
+    /// what sled lost, or a quarantine took).
+    pub restored: Vec<u64>,
     /// Journal blocks with a damaged entry: an append cut by a power loss
     /// (never acknowledged).
     pub journal_damaged_blocks: u64,
@@ -433,8 +434,8 @@ impl EventStore {
         }
         // After the repair, which writes the accounting it recounted.
         let restored = store.restore_from_journal(&replay.live)?;
-        if restored > 0 {
-            tracing::warn!(path = %dir.display(), restored, "items missing from the database were restored from the journal");
+        if !restored.is_empty() {
+            tracing::warn!(path = %dir.display(), restored = restored.len(), "items in the journal but not in the database were put back");
         }
         let report = OpenReport {
             quarantined,

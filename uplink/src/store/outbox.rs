@@ -392,15 +392,15 @@ impl EventStore {
 
     /// Puts back, durably, the journal's live items that the database lacks
     /// (a quarantine, or sled losing what it had made durable). An id whose
-    /// record was moved aside as corrupt stays aside. Returns how many.
+    /// record was moved aside as corrupt stays aside. Returns their ids.
     pub(super) fn restore_from_journal(
         &self,
         live: &std::collections::BTreeMap<u64, (Priority, Vec<u8>)>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<u64>, StoreError> {
         let mut st = self.state();
         let mut stats = st.stats;
         let mut batch = sled::Batch::default();
-        let mut restored = 0u64;
+        let mut restored = Vec::new();
         for (&id, (priority, bytes)) in live {
             let present = self
                 .tree
@@ -426,10 +426,10 @@ impl EventStore {
             batch.insert(&event_key(id)[..], &bytes[..]);
             batch.insert(&index_key(*priority, id)[..], &meta.encode()[..]);
             stats.add(*priority, meta.len);
-            restored += 1;
+            restored.push(id);
         }
         let journal_short = (live.len() as u64) < stats.total_items();
-        if restored > 0 {
+        if !restored.is_empty() {
             batch.insert(STATS_KEY, stats.encode());
             self.tree
                 .apply_batch(batch)
@@ -437,7 +437,7 @@ impl EventStore {
             st.stats = stats;
         }
         drop(st);
-        if restored > 0 {
+        if !restored.is_empty() {
             self.flush_durable()?;
         }
         if journal_short {
