@@ -238,12 +238,13 @@ fn is_environmental(e: &std::io::Error) -> bool {
     ) || e.to_string().contains("could not acquire lock")
 }
 
-/// Opens sled, waiting up to a second while it reports its lock as held.
+/// Opens sled, waiting up to ten seconds while it reports its lock as held.
 /// The caller holds the store's own exclusive lock file, so no other process
 /// can hold sled's: only this process's previous handle can, when its
-/// threads are still letting go of the files just after it was dropped.
+/// threads are still letting go of the files just after it was dropped
+/// (one second was not always enough on two loaded cores).
 fn try_open(dir: &Path, cfg: &StoreConfig) -> Opened {
-    for _ in 0..40 {
+    for _ in 0..400 {
         match try_open_once(dir, cfg) {
             Opened::Locked => std::thread::sleep(std::time::Duration::from_millis(25)),
             other => return other,
