@@ -176,7 +176,8 @@ pub async fn run_node(
     let mut supply: Box<dyn PowerSource> =
         Box::new(SimulatedSupply::new(cfg.power.simulation.clone()));
     let mut policy = PowerPolicy::new(cfg.power.policy.clone());
-    let first = tasks::power::initial_status(supply.as_mut(), &mut policy, clock.now_ms());
+    let power_start_ms = clock.now_ms();
+    let first = tasks::power::initial_status(supply.as_mut(), &mut policy, power_start_ms);
     tracing::info!(mode = first.mode.as_str(), soc = first.reading.soc, "power");
     let (power_tx, power_rx) = watch::channel(first);
 
@@ -321,6 +322,7 @@ pub async fn run_node(
         power_tx,
         clock.clone(),
         counters.clone(),
+        power_start_ms,
         cfg.power.interval_ms,
         done_rx,
         shutdown.clone(),

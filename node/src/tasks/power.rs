@@ -47,6 +47,9 @@ pub fn initial_status(
 }
 
 /// Runs until shutdown, or until `done` says the sensors have all ended.
+/// Readings fall at `start_ms` + k x `interval_ms` (the time of the initial
+/// status), whatever the task's own start was delayed by, so a replay at any
+/// speed reads the supply at the same scene times.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     mut source: Box<dyn PowerSource>,
@@ -54,12 +57,13 @@ pub async fn run(
     tx: watch::Sender<PowerStatus>,
     clock: Arc<dyn Clock>,
     counters: Arc<Counters>,
+    start_ms: i64,
     interval_ms: u64,
     mut done: watch::Receiver<bool>,
     mut shutdown: Shutdown,
 ) {
     let mut seen = Seen::default();
-    let mut next = clock.now_ms() + interval_ms as i64;
+    let mut next = start_ms + interval_ms as i64;
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,

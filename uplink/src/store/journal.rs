@@ -229,7 +229,11 @@ impl Journal {
             .map_err(io(path, "read journal"))?;
         let r = replay(&buf);
         if !existed {
-            super::durable::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            super::durable::sync_dir(parent)?;
         }
         let mut len = buf.len() as u64;
         if !len.is_multiple_of(BLOCK) {
