@@ -121,9 +121,9 @@ pub fn open_store(
     let (store, report) =
         EventStore::open_with(&data_dir.join("store"), &cfg.store, cfg.outbox.clone())?;
     if let Some(q) = &report.quarantined {
-        tracing::error!(moved_to = %q.display(), reason = report.reason.as_deref().unwrap_or(""), "event store was corrupt: moved aside, starting a fresh one");
+        tracing::error!(moved_to = %q.display(), reason = report.reason.as_deref().unwrap_or(""), restored_from_journal = report.restored.len(), "event store was corrupt: moved aside, starting a fresh one refilled from the journal");
     }
-    tracing::info!(path = %data_dir.join("store").display(), events = report.stored, next_id = report.next_id, "event store open");
+    tracing::info!(path = %data_dir.join("store").display(), events = report.stored, next_id = report.next_id, restored_from_journal = report.restored.len(), "event store open");
     Ok((store, report))
 }
 
