@@ -155,6 +155,8 @@ fn unknown_key_and_out_of_range_value_are_reported_together() {
     assert_clear_failure(
         &out,
         &[
+            "bad.toml",
+            "2 configuration error(s)",
             "audio.sample_rate: unknown key",
             "power.policy.saver_below_soc: must be",
         ],
@@ -169,6 +171,15 @@ fn unknown_key_and_out_of_range_value_are_reported_together() {
         ),
         &["audio.sample_rate"],
     );
+}
+
+#[test]
+fn a_toml_syntax_error_names_file_and_line() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = t.path().join("broken.toml");
+    std::fs::write(&cfg, "[node]\nid = \"n1\"\n[audio\nchunk_ms = 500\n").unwrap();
+    let out = fieldnode(&["check-config", cfg.to_str().unwrap()], t.path());
+    assert_clear_failure(&out, &["broken.toml", "line 3"]);
 }
 
 #[test]
