@@ -346,6 +346,7 @@ mod tests {
             soc,
             solar_w: 0.0,
             load_w: 3.0,
+            battery_mv: None,
         })
     }
 

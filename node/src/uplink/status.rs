@@ -121,15 +121,17 @@ impl StatusSource {
             time_ms: now_ms,
             uptime_s: u32::try_from((now_ms - self.started_ms).max(0) / 1000).unwrap_or(u32::MAX),
             battery_permille: (p.reading.soc.clamp(0.0, 1.0) * 1000.0).round() as u16,
-            // The power source reports no voltage (the simulated supply has
-            // none): 0 = not measured.
-            battery_mv: 0,
+            // 0 = not measured (a source without a voltage reading).
+            battery_mv: p
+                .reading
+                .battery_mv
+                .map_or(0, |mv| u16::try_from(mv).unwrap_or(u16::MAX)),
             power_mode: match p.mode {
                 PowerMode::Normal => PowerModeCode::Normal,
                 PowerMode::Saver => PowerModeCode::Saving,
                 PowerMode::Critical => PowerModeCode::Survival,
             },
-            // The climate task does not share its last reading yet.
+            // The last BME280 reading, from the shared counters.
             air_temp_c100: self.air_temp_c100(),
             board_temp_c100: read_thermal_zone(&self.thermal_zone),
             sensors: SensorHealth {
@@ -172,6 +174,7 @@ mod tests {
             soc: 0.734,
             solar_w: 0.0,
             load_w: 3.0,
+            battery_mv: Some(13_012),
         });
         let (_tx, rx) = watch::channel(status);
         let board = HealthBoard::default();
@@ -206,6 +209,7 @@ mod tests {
         assert_eq!(r.air_temp_c100, Some(-1_250));
         assert_eq!(r.uptime_s, 61);
         assert_eq!(r.battery_permille, 734);
+        assert_eq!(r.battery_mv, 13_012);
         assert_eq!(r.board_temp_c100, Some(4831));
         assert_eq!(r.sensors.microphone, SensorState::Ok);
         assert_eq!(r.sensors.camera, SensorState::Degraded);
