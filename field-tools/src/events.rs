@@ -70,16 +70,22 @@ pub fn read_events(data_dir: &Path, since_ms: Option<i64>) -> Result<ReadEvents,
     })?;
     let copy = tmp.path().join("store");
     copy_dir(&store_dir, &copy)?;
-    let ids = data_dir.join("store.ids");
-    if ids.is_file() {
-        std::fs::copy(&ids, tmp.path().join("store.ids"))
-            .map_err(|source| EventsError::Copy { path: ids, source })?;
+    // The id reservation and the journal live beside the database; the
+    // journal holds every item not yet delivered, even when sled's files are
+    // damaged.
+    for name in ["store.ids", "store.journal"] {
+        let side = data_dir.join(name);
+        if side.is_file() {
+            std::fs::copy(&side, tmp.path().join(name))
+                .map_err(|source| EventsError::Copy { path: side, source })?;
+        }
     }
     let (store, report) = EventStore::open(&copy, &StoreConfig::default())?;
     let mut out = ReadEvents::default();
     if let Some(why) = report.reason {
         out.bad.push(format!(
-            "the store does not open ({why}); nothing could be read"
+            "the database does not open ({why}); {} items recovered from the journal (events delivered before are not in it)",
+            report.restored.len()
         ));
     }
     for r in store.iter_from(0) {
@@ -231,6 +237,37 @@ mod tests {
         let first: EventJson =
             serde_json::from_str(String::from_utf8(out).unwrap().lines().next().unwrap()).unwrap();
         assert_eq!(first, EventJson::from(&rec(3)));
+    }
+
+    #[test]
+    fn a_damaged_database_is_read_from_the_journal_without_touching_the_card() {
+        let t = tempfile::tempdir().unwrap();
+        {
+            let (s, _) =
+                EventStore::open(&t.path().join("store"), &StoreConfig::default()).unwrap();
+            for _ in 0..5 {
+                s.append(rec).unwrap();
+            }
+        }
+        for name in ["conf", "db"] {
+            let p = t.path().join("store").join(name);
+            let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(64).max(64);
+            std::fs::write(&p, vec![0xA5; len as usize]).unwrap();
+        }
+        let damaged = std::fs::read(t.path().join("store/db")).unwrap();
+        let got = read_events(t.path(), None).unwrap();
+        assert_eq!(
+            got.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
+        assert_eq!(got.bad.len(), 1, "{:?}", got.bad);
+        assert!(got.bad[0].contains("5 items recovered from the journal"));
+        assert_eq!(std::fs::read(t.path().join("store/db")).unwrap(), damaged);
+        let quarantined = std::fs::read_dir(t.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().contains("corrupt"));
+        assert!(!quarantined, "the card was modified");
     }
 
     #[test]
