@@ -51,6 +51,24 @@ struct Satellite {
     sending: Option<Vec<u64>>,
     signal_asked: bool,
     last_signal: Option<Instant>,
+    /// `<data_dir>/sbd-last-session`: when the last session began, so that
+    /// `sbd_min_interval_ms` also holds across restarts (a node in a
+    /// brown-out reboot loop must not open a session at every boot).
+    last_session_file: std::path::PathBuf,
+}
+
+/// The last session's start from `file`, no later than `now_ms` (a clock
+/// that went back must not block the link for the difference). A missing or
+/// unreadable file is no session.
+fn read_last_session(file: &std::path::Path, now_ms: i64) -> Option<i64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    match text.trim().parse::<i64>() {
+        Ok(ms) => Some(ms.min(now_ms)),
+        Err(e) => {
+            tracing::warn!(path = %file.display(), error = %e, "satellite last-session file does not parse; ignored");
+            None
+        }
+    }
 }
 
 pub(super) struct Uplink {
@@ -144,6 +162,14 @@ impl Uplink {
                 .map_or_else(|| std::path::PathBuf::from("."), |p| p.to_path_buf());
             let (requests, reports, task) = super::sbd::spawn(cfg, data_dir.join("sbd-budget"));
             sbd_reports = Some(reports);
+            let last_session_file = data_dir.join("sbd-last-session");
+            if let Some(ms) = read_last_session(&last_session_file, self.time.now_ms()) {
+                self.scheduler.sbd_session_started(ms);
+                tracing::info!(
+                    last_session_ms = ms,
+                    "satellite minimum interval counts from the last session before the restart"
+                );
+            }
             self.sat = Some(Satellite {
                 requests,
                 task,
@@ -152,6 +178,7 @@ impl Uplink {
                 sending: None,
                 signal_asked: false,
                 last_signal: None,
+                last_session_file,
             });
         }
         tracing::info!(
@@ -477,6 +504,12 @@ impl Uplink {
                     return;
                 }
                 self.scheduler.sbd_session_started(now);
+                if let Err(e) = uplink::store::durable::replace_atomically(
+                    &sat.last_session_file,
+                    format!("{now}\n").as_bytes(),
+                ) {
+                    tracing::warn!(error = %e, "cannot persist the satellite session time; the minimum interval restarts with the node");
+                }
                 tracing::info!(
                     action = "sbd",
                     ids = ids.len(),
@@ -693,5 +726,23 @@ async fn recv<T>(events: &mut Option<UnboundedReceiver<T>>) -> Option<T> {
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_last_session;
+
+    #[test]
+    fn the_last_session_time_reads_back_clamped_and_tolerates_bad_files() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("sbd-last-session");
+        assert_eq!(read_last_session(&f, 5_000), None);
+        std::fs::write(&f, "4000\n").unwrap();
+        assert_eq!(read_last_session(&f, 5_000), Some(4_000));
+        // A clock that went back: counted from now, not from the future.
+        assert_eq!(read_last_session(&f, 1_000), Some(1_000));
+        std::fs::write(&f, "garbage").unwrap();
+        assert_eq!(read_last_session(&f, 5_000), None);
     }
 }
