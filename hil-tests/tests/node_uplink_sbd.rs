@@ -12,7 +12,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hil_tests::sbd_emu::SbdEmulator;
 use messages::Message;
@@ -94,21 +94,7 @@ reopen_interval_ms = 1000
         }
         (stored, summary)
     });
-    let deadline = Instant::now() + Duration::from_secs(50);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "fieldnode did not exit within 50 s\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::wait_or_fail(&mut child, Duration::from_secs(50), &log);
     let (stored, summary) = reader.join().expect("stdout reader");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(status.success(), "fieldnode failed: {status}\n{text}");

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use hil_tests::powerfs::{CutMode, Mounted};
+use hil_tests::powerfs::Mounted;
 use messages::EventJson;
 use uplink::{EventStore, StoreConfig};
 
@@ -59,13 +59,7 @@ fn power_cuts_lose_no_acknowledged_event() {
     let mut recover_ms: Vec<f64> = Vec::new();
     let full_run = Duration::from_millis(1500);
     for cut in 0..cuts {
-        let k = rng.below(48) as usize;
-        let mode = match rng.below(4) {
-            0 => CutMode::DropAll,
-            1 => CutMode::Prefix(k),
-            2 => CutMode::TornHalf(k),
-            _ => CutMode::Garbage4k(k),
-        };
+        let mode = common::cut_mode(&mut rng);
         let m = Mounted::mount(&backing, &trash, &mnt, mode, seed + cut).unwrap();
         let at_sync = cut % 2 == 0;
         if at_sync {

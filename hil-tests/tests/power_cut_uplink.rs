@@ -188,13 +188,7 @@ fn power_cuts_while_draining_by_satellite_lose_nothing() {
     let mut spent_before = 0u64;
     let (mut quarantines, mut restored) = (0u64, 0u64);
     for cut in 0..cuts {
-        let k = rng.below(48) as usize;
-        let mode = match rng.below(4) {
-            0 => CutMode::DropAll,
-            1 => CutMode::Prefix(k),
-            2 => CutMode::TornHalf(k),
-            _ => CutMode::Garbage4k(k),
-        };
+        let mode = common::cut_mode(&mut rng);
         // Some sessions fail (no network service): their items must stay.
         emu.script_sessions(&vec![32; rng.below(8) as usize]);
         let m = Mounted::mount(&backing, &trash, &mnt, mode, seed + cut).unwrap();
@@ -296,21 +290,7 @@ fn power_cuts_while_draining_by_satellite_lose_nothing() {
     let m = Mounted::mount(&backing, &trash, &mnt, CutMode::DropAll, seed).unwrap();
     let log = t.path().join("node-final.log");
     let (mut child, reader) = common::spawn_collecting(&scene, &mnt.join("data"), &log, &extra);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the final run did not end within 90 s: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::wait_or_fail(&mut child, Duration::from_secs(90), &log);
     assert!(
         status.success(),
         "the final run failed: {status}: {}",

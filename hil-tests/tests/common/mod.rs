@@ -61,6 +61,43 @@ impl Rng {
     }
 }
 
+/// The loss mode of the next power cut, drawn from `rng`: how much of what
+/// was not durable survives (up to 47 writes), and how.
+pub fn cut_mode(rng: &mut Rng) -> hil_tests::powerfs::CutMode {
+    use hil_tests::powerfs::CutMode;
+    let k = rng.below(48) as usize;
+    match rng.below(4) {
+        0 => CutMode::DropAll,
+        1 => CutMode::Prefix(k),
+        2 => CutMode::TornHalf(k),
+        _ => CutMode::Garbage4k(k),
+    }
+}
+
+/// Waits for `child` to exit; past `limit` it is killed and the test fails
+/// with what the program wrote to `log`.
+pub fn wait_or_fail(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    log: &Path,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "fieldnode did not exit within {limit:?}:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Whether this machine can mount FUSE filesystems. Without `/dev/fuse` the
 /// power-cut tests say so loudly and do nothing (a container without FUSE);
 /// `HIL_REQUIRE_FUSE=1` makes that a failure instead.
