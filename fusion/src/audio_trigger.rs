@@ -431,7 +431,13 @@ mod tests {
     }
 
     fn run(samples: &[f32]) -> Vec<Activation> {
-        let mut t = AudioTrigger::new(&AudioTriggerConfig::default(), 16_000);
+        run_with(&AudioTriggerConfig::default(), samples).0
+    }
+
+    /// Feeds 16 kHz `samples` in 500 ms chunks; the activations and the
+    /// number of onsets.
+    pub(super) fn run_with(cfg: &AudioTriggerConfig, samples: &[f32]) -> (Vec<Activation>, u64) {
+        let mut t = AudioTrigger::new(cfg, 16_000);
         for (i, c) in samples.chunks(8000).enumerate() {
             t.push(&AudioChunk {
                 start_ms: i as i64 * 500,
@@ -440,7 +446,8 @@ mod tests {
             });
         }
         t.finish();
-        t.take()
+        let onsets = t.onsets();
+        (t.take(), onsets)
     }
 
     #[test]
@@ -507,6 +514,7 @@ mod tests {
 
 #[cfg(test)]
 mod onset_tests {
+    use super::tests::run_with as run;
     use super::*;
     use rand::{Rng, SeedableRng};
 
@@ -538,20 +546,6 @@ mod onset_tests {
                 noise + call
             })
             .collect()
-    }
-
-    fn run(cfg: &AudioTriggerConfig, samples: &[f32]) -> (Vec<Activation>, u64) {
-        let mut t = AudioTrigger::new(cfg, 16_000);
-        for (i, c) in samples.chunks(8000).enumerate() {
-            t.push(&AudioChunk {
-                start_ms: i as i64 * 500,
-                sample_rate: 16_000,
-                samples: c.to_vec(),
-            });
-        }
-        t.finish();
-        let onsets = t.onsets();
-        (t.take(), onsets)
     }
 
     /// Between the onset level (7 dB) and the energy level (10 dB): only
