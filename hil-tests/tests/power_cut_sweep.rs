@@ -67,43 +67,18 @@ fn power_cuts_lose_no_acknowledged_event() {
                 .cut_at_sync
                 .store(1 + rng.below(80), Ordering::SeqCst);
         }
-        let started = Instant::now();
         let log = t.path().join("node-stderr.log");
-        let (mut child, reader) = common::spawn_collecting(&scene, &mnt.join("data"), &log, &[]);
+        let (child, reader) = common::spawn_collecting(&scene, &mnt.join("data"), &log, &[]);
         let cut_after = Duration::from_millis(rng.below(full_run.as_millis() as u64));
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                // It finished the scene before the cut: it must have resumed
-                // on what the last cut left, and ended cleanly.
-                assert!(
-                    status.success() || m.control.dead.load(Ordering::SeqCst),
-                    "cut {cut}: the node failed to run after the previous cut: {status}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-                break;
-            }
-            if m.control.dead.load(Ordering::SeqCst) {
-                break;
-            }
-            if !at_sync && started.elapsed() >= cut_after {
-                m.cutter.cut();
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                m.cutter.cut();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        // The power is off: nothing more reaches the disk. Kill the node.
-        m.cutter.cut();
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
+        let stored = common::run_until_cut(
+            m,
+            child,
+            reader,
+            (!at_sync).then_some(cut_after),
+            Duration::from_secs(30),
+            &log,
+            &format!("cut {cut}"),
         );
-        let _ = child.wait();
-        let stored = reader.join().unwrap();
-        m.unmount().unwrap();
         for e in stored {
             assert!(
                 e.id > max_id,

@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hil_tests::powerfs::{CutMode, Mounted};
 use hil_tests::sbd_emu::SbdEmulator;
@@ -199,35 +199,17 @@ fn power_cuts_while_draining_by_satellite_lose_nothing() {
                 .store(1 + rng.below(120), Ordering::SeqCst);
         }
         let log = t.path().join("node-stderr.log");
-        let (mut child, reader) = common::spawn_collecting(&scene, &mnt.join("data"), &log, &extra);
-        let started = Instant::now();
+        let (child, reader) = common::spawn_collecting(&scene, &mnt.join("data"), &log, &extra);
         let cut_after = Duration::from_millis(rng.below(2500));
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(
-                    status.success() || m.control.dead.load(Ordering::SeqCst),
-                    "cut {cut}: the node failed to run after the previous cut: {status}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-                break;
-            }
-            if m.control.dead.load(Ordering::SeqCst)
-                || (!at_sync && started.elapsed() >= cut_after)
-                || started.elapsed() > Duration::from_secs(40)
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        // The power is off: nothing more reaches the disk. Kill the node.
-        m.cutter.cut();
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
+        let stored = common::run_until_cut(
+            m,
+            child,
+            reader,
+            (!at_sync).then_some(cut_after),
+            Duration::from_secs(40),
+            &log,
+            &format!("cut {cut}"),
         );
-        let _ = child.wait();
-        let stored = reader.join().unwrap();
-        m.unmount().unwrap();
         for e in stored {
             assert!(
                 e.id > max_id,

@@ -74,6 +74,53 @@ pub fn cut_mode(rng: &mut Rng) -> hil_tests::powerfs::CutMode {
     }
 }
 
+/// Lets `child` (started by [`spawn_collecting`] on the mounted power-loss
+/// filesystem `m`) run until the filesystem's own cut at a sync call, until
+/// `cut_after` (a cut at that moment), until `limit`, or until it exits;
+/// then cuts the power, kills the node, unmounts, and returns the events it
+/// acknowledged. A node that exits on its own before the cut must have
+/// succeeded (it resumed on what the previous cut left); `what` names the
+/// cut in the failure message, with the node's error output from `log`.
+pub fn run_until_cut(
+    m: hil_tests::powerfs::Mounted,
+    mut child: std::process::Child,
+    reader: std::thread::JoinHandle<Vec<messages::EventJson>>,
+    cut_after: Option<std::time::Duration>,
+    limit: std::time::Duration,
+    log: &Path,
+    what: &str,
+) -> Vec<messages::EventJson> {
+    use std::sync::atomic::Ordering;
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success() || m.control.dead.load(Ordering::SeqCst),
+                "{what}: the node failed to run after the previous cut: {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            break;
+        }
+        if m.control.dead.load(Ordering::SeqCst)
+            || cut_after.is_some_and(|c| started.elapsed() >= c)
+            || started.elapsed() > limit
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // The power is off: nothing more reaches the disk. Kill the node.
+    m.cutter.cut();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+    let stored = reader.join().unwrap();
+    m.unmount().unwrap();
+    stored
+}
+
 /// Waits for `child` to exit; past `limit` it is killed and the test fails
 /// with what the program wrote to `log`.
 pub fn wait_or_fail(
