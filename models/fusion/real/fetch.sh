@@ -7,9 +7,10 @@
 #
 # Needs: python3 with numpy (PYTHON=... to choose it; the packages of
 # models/requirements.txt are enough), pip, curl, apt-get (for
-# `apt-get download`, no root needed), dpkg-deb, unzip, tar.
-# Downloads about 100 MB into OUT_DIR/downloads (kept, so a second run
-# downloads nothing); the clips take about 120 MB.
+# `apt-get download`, no root needed), dpkg-deb, unzip, tar, and sox with
+# Ogg Vorbis support (Debian packages sox and libsox-fmt-base).
+# Downloads about 350 MB into OUT_DIR/downloads (kept, so a second run
+# downloads nothing); the clips take about 130 MB.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -25,6 +26,10 @@ mkdir -p "$dl"
 
 "$py" -c 'import numpy' 2>/dev/null || {
     echo "fetch.sh: $py has no numpy; set PYTHON to a python with numpy (models/requirements.txt)" >&2
+    exit 1
+}
+command -v sox >/dev/null || {
+    echo "fetch.sh: needs sox with Ogg Vorbis (apt-get install sox libsox-fmt-base)" >&2
     exit 1
 }
 
@@ -72,10 +77,11 @@ deb openttd-opensfx 1.0.3-2 2898b4677a3caccc4abc08fb4cf83319047b5a04729291deb5c7
 deb asterisk-core-sounds-en-wav 1.6.1-1 2be3ea287d83299d143815fa804f11179a75b7affd4a758b98b55f5afc18a35d
 deb asterisk-core-sounds-fr-wav 1.6.1-1 8d4e1bc32ed5ba7fbda40841ca1825ed20cc6232724a473c90f8bb0e53e6073e
 deb asterisk-core-sounds-it-wav 1.6.1-1 5a26638089e134b8ac39363fe249c5c93c50cd8bfdc9b2499ae61ec4a35e2fcb
+deb megaglest-data 3.13.0-3 ed4783d9fc78e201a548b266f7c30325eb16cfd58a20bf4597dd6e622f84a07e
 
 # --- unpack only what is used --------------------------------------------
 rm -rf "$ex"
-mkdir -p "$ex"/{pykanto,opensoundscape,pocketsphinx,opensfx,asterisk-en,asterisk-fr,asterisk-it}
+mkdir -p "$ex"/{pykanto,opensoundscape,pocketsphinx,opensfx,asterisk-en,asterisk-fr,asterisk-it,megaglest,megaglest-wav}
 unzip -q "$dl/pykanto-0.1.8-py3-none-any.whl" 'pykanto/data/segmented/great_tit/WAV/*' \
     'pykanto-0.1.8.dist-info/LICENSE' -d "$ex/pykanto"
 unzip -q "$dl/opensoundscape-0.13.2-py3-none-any.whl" 'opensoundscape/sample_data/birds_10s.wav' \
@@ -87,6 +93,18 @@ tar -xzf "$dl/$ps_sdist" -C "$ex/pocketsphinx" \
 dpkg-deb -x "$dl/openttd-opensfx_1.0.3-2_all.deb" "$ex/opensfx"
 for l in en fr it; do
     dpkg-deb -x "$dl/asterisk-core-sounds-${l}-wav_1.6.1-1_all.deb" "$ex/asterisk-$l"
+done
+# MegaGlest: the tilesets' ambient and animal sounds (Ogg Vorbis or WAV),
+# decoded with sox to 16-bit mono WAV at their own rate
+mg=./usr/share/games/megaglest
+dpkg-deb --fsys-tarfile "$dl/megaglest-data_3.13.0-3_all.deb" |
+    tar -x -C "$ex/megaglest" --wildcards "$mg/tilesets/*/sounds/*" \
+        "$mg/docs/AUTHORS.data.txt" "$mg/docs/COPYRIGHT.data.txt"
+for f in "$ex/megaglest/$mg"/tilesets/*/sounds/*; do
+    [ -s "$f" ] || continue
+    ts="$(basename "$(dirname "$(dirname "$f")")")"
+    b="$(basename "$f")"
+    sox -V1 "$f" -D -b 16 -c 1 "$ex/megaglest-wav/$ts-${b%.*}.wav"
 done
 
 # --- convert, write the manifest -----------------------------------------
@@ -102,6 +120,9 @@ cp "$ex/opensfx/usr/share/doc/openttd-opensfx/copyright" "$lic/opensfx-copyright
 zcat "$ex/opensfx/usr/share/doc/openttd-opensfx/readme.txt.gz" > "$lic/opensfx-readme.txt"
 cp "$ex/asterisk-en/usr/share/doc/asterisk-core-sounds-en-wav/copyright" "$lic/asterisk-core-sounds-copyright"
 cp "$here/clips/scikit-maad/LICENSE" "$lic/scikit-maad-LICENSE"
+cp "$ex/megaglest/$mg/docs/AUTHORS.data.txt" "$lic/megaglest-AUTHORS.data.txt"
+dpkg-deb --fsys-tarfile "$dl/megaglest-data_3.13.0-3_all.deb" |
+    tar -xO ./usr/share/doc/megaglest-data/copyright > "$lic/megaglest-data-copyright"
 cp "$here/clips/scikit-maad/ATTRIBUTION.md" "$lic/scikit-maad-ATTRIBUTION.md"
 rm -rf "$ex"
 echo "clips and manifest: $out/clips.csv"

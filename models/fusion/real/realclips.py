@@ -125,6 +125,7 @@ SOURCES = {
     "asterisk-fr": ("CC-BY-SA-3.0", "asterisk-core-sounds-fr-wav 1.6.1-1 (Debian), voice: June Wallack"),
     "asterisk-it": ("CC-BY-3.0", "asterisk-core-sounds-it-wav 1.6.1-1 (Debian), voice: Carlo Flora"),
     "opensfx": (None, "openttd-opensfx 1.0.3-2 (Debian), OpenSFX 1.0.3; per-sound author in the attribution column"),
+    "megaglest": ("CC-BY-SA-3.0", "megaglest-data 3.13.0-3 (Debian), tileset ambient sounds, The MegaGlest Team and contributors (docs/AUTHORS.data.txt)"),
     "scikit-maad": ("BSD-3-Clause", "scikit-maad repository data/ (commit a726add), see clips/scikit-maad/ATTRIBUTION.md"),
 }
 
@@ -151,6 +152,28 @@ OPENSFX = {
     29: ("human_activity", "train", "applause"),
     52: ("wind", "train", "wind"),
     57: ("wind", "train", "heavy-wind"),
+}
+
+# MegaGlest tileset sounds used (decoded by fetch.sh to
+# megaglest-wav/<tileset>-<name>.wav): (class, split, group). Tilesets share
+# recordings; each recording is named once, from one tileset.
+MEGAGLEST = {
+    "birch_forest-day": ("wildlife", "train", "megaglest-day-a"),
+    "dark_forest-day": ("wildlife", "train", "megaglest-day-b"),
+    "fernland-day": ("wildlife", "train", "megaglest-day-c"),
+    "birch_forest-wolf": ("wildlife", "train", "megaglest-wolf"),
+    "birch_forest-chicken": ("wildlife", "train", "megaglest-chicken"),
+    "autumn-rooster": ("wildlife", "train", "megaglest-rooster"),
+    "pine_peat-mudchute_cow_1": ("wildlife", "train", "megaglest-cow"),
+    "spring-day": ("wildlife", "eval", "megaglest-day-spring"),
+    "autumn-owl": ("wildlife", "eval", "megaglest-owl"),
+    "desert2-hawk": ("wildlife", "eval", "megaglest-hawk"),
+    "birch_forest-rain": ("rain", "train", "megaglest-rain-a"),
+    "dark_forest-rain": ("rain", "train", "megaglest-rain-b"),
+    "desert2-rain": ("rain", "train", "megaglest-rain-c"),
+    "autumn-rain": ("rain", "eval", "megaglest-rain-autumn"),
+    "winter-wind": ("wind", "eval", "megaglest-wind"),
+    "winter_forest-wind": ("wind", "eval", "megaglest-wind"),
 }
 
 # scikit-maad clips committed under clips/scikit-maad/: (class, split)
@@ -269,6 +292,13 @@ def build(extracted, committed, out):
             f"opensfx-{short}", desc.replace("\n", " "))
         if len(rows) > before:
             rows[-1]["licence"] = opensfx_licence(desc)
+
+    # MegaGlest tileset sounds
+    for name, (cls, split, group) in sorted(MEGAGLEST.items()):
+        x, sr = read_wav(os.path.join(extracted, "megaglest-wav", name + ".wav"))
+        add(x, sr, f"megaglest/{name}.wav", "megaglest", cls, split, group,
+            f"MegaGlest tileset sound tilesets/{name.replace('-', '/sounds/', 1)} "
+            "(megaglest-data 3.13.0-3), CC BY-SA 3.0, The MegaGlest Team and contributors")
 
     # scikit-maad clips committed in the repository (already 16 kHz mono)
     for name, (cls, split) in sorted(MAAD.items()):

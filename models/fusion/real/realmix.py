@@ -19,7 +19,9 @@ DIR is the output of fetch.sh (clips.csv and clips/). The scene has:
   below a few hundred Hz) whose level follows slow variations and gusts of a
   few seconds; gusts spread broadband; in the train split, the real wind
   recordings are layered in at the gusts. Gusts well above the floor are
-  labelled `background`.
+  labelled `background`;
+- with --rain showers, showers of 1 to 3 min from the real rain recordings,
+  5 to 20 dB over the floor, labelled `background`.
 
 labels.csv classes: wildlife, human_activity, machinery_anomaly (for the
 machinery clips), background. The same seed gives the same bytes; the event
@@ -156,6 +158,12 @@ def compose_event(rng, clips, cls):
     for i in range(count):
         r = first if i == 0 else group[rng.integers(len(group))]
         x, p = clips.load(r)
+        if len(x) > 25 * RATE:
+            # a long chorus or ambience: an excerpt of 8 to 25 s
+            m = int(rng.uniform(8.0, 25.0) * RATE)
+            o = int(rng.integers(0, len(x) - m))
+            x = x[o:o + m] * fades(m)
+            x, p = trim_active(x)
         if i > 0:
             if total + len(x) / RATE > 30.0:
                 break
@@ -168,6 +176,47 @@ def compose_event(rng, clips, cls):
     sig = np.concatenate(parts)
     act = sum(p * m for p, m in powers) / sum(m for _, m in powers)
     return sig, act
+
+
+def fades(m, seconds=0.2):
+    k = min(m // 2, int(seconds * RATE))
+    w = np.ones(m)
+    ramp = np.sin(np.linspace(0, np.pi / 2, k)) ** 2
+    w[:k] = ramp
+    w[m - k:] = ramp[::-1]
+    return w
+
+
+def make_rain(rng, clips, n):
+    """Rain showers of 1 to 3 min from the split's rain recordings (tiled
+    with crossfades), 5 to 20 dB over the floor; labelled background."""
+    pool = clips.of("rain")
+    out = np.zeros(n)
+    labels = []
+    if not pool:
+        return out, labels
+    floor_amp = 10 ** (FLOOR_DBFS / 20)
+    t = float(rng.uniform(20.0, 120.0))
+    while True:
+        length = float(rng.uniform(60.0, 180.0))
+        a = int(t * RATE)
+        m = min(int(length * RATE), n - a)
+        if m < 20 * RATE:
+            break
+        seg = []
+        got = 0
+        while got < m + RATE:
+            x, p = clips.load(pool[rng.integers(len(pool))])
+            x = x / np.sqrt(p)
+            seg.append(x * fades(len(x), 0.5))
+            got += len(x)
+        y = np.concatenate(seg)[:m]
+        env = fades(m, 10.0)  # showers come and go over 10 s
+        snr = float(rng.uniform(5.0, 20.0))
+        out[a:a + m] += y * env * floor_amp * 10 ** (snr / 20)
+        labels.append((a / RATE, (a + m) / RATE, "background"))
+        t = (a + m) / RATE + float(rng.uniform(120.0, 400.0))
+    return out, labels
 
 
 def smooth_env(rng, n_ctrl, tau_ctrl):
@@ -245,6 +294,8 @@ def main():
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--duration", type=float, default=600.0, help="seconds (default 600)")
     ap.add_argument("--wind", choices=["calm", "moderate", "strong"], default="calm")
+    ap.add_argument("--rain", choices=["none", "showers"], default="none",
+                    help="rain showers of 1 to 3 min from real rain recordings (labelled background)")
     ap.add_argument("--start", default="2026-06-01T05:00:00Z", help="scene start, RFC 3339")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -254,7 +305,7 @@ def main():
         raise SystemExit(f"no clips of split {a.split} in {a.clips}/clips.csv")
     n = int(a.duration * RATE)
     ss = np.random.SeedSequence([a.seed, 0 if a.split == "train" else 1])
-    rng_floor, rng_events, rng_wind = (np.random.default_rng(s) for s in ss.spawn(3))
+    rng_floor, rng_events, rng_wind, rng_rain = (np.random.default_rng(s) for s in ss.spawn(4))
 
     floor = make_floor(rng_floor, clips, n)
     floor_p = float(np.mean(floor ** 2))
@@ -280,6 +331,10 @@ def main():
         wind, wl = make_wind(rng_wind, clips, n, a.wind)
         mix += wind
         labels += wl
+    if a.rain == "showers":
+        rain, rl = make_rain(rng_rain, clips, n)
+        mix += rain
+        labels += rl
     peak = float(np.max(np.abs(mix)))
     if peak > 0.98:
         mix *= 0.98 / peak
@@ -291,9 +346,9 @@ def main():
         f.write("start_s,end_s,class\n")
         for s, e, c in labels:
             f.write(f"{s:.2f},{e:.2f},{c}\n")
-    name = f"real-{a.split}-{a.seed}-{a.wind}"
+    name = f"real-{a.split}-{a.seed}-{a.wind}" + ("-rain" if a.rain == "showers" else "")
     desc = (f"realmix.py: real recordings ({a.split} split of clips.csv), seed {a.seed}, "
-            f"{a.duration:g} s, wind {a.wind}; audio only")
+            f"{a.duration:g} s, wind {a.wind}, rain {a.rain}; audio only")
     with open(os.path.join(a.out, "scene.toml"), "w") as f:
         f.write(f'start = "{a.start}"\nname = "{name}"\ndescription = "{desc}"\n')
     counts = {}
