@@ -110,7 +110,8 @@ impl SlowWobble {
             .map(|_| {
                 (
                     uniform(rng, lo_hz, hi_hz),
-                    uniform(rng, 0.0, std::f32::consts::TAU),
+                    // 6.283, not TAU: the phases of the bundled demo scene.
+                    uniform(rng, 0.0, 6.283),
                 )
             })
             .collect();
@@ -124,5 +125,154 @@ impl SlowWobble {
             .map(|(f, p)| (2.0 * std::f32::consts::PI * f * t + p).sin())
             .sum::<f32>()
             / self.parts.len() as f32
+    }
+}
+
+/// Fast white noise for long layers (xorshift64*), seeded from a stream:
+/// the scene-length layers draw hundreds of millions of values, which
+/// ChaCha and Box-Muller would make slow.
+#[derive(Clone, Debug)]
+pub struct Noise {
+    s: u64,
+}
+
+impl Noise {
+    /// A source seeded from `rng`.
+    pub fn new(rng: &mut ChaCha8Rng) -> Self {
+        Noise {
+            s: rng.random::<u64>() | 1,
+        }
+    }
+
+    /// Uniform in -1..1.
+    #[inline]
+    pub fn uniform(&mut self) -> f32 {
+        self.s ^= self.s >> 12;
+        self.s ^= self.s << 25;
+        self.s ^= self.s >> 27;
+        let x = self.s.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        ((x >> 40) as f32) * (2.0 / 16_777_216.0) - 1.0
+    }
+
+    /// Zero mean, unit variance (uniform, scaled): spectrally white, and
+    /// Gaussian enough once filtered.
+    #[inline]
+    pub fn white(&mut self) -> f32 {
+        self.uniform() * 1.732_050_8
+    }
+
+    /// Uniform in `0..1`.
+    #[inline]
+    pub fn unit(&mut self) -> f32 {
+        0.5 * (self.uniform() + 1.0)
+    }
+}
+
+/// A sine oscillator that rotates a phasor (a few multiplications per
+/// sample instead of a `sin`), renormalised now and then.
+#[derive(Clone, Debug)]
+pub struct Osc {
+    c: f64,
+    s: f64,
+    dc: f64,
+    ds: f64,
+    n: u32,
+}
+
+impl Osc {
+    /// `freq_hz` at `rate`, starting at `phase` radians.
+    pub fn new(rate: f32, freq_hz: f32, phase: f32) -> Self {
+        let w = std::f64::consts::TAU * f64::from(freq_hz) / f64::from(rate);
+        Osc {
+            c: f64::from(phase).cos(),
+            s: f64::from(phase).sin(),
+            dc: w.cos(),
+            ds: w.sin(),
+            n: 0,
+        }
+    }
+
+    /// The next sample, in -1..1.
+    #[inline]
+    pub fn run(&mut self) -> f32 {
+        let c = self.c * self.dc - self.s * self.ds;
+        let s = self.s * self.dc + self.c * self.ds;
+        self.c = c;
+        self.s = s;
+        self.n += 1;
+        if self.n == 4096 {
+            self.n = 0;
+            let g = 1.0 / (c * c + s * s).sqrt();
+            self.c *= g;
+            self.s *= g;
+        }
+        s as f32
+    }
+}
+
+/// A one-pole low-pass (exponential smoothing) with time constant `tau`
+/// in the units of the steps it is run with.
+#[derive(Clone, Debug)]
+pub struct OnePole {
+    a: f32,
+    /// Current output.
+    pub y: f32,
+}
+
+impl OnePole {
+    /// Cut-off `f0` Hz at `rate`.
+    pub fn lowpass(rate: f32, f0: f32) -> Self {
+        OnePole {
+            a: 1.0 - (-std::f32::consts::TAU * f0 / rate).exp(),
+            y: 0.0,
+        }
+    }
+
+    /// Filters one sample.
+    #[inline]
+    pub fn run(&mut self, x: f32) -> f32 {
+        self.y += self.a * (x - self.y);
+        self.y
+    }
+}
+
+/// Smooth bump in 0..1 over `x` in 0..1 (raised cosine), 0 outside.
+pub fn bump(x: f32) -> f32 {
+    if (0.0..=1.0).contains(&x) {
+        0.5 - 0.5 * (std::f32::consts::TAU * x).cos()
+    } else {
+        0.0
+    }
+}
+
+/// Sound rendered at a control rate: `values[k]` holds at sample
+/// `k * step`, linearly interpolated in between. Envelopes are cheap this
+/// way however many gusts or swells make them.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    /// Samples per control step.
+    pub step: usize,
+    /// Control values.
+    pub values: Vec<f32>,
+}
+
+impl Envelope {
+    /// Evaluates `f(t)` every `step` samples over `len` samples at `rate`.
+    pub fn sample(len: usize, rate: f32, step: usize, mut f: impl FnMut(f32) -> f32) -> Self {
+        let n = len / step + 2;
+        let values = (0..n).map(|k| f((k * step) as f32 / rate)).collect();
+        Envelope { step, values }
+    }
+
+    /// Value at sample `i`.
+    #[inline]
+    pub fn at(&self, i: usize) -> f32 {
+        let k = i / self.step;
+        let x = (i % self.step) as f32 / self.step as f32;
+        match (self.values.get(k), self.values.get(k + 1)) {
+            (Some(a), Some(b)) => a + (b - a) * x,
+            (Some(a), None) => *a,
+            _ => self.values.last().copied().unwrap_or(0.0),
+        }
     }
 }
