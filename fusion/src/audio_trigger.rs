@@ -1,24 +1,29 @@
-//! The audio trigger: short-time spectra, a per-band adaptive noise floor,
-//! band levels above that floor, spectral-flux onsets, and activations with
-//! hysteresis.
+//! The audio trigger: short-time spectra in log-spaced bands, a per-band
+//! model of what is not an event ([`crate::band_noise`]: floor, wind share,
+//! usual spread), spectral-flux onsets, and activations with hysteresis.
 //!
-//! The floor follows a falling level quickly and a rising level only slowly
-//! (`floor_rise_db_per_s`), so steady sound (a running machine, constant
-//! wind) becomes the floor within a minute while calls, speech and impacts
-//! stand out above it.
+//! Each band's *margin* is how far its smoothed level stands above its floor
+//! once the part that wind explains and the band's usual fluctuation are
+//! taken off. Steady sound (a running machine's hum, constant rain or wind)
+//! becomes floor within a minute; gusts teach the bands they reach to expect
+//! them, without deafening the others; calls, speech, knocks and a change
+//! in a machine's sound stand out in the bands where they are.
 //!
-//! Energy alone opens an activation at `on_db` above the floor. A sound that
-//! starts abruptly (a call, a word, a knock) also opens one at the lower
+//! The largest margin opens an activation at `on_db`. A sound that starts
+//! abruptly (a call, a word, a knock) also opens one at the lower
 //! `onset_on_db`: an onset is a frame whose spectral flux (the summed rise of
 //! the band levels over one frame length, beyond a noise slack, dB) exceeds
-//! its own running mean by `onset_k` running deviations. The flux statistics adapt like the
-//! floor, so rain's constant patter raises the bar instead of firing it.
+//! its own running mean by `onset_k` running deviations. The flux statistics
+//! adapt like the floor, so rain's constant patter raises the bar instead of
+//! firing it. An activation's features come only from the bands above
+//! `off_db`.
 
 use std::sync::Arc;
 
 use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::activation::{Activation, AudioFeatures, Features};
+use crate::band_noise::BandNoise;
 use crate::config::AudioTriggerConfig;
 use crate::{AudioChunk, Modality};
 
@@ -28,8 +33,6 @@ const COARSE_EDGES_HZ: [f32; 4] = [80.0, 300.0, 2000.0, f32::MAX];
 const LOWEST_HZ: f32 = 80.0;
 const BANDS: usize = 16;
 const MIN_BINS: usize = 8;
-/// How fast the floor follows a falling level, dB per second.
-const FLOOR_FALL_DB_PER_S: f32 = 4.0;
 /// Weight of the newest frame in the smoothed band level.
 const LEVEL_SMOOTHING: f32 = 0.3;
 /// Time constant of the flux statistics (running mean and deviation), s.
@@ -101,7 +104,11 @@ pub struct AudioTrigger {
     coarse: Vec<usize>,
     /// Smoothed band level, dB.
     level_db: Vec<f32>,
-    floor_db: Vec<f32>,
+    /// Band power of the current frame.
+    power: Vec<f64>,
+    /// Each band's excess beyond floor, wind and spread, dB.
+    margin_db: Vec<f32>,
+    noise: BandNoise,
     /// Unsmoothed band levels of the previous two frames, dB (the flux
     /// compares a frame with the one a whole frame length before it, which
     /// does not overlap it).
@@ -133,6 +140,10 @@ impl AudioTrigger {
             .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / n as f32).cos())
             .collect();
         let bands = analysis_bands(rate, n);
+        let centres: Vec<f32> = bands
+            .iter()
+            .map(|&(lo, hi)| (lo + hi) as f32 / 2.0 * rate as f32 / n as f32)
+            .collect();
         let coarse = bands
             .iter()
             .map(|&(lo, hi)| {
@@ -153,7 +164,9 @@ impl AudioTrigger {
             buf: Vec::with_capacity(n * 4),
             buf_start_ms: 0.0,
             level_db: vec![0.0; bands.len()],
-            floor_db: vec![0.0; bands.len()],
+            power: vec![0.0; bands.len()],
+            margin_db: vec![0.0; bands.len()],
+            noise: BandNoise::new(&centres),
             prev_db: [vec![0.0; bands.len()], vec![0.0; bands.len()]],
             wobble_db: vec![0.0; bands.len()],
             flux_mean: 0.0,
@@ -212,11 +225,6 @@ impl AudioTrigger {
         }
         self.frames_seen += 1;
         let hop_s = self.hop as f32 / self.rate as f32;
-        let rise = self.cfg.floor_rise_db_per_s * hop_s;
-        let mut level = 0f32;
-        let mut excess_band = [0f64; 3];
-        let (mut best_k, mut best_x) = (0usize, 0f64);
-        let (mut log_sum, mut lin_sum, mut nx) = (0f64, 0f64, 0u32);
         let mut flux = 0f32;
         for (b, &(lo, hi)) in self.bands.iter().enumerate() {
             let p: f64 = self.spectrum[lo..hi]
@@ -224,6 +232,7 @@ impl AudioTrigger {
                 .map(|c| f64::from(c.norm_sqr()))
                 .sum::<f64>()
                 + 1e-12;
+            self.power[b] = p;
             let l = 10.0 * p.log10() as f32;
             if self.frames_seen > 2 {
                 let rise = l - self.prev_db[1][b];
@@ -234,28 +243,34 @@ impl AudioTrigger {
             self.prev_db[1][b] = self.prev_db[0][b];
             self.prev_db[0][b] = l;
             // Smoothing over a few frames steadies noise-only bands.
-            let lv = if self.initialised {
+            self.level_db[b] = if self.initialised {
                 self.level_db[b] + (l - self.level_db[b]) * LEVEL_SMOOTHING
             } else {
                 l
             };
-            self.level_db[b] = lv;
-            let f = &mut self.floor_db[b];
-            if !self.initialised {
-                *f = lv;
-            } else if lv < *f {
-                // Falls fast but not at once, so the floor sits near a low
-                // percentile of the level rather than at its minima.
-                *f -= (FLOOR_FALL_DB_PER_S * hop_s).min(*f - lv);
-            } else {
-                *f += rise.min(lv - *f);
-            }
-            let snr = lv - *f;
-            level = level.max(snr);
-            if snr < self.cfg.off_db {
+        }
+        let in_event = self.open.as_ref().is_some_and(|o| o.confirmed);
+        self.noise.update(
+            &self.level_db,
+            hop_s,
+            self.cfg.floor_rise_db_per_s,
+            in_event,
+            &mut self.margin_db,
+        );
+        let mut level = 0f32;
+        let mut excess_band = [0f64; 3];
+        let (mut best_k, mut best_x) = (0usize, 0f64);
+        let (mut log_sum, mut lin_sum, mut nx) = (0f64, 0f64, 0u32);
+        for (b, &(lo, hi)) in self.bands.iter().enumerate() {
+            let margin = self.margin_db[b];
+            level = level.max(margin);
+            if margin < self.cfg.off_db {
                 continue;
             }
-            let floor_p = 10f64.powf(f64::from(*f) / 10.0);
+            // Only the bands where the excess is describe the sound: their
+            // power beyond what floor, wind and spread account for.
+            let p = self.power[b];
+            let floor_p = p / 10f64.powf(f64::from(margin) / 10.0);
             excess_band[self.coarse[b]] += (p - floor_p).max(0.0);
             let floor_bin = floor_p / (hi - lo) as f64;
             for k in lo..hi {
@@ -411,6 +426,11 @@ impl AudioTrigger {
     /// Frames analysed.
     pub fn frames(&self) -> u64 {
         self.frames_seen
+    }
+
+    /// Frames whose band levels rose in the shape of wind.
+    pub fn windy_frames(&self) -> u64 {
+        self.noise.windy_frames()
     }
 
     /// Onsets found so far (spectral-flux peaks above the adaptive threshold).
@@ -578,5 +598,107 @@ mod onset_tests {
         assert!(acts.is_empty(), "{acts:?}");
         // 20 s of white noise: the adaptive threshold keeps chance onsets rare.
         assert!(onsets <= 6, "{onsets} onsets in 20 s of noise");
+    }
+}
+
+#[cfg(test)]
+mod wind_tests {
+    use super::tests::run_with;
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    const RATE: f32 = 16_000.0;
+
+    /// `seconds` of gusty wind: low-passed noise (most energy below a few
+    /// hundred Hz) whose level follows a gust every ~15-25 s lasting 4-8 s,
+    /// 20 dB above the lulls, each gust spilling a broadband hiss; over a
+    /// faint white floor.
+    fn wind(seconds: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n = seconds * RATE as usize;
+        let mut gusts = Vec::new();
+        let mut t = 3.0f32;
+        while t < seconds as f32 {
+            let len = rng.random_range(4.0..8.0);
+            gusts.push((t, len));
+            t += len + rng.random_range(10.0..18.0);
+        }
+        let (mut lp1, mut lp2) = (0f32, 0f32);
+        let a = 1.0 - (-2.0 * std::f32::consts::PI * 150.0 / RATE).exp();
+        (0..n)
+            .map(|i| {
+                let t = i as f32 / RATE;
+                let g = gusts
+                    .iter()
+                    .find(|(s, l)| t >= *s && t < s + l)
+                    .map_or(0.0, |(s, l)| (std::f32::consts::PI * (t - s) / l).sin());
+                let gain = 10f32.powf((20.0 * g - 20.0) / 20.0);
+                let w: f32 = rng.random::<f32>() - 0.5;
+                lp1 += a * (w - lp1);
+                lp2 += a * (lp1 - lp2);
+                let hiss = (rng.random::<f32>() - 0.5) * 0.02 * g * g;
+                let floor = (rng.random::<f32>() - 0.5) * 0.002;
+                2.0 * gain * lp2 + hiss + floor
+            })
+            .collect()
+    }
+
+    /// Adds a 0.5 s call (a 3.0 -> 3.8 kHz sweep) of amplitude `amp` at `at_s`.
+    fn call(x: &mut [f32], at_s: f32, amp: f32) {
+        let s0 = (at_s * RATE) as usize;
+        let mut ph = 0f32;
+        for i in 0..8_000 {
+            let f = 3000.0 + 800.0 * i as f32 / 8_000.0;
+            ph += 2.0 * std::f32::consts::PI * f / RATE;
+            let env = (std::f32::consts::PI * i as f32 / 8_000.0).sin();
+            if let Some(v) = x.get_mut(s0 + i) {
+                *v += amp * env * ph.sin();
+            }
+        }
+    }
+
+    #[test]
+    fn gusts_stop_triggering_once_learned() {
+        let x = wind(300, 11);
+        let (acts, _) = run_with(&AudioTriggerConfig::default(), &x);
+        let late: Vec<_> = acts.iter().filter(|a| a.start_ms > 60_000).collect();
+        assert!(
+            late.len() <= 1,
+            "{} activations after the first minute: {late:?}",
+            late.len()
+        );
+    }
+
+    #[test]
+    fn calls_during_gusty_wind_are_found() {
+        let mut x = wind(300, 12);
+        let times: Vec<f32> = (0..9).map(|k| 40.0 + 29.0 * k as f32).collect();
+        for &t in &times {
+            call(&mut x, t, 0.02);
+        }
+        let (acts, _) = run_with(&AudioTriggerConfig::default(), &x);
+        let found = times
+            .iter()
+            .filter(|&&t| {
+                let ms = (t * 1000.0) as i64;
+                acts.iter()
+                    .any(|a| a.start_ms <= ms + 600 && a.end_ms >= ms - 100)
+            })
+            .count();
+        assert!(
+            found >= 8,
+            "{found} of {} calls found: {acts:?}",
+            times.len()
+        );
+        let stray = acts
+            .iter()
+            .filter(|a| {
+                a.start_ms > 60_000
+                    && !times
+                        .iter()
+                        .any(|&t| (a.start_ms - (t * 1000.0) as i64).abs() < 2_000)
+            })
+            .count();
+        assert!(stray <= 1, "{stray} activations away from the calls");
     }
 }

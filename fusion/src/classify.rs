@@ -42,8 +42,10 @@ pub fn classify(e: &Evidence) -> (EventClass, f32) {
     const H: usize = 2;
     const B: usize = 3;
     if let Some(c) = e.climate {
-        // Nothing else in the field heats the air near the node this fast.
-        score[M] += 2.0 + (c.temp_delta_c / 2.0).min(1.0);
+        // Heat is context: a machine warms the air near the node, but so
+        // does the sun on the enclosure. It decides only when the sound
+        // does not (or there is no sound).
+        score[M] += 0.8 + 0.4 * (c.temp_delta_c / 2.0).min(1.0);
     }
     if let Some(a) = e.audio {
         let [low, mid, high] = a.band_share;

@@ -32,6 +32,8 @@ pub struct DetectorStats {
     pub events: u64,
     /// Events suppressed as background.
     pub background_suppressed: u64,
+    /// Events closed at `merge.max_event_ms` while activations went on.
+    pub events_cut_at_max: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -227,29 +229,62 @@ impl Detector {
         }
         self.pending
             .sort_by_key(|a| (a.start_ms, idx(a.modality), a.end_ms));
+        // While the microphone listens, climate is context: it never opens,
+        // extends or joins events (sun on the enclosure, a machine cooling
+        // for minutes); it is attached to the events it overlaps. Without
+        // audio, a fast rise in temperature is the only sign of a machine
+        // going wrong, and makes an event of its own.
+        let pending = std::mem::take(&mut self.pending);
+        let (climate, main): (Vec<Activation>, Vec<Activation>) =
+            pending.into_iter().partition(|a| {
+                a.modality == Modality::Climate && self.available_at(Modality::Audio, a.start_ms)
+            });
         let gap = i64::from(self.cfg.merge.gap_ms);
         let max = i64::from(self.cfg.merge.max_event_ms);
         let mut taken = 0;
-        while taken < self.pending.len() {
-            let mut end = self.pending[taken].end_ms;
-            let start = self.pending[taken].start_ms;
+        while taken < main.len() {
+            let mut end = main[taken].end_ms;
+            let start = main[taken].start_ms;
             let mut j = taken + 1;
-            while j < self.pending.len()
-                && self.pending[j].start_ms <= end + gap
-                && self.pending[j].end_ms.max(end) - start <= max
-            {
-                end = end.max(self.pending[j].end_ms);
+            while j < main.len() && main[j].start_ms <= end + gap {
+                if main[j].end_ms.max(end) - start > max {
+                    // Cut at the length limit: a symptom (something that
+                    // never stops, or a floor that never learned it).
+                    self.stats.events_cut_at_max += 1;
+                    tracing::info!(
+                        start_ms = start,
+                        end_ms = end,
+                        max_event_ms = max,
+                        "event cut at its maximum length"
+                    );
+                    break;
+                }
+                end = end.max(main[j].end_ms);
                 j += 1;
             }
-            let complete = j < self.pending.len() || end.saturating_add(gap) < safe;
+            // A modality lagging behind may still start an activation at its
+            // safe time, so a cluster is complete only once that is past it.
+            let complete = end.saturating_add(gap) < safe;
             if !complete {
                 break;
             }
-            let cluster: Vec<Activation> = self.pending[taken..j].to_vec();
-            self.emit(&cluster);
+            let context: Vec<Activation> = climate
+                .iter()
+                .filter(|c| c.start_ms <= end + gap && c.end_ms >= start - gap)
+                .cloned()
+                .collect();
+            let cluster: Vec<Activation> = main[taken..j].to_vec();
+            self.emit(&cluster, &context);
             taken = j;
         }
-        self.pending.drain(..taken);
+        // Climate activations that no later event can overlap are done with.
+        let horizon = main.get(taken).map_or(safe, |a| a.start_ms.min(safe));
+        self.pending = main.into_iter().skip(taken).collect();
+        self.pending.extend(
+            climate
+                .into_iter()
+                .filter(|c| c.end_ms.saturating_add(gap) >= horizon),
+        );
     }
 
     fn available_at(&self, m: Modality, t: i64) -> bool {
@@ -266,7 +301,7 @@ impl Detector {
         a
     }
 
-    fn emit(&mut self, cluster: &[Activation]) {
+    fn emit(&mut self, cluster: &[Activation], context: &[Activation]) {
         let start = cluster.iter().map(|a| a.start_ms).min().unwrap_or(0);
         let end = cluster
             .iter()
@@ -280,7 +315,7 @@ impl Detector {
         let mut ev = Evidence::default();
         let mut best = [0f32; 3];
         let (mut audio_start, mut audio_end) = (i64::MAX, i64::MIN);
-        for a in cluster {
+        for a in cluster.iter().chain(context) {
             let i = idx(a.modality);
             let stronger = a.score >= best[i];
             best[i] = best[i].max(a.score);
@@ -381,7 +416,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     /// 60 s: noise, a bird chirp burst at 20 s, a blob crossing at 19..25 s,
-    /// heat rising at 40 s.
+    /// a machine knocking from 40 s with heat rising.
     fn inputs() -> (Vec<AudioChunk>, Vec<GrayFrame>, Vec<ClimateSample>) {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
         let rate = 16_000;
@@ -395,6 +430,15 @@ mod tests {
                 let f = 3000.0 + 1000.0 * i as f32 / 3200.0;
                 ph += 2.0 * std::f32::consts::PI * f / rate as f32;
                 x[s0 as usize + i] += 0.2 * ph.sin();
+            }
+        }
+        // Knocks at 10 Hz ringing a 2.5 kHz resonance, from 40 s to 58 s.
+        for k in 0..180 {
+            let s0 = (40.0 + k as f32 * 0.1) * rate as f32;
+            for i in 0..400 {
+                let t = i as f32 / rate as f32;
+                x[s0 as usize + i] +=
+                    0.15 * (-t * 150.0).exp() * (2.0 * std::f32::consts::PI * 2500.0 * t).sin();
             }
         }
         let audio = x
@@ -495,6 +539,124 @@ mod tests {
             a.iter().any(|d| d.class == EventClass::MachineryAnomaly),
             "{a:?}"
         );
+    }
+
+    /// `samples` of 16 kHz audio in 500 ms chunks, and climate readings
+    /// every 10 s of `temp(t_ms)`; `audio`: whether the microphone exists.
+    fn run_audio_climate(
+        samples: &[f32],
+        temp: impl Fn(i64) -> f32,
+        audio: bool,
+    ) -> (Vec<Detection>, DetectorStats) {
+        let mut d = Detector::new(&DetectorConfig::default(), 16_000);
+        d.set_available(Modality::Camera, false);
+        d.close(Modality::Camera);
+        if !audio {
+            d.set_available(Modality::Audio, false);
+            d.close(Modality::Audio);
+        }
+        let seconds = samples.len() as i64 / 16_000;
+        let mut out = Vec::new();
+        for (i, c) in samples.chunks(8000).enumerate() {
+            if audio {
+                d.push_audio(&AudioChunk {
+                    start_ms: i as i64 * 500,
+                    sample_rate: 16_000,
+                    samples: c.to_vec(),
+                });
+            }
+            if i % 20 == 0 {
+                let t = i as i64 * 500;
+                d.push_climate(&ClimateSample {
+                    t_ms: t,
+                    temperature_c: temp(t),
+                    humidity_pct: 50.0,
+                    pressure_hpa: 1000.0,
+                });
+            }
+            out.extend(d.poll());
+        }
+        assert!(seconds > 0);
+        out.extend(d.finish());
+        (out, d.stats())
+    }
+
+    /// Sun on the enclosure: +4 °C over 4 minutes from 60 s.
+    fn sun(t: i64) -> f32 {
+        15.0 + 4.0 * ((t - 60_000) as f32 / 240_000.0).clamp(0.0, 1.0)
+    }
+
+    fn quiet_with_call(seconds: usize, call_at_s: f32) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut x: Vec<f32> = (0..16_000 * seconds)
+            .map(|_| (rng.random::<f32>() - 0.5) * 0.01)
+            .collect();
+        let s0 = (call_at_s * 16_000.0) as usize;
+        let mut ph = 0f32;
+        for i in 0..16_000 {
+            ph += 2.0 * std::f32::consts::PI * (3000.0 + 500.0 * (i % 3200) as f32 / 3200.0)
+                / 16_000.0;
+            x[s0 + i] += 0.1 * ph.sin();
+        }
+        x
+    }
+
+    #[test]
+    fn climate_is_context_and_never_stretches_an_event() {
+        // A one-second call at 120 s, in the middle of the sun's warming.
+        let x = quiet_with_call(400, 120.0);
+        let (out, stats) = run_audio_climate(&x, sun, true);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let e = &out[0];
+        assert!(e.end_ms - e.start_ms < 3_000, "{e:?}");
+        assert!((119_000..=121_000).contains(&e.start_ms), "{e:?}");
+        assert_eq!(stats.events_cut_at_max, 0);
+        // The warming is context of the event it overlaps.
+        assert!(e.features.temp_delta_c100.is_some(), "{e:?}");
+        // Warming alone, with the microphone listening, is no event.
+        let silent = vec![0.0f32; 16_000 * 400];
+        let (out, _) = run_audio_climate(&silent, sun, true);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn events_cut_at_the_length_limit_are_counted() {
+        // Calls every 2 s for 200 s chain into one activation run; the
+        // limit cuts it.
+        let mut x = quiet_with_call(220, 10.0);
+        for k in 0..100 {
+            let s0 = (10.0 + 2.0 * k as f32) as usize * 16_000;
+            for i in 0..8_000 {
+                x[s0 + i] +=
+                    0.1 * (2.0 * std::f32::consts::PI * 3500.0 * i as f32 / 16_000.0).sin();
+            }
+        }
+        let mut cfg = DetectorConfig::default();
+        cfg.merge.max_event_ms = 60_000;
+        let mut d = Detector::new(&cfg, 16_000);
+        for m in [Modality::Camera, Modality::Climate] {
+            d.set_available(m, false);
+            d.close(m);
+        }
+        for (i, c) in x.chunks(8000).enumerate() {
+            d.push_audio(&AudioChunk {
+                start_ms: i as i64 * 500,
+                sample_rate: 16_000,
+                samples: c.to_vec(),
+            });
+        }
+        let out = d.finish();
+        assert!(out.len() >= 3, "{out:?}");
+        assert!(d.stats().events_cut_at_max >= 2, "{:?}", d.stats());
+        assert!(out.iter().all(|e| e.end_ms - e.start_ms <= 60_000));
+    }
+
+    #[test]
+    fn without_audio_a_heat_rise_is_an_event_of_its_own() {
+        let x = vec![0.0f32; 16_000 * 400];
+        let (out, _) = run_audio_climate(&x, sun, false);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].class, EventClass::MachineryAnomaly);
     }
 
     #[test]

@@ -33,8 +33,9 @@ pub struct FusionConfig {
     pub idle_release_ms: u64,
     /// Threads for one inference.
     pub threads: usize,
-    /// Minimum probability per class (`wildlife`, `machinery_anomaly`,
-    /// `human_activity`); a class below its threshold is not reported.
+    /// Minimum calibrated probability per class (`wildlife`,
+    /// `machinery_anomaly`, `human_activity`); a model's verdict below its
+    /// class's threshold is stored as `unknown` (low priority) instead.
     pub thresholds: BTreeMap<String, f32>,
     /// Classes that are not stored (counted and logged instead).
     pub exclude: Vec<String>,

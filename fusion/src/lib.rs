@@ -4,7 +4,8 @@
 //! Layout:
 //! - [`input`]: the windows that sensor tasks feed in (mono audio chunks,
 //!   small grayscale frames, climate samples), all stamped in UTC milliseconds;
-//! - [`audio_trigger`], [`motion`], [`climate_trigger`]: the triggers, each
+//! - [`audio_trigger`] (with its per-band noise model, [`band_noise`]),
+//!   [`motion`], [`climate_trigger`]: the triggers, each
 //!   reporting [`activation::Activation`]s with their features;
 //! - [`classify`]: what the triggers alone can tell (the rules are in its doc);
 //! - [`detector`]: [`Detector`], merging activations into [`Detection`]s;
@@ -17,6 +18,7 @@
 
 pub mod activation;
 pub mod audio_trigger;
+pub mod band_noise;
 pub mod classifier;
 pub mod classify;
 pub mod climate_trigger;

@@ -400,8 +400,13 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
         _ => "triggers only",
     };
     println!(
-        "classification: {model}; {} bursts ({} skipped by power policy, {} failed); {} events not stored (class excluded or below threshold)",
-        s.bursts, s.bursts_skipped, s.bursts_failed, s.events_excluded
+        "classification: {model}; {} bursts ({} skipped by power policy, {} failed); {} events not stored (class excluded); {} below their class threshold (stored as unknown); {} cut at max_event_ms",
+        s.bursts,
+        s.bursts_skipped,
+        s.bursts_failed,
+        s.events_excluded,
+        s.events_uncertain,
+        s.events_cut_at_max
     );
     for (name, st) in &s.sensors {
         if st.health != crate::sensors::health::Health::Ok || !st.errors.is_empty() {

@@ -81,8 +81,14 @@ pub struct RunSummary {
     pub bursts_skipped: u64,
     /// Inference bursts that failed (events kept the triggers' class).
     pub bursts_failed: u64,
-    /// Events not stored: class excluded or below its threshold (`[fusion]`).
+    /// Events not stored: class excluded (`[fusion] exclude`).
     pub events_excluded: u64,
+    /// Events the model classified below their class's threshold, stored as
+    /// `unknown` (`[fusion] thresholds`).
+    pub events_uncertain: u64,
+    /// Events cut at `[detector.merge] max_event_ms`: a sign that something
+    /// kept the triggers on.
+    pub events_cut_at_max: u64,
     /// Sensor failures.
     pub sensor_errors: u64,
     /// Power mode at the end.
@@ -393,6 +399,8 @@ pub async fn run_node(
         bursts_skipped: Counters::get(&counters.bursts_skipped),
         bursts_failed: Counters::get(&counters.bursts_failed),
         events_excluded: Counters::get(&counters.events_excluded),
+        events_uncertain: Counters::get(&counters.events_uncertain),
+        events_cut_at_max: Counters::get(&counters.events_cut_at_max),
         sensor_errors: Counters::get(&counters.sensor_errors),
         power_mode: status.mode.as_str().to_string(),
         battery_soc: status.reading.soc,

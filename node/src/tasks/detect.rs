@@ -3,8 +3,10 @@
 //! the optional classification burst that the power policy must allow.
 //!
 //! Events finalised together form one burst: their features go to the
-//! classifier in one batch. Classes listed in `[fusion] exclude`, and classes
-//! below their `[fusion] thresholds`, are not stored; they are counted
+//! classifier in one batch. A model's verdict below its class's
+//! `[fusion] thresholds` becomes `unknown` (stored, at low priority, and
+//! counted as `events_uncertain`) rather than a confident wrong class.
+//! Classes listed in `[fusion] exclude` are not stored; they are counted
 //! (`events_excluded`) and logged.
 
 use std::collections::BTreeMap;
@@ -156,8 +158,16 @@ impl DetectStage {
             .map(|d| self.bank.event(d.start_ms, d.end_ms))
             .collect();
         self.write_dump(&ds, &feats);
+        Counters::set(
+            &self.counters.events_cut_at_max,
+            self.detector.stats().events_cut_at_max,
+        );
         let classified = self.classify(ds, &feats);
-        classified.into_iter().filter(|c| self.keep(c)).collect()
+        classified
+            .into_iter()
+            .map(|c| self.apply_threshold(c))
+            .filter(|c| self.keep(c))
+            .collect()
     }
 
     fn write_dump(&mut self, ds: &[Detection], feats: &[EventFeatures]) {
@@ -182,20 +192,42 @@ impl DetectStage {
         }
     }
 
+    /// A model's event class below its threshold becomes `unknown`. The
+    /// thresholds are the model's calibrated probabilities, so the triggers'
+    /// own classes (model version 0) keep theirs; background stays
+    /// background.
+    fn apply_threshold(&self, mut c: Classified) -> Classified {
+        let class = c.detection.class;
+        if c.model == ModelVersion::TRIGGERS_ONLY
+            || matches!(class, EventClass::Background | EventClass::Unknown)
+        {
+            return c;
+        }
+        if let Some(&t) = self.thresholds.get(&class)
+            && c.detection.confidence < t
+        {
+            Counters::add(&self.counters.events_uncertain, 1);
+            tracing::debug!(
+                class = class.as_str(),
+                confidence = c.detection.confidence,
+                threshold = t,
+                start_ms = c.detection.start_ms,
+                "below its class threshold: stored as unknown"
+            );
+            c.detection.class = EventClass::Unknown;
+        }
+        c
+    }
+
     fn keep(&self, c: &Classified) -> bool {
         let class = c.detection.class;
-        let below = self
-            .thresholds
-            .get(&class)
-            .is_some_and(|&t| c.detection.confidence < t);
-        if self.exclude.contains(&class) || below {
+        if self.exclude.contains(&class) {
             Counters::add(&self.counters.events_excluded, 1);
             tracing::debug!(
                 class = class.as_str(),
                 confidence = c.detection.confidence,
-                below_threshold = below,
                 start_ms = c.detection.start_ms,
-                "event not stored: class excluded or below its threshold"
+                "event not stored: class excluded"
             );
             return false;
         }

@@ -50,8 +50,13 @@ pub struct Counters {
     pub bursts_skipped: AtomicU64,
     /// Inference bursts that failed (events kept the triggers' class).
     pub bursts_failed: AtomicU64,
-    /// Events not stored: class excluded or below its threshold.
+    /// Events not stored: class excluded.
     pub events_excluded: AtomicU64,
+    /// Events the model classified below their class's threshold (stored
+    /// as `unknown`).
+    pub events_uncertain: AtomicU64,
+    /// Events the detector cut at `merge.max_event_ms`.
+    pub events_cut_at_max: AtomicU64,
     /// Sensor errors.
     pub sensor_errors: AtomicU64,
 }
@@ -59,6 +64,10 @@ pub struct Counters {
 impl Counters {
     pub(crate) fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set(c: &AtomicU64, n: u64) {
+        c.store(n, Ordering::Relaxed);
     }
 
     pub(crate) fn get(c: &AtomicU64) -> u64 {
