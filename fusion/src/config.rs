@@ -45,8 +45,9 @@ impl Default for AudioTriggerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MotionConfig {
-    /// A pixel moves when it differs from the background by this many grey
-    /// levels (after removing global and large-scale light changes).
+    /// A pixel moves when it differs from the background by at least this
+    /// many grey levels (after removing global and large-scale light
+    /// changes); noise and the pixel's own usual deviation can raise the bar.
     pub pixel_threshold: f32,
     /// An activation needs this share of the frame in motion, 0..1.
     pub on_area: f32,
@@ -56,6 +57,18 @@ pub struct MotionConfig {
     pub hangover_ms: u32,
     /// Time constant of the background model, ms.
     pub background_tau_ms: u32,
+    /// A pixel must also differ by this many times the frame's measured
+    /// noise (the robust spread of all pixels' differences).
+    pub noise_k: f32,
+    /// ... and by this many times its own usual deviation (swaying
+    /// vegetation, flickering water).
+    pub deviation_k: f32,
+    /// Time constant of each pixel's usual deviation, ms.
+    pub deviation_tau_ms: u32,
+    /// When this share of the frame changes at once, the frame is a light
+    /// change (exposure, day/night switch): the background restarts from it
+    /// instead of reporting motion, 0..1.
+    pub light_change_area: f32,
 }
 
 impl Default for MotionConfig {
@@ -66,6 +79,10 @@ impl Default for MotionConfig {
             min_frames: 2,
             hangover_ms: 1500,
             background_tau_ms: 8_000,
+            noise_k: 4.0,
+            deviation_k: 3.0,
+            deviation_tau_ms: 30_000,
+            light_change_area: 0.3,
         }
     }
 }
@@ -199,6 +216,26 @@ impl DetectorConfig {
             m.background_tau_ms >= 100,
             "motion.background_tau_ms",
             "must be at least 100 ms",
+        );
+        need(
+            (1.0..=20.0).contains(&m.noise_k),
+            "motion.noise_k",
+            "must be between 1 and 20",
+        );
+        need(
+            (1.0..=20.0).contains(&m.deviation_k),
+            "motion.deviation_k",
+            "must be between 1 and 20",
+        );
+        need(
+            m.deviation_tau_ms >= 1_000,
+            "motion.deviation_tau_ms",
+            "must be at least 1000 ms",
+        );
+        need(
+            m.light_change_area > m.on_area && m.light_change_area <= 1.0,
+            "motion.light_change_area",
+            "must be above motion.on_area and at most 1",
         );
         let c = &self.climate;
         need(

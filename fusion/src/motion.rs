@@ -1,12 +1,55 @@
-//! The camera motion trigger: each frame is compared with a slowly adapting
-//! background after removing light changes: first the global gain (the sun,
-//! the time of day), then large-scale shading (a cloud shadow) by
-//! subtracting a heavily blurred copy of the relative difference. What remains above
-//! a threshold, in pixels with moving neighbours, is motion.
+//! The camera motion trigger. Each grey frame is compared with a slowly
+//! adapting background (time constant `background_tau_ms`) after removing
+//! what light does to a whole scene:
+//!
+//! 1. **Tone**: the frame's tone curve against the background (exposure,
+//!    gain, gamma, contrast, clipping) is estimated as the interquartile mean
+//!    of the frame's levels for each band of background levels, so moving
+//!    things (a minority in every band) do not bend it; the background is
+//!    mapped through that curve.
+//! 2. **Shading**: the difference is taken in relative terms and a heavily
+//!    blurred copy of it is subtracted, so a cloud shadow leaves nothing.
+//! 3. **Threshold**: a pixel is a candidate when its difference exceeds the
+//!    largest of `pixel_threshold`, `noise_k` times the frame's measured
+//!    noise (the robust spread of all differences: grey, noisy IR frames
+//!    raise it) and `deviation_k` times the pixel's own usual deviation (a
+//!    running mean of its absolute difference, `deviation_tau_ms`: swaying
+//!    vegetation raises it where it sways). A candidate whose value lies
+//!    within the background's range two pixels around it is texture that
+//!    shifted in place, not something new. Candidates with at least two
+//!    candidate 4-neighbours are motion.
+//! 4. **Light changes**: when `light_change_area` of the frame changes at
+//!    once beyond what the noise explains (an auto-exposure step the tone
+//!    curve cannot follow, the switch between day and IR night mode), the
+//!    frame is not motion: the background restarts from it and the trigger
+//!    relearns for a few frames (`light_changes()` counts these).
+//!
+//! An activation opens after `min_frames` moving frames in a row and ends
+//! `hangover_ms` after the last one. Cost per frame is a fixed number of
+//! passes over the pixels plus small fixed-size histograms; buffers are
+//! allocated only when the frame size changes.
 
 use crate::activation::{Activation, Features, MotionFeatures};
 use crate::config::MotionConfig;
 use crate::{GrayFrame, Modality};
+
+/// Background levels per band of the tone curve.
+const BG_BIN: usize = 8;
+const BG_BINS: usize = 256 / BG_BIN;
+/// Frame levels per bin of the joint histogram.
+const F_BIN: usize = 4;
+const F_BINS: usize = 256 / F_BIN;
+/// Bins per grey level of the noise histogram (which spans 64 levels).
+const NOISE_STEP: f32 = 4.0;
+const NOISE_BINS: usize = 256;
+/// How far (pixels) swaying texture may have shifted in place.
+const SWAY_RADIUS: usize = 2;
+/// Frames after the background (re)starts during which nothing is reported.
+const LEARN_FRAMES: u32 = 3;
+/// A frame whose noise exceeds this many times the usual noise is a light change.
+const NOISE_JUMP: f32 = 2.0;
+/// Moving pixels adapt the background this much slower.
+const MOVING_SLOWDOWN: f32 = 0.1;
 
 struct Open {
     start_ms: i64,
@@ -20,12 +63,25 @@ pub struct MotionTrigger {
     cfg: MotionConfig,
     size: (u32, u32),
     background: Vec<f32>,
+    /// Each pixel's usual absolute difference.
+    deviation: Vec<f32>,
+    diff: Vec<f32>,
+    integral: Vec<f64>,
+    candidate: Vec<bool>,
+    /// Joint histogram: background band × frame level bin.
+    joint: Vec<u32>,
+    /// Tone curve: the frame level expected for each background level.
+    tone: [f32; 257],
+    /// Factor turning a difference into relative terms, per background level.
+    scale: [f32; 256],
+    noise_hist: [u32; NOISE_BINS],
+    /// Slowly followed frame noise; `None` right after the background restarts.
+    noise_slow: Option<f32>,
+    since_seed: u32,
+    light_changes: u64,
     last_t: Option<i64>,
     open: Option<Open>,
     out: Vec<Activation>,
-    diff: Vec<f32>,
-    integral: Vec<f64>,
-    mask: Vec<bool>,
     processed_ms: i64,
 }
 
@@ -36,137 +92,200 @@ impl MotionTrigger {
             cfg: cfg.clone(),
             size: (0, 0),
             background: Vec::new(),
+            deviation: Vec::new(),
+            diff: Vec::new(),
+            integral: Vec::new(),
+            candidate: Vec::new(),
+            joint: vec![0; BG_BINS * F_BINS],
+            tone: [0.0; 257],
+            scale: [1.0; 256],
+            noise_hist: [0; NOISE_BINS],
+            noise_slow: None,
+            since_seed: 0,
+            light_changes: 0,
             last_t: None,
             open: None,
             out: Vec::new(),
-            diff: Vec::new(),
-            integral: Vec::new(),
-            mask: Vec::new(),
             processed_ms: i64::MIN,
         }
+    }
+
+    /// Frames taken as light changes (exposure steps, day/night switches)
+    /// since the trigger was made.
+    pub fn light_changes(&self) -> u64 {
+        self.light_changes
     }
 
     /// Feeds a frame. Returns false (and ignores it) when it is malformed.
     pub fn push(&mut self, f: &GrayFrame) -> bool {
         let (w, h) = (f.width as usize, f.height as usize);
-        if w == 0 || h == 0 || f.luma.len() != w * h || self.last_t.is_some_and(|t| f.t_ms < t) {
+        let n = w.saturating_mul(h);
+        if n == 0 || f.luma.len() != n || self.last_t.is_some_and(|t| f.t_ms < t) {
             return false;
-        }
-        if self.size != (f.width, f.height) {
-            // New camera or new size: start the background again.
-            self.size = (f.width, f.height);
-            self.background = f.luma.iter().map(|&v| f32::from(v)).collect();
-            self.diff = vec![0.0; w * h];
-            self.mask = vec![false; w * h];
-            self.integral = vec![0.0; (w + 1) * (h + 1)];
-            self.last_t = Some(f.t_ms);
-            self.processed_ms = f.t_ms;
-            return true;
         }
         let dt = (f.t_ms - self.last_t.unwrap_or(f.t_ms)).max(0) as f32;
         self.last_t = Some(f.t_ms);
         self.processed_ms = f.t_ms;
+        if self.size != (f.width, f.height) {
+            // New camera or new size: start again.
+            self.size = (f.width, f.height);
+            for v in [&mut self.background, &mut self.deviation, &mut self.diff] {
+                *v = vec![0.0; n];
+            }
+            self.candidate = vec![false; n];
+            self.integral = vec![0.0; (w + 1) * (h + 1)];
+            self.reseed(&f.luma);
+            return true;
+        }
+        self.since_seed = self.since_seed.saturating_add(1);
 
-        // 1. Global gain.
-        let mean_f = f.luma.iter().map(|&v| f32::from(v)).sum::<f32>() / (w * h) as f32;
-        let mean_b = self.background.iter().sum::<f32>() / (w * h) as f32;
-        let gain = if mean_f > 1.0 {
-            (mean_b / mean_f).clamp(0.25, 4.0)
-        } else {
-            1.0
-        };
-        // Relative change, in grey levels of an average pixel: shading multiplies
-        // the scene, so in this form a shadow is smooth even on textured ground.
-        for i in 0..w * h {
-            let bg = self.background[i].max(8.0);
-            self.diff[i] = (f32::from(f.luma[i]) * gain / bg - 1.0) * mean_b;
+        // 1. Tone curve, 2. relative difference, large-scale shading removed.
+        self.fit_tone(&f.luma);
+        for i in 0..n {
+            let (t, s) = self.tone_at(self.background[i]);
+            self.diff[i] = (f32::from(f.luma[i]) - t) * s;
         }
-        // 2. Large-scale shading: subtract a box blur (radius ~ a fifth of the frame).
-        let r = (w.max(h) / 5).max(2);
-        self.blur_subtract(w, h, r);
-        // 3. Threshold, keeping pixels with at least two moving 4-neighbours.
-        let thr = self.cfg.pixel_threshold;
-        for i in 0..w * h {
-            self.mask[i] = self.diff[i].abs() > thr;
+        self.blur_subtract(w, h, (w.max(h) / 5).max(2));
+
+        // 3. Noise, and whether the whole scene changed at once.
+        let sigma = self.noise();
+        let floor = self.cfg.pixel_threshold;
+        let reference = self.noise_slow.unwrap_or(sigma);
+        let light_thr = floor.max(self.cfg.noise_k * reference);
+        let changed = self.diff.iter().filter(|d| d.abs() > light_thr).count();
+        // A sudden jump of the noise (the switch to IR night mode) changes the
+        // whole scene too.
+        let noise_jump = sigma > NOISE_JUMP * reference + 1.0;
+        if noise_jump || changed as f32 >= self.cfg.light_change_area * n as f32 {
+            self.light_changes += 1;
+            self.reseed(&f.luma);
+            self.advance(f.t_ms, None);
+            return true;
         }
-        let (mut count, mut sx, mut sy, mut top, mut bottom) = (0usize, 0f64, 0f64, h, 0usize);
-        for y in 0..h {
-            for x in 0..w {
-                let i = y * w + x;
-                if !self.mask[i] {
+        let beta = 1.0 - (-dt / self.cfg.deviation_tau_ms.max(1) as f32).exp();
+        self.noise_slow = Some(match self.noise_slow {
+            Some(s) => s + (sigma - s) * beta,
+            None => sigma,
+        });
+
+        // 4. Candidates: above every bar, and not texture shifted in place.
+        let bar = floor.max(self.cfg.noise_k * sigma);
+        let margin = 0.5 * self.cfg.noise_k * sigma;
+        for i in 0..n {
+            let d = self.diff[i];
+            let mut c = d.abs() > bar.max(self.cfg.deviation_k * self.deviation[i]);
+            if c {
+                let (t, s) = self.tone_at(self.background[i]);
+                let (near_lo, near_hi) = self.near_range(w, h, i);
+                let lo = (self.tone_at(near_lo).0 - t) * s - margin;
+                let hi = (self.tone_at(near_hi).0 - t) * s + margin;
+                c = d < lo || d > hi;
+            }
+            self.candidate[i] = c;
+        }
+        let feat = self.moving_region(w, h);
+
+        // 5. Learning: background (moving pixels slower) and usual deviation.
+        let alpha = 1.0 - (-dt / self.cfg.background_tau_ms.max(1) as f32).exp();
+        let beta = beta.max(1.0 / self.since_seed as f32);
+        for i in 0..n {
+            let a = if self.candidate[i] {
+                alpha * MOVING_SLOWDOWN
+            } else {
+                alpha
+            };
+            self.background[i] += (f32::from(f.luma[i]) - self.background[i]) * a;
+            self.deviation[i] += (self.diff[i].abs() - self.deviation[i]) * beta;
+        }
+        let moving = self.since_seed > LEARN_FRAMES && feat.max_area >= self.cfg.on_area;
+        self.advance(f.t_ms, moving.then_some(feat));
+        true
+    }
+
+    /// Restarts the background from a frame; each pixel's usual deviation
+    /// is relearnt quickly from the next frames.
+    fn reseed(&mut self, luma: &[u8]) {
+        for (b, &v) in self.background.iter_mut().zip(luma) {
+            *b = f32::from(v);
+        }
+        self.noise_slow = None;
+        self.since_seed = 0;
+    }
+
+    /// Fits the tone curve (background level → frame level) and the
+    /// relative scale.
+    fn fit_tone(&mut self, luma: &[u8]) {
+        self.joint.fill(0);
+        let mut sum = [0f64; BG_BINS];
+        let mut count = [0u32; BG_BINS];
+        let mut total = 0u64;
+        for (&b, &v) in self.background.iter().zip(luma) {
+            let b = b.clamp(0.0, 255.0);
+            let k = b as usize / BG_BIN;
+            self.joint[k * F_BINS + usize::from(v) / F_BIN] += 1;
+            sum[k] += f64::from(b);
+            count[k] += 1;
+            total += u64::from(v);
+        }
+        let min_count = (luma.len() / 200).max(8) as u32;
+        let mut knots = [(0f32, 0f32); BG_BINS];
+        let mut nk = 0;
+        for k in 0..BG_BINS {
+            let c = count[k];
+            if c < min_count {
+                continue;
+            }
+            // Interquartile mean of the frame levels in this band.
+            let (q1, q3) = (c as f32 * 0.25, c as f32 * 0.75);
+            let (mut cum, mut acc) = (0f32, 0f32);
+            for (j, &m) in self.joint[k * F_BINS..(k + 1) * F_BINS].iter().enumerate() {
+                if m == 0 {
                     continue;
                 }
-                let n = [
-                    x > 0 && self.mask[i - 1],
-                    x + 1 < w && self.mask[i + 1],
-                    y > 0 && self.mask[i - w],
-                    y + 1 < h && self.mask[i + w],
-                ]
-                .iter()
-                .filter(|b| **b)
-                .count();
-                if n >= 2 {
-                    count += 1;
-                    sx += x as f64;
-                    sy += y as f64;
-                    top = top.min(y);
-                    bottom = bottom.max(y);
+                let (a, b) = (cum, cum + m as f32);
+                cum = b;
+                let overlap = b.min(q3) - a.max(q1);
+                if overlap > 0.0 {
+                    acc += overlap * ((j * F_BIN) as f32 + (F_BIN as f32 - 1.0) / 2.0);
+                }
+                if cum >= q3 {
+                    break;
                 }
             }
+            knots[nk] = ((sum[k] / f64::from(c)) as f32, acc / (q3 - q1));
+            nk += 1;
         }
-        let area = count as f32 / (w * h) as f32;
-        // 4. Background update: moving pixels adapt ten times slower.
-        let alpha = 1.0 - (-dt / self.cfg.background_tau_ms.max(1) as f32).exp();
-        for i in 0..w * h {
-            let a = if self.mask[i] { alpha * 0.1 } else { alpha };
-            let v = f32::from(f.luma[i]) * gain;
-            self.background[i] += (v - self.background[i]) * a;
-        }
-        let moving = area >= self.cfg.on_area;
-        let feat = MotionFeatures {
-            max_area: area,
-            centroid: if count > 0 {
-                (
-                    (sx / count as f64 / w as f64) as f32,
-                    (sy / count as f64 / h as f64) as f32,
-                )
-            } else {
-                (0.5, 0.5)
-            },
-            max_height: if count > 0 {
-                (bottom + 1 - top) as f32 / h as f32
-            } else {
-                0.0
-            },
-        };
-        match self.open.as_mut() {
-            None if moving => {
-                self.open = Some(Open {
-                    start_ms: f.t_ms,
-                    last_ms: f.t_ms,
-                    frames: 1,
-                    best: feat,
-                });
-            }
-            None => {}
-            Some(o) if moving => {
-                o.last_ms = f.t_ms;
-                o.frames += 1;
-                if feat.max_area > o.best.max_area {
-                    o.best.max_area = feat.max_area;
-                    o.best.centroid = feat.centroid;
+        let knots = &knots[..nk];
+        let mut prev = 0f32;
+        for v in 0..256 {
+            let x = v as f32;
+            let y = match knots {
+                [] => x,
+                [(x0, y0), ..] if x <= *x0 => y0 * x / x0.max(1.0),
+                [.., (xl, yl)] if x >= *xl => yl * x / xl.max(1.0),
+                _ => {
+                    let j = knots.partition_point(|(xk, _)| *xk <= x).clamp(1, nk - 1);
+                    let ((xa, ya), (xb, yb)) = (knots[j - 1], knots[j]);
+                    ya + (yb - ya) * (x - xa) / (xb - xa).max(1e-3)
                 }
-                o.best.max_height = o.best.max_height.max(feat.max_height);
-            }
-            Some(o) => {
-                if o.frames < self.cfg.min_frames {
-                    self.open = None;
-                } else if f.t_ms - o.last_ms > i64::from(self.cfg.hangover_ms) {
-                    self.close();
-                }
-            }
+            };
+            // Monotonic, within the frame's range.
+            prev = y.clamp(0.0, 255.0).max(prev);
+            self.tone[v] = prev;
         }
-        true
+        self.tone[256] = self.tone[255];
+        let mean = (total as f64 / luma.len().max(1) as f64) as f32;
+        for v in 0..256 {
+            self.scale[v] = mean / self.tone[v].max(mean / 4.0).max(4.0);
+        }
+    }
+
+    /// Expected frame level and relative scale for a background level.
+    fn tone_at(&self, b: f32) -> (f32, f32) {
+        let b = b.clamp(0.0, 255.0);
+        let k = b as usize;
+        let t = self.tone[k] + (self.tone[k + 1] - self.tone[k]) * (b - k as f32);
+        (t, self.scale[k.min(255)])
     }
 
     fn blur_subtract(&mut self, w: usize, h: usize, r: usize) {
@@ -188,6 +307,112 @@ impl MotionTrigger {
                     + self.integral[y0 * s + x0];
                 let mean = sum / ((y1 - y0) * (x1 - x0)) as f64;
                 self.diff[y * w + x] -= mean as f32;
+            }
+        }
+    }
+
+    /// The frame's noise: 1.4826 times the median absolute difference.
+    fn noise(&mut self) -> f32 {
+        self.noise_hist.fill(0);
+        for d in &self.diff {
+            let k = (d.abs() * NOISE_STEP) as usize;
+            self.noise_hist[k.min(NOISE_BINS - 1)] += 1;
+        }
+        let half = self.diff.len().div_ceil(2) as u32;
+        let mut cum = 0;
+        for (k, &c) in self.noise_hist.iter().enumerate() {
+            cum += c;
+            if cum >= half {
+                return 1.4826 * (k as f32 + 0.5) / NOISE_STEP;
+            }
+        }
+        1.4826 * NOISE_BINS as f32 / NOISE_STEP
+    }
+
+    /// The background's minimum and maximum within `SWAY_RADIUS` of pixel
+    /// `i` (only asked for the few pixels above the bar).
+    fn near_range(&self, w: usize, h: usize, i: usize) -> (f32, f32) {
+        let r = SWAY_RADIUS;
+        let (x, y) = (i % w, i / w);
+        let (mut lo, mut hi) = (f32::MAX, f32::MIN);
+        for yy in y.saturating_sub(r)..(y + r + 1).min(h) {
+            let row = &self.background[yy * w..(yy + 1) * w];
+            for &v in &row[x.saturating_sub(r)..(x + r + 1).min(w)] {
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+        }
+        (lo, hi)
+    }
+
+    /// Candidates with at least two candidate 4-neighbours: their share of
+    /// the frame, centroid and height.
+    fn moving_region(&self, w: usize, h: usize) -> MotionFeatures {
+        let c = &self.candidate;
+        let (mut count, mut sx, mut sy, mut top, mut bottom) = (0usize, 0f64, 0f64, h, 0usize);
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                if !c[i] {
+                    continue;
+                }
+                let n = usize::from(x > 0 && c[i - 1])
+                    + usize::from(x + 1 < w && c[i + 1])
+                    + usize::from(y > 0 && c[i - w])
+                    + usize::from(y + 1 < h && c[i + w]);
+                if n >= 2 {
+                    count += 1;
+                    sx += x as f64;
+                    sy += y as f64;
+                    top = top.min(y);
+                    bottom = bottom.max(y);
+                }
+            }
+        }
+        if count == 0 {
+            return MotionFeatures {
+                max_area: 0.0,
+                centroid: (0.5, 0.5),
+                max_height: 0.0,
+            };
+        }
+        MotionFeatures {
+            max_area: count as f32 / (w * h) as f32,
+            centroid: (
+                (sx / count as f64 / w as f64) as f32,
+                (sy / count as f64 / h as f64) as f32,
+            ),
+            max_height: (bottom + 1 - top) as f32 / h as f32,
+        }
+    }
+
+    /// Opens, extends or closes the activation with this frame's motion.
+    fn advance(&mut self, t_ms: i64, motion: Option<MotionFeatures>) {
+        match (self.open.as_mut(), motion) {
+            (None, Some(feat)) => {
+                self.open = Some(Open {
+                    start_ms: t_ms,
+                    last_ms: t_ms,
+                    frames: 1,
+                    best: feat,
+                });
+            }
+            (None, None) => {}
+            (Some(o), Some(feat)) => {
+                o.last_ms = t_ms;
+                o.frames += 1;
+                if feat.max_area > o.best.max_area {
+                    o.best.max_area = feat.max_area;
+                    o.best.centroid = feat.centroid;
+                }
+                o.best.max_height = o.best.max_height.max(feat.max_height);
+            }
+            (Some(o), None) => {
+                if o.frames < self.cfg.min_frames {
+                    self.open = None;
+                } else if t_ms - o.last_ms > i64::from(self.cfg.hangover_ms) {
+                    self.close();
+                }
             }
         }
     }
@@ -254,6 +479,241 @@ mod tests {
         m.take()
     }
 
+    /// A small deterministic generator (splitmix64).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn unit(&mut self) -> f32 {
+            (self.next() >> 40) as f32 / (1u64 << 24) as f32
+        }
+        fn gauss(&mut self) -> f32 {
+            let (u, v) = (self.unit().max(1e-7), self.unit());
+            (-2.0 * u.ln()).sqrt() * (2.0 * std::f32::consts::PI * v).cos()
+        }
+    }
+
+    fn value_noise(w: usize, h: usize, cell: usize, rng: &mut Rng) -> Vec<f32> {
+        let (gw, gh) = (w / cell + 2, h / cell + 2);
+        let grid: Vec<f32> = (0..gw * gh).map(|_| rng.unit() * 2.0 - 1.0).collect();
+        let mut out = vec![0.0; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let (fx, fy) = (x as f32 / cell as f32, y as f32 / cell as f32);
+                let (ix, iy) = (fx as usize, fy as usize);
+                let (tx, ty) = (fx - ix as f32, fy - iy as f32);
+                let g = |a: usize, b: usize| grid[(iy + b) * gw + ix + a];
+                let top = g(0, 0) * (1.0 - tx) + g(1, 0) * tx;
+                let bottom = g(0, 1) * (1.0 - tx) + g(1, 1) * tx;
+                out[y * w + x] = top * (1.0 - ty) + bottom * ty;
+            }
+        }
+        out
+    }
+
+    /// Something crossing the view at constant speed: a rectangle, fully
+    /// in view from `start_s` to `end_s`, `level` grey by day and `ir` at night.
+    #[derive(Clone, Copy)]
+    struct Crossing {
+        start_s: f32,
+        end_s: f32,
+        row: usize,
+        size: (usize, usize),
+        level: f32,
+        ir: f32,
+    }
+
+    /// Exposure at a time: (gain, gamma).
+    type Light = fn(f32) -> (f32, f32);
+    /// A level at a time.
+    type Level = fn(f32) -> f32;
+
+    /// Leaves: a patch (x, y, w, h) sliding sideways by `amp` pixels at
+    /// `hz` from `from_s` on.
+    #[derive(Clone, Copy)]
+    struct Sway {
+        patch: (usize, usize, usize, usize),
+        amp: f32,
+        hz: f32,
+        from_s: f32,
+    }
+
+    /// A generated field view: textured ground and sky, a patch of leaves,
+    /// sensor noise, light, and whatever is configured to happen.
+    struct Scene {
+        w: usize,
+        h: usize,
+        day: Vec<f32>,
+        night: Vec<f32>,
+        sway: Option<Sway>,
+        crossings: Vec<Crossing>,
+        light: Light,
+        /// IR night mode at a time.
+        is_night: fn(f32) -> bool,
+        noise: f32,
+        /// IR noise at a time.
+        night_noise: Level,
+        rng: Rng,
+    }
+
+    impl Scene {
+        fn new(w: usize, h: usize, seed: u64) -> Scene {
+            let mut rng = Rng(seed);
+            let coarse = value_noise(w, h, (w / 6).max(2), &mut rng);
+            let fine = value_noise(w, h, 2, &mut rng);
+            let horizon = h * 3 / 10;
+            let day = (0..w * h)
+                .map(|i| match i / w < horizon {
+                    true => 200.0 + 10.0 * coarse[i],
+                    false => 100.0 + 25.0 * coarse[i] + 18.0 * fine[i],
+                })
+                .collect();
+            // IR: grey, low contrast, the sky dark, the ground's texture
+            // not the daylight one (vegetation reflects infrared).
+            let ir = value_noise(w, h, 3, &mut rng);
+            let night = (0..w * h)
+                .map(|i| match i / w < horizon {
+                    true => 50.0 + 3.0 * coarse[i],
+                    false => 95.0 - 15.0 * coarse[i] + 12.0 * ir[i],
+                })
+                .collect();
+            Scene {
+                w,
+                h,
+                day,
+                night,
+                sway: None,
+                crossings: Vec::new(),
+                light: |_| (1.0, 1.0),
+                is_night: |_| false,
+                noise: 1.5,
+                night_noise: |_| 7.0,
+                rng,
+            }
+        }
+
+        /// Adds a patch of high-contrast leaves that sways from `from_s` on.
+        fn leaves(mut self, amp: f32, hz: f32, from_s: f32) -> Scene {
+            let (w, h) = (self.w, self.h);
+            let patch = (w / 8, h * 3 / 5, w / 4, h / 4);
+            let fine = value_noise(w, h, 2, &mut self.rng);
+            for y in patch.1..patch.1 + patch.3 {
+                for x in 0..w {
+                    self.day[y * w + x] = 110.0 + 40.0 * fine[y * w + x];
+                    self.night[y * w + x] = 130.0 + 12.0 * fine[y * w + x];
+                }
+            }
+            self.sway = Some(Sway {
+                patch,
+                amp,
+                hz,
+                from_s,
+            });
+            self
+        }
+
+        fn frame(&mut self, t: f32) -> Vec<u8> {
+            let (w, h) = (self.w, self.h);
+            let night = (self.is_night)(t);
+            let view = if night { &self.night } else { &self.day };
+            let mut px = view.clone();
+            if let Some(sw) = self.sway
+                && t >= sw.from_s
+            {
+                let (x0, y0, pw, ph) = sw.patch;
+                let s = sw.amp * (2.0 * std::f32::consts::PI * sw.hz * t).sin();
+                for y in y0..y0 + ph {
+                    for x in x0..x0 + pw {
+                        let sx = (x as f32 + s).clamp(0.0, (w - 1) as f32);
+                        let (a, fr) = (sx as usize, sx.fract());
+                        let b = (a + 1).min(w - 1);
+                        px[y * w + x] = view[y * w + a] * (1.0 - fr) + view[y * w + b] * fr;
+                    }
+                }
+            }
+            for c in &self.crossings {
+                if t < c.start_s || t > c.end_s {
+                    continue;
+                }
+                let u = (t - c.start_s) / (c.end_s - c.start_s);
+                let x0 = (u * (w - c.size.0) as f32) as usize;
+                for y in c.row..(c.row + c.size.1).min(h) {
+                    for x in x0..x0 + c.size.0 {
+                        px[y * w + x] = if night { c.ir } else { c.level };
+                    }
+                }
+            }
+            let (gain, gamma) = (self.light)(t);
+            let sigma = if night {
+                (self.night_noise)(t)
+            } else {
+                self.noise
+            };
+            px.iter()
+                .map(|&v| {
+                    let v = 255.0 * (gain * v / 255.0).max(0.0).powf(gamma);
+                    (v + sigma * self.rng.gauss()).round().clamp(0.0, 255.0) as u8
+                })
+                .collect()
+        }
+
+        /// Feeds `secs` seconds at `fps`; the activations and light changes.
+        fn run(mut self, fps: f32, secs: f32) -> (Vec<Activation>, u64) {
+            let mut m = MotionTrigger::new(&MotionConfig::default());
+            let frames = (secs * fps) as usize;
+            for k in 0..frames {
+                let t = k as f32 / fps;
+                let f = GrayFrame {
+                    t_ms: (t * 1000.0).round() as i64,
+                    width: self.w as u32,
+                    height: self.h as u32,
+                    luma: self.frame(t),
+                };
+                assert!(m.push(&f));
+            }
+            m.finish();
+            (m.take(), m.light_changes())
+        }
+    }
+
+    /// An animal-sized dark (IR: bright) blob crossing in 8 s from `start_s`.
+    fn animal(w: usize, h: usize, start_s: f32) -> Crossing {
+        Crossing {
+            start_s,
+            end_s: start_s + 8.0,
+            row: h / 2,
+            size: (w * 6 / 80, h * 4 / 60),
+            level: 35.0,
+            ir: 140.0,
+        }
+    }
+
+    /// Exactly one activation, starting at the first frame showing the
+    /// crossing and lasting until about its end.
+    fn assert_crossing(acts: &[Activation], c: &Crossing, fps: f32, what: &str) {
+        assert_eq!(acts.len(), 1, "{what}: {acts:?}");
+        let period = 1000.0 / fps;
+        let first = (c.start_s * fps).ceil() / fps * 1000.0;
+        let a = &acts[0];
+        assert!(
+            (a.start_ms as f32 - first).abs() < 1.0,
+            "{what}: starts at {} ms, the crossing at {first} ms",
+            a.start_ms
+        );
+        assert!(
+            a.end_ms as f32 >= c.end_s * 1000.0 - 2.0 * period,
+            "{what}: ends at {} ms, the crossing at {} s",
+            a.end_ms,
+            c.end_s
+        );
+    }
+
     #[test]
     fn a_moving_blob_triggers_and_light_changes_do_not() {
         let base = textured(80, 60, 0);
@@ -295,6 +755,175 @@ mod tests {
             "{:?}",
             acts[0]
         );
+    }
+
+    /// Exposure steps at 20 s and back at 40 s; an animal crosses at 45 s.
+    fn exposure_scene(light: fn(f32) -> (f32, f32)) -> (Vec<Activation>, Crossing) {
+        let mut s = Scene::new(80, 60, 3);
+        s.light = light;
+        let c = animal(80, 60, 45.0);
+        s.crossings.push(c);
+        (s.run(2.0, 60.0).0, c)
+    }
+
+    #[test]
+    fn exposure_jumps_do_not_fire() {
+        let steps: [(&str, Light); 5] = [
+            ("brighter", |t| {
+                (if (20.0..40.0).contains(&t) { 1.6 } else { 1.0 }, 1.0)
+            }),
+            ("darker", |t| {
+                (if (20.0..40.0).contains(&t) { 0.5 } else { 1.0 }, 1.0)
+            }),
+            ("gamma 0.6", |t| {
+                (1.0, if (20.0..40.0).contains(&t) { 0.6 } else { 1.0 })
+            }),
+            ("gamma 1.7", |t| {
+                (1.0, if (20.0..40.0).contains(&t) { 1.7 } else { 1.0 })
+            }),
+            ("clipped", |t| match (20.0..40.0).contains(&t) {
+                true => (2.2, 1.5),
+                false => (1.0, 1.0),
+            }),
+        ];
+        for (what, light) in steps {
+            let (acts, c) = exposure_scene(light);
+            assert_crossing(&acts, &c, 2.0, what);
+        }
+    }
+
+    #[test]
+    fn swaying_vegetation_does_not_fire() {
+        for fps in [1.0, 2.0, 5.0] {
+            for hz in [0.5, 1.3, 2.0] {
+                let (acts, light) = Scene::new(80, 60, 5).leaves(2.0, hz, 0.0).run(fps, 600.0);
+                assert!(acts.is_empty(), "{fps} fps, {hz} Hz: {acts:?}");
+                assert_eq!(light, 0, "{fps} fps, {hz} Hz");
+            }
+        }
+    }
+
+    #[test]
+    fn a_gust_that_starts_swaying_vegetation_does_not_fire() {
+        for fps in [1.0, 2.0, 5.0] {
+            let (acts, _) = Scene::new(80, 60, 6).leaves(1.5, 1.3, 60.0).run(fps, 180.0);
+            assert!(acts.is_empty(), "{fps} fps: {acts:?}");
+        }
+    }
+
+    #[test]
+    fn a_crossing_among_swaying_vegetation_is_detected() {
+        for fps in [1.0, 2.0, 5.0] {
+            let mut s = Scene::new(80, 60, 7).leaves(2.0, 1.3, 0.0);
+            // Along the row of the leaves, through them.
+            let mut c = animal(80, 60, 120.0);
+            c.row = 60 * 3 / 5 + 4;
+            s.crossings.push(c);
+            let (acts, _) = s.run(fps, 180.0);
+            assert_crossing(&acts, &c, fps, &format!("{fps} fps"));
+        }
+    }
+
+    #[test]
+    fn noisy_ir_frames_do_not_fire_and_a_crossing_at_night_is_detected() {
+        let noises: [(&str, Level); 4] = [
+            ("4", |_| 4.0),
+            ("8", |_| 8.0),
+            ("12", |_| 12.0),
+            ("rising from 3 to 14 in a minute", |t| {
+                3.0 + 11.0 * (t / 60.0).min(1.0)
+            }),
+        ];
+        for (noise, level) in noises {
+            let mut s = Scene::new(80, 60, 8);
+            s.is_night = |_| true;
+            s.night_noise = level;
+            let (acts, light) = s.run(2.0, 300.0);
+            assert!(acts.is_empty(), "noise {noise}: {acts:?}");
+            assert_eq!(light, 0, "noise {noise}");
+        }
+        for fps in [1.0, 2.0, 5.0] {
+            let mut s = Scene::new(80, 60, 9).leaves(1.5, 1.0, 0.0);
+            s.is_night = |_| true;
+            let c = animal(80, 60, 100.0);
+            s.crossings.push(c);
+            let (acts, _) = s.run(fps, 150.0);
+            assert_crossing(&acts, &c, fps, &format!("night, {fps} fps"));
+        }
+    }
+
+    #[test]
+    fn day_night_switches_are_light_changes() {
+        for fps in [1.0, 2.0, 5.0] {
+            let mut s = Scene::new(80, 60, 10).leaves(1.5, 1.0, 0.0);
+            s.is_night = |t| (60.0..120.0).contains(&t);
+            let c = animal(80, 60, 90.0);
+            s.crossings.push(c);
+            let (acts, light_changes) = s.run(fps, 180.0);
+            assert_crossing(&acts, &c, fps, &format!("{fps} fps"));
+            assert!(light_changes >= 2, "{fps} fps: {light_changes}");
+        }
+    }
+
+    #[test]
+    fn a_person_walking_across_is_detected() {
+        for fps in [1.0, 2.0, 5.0] {
+            let mut s = Scene::new(80, 60, 11).leaves(1.5, 1.3, 0.0);
+            let c = Crossing {
+                start_s: 30.0,
+                end_s: 40.0,
+                row: 25,
+                size: (6, 22),
+                level: 60.0,
+                ir: 120.0,
+            };
+            s.crossings.push(c);
+            let (acts, _) = s.run(fps, 60.0);
+            assert_crossing(&acts, &c, fps, &format!("{fps} fps"));
+        }
+    }
+
+    #[test]
+    fn other_frame_sizes_work() {
+        for (w, h) in [(64, 48), (160, 120)] {
+            let mut s = Scene::new(w, h, 12).leaves(2.0, 1.3, 0.0);
+            s.light = |t| (if t > 20.0 { 0.6 } else { 1.0 }, 1.0);
+            let c = animal(w, h, 40.0);
+            s.crossings.push(c);
+            let (acts, _) = s.run(2.0, 60.0);
+            assert_crossing(&acts, &c, 2.0, &format!("{w}x{h}"));
+        }
+    }
+
+    #[test]
+    fn odd_frames_do_not_panic() {
+        let mut m = MotionTrigger::new(&MotionConfig::default());
+        let mut t = 0;
+        for (w, h, v) in [(1, 1, 0), (3, 7, 255), (3, 7, 0), (3, 7, 255), (80, 60, 0)] {
+            for _ in 0..5 {
+                t += 500;
+                let luma = vec![v; w * h];
+                let f = GrayFrame {
+                    t_ms: t,
+                    width: w as u32,
+                    height: h as u32,
+                    luma,
+                };
+                assert!(m.push(&f));
+            }
+        }
+        for v in [255, 0, 128, 255] {
+            t += 500;
+            assert!(m.push(&frame(t, vec![v; 80 * 60])));
+        }
+        m.finish();
+        assert!(m.take().is_empty());
+        assert!(!m.push(&GrayFrame {
+            t_ms: t + 1,
+            width: 0,
+            height: 7,
+            luma: Vec::new(),
+        }));
     }
 
     #[test]
