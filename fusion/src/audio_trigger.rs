@@ -42,6 +42,10 @@ const FLUX_TAU_S: f32 = 4.0;
 const FLUX_BAND_SLACK: f32 = 2.5;
 /// A flux below this is never an onset, dB.
 const FLUX_MIN_DB: f32 = 6.0;
+/// After the stream starts, the noise model learns
+/// this long before an activation may open, s: a node switched on in a gale
+/// would otherwise report the first gusts.
+const WARMUP_S: f32 = 10.0;
 /// An onset lets an activation open at `onset_on_db` for this long after it,
 /// ms: the smoothed level needs a few frames to climb.
 const ONSET_WINDOW_MS: i64 = 150;
@@ -124,6 +128,8 @@ pub struct AudioTrigger {
     open: Option<Open>,
     /// Start time of the last analysed frame.
     processed_ms: i64,
+    /// Where the stream started, ms.
+    stream_start_ms: i64,
     out: Vec<Activation>,
     frames_seen: u64,
 }
@@ -178,6 +184,7 @@ impl AudioTrigger {
             initialised: false,
             open: None,
             processed_ms: i64::MIN,
+            stream_start_ms: 0,
             out: Vec::new(),
             frames_seen: 0,
         }
@@ -191,6 +198,9 @@ impl AudioTrigger {
             // First chunk, or a gap in the stream: restart framing at the chunk.
             self.buf.clear();
             self.buf_start_ms = chunk.start_ms as f64;
+            if self.frames_seen == 0 {
+                self.stream_start_ms = chunk.start_ms;
+            }
         }
         self.buf.extend(
             chunk
@@ -302,9 +312,12 @@ impl AudioTrigger {
         let frame_end = t_ms + (self.n as i64 * 1000) / i64::from(self.rate);
         let hz = best_k as f32 * self.rate as f32 / self.n as f32;
         let min_dur = i64::from(self.cfg.min_duration_ms);
+        let warming_up = (t_ms - self.stream_start_ms) as f32 / 1000.0 < WARMUP_S;
         let hang = i64::from(self.cfg.hangover_ms);
         match self.open.as_mut() {
-            None if level >= self.cfg.on_db || (onset && level >= self.cfg.onset_on_db) => {
+            None if !warming_up
+                && (level >= self.cfg.on_db || (onset && level >= self.cfg.onset_on_db)) =>
+            {
                 self.open = Some(Open {
                     start_ms: t_ms,
                     last_above_ms: frame_end,
@@ -473,19 +486,19 @@ mod tests {
     #[test]
     fn a_chirp_over_noise_triggers_with_its_frequency() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let mut x = noise(&mut rng, 16_000 * 10, 0.01);
-        // 0.4 s chirp 3.0 -> 3.6 kHz at t = 5 s.
+        let mut x = noise(&mut rng, 16_000 * 20, 0.01);
+        // 0.4 s chirp 3.0 -> 3.6 kHz at t = 15 s.
         let mut phase = 0f32;
         for i in 0..6400 {
             let f = 3000.0 + 600.0 * i as f32 / 6400.0;
             phase += 2.0 * std::f32::consts::PI * f / 16_000.0;
-            x[80_000 + i] += 0.2 * phase.sin();
+            x[240_000 + i] += 0.2 * phase.sin();
         }
         let acts = run(&x);
         assert_eq!(acts.len(), 1, "{acts:?}");
         let a = &acts[0];
         assert!(
-            (4900..=5100).contains(&a.start_ms) && a.end_ms < 6_000,
+            (14_900..=15_100).contains(&a.start_ms) && a.end_ms < 16_000,
             "{a:?}"
         );
         let Features::Audio(f) = a.features else {
