@@ -134,6 +134,9 @@ pub struct ScoreReport {
     pub events: u32,
     /// Hours of scene (from the labels' and events' extent, or as given).
     pub hours: f64,
+    /// Median of |event length - label length| over matched pairs, s
+    /// (`None` when nothing matched).
+    pub length_error_median_s: Option<f64>,
 }
 
 const SCORED: [EventClass; 3] = [
@@ -240,6 +243,21 @@ pub fn score(
     } else {
         active.iter().map(|c| c.f1).sum::<f64>() / active.len() as f64
     };
+    let mut length_errors: Vec<f64> = ev_match
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let l = targets[(*m)?];
+            let ev_len = evs[i].1 - evs[i].0;
+            Some((ev_len - (l.end_ms - l.start_ms)).abs() as f64 / 1000.0)
+        })
+        .collect();
+    length_errors.sort_by(f64::total_cmp);
+    let length_error_median_s = match length_errors.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(length_errors[n / 2]),
+        n => Some((length_errors[n / 2 - 1] + length_errors[n / 2]) / 2.0),
+    };
     let detected = label_match.iter().filter(|m| m.is_some()).count();
     let false_alarms = ev_match.iter().filter(|m| m.is_none()).count() as u32;
     let hours = scene_ms as f64 / 3_600_000.0;
@@ -259,6 +277,7 @@ pub fn score(
         },
         events: evs.len() as u32,
         hours,
+        length_error_median_s,
     }
 }
 
@@ -285,7 +304,11 @@ impl std::fmt::Display for ScoreReport {
             f,
             "false alarms {} in {:.2} h ({:.1} per hour); {} events",
             self.false_alarms, self.hours, self.false_alarms_per_hour, self.events
-        )
+        )?;
+        if let Some(e) = self.length_error_median_s {
+            write!(f, "; median |event - label| length {e:.1} s")?;
+        }
+        Ok(())
     }
 }
 
@@ -342,6 +365,8 @@ mod tests {
         assert_eq!(r.false_alarms, 2);
         assert!((r.detection_recall - 2.0 / 3.0).abs() < 1e-9);
         assert!((r.false_alarms_per_hour - 2.0).abs() < 1e-9);
+        // Both matched events are 8 s long against labels of 10 s.
+        assert_eq!(r.length_error_median_s, Some(2.0));
     }
 
     #[test]
