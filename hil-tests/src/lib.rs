@@ -2,6 +2,8 @@
 //! generator they run on.
 //!
 //! - [`scenegen`]: writes scene directories from a preset and a seed;
+//! - [`fieldgen`]: a second, independently built family of generated scenes
+//!   (seed and condition), for evaluating across generator families;
 //! - [`mosquitto`]: a real Mosquitto broker with mutual TLS, an ACL and
 //!   persistence on a free loopback port, for the MQTT tests;
 //! - [`sbd_emu`]: an Iridium SBD modem emulator on a pty, with fault injection;
@@ -11,6 +13,7 @@
 //!   for the system tests.
 
 pub mod bme280_emu;
+pub mod fieldgen;
 pub mod mosquitto;
 pub mod powerfs;
 pub mod sbd_emu;
