@@ -1,12 +1,13 @@
 //! Camera frames: a textured static view (ground, vegetation, sky) under
 //! daylight that changes with the sun, sensor noise, and whatever the plan
 //! puts in front of it: animals, people, cloud shadows, swaying vegetation,
-//! rain.
+//! rain; and, under field conditions, what [`super::view`] adds.
 
 use rand_chacha::ChaCha8Rng;
 
 use super::dsp::{gauss, stream, uniform};
 use super::plan::{Happening, Kind};
+use super::view::FieldView;
 
 /// A moving ellipse: an animal or a person.
 struct Walker {
@@ -32,6 +33,9 @@ pub struct Camera {
     rains: Vec<(f32, f32)>,
     start_hour: f32,
     rng: ChaCha8Rng,
+    /// First row of the ground.
+    horizon: usize,
+    field: Option<FieldView>,
 }
 
 fn value_noise(w: usize, h: usize, cell: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
@@ -87,6 +91,8 @@ impl Camera {
             rains: Vec::new(),
             start_hour,
             rng,
+            horizon: horizon.ceil().max(0.0) as usize,
+            field: None,
         };
         for p in plan {
             let mut r = stream(p.seed, "camera-object");
@@ -145,11 +151,17 @@ impl Camera {
                         .push((p.start_s, p.end_s, uniform(&mut r, 0.2, 0.3)))
                 }
                 Kind::Gust => cam.gusts.push((p.start_s, p.end_s)),
-                Kind::Rain => cam.rains.push((p.start_s, p.end_s)),
+                Kind::Rain | Kind::Rainfall { .. } => cam.rains.push((p.start_s, p.end_s)),
                 _ => {}
             }
         }
         cam
+    }
+
+    /// Puts the view under field conditions, built by `make` from the
+    /// frame size and the first row of the ground.
+    pub fn set_conditions(&mut self, make: impl FnOnce(usize, usize, usize) -> FieldView) {
+        self.field = Some(make(self.w, self.h, self.horizon));
     }
 
     /// Daylight gain at `t` seconds: the sun's elevation, never fully dark
@@ -162,10 +174,58 @@ impl Camera {
 
     /// The frame at `t` seconds (luma, row-major).
     pub fn frame(&mut self, t: f32) -> Vec<u8> {
+        if let Some(mut field) = self.field.take() {
+            let out = self.field_frame(&mut field, t);
+            self.field = Some(field);
+            return out;
+        }
+        let px = self.compose(t, self.daylight(t), None);
+        let raining = self.raining(t);
+        let mut out = Vec::with_capacity(self.w * self.h);
+        for v in px {
+            let mut v = v + gauss(&mut self.rng) * 1.5;
+            if raining && uniform(&mut self.rng, 0.0, 1.0) < 0.004 {
+                v += 45.0;
+            }
+            out.push(v.round().clamp(0.0, 255.0) as u8);
+        }
+        out
+    }
+
+    fn raining(&self, t: f32) -> bool {
+        self.rains.iter().any(|&(a, b)| t > a && t < b)
+    }
+
+    fn field_frame(&mut self, field: &mut FieldView, t: f32) -> Vec<u8> {
+        let hour = (self.start_hour + t / 3600.0) % 24.0;
+        let infrared = field.infrared(hour);
+        // The infrared illuminator does not change with the sun.
+        let light = if infrared {
+            1.0
+        } else {
+            field.light(t, self.daylight(t))
+        };
+        let px = self.compose(t, light, Some(field));
+        field.finish(
+            t,
+            px,
+            light,
+            infrared,
+            self.raining(t),
+            self.w,
+            self.horizon,
+        )
+    }
+
+    /// The view at `t` under `light`, with everything in front of it, before
+    /// the sensor's noise.
+    fn compose(&self, t: f32, light: f32, field: Option<&FieldView>) -> Vec<f32> {
         let (w, h) = (self.w, self.h);
         let (wf, hf) = (w as f32, h as f32);
-        let light = self.daylight(t);
         let mut px: Vec<f32> = self.texture.iter().map(|v| v * light).collect();
+        if let Some(f) = field {
+            f.sway(t, &mut px, &self.texture, w, light);
+        }
         // Vegetation sways in gusts: a patch near the bottom shifts sideways.
         for &(a, b) in &self.gusts {
             if t > a && t < b {
@@ -225,15 +285,6 @@ impl Camera {
                 }
             }
         }
-        let raining = self.rains.iter().any(|&(a, b)| t > a && t < b);
-        let mut out = Vec::with_capacity(w * h);
-        for v in px {
-            let mut v = v + gauss(&mut self.rng) * 1.5;
-            if raining && uniform(&mut self.rng, 0.0, 1.0) < 0.004 {
-                v += 45.0;
-            }
-            out.push(v.round().clamp(0.0, 255.0) as u8);
-        }
-        out
+        px
     }
 }

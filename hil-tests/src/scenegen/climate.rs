@@ -50,7 +50,7 @@ pub fn readings(
                         at(p.end_s - p.start_s) * (-(t - p.end_s) / 90.0).exp()
                     };
                 }
-                Kind::Rain if t >= p.start_s => {
+                Kind::Rain | Kind::Rainfall { .. } if t >= p.start_s => {
                     let k = if t <= p.end_s {
                         ((t - p.start_s) / 60.0).min(1.0)
                     } else {

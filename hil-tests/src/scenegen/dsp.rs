@@ -105,15 +105,11 @@ pub struct SlowWobble {
 
 impl SlowWobble {
     /// Frequencies spread over `lo_hz..hi_hz`.
+    // 6.283, not TAU, below: the phases the bundled demo scene was made with.
+    #[allow(clippy::approx_constant)]
     pub fn new(rng: &mut ChaCha8Rng, lo_hz: f32, hi_hz: f32) -> Self {
         let parts = (0..4)
-            .map(|_| {
-                (
-                    uniform(rng, lo_hz, hi_hz),
-                    // 6.283, not TAU: the phases of the bundled demo scene.
-                    uniform(rng, 0.0, 6.283),
-                )
-            })
+            .map(|_| (uniform(rng, lo_hz, hi_hz), uniform(rng, 0.0, 6.283)))
             .collect();
         SlowWobble { parts }
     }
@@ -274,5 +270,51 @@ impl Envelope {
             (Some(a), None) => *a,
             _ => self.values.last().copied().unwrap_or(0.0),
         }
+    }
+}
+
+/// A periodic waveform played from one period stored in a table (linear
+/// interpolation between 4096 points): a sum of harmonics of one
+/// fundamental costs one lookup per sample however many harmonics it has.
+#[derive(Clone, Debug)]
+pub struct Wavetable {
+    table: Vec<f32>,
+    phase: f64,
+    step: f64,
+}
+
+impl Wavetable {
+    const SIZE: usize = 4096;
+
+    /// `Σ amp · sin(2π · k · f0 · t + phase)` over `(k, amp, phase)`, at `rate`.
+    pub fn new(rate: f32, f0: f32, harmonics: &[(f32, f32, f32)]) -> Self {
+        let table = (0..=Self::SIZE)
+            .map(|i| {
+                let x = std::f64::consts::TAU * i as f64 / Self::SIZE as f64;
+                harmonics
+                    .iter()
+                    .map(|&(k, a, p)| f64::from(a) * (f64::from(k) * x + f64::from(p)).sin())
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        Wavetable {
+            table,
+            phase: 0.0,
+            step: f64::from(f0) / f64::from(rate),
+        }
+    }
+
+    /// The next sample.
+    #[inline]
+    pub fn run(&mut self) -> f32 {
+        let x = self.phase * Self::SIZE as f64;
+        let i = x as usize;
+        let f = (x - i as f64) as f32;
+        let (a, b) = (self.table[i], self.table[i + 1]);
+        self.phase += self.step;
+        if self.phase >= 1.0 {
+            self.phase -= self.phase.floor();
+        }
+        a + (b - a) * f
     }
 }

@@ -47,6 +47,32 @@ pub enum Kind {
     CloudShadow,
     /// A rain shower (sound, speckle, cooler and more humid).
     Rain,
+    /// A gust of the field wind ([`super::weather::Wind`]): its sound and
+    /// the swaying it causes come from the wind layer; labelled so that a
+    /// detector can be checked to stay quiet through it.
+    WindGust {
+        /// Peak rise above the wind's floor, dB.
+        rise_db: f32,
+    },
+    /// Rain of the field conditions, at a chosen strength: hiss and drop
+    /// impacts ([`super::weather::rain`]), speckle, cooler and more humid.
+    Rainfall {
+        /// Hiss level, dBFS RMS.
+        level_db: f32,
+        /// Drop impacts per second.
+        drops_per_s: f32,
+    },
+    /// An aircraft passing far away: a low-frequency swell of a minute or two.
+    Aircraft {
+        /// Level at the closest point, dBFS RMS.
+        level_db: f32,
+    },
+    /// A cloud over the sun for minutes: the view dims within seconds and
+    /// the enclosure cools by degrees ([`super::weather::Sky`]).
+    CloudCover {
+        /// Fraction of the sunlight taken away, 0..1.
+        depth: f32,
+    },
 }
 
 impl Kind {
@@ -56,7 +82,13 @@ impl Kind {
             Kind::Wildlife { .. } => "wildlife",
             Kind::MachineryAnomaly { .. } => "machinery_anomaly",
             Kind::HumanActivity { .. } => "human_activity",
-            Kind::Gust | Kind::CloudShadow | Kind::Rain => "background",
+            Kind::Gust
+            | Kind::CloudShadow
+            | Kind::Rain
+            | Kind::WindGust { .. }
+            | Kind::Rainfall { .. }
+            | Kind::Aircraft { .. }
+            | Kind::CloudCover { .. } => "background",
         }
     }
 }
@@ -74,7 +106,9 @@ pub struct Happening {
     pub seed: u64,
 }
 
-fn event(rng: &mut ChaCha8Rng, class: u32, demo: bool) -> (f32, Kind) {
+/// An event of `class` (0 wildlife, 1 machinery anomaly, 2 human activity)
+/// and its duration, s; `demo` fixes the choices the demo relies on.
+pub(super) fn event(rng: &mut ChaCha8Rng, class: u32, demo: bool) -> (f32, Kind) {
     match class {
         0 => {
             let r: f32 = rng.random();

@@ -8,7 +8,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::dsp::{Biquad, SlowWobble, gauss, rms, sine_amp, uniform};
+use super::dsp::{Biquad, Noise, SlowWobble, Wavetable, gauss, rms, sine_amp, uniform};
 
 const TAU: f32 = 2.0 * std::f32::consts::PI;
 
@@ -187,6 +187,38 @@ impl Machine {
                 x += (TAU * self.f_rot * k as f32 * t + self.phases[k - 1]).sin() / k as f32;
             }
             *s += amp * (0.8 * x / norm * std::f32::consts::SQRT_2 + 0.5 * lp.run(gauss(rng)));
+        }
+    }
+
+    /// The same machine as [`Machine::render`], its harmonics played from
+    /// a table of one rotation instead of a `sin` per harmonic and sample
+    /// (equal to it within -80 dB): the field conditions' scenes run for
+    /// hours at up to 48 kHz.
+    pub fn render_fast(&self, buf: &mut [f32], rate: f32, rng: &mut ChaCha8Rng) {
+        let mut noise = Noise::new(rng);
+        let mut lp = Biquad::lowpass(rate, 2000.0, 0.7);
+        let amp = rms(self.level_db);
+        let ks: Vec<usize> = (1..=40)
+            .filter(|k| *k as f32 * self.f_rot < 1000.0_f32.min(rate * 0.45))
+            .collect();
+        let norm: f32 = ks
+            .iter()
+            .map(|k| 1.0 / (*k as f32 * *k as f32))
+            .sum::<f32>()
+            .sqrt();
+        let harmonics: Vec<(f32, f32, f32)> = ks
+            .iter()
+            .map(|&k| {
+                (
+                    k as f32,
+                    0.8 / k as f32 / norm * std::f32::consts::SQRT_2,
+                    self.phases[k - 1],
+                )
+            })
+            .collect();
+        let mut tone = Wavetable::new(rate, self.f_rot, &harmonics);
+        for s in buf.iter_mut() {
+            *s += amp * (tone.run() + 0.5 * lp.run(noise.white()));
         }
     }
 
