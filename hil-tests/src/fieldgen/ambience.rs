@@ -179,40 +179,42 @@ pub fn plan_rain(rng: &mut ChaCha8Rng, d: f64, p: f64, long: bool) -> RainPlan {
     RainPlan { showers, intensity }
 }
 
-/// A raindrop ringing on leaves or the enclosure.
-#[derive(Debug, Clone)]
-struct Drop {
-    amp: f32,
-    decay: f32,
-    freq: f64,
-    phase: Phase,
-    click: f32,
-}
-
-/// Renders rain: a broadband hiss and impulsive drops.
+/// Renders rain: a broadband hiss and impulsive drops. Each drop is an
+/// impulse into one of a few ringing resonators (drops on leaves and on the
+/// enclosure ring at a few typical pitches), so the cost does not grow with
+/// the drop rate.
 #[derive(Debug, Clone)]
 pub struct RainVoice {
     intensity: Track,
     rate: f32,
-    top: f32,
     noise: Noise,
     hiss_hp: OnePole,
     hiss_lp: OnePole,
-    drops: Vec<Drop>,
+    rings: Vec<Svf>,
+    click: f32,
+    click_decay: f32,
 }
 
 impl RainVoice {
     /// A renderer at `rate` Hz.
     pub fn new(plan: &RainPlan, rate: u32, seed: u64) -> RainVoice {
         let r = rate as f32;
+        let mut noise = Noise::new(seed);
+        let rings = (0..6)
+            .map(|_| {
+                let f = 900.0 + 3500.0 * noise.unit();
+                Svf::new(f, 6.0 + 14.0 * noise.unit(), r)
+            })
+            .collect();
         RainVoice {
             intensity: plan.intensity.clone(),
             rate: r,
-            top: 0.42 * r,
-            noise: Noise::new(seed),
+            noise,
             hiss_hp: OnePole::new(400.0, r),
             hiss_lp: OnePole::new(7000.0, r),
-            drops: Vec::with_capacity(48),
+            rings,
+            click: 0.0,
+            click_decay: (-1.0 / (0.0015 * r)).exp(),
         }
     }
 
@@ -220,9 +222,12 @@ impl RainVoice {
     pub fn add(&mut self, n0: u64, out: &mut [f32]) {
         let t0 = n0 as f64 / f64::from(self.rate);
         let t1 = (n0 + out.len() as u64) as f64 / f64::from(self.rate);
-        if self.intensity.at(t0) <= 0.0 && self.intensity.at(t1) <= 0.0 && self.drops.is_empty() {
+        if self.intensity.at(t0) <= 0.0 && self.intensity.at(t1) <= 0.0 && self.click < 1e-5 {
             return;
         }
+        // A band-pass rings at a peak proportional to its bandwidth over the
+        // rate: this makes a drop's loudness independent of the rate.
+        let ring_gain = self.rate / 2000.0;
         for (k, chunk) in out.chunks_mut(CONTROL).enumerate() {
             let t = (n0 + (k * CONTROL) as u64) as f64 / f64::from(self.rate);
             let i = self.intensity.at(t);
@@ -231,30 +236,27 @@ impl RainVoice {
             for o in chunk.iter_mut() {
                 let w = self.noise.normal();
                 let mut y = hiss * self.hiss_lp.lp(self.hiss_hp.hp(w));
-                if self.noise.unit() < p_drop && self.drops.len() < 48 {
+                let mut kick = 0.0;
+                let mut which = 0;
+                if i > 0.0 && self.noise.unit() < p_drop {
                     let u = self.noise.unit();
+                    which = (self.noise.unit() * self.rings.len() as f32) as usize;
                     // About one drop in ten thousand lands on the enclosure.
-                    let loud = self.noise.unit() < 1e-4;
-                    let f = 900.0 + 3500.0 * self.noise.unit();
-                    self.drops.push(Drop {
-                        amp: if loud {
-                            0.25 + 0.4 * u
-                        } else {
-                            0.06 * i.sqrt() * u * u * u
-                        },
-                        decay: (-1.0 / (self.rate * (0.0008 + 0.005 * self.noise.unit()))).exp(),
-                        freq: f64::from(f.min(self.top)),
-                        phase: Phase::default(),
-                        click: if loud { 1.0 } else { 0.3 },
-                    });
+                    if self.noise.unit() < 1e-4 {
+                        self.click = 0.25 + 0.4 * u;
+                        kick = self.click;
+                    } else {
+                        kick = 0.06 * i.sqrt() * u * u * u;
+                    }
                 }
-                for d in &mut self.drops {
-                    let ring = sin_cycles(d.phase.step(d.freq, f64::from(self.rate)));
-                    y += d.amp * (ring + d.click * w);
-                    d.amp *= d.decay;
-                    d.click *= 0.6;
+                for (j, ring) in self.rings.iter_mut().enumerate() {
+                    let x = if j == which { kick * ring_gain } else { 0.0 };
+                    y += ring.run(x).band;
                 }
-                self.drops.retain(|d| d.amp > 1e-5);
+                if self.click > 1e-5 {
+                    y += self.click * w;
+                    self.click *= self.click_decay;
+                }
                 *o += y;
             }
         }
