@@ -46,6 +46,10 @@ const FLUX_MIN_DB: f32 = 6.0;
 /// this long before an activation may open, s: a node switched on in a gale
 /// would otherwise report the first gusts.
 const WARMUP_S: f32 = 10.0;
+/// A margin of at least `onset_on_db` held this long also opens an
+/// activation, s: a machine's fault that develops over seconds has no onset
+/// but does not go away.
+const SUSTAIN_S: f32 = 1.5;
 /// An onset lets an activation open at `onset_on_db` for this long after it,
 /// ms: the smoothed level needs a few frames to climb.
 const ONSET_WINDOW_MS: i64 = 150;
@@ -128,6 +132,8 @@ pub struct AudioTrigger {
     open: Option<Open>,
     /// Start time of the last analysed frame.
     processed_ms: i64,
+    /// Since when the margin has stayed at `onset_on_db` or more, ms.
+    sustained_since_ms: Option<i64>,
     /// Where the stream started, ms.
     stream_start_ms: i64,
     out: Vec<Activation>,
@@ -185,6 +191,7 @@ impl AudioTrigger {
             open: None,
             processed_ms: i64::MIN,
             stream_start_ms: 0,
+            sustained_since_ms: None,
             out: Vec::new(),
             frames_seen: 0,
         }
@@ -259,12 +266,16 @@ impl AudioTrigger {
                 l
             };
         }
-        let in_event = self.open.as_ref().is_some_and(|o| o.confirmed);
+        let event_age_s = self
+            .open
+            .as_ref()
+            .filter(|o| o.confirmed)
+            .map(|o| (t_ms - o.start_ms) as f32 / 1000.0);
         self.noise.update(
             &self.level_db,
             hop_s,
             self.cfg.floor_rise_db_per_s,
-            in_event,
+            event_age_s,
             &mut self.margin_db,
         );
         let mut level = 0f32;
@@ -313,13 +324,23 @@ impl AudioTrigger {
         let hz = best_k as f32 * self.rate as f32 / self.n as f32;
         let min_dur = i64::from(self.cfg.min_duration_ms);
         let warming_up = (t_ms - self.stream_start_ms) as f32 / 1000.0 < WARMUP_S;
+        if level >= self.cfg.onset_on_db {
+            self.sustained_since_ms.get_or_insert(t_ms);
+        } else {
+            self.sustained_since_ms = None;
+        }
+        let sustained = self
+            .sustained_since_ms
+            .filter(|&s| (t_ms - s) as f32 / 1000.0 >= SUSTAIN_S);
         let hang = i64::from(self.cfg.hangover_ms);
         match self.open.as_mut() {
             None if !warming_up
-                && (level >= self.cfg.on_db || (onset && level >= self.cfg.onset_on_db)) =>
+                && (level >= self.cfg.on_db
+                    || (onset && level >= self.cfg.onset_on_db)
+                    || sustained.is_some()) =>
             {
                 self.open = Some(Open {
-                    start_ms: t_ms,
+                    start_ms: sustained.unwrap_or(t_ms),
                     last_above_ms: frame_end,
                     confirmed: false,
                     peak_snr: level,
@@ -439,6 +460,16 @@ impl AudioTrigger {
     /// Frames analysed.
     pub fn frames(&self) -> u64 {
         self.frames_seen
+    }
+
+    /// The per-band noise model.
+    pub fn noise(&self) -> &BandNoise {
+        &self.noise
+    }
+
+    /// Smoothed band levels of the last frame, dB.
+    pub fn levels_db(&self) -> &[f32] {
+        &self.level_db
     }
 
     /// Frames whose band levels rose in the shape of wind.

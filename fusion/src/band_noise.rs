@@ -1,6 +1,6 @@
 //! The audio trigger's model of what is *not* an event, per analysis band:
-//! a noise floor, how far the band usually rises above it, and how much of
-//! its rise wind explains.
+//! a noise floor, how far the band usually rises above it in short bursts,
+//! and how much of its rise wind explains.
 //!
 //! - **Floor**: a low percentile of the band's level. It falls quickly
 //!   towards a lower level and rises only at `rise_db_per_s`, so steady
@@ -8,30 +8,47 @@
 //! - **Wind**: gusts lift the lowest bands (below [`WIND_HZ`]) first and
 //!   most, and spill into higher bands in proportion. Each higher band
 //!   learns that proportion (its *wind gain*) from frames whose rise is
-//!   shaped like wind (largest in the lowest bands), and the wind's share is
-//!   taken off that band's excess. A call during a gust still stands out in
-//!   its own bands: only the part of a band's rise that the wind predicts is
-//!   removed, never the band itself.
-//! - **Spread**: a high percentile of the band's remaining excess, learned
-//!   from frames that are not part of an event (and from wind-shaped
-//!   frames). A band that fluctuates (gusts, rain) needs a larger rise to
-//!   count; a quiet band keeps its full sensitivity, because the usual
-//!   wobble of a steady band ([`CALM_SPREAD_DB`]) costs nothing.
+//!   shaped like wind (largest in the lowest bands), and in such frames the
+//!   wind's share is taken off that band's excess. A call during a gust
+//!   still stands out in its own bands: only the part of a band's rise that
+//!   the wind predicts is removed, never the band itself, and a frame where
+//!   some band rises well beyond the wind reference is not wind-shaped.
+//! - **Spread**: a high percentile of the band's remaining excess: how far
+//!   it usually rises above its floor. It climbs fast in frames shaped like
+//!   wind (a few gusts teach it) and slowly otherwise (rain, a chorus), so
+//!   a moderate sound that develops and stays, such as a machine's fault,
+//!   stands out for seconds before it could become usual. Short excursions
+//!   (a gust, a chorus pulse, a rain burst: above the floor and back within
+//!   [`MAX_EXCURSION_S`]) also pull the spread towards their peak when they
+//!   end, so a pulsing chorus is learned within a few pulses. Frames inside an
+//!   activation teach nothing (a call or a conversation must not make itself
+//!   usual) until the activation has lasted [`LONG_ACTIVATION_S`]: a chorus
+//!   that never stops becomes the usual. Up to [`CALM_SPREAD_DB`] it costs
+//!   nothing.
 //!
-//! [`BandNoise::margins`] gives each band's excess beyond all of that, in
-//! dB: what the trigger compares with its thresholds.
+//! [`BandNoise::update`] gives each band's *margin*: its excess beyond all
+//! of that, in dB, which the trigger compares with its thresholds.
 
 /// Bands centred below this are the wind reference, Hz.
 pub const WIND_HZ: f32 = 300.0;
 /// The spread a steady band shows anyway (smoothed level wobble), dB: a
-/// spread up to this raises no threshold.
+/// spread up to this raises no threshold, and an excursion starts above it.
 pub const CALM_SPREAD_DB: f32 = 3.0;
+/// Excursions longer than this are sustained sound, not fluctuation, s.
+pub const MAX_EXCURSION_S: f32 = 20.0;
+/// Share of the way to an ended excursion's peak that the spread moves.
+const EXCURSION_WEIGHT: f32 = 0.3;
 /// How fast the floor follows a falling level, dB per second.
 const FLOOR_FALL_DB_PER_S: f32 = 4.0;
 /// The spread is this quantile of the band's excess.
 const SPREAD_QUANTILE: f32 = 0.95;
-/// Step size of the spread's quantile tracker, dB per second.
-const SPREAD_RATE_DB_PER_S: f32 = 2.0;
+/// Step of the spread's quantile tracker in wind-shaped frames, dB per second.
+const WIND_SPREAD_RATE_DB_PER_S: f32 = 2.0;
+/// ... and in other frames.
+const SPREAD_RATE_DB_PER_S: f32 = 1.0;
+/// An activation open for longer than this is the soundscape (a chorus, a
+/// crowd), and its excursions teach the spread again, s.
+pub const LONG_ACTIVATION_S: f32 = 60.0;
 /// A frame is wind-shaped when the wind reference has risen at least this
 /// far above its floor, dB ...
 const WIND_MIN_DB: f32 = 4.0;
@@ -42,11 +59,21 @@ const WIND_GAIN_TAU_S: f32 = 20.0;
 /// Largest wind gain (a band rising more than the wind reference).
 const WIND_GAIN_MAX: f32 = 1.2;
 
+/// One band's current excursion above its floor.
+#[derive(Clone, Copy, Default)]
+struct Excursion {
+    peak_db: f32,
+    frames: u32,
+    /// Part of it fell where the spread must not learn (a young activation).
+    blocked: bool,
+}
+
 /// Per-band floor, spread and wind gain.
 pub struct BandNoise {
     floor_db: Vec<f32>,
     spread_db: Vec<f32>,
     wind_gain: Vec<f32>,
+    excursion: Vec<Excursion>,
     /// Bands `0..wind_bands` are the wind reference.
     wind_bands: usize,
     initialised: bool,
@@ -63,6 +90,7 @@ impl BandNoise {
             floor_db: vec![0.0; n],
             spread_db: vec![0.0; n],
             wind_gain: vec![0.0; n],
+            excursion: vec![Excursion::default(); n],
             wind_bands: wind_bands.min(n),
             initialised: false,
             wind_db: 0.0,
@@ -72,14 +100,14 @@ impl BandNoise {
 
     /// Updates the model with one frame of smoothed band levels (dB) and
     /// writes each band's margin beyond its floor, wind share and spread
-    /// into `margins`. `in_event`: the frame belongs to an open activation
-    /// (it must not teach the spread that events are normal).
+    /// into `margins`. `event_age_s`: how long the open activation has been
+    /// open, if one is.
     pub fn update(
         &mut self,
         level_db: &[f32],
         hop_s: f32,
         rise_db_per_s: f32,
-        in_event: bool,
+        event_age_s: Option<f32>,
         margins: &mut [f32],
     ) {
         let n = self.floor_db.len().min(level_db.len()).min(margins.len());
@@ -113,11 +141,23 @@ impl BandNoise {
             }
         }
         // 3. What wind does not explain, beyond the usual spread.
-        let up = SPREAD_RATE_DB_PER_S * hop_s * SPREAD_QUANTILE;
-        let down = SPREAD_RATE_DB_PER_S * hop_s * (1.0 - SPREAD_QUANTILE);
-        let learn = !in_event || wind_shaped;
+        let learn = wind_shaped || event_age_s.is_none_or(|a| a >= LONG_ACTIVATION_S);
+        let step = if wind_shaped {
+            WIND_SPREAD_RATE_DB_PER_S
+        } else {
+            SPREAD_RATE_DB_PER_S
+        } * hop_s;
+        let (up, down) = (step * SPREAD_QUANTILE, step * (1.0 - SPREAD_QUANTILE));
+        let max_frames = (MAX_EXCURSION_S / hop_s.max(1e-4)) as u32;
         for (b, margin) in margins.iter_mut().enumerate().take(n) {
-            let explained = if b < w { 0.0 } else { self.wind_gain[b] * wind };
+            // Only a frame shaped like wind is explained by it: when a higher
+            // band rises more than the wind reference (speech, a call, a
+            // knock), nothing is taken off.
+            let explained = if b < w || !wind_shaped {
+                0.0
+            } else {
+                self.wind_gain[b] * wind
+            };
             let u = (excess(b) - explained).max(0.0);
             let s = &mut self.spread_db[b];
             if learn {
@@ -127,6 +167,17 @@ impl BandNoise {
                     *s -= down.min(*s - u);
                 }
             }
+            let e = &mut self.excursion[b];
+            if u > CALM_SPREAD_DB {
+                e.peak_db = e.peak_db.max(u);
+                e.frames = e.frames.saturating_add(1);
+                e.blocked |= !learn;
+            } else if e.frames > 0 {
+                if e.frames <= max_frames && !e.blocked && e.peak_db > *s {
+                    *s += EXCURSION_WEIGHT * (e.peak_db - *s);
+                }
+                *e = Excursion::default();
+            }
             *margin = u - (*s - CALM_SPREAD_DB).max(0.0);
         }
     }
@@ -134,6 +185,11 @@ impl BandNoise {
     /// The floor of band `b`, dB.
     pub fn floor_db(&self, b: usize) -> f32 {
         self.floor_db.get(b).copied().unwrap_or(0.0)
+    }
+
+    /// The spread of band `b`, dB.
+    pub fn spread_db(&self, b: usize) -> f32 {
+        self.spread_db.get(b).copied().unwrap_or(0.0)
     }
 
     /// How far the wind reference stands above its floor now, dB.
@@ -162,7 +218,7 @@ mod tests {
     ) -> [f32; 6] {
         let mut m = [0.0; 6];
         for l in frames {
-            model.update(&l, 0.016, 0.4, in_event, &mut m);
+            model.update(&l, 0.016, 0.4, in_event.then_some(1.0), &mut m);
         }
         m
     }
@@ -198,7 +254,7 @@ mod tests {
             &[30.5, 30.5, 30.5, 42.5, 30.5, 30.5],
             0.016,
             0.4,
-            false,
+            None,
             &mut m,
         );
         assert!((11.0..=12.5).contains(&m[3]), "{m:?}");
@@ -215,7 +271,7 @@ mod tests {
         run(&mut n, (0..7_500).map(gusty), false);
         let peak = (7_500..8_800).map(gusty).map(|l| {
             let mut m = [0.0; 6];
-            n.update(&l, 0.016, 0.4, false, &mut m);
+            n.update(&l, 0.016, 0.4, None, &mut m);
             m.iter().copied().fold(f32::MIN, f32::max)
         });
         let worst = peak.fold(f32::MIN, f32::max);
@@ -232,7 +288,7 @@ mod tests {
         let mut l = gusty(i);
         l[4] += 15.0;
         let mut m = [0.0; 6];
-        n.update(&l, 0.016, 0.4, true, &mut m);
+        n.update(&l, 0.016, 0.4, Some(1.0), &mut m);
         assert!(m[4] >= 10.0, "{m:?}");
     }
 
@@ -253,9 +309,28 @@ mod tests {
             &[30.0, 30.0, 30.0, 30.0, 50.0, 30.0],
             0.016,
             0.4,
-            true,
+            Some(1.0),
             &mut m,
         );
         assert!(m[4] >= 10.0, "{m:?}");
+    }
+
+    #[test]
+    fn a_chorus_that_holds_an_activation_open_becomes_the_usual() {
+        let mut n = BandNoise::new(&CENTRES);
+        run(&mut n, (0..3_000).map(|_| [30.0; 6]), false);
+        // Pulses of 20 dB at 4 kHz, twice a second, inside one activation
+        // that has been open for longer than LONG_ACTIVATION_S.
+        let mut m = [0.0; 6];
+        for i in 0..6_000 {
+            let mut l = [30.0; 6];
+            l[4] += if i % 31 < 12 { 20.0 } else { 0.0 };
+            let age = LONG_ACTIVATION_S + i as f32 * 0.016;
+            n.update(&l, 0.016, 0.4, Some(age), &mut m);
+        }
+        let mut l = [30.0; 6];
+        l[4] += 20.0;
+        n.update(&l, 0.016, 0.4, Some(200.0), &mut m);
+        assert!(m[4] < 10.0, "a chorus pulse still stands {} dB out", m[4]);
     }
 }
