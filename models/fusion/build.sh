@@ -1,33 +1,96 @@
 #!/usr/bin/env bash
-# Rebuilds the fusion model from nothing, reproducibly:
-#   1. generates the training and held-out scenes with scenegen (fixed seeds;
-#      the held-out seeds are never trained on),
-#   2. runs the node over each with [fusion] dump_features (dump_features.sh),
-#   3. trains and exports the float and 4-bit models (train.py, numpy only),
-#   4. measures latency into the manifests (add_latency.py),
-#   5. evaluates end to end on the held-out scenes (evaluate.sh).
-#   models/fusion/build.sh [WORK_DIR]      (default /tmp/fusion-build; ~6 GB of
-#                                           scenes, ~25 min on 2 cores)
+# Rebuilds the fusion model from nothing, reproducibly, and measures how it
+# generalises across scene families:
+#   1. scenes from two independent generator families, each over randomised
+#      field conditions (scenegen with --condition, fieldgen), and audio-only
+#      scenes mixed from real recordings (real/fetch.sh, real/realmix.py;
+#      sources and licences in DATA.md); fixed seeds, held-out seeds never
+#      trained on;
+#   2. the node dumps its feature vectors over each (dump_features.sh); the
+#      training scenes are deleted once dumped;
+#   3. cross-family runs: trained on one family (plus the real training
+#      clips), tested on the other, both ways (report only, models kept in
+#      WORK_DIR/cross-*);
+#   4. the committed model: trained on both families and the real training
+#      clips, calibrated, exported float and 4-bit (train.py, numpy only);
+#   5. latency into the manifests (add_latency.py).
+# End-to-end figures per condition: models/fusion/evaluate.sh (docs/detection.md).
+#   models/fusion/build.sh [WORK_DIR]      (default /tmp/fusion-build)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 work=${1:-/tmp/fusion-build}
 mkdir -p "$work"
-cargo build --release -q -p hil-tests --bin scenegen -p node --manifest-path "$root/Cargo.toml"
-gen() { [ -f "$3/scene.toml" ] || "$root/target/release/scenegen" --preset "$1" --seed "$2" --duration 3600 --out "$3" >/dev/null; }
-for s in $(seq 1001 1016); do gen mixed "$s" "$work/scenes/train/mixed-$s"; done
-for s in 2001 2002 2003 2004; do gen wildlife "$s" "$work/scenes/train/wildlife-$s"; done
-for s in 3001 3002 3003 3004; do gen human "$s" "$work/scenes/train/human-$s"; done
-for s in 4001 4002; do gen machinery "$s" "$work/scenes/train/machinery-$s"; done
-for s in $(seq 5001 5008); do gen background "$s" "$work/scenes/train/background-$s"; done
-for s in 9001 9002 9003 9004; do gen mixed "$s" "$work/scenes/test/mixed-$s"; done
-for s in 9101 9102; do gen background "$s" "$work/scenes/test/background-$s"; done
-gen wildlife 9201 "$work/scenes/test/wildlife-9201"
-gen human 9301 "$work/scenes/test/human-9301"
-"$here/dump_features.sh" "$work/scenes/train" "$work/features/train"
-"$here/dump_features.sh" "$work/scenes/test" "$work/features/test"
-python3 -m venv "$work/venv"
+cargo build --release -q -p hil-tests --bin scenegen --bin fieldgen -p node --manifest-path "$root/Cargo.toml"
+[ -x "$work/venv/bin/python" ] || python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q -r "$root/models/requirements.txt"
-"$work/venv/bin/python" "$here/train.py" --train "$work/features/train" --test "$work/features/test" --out "$here" --version 1
+py="$work/venv/bin/python"
+PYTHON="$py" "$here/real/fetch.sh" "$work/real" >/dev/null
+
+scenegen="$root/target/release/scenegen"
+fieldgen="$root/target/release/fieldgen"
+# make SET NAME COMMAND...: writes the scene into WORK_DIR/scenes/SET/NAME
+# (kept for the test sets, deleted after dumping for the training sets) and
+# its features into WORK_DIR/features/SET.
+make() {
+  local set=$1 name=$2
+  shift 2
+  local dir="$work/scenes/$set/$name"
+  [ -f "$work/features/$set/$name.jsonl" ] && return 0
+  [ -f "$dir/scene.toml" ] || "$@" --out "$dir" >/dev/null
+  "$here/dump_features.sh" "$work/scenes/$set" "$work/features/$set" "$name"
+  case $set in *train*) rm -rf "$dir" ;; esac
+}
+conditions=(calm windy hum rain night random)
+d=1200
+# Family A: scenegen.
+i=0
+for s in $(seq 1001 1012); do
+  c=${conditions[$((i % 6))]}; i=$((i + 1))
+  make a-train "mixed-$c-$s" "$scenegen" --preset mixed --seed "$s" --duration "$d" --condition "$c"
+done
+for p in wildlife human machinery; do
+  for c in windy random; do
+    s=$((2000 + i)); i=$((i + 1))
+    make a-train "$p-$c-$s" "$scenegen" --preset "$p" --seed "$s" --duration "$d" --condition "$c"
+  done
+done
+for c in "${conditions[@]}"; do
+  s=$((5000 + i)); i=$((i + 1))
+  make a-train "background-$c-$s" "$scenegen" --preset background --seed "$s" --duration "$d" --condition "$c"
+done
+for c in none "${conditions[@]}"; do
+  s=$((9000 + i)); i=$((i + 1))
+  make a-test "mixed-$c-$s" "$scenegen" --preset mixed --seed "$s" --duration "$d" --condition "$c"
+done
+# Family B: fieldgen.
+i=0
+for s in $(seq 1001 1018); do
+  c=${conditions[$((i % 6))]}; i=$((i + 1))
+  make b-train "field-$c-$s" "$fieldgen" --seed "$s" --duration "$d" --condition "$c"
+done
+for c in "${conditions[@]}"; do
+  s=$((5000 + i)); i=$((i + 1))
+  make b-train "field-background-$c-$s" "$fieldgen" --seed "$s" --duration "$d" --condition "$c" --background-only
+done
+for c in "${conditions[@]}"; do
+  s=$((9000 + i)); i=$((i + 1))
+  make b-test "field-$c-$s" "$fieldgen" --seed "$s" --duration "$d" --condition "$c"
+done
+# Real recordings (audio only).
+i=0
+for s in $(seq 1 9); do
+  w=(calm moderate strong); w=${w[$((i % 3))]}; i=$((i + 1))
+  make r-train "real-$w-$s" "$py" "$here/real/realmix.py" --clips "$work/real" --split train --seed "$s" --duration 900 --wind "$w"
+done
+for s in 101 102; do
+  for w in calm strong; do
+    make r-test "real-$w-$s" "$py" "$here/real/realmix.py" --clips "$work/real" --split eval --seed "$s" --duration 900 --wind "$w"
+  done
+done
+
+f="$work/features"
+"$py" "$here/train.py" --train "$f/a-train" "$f/r-train" --test "b=$f/b-train,$f/b-test" "real=$f/r-test" --out "$work/cross-a-to-b" > "$work/cross-a-to-b.log"
+"$py" "$here/train.py" --train "$f/b-train" "$f/r-train" --test "a=$f/a-train,$f/a-test" "real=$f/r-test" --out "$work/cross-b-to-a" > "$work/cross-b-to-a.log"
+"$py" "$here/train.py" --train "$f/a-train" "$f/b-train" "$f/r-train" --test "a=$f/a-test" "b=$f/b-test" "real=$f/r-test" --out "$here" --version 2
 for m in int4 float; do python3 "$here/add_latency.py" "$here/fusion.$m.manifest.toml"; done
-"$here/evaluate.sh" "$work/scenes/test" "$work/eval"

@@ -2,7 +2,7 @@
 # Runs the node over every scene under SCENES_DIR (one sub-directory per
 # scene) with [fusion] dump_features set, so that the feature vectors the
 # training script reads are computed by the node's own code.
-#   models/fusion/dump_features.sh SCENES_DIR OUT_DIR
+#   models/fusion/dump_features.sh SCENES_DIR OUT_DIR [NAME]   (NAME: only that scene)
 # Writes OUT_DIR/<scene>.jsonl (one line per detected event) and copies each
 # scene's labels.csv and scene.toml beside it.
 set -euo pipefail
@@ -12,8 +12,10 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 node="$root/target/release/fieldnode"
 [ -x "$node" ] || cargo build --release -q -p node --manifest-path "$root/Cargo.toml"
 mkdir -p "$out"
+only=${3:-}
 for dir in "$scenes"/*/; do
   name=$(basename "$dir")
+  [ -n "$only" ] && [ "$name" != "$only" ] && continue
   [ -f "$out/$name.jsonl" ] && continue
   tmp=$(mktemp -d)
   cat > "$tmp/config.toml" <<TOML

@@ -1,68 +1,140 @@
 #!/usr/bin/env bash
-# End-to-end evaluation of the fusion model on held-out scenes: the node runs
-# every scene under SCENES_DIR with each model (4-bit, float, none = triggers
-# only) and with each modality removed, and `field-tools score` compares the
-# stored events with the scene's labels. Prints one JSON object per run and a
-# summary table (per-class F1 summed over scenes, false events per hour of
-# background-only scene).
-#   models/fusion/evaluate.sh SCENES_DIR [OUT_DIR]
+# End-to-end evaluation per condition, for docs/detection.md: the node runs
+# every evaluation scene at --speed max and `field-tools score` compares its
+# stored events with the scene's labels.
+#
+# Scenes (generated here from seeds that no model was trained on; each is
+# deleted once scored):
+#   - both generator families (a = scenegen, b = fieldgen), conditions calm,
+#     windy, hum, rain, night: one 30-minute scene with labelled events and
+#     one 2-hour scene of background only (false events per hour);
+#   - each missing modality: the random-condition event scene without
+#     audio.wav, camera.y4m or climate.csv;
+#   - real recordings (audio only): BUILD_DIR/scenes/r-test (calm and strong
+#     wind), made by build.sh from the held-out sources.
+# Models:
+#   - own:   the committed model (trained on both families): own-family figures;
+#   - cross: the model trained on the other family only (BUILD_DIR/cross-*),
+#            so family a is scored with the model trained on b and vice versa;
+#   - none:  triggers alone.
+#   models/fusion/evaluate.sh BUILD_DIR [OUT_DIR]
+# Prints a table; one JSON score per run is kept in OUT_DIR.
 set -euo pipefail
-scenes=$1
-out=${2:-$(mktemp -d)}
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-cargo build --release -q -p node -p field-tools --manifest-path "$root/Cargo.toml"
-node="$root/target/release/fieldnode"
-tools="$root/target/release/field-tools"
+build=$1
+out=${2:-$build/eval}
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cargo build --release -q -p node -p field-tools -p hil-tests --bin scenegen --bin fieldgen --manifest-path "$root/Cargo.toml"
+bin="$root/target/release"
 mkdir -p "$out"
-for model in int4 float none; do
-  for without in none audio camera climate; do
-    [ "$model" != int4 ] && [ "$without" != none ] && [ "$model" != float ] && continue
-    for dir in "$scenes"/*/; do
-      name=$(basename "$dir")
-      run="$out/$model-$without-$name"
-      [ -f "$run.json" ] && continue
-      scene="$run.scene"
-      rm -rf "$scene" "$run.var"
-      mkdir -p "$scene"
-      for f in "$dir"/*; do
-        case "$(basename "$f")" in
-          audio.wav) [ "$without" = audio ] && continue ;;
-          camera.y4m) [ "$without" = camera ] && continue ;;
-          climate.csv) [ "$without" = climate ] && continue ;;
-        esac
-        ln -s "$(realpath "$f")" "$scene/"
-      done
-      {
-        echo "[fusion]"
-        if [ "$model" = none ]; then echo 'model = ""'; else echo "model = \"$root/models/fusion/fusion.$model.manifest.toml\""; fi
-        echo "[log]"
-        echo 'level = "warn"'
-      } > "$run.toml"
-      "$node" run --config "$run.toml" --scene "$scene" --data-dir "$run.var" --speed max --exit-at-end > "$run.log"
-      "$tools" score --data-dir "$run.var" --scene "$scene" --format json > "$run.json"
-      rm -rf "$run.var" "$scene"
+
+# run SCENE NAME MODEL: scores the node's events on SCENE into OUT/MODEL-NAME.json.
+run() {
+  local scene=$1 name=$2 model=$3
+  local res="$out/$model-$name.json"
+  [ -f "$res" ] && return 0
+  local manifest
+  case $model in
+    own) manifest="$here/fusion.int4.manifest.toml" ;;
+    cross) case $name in a-*) manifest="$build/cross-b-to-a/fusion.int4.manifest.toml" ;;
+                         *) manifest="$build/cross-a-to-b/fusion.int4.manifest.toml" ;; esac ;;
+    none) manifest="" ;;
+  esac
+  local tmp
+  tmp=$(mktemp -d)
+  printf '[fusion]\nmodel = "%s"\n[log]\nlevel = "warn"\n' "$manifest" > "$tmp/config.toml"
+  (cd "$root" && "$bin/fieldnode" run --config "$tmp/config.toml" --scene "$scene" --data-dir "$tmp/var" --speed max --exit-at-end > "$tmp/run.log")
+  "$bin/field-tools" score --data-dir "$tmp/var" --scene "$scene" --format json > "$res"
+  rm -rf "$tmp"
+}
+
+# without SCENE MODALITY: a copy of SCENE (links) without that sensor's file.
+without() {
+  local src=$1 m=$2 dst="$1-no-$2"
+  rm -rf "$dst"
+  mkdir -p "$dst"
+  for f in "$src"/*; do
+    case "$(basename "$f")" in
+      audio.wav) [ "$m" = audio ] && continue ;;
+      camera.y4m) [ "$m" = camera ] && continue ;;
+      climate.csv) [ "$m" = climate ] && continue ;;
+    esac
+    ln -s "$(realpath "$f")" "$dst/"
+  done
+  echo "$dst"
+}
+
+scratch="$out/scenes"
+mkdir -p "$scratch"
+seed=70000
+for fam in a b; do
+  for c in calm windy hum rain night random; do
+    seed=$((seed + 1))
+    ev="$scratch/$fam-$c"
+    bg="$scratch/$fam-$c-bg"
+    if [ "$fam" = a ]; then
+      gen=("$bin/scenegen" --preset mixed --condition "$c")
+      genbg=("$bin/scenegen" --preset background --condition "$c")
+    else
+      gen=("$bin/fieldgen" --condition "$c")
+      genbg=("$bin/fieldgen" --condition "$c" --background-only)
+    fi
+    [ -f "$out/none-$fam-$c.json" ] || { rm -rf "$ev"; "${gen[@]}" --seed "$seed" --duration 1800 --out "$ev" >/dev/null; }
+    for model in own cross none; do
+      [ -d "$ev" ] && run "$ev" "$fam-$c" "$model"
     done
+    if [ "$c" = random ]; then
+      for m in audio camera climate; do
+        for model in own cross; do
+          [ -f "$out/$model-$fam-no-$m.json" ] || run "$(without "$ev" "$m")" "$fam-no-$m" "$model"
+        done
+      done
+      rm -rf "$ev"-no-*
+    else
+      [ -f "$out/none-$fam-$c-bg.json" ] || { rm -rf "$bg"; "${genbg[@]}" --seed "$((seed + 500))" --duration 7200 --out "$bg" >/dev/null; }
+      for model in own cross none; do
+        [ -d "$bg" ] && run "$bg" "$fam-$c-bg" "$model"
+      done
+      rm -rf "$bg"
+    fi
+    rm -rf "$ev"
   done
 done
+for dir in "$build"/scenes/r-test/*/; do
+  name="r-$(basename "$dir" | sed 's/^real-//')"
+  for model in own cross none; do
+    run "$dir" "$name" "$model"
+  done
+done
+
 python3 - "$out" <<'PY'
 import glob, json, os, sys
 out = sys.argv[1]
-runs = {}
-for p in sorted(glob.glob(os.path.join(out, "*.json"))):
-    model, without, scene = os.path.basename(p)[:-5].split("-", 2)
-    runs.setdefault((model, without), []).append((scene, json.load(open(p))))
-print(f"{'model':6} {'without':8} {'wildlife':>9} {'machinery':>9} {'human':>7} {'macro':>6} {'bg FA/h':>8}")
-for (model, without), rs in sorted(runs.items()):
-    f1s = []
-    for c in ["wildlife", "machinery_anomaly", "human_activity"]:
-        tp = fp = fn = 0
-        for _, r in rs:
-            k = next(x for x in r["classes"] if x["class"] == c)
-            tp += k["tp"]; fp += k["fp"]; fn += k["fn_"]
-        p = tp / (tp + fp) if tp + fp else 0.0
-        rc = tp / (tp + fn) if tp + fn else 0.0
-        f1s.append(2 * p * rc / (p + rc) if p + rc else 0.0)
-    bg = [r for s, r in rs if s.startswith("background")]
-    fa = sum(r["false_alarms"] for r in bg) / max(sum(r["hours"] for r in bg), 1e-9) if bg else float("nan")
-    print(f"{model:6} {without:8} {f1s[0]:9.3f} {f1s[1]:9.3f} {f1s[2]:7.3f} {sum(f1s)/3:6.3f} {fa:8.2f}")
+CL = ["wildlife", "machinery_anomaly", "human_activity"]
+def load(model, name):
+    p = os.path.join(out, f"{model}-{name}.json")
+    return json.load(open(p)) if os.path.exists(p) else None
+def row(r):
+    cells = []
+    for c in CL:
+        k = next(x for x in r["classes"] if x["class"] == c)
+        if k["labels"] == 0 and k["events"] == 0:
+            cells.append("-")
+        else:
+            cells.append(f'{k["precision"]:.2f}/{k["recall"]:.2f}/{k["f1"]:.2f} ({k["labels"]})')
+    le = r.get("length_error_median_s")
+    return cells + [f'{r["detection_recall"]:.2f}', f'{r["false_alarms_per_hour"]:.1f}', "-" if le is None else f"{le:.1f}"]
+names = sorted({os.path.basename(p)[:-5].split("-", 1)[1] for p in glob.glob(os.path.join(out, "*.json"))})
+print("| scene | model | wildlife P/R/F1 (labels) | machinery P/R/F1 | human P/R/F1 | found | false/h | median length error s | background false/h |")
+print("|---|---|---|---|---|---|---|---|---|")
+for name in names:
+    if name.endswith("-bg"):
+        continue
+    for model in ["own", "cross", "none"]:
+        r = load(model, name)
+        if r is None:
+            continue
+        bg = load(model, name + "-bg")
+        cells = row(r) + ["-" if bg is None else f'{bg["false_alarms_per_hour"]:.2f}']
+        print(f"| {name} | {model} | " + " | ".join(cells) + " |")
 PY

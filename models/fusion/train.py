@@ -18,12 +18,20 @@ degrades gracefully without one. The last epochs train through a fake 4-bit
 quantiser (straight-through estimator) with the same block-wise scheme as
 ONNX Runtime's MatMulNBits, so the 4-bit export loses little.
 
+Training uses label smoothing, and the probabilities are calibrated by
+temperature scaling: a held-out part of the training scenes (whole scenes,
+`--calib-share`) fits one temperature that minimises their negative
+log-likelihood, and the temperature is folded into the last layer, so the
+exported model's softmax is the calibrated probability.
+
 Exports `fusion.float.onnx` (plain MatMul) and `fusion.int4.onnx`
 (MatMulNBits, 4 bits, block 32, symmetric, by onnxruntime's own quantiser),
-evaluates both with onnxruntime on the held-out events, and writes a JSON
-report. Deterministic for a given seed and dataset.
+evaluates both with onnxruntime on each test set (`--test NAME=DIR ...`:
+per-class precision/recall/F1 of the detected events, expected calibration
+error, confident mistakes), and writes a JSON report. Deterministic for a
+given seed and dataset.
 
-    python3 models/fusion/train.py --train DIR --test DIR --out DIR [--seed 1]
+    python3 models/fusion/train.py --train DIR... --test NAME=DIR... --out DIR [--seed 1]
 """
 
 import argparse
@@ -71,10 +79,12 @@ def label_event(start, end, labels):
     return best
 
 
-def load(dirs):
+def load(dirs, dims=None):
+    """Features, mask, labels and scene names of every event under `dirs`;
+    `dims`: the vector lengths, when a set may lack a modality entirely."""
     rows = {m: [] for m in MODALITIES}
     mask, y, scene = [], [], []
-    dims = {}
+    dims = dict(dims or {})
     for d in dirs:
         for path in sorted(glob.glob(os.path.join(d, "*.jsonl"))):
             name = path[: -len(".jsonl")]
@@ -200,7 +210,7 @@ def drop_modalities(x, mask, rng, p):
     return x, mask
 
 
-def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, p_drop=0.25):
+def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, p_drop=0.25, smooth=0.05):
     n = len(y)
     counts = np.bincount(y, minlength=len(CLASSES)).astype(np.float32)
     cw = (counts.sum() / np.maximum(counts, 1) / len(CLASSES)) ** 0.5
@@ -217,8 +227,11 @@ def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, 
             logits, cache = net.forward(xb, mb)
             p = softmax(logits)
             w = cw[y[idx]]
-            d = p.copy()
-            d[np.arange(len(idx)), y[idx]] -= 1.0
+            # Label smoothing: the target puts `smooth` on the other classes,
+            # so the network never learns to be certain.
+            target = np.full_like(p, smooth / (len(CLASSES) - 1))
+            target[np.arange(len(idx)), y[idx]] = 1.0 - smooth
+            d = p - target
             d *= (w / w.sum())[:, None]
             g = net.backward(cache, mb, d)
             step += 1
@@ -346,56 +359,142 @@ def run_onnx(path, x, mask):
     return s.run(["probs"], feeds)[0]
 
 
+def subset(x, mask, y, keep):
+    return {m: v[keep] for m, v in x.items()}, mask[keep], y[keep]
+
+
+def fit_temperature(logits, y):
+    """The temperature that minimises the negative log-likelihood of `y`
+    (a grid over 0.5..8, then a finer grid around the best)."""
+
+    def nll(t):
+        p = softmax(logits / t)
+        return float(-np.log(p[np.arange(len(y)), y] + 1e-12).mean())
+
+    grid = np.exp(np.linspace(np.log(0.5), np.log(8.0), 41))
+    best = min(grid, key=nll)
+    fine = np.linspace(best * 0.9, best * 1.1, 21)
+    return float(min(fine, key=nll))
+
+
+def ece(probs, y, bins=10):
+    """Expected calibration error of the top-label confidence."""
+    conf = probs.max(1)
+    correct = probs.argmax(1) == y
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        sel = (conf > lo) & (conf <= hi) if b else (conf <= hi)
+        if sel.any():
+            total += sel.sum() / len(y) * abs(conf[sel].mean() - correct[sel].mean())
+    return float(total)
+
+
+def evaluate(probs, y, thresholds):
+    """Per-class figures, calibration and confident mistakes of one test set.
+    `thresholds`: below its class's threshold a verdict counts as unknown
+    (neither right nor wrong), as the node stores it."""
+    pred = probs.argmax(1)
+    out = f1_table(y, pred)
+    conf = probs.max(1)
+    unknown = np.array([c < 3 and conf[i] < thresholds[c] for i, c in enumerate(pred)], dtype=bool)
+    thresholded = np.where(unknown, -1, pred)
+    out["with_thresholds"] = f1_table(y, thresholded)
+    out["unknown_share"] = round(float(unknown.mean()), 4) if len(y) else 0.0
+    out["ece"] = round(ece(probs, y), 4) if len(y) else 0.0
+    wrong = pred != y
+    out["wrong_at_0.99"] = int((wrong & (conf >= 0.99)).sum())
+    out["wrong_at_0.9"] = int((wrong & (conf >= 0.9)).sum())
+    out["events"] = int(len(y))
+    out["support"] = np.bincount(y, minlength=len(CLASSES)).tolist()
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--train", nargs="+", required=True)
-    ap.add_argument("--test", nargs="+", required=True)
+    ap.add_argument("--train", nargs="+", required=True, help="feature directories to train on")
+    ap.add_argument("--test", nargs="+", required=True, help="NAME=DIR[,DIR...] test sets (never trained on)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=160)
     ap.add_argument("--qat-epochs", type=int, default=30)
+    ap.add_argument("--calib-share", type=float, default=0.2, help="share of training scenes held out to fit the temperature")
+    ap.add_argument("--threshold", type=float, default=0.5, help="per-class threshold below which a verdict is unknown (reported)")
+    ap.add_argument("--no-export", action="store_true", help="report only: write report.json but no model files")
     ap.add_argument("--version", type=int, default=1, help="model version written into the manifests")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
-    xtr, mtr, ytr, _ = load(args.train)
-    xte, mte, yte, _ = load(args.test)
+    xall, mall, yall, scenes = load(args.train)
+    # Whole scenes are held out for calibration, chosen by a hash of their
+    # names so that adding a scene does not reshuffle the others.
+    import hashlib
+
+    names = sorted(set(scenes))
+    calib_names = {n for n in names if int(hashlib.sha256(n.encode()).hexdigest()[:8], 16) / 2**32 < args.calib_share}
+    is_cal = np.array([s in calib_names for s in scenes], dtype=bool)
+    xtr, mtr, ytr = subset(xall, mall, yall, ~is_cal)
+    xca, mca, yca = subset(xall, mall, yall, is_cal)
+    tests = {}
     dims = {m: xtr[m].shape[1] for m in MODALITIES}
-    print(f"train {len(ytr)} events {np.bincount(ytr, minlength=4).tolist()}, test {len(yte)} events {np.bincount(yte, minlength=4).tolist()}, dims {dims}", file=sys.stderr)
+    for spec in args.test:
+        name, _, dirs = spec.partition("=")
+        tests[name] = load(dirs.split(","), dims)[:3]
+    print(
+        f"train {len(ytr)} events {np.bincount(ytr, minlength=4).tolist()}, calibration {len(yca)}, "
+        + ", ".join(f"{k} {len(v[2])}" for k, v in tests.items()),
+        file=sys.stderr,
+    )
     net = Net(dims, rng)
     for i, m in enumerate(MODALITIES):
         present = xtr[m][mtr[:, i] > 0]
         net.norm[m] = (present.mean(0).astype(np.float32), (present.std(0) + 1e-3).astype(np.float32))
     train(net, xtr, mtr, ytr, rng, args.epochs, args.qat_epochs)
-    os.makedirs(args.out, exist_ok=True)
-    fpath = os.path.join(args.out, "fusion.float.onnx")
-    qpath = os.path.join(args.out, "fusion.int4.onnx")
-    export(net, dims, fpath)
-    kinds = quantize(fpath, qpath)
-    report = {"train_events": len(ytr), "test_events": len(yte), "dims": dims, "int4_ops": kinds}
-    for name, path in [("float", fpath), ("int4", qpath)]:
-        probs = run_onnx(path, xte, mte)
-        report[name] = {"size_bytes": os.path.getsize(path), "test": f1_table(yte, probs.argmax(1))}
-        ablation = {}
-        for i, m in enumerate(MODALITIES):
-            x2 = {k: v.copy() for k, v in xte.items()}
-            m2 = mte.copy()
-            x2[m][:] = 0.0
-            m2[:, i] = 0.0
-            ablation["without_" + m] = f1_table(yte, run_onnx(path, x2, m2).argmax(1))["macro_f1"]
-        report[name]["ablation_macro_f1"] = ablation
-    ref = net.forward(xte, mte)[0].argmax(1)
-    report["numpy_float_macro_f1"] = f1_table(yte, ref)["macro_f1"]
-    report["size_ratio_int4_over_float"] = round(report["int4"]["size_bytes"] / report["float"]["size_bytes"], 4)
+    # Calibration: fit the temperature on the held-out scenes, fold it into
+    # the last layer.
+    temperature = fit_temperature(net.forward(xca, mca)[0], yca) if len(yca) else 1.0
+    net.p["fuse2.w"] = (net.p["fuse2.w"] / temperature).astype(np.float32)
+    net.p["fuse2.b"] = (net.p["fuse2.b"] / temperature).astype(np.float32)
+    thresholds = [args.threshold] * 3
+    report = {
+        "train_events": len(ytr),
+        "train_support": np.bincount(ytr, minlength=4).tolist(),
+        "calibration_events": len(yca),
+        "temperature": round(temperature, 4),
+        "threshold": args.threshold,
+        "dims": dims,
+    }
+    report["numpy_float"] = {name: evaluate(softmax(net.forward(t[0], t[1])[0]), t[2], thresholds) for name, t in tests.items()}
+    if not args.no_export:
+        os.makedirs(args.out, exist_ok=True)
+        fpath = os.path.join(args.out, "fusion.float.onnx")
+        qpath = os.path.join(args.out, "fusion.int4.onnx")
+        export(net, dims, fpath)
+        report["int4_ops"] = quantize(fpath, qpath)
+        for name, path in [("float", fpath), ("int4", qpath)]:
+            report[name] = {"size_bytes": os.path.getsize(path)}
+            for tname, (xte, mte, yte) in tests.items():
+                r = evaluate(run_onnx(path, xte, mte), yte, thresholds)
+                ablation = {}
+                for i, m in enumerate(MODALITIES):
+                    x2 = {k: v.copy() for k, v in xte.items()}
+                    m2 = mte.copy()
+                    x2[m][:] = 0.0
+                    m2[:, i] = 0.0
+                    ablation["without_" + m] = f1_table(yte, run_onnx(path, x2, m2).argmax(1))["macro_f1"]
+                r["ablation_macro_f1"] = ablation
+                report[name][tname] = r
+        report["size_ratio_int4_over_float"] = round(report["int4"]["size_bytes"] / report["float"]["size_bytes"], 4)
+        write_manifest(os.path.join(args.out, "fusion.float.manifest.toml"), fpath, args.version, "none (float32)", dims)
+        write_manifest(
+            os.path.join(args.out, "fusion.int4.manifest.toml"),
+            qpath,
+            args.version,
+            f"MatMulNBits, 4 bits, block {BLOCK}, symmetric (onnxruntime MatMulNBitsQuantizer)",
+            dims,
+        )
     report["train_seconds"] = round(time.time() - t0, 1)
-    write_manifest(os.path.join(args.out, "fusion.float.manifest.toml"), fpath, args.version, "none (float32)", dims)
-    write_manifest(
-        os.path.join(args.out, "fusion.int4.manifest.toml"),
-        qpath,
-        args.version,
-        f"MatMulNBits, 4 bits, block {BLOCK}, symmetric (onnxruntime MatMulNBitsQuantizer)",
-        dims,
-    )
+    os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "report.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
     print(json.dumps(report, indent=2))
