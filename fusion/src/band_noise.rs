@@ -38,6 +38,13 @@ pub const CALM_SPREAD_DB: f32 = 3.0;
 pub const MAX_EXCURSION_S: f32 = 20.0;
 /// Share of the way to an ended excursion's peak that the spread moves.
 const EXCURSION_WEIGHT: f32 = 0.3;
+/// After the first [`SETTLING_S`], excursions raise the spread by at most
+/// this much per second: knocks of a developing fault are excursions too,
+/// and must not make the fault usual before it could open an activation.
+const EXCURSION_RISE_DB_PER_S: f32 = 1.0;
+/// While the model settles after the stream starts, excursions teach it at
+/// once (a chorus already there is learned within seconds), s.
+pub const SETTLING_S: f32 = 0.0;
 /// How fast the floor follows a falling level, dB per second.
 const FLOOR_FALL_DB_PER_S: f32 = 4.0;
 /// The spread is this quantile of the band's excess.
@@ -77,6 +84,8 @@ pub struct BandNoise {
     /// Bands `0..wind_bands` are the wind reference.
     wind_bands: usize,
     initialised: bool,
+    /// Time since the stream started, s.
+    age_s: f32,
     wind_db: f32,
     windy_frames: u64,
 }
@@ -93,6 +102,7 @@ impl BandNoise {
             excursion: vec![Excursion::default(); n],
             wind_bands: wind_bands.min(n),
             initialised: false,
+            age_s: 0.0,
             wind_db: 0.0,
             windy_frames: 0,
         }
@@ -149,6 +159,12 @@ impl BandNoise {
         } * hop_s;
         let (up, down) = (step * SPREAD_QUANTILE, step * (1.0 - SPREAD_QUANTILE));
         let max_frames = (MAX_EXCURSION_S / hop_s.max(1e-4)) as u32;
+        self.age_s += hop_s;
+        let excursion_cap = if self.age_s < SETTLING_S {
+            f32::INFINITY
+        } else {
+            EXCURSION_RISE_DB_PER_S * hop_s
+        };
         for (b, margin) in margins.iter_mut().enumerate().take(n) {
             // Only a frame shaped like wind is explained by it: when a higher
             // band rises more than the wind reference (speech, a call, a
@@ -174,7 +190,9 @@ impl BandNoise {
                 e.blocked |= !learn;
             } else if e.frames > 0 {
                 if e.frames <= max_frames && !e.blocked && e.peak_db > *s {
-                    *s += EXCURSION_WEIGHT * (e.peak_db - *s);
+                    // At most the cap per frame of the excursion.
+                    let cap = excursion_cap * e.frames as f32;
+                    *s += (EXCURSION_WEIGHT * (e.peak_db - *s)).min(cap);
                 }
                 *e = Excursion::default();
             }

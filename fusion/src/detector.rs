@@ -55,6 +55,8 @@ pub struct Detector {
     /// Availability changes per modality: (modality time, available).
     avail_log: [Vec<(i64, bool)>; 3],
     pending: Vec<Activation>,
+    /// Climate activations already attached to an event as context.
+    climate_used: Vec<(i64, i64)>,
     temps: VecDeque<(i64, f32)>,
     out: Vec<Detection>,
     stats: DetectorStats,
@@ -85,6 +87,7 @@ impl Detector {
             state: [st; 3],
             avail_log: [Vec::new(), Vec::new(), Vec::new()],
             pending: Vec::new(),
+            climate_used: Vec::new(),
             temps: VecDeque::new(),
             out: Vec::new(),
             stats: DetectorStats::default(),
@@ -229,11 +232,11 @@ impl Detector {
         }
         self.pending
             .sort_by_key(|a| (a.start_ms, idx(a.modality), a.end_ms));
-        // While the microphone listens, climate is context: it never opens,
+        // While the microphone listens, climate is context: it never
         // extends or joins events (sun on the enclosure, a machine cooling
-        // for minutes); it is attached to the events it overlaps. Without
-        // audio, a fast rise in temperature is the only sign of a machine
-        // going wrong, and makes an event of its own.
+        // for minutes); it is attached to the events it overlaps, and a rise
+        // that overlaps none is an event of its own. Without audio, climate
+        // activations cluster like the others.
         let pending = std::mem::take(&mut self.pending);
         let (climate, main): (Vec<Activation>, Vec<Activation>) =
             pending.into_iter().partition(|a| {
@@ -273,18 +276,35 @@ impl Detector {
                 .filter(|c| c.start_ms <= end + gap && c.end_ms >= start - gap)
                 .cloned()
                 .collect();
+            for c in &context {
+                if !self.climate_used.contains(&(c.start_ms, c.end_ms)) {
+                    self.climate_used.push((c.start_ms, c.end_ms));
+                }
+            }
             let cluster: Vec<Activation> = main[taken..j].to_vec();
             self.emit(&cluster, &context);
             taken = j;
         }
-        // Climate activations that no later event can overlap are done with.
+        // Climate activations that no later event can overlap are done
+        // with: one that was context of no event is an event of its own
+        // (heat with no sound or motion to go with it), never joined to
+        // others.
         let horizon = main.get(taken).map_or(safe, |a| a.start_ms.min(safe));
         self.pending = main.into_iter().skip(taken).collect();
-        self.pending.extend(
-            climate
-                .into_iter()
-                .filter(|c| c.end_ms.saturating_add(gap) >= horizon),
-        );
+        for c in climate {
+            if c.end_ms.saturating_add(gap) >= horizon {
+                self.pending.push(c);
+            } else if let Some(i) = self
+                .climate_used
+                .iter()
+                .position(|&u| u == (c.start_ms, c.end_ms))
+            {
+                self.climate_used.swap_remove(i);
+            } else {
+                self.emit(std::slice::from_ref(&c), &[]);
+            }
+        }
+        self.out.sort_by_key(|d| d.start_ms);
     }
 
     fn available_at(&self, m: Modality, t: i64) -> bool {
@@ -613,10 +633,11 @@ mod tests {
         assert_eq!(stats.events_cut_at_max, 0);
         // The warming is context of the event it overlaps.
         assert!(e.features.temp_delta_c100.is_some(), "{e:?}");
-        // Warming alone, with the microphone listening, is no event.
+        // Warming alone is one event of its own, as long as the warming.
         let silent = vec![0.0f32; 16_000 * 400];
         let (out, _) = run_audio_climate(&silent, sun, true);
-        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].end_ms - out[0].start_ms <= 300_000, "{out:?}");
     }
 
     #[test]
