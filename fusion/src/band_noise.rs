@@ -20,7 +20,8 @@
 //!   stands out for seconds before it could become usual. Short excursions
 //!   (a gust, a chorus pulse, a rain burst: above the floor and back within
 //!   [`MAX_EXCURSION_S`]) also pull the spread towards their peak when they
-//!   end, so a pulsing chorus is learned within a few pulses. Frames inside an
+//!   end (by at most [`EXCURSION_RISE_DB_PER_S`] per second of excursion),
+//!   so a pulsing chorus is learned within seconds. Frames inside an
 //!   activation teach nothing (a call or a conversation must not make itself
 //!   usual) until the activation has lasted [`LONG_ACTIVATION_S`]: a chorus
 //!   that never stops becomes the usual. Up to [`CALM_SPREAD_DB`] it costs
@@ -38,13 +39,10 @@ pub const CALM_SPREAD_DB: f32 = 3.0;
 pub const MAX_EXCURSION_S: f32 = 20.0;
 /// Share of the way to an ended excursion's peak that the spread moves.
 const EXCURSION_WEIGHT: f32 = 0.3;
-/// After the first [`SETTLING_S`], excursions raise the spread by at most
-/// this much per second: knocks of a developing fault are excursions too,
-/// and must not make the fault usual before it could open an activation.
-const EXCURSION_RISE_DB_PER_S: f32 = 1.0;
-/// While the model settles after the stream starts, excursions teach it at
-/// once (a chorus already there is learned within seconds), s.
-pub const SETTLING_S: f32 = 0.0;
+/// Excursions raise the spread by at most this much per second of
+/// excursion: the knocks of a developing fault are excursions too, and must
+/// not make the fault usual before it could open an activation.
+pub const EXCURSION_RISE_DB_PER_S: f32 = 1.0;
 /// How fast the floor follows a falling level, dB per second.
 const FLOOR_FALL_DB_PER_S: f32 = 4.0;
 /// The spread is this quantile of the band's excess.
@@ -84,8 +82,6 @@ pub struct BandNoise {
     /// Bands `0..wind_bands` are the wind reference.
     wind_bands: usize,
     initialised: bool,
-    /// Time since the stream started, s.
-    age_s: f32,
     wind_db: f32,
     windy_frames: u64,
 }
@@ -102,7 +98,6 @@ impl BandNoise {
             excursion: vec![Excursion::default(); n],
             wind_bands: wind_bands.min(n),
             initialised: false,
-            age_s: 0.0,
             wind_db: 0.0,
             windy_frames: 0,
         }
@@ -159,12 +154,7 @@ impl BandNoise {
         } * hop_s;
         let (up, down) = (step * SPREAD_QUANTILE, step * (1.0 - SPREAD_QUANTILE));
         let max_frames = (MAX_EXCURSION_S / hop_s.max(1e-4)) as u32;
-        self.age_s += hop_s;
-        let excursion_cap = if self.age_s < SETTLING_S {
-            f32::INFINITY
-        } else {
-            EXCURSION_RISE_DB_PER_S * hop_s
-        };
+        let excursion_cap = EXCURSION_RISE_DB_PER_S * hop_s;
         for (b, margin) in margins.iter_mut().enumerate().take(n) {
             // Only a frame shaped like wind is explained by it: when a higher
             // band rises more than the wind reference (speech, a call, a

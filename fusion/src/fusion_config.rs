@@ -51,7 +51,10 @@ impl Default for FusionConfig {
             onnxruntime: None,
             idle_release_ms: 60_000,
             threads: 1,
-            thresholds: BTreeMap::new(),
+            thresholds: ["wildlife", "machinery_anomaly", "human_activity"]
+                .into_iter()
+                .map(|c| (c.to_string(), 0.5))
+                .collect(),
             exclude: vec!["background".into()],
             dump_features: None,
         }
