@@ -24,8 +24,20 @@
 //!    frame is not motion: the background restarts from it and the trigger
 //!    relearns for a few frames (`light_changes()` counts these).
 //!
-//! An activation opens after `min_frames` moving frames in a row and ends
-//! `hangover_ms` after the last one. Cost per frame is a fixed number of
+//! 5. **Something crossing**: moving pixels are joined into regions
+//!    (pieces within `GROUP_GAP` pixels are one thing) and each region is
+//!    followed from frame to frame. A moving thing counts once it has been
+//!    followed for `min_frames` frames and is clear of its home (where it was
+//!    in its first frames) by more than its own largest size. Something
+//!    crossing the view does that within a few frames; a bush or branch
+//!    swinging in wind, however far, keeps coming back over its rest
+//!    position and never does. The activation then starts where the moving
+//!    thing first appeared (at most `MAX_BACKDATE_MS` back).
+//!
+//! A frame with the same time as the previous one (a capture faster than the
+//! camera's frame rate returns the same frame) is ignored: it adds no
+//! evidence. An activation ends `hangover_ms` after the last frame with a
+//! crossing thing in it. Cost per frame is a fixed number of
 //! passes over the pixels plus small fixed-size histograms; buffers are
 //! allocated only when the frame size changes.
 
@@ -50,6 +62,65 @@ const LEARN_FRAMES: u32 = 3;
 const NOISE_JUMP: f32 = 2.0;
 /// Moving pixels adapt the background this much slower.
 const MOVING_SLOWDOWN: f32 = 0.1;
+/// Moving regions followed per frame (the largest ones).
+const MAX_BLOBS: usize = 16;
+/// A moving thing's home is where it was in its first `HOME_FRAMES` frames;
+/// it counts as crossing once it is clear of its home by more than its own
+/// largest size. Anything swinging about a rest position (a bush in wind)
+/// stays within its own size of it, however it is lit or textured.
+const HOME_FRAMES: u32 = 2;
+/// Moving regions this close (pixels) are parts of one thing.
+const GROUP_GAP: usize = 3;
+/// Moving things followed from frame to frame.
+const MAX_TRACKS: usize = 8;
+/// How far back an activation may start: where a moving thing first
+/// appeared, at most this long before it was seen to travel.
+const MAX_BACKDATE_MS: i64 = 10_000;
+
+/// One connected moving region of a frame.
+#[derive(Clone, Copy, Default)]
+struct Blob {
+    count: u32,
+    sx: f32,
+    sy: f32,
+    x0: usize,
+    x1: usize,
+    y0: usize,
+    y1: usize,
+}
+
+impl Blob {
+    fn centroid(&self) -> (f32, f32) {
+        let c = self.count.max(1) as f32;
+        (self.sx / c, self.sy / c)
+    }
+
+    fn size(&self) -> (f32, f32) {
+        (
+            (self.x1 + 1 - self.x0) as f32,
+            (self.y1 + 1 - self.y0) as f32,
+        )
+    }
+}
+
+/// A moving region followed from frame to frame.
+#[derive(Clone, Copy)]
+struct Track {
+    first_ms: i64,
+    last_ms: i64,
+    frames: u32,
+    pos: (f32, f32),
+    vel: (f32, f32),
+    /// Largest width and height it has had.
+    extent: (f32, f32),
+    /// Box (x0, x1, y0, y1) of everywhere it was at first (its home).
+    home: (usize, usize, usize, usize),
+    /// It has left the place where it appeared.
+    travelled: bool,
+    /// Matched in the current frame.
+    seen: bool,
+    best: MotionFeatures,
+}
 
 struct Open {
     start_ms: i64,
@@ -68,6 +139,13 @@ pub struct MotionTrigger {
     diff: Vec<f32>,
     integral: Vec<f64>,
     candidate: Vec<bool>,
+    /// Moving pixels (1), visited by the region search (2).
+    mask: Vec<u8>,
+    /// Work stack of the region search (capacity: the frame's pixels).
+    stack: Vec<u32>,
+    blobs: [Blob; MAX_BLOBS],
+    n_blobs: usize,
+    tracks: [Option<Track>; MAX_TRACKS],
     /// Joint histogram: background band × frame level bin.
     joint: Vec<u32>,
     /// Tone curve: the frame level expected for each background level.
@@ -96,6 +174,11 @@ impl MotionTrigger {
             diff: Vec::new(),
             integral: Vec::new(),
             candidate: Vec::new(),
+            mask: Vec::new(),
+            stack: Vec::new(),
+            blobs: [Blob::default(); MAX_BLOBS],
+            n_blobs: 0,
+            tracks: [None; MAX_TRACKS],
             joint: vec![0; BG_BINS * F_BINS],
             tone: [0.0; 257],
             scale: [1.0; 256],
@@ -123,6 +206,11 @@ impl MotionTrigger {
         if n == 0 || f.luma.len() != n || self.last_t.is_some_and(|t| f.t_ms < t) {
             return false;
         }
+        if self.last_t == Some(f.t_ms) && self.size == (f.width, f.height) {
+            // The same frame again (a capture faster than the camera's frame
+            // rate): it adds no evidence.
+            return true;
+        }
         let dt = (f.t_ms - self.last_t.unwrap_or(f.t_ms)).max(0) as f32;
         self.last_t = Some(f.t_ms);
         self.processed_ms = f.t_ms;
@@ -133,6 +221,8 @@ impl MotionTrigger {
                 *v = vec![0.0; n];
             }
             self.candidate = vec![false; n];
+            self.mask = vec![0; n];
+            self.stack = Vec::with_capacity(n);
             self.integral = vec![0.0; (w + 1) * (h + 1)];
             self.reseed(&f.luma);
             return true;
@@ -183,7 +273,14 @@ impl MotionTrigger {
             }
             self.candidate[i] = c;
         }
-        let feat = self.moving_region(w, h);
+        self.find_blobs(w, h);
+        let learning = self.since_seed <= LEARN_FRAMES;
+        let moving = if learning {
+            self.tracks = [None; MAX_TRACKS];
+            None
+        } else {
+            self.follow(f.t_ms, w, h)
+        };
 
         // 5. Learning: background (moving pixels slower) and usual deviation.
         let alpha = 1.0 - (-dt / self.cfg.background_tau_ms.max(1) as f32).exp();
@@ -197,8 +294,7 @@ impl MotionTrigger {
             self.background[i] += (f32::from(f.luma[i]) - self.background[i]) * a;
             self.deviation[i] += (self.diff[i].abs() - self.deviation[i]) * beta;
         }
-        let moving = self.since_seed > LEARN_FRAMES && feat.max_area >= self.cfg.on_area;
-        self.advance(f.t_ms, moving.then_some(feat));
+        self.advance(f.t_ms, moving);
         true
     }
 
@@ -210,6 +306,7 @@ impl MotionTrigger {
         }
         self.noise_slow = None;
         self.since_seed = 0;
+        self.tracks = [None; MAX_TRACKS];
     }
 
     /// Fits the tone curve (background level → frame level) and the
@@ -345,60 +442,255 @@ impl MotionTrigger {
         (lo, hi)
     }
 
-    /// Candidates with at least two candidate 4-neighbours: their share of
-    /// the frame, centroid and height.
-    fn moving_region(&self, w: usize, h: usize) -> MotionFeatures {
+    /// Moving pixels (candidates with at least two candidate
+    /// 4-neighbours) joined into 8-connected regions, regions within
+    /// `GROUP_GAP` of each other joined too; keeps the largest of at least a
+    /// third of `on_area` of the frame.
+    fn find_blobs(&mut self, w: usize, h: usize) {
         let c = &self.candidate;
-        let (mut count, mut sx, mut sy, mut top, mut bottom) = (0usize, 0f64, 0f64, h, 0usize);
         for y in 0..h {
             for x in 0..w {
                 let i = y * w + x;
-                if !c[i] {
-                    continue;
-                }
                 let n = usize::from(x > 0 && c[i - 1])
                     + usize::from(x + 1 < w && c[i + 1])
                     + usize::from(y > 0 && c[i - w])
                     + usize::from(y + 1 < h && c[i + w]);
-                if n >= 2 {
-                    count += 1;
-                    sx += x as f64;
-                    sy += y as f64;
-                    top = top.min(y);
-                    bottom = bottom.max(y);
+                self.mask[i] = u8::from(c[i] && n >= 2);
+            }
+        }
+        // Smaller regions may only continue something already followed (a
+        // figure breaks up where it passes things of its own brightness).
+        let min_count = (self.cfg.on_area * (w * h) as f32 / 3.0).ceil().max(3.0) as u32;
+        self.n_blobs = 0;
+        for start in 0..w * h {
+            if self.mask[start] != 1 {
+                continue;
+            }
+            self.mask[start] = 2;
+            self.stack.clear();
+            self.stack.push(start as u32);
+            let mut b = Blob {
+                x0: w,
+                y0: h,
+                ..Blob::default()
+            };
+            while let Some(i) = self.stack.pop() {
+                let i = i as usize;
+                let (x, y) = (i % w, i / w);
+                b.count += 1;
+                b.sx += x as f32;
+                b.sy += y as f32;
+                b.x0 = b.x0.min(x);
+                b.x1 = b.x1.max(x);
+                b.y0 = b.y0.min(y);
+                b.y1 = b.y1.max(y);
+                for yy in y.saturating_sub(1)..(y + 2).min(h) {
+                    for xx in x.saturating_sub(1)..(x + 2).min(w) {
+                        let j = yy * w + xx;
+                        if self.mask[j] == 1 {
+                            // Each pixel is pushed once: the stack never
+                            // outgrows its capacity.
+                            self.mask[j] = 2;
+                            self.stack.push(j as u32);
+                        }
+                    }
+                }
+            }
+            if b.count < 3 {
+                continue;
+            }
+            if self.n_blobs < MAX_BLOBS {
+                self.blobs[self.n_blobs] = b;
+                self.n_blobs += 1;
+            } else if let Some(k) = (0..MAX_BLOBS).min_by_key(|&k| self.blobs[k].count)
+                && self.blobs[k].count < b.count
+            {
+                self.blobs[k] = b;
+            }
+        }
+        // Pieces within a few pixels of each other are one thing: a figure,
+        // or a crown whose inside changes only in places as it swings.
+        let mut k = 0;
+        while k < self.n_blobs {
+            let a = self.blobs[k];
+            let g = GROUP_GAP;
+            let near = (k + 1..self.n_blobs).find(|&j| {
+                let b = &self.blobs[j];
+                b.x0 <= a.x1 + g && a.x0 <= b.x1 + g && b.y0 <= a.y1 + g && a.y0 <= b.y1 + g
+            });
+            match near {
+                Some(j) => {
+                    let b = self.blobs[j];
+                    let m = &mut self.blobs[k];
+                    m.count += b.count;
+                    m.sx += b.sx;
+                    m.sy += b.sy;
+                    m.x0 = m.x0.min(b.x0);
+                    m.x1 = m.x1.max(b.x1);
+                    m.y0 = m.y0.min(b.y0);
+                    m.y1 = m.y1.max(b.y1);
+                    self.n_blobs -= 1;
+                    self.blobs[j] = self.blobs[self.n_blobs];
+                    // The grown box may now reach pieces already passed.
+                    k = 0;
+                }
+                None => k += 1,
+            }
+        }
+        let mut kept = 0;
+        for k in 0..self.n_blobs {
+            if self.blobs[k].count >= min_count {
+                self.blobs[kept] = self.blobs[k];
+                kept += 1;
+            }
+        }
+        self.n_blobs = kept;
+        self.blobs[..self.n_blobs].sort_unstable_by_key(|b| std::cmp::Reverse(b.count));
+    }
+
+    /// Follows this frame's moving regions from the previous frames. A
+    /// region continues the nearest track whose predicted place it is within
+    /// reach of (about one body length of travel between frames); regions
+    /// too small to start a track only continue one seen crossing or one
+    /// moving steadily where it was expected. A track crosses once it is
+    /// clear of its home by more than its own largest size. Returns the
+    /// start of the earliest crossing track seen in this frame and the
+    /// features of the largest.
+    fn follow(&mut self, t_ms: i64, w: usize, h: usize) -> Option<(i64, MotionFeatures)> {
+        let hangover = i64::from(self.cfg.hangover_ms);
+        for t in self.tracks.iter_mut() {
+            if let Some(tr) = t {
+                tr.seen = false;
+                if t_ms - tr.last_ms > hangover {
+                    *t = None;
                 }
             }
         }
-        if count == 0 {
-            return MotionFeatures {
-                max_area: 0.0,
-                centroid: (0.5, 0.5),
-                max_height: 0.0,
+        let n = (w * h) as f32;
+        let new_count = (self.cfg.on_area * n).ceil().max(2.0) as u32;
+        for k in 0..self.n_blobs {
+            let b = self.blobs[k];
+            let c = b.centroid();
+            let s = b.size();
+            let feat = MotionFeatures {
+                max_area: b.count as f32 / n,
+                centroid: (c.0 / w as f32, c.1 / h as f32),
+                max_height: s.1 / h as f32,
             };
+            let mut best: Option<(usize, f32)> = None;
+            for (j, t) in self.tracks.iter().enumerate() {
+                let Some(tr) = t else { continue };
+                if tr.seen {
+                    continue;
+                }
+                let p = (tr.pos.0 + tr.vel.0, tr.pos.1 + tr.vel.1);
+                let (dx, dy) = ((c.0 - p.0).abs(), (c.1 - p.1).abs());
+                // Boxes (the track's largest) overlap after one body length.
+                let reach_x = s.0.max(tr.extent.0) + 0.5 * (s.0 + tr.extent.0) + 1.0;
+                let reach_y = s.1.max(tr.extent.1) + 0.5 * (s.1 + tr.extent.1) + 1.0;
+                // A small region only continues something seen crossing, or
+                // something moving steadily that is where it was expected.
+                let steady = tr.frames >= 2
+                    && dx <= 0.5 * tr.extent.0 + 1.0
+                    && dy <= 0.5 * tr.extent.1 + 1.0;
+                if b.count < new_count && !tr.travelled && !steady {
+                    continue;
+                }
+                if dx <= reach_x && dy <= reach_y {
+                    let d = dx * dx + dy * dy;
+                    if best.is_none_or(|(_, bd)| d < bd) {
+                        best = Some((j, d));
+                    }
+                }
+            }
+            match best {
+                Some((j, _)) => {
+                    if let Some(tr) = self.tracks[j].as_mut() {
+                        tr.vel = (c.0 - tr.pos.0, c.1 - tr.pos.1);
+                        tr.pos = c;
+                        tr.extent = (tr.extent.0.max(s.0), tr.extent.1.max(s.1));
+                        tr.frames += 1;
+                        tr.last_ms = t_ms;
+                        tr.seen = true;
+                        let h = &mut tr.home;
+                        if tr.frames <= HOME_FRAMES {
+                            *h = (h.0.min(b.x0), h.1.max(b.x1), h.2.min(b.y0), h.3.max(b.y1));
+                        } else {
+                            // Clear of its home by more than its own size.
+                            let (ex, ey) = (tr.extent.0 as usize, tr.extent.1 as usize);
+                            tr.travelled |= b.x0 > h.1 + ex
+                                || b.x1 + ex < h.0
+                                || b.y0 > h.3 + ey
+                                || b.y1 + ey < h.2;
+                        }
+                        if feat.max_area > tr.best.max_area {
+                            tr.best.max_area = feat.max_area;
+                            tr.best.centroid = feat.centroid;
+                        }
+                        tr.best.max_height = tr.best.max_height.max(feat.max_height);
+                    }
+                }
+                None if b.count < new_count => {}
+                None => {
+                    let track = Track {
+                        first_ms: t_ms,
+                        last_ms: t_ms,
+                        frames: 1,
+                        pos: c,
+                        vel: (0.0, 0.0),
+                        extent: s,
+                        home: (b.x0, b.x1, b.y0, b.y1),
+                        travelled: false,
+                        seen: true,
+                        best: feat,
+                    };
+                    // A free slot, else the track seen longest ago.
+                    let slot = self.tracks.iter().position(Option::is_none).or_else(|| {
+                        (0..MAX_TRACKS)
+                            .filter(|&j| self.tracks[j].is_some_and(|t| !t.seen))
+                            .min_by_key(|&j| self.tracks[j].map_or(i64::MIN, |t| t.last_ms))
+                    });
+                    if let Some(j) = slot {
+                        self.tracks[j] = Some(track);
+                    }
+                }
+            }
         }
-        MotionFeatures {
-            max_area: count as f32 / (w * h) as f32,
-            centroid: (
-                (sx / count as f64 / w as f64) as f32,
-                (sy / count as f64 / h as f64) as f32,
-            ),
-            max_height: (bottom + 1 - top) as f32 / h as f32,
+        let mut out: Option<(i64, MotionFeatures)> = None;
+        for tr in self.tracks.iter().flatten() {
+            if !(tr.seen && tr.travelled && tr.frames >= self.cfg.min_frames) {
+                continue;
+            }
+            let first = tr.first_ms.max(t_ms - MAX_BACKDATE_MS);
+            out = Some(match out {
+                None => (first, tr.best),
+                Some((start, f)) => (
+                    start.min(first),
+                    if tr.best.max_area > f.max_area {
+                        tr.best
+                    } else {
+                        f
+                    },
+                ),
+            });
         }
+        out
     }
 
-    /// Opens, extends or closes the activation with this frame's motion.
-    fn advance(&mut self, t_ms: i64, motion: Option<MotionFeatures>) {
+    /// Opens, extends or closes the activation with this frame's motion
+    /// (the start of the moving track, already confirmed, and features).
+    fn advance(&mut self, t_ms: i64, motion: Option<(i64, MotionFeatures)>) {
         match (self.open.as_mut(), motion) {
-            (None, Some(feat)) => {
+            (None, Some((start_ms, feat))) => {
                 self.open = Some(Open {
-                    start_ms: t_ms,
+                    start_ms,
                     last_ms: t_ms,
-                    frames: 1,
+                    frames: self.cfg.min_frames,
                     best: feat,
                 });
             }
             (None, None) => {}
-            (Some(o), Some(feat)) => {
+            (Some(o), Some((_, feat))) => {
                 o.last_ms = t_ms;
                 o.frames += 1;
                 if feat.max_area > o.best.max_area {
@@ -408,9 +700,7 @@ impl MotionTrigger {
                 o.best.max_height = o.best.max_height.max(feat.max_height);
             }
             (Some(o), None) => {
-                if o.frames < self.cfg.min_frames {
-                    self.open = None;
-                } else if t_ms - o.last_ms > i64::from(self.cfg.hangover_ms) {
+                if t_ms - o.last_ms > i64::from(self.cfg.hangover_ms) {
                     self.close();
                 }
             }
@@ -442,12 +732,21 @@ impl MotionTrigger {
         std::mem::take(&mut self.out)
     }
 
-    /// No activation can start or extend before this time.
+    /// No activation can start or extend before this time (a moving thing
+    /// still being followed may yet start one where it first appeared).
     pub fn safe_ms(&self) -> i64 {
-        match &self.open {
+        let floor = self.processed_ms.saturating_sub(MAX_BACKDATE_MS);
+        let followed = self
+            .tracks
+            .iter()
+            .flatten()
+            .map(|t| t.first_ms.max(floor))
+            .min();
+        let base = match &self.open {
             Some(o) => o.start_ms,
             None => self.processed_ms,
-        }
+        };
+        followed.map_or(base, |f| f.min(base))
     }
 }
 
@@ -544,6 +843,30 @@ mod tests {
         from_s: f32,
     }
 
+    /// A bush or tree crown, a dark textured ellipse (cx, cy, rx, ry) that
+    /// swings as a whole by up to `amp` pixels in gusts (`gust_s` long,
+    /// every `every_s` from the start of the scene).
+    #[derive(Clone, Copy)]
+    struct Bush {
+        crown: (f32, f32, f32, f32),
+        amp: f32,
+        hz: f32,
+        gust_s: f32,
+        every_s: f32,
+    }
+
+    impl Bush {
+        fn offset(&self, t: f32) -> f32 {
+            let phase = t % self.every_s;
+            if phase >= self.gust_s {
+                return 0.0;
+            }
+            // The gust builds up and dies away.
+            let env = (std::f32::consts::PI * phase / self.gust_s).sin();
+            self.amp * env * (2.0 * std::f32::consts::PI * self.hz * phase).sin()
+        }
+    }
+
     /// A generated field view: textured ground and sky, a patch of leaves,
     /// sensor noise, light, and whatever is configured to happen.
     struct Scene {
@@ -552,6 +875,7 @@ mod tests {
         day: Vec<f32>,
         night: Vec<f32>,
         sway: Option<Sway>,
+        bush: Option<Bush>,
         crossings: Vec<Crossing>,
         light: Light,
         /// IR night mode at a time.
@@ -589,6 +913,7 @@ mod tests {
                 day,
                 night,
                 sway: None,
+                bush: None,
                 crossings: Vec::new(),
                 light: |_| (1.0, 1.0),
                 is_night: |_| false,
@@ -634,6 +959,21 @@ mod tests {
                         let (a, fr) = (sx as usize, sx.fract());
                         let b = (a + 1).min(w - 1);
                         px[y * w + x] = view[y * w + a] * (1.0 - fr) + view[y * w + b] * fr;
+                    }
+                }
+            }
+            if let Some(b) = self.bush {
+                let (cx, cy, rx, ry) = b.crown;
+                let s = b.offset(t);
+                for y in 0..h {
+                    for x in 0..w {
+                        let (u, v) = ((x as f32 - cx - s) / rx, (y as f32 - cy) / ry);
+                        if u * u + v * v <= 1.0 {
+                            // The crown's own texture moves with it.
+                            let k = ((u * 3.0).floor() as i32 + 3 * (v * 3.0).floor() as i32)
+                                .rem_euclid(5);
+                            px[y * w + x] = if night { 70.0 } else { 45.0 } + 9.0 * k as f32;
+                        }
                     }
                 }
             }
@@ -881,6 +1221,95 @@ mod tests {
             let (acts, _) = s.run(fps, 60.0);
             assert_crossing(&acts, &c, fps, &format!("{fps} fps"));
         }
+    }
+
+    /// A large crown swinging up to `amp` pixels in gusts every 20 s.
+    fn windy_bush(seed: u64, amp: f32, hz: f32) -> Scene {
+        let mut s = Scene::new(80, 60, seed).leaves(1.5, 1.3, 0.0);
+        s.bush = Some(Bush {
+            crown: (22.0, 20.0, 8.0, 6.0),
+            amp,
+            hz,
+            gust_s: 8.0,
+            every_s: 20.0,
+        });
+        s
+    }
+
+    #[test]
+    fn a_bush_swinging_several_pixels_in_gusts_does_not_fire() {
+        // Far beyond the ±2 px that texture may shift in place: the whole
+        // crown swings about its rest position, by day and at night.
+        for fps in [1.0, 2.0, 5.0] {
+            for amp in [4.0, 6.0, 9.0] {
+                for hz in [0.4, 0.9] {
+                    let (acts, _) = windy_bush(13, amp, hz).run(fps, 240.0);
+                    assert!(acts.is_empty(), "{fps} fps, {amp} px, {hz} Hz: {acts:?}");
+                }
+            }
+            let mut s = windy_bush(14, 6.0, 0.7);
+            s.is_night = |_| true;
+            let (acts, _) = s.run(fps, 240.0);
+            assert!(acts.is_empty(), "night, {fps} fps: {acts:?}");
+        }
+    }
+
+    /// Activations only during the crossing, the first starting within
+    /// `late_s` of it and the last lasting until about its end (a figure
+    /// that touches a swinging bush's own motion is one region with it for a
+    /// while, which may split or delay its activation).
+    fn assert_found(acts: &[Activation], c: &Crossing, fps: f32, late_s: f32, what: &str) {
+        assert!(!acts.is_empty(), "{what}: not found");
+        let (start, end) = (c.start_s * 1000.0, c.end_s * 1000.0);
+        for a in acts {
+            assert!(
+                a.start_ms as f32 >= start - 1.0 && (a.end_ms as f32) <= end + 2000.0,
+                "{what}: {a:?} outside the crossing"
+            );
+        }
+        assert!(
+            (acts[0].start_ms as f32) <= start + late_s * 1000.0,
+            "{what}: {acts:?}"
+        );
+        let last = acts.iter().map(|a| a.end_ms).max().unwrap_or(0);
+        assert!(last as f32 >= end - 2000.0 / fps, "{what}: {acts:?}");
+    }
+
+    #[test]
+    fn a_crossing_during_gusts_is_detected() {
+        for fps in [1.0, 2.0, 5.0] {
+            // An animal passing below the crown while it swings, through
+            // swinging leaves.
+            let mut s = windy_bush(15, 6.0, 0.7);
+            let c = animal(80, 60, 61.0);
+            s.crossings.push(c);
+            let (acts, _) = s.run(fps, 90.0);
+            assert_found(&acts, &c, fps, 1.0, &format!("{fps} fps"));
+        }
+    }
+
+    #[test]
+    fn a_frame_delivered_twice_adds_no_evidence() {
+        // A camera read faster than its frame rate hands the same frame
+        // (same time) again: a blob seen in one frame only must not count
+        // as two moving frames.
+        let base = textured(80, 60, 0);
+        let mut m = MotionTrigger::new(&MotionConfig::default());
+        for i in 0..40i64 {
+            let mut px = base.clone();
+            if i == 20 {
+                for y in 30..36 {
+                    for x in 30..38 {
+                        px[y * 80 + x] = 20;
+                    }
+                }
+            }
+            let f = frame(i * 1000, px);
+            assert!(m.push(&f));
+            assert!(m.push(&f));
+        }
+        m.finish();
+        assert!(m.take().is_empty());
     }
 
     #[test]
