@@ -21,7 +21,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 work=${1:-/tmp/fusion-build}
 mkdir -p "$work"
-cargo build --release -q -p hil-tests --bin scenegen --bin fieldgen -p node --manifest-path "$root/Cargo.toml"
+cargo build --release -q -p hil-tests --bin scenegen --bin fieldgen -p node --bin fieldnode --manifest-path "$root/Cargo.toml"
 [ -x "$work/venv/bin/python" ] || python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q -r "$root/models/requirements.txt"
 py="$work/venv/bin/python"

@@ -18,13 +18,15 @@
 #            so family a is scored with the model trained on b and vice versa;
 #   - none:  triggers alone.
 #   models/fusion/evaluate.sh BUILD_DIR [OUT_DIR]
+#   EVAL_MODELS="own cross" models/fusion/evaluate.sh ...   (a subset of the models)
 # Prints a table; one JSON score per run is kept in OUT_DIR.
 set -euo pipefail
+models=${EVAL_MODELS:-own cross none}
 build=$1
 out=${2:-$build/eval}
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-cargo build --release -q -p node -p field-tools -p hil-tests --bin scenegen --bin fieldgen --manifest-path "$root/Cargo.toml"
+cargo build --release -q -p node --bin fieldnode -p field-tools --bin field-tools -p hil-tests --bin scenegen --bin fieldgen --manifest-path "$root/Cargo.toml"
 bin="$root/target/release"
 mkdir -p "$out"
 
@@ -79,8 +81,8 @@ for fam in a b; do
       gen=("$bin/fieldgen" --condition "$c")
       genbg=("$bin/fieldgen" --condition "$c" --background-only)
     fi
-    [ -f "$out/none-$fam-$c.json" ] || { rm -rf "$ev"; "${gen[@]}" --seed "$seed" --duration 1800 --out "$ev" >/dev/null; }
-    for model in own cross none; do
+    [ -f "$out/own-$fam-$c.json" ] || { rm -rf "$ev"; "${gen[@]}" --seed "$seed" --duration 1800 --out "$ev" >/dev/null; }
+    for model in $models; do
       [ -d "$ev" ] && run "$ev" "$fam-$c" "$model"
     done
     if [ "$c" = random ]; then
@@ -91,8 +93,8 @@ for fam in a b; do
       done
       rm -rf "$ev"-no-*
     else
-      [ -f "$out/none-$fam-$c-bg.json" ] || { rm -rf "$bg"; "${genbg[@]}" --seed "$((seed + 500))" --duration 7200 --out "$bg" >/dev/null; }
-      for model in own cross none; do
+      [ -f "$out/own-$fam-$c-bg.json" ] || { rm -rf "$bg"; "${genbg[@]}" --seed "$((seed + 500))" --duration 7200 --out "$bg" >/dev/null; }
+      for model in $models; do
         [ -d "$bg" ] && run "$bg" "$fam-$c-bg" "$model"
       done
       rm -rf "$bg"
@@ -102,7 +104,7 @@ for fam in a b; do
 done
 for dir in "$build"/scenes/r-test/*/; do
   name="r-$(basename "$dir" | sed 's/^real-//')"
-  for model in own cross none; do
+  for model in $models; do
     run "$dir" "$name" "$model"
   done
 done
