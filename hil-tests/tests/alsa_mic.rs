@@ -69,6 +69,7 @@ fn devices() -> &'static Devices {
         text += &pcm("ramp", &ramp_path);
         text += &pcm("tone", &tone_path);
         text += &pcm("live", &fifo);
+
         std::fs::write(&conf, text).unwrap();
         // SAFETY: set before any thread of this test process uses ALSA, and
         // never changed afterwards.
@@ -92,6 +93,7 @@ fn settings(name: &str, rate: u32, channels: u16) -> MicSettings {
         silence_ms: 400,
         backoff_initial_ms: 200,
         backoff_max_ms: 400,
+        open_timeout_ms: 5_000,
     }
 }
 

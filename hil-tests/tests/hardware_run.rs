@@ -2,12 +2,14 @@
 //! capture device (the `file` plugin reading a FIFO that a thread feeds with
 //! a generated scene's audio), while the camera and the BME280 are missing
 //! (no `/dev/video*`, no `/dev/i2c-*` here). The node must say so, keep
-//! running, detect from audio alone, and stop cleanly on SIGTERM.
+//! running, and detect from audio alone. Then the microphone goes away in a
+//! way that blocks: the FIFO stops delivering (a stall), then its writer
+//! closes it, so the driver's next open of the FIFO never returns. The node must abandon that open, and still stop
+//! cleanly and promptly on SIGTERM.
 
 mod common;
 
 use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 #[test]
@@ -59,6 +61,8 @@ name = "alsa:fieldmic"
 rate_hz = 16000
 channels = 1
 stall_ms = 1500
+backoff_initial_ms = 3000
+open_timeout_ms = 1000
 
 [camera.device]
 source = "v4l"
@@ -70,6 +74,8 @@ i2c_bus = "/dev/i2c-not-here"
     )
     .unwrap();
 
+    let out_log = t.path().join("stdout.jsonl");
+    let err_log = t.path().join("stderr.log");
     let mut child = std::process::Command::new(common::NODE)
         .args(["run", "--output", "jsonl", "--config"])
         .arg(&config)
@@ -80,10 +86,11 @@ i2c_bus = "/dev/i2c-not-here"
             format!("/usr/share/alsa/alsa.conf:{}", conf.display()),
         )
         .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(std::fs::File::create(&out_log).unwrap())
+        .stderr(std::fs::File::create(&err_log).unwrap())
         .spawn()
         .unwrap();
+    let log = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
 
     // Open the FIFO once the node's ALSA device has it open for reading
     // (without a reader, a non-blocking open fails with ENXIO); give up if
@@ -101,16 +108,16 @@ i2c_bus = "/dev/i2c-not-here"
             Err(e) => panic!("opening the FIFO: {e}"),
         }
         if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
             panic!(
                 "the node ended before opening the microphone ({status}):\n{}",
-                String::from_utf8_lossy(&out.stderr)
+                log(&err_log)
             );
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the node never opened the microphone"
-        );
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the node never opened the microphone:\n{}", log(&err_log));
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
     // Back to blocking writes: the FIFO paces the writer like a sound card.
@@ -119,28 +126,66 @@ i2c_bus = "/dev/i2c-not-here"
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
     )
     .unwrap();
-    // Feed the microphone at three times real time, in 100 ms blocks.
+    // Feed the microphone at three times real time, in 100 ms blocks; then
+    // hold the FIFO open without writing: the stream stalls.
     let writer = std::thread::spawn(move || {
         let mut f = f;
         for block in pcm.chunks(3_200) {
             if f.write_all(block).is_err() {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(33));
         }
-        // Hold the FIFO open a moment (a stall, as a dying microphone), then close.
-        std::thread::sleep(Duration::from_millis(2_500));
+        f
     });
-    writer.join().unwrap();
+    // A node that stops reading would block the writer for good: bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !writer.is_finished() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the node stopped reading the microphone:\n{}",
+                log(&err_log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let f = writer.join().unwrap();
+    // Once the stall is seen, the writer goes: the dropped stream's read
+    // ends, and the next open of the FIFO, with no writer, blocks.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !log(&err_log).contains("stall") {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the stall was not seen:\n{}", log(&err_log));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(f);
+    // Wait until a reopen has blocked in the driver and been abandoned.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !log(&err_log).contains("open_timeout") {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no reopen was abandoned:\n{}", log(&err_log));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the node failed:\n{stderr}");
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+    // Everything must be stored and the process gone well inside a service
+    // manager's stop timeout, even with a thread blocked in the driver.
+    let status = common::wait_or_fail(&mut child, Duration::from_secs(20), &err_log);
+    let stderr = log(&err_log);
+    assert!(status.success(), "the node failed:\n{stderr}");
+    let stdout = log(&out_log);
+    let lines: Vec<serde_json::Value> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
@@ -160,6 +205,13 @@ i2c_bus = "/dev/i2c-not-here"
         "{sensors}"
     );
     assert_ne!(sensors["audio"]["state"], "absent", "{sensors}");
+    assert!(
+        sensors["audio"]["errors"]["open_timeout"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1,
+        "{sensors}"
+    );
     assert!(
         summary["audio_s"].as_f64().unwrap_or(0.0) >= 25.0,
         "{summary}"

@@ -293,8 +293,12 @@ fn run_hardware(cfg: &Config, output: Output) -> Result<()> {
             on_stored,
         )
         .await
-    })?;
-    finish(output, &summary, wall.elapsed().as_secs_f64())
+    });
+    // Everything is stored by now. A driver call stuck on the blocking pool
+    // (a camera or I2C transfer that never returns) must not keep the
+    // process alive: give it a moment, then leave it behind.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    finish(output, &summary?, wall.elapsed().as_secs_f64())
 }
 
 /// Prints the run's summary; fails if detected events could not be stored.

@@ -49,6 +49,9 @@ pub struct MicSettings {
     pub backoff_initial_ms: u64,
     /// Longest wait between reopen attempts, ms.
     pub backoff_max_ms: u64,
+    /// An open that has not finished after this long is abandoned (its
+    /// thread is left blocked in the driver) and retried later, ms.
+    pub open_timeout_ms: u64,
 }
 
 impl Default for MicSettings {
@@ -62,6 +65,7 @@ impl Default for MicSettings {
             silence_ms: 30_000,
             backoff_initial_ms: 1000,
             backoff_max_ms: 60_000,
+            open_timeout_ms: 5_000,
         }
     }
 }
@@ -95,6 +99,9 @@ impl MicSettings {
                 "must be at least 1 ms and at most backoff_max_ms",
             );
         }
+        if !(100..=600_000).contains(&self.open_timeout_ms) {
+            bad("open_timeout_ms", "must be between 100 and 600000 ms");
+        }
         e
     }
 }
@@ -116,6 +123,8 @@ struct Capture {
     consumer: rtrb::Consumer<f32>,
     shared: Arc<Shared>,
     stop: std::sync::mpsc::Sender<()>,
+    /// Set when its thread has ended (the stream closed).
+    ended: Arc<AtomicBool>,
     channels: u16,
     rate: u32,
 }
@@ -125,6 +134,72 @@ impl Drop for Capture {
         // The thread drops the stream and exits; not joined (it may be stuck
         // in the driver, and a stuck thread must not stop the node).
         let _ = self.stop.send(());
+    }
+}
+
+/// A capture thread that is opening the device. The tokio side polls it and
+/// never waits on it: opening an ALSA device can block for good (a FIFO
+/// without a writer, a USB device half gone).
+struct Opening {
+    ready: std::sync::mpsc::Receiver<Result<(u16, u32), String>>,
+    consumer: std::sync::mpsc::Receiver<rtrb::Consumer<f32>>,
+    shared: Arc<Shared>,
+    stop: std::sync::mpsc::Sender<()>,
+    /// Set when the thread has ended.
+    ended: Arc<AtomicBool>,
+}
+
+impl Opening {
+    /// `None` while the open is still going on.
+    fn poll(&mut self) -> Option<Result<Capture, String>> {
+        use std::sync::mpsc::TryRecvError;
+        match self.ready.try_recv() {
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => Some(Err(
+                "the capture thread ended before the stream opened".into(),
+            )),
+            Ok(Err(e)) => Some(Err(e)),
+            Ok(Ok((channels, rate))) => Some(self.finish(channels, rate)),
+        }
+    }
+
+    /// Waits up to `timeout` for the open to finish (at start-up, before
+    /// the event loop runs). `Err(None)` = still blocked.
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<Capture, Option<String>> {
+        use std::sync::mpsc::RecvTimeoutError;
+        match self.ready.recv_timeout(timeout) {
+            Err(RecvTimeoutError::Timeout) => Err(None),
+            Err(RecvTimeoutError::Disconnected) => Err(Some(
+                "the capture thread ended before the stream opened".into(),
+            )),
+            Ok(Err(e)) => Err(Some(e)),
+            Ok(Ok((channels, rate))) => self.finish(channels, rate).map_err(Some),
+        }
+    }
+
+    fn finish(&mut self, channels: u16, rate: u32) -> Result<Capture, String> {
+        // Sent before `ready`, so it is already there.
+        let consumer = self
+            .consumer
+            .try_recv()
+            .map_err(|_| "the capture thread ended before the stream opened".to_string())?;
+        Ok(Capture {
+            consumer,
+            shared: self.shared.clone(),
+            stop: self.stop.clone(),
+            ended: self.ended.clone(),
+            channels,
+            rate,
+        })
+    }
+}
+
+/// Marks the capture thread ended when dropped (last thing it owns).
+struct Ended(Arc<AtomicBool>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -229,18 +304,21 @@ fn push_frames<T: Copy>(
     }
 }
 
-/// Opens the device and starts its capture thread; returns once the stream
-/// plays (or failed to).
-fn open_capture(s: &MicSettings, pipeline_rate: u32) -> Result<Capture, String> {
+/// Starts a capture thread that opens the device and plays the stream; the
+/// result arrives through the returned [`Opening`].
+fn open_capture(s: &MicSettings, pipeline_rate: u32) -> Result<Opening, String> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(u16, u32), String>>();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let (cons_tx, cons_rx) = std::sync::mpsc::channel::<rtrb::Consumer<f32>>();
     let shared = Arc::new(Shared::default());
     let settings = s.clone();
     let sh = shared.clone();
+    let ended = Arc::new(AtomicBool::new(false));
+    let ended_guard = Ended(ended.clone());
     std::thread::Builder::new()
         .name("audio-capture".into())
         .spawn(move || {
+            let _ended = ended_guard;
             let built = (|| {
                 let host = cpal::host_from_id(cpal::HostId::Alsa)
                     .map_err(|e| format!("ALSA host unavailable: {e}"))?;
@@ -307,18 +385,12 @@ fn open_capture(s: &MicSettings, pipeline_rate: u32) -> Result<Capture, String> 
             }
         })
         .map_err(|e| format!("cannot start the capture thread: {e}"))?;
-    let (channels, rate) = ready_rx
-        .recv()
-        .map_err(|_| "the capture thread ended before the stream opened".to_string())??;
-    let consumer = cons_rx
-        .recv()
-        .map_err(|_| "the capture thread ended before the stream opened".to_string())?;
-    Ok(Capture {
-        consumer,
+    Ok(Opening {
+        ready: ready_rx,
+        consumer: cons_rx,
         shared,
         stop: stop_tx,
-        channels,
-        rate,
+        ended,
     })
 }
 
@@ -331,6 +403,12 @@ pub struct AlsaMicrophone {
     clock: Arc<dyn Clock>,
     health: HealthHandle,
     capture: Option<(Capture, MonoConverter)>,
+    /// An open in progress, with the clock time it started.
+    opening: Option<(Opening, i64)>,
+    /// Whether the last capture thread (a dropped stream, or an abandoned
+    /// open) has ended. No other open starts until it has: one thread at
+    /// most is ever left blocked in the driver, however long it hangs.
+    last_thread: Option<Arc<AtomicBool>>,
     /// Time of the next output sample, once anchored to the clock.
     next_ms: Option<f64>,
     /// Delivered-frame count, drop count and clock time at the last check.
@@ -365,6 +443,8 @@ impl AlsaMicrophone {
             clock,
             health,
             capture: None,
+            opening: None,
+            last_thread: None,
             next_ms: None,
             seen_frames: 0,
             seen_dropped: 0,
@@ -373,16 +453,27 @@ impl AlsaMicrophone {
             retry_at_ms: 0,
             scratch: Vec::new(),
         };
-        mic.reopen().map_err(|reason| SensorError::Absent {
+        let timeout = std::time::Duration::from_millis(mic.settings.open_timeout_ms);
+        let absent = |reason: String| SensorError::Absent {
             sensor: "audio",
             reason,
-        })?;
+        };
+        let mut opening = open_capture(&mic.settings, mic.rate).map_err(absent)?;
+        match opening.wait(timeout) {
+            Ok(cap) => mic.install(cap).map_err(absent)?,
+            Err(Some(reason)) => return Err(absent(reason)),
+            Err(None) => {
+                return Err(absent(format!(
+                    "opening the device did not finish within {} ms",
+                    mic.settings.open_timeout_ms
+                )));
+            }
+        }
         Ok(mic)
     }
 
-    fn reopen(&mut self) -> Result<(), String> {
-        self.capture = None;
-        let cap = open_capture(&self.settings, self.rate)?;
+    /// Takes an opened stream into use.
+    fn install(&mut self, cap: Capture) -> Result<(), String> {
         let conv =
             MonoConverter::new(cap.channels, cap.rate, self.rate).map_err(|e| e.to_string())?;
         tracing::info!(
@@ -400,9 +491,61 @@ impl AlsaMicrophone {
         Ok(())
     }
 
+    /// Drives a reopen without ever waiting on the driver: starts one when
+    /// it is due, and checks on one in progress. `Ok(true)` = the stream is
+    /// open again; `Ok(false)` = still opening.
+    fn drive_reopen(&mut self) -> Result<bool, SensorError> {
+        let now = self.clock.now_ms();
+        if self.opening.is_none() {
+            if let Some(ended) = &self.last_thread {
+                if !ended.load(Ordering::Relaxed) {
+                    return Err(self.fail(
+                        "open",
+                        "the previous stream is still blocked in the driver".into(),
+                    ));
+                }
+                self.last_thread = None;
+            }
+            match open_capture(&self.settings, self.rate) {
+                Ok(o) => self.opening = Some((o, now)),
+                Err(reason) => return Err(self.fail("open", format!("cannot reopen: {reason}"))),
+            }
+        }
+        let Some((opening, started_ms)) = self.opening.as_mut() else {
+            return Ok(false);
+        };
+        match opening.poll() {
+            Some(Ok(cap)) => {
+                self.opening = None;
+                if let Err(reason) = self.install(cap) {
+                    return Err(self.fail("open", format!("cannot reopen: {reason}")));
+                }
+                Ok(true)
+            }
+            Some(Err(reason)) => {
+                self.opening = None;
+                Err(self.fail("open", format!("cannot reopen: {reason}")))
+            }
+            None if now - *started_ms >= self.settings.open_timeout_ms as i64 => {
+                let waited = now - *started_ms;
+                if let Some((o, _)) = self.opening.take() {
+                    self.last_thread = Some(o.ended.clone());
+                }
+                Err(self.fail(
+                    "open_timeout",
+                    format!("reopening did not finish within {waited} ms; the open is abandoned"),
+                ))
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Drops the stream and schedules a reopen; returns the error to report.
     fn fail(&mut self, kind: &'static str, reason: String) -> SensorError {
-        self.capture = None;
+        if let Some((cap, _)) = self.capture.take() {
+            // Told to stop; its thread may stay in the driver a while.
+            self.last_thread = Some(cap.ended.clone());
+        }
         self.health.count(kind);
         self.health.set_degraded(reason.clone());
         let now = self.clock.now_ms();
@@ -501,9 +644,13 @@ impl Microphone for AlsaMicrophone {
         let poll_ms = (self.chunk as u64 * 1000 / u64::from(self.rate.max(1)) / 4).clamp(5, 100);
         loop {
             if self.capture.is_none() {
-                self.clock.sleep_until(self.retry_at_ms).await;
-                if let Err(reason) = self.reopen() {
-                    return Err(self.fail("open", format!("cannot reopen: {reason}")));
+                if self.opening.is_none() {
+                    self.clock.sleep_until(self.retry_at_ms).await;
+                }
+                if !self.drive_reopen()? {
+                    let next = self.clock.now_ms() + poll_ms as i64;
+                    self.clock.sleep_until(next).await;
+                    continue;
                 }
             }
             self.pump()?;

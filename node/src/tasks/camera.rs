@@ -89,7 +89,12 @@ pub async fn run(
                         return;
                     }
                 }
-                match capture(&camera, now).await {
+                // A capture stuck in the driver must not hold up shutdown.
+                let captured = tokio::select! {
+                    _ = shutdown.wait() => return,
+                    r = capture(&camera, now) => r,
+                };
+                match captured {
                     Ok(Some(frame)) => {
                         Counters::add(&counters.camera_frames, 1);
                         if !device_ok {

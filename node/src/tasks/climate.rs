@@ -58,7 +58,12 @@ pub async fn run(
             return;
         }
         let interval = power.borrow().climate_interval_ms;
-        match read(&sensor, now).await {
+        // A transfer stuck on the bus must not hold up shutdown.
+        let reading = tokio::select! {
+            _ = shutdown.wait() => return,
+            r = read(&sensor, now) => r,
+        };
+        match reading {
             Ok(Some(sample)) => {
                 counters.air_temp_c100.store(
                     (f64::from(sample.temperature_c) * 100.0).round() as i64,
