@@ -161,6 +161,159 @@ impl<A: Accelerator> FusionModel<A> {
     }
 }
 
+/// The result of a self-test: how many vectors passed, and the slowest
+/// run (the accelerator already awake).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelfTestReport {
+    /// Vectors run.
+    pub vectors: usize,
+    /// The slowest single run, microseconds.
+    pub slowest_us: u64,
+}
+
+/// Why a self-test failed.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SelfTestError {
+    /// The bundle carries no vectors: a model is never installed untested.
+    #[error("no self-test vectors")]
+    NoVectors,
+    /// A vector does not fit the model's inputs.
+    #[error("self-test {index}: {problem}")]
+    Shape {
+        /// Which vector.
+        index: usize,
+        /// What does not fit.
+        problem: String,
+    },
+    /// The model did not run.
+    #[error("self-test {index}: the model did not run: {reason}")]
+    Run {
+        /// Which vector.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// Another answer than the expected one.
+    #[error("self-test {index}: {problem}")]
+    Mismatch {
+        /// Which vector.
+        index: usize,
+        /// How it differs.
+        problem: String,
+    },
+}
+
+/// Why one row of inputs gave no probabilities.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowsError {
+    /// The rows do not fit the model's inputs.
+    Shape(String),
+    /// The model did not run.
+    Run(String),
+}
+
+impl<A: Accelerator> FusionModel<A> {
+    /// Runs each vector (one row per input, in the contract's order: audio,
+    /// camera, climate, mask) and checks the expected class and every
+    /// probability within the tolerance. The first run also wakes the
+    /// accelerator, and is not counted in the latency.
+    /// The model's probabilities for one set of input rows (audio,
+    /// camera, climate, mask), as the model gives them.
+    pub fn probabilities(&mut self, rows: &[Vec<f32>]) -> Result<Vec<f32>, RowsError> {
+        let dims = [
+            ("audio", AUDIO_DIM),
+            ("camera", CAMERA_DIM),
+            ("climate", CLIMATE_DIM),
+            ("mask", 3),
+        ];
+        if rows.len() != dims.len() {
+            return Err(RowsError::Shape(format!(
+                "{} input rows, the model has {}",
+                rows.len(),
+                dims.len()
+            )));
+        }
+        let mut inputs = NamedTensors::new();
+        for ((name, dim), row) in dims.iter().zip(rows) {
+            if row.len() != *dim {
+                return Err(RowsError::Shape(format!(
+                    "input `{name}` has {} values, not {dim}",
+                    row.len()
+                )));
+            }
+            let t = TensorF32::matrix(1, *dim, row.clone())
+                .map_err(|e| RowsError::Shape(e.to_string()))?;
+            inputs = inputs.with(name, t);
+        }
+        let out = self
+            .runner
+            .run_burst(&inputs, Instant::now())
+            .map_err(|e| RowsError::Run(e.to_string()))?;
+        out.get("probs")
+            .and_then(|p| p.row(0))
+            .map(|r| r.to_vec())
+            .ok_or_else(|| RowsError::Run("no probs in the output".into()))
+    }
+
+    pub fn self_test(
+        &mut self,
+        vectors: &[models::bundle::SelfTest],
+    ) -> Result<SelfTestReport, SelfTestError> {
+        if vectors.is_empty() {
+            return Err(SelfTestError::NoVectors);
+        }
+        let mut slowest_us = 0;
+        for (index, v) in vectors.iter().enumerate() {
+            // The first vector runs twice: its first run wakes the
+            // accelerator and is not timed.
+            let runs = if index == 0 { 2 } else { 1 };
+            let mut probs = Vec::new();
+            let mut took_us = 0;
+            for _ in 0..runs {
+                let started = Instant::now();
+                probs = self.probabilities(&v.inputs).map_err(|e| match e {
+                    RowsError::Shape(problem) => SelfTestError::Shape { index, problem },
+                    RowsError::Run(reason) => SelfTestError::Run { index, reason },
+                })?;
+                took_us = started.elapsed().as_micros() as u64;
+            }
+            slowest_us = slowest_us.max(took_us);
+            let mismatch = |problem: String| SelfTestError::Mismatch { index, problem };
+            if probs.len() != v.probabilities.len() {
+                return Err(mismatch(format!(
+                    "{} probabilities, expected {}",
+                    probs.len(),
+                    v.probabilities.len()
+                )));
+            }
+            let best = probs
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(i, _)| i);
+            if best != usize::from(v.expected_class) {
+                return Err(mismatch(format!(
+                    "class {best}, expected {}",
+                    v.expected_class
+                )));
+            }
+            for (i, (got, want)) in probs.iter().zip(&v.probabilities).enumerate() {
+                let within = (got - want).abs() <= v.tolerance; // false for NaN
+                if !within {
+                    return Err(mismatch(format!(
+                        "probability {i} is {got:.4}, expected {want:.4} ± {}",
+                        v.tolerance
+                    )));
+                }
+            }
+        }
+        Ok(SelfTestReport {
+            vectors: vectors.len(),
+            slowest_us,
+        })
+    }
+}
+
 impl<A: Accelerator> Classifier for FusionModel<A> {
     fn version(&self) -> ModelVersion {
         self.version

@@ -1,4 +1,4 @@
-//! The `fieldnode` command line: `run`, `check-config` and `probe`. The binary is a
+//! The `fieldnode` command line: `run`, `check-config`, `probe` and `update`. The binary is a
 //! one-line wrapper around [`main`], so system tests can build the same
 //! program under another name.
 
@@ -44,6 +44,56 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Signed model and settings updates (docs/updates.md).
+    #[command(subcommand)]
+    Update(UpdateCommand),
+}
+
+#[derive(Subcommand)]
+enum UpdateCommand {
+    /// Check a bundle against the node's trust state and queue it in
+    /// `<data_dir>/incoming/` for the running node, which installs it when
+    /// power allows. Exit 1 if it is refused.
+    Apply {
+        /// The bundle file.
+        file: PathBuf,
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides `node.data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print the trust root, the installed versions, the committed and
+    /// trial models, the last result and the bundles waiting.
+    Status {
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides `node.data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a model on deterministic inputs and print its answers as the
+    /// self-test vectors of its bundle (JSON, for `field-tools bundle pack
+    /// --self-tests`).
+    Selftests {
+        /// The model's manifest.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// How many vectors.
+        #[arg(long, default_value_t = 8)]
+        count: usize,
+        /// Accepted difference per probability on the node.
+        #[arg(long, default_value_t = 0.02)]
+        tolerance: f32,
+        /// Seed of the inputs.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -95,6 +145,13 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Update(cmd) => match update(cmd) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("fieldnode: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Probe { config, json } => match probe(config.as_deref(), json) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -131,6 +188,91 @@ fn load_config(args: &RunArgs) -> Result<Config> {
         cfg.node.sensors = SensorSource::Hardware;
     }
     Ok(cfg)
+}
+
+fn update_config(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Config> {
+    let mut cfg = match config {
+        Some(p) => Config::from_file(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        None => Config::default(),
+    };
+    if let Some(d) = data_dir {
+        cfg.node.data_dir = d.to_path_buf();
+    }
+    Ok(cfg)
+}
+
+fn update(cmd: UpdateCommand) -> Result<ExitCode> {
+    let now = SystemClock.now_ms();
+    match cmd {
+        UpdateCommand::Apply {
+            file,
+            config,
+            data_dir,
+        } => {
+            let cfg = update_config(config.as_deref(), data_dir.as_deref())?;
+            match crate::update::commands::apply(&cfg, &file, now)? {
+                Ok(queued) => {
+                    println!(
+                        "{}: verified; queued as {}",
+                        file.display(),
+                        queued.display()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(reason) => {
+                    eprintln!("{}: refused: {reason}", file.display());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        UpdateCommand::Status {
+            config,
+            data_dir,
+            json,
+        } => {
+            let cfg = update_config(config.as_deref(), data_dir.as_deref())?;
+            let s = crate::update::commands::status(&cfg, now);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("updates: {}", s.trust);
+                if let Some(v) = s.root_version {
+                    println!("trust root: version {v}");
+                }
+                for (k, n, v) in &s.installed {
+                    println!("installed: {k} {n} version {v}");
+                }
+                match &s.state.active {
+                    Some(a) => println!("model: slot {} (version {})", a.slot, a.version),
+                    None => println!("model: as configured ([fusion] model)"),
+                }
+                if let Some(t) = &s.state.trial {
+                    println!("on trial: slot {} (version {})", t.slot, t.version);
+                }
+                if let Some(l) = &s.state.last {
+                    println!(
+                        "last: {} {} {} {}: {}",
+                        l.kind, l.name, l.version, l.result, l.reason
+                    );
+                }
+                for p in &s.pending {
+                    println!("waiting: {}", p.display());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        UpdateCommand::Selftests {
+            manifest,
+            count,
+            tolerance,
+            seed,
+        } => {
+            let cfg = Config::default();
+            let v = crate::update::commands::selftests(&cfg, &manifest, count, tolerance, seed)?;
+            println!("{}", serde_json::to_string(&v)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn probe(config: Option<&Path>, json: bool) -> Result<()> {

@@ -35,6 +35,8 @@ pub struct Config {
     pub uplink: crate::uplink::UplinkConfig,
     /// `[log]`
     pub log: LogConfig,
+    /// `[update]`: signed model and settings updates.
+    pub update: crate::update::UpdateConfig,
 }
 
 /// `[node]`
@@ -366,6 +368,7 @@ impl Config {
             outbox: section(&mut table, "outbox", &mut errors),
             uplink: section(&mut table, "uplink", &mut errors),
             log: section(&mut table, "log", &mut errors),
+            update: section(&mut table, "update", &mut errors),
         };
         for key in table.keys() {
             errors.push(err(key.clone(), "unknown key"));
@@ -471,6 +474,7 @@ impl Config {
         e.extend(prefixed("detector", self.detector.validate()));
         e.extend(prefixed("fusion", self.fusion.validate()));
         e.extend(prefixed("power.policy", self.power.policy.validate()));
+        e.extend(prefixed("update", self.update.validate()));
         e.extend(prefixed("outbox", self.outbox.validate()));
         e.extend(prefixed("uplink", self.uplink.validate(&self.node.id)));
         e.extend(prefixed(

@@ -11,6 +11,7 @@
 //! - [`tasks`]: the long-lived tasks (one per sensor, power, detection, store);
 //! - [`shutdown`]: the signal every task receives;
 //! - [`model`]: opening the fusion model (or falling back to the triggers);
+//! - [`update`]: signed model and settings updates (trust state, A/B slots, install);
 //! - [`uplink`]: forwarding the outbox over MQTT, status records, downlink commands;
 //! - [`node`]: wiring the tasks for a run and its [`node::RunSummary`];
 //! - [`cli`]: the `fieldnode` command line.
@@ -26,6 +27,7 @@ pub mod scene;
 pub mod sensors;
 pub mod shutdown;
 pub mod tasks;
+pub mod update;
 pub mod uplink;
 
 pub use config::{Config, Speed};

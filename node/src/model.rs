@@ -12,7 +12,29 @@ use crate::sensors::health::HealthHandle;
 
 /// The classifier of `[fusion] model`, or `None` (triggers only), with the
 /// reason recorded on `health`.
-pub fn open_classifier(cfg: &Config, health: &HealthHandle) -> Option<Box<dyn Classifier>> {
+///
+/// A model installed by a signed update (`installed`, its slot's manifest)
+/// comes first; if it cannot be loaded, the configured one is used.
+pub fn open_classifier(
+    cfg: &Config,
+    health: &HealthHandle,
+    installed: Option<&Path>,
+) -> Option<Box<dyn Classifier>> {
+    if let Some(path) = installed {
+        match FusionModel::open(&cfg.fusion, path) {
+            Ok(model) if !model.status().starts_with("unavailable") => {
+                tracing::info!(manifest = %path.display(), version = model.version().0, "fusion model ready (installed by an update)");
+                health.set_ok();
+                return Some(Box::new(model));
+            }
+            Ok(model) => {
+                tracing::error!(manifest = %path.display(), status = %model.status(), "the updated model cannot run; trying the configured one");
+            }
+            Err(e) => {
+                tracing::error!(manifest = %path.display(), error = %e, "the updated model does not load; trying the configured one");
+            }
+        }
+    }
     let Some(path) = cfg.fusion.model.as_deref() else {
         health.set_absent("no [fusion] model configured: triggers only");
         return None;

@@ -91,6 +91,14 @@ pub struct RunSummary {
     pub events_cut_at_max: u64,
     /// Sensor failures.
     pub sensor_errors: u64,
+    /// Updates installed in this run (models after their trial, settings).
+    pub updates_installed: u64,
+    /// Updates refused or rolled back in this run.
+    pub updates_refused: u64,
+    /// Times an offer was deferred by the power policy or the temperature.
+    pub updates_deferred: u64,
+    /// The last update result on record.
+    pub update_last: Option<crate::update::Outcome>,
     /// Power mode at the end.
     pub power_mode: String,
     /// Battery state of charge at the end, 0..1.
@@ -167,6 +175,29 @@ pub async fn run_node(
 ) -> Result<RunSummary, NodeError> {
     let (store, report) = open_store(&cfg.node.data_dir, cfg)?;
     let store = Arc::new(store);
+    // Signed updates: the installed settings patch applies over the
+    // configuration, and an installed model replaces the configured one.
+    let installer = crate::update::Installer::open(cfg, clock.now_ms());
+    let patched;
+    let cfg: &Config = match installer.settings_patch() {
+        Some(patch) => {
+            let mut c = cfg.clone();
+            crate::update::install::apply_patch(&mut c, &patch);
+            let errors = c.validate();
+            if errors.0.is_empty() {
+                tracing::info!(
+                    version = installer.state().settings_version,
+                    "settings from a signed update applied"
+                );
+                patched = c;
+                &patched
+            } else {
+                tracing::error!(errors = %errors, "the installed settings do not fit this configuration; ignored");
+                cfg
+            }
+        }
+        None => cfg,
+    };
     let (start_ms, end_ms) = match &source {
         Source::Scene(scene) => (
             scene.meta.start_ms,
@@ -297,9 +328,11 @@ pub async fn run_node(
         shutdown.clone(),
     )));
 
+    let (swap_tx, swap_rx) = mpsc::channel(1);
     let detector = Detector::new(&cfg.detector, cfg.audio.sample_rate_hz);
     let model_health = board.sensor("model");
-    let classifier = crate::model::open_classifier(cfg, &model_health);
+    let classifier =
+        crate::model::open_classifier(cfg, &model_health, installer.active_manifest().as_deref());
     let stage = DetectStage::new(
         detector,
         classifier,
@@ -308,6 +341,7 @@ pub async fn run_node(
         &absent,
     )
     .with_health(model_health)
+    .with_swaps(swap_rx)
     .with_fusion_config(&cfg.fusion)
     .map_err(|source| NodeError::Fusion {
         what: "dump_features",
@@ -315,6 +349,20 @@ pub async fn run_node(
         source,
     })?;
     let mut detect = tokio::spawn(tasks::detect::run(stage, sensor_rx, event_tx));
+    let updates_on = installer.trust().is_ok();
+    let installer = Arc::new(std::sync::Mutex::new(installer));
+    if updates_on {
+        handles.push(tokio::spawn(crate::update::task::run(
+            installer.clone(),
+            cfg.node.data_dir.join("incoming"),
+            cfg.update.scan_interval_ms,
+            power_rx.clone(),
+            swap_tx,
+            clock.clone(),
+            counters.clone(),
+            shutdown.clone(),
+        )));
+    }
     let store_task = tokio::spawn(tasks::store::run(
         store.clone(),
         cfg.node.id.clone(),
@@ -402,6 +450,10 @@ pub async fn run_node(
         events_uncertain: Counters::get(&counters.events_uncertain),
         events_cut_at_max: Counters::get(&counters.events_cut_at_max),
         sensor_errors: Counters::get(&counters.sensor_errors),
+        updates_installed: Counters::get(&counters.updates_installed),
+        updates_refused: Counters::get(&counters.updates_refused),
+        updates_deferred: Counters::get(&counters.updates_deferred),
+        update_last: installer.lock().ok().and_then(|i| i.state().last.clone()),
         power_mode: status.mode.as_str().to_string(),
         battery_soc: status.reading.soc,
         absent_sensors: absent.iter().map(|m| m.as_str().to_string()).collect(),

@@ -38,6 +38,8 @@ pub enum Step {
     InferenceBurst,
     /// Opening an uplink session.
     Uplink,
+    /// Installing a model or settings update.
+    Install,
 }
 
 impl Step {
@@ -47,6 +49,7 @@ impl Step {
             Step::CameraFrame => "camera_frame",
             Step::InferenceBurst => "inference_burst",
             Step::Uplink => "uplink",
+            Step::Install => "install",
         }
     }
 }
@@ -89,6 +92,9 @@ pub struct PolicyConfig {
     pub burst_min_soc: f64,
     /// No uplink session below this state of charge.
     pub uplink_min_soc: f64,
+    /// No update is installed below this state of charge, nor outside
+    /// normal mode.
+    pub update_min_soc: f64,
 }
 
 impl Default for PolicyConfig {
@@ -103,6 +109,7 @@ impl Default for PolicyConfig {
             climate_interval_critical_ms: 60_000,
             burst_min_soc: 0.20,
             uplink_min_soc: 0.30,
+            update_min_soc: 0.50,
         }
     }
 }
@@ -117,6 +124,7 @@ impl PolicyConfig {
             (self.critical_below_soc, "critical_below_soc"),
             (self.burst_min_soc, "burst_min_soc"),
             (self.uplink_min_soc, "uplink_min_soc"),
+            (self.update_min_soc, "update_min_soc"),
         ] {
             if !frac(v) {
                 errs.push((
@@ -169,6 +177,8 @@ pub struct PowerStatus {
     pub burst: Decision,
     /// Whether uplink sessions may run, and why not.
     pub uplink: Decision,
+    /// Whether an update may be installed, and why not.
+    pub install: Decision,
 }
 
 impl PowerStatus {
@@ -185,6 +195,7 @@ impl PowerStatus {
             },
             Step::InferenceBurst => self.burst.clone(),
             Step::Uplink => self.uplink.clone(),
+            Step::Install => self.install.clone(),
         }
     }
 }
@@ -251,6 +262,14 @@ impl PowerPolicy {
             },
             burst: gate(c.burst_min_soc, "inference burst"),
             uplink: gate(c.uplink_min_soc, "uplink"),
+            install: match self.mode {
+                PowerMode::Normal => gate(c.update_min_soc, "install"),
+                m => Decision::Deny(format!(
+                    "install deferred in {} mode (battery {:.0}%)",
+                    m.as_str(),
+                    soc * 100.0
+                )),
+            },
         }
     }
 }
@@ -296,6 +315,20 @@ mod tests {
         assert!(!s.decide(Step::CameraFrame).allowed());
         assert!(!s.decide(Step::InferenceBurst).allowed());
         assert_eq!(s.climate_interval_ms, 60_000);
+    }
+
+    #[test]
+    fn installs_wait_for_normal_mode_and_enough_charge() {
+        let mut p = PowerPolicy::new(PolicyConfig::default());
+        assert!(p.update(at(0.8)).decide(Step::Install).allowed());
+        match p.update(at(0.45)).decide(Step::Install) {
+            Decision::Deny(why) => assert!(why.contains("45%"), "{why}"),
+            Decision::Allow => panic!("install allowed at 45%"),
+        }
+        match p.update(at(0.3)).decide(Step::Install) {
+            Decision::Deny(why) => assert!(why.contains("saver"), "{why}"),
+            Decision::Allow => panic!("install allowed in saver mode"),
+        }
     }
 
     #[test]

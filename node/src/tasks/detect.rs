@@ -23,6 +23,32 @@ use tokio::sync::{mpsc, watch};
 use super::{Counters, SensorMsg};
 use crate::sensors::health::HealthHandle;
 
+/// A new model to run on trial: the next `bursts` bursts run on it. If one
+/// fails, the previous classifier is put back. The outcome goes to `done`.
+pub struct ModelSwap {
+    /// The model on trial (already self-tested).
+    pub classifier: Box<dyn Classifier>,
+    /// Bursts it must pass.
+    pub bursts: u32,
+    /// Where the outcome goes.
+    pub done: tokio::sync::oneshot::Sender<TrialOutcome>,
+}
+
+/// How a trial ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrialOutcome {
+    /// Every trial burst ran.
+    Passed,
+    /// A burst failed; the previous classifier is back.
+    Failed(String),
+}
+
+struct Trial {
+    previous: Option<Box<dyn Classifier>>,
+    bursts_left: u32,
+    done: tokio::sync::oneshot::Sender<TrialOutcome>,
+}
+
 /// An event ready to be stored.
 #[derive(Debug, Clone)]
 pub struct Classified {
@@ -56,6 +82,8 @@ pub struct DetectStage {
     latest_ms: i64,
     health: Option<HealthHandle>,
     last_error: Option<String>,
+    swaps: Option<mpsc::Receiver<ModelSwap>>,
+    trial: Option<Trial>,
 }
 
 impl DetectStage {
@@ -85,6 +113,8 @@ impl DetectStage {
             latest_ms: i64::MIN,
             health: None,
             last_error: None,
+            swaps: None,
+            trial: None,
         }
     }
 
@@ -142,6 +172,7 @@ impl DetectStage {
     /// Events finalised so far (all of them when `finish`), classified in
     /// one burst, without the excluded ones.
     pub fn take(&mut self, finish: bool) -> Vec<Classified> {
+        self.poll_swaps();
         let ds = if finish {
             self.detector.finish()
         } else {
@@ -260,6 +291,11 @@ impl DetectStage {
                 self.burst_denied = false;
                 Counters::add(&self.counters.bursts, 1);
                 let result = classifier.classify(feats);
+                let on_trial = match &result {
+                    Ok(v) if v.len() == ds.len() => Ok(()),
+                    Ok(_) => Err("wrong number of verdicts".to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
                 match &result {
                     Ok(_) => {
                         if self.last_error.take().is_some() {
@@ -282,7 +318,7 @@ impl DetectStage {
                         self.last_error = Some(msg);
                     }
                 }
-                match result {
+                let out = match result {
                     Ok(verdicts) if verdicts.len() == ds.len() => {
                         let model = classifier.version();
                         ds.into_iter()
@@ -307,6 +343,66 @@ impl DetectStage {
                         triggers_only(ds)
                     }
                     Err(_) => triggers_only(ds),
+                };
+                self.trial_burst(on_trial);
+                out
+            }
+        }
+    }
+
+    /// Takes new models to try from `swaps`.
+    pub fn with_swaps(mut self, swaps: mpsc::Receiver<ModelSwap>) -> Self {
+        self.swaps = Some(swaps);
+        self
+    }
+
+    /// Starts the trial of a model handed over on the swap channel.
+    fn poll_swaps(&mut self) {
+        let Some(rx) = self.swaps.as_mut() else {
+            return;
+        };
+        while let Ok(swap) = rx.try_recv() {
+            if let Some(t) = self.trial.take() {
+                self.classifier = t.previous;
+                let _ = t
+                    .done
+                    .send(TrialOutcome::Failed("replaced by a newer model".into()));
+            }
+            let version = swap.classifier.version().0;
+            let previous = self.classifier.replace(swap.classifier);
+            tracing::info!(version, bursts = swap.bursts, "model on trial");
+            if swap.bursts == 0 {
+                let _ = swap.done.send(TrialOutcome::Passed);
+                continue;
+            }
+            self.trial = Some(Trial {
+                previous,
+                bursts_left: swap.bursts,
+                done: swap.done,
+            });
+        }
+    }
+
+    /// Counts a burst of the model on trial; a failure puts the previous
+    /// classifier back.
+    fn trial_burst(&mut self, result: Result<(), String>) {
+        let Some(t) = self.trial.as_mut() else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                t.bursts_left = t.bursts_left.saturating_sub(1);
+                if t.bursts_left == 0
+                    && let Some(t) = self.trial.take()
+                {
+                    let _ = t.done.send(TrialOutcome::Passed);
+                }
+            }
+            Err(reason) => {
+                if let Some(t) = self.trial.take() {
+                    tracing::error!(reason = %reason, "model failed its trial; the previous model is back");
+                    self.classifier = t.previous;
+                    let _ = t.done.send(TrialOutcome::Failed(reason));
                 }
             }
         }

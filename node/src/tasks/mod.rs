@@ -59,6 +59,12 @@ pub struct Counters {
     pub events_cut_at_max: AtomicU64,
     /// Sensor errors.
     pub sensor_errors: AtomicU64,
+    /// Updates installed (models after their trial, settings).
+    pub updates_installed: AtomicU64,
+    /// Updates refused or rolled back.
+    pub updates_refused: AtomicU64,
+    /// Offers deferred by the power policy or the temperature.
+    pub updates_deferred: AtomicU64,
 }
 
 impl Counters {
@@ -72,5 +78,11 @@ impl Counters {
 
     pub(crate) fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
+    }
+
+    /// The last air temperature, °C, once one was read.
+    pub fn air_temp_c(&self) -> Option<f64> {
+        (Self::get(&self.climate_readings) > 0)
+            .then(|| self.air_temp_c100.load(Ordering::Relaxed) as f64 / 100.0)
     }
 }

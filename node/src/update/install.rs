@@ -1,0 +1,430 @@
+//! The install pipeline. An offered bundle is verified against the trust
+//! state, then held until the power policy allows an install; a settings
+//! patch is checked against the configuration and stored; a model is
+//! written to the free slot, loaded, self-tested (vectors and latency) and
+//! handed to the detection stage on trial. Only after its trial bursts is it
+//! committed and its version recorded; any failure leaves the committed
+//! model in place. The node never loads a model that did not pass
+//! verification: a slot is only ever named in the state once it has.
+
+use std::path::{Path, PathBuf};
+
+use fusion::model::FusionModel;
+use models::bundle::{
+    Bundle, Expect, Kind, Metadata, ModelTarget, Refusal, SettingsPatch, TrustState, verify_bundle,
+};
+use power::{Decision, PowerStatus, Step};
+
+use super::state::{InstallState, Outcome, SlotModel};
+use super::trust;
+use crate::config::Config;
+
+/// This firmware's version, from the crate's.
+pub fn firmware() -> [u16; 3] {
+    let mut v = [0u16; 3];
+    for (i, part) in env!("CARGO_PKG_VERSION").split('.').take(3).enumerate() {
+        v[i] = part
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0);
+    }
+    v
+}
+
+/// What this node runs: the target a model bundle must fit.
+pub fn expect() -> Expect {
+    Expect {
+        firmware: firmware(),
+        model: ModelTarget {
+            family: "fusion".into(),
+            features: fusion::model::FEATURE_LAYOUT.into(),
+            classes: fusion::classifier::MODEL_CLASSES
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect(),
+        },
+    }
+}
+
+/// What became of an offer.
+pub enum Offer {
+    /// Refused, with the reason; the bundle is dropped.
+    Refused(Outcome),
+    /// Valid, but the power policy (or the temperature) says not now; the
+    /// bundle is kept.
+    Deferred(Outcome),
+    /// A settings patch, installed (it applies from the next start).
+    Settings(Outcome),
+    /// A model that passed its self-test, to run on trial.
+    Trial {
+        /// What to report.
+        outcome: Outcome,
+        /// The model, loaded.
+        model: Box<FusionModel<fusion::infer::OrtBackend>>,
+        /// Its metadata, to record at commit.
+        meta: Box<Metadata>,
+    },
+}
+
+impl Offer {
+    /// The outcome to report.
+    pub fn outcome(&self) -> &Outcome {
+        match self {
+            Offer::Refused(o) | Offer::Deferred(o) | Offer::Settings(o) => o,
+            Offer::Trial { outcome, .. } => outcome,
+        }
+    }
+}
+
+/// The node's installer: its files, trust state and install state.
+pub struct Installer {
+    dir: PathBuf,
+    cfg: Config,
+    trust: Result<TrustState, String>,
+    state: InstallState,
+    build_s: u64,
+}
+
+/// Seconds since the epoch at build time (the time floor never goes below).
+pub const BUILD_UNIX_S: u64 = 1_793_000_000;
+
+fn outcome(now_ms: i64, meta: Option<&Metadata>, result: &str, reason: String) -> Outcome {
+    Outcome {
+        t_ms: now_ms,
+        kind: meta.map_or("unknown", |m| m.kind.as_str()).to_string(),
+        name: meta.map(|m| m.name.clone()).unwrap_or_default(),
+        version: meta.map_or(0, |m| m.version),
+        result: result.to_string(),
+        reason,
+    }
+}
+
+impl Installer {
+    /// Opens `<data_dir>/update`. A trust state that cannot be had (no root
+    /// configured, a damaged file) leaves the installer refusing every
+    /// bundle with that reason; the node runs on. A trial interrupted by a
+    /// restart is rolled back.
+    pub fn open(cfg: &Config, now_ms: i64) -> Installer {
+        let dir = cfg.node.data_dir.join("update");
+        let trust = trust::load(&dir.join("trust.bin"), cfg.update.root.as_deref())
+            .map_err(|e| e.to_string());
+        if let Err(e) = &trust {
+            tracing::info!(reason = %e, "updates are off");
+        }
+        let state_path = dir.join("state.toml");
+        let mut state = InstallState::load(&state_path).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "install state unreadable; running the configured model");
+            InstallState::default()
+        });
+        if let Some(t) = state.trial.take() {
+            tracing::warn!(slot = %t.slot, version = t.version, "a model trial was interrupted by a restart; rolled back");
+            state.last = Some(Outcome {
+                t_ms: now_ms,
+                kind: "model".into(),
+                name: "fusion".into(),
+                version: t.version,
+                result: "rolled_back".into(),
+                reason: "the trial was interrupted by a restart".into(),
+            });
+            if let Err(e) = state.save(&state_path) {
+                tracing::error!(error = %e, "cannot record the rollback");
+            }
+        }
+        Installer {
+            dir,
+            cfg: cfg.clone(),
+            trust,
+            state,
+            build_s: BUILD_UNIX_S,
+        }
+    }
+
+    /// Bursts a model runs on trial.
+    pub fn trial_bursts(&self) -> u32 {
+        self.cfg.update.trial_bursts
+    }
+
+    /// The install state.
+    pub fn state(&self) -> &InstallState {
+        &self.state
+    }
+
+    /// The trust state, or why there is none.
+    pub fn trust(&self) -> Result<&TrustState, &str> {
+        self.trust.as_ref().map_err(|e| e.as_str())
+    }
+
+    /// The committed model's manifest, if an update installed one.
+    pub fn active_manifest(&self) -> Option<PathBuf> {
+        self.state
+            .active
+            .as_ref()
+            .map(|a| self.dir.join("slots").join(&a.slot).join("manifest.toml"))
+    }
+
+    /// The installed settings patch, if any.
+    pub fn settings_patch(&self) -> Option<SettingsPatch> {
+        let bytes = std::fs::read(self.dir.join("settings.bin")).ok()?;
+        SettingsPatch::from_bytes(&bytes).ok()
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.dir.join("state.toml")
+    }
+
+    fn record_last(&mut self, o: &Outcome) {
+        self.state.last = Some(o.clone());
+        if let Err(e) = self.state.save(&self.state_path()) {
+            tracing::error!(error = %e, "cannot record the update result");
+        }
+    }
+
+    /// Verifies a bundle without installing it (`fieldnode update apply`
+    /// checks before it queues a file).
+    pub fn check(&self, reader: impl std::io::Read, now_ms: i64) -> Result<Bundle, Refusal> {
+        let trust = self
+            .trust
+            .as_ref()
+            .map_err(|e| Refusal::Malformed(format!("updates are off: {e}")))?;
+        let floor = trust.time_floor((now_ms.max(0) / 1000) as u64, self.build_s);
+        verify_bundle(
+            trust,
+            reader,
+            &expect(),
+            floor,
+            self.cfg.update.max_bundle_bytes,
+        )
+    }
+
+    /// Takes an offered bundle as far as it may go now.
+    pub fn offer(
+        &mut self,
+        reader: impl std::io::Read,
+        power: &PowerStatus,
+        temp_c: Option<f64>,
+        now_ms: i64,
+    ) -> Offer {
+        let bundle = match self.check(reader, now_ms) {
+            Ok(b) => b,
+            Err(r) => {
+                let o = outcome(now_ms, None, "refused", format!("{}: {r}", r.code()));
+                self.record_last(&o);
+                return Offer::Refused(o);
+            }
+        };
+        let meta = &bundle.meta;
+        if let Decision::Deny(why) = power.decide(Step::Install) {
+            return Offer::Deferred(outcome(now_ms, Some(meta), "deferred", why));
+        }
+        let u = &self.cfg.update;
+        if let Some(t) = temp_c
+            && !(u.min_temp_c..=u.max_temp_c).contains(&t)
+        {
+            return Offer::Deferred(outcome(
+                now_ms,
+                Some(meta),
+                "deferred",
+                format!(
+                    "enclosure at {t:.1} °C, outside {:.0}..{:.0} °C",
+                    u.min_temp_c, u.max_temp_c
+                ),
+            ));
+        }
+        let result = match meta.kind {
+            Kind::Settings => self.install_settings(&bundle, now_ms),
+            Kind::Model => self.stage_model(&bundle, now_ms),
+        };
+        match result {
+            Ok(offer) => {
+                self.record_last(offer.outcome());
+                offer
+            }
+            Err((result, reason)) => {
+                let o = outcome(now_ms, Some(meta), result, reason);
+                self.record_last(&o);
+                Offer::Refused(o)
+            }
+        }
+    }
+
+    fn install_settings(
+        &mut self,
+        b: &Bundle,
+        now_ms: i64,
+    ) -> Result<Offer, (&'static str, String)> {
+        let refused = |reason: String| ("refused", reason);
+        let patch = SettingsPatch::from_bytes(&b.payload).map_err(|e| refused(e.to_string()))?;
+        let mut patched = self.cfg.clone();
+        apply_patch(&mut patched, &patch);
+        let errors = patched.validate();
+        if !errors.0.is_empty() {
+            return Err(refused(format!("settings_invalid: {errors}")));
+        }
+        let io = |e: String| ("refused", format!("io: {e}"));
+        uplink::store::durable::create_dir_durably(&self.dir).map_err(|e| io(e.to_string()))?;
+        uplink::store::durable::replace_atomically(&self.dir.join("settings.bin"), &b.payload)
+            .map_err(|e| io(e.to_string()))?;
+        self.state.settings_version = b.meta.version;
+        self.commit_trust(&b.meta).map_err(io)?;
+        Ok(Offer::Settings(outcome(
+            now_ms,
+            Some(&b.meta),
+            "installed",
+            "applies from the next start".into(),
+        )))
+    }
+
+    fn stage_model(&mut self, b: &Bundle, now_ms: i64) -> Result<Offer, (&'static str, String)> {
+        let refused = |reason: String| ("refused", reason);
+        let m = &b.meta;
+        let text = m
+            .manifest
+            .as_deref()
+            .ok_or_else(|| refused("model_invalid: the bundle carries no manifest".into()))?;
+        let manifest = models::Manifest::from_toml(text)
+            .map_err(|e| refused(format!("model_invalid: {e}")))?;
+        let sha: String = m
+            .payload_sha256
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if manifest.sha256 != sha
+            || manifest.size_bytes != m.payload_len
+            || u64::from(manifest.version) != m.version
+            || manifest.name != m.name
+        {
+            return Err(refused(
+                "model_invalid: the manifest does not describe the signed payload (name, version, size or sha256)".into(),
+            ));
+        }
+        let file = Path::new(&manifest.file);
+        if file.components().count() != 1 || file.file_name().is_none() {
+            return Err(refused(
+                "model_invalid: the manifest's file is not a plain file name".into(),
+            ));
+        }
+        let slot = self.state.free_slot();
+        let slot_dir = self.dir.join("slots").join(slot);
+        let io = |e: String| ("refused", format!("io: {e}"));
+        uplink::store::durable::create_dir_durably(&slot_dir).map_err(|e| io(e.to_string()))?;
+        uplink::store::durable::replace_atomically(&slot_dir.join(file), &b.payload)
+            .map_err(|e| io(e.to_string()))?;
+        let manifest_path = slot_dir.join("manifest.toml");
+        uplink::store::durable::replace_atomically(&manifest_path, text.as_bytes())
+            .map_err(|e| io(e.to_string()))?;
+        let rolled_back = |reason: String| ("rolled_back", reason);
+        let mut model = FusionModel::open(&self.cfg.fusion, &manifest_path)
+            .map_err(|e| rolled_back(format!("model_invalid: {e}")))?;
+        let report = model
+            .self_test(&m.self_tests)
+            .map_err(|e| rolled_back(format!("self_test: {e}")))?;
+        let bound_us =
+            ((f64::from(m.latency_p99_us) * self.cfg.update.latency_factor) as u64).max(50_000);
+        if report.slowest_us > bound_us {
+            return Err(rolled_back(format!(
+                "latency: {} µs, more than the {bound_us} µs allowed",
+                report.slowest_us
+            )));
+        }
+        tracing::info!(
+            slot,
+            version = m.version,
+            vectors = report.vectors,
+            slowest_us = report.slowest_us,
+            "model passed its self-test"
+        );
+        self.state.trial = Some(SlotModel {
+            slot: slot.to_string(),
+            version: m.version,
+        });
+        let o = outcome(
+            now_ms,
+            Some(m),
+            "on_trial",
+            format!(
+                "self-test passed ({} vectors, slowest {} µs); {} trial bursts",
+                report.vectors, report.slowest_us, self.cfg.update.trial_bursts
+            ),
+        );
+        Ok(Offer::Trial {
+            outcome: o,
+            model: Box::new(model),
+            meta: Box::new(m.clone()),
+        })
+    }
+
+    fn commit_trust(&mut self, meta: &Metadata) -> Result<(), String> {
+        let trust = self.trust.as_mut().map_err(|e| e.clone())?;
+        trust.record(meta);
+        trust::save(&self.dir.join("trust.bin"), trust).map_err(|e| e.to_string())
+    }
+
+    /// The model on trial passed: it becomes the committed one, and its
+    /// version is recorded (from now on older bundles are rollbacks).
+    pub fn commit(&mut self, meta: &Metadata, now_ms: i64) -> Outcome {
+        if let Some(t) = self.state.trial.take() {
+            self.state.active = Some(t);
+        }
+        let o = match self.commit_trust(meta) {
+            Ok(()) => outcome(now_ms, Some(meta), "installed", "trial passed".into()),
+            Err(e) => outcome(
+                now_ms,
+                Some(meta),
+                "installed",
+                format!("trial passed; the version could not be recorded: {e}"),
+            ),
+        };
+        self.record_last(&o);
+        o
+    }
+
+    /// The model on trial failed: the committed one stays.
+    pub fn roll_back(&mut self, meta: &Metadata, reason: String, now_ms: i64) -> Outcome {
+        self.state.trial = None;
+        let o = outcome(now_ms, Some(meta), "rolled_back", reason);
+        self.record_last(&o);
+        o
+    }
+}
+
+/// Applies a settings patch to a configuration.
+pub fn apply_patch(cfg: &mut Config, p: &SettingsPatch) {
+    let frac = |v: u16| f64::from(v) / 1000.0;
+    for (class, t) in &p.thresholds {
+        cfg.fusion
+            .thresholds
+            .insert(class.as_str().to_string(), frac(*t) as f32);
+    }
+    if let Some(ex) = &p.exclude {
+        cfg.fusion.exclude = ex.iter().map(|c| c.as_str().to_string()).collect();
+    }
+    let pol = &mut cfg.power.policy;
+    if let Some(v) = p.camera_interval_ms {
+        pol.camera_interval_ms = u64::from(v);
+    }
+    if let Some(v) = p.camera_interval_saver_ms {
+        pol.camera_interval_saver_ms = u64::from(v);
+    }
+    if let Some(v) = p.climate_interval_ms {
+        pol.climate_interval_ms = u64::from(v);
+    }
+    if let Some(v) = p.climate_interval_critical_ms {
+        pol.climate_interval_critical_ms = u64::from(v);
+    }
+    if let Some(v) = p.saver_below_soc {
+        pol.saver_below_soc = frac(v);
+    }
+    if let Some(v) = p.critical_below_soc {
+        pol.critical_below_soc = frac(v);
+    }
+    if let Some(v) = p.burst_min_soc {
+        pol.burst_min_soc = frac(v);
+    }
+    if let Some(v) = p.uplink_min_soc {
+        pol.uplink_min_soc = frac(v);
+    }
+    if let Some(v) = p.update_min_soc {
+        pol.update_min_soc = frac(v);
+    }
+}

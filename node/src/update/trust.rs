@@ -1,0 +1,109 @@
+//! The persisted trust state: read at start, made from the provisioned root
+//! the first time, replaced atomically after every change.
+
+use std::path::{Path, PathBuf};
+
+use models::bundle::{SignedRoot, TrustState};
+
+/// Why the trust state is not available.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// No `[update] root` and no state yet.
+    #[error("no trust root: set [update] root to the provisioned root file")]
+    NoRoot,
+    /// A file cannot be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The provisioned root is not valid.
+    #[error("{}: {source}", path.display())]
+    Root {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: models::bundle::RootError,
+    },
+    /// The persisted state is damaged: updates stop until it is replaced.
+    #[error("{}: {source}", path.display())]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: models::bundle::verify::StateError,
+    },
+    /// The durable write failed.
+    #[error(transparent)]
+    Store(#[from] uplink::StoreError),
+}
+
+/// Reads the trust state at `path`, or makes it from the provisioned root.
+/// A provisioned root newer than the persisted one (a technician installed
+/// a rotated root) is taken if it rotates from it.
+pub fn load(path: &Path, provisioned: Option<&Path>) -> Result<TrustState, TrustError> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| TrustError::Io { path: p, source }
+    };
+    let state = match std::fs::read(path) {
+        Ok(bytes) => Some(
+            TrustState::from_bytes(&bytes).map_err(|source| TrustError::State {
+                path: path.to_path_buf(),
+                source,
+            })?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(path)(e)),
+    };
+    let root = match provisioned {
+        Some(p) => {
+            let bytes = std::fs::read(p).map_err(io(p))?;
+            Some(
+                SignedRoot::parse(&bytes).map_err(|source| TrustError::Root {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
+            )
+        }
+        None => None,
+    };
+    match (state, root) {
+        (Some(mut s), Some(r)) if r.root.version > s.root.root.version => {
+            match s.rotate_root(r) {
+                Ok(()) => {
+                    tracing::info!(
+                        version = s.root.root.version,
+                        "trust root rotated from the provisioned file"
+                    );
+                    save(path, &s)?;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the provisioned root does not rotate from the trusted one; keeping the trusted root");
+                }
+            }
+            Ok(s)
+        }
+        (Some(s), _) => Ok(s),
+        (None, Some(r)) => {
+            let s = TrustState::new(r);
+            save(path, &s)?;
+            Ok(s)
+        }
+        (None, None) => Err(TrustError::NoRoot),
+    }
+}
+
+/// Replaces the state atomically.
+pub fn save(path: &Path, state: &TrustState) -> Result<(), TrustError> {
+    if let Some(dir) = path.parent() {
+        uplink::store::durable::create_dir_durably(dir).map_err(|source| TrustError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    uplink::store::durable::replace_atomically(path, &state.to_bytes())?;
+    Ok(())
+}
