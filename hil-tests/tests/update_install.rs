@@ -1,0 +1,385 @@
+//! Signed updates on the real node (`fieldnode run` replaying the demo
+//! scene): a model bundle is deferred at low charge and installed when the
+//! charge allows, then used for the next bursts; a model that fails its
+//! self-test is rolled back; refused bundles never reach the drop folder;
+//! a settings bundle is installed and applied at the next start.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ed25519_dalek::SigningKey;
+use models::bundle::keys::generate;
+use models::bundle::{
+    Bundle, Kind, Metadata, ModelTarget, Role, Root, SelfTest, SettingsPatch, Target,
+};
+
+const MANIFEST: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../models/fusion/fusion.int4.manifest.toml"
+);
+const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../models/fusion/fusion.int4.onnx"
+);
+const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenes/demo");
+
+fn key(n: u8) -> SigningKey {
+    generate([n; 32])
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+struct Node {
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn new() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let role = |keys: &[u8], threshold| Role {
+            keys: keys
+                .iter()
+                .map(|&n| key(n).verifying_key().to_bytes())
+                .collect(),
+            threshold,
+        };
+        let root = Root {
+            version: 1,
+            expires_s: now_s() + 86_400,
+            root: role(&[1, 2], 2),
+            bundles: role(&[10, 11], 2),
+        };
+        std::fs::write(dir.path().join("root.fnr"), root.sign(&[&key(1), &key(2)])).unwrap();
+        Node { dir }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn config(&self, soc: f64) -> PathBuf {
+        let path = self.dir.path().join(format!("node-{soc}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+[update]
+root = "{}"
+scan_interval_ms = 200
+trial_bursts = 1
+
+[power.simulation]
+initial_soc = {soc}
+"#,
+                self.dir.path().join("root.fnr").display()
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// Replays the demo scene at full speed; returns (stored events, summary).
+    fn run(&self, soc: f64) -> (Vec<serde_json::Value>, serde_json::Value, String) {
+        let out = common::node_run(
+            Path::new(DEMO),
+            &self.data(),
+            &["--speed", "max", "--config"],
+        )
+        .arg(self.config(soc))
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "the node failed:\n{stderr}");
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let events = lines
+            .iter()
+            .filter_map(|v| v.get("stored").cloned())
+            .collect();
+        let summary = lines
+            .iter()
+            .find_map(|v| v.get("summary").cloned())
+            .unwrap_or_else(|| panic!("no summary:\n{stderr}"));
+        (events, summary, stderr)
+    }
+
+    fn update(&self, args: &[&str]) -> std::process::Output {
+        Command::new(common::NODE)
+            .arg("update")
+            .args(args)
+            .arg("--config")
+            .arg(self.config(0.9))
+            .arg("--data-dir")
+            .arg(self.data())
+            .output()
+            .unwrap()
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = self.update(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn apply(&self, bundle: &[u8], name: &str) -> std::process::Output {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, bundle).unwrap();
+        self.update(&["apply", path.to_str().unwrap()])
+    }
+}
+
+fn self_tests() -> Vec<SelfTest> {
+    let out = Command::new(common::NODE)
+        .args([
+            "update",
+            "selftests",
+            "--count",
+            "6",
+            "--manifest",
+            MANIFEST,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    v.into_iter()
+        .map(|t| SelfTest {
+            inputs: serde_json::from_value(t["inputs"].clone()).unwrap(),
+            expected_class: t["expected_class"].as_u64().unwrap() as u8,
+            probabilities: serde_json::from_value(t["probabilities"].clone()).unwrap(),
+            tolerance: t["tolerance"].as_f64().unwrap() as f32,
+        })
+        .collect()
+}
+
+/// The committed model as a bundle of `version`, signed by `signers`.
+fn model_bundle(version: u64, tests: Vec<SelfTest>, signers: &[u8]) -> Vec<u8> {
+    let text = std::fs::read_to_string(MANIFEST).unwrap();
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("version = ") {
+                format!("version = {version}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let payload = std::fs::read(MODEL).unwrap();
+    let meta = Metadata {
+        kind: Kind::Model,
+        name: "fusion".into(),
+        version,
+        created_s: now_s() - 60,
+        expires_s: now_s() + 86_400,
+        target: Target {
+            min_firmware: [0, 0, 0],
+            model: Some(ModelTarget {
+                family: "fusion".into(),
+                features: "fieldnode-features-1".into(),
+                classes: vec![
+                    "wildlife".into(),
+                    "machinery_anomaly".into(),
+                    "human_activity".into(),
+                    "background".into(),
+                ],
+            }),
+        },
+        payload_len: 0,
+        payload_sha256: [0; 32],
+        quantization: "int4".into(),
+        latency_p99_us: 100,
+        self_tests: tests,
+        manifest: Some(text),
+    };
+    let mut b = Bundle::new(meta, payload);
+    for &k in signers {
+        b.sign(&key(k));
+    }
+    b.to_bytes()
+}
+
+fn versions(events: &[serde_json::Value]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| e["model_version"].as_u64().unwrap_or(0))
+        .collect()
+}
+
+#[test]
+fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
+    let node = Node::new();
+    let tests = self_tests();
+    assert_eq!(tests.len(), 6);
+
+    // Refused bundles never reach the drop folder.
+    let out = node.apply(&model_bundle(3, tests.clone(), &[10, 66]), "forged.fnb");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signatures"),
+        "{out:?}"
+    );
+    assert!(node.status()["pending"].as_array().unwrap().is_empty());
+
+    // A good bundle is queued.
+    let out = node.apply(&model_bundle(3, tests.clone(), &[10, 11]), "v3.fnb");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(node.status()["pending"].as_array().unwrap().len(), 1);
+
+    // Saver mode (30 %): deferred, kept, the committed model runs.
+    let (events, summary, stderr) = node.run(0.3);
+    assert!(
+        summary["updates_deferred"].as_u64().unwrap() >= 1,
+        "{summary}\n{stderr}"
+    );
+    assert_eq!(summary["updates_installed"], 0, "{summary}");
+    assert!(!events.is_empty());
+    assert!(
+        versions(&events).iter().all(|&v| v == 2),
+        "{:?}",
+        versions(&events)
+    );
+    let s = node.status();
+    assert_eq!(s["pending"].as_array().unwrap().len(), 1, "{s}");
+    assert!(s["state"]["active"].is_null(), "{s}");
+
+    // Charge recovered: self-tested, on trial, committed, used.
+    let (events, summary, stderr) = node.run(0.9);
+    assert_eq!(summary["updates_installed"], 1, "{summary}\n{stderr}");
+    assert_eq!(summary["update_last"]["result"], "installed", "{summary}");
+    assert!(
+        versions(&events).contains(&3),
+        "{:?}\n{stderr}",
+        versions(&events)
+    );
+    let s = node.status();
+    assert_eq!(s["state"]["active"]["version"], 3, "{s}");
+    assert!(s["pending"].as_array().unwrap().is_empty(), "{s}");
+    assert_eq!(s["installed"][0][2], 3, "{s}");
+
+    // At the next start the committed model is the one loaded.
+    let (events, _, stderr) = node.run(0.9);
+    assert!(stderr.contains("installed by an update"), "{stderr}");
+    assert!(
+        versions(&events).iter().all(|&v| v == 3),
+        "{:?}",
+        versions(&events)
+    );
+
+    // Rollback of an older version, at the door.
+    let out = node.apply(&model_bundle(2, tests.clone(), &[10, 11]), "old.fnb");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rollback"),
+        "{out:?}"
+    );
+
+    // A model whose answers differ from its vectors: rolled back, v3 stays.
+    let mut wrong = tests.clone();
+    for t in &mut wrong {
+        t.probabilities.reverse();
+        t.expected_class = 3 - t.expected_class.min(3);
+    }
+    let out = node.apply(&model_bundle(4, wrong, &[10, 11]), "v4.fnb");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (events, summary, stderr) = node.run(0.9);
+    assert_eq!(summary["updates_refused"], 1, "{summary}\n{stderr}");
+    assert_eq!(summary["update_last"]["result"], "rolled_back", "{summary}");
+    assert!(
+        summary["update_last"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("self_test"),
+        "{summary}"
+    );
+    assert!(
+        versions(&events).iter().all(|&v| v == 3),
+        "{:?}",
+        versions(&events)
+    );
+    let s = node.status();
+    assert_eq!(s["state"]["active"]["version"], 3, "{s}");
+    assert_eq!(s["installed"][0][2], 3, "{s}");
+}
+
+#[test]
+fn a_settings_bundle_changes_a_threshold_from_the_next_start() {
+    let node = Node::new();
+    // Every model verdict below 0.99 becomes unknown.
+    let patch = SettingsPatch {
+        thresholds: vec![
+            (messages::EventClass::Wildlife, 990),
+            (messages::EventClass::MachineryAnomaly, 990),
+            (messages::EventClass::HumanActivity, 990),
+        ],
+        ..SettingsPatch::default()
+    };
+    let meta = Metadata {
+        kind: Kind::Settings,
+        name: "settings".into(),
+        version: 1,
+        created_s: now_s() - 60,
+        expires_s: now_s() + 86_400,
+        target: Target {
+            min_firmware: [0, 0, 0],
+            model: None,
+        },
+        payload_len: 0,
+        payload_sha256: [0; 32],
+        quantization: String::new(),
+        latency_p99_us: 0,
+        self_tests: Vec::new(),
+        manifest: None,
+    };
+    let mut b = Bundle::new(meta, patch.to_bytes());
+    b.sign(&key(10));
+    b.sign(&key(11));
+    let bytes = b.to_bytes();
+    assert!(bytes.len() <= 270, "{}", bytes.len());
+    let (_, before, _) = node.run(0.9);
+    let out = node.apply(&bytes, "settings.fnb");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, summary, stderr) = node.run(0.9);
+    assert_eq!(summary["updates_installed"], 1, "{summary}\n{stderr}");
+    assert_eq!(node.status()["state"]["settings_version"], 1);
+    let (_, after, stderr) = node.run(0.9);
+    assert!(
+        stderr.contains("settings from a signed update applied"),
+        "{stderr}"
+    );
+    assert!(
+        after["events_uncertain"].as_u64().unwrap() > before["events_uncertain"].as_u64().unwrap(),
+        "before {before}\nafter {after}"
+    );
+}
