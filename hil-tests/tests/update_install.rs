@@ -383,3 +383,76 @@ fn a_settings_bundle_changes_a_threshold_from_the_next_start() {
         "before {before}\nafter {after}"
     );
 }
+
+#[test]
+fn a_kill_at_any_moment_of_an_install_leaves_a_verified_model() {
+    use rand::{Rng, SeedableRng};
+    let node = Node::new();
+    let tests = self_tests();
+    let out = node.apply(&model_bundle(3, tests, &[10, 11]), "v3.fnb");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(common::env_u64("HIL_SEED", 7));
+    let rounds = common::env_u64("HIL_UPDATE_KILLS", 6);
+    for round in 0..rounds {
+        let mut child = common::node_run(
+            Path::new(DEMO),
+            &node.data(),
+            &["--speed", "max", "--config"],
+        )
+        .arg(node.config(0.9))
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(rng.random_range(5..250)));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whatever the moment: the state names a verified model or none.
+        let s = node.status();
+        let at = if !s["state"]["trial"].is_null() {
+            "on trial"
+        } else if !s["state"]["active"].is_null() {
+            "committed"
+        } else {
+            "not yet installed"
+        };
+        eprintln!("round {round}: killed with the model {at}");
+        assert!(
+            s["state"]["trial"].is_null() || s["state"]["trial"]["version"] == 3,
+            "round {round}: {s}"
+        );
+        if !s["state"]["active"].is_null() {
+            assert_eq!(s["state"]["active"]["version"], 3, "round {round}: {s}");
+        }
+        // And the node starts on it and finishes what was cut.
+        let (events, _, stderr) = node.run(0.9);
+        assert!(
+            versions(&events).iter().all(|&v| v == 2 || v == 3),
+            "round {round}: {:?}\n{stderr}",
+            versions(&events)
+        );
+        let s = node.status();
+        assert_eq!(
+            s["state"]["active"]["version"], 3,
+            "round {round}: {s}\n{stderr}"
+        );
+        assert!(s["state"]["trial"].is_null(), "round {round}: {s}");
+        assert!(
+            s["pending"].as_array().unwrap().is_empty(),
+            "round {round}: {s}"
+        );
+        // Back to the start for the next round.
+        std::fs::remove_dir_all(node.data().join("update")).unwrap();
+        let out = node.apply(&model_bundle(3, self_tests(), &[10, 11]), "v3.fnb");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

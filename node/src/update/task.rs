@@ -126,7 +126,11 @@ pub async fn run(
                         Ok(TrialOutcome::Failed(reason)) => {
                             i.roll_back(&meta, format!("trial: {reason}"), now)
                         }
-                        Err(_) => i.roll_back(&meta, "trial: detection stopped".into(), now),
+                        // Detection stopped before the trial ended: the
+                        // node is stopping. The trial stays on record and
+                        // the next start rolls it back and offers the
+                        // bundle again.
+                        Err(_) => return,
                     };
                     drop(i);
                     report(&o, &counters);
