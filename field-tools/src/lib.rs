@@ -1,15 +1,19 @@
 //! The field tools: what a technician or a researcher runs on a laptop to
-//! read a node's events and judge them. Builds on any OS: it depends on the
-//! message crate and the store, not on the node's hardware stack.
+//! read a node's events and judge them, and what an operator runs to sign
+//! updates for it. Builds on any OS: it depends on the message crate, the
+//! store and the model crate, not on the node's hardware stack.
 //!
 //! - [`events`]: reading the events of a node's data directory (a pulled SD
 //!   card) without modifying it, as JSON lines or CSV;
 //! - [`pull`]: the researcher's MQTT subscriber (persistent session,
 //!   de-duplication, JSON lines or CSV);
 //! - [`score`]: event-level scoring of stored events against a scene's
-//!   `labels.csv`.
+//!   `labels.csv`;
+//! - [`update`]: signed updates: keys, trust roots, packing, signing,
+//!   verifying and inspecting model and settings bundles.
 
 pub mod bridge;
 pub mod events;
 pub mod pull;
 pub mod score;
+pub mod update;

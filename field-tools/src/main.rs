@@ -1,17 +1,19 @@
-//! `field-tools`: reading and judging a node's events.
+//! `field-tools`: reading and judging a node's events; keys, trust roots and
+//! signed bundles for updates.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use field_tools::update::{self, Expires, Outcome, UpdateError};
 use field_tools::{bridge, events, pull, score};
 
 #[derive(Parser)]
 #[command(
     name = "field-tools",
     version,
-    about = "Field tools for sensing nodes: read stored events, score them"
+    about = "Field tools for sensing nodes: read stored events, score them, sign updates"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -69,6 +71,311 @@ enum Command {
     Pull(PullArgs),
     /// The ground bridge: receive RockBLOCK callbacks, publish their records to the broker.
     Bridge(BridgeArgs),
+    #[command(flatten)]
+    Update(UpdateCommand),
+}
+
+/// Signed updates. Exit codes: 0 ok, 1 refused or failed verification,
+/// 2 usage or I/O error.
+#[derive(Subcommand)]
+enum UpdateCommand {
+    /// Ed25519 keys that sign roots and bundles.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Trust roots: which keys sign bundles and new roots (exit 1: refused, 2: usage/I/O).
+    Root {
+        #[command(subcommand)]
+        command: RootCommand,
+    },
+    /// Signed model and settings bundles (exit 1: refused, 2: usage/I/O).
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate a key pair from the OS's randomness: PREFIX.secret (mode 0600) and PREFIX.public.
+    ///
+    /// Neither file is ever overwritten. Prints the key id (the first 8 bytes
+    /// of the SHA-256 of the public key, in hex), which names the key in
+    /// signatures and roots.
+    Generate {
+        /// File name prefix: writes PREFIX.secret and PREFIX.public.
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum RootCommand {
+    /// Write a trust root signed by --sign keys; refuses (exit 1, nothing written) a root a node would not parse.
+    ///
+    /// The root lists the root keys (sign new roots; keep them offline) and
+    /// the bundle keys (sign bundles), each with a threshold. The result must
+    /// be signed by at least --root-threshold of its own root keys, or
+    /// nothing is written. An existing --out file is never replaced.
+    ///
+    /// Rotation: write the next version (--version N+1) with the new key
+    /// lists and pass to --sign a threshold of the CURRENT root's keys and a
+    /// threshold of the NEW root's keys; then check it with
+    /// `field-tools root verify --trusted CURRENT NEW`.
+    Init(RootInitArgs),
+    /// Show a root: version, expiry, roles (key ids, thresholds), signatures' key ids.
+    Inspect {
+        /// The root file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that NEW may replace the trusted root, as a node does (exit 1 with the reason if not).
+    ///
+    /// NEW must be version trusted+1, signed by a threshold of its own root
+    /// keys and by a threshold of the trusted root's root keys.
+    Verify {
+        /// The root the nodes trust now.
+        #[arg(long, value_name = "ROOT")]
+        trusted: PathBuf,
+        /// The new root.
+        new: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RootInitArgs {
+    /// Public key files of the root role (PREFIX.public).
+    #[arg(long = "root-key", value_name = "PUB", required = true, num_args = 1..)]
+    root_keys: Vec<PathBuf>,
+    /// Signatures by distinct root keys needed (for this root and the next rotation).
+    #[arg(long)]
+    root_threshold: u8,
+    /// Public key files of the bundle role.
+    #[arg(long = "bundle-key", value_name = "PUB", required = true, num_args = 1..)]
+    bundle_keys: Vec<PathBuf>,
+    /// Signatures by distinct bundle keys a bundle needs.
+    #[arg(long)]
+    bundle_threshold: u8,
+    /// Root version: 1 for the first root, the trusted version + 1 for a rotation.
+    #[arg(long, default_value_t = 1)]
+    version: u64,
+    /// Expiry: RFC 3339 time, date (YYYY-MM-DD, UTC) or days from now.
+    #[arg(long, value_name = "DATE_OR_DAYS", allow_hyphen_values = true)]
+    expires: Expires,
+    /// Secret key files that sign the root (for a rotation: old and new root keys).
+    #[arg(long, value_name = "SECRET", required = true, num_args = 1..)]
+    sign: Vec<PathBuf>,
+    /// Where to write the root (never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BundleKind {
+    Model,
+    Settings,
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Pack an unsigned bundle: a model (ONNX beside its manifest) or a settings patch.
+    ///
+    /// Model: the payload is the file the manifest names, checked against
+    /// the manifest's sha256 and size first (exit 1 if it differs).
+    /// Settings: PATCH.toml holds optional keys in the node's configuration
+    /// units (thresholds = { wildlife = 0.6 }, exclude = ["background"],
+    /// camera_interval_ms, camera_interval_saver_ms, climate_interval_ms,
+    /// climate_interval_critical_ms, saver_below_soc, critical_below_soc,
+    /// burst_min_soc, uplink_min_soc, update_min_soc); unknown keys are an
+    /// error. An existing --out file is replaced.
+    Pack(PackArgs),
+    /// Add a signature with a bundle key, in place (refuses a file that does not parse).
+    Sign {
+        /// Secret key file.
+        #[arg(long, value_name = "SECRET")]
+        key: PathBuf,
+        /// The bundle file.
+        file: PathBuf,
+    },
+    /// Run the trust decision on a bundle against a root (exit 1 with the refusal's code).
+    ///
+    /// Runs models::bundle::verify_bundle with a fresh trust state built from
+    /// --root (and --installed), the system clock as the time floor and a
+    /// 64 MiB cap. It checks: size, format, root expiry, signature threshold,
+    /// expiry, version above --installed, target (--firmware; for a model the
+    /// family, features and classes of --manifest, or of the bundle itself
+    /// when no --manifest is given, which the output says), payload length
+    /// and SHA-256. A node also holds a persisted time floor and its build
+    /// time, so it can refuse as expired what passes here.
+    Verify {
+        /// The root the node trusts.
+        #[arg(long, value_name = "ROOT_FILE")]
+        root: PathBuf,
+        /// The bundle file.
+        file: PathBuf,
+        /// Version installed on the node for this bundle's kind and name (default: none).
+        #[arg(long, value_name = "N")]
+        installed: Option<u64>,
+        /// The node's firmware version (default: this build's workspace version).
+        #[arg(long, value_parser = update::parse_firmware, default_value = env!("CARGO_PKG_VERSION"))]
+        firmware: [u16; 3],
+        /// The node's model manifest: the model target it runs.
+        #[arg(long, value_name = "NODE_MANIFEST")]
+        manifest: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a bundle: metadata, payload hash, signatures' key ids, size; settings: the patch.
+    Inspect {
+        /// The bundle file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct PackArgs {
+    /// What the bundle carries.
+    #[arg(long, value_enum)]
+    kind: BundleKind,
+    /// Model: its manifest (the ONNX file is read beside it).
+    #[arg(long, value_name = "MANIFEST.toml")]
+    manifest: Option<PathBuf>,
+    /// Settings: the patch.
+    #[arg(long, value_name = "PATCH.toml")]
+    patch: Option<PathBuf>,
+    /// Settings: the channel name (default `settings`). Model: must be the manifest's name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Bundle version; a node takes only a version above the one it installed.
+    #[arg(long)]
+    version: u64,
+    /// Expiry: RFC 3339 time, date (YYYY-MM-DD, UTC) or days from now.
+    #[arg(long, value_name = "DATE_OR_DAYS", allow_hyphen_values = true)]
+    expires: Expires,
+    /// Lowest firmware version that may take it.
+    #[arg(long, value_parser = update::parse_firmware, default_value = "0.1.0")]
+    min_firmware: [u16; 3],
+    /// Model: self-test vectors, JSON list of {inputs, expected_class, probabilities, tolerance}.
+    #[arg(long, value_name = "FILE.json")]
+    self_tests: Option<PathBuf>,
+    /// Where to write the unsigned bundle.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Prints a report (text or JSON, warnings on stderr) or an error; returns
+/// the exit code.
+fn finish<T: Outcome>(result: Result<T, UpdateError>, json: bool) -> ExitCode {
+    match result {
+        Ok(report) => {
+            for w in report.warnings() {
+                eprintln!("field-tools: warning: {w}");
+            }
+            if json {
+                match serde_json::to_value(&report) {
+                    Ok(mut v) => {
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("ok".into(), true.into());
+                        }
+                        println!("{v}");
+                    }
+                    Err(e) => {
+                        eprintln!("field-tools: cannot write JSON: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                println!("{report}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("field-tools: {e}");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "ok": false,
+                        "code": e.code(),
+                        "error": e.to_string(),
+                        "exit": e.exit_code(),
+                    })
+                );
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run_update(command: UpdateCommand) -> ExitCode {
+    use update::{bundle_cmd, keys_cmd, root_cmd};
+    match command {
+        UpdateCommand::Keys {
+            command: KeysCommand::Generate { out },
+        } => finish(keys_cmd::generate(&out), false),
+        UpdateCommand::Root { command } => match command {
+            RootCommand::Init(a) => finish(
+                root_cmd::init(&root_cmd::InitArgs {
+                    root_keys: a.root_keys,
+                    root_threshold: a.root_threshold,
+                    bundle_keys: a.bundle_keys,
+                    bundle_threshold: a.bundle_threshold,
+                    version: a.version,
+                    expires: a.expires,
+                    sign: a.sign,
+                    out: a.out,
+                }),
+                false,
+            ),
+            RootCommand::Inspect { file, json } => finish(root_cmd::inspect(&file), json),
+            RootCommand::Verify { trusted, new } => finish(root_cmd::verify(&trusted, &new), false),
+        },
+        UpdateCommand::Bundle { command } => match command {
+            BundleCommand::Pack(a) => finish(
+                bundle_cmd::pack(&bundle_cmd::PackArgs {
+                    kind: match a.kind {
+                        BundleKind::Model => models::bundle::Kind::Model,
+                        BundleKind::Settings => models::bundle::Kind::Settings,
+                    },
+                    manifest: a.manifest,
+                    patch: a.patch,
+                    name: a.name,
+                    version: a.version,
+                    expires: a.expires,
+                    min_firmware: a.min_firmware,
+                    self_tests: a.self_tests,
+                    out: a.out,
+                }),
+                false,
+            ),
+            BundleCommand::Sign { key, file } => finish(bundle_cmd::sign(&key, &file), false),
+            BundleCommand::Verify {
+                root,
+                file,
+                installed,
+                firmware,
+                manifest,
+                json,
+            } => finish(
+                bundle_cmd::verify(&bundle_cmd::VerifyArgs {
+                    root,
+                    file,
+                    installed,
+                    firmware,
+                    manifest,
+                }),
+                json,
+            ),
+            BundleCommand::Inspect { file, json } => finish(bundle_cmd::inspect(&file), json),
+        },
+    }
 }
 
 #[derive(clap::Args)]
@@ -244,7 +551,7 @@ fn run_pull(a: PullArgs) -> Result<()> {
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("field-tools: {e:#}");
             ExitCode::FAILURE
@@ -266,8 +573,9 @@ fn scene_start(scene: &std::path::Path) -> Result<i64> {
     events::parse_since(start).map_err(|e| anyhow::anyhow!("{}: start: {e}", path.display()))
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Update(command) => return Ok(run_update(command)),
         Command::Pull(args) => run_pull(args)?,
         Command::Bridge(args) => run_bridge(args)?,
         Command::Events {
@@ -319,5 +627,5 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
