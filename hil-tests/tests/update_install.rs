@@ -413,7 +413,11 @@ fn a_kill_at_any_moment_of_an_install_leaves_a_verified_model() {
         let _ = child.kill();
         let _ = child.wait();
         // Whatever the moment: the state names a verified model or none.
+        // Reading it changes nothing.
+        let state_file = node.data().join("update/state.toml");
+        let before = std::fs::read(&state_file).ok();
         let s = node.status();
+        assert_eq!(std::fs::read(&state_file).ok(), before, "round {round}");
         let at = if !s["state"]["trial"].is_null() {
             "on trial"
         } else if !s["state"]["active"].is_null() {

@@ -133,6 +133,7 @@ fn mutated_files_are_refused_and_never_panic() {
         let s = mutate(&mut rng, &state_bytes);
         let _ = TrustState::from_bytes(&s);
     }
-    // Only mutations that cancel out (rare) may pass.
-    assert!(accepted_same < 50, "{accepted_same}");
+    // Only mutations that leave the file as it was (a cut at its full
+    // length, a byte overwritten with itself) may pass: a few percent.
+    assert!(accepted_same * 10 < iterations(), "{accepted_same}");
 }

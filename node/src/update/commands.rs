@@ -20,7 +20,7 @@ pub fn apply(
     file: &Path,
     now_ms: i64,
 ) -> Result<std::result::Result<PathBuf, String>> {
-    let installer = Installer::open(cfg, now_ms);
+    let installer = Installer::open_read_only(cfg, now_ms);
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let bundle = match installer.check(&bytes[..], now_ms) {
         Ok(b) => b,
@@ -61,7 +61,7 @@ pub struct Status {
 
 /// The install state of the node whose data directory `cfg` names.
 pub fn status(cfg: &Config, now_ms: i64) -> Status {
-    let installer = Installer::open(cfg, now_ms);
+    let installer = Installer::open_read_only(cfg, now_ms);
     let (trust, root_version, installed) = match installer.trust() {
         Ok(t) => (
             "on".to_string(),

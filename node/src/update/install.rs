@@ -106,8 +106,19 @@ impl Installer {
     /// bundle with that reason; the node runs on. A trial interrupted by a
     /// restart is rolled back.
     pub fn open(cfg: &Config, now_ms: i64) -> Installer {
+        Installer::open_as(cfg, now_ms, true)
+    }
+
+    /// Opens the installer without changing any file: for the command-line
+    /// tools, which may run beside the node. A trial in progress is left as
+    /// it is; a missing trust state is made in memory only.
+    pub fn open_read_only(cfg: &Config, now_ms: i64) -> Installer {
+        Installer::open_as(cfg, now_ms, false)
+    }
+
+    fn open_as(cfg: &Config, now_ms: i64, node: bool) -> Installer {
         let dir = cfg.node.data_dir.join("update");
-        let trust = trust::load(&dir.join("trust.bin"), cfg.update.root.as_deref())
+        let trust = trust::load(&dir.join("trust.bin"), cfg.update.root.as_deref(), node)
             .map_err(|e| e.to_string());
         if let Err(e) = &trust {
             tracing::info!(reason = %e, "updates are off");
@@ -117,7 +128,7 @@ impl Installer {
             tracing::error!(error = %e, "install state unreadable; running the configured model");
             InstallState::default()
         });
-        if let Some(t) = state.trial.take() {
+        if node && let Some(t) = state.trial.take() {
             tracing::warn!(slot = %t.slot, version = t.version, "a model trial was interrupted by a restart; rolled back");
             state.last = Some(Outcome {
                 t_ms: now_ms,

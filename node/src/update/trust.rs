@@ -42,8 +42,13 @@ pub enum TrustError {
 
 /// Reads the trust state at `path`, or makes it from the provisioned root.
 /// A provisioned root newer than the persisted one (a technician installed
-/// a rotated root) is taken if it rotates from it.
-pub fn load(path: &Path, provisioned: Option<&Path>) -> Result<TrustState, TrustError> {
+/// a rotated root) is taken if it rotates from it. Only with `persist` is
+/// anything written.
+pub fn load(
+    path: &Path,
+    provisioned: Option<&Path>,
+    persist: bool,
+) -> Result<TrustState, TrustError> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |source| TrustError::Io { path: p, source }
@@ -89,7 +94,9 @@ pub fn load(path: &Path, provisioned: Option<&Path>) -> Result<TrustState, Trust
         (Some(s), _) => Ok(s),
         (None, Some(r)) => {
             let s = TrustState::new(r);
-            save(path, &s)?;
+            if persist {
+                save(path, &s)?;
+            }
             Ok(s)
         }
         (None, None) => Err(TrustError::NoRoot),
