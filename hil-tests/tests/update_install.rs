@@ -65,7 +65,14 @@ impl Node {
     }
 
     fn config(&self, soc: f64) -> PathBuf {
-        let path = self.dir.path().join(format!("node-{soc}.toml"));
+        self.config_with(soc, "")
+    }
+
+    fn config_with(&self, soc: f64, extra: &str) -> PathBuf {
+        let path = self
+            .dir
+            .path()
+            .join(format!("node-{soc}-{}.toml", extra.len()));
         std::fs::write(
             &path,
             format!(
@@ -77,6 +84,7 @@ trial_bursts = 1
 
 [power.simulation]
 initial_soc = {soc}
+{extra}
 "#,
                 self.dir.path().join("root.fnr").display()
             ),
@@ -329,10 +337,7 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     assert_eq!(s["installed"][0][2], 3, "{s}");
 }
 
-#[test]
-fn a_settings_bundle_changes_a_threshold_from_the_next_start() {
-    let node = Node::new();
-    // Every model verdict below 0.99 becomes unknown.
+fn strict_settings() -> Vec<u8> {
     let patch = SettingsPatch {
         thresholds: vec![
             (messages::EventClass::Wildlife, 990),
@@ -361,7 +366,79 @@ fn a_settings_bundle_changes_a_threshold_from_the_next_start() {
     let mut b = Bundle::new(meta, patch.to_bytes());
     b.sign(&key(10));
     b.sign(&key(11));
-    let bytes = b.to_bytes();
+    b.to_bytes()
+}
+
+#[test]
+fn a_settings_bundle_sent_by_satellite_changes_a_threshold() {
+    use hil_tests::sbd_emu::SbdEmulator;
+    let emu = SbdEmulator::start().expect("modem emulator on a pty");
+    emu.set_signal(4);
+    let bytes = strict_settings();
+    assert!(bytes.len() <= 270, "{}", bytes.len());
+    emu.queue_mt(&bytes);
+    let node = Node::new();
+    let sbd = format!(
+        r#"
+[uplink]
+enabled = true
+round_interval_ms = 200
+drain_timeout_ms = 20000
+[uplink.scheduler]
+sbd_min_priority = "low"
+sbd_min_signal_bars = 1
+sbd_min_interval_ms = 0
+sbd_fill_bytes = 100
+sbd_urgent_max_wait_ms = 0
+sbd_max_wait_ms = 0
+[uplink.sbd]
+port = "{}"
+command_timeout_ms = 800
+session_timeout_ms = 1500
+backoff_min_ms = 1000
+backoff_max_ms = 1000
+credits_per_day = 1000
+credits_per_month = 10000
+"#,
+        emu.path().display()
+    );
+    let (_, before, _) = node.run(0.9);
+    // The run with the modem: the MT message arrives in a session and is
+    // queued for the update task.
+    let out = common::node_run(
+        Path::new(DEMO),
+        &node.data(),
+        &["--speed", "max", "--config"],
+    )
+    .arg(node.config_with(0.9, &sbd))
+    .env("RUST_LOG", "info")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("settings bundle received by satellite"),
+        "{stderr}"
+    );
+    // Installed by the next run at the latest, applied from the start after.
+    let _ = node.run(0.9);
+    assert_eq!(node.status()["state"]["settings_version"], 1, "{stderr}");
+    let (_, after, stderr) = node.run(0.9);
+    assert!(
+        stderr.contains("settings from a signed update applied"),
+        "{stderr}"
+    );
+    assert!(
+        after["events_uncertain"].as_u64().unwrap() > before["events_uncertain"].as_u64().unwrap(),
+        "before {before}\nafter {after}"
+    );
+}
+
+#[test]
+fn a_settings_bundle_changes_a_threshold_from_the_next_start() {
+    let node = Node::new();
+    // Every model verdict below 0.99 becomes unknown.
+    let bytes = strict_settings();
     assert!(bytes.len() <= 270, "{}", bytes.len());
     let (_, before, _) = node.run(0.9);
     let out = node.apply(&bytes, "settings.fnb");

@@ -239,6 +239,7 @@ pub async fn run_node(
             power: power_rx.clone(),
             status: status_source.clone(),
             time: crate::uplink::NodeTime::current(clock.clone()),
+            incoming: cfg.node.data_dir.join("incoming"),
         }) {
             Ok(u) => Some(u),
             Err(e) => {

@@ -108,6 +108,9 @@ pub struct UplinkParts {
     pub status: StatusSource,
     /// The node's clock.
     pub time: NodeTime,
+    /// Where a signed bundle received by satellite is queued for the
+    /// update task (`<data_dir>/incoming`).
+    pub incoming: std::path::PathBuf,
 }
 
 /// The running uplink.

@@ -88,6 +88,7 @@ pub(super) struct Uplink {
     /// The last wait/skip reason logged at info, to log changes only.
     last_state: Option<String>,
     out: UplinkOutcome,
+    incoming: std::path::PathBuf,
 }
 
 /// Runs a blocking store call off the async thread.
@@ -115,6 +116,7 @@ impl Uplink {
             power,
             status,
             time,
+            incoming,
         } = parts;
         Uplink {
             scheduler: Scheduler::new(cfg.scheduler.clone()),
@@ -133,6 +135,7 @@ impl Uplink {
             unconfirmed: Vec::new(),
             last_state: None,
             out: UplinkOutcome::default(),
+            incoming,
         }
     }
 
@@ -639,6 +642,10 @@ impl Uplink {
                                 bytes = payload.len(),
                                 "satellite downlink message"
                             );
+                            if payload.starts_with(models::bundle::meta::BUNDLE_MAGIC) {
+                                self.queue_bundle(mtmsn, payload).await;
+                                continue;
+                            }
                             let parsed = messages::command::parse_mt(&payload);
                             self.obey("sbd-mt", payload.len(), parsed).await;
                         }
@@ -648,6 +655,48 @@ impl Uplink {
                     }
                 }
                 true
+            }
+        }
+    }
+
+    /// A signed bundle received by satellite: a settings bundle is queued
+    /// in the drop folder, where the update task verifies and installs it
+    /// like any other. Models do not travel by satellite.
+    async fn queue_bundle(&mut self, mtmsn: u32, payload: Vec<u8>) {
+        let header = models::bundle::Bundle::parse_header(&payload);
+        let meta = match header {
+            Ok((b, _)) => b.meta,
+            Err(e) => {
+                self.out.commands_rejected += 1;
+                tracing::warn!(mtmsn, error = %e, "satellite bundle rejected: does not parse");
+                return;
+            }
+        };
+        if meta.kind != models::bundle::Kind::Settings {
+            self.out.commands_rejected += 1;
+            tracing::warn!(mtmsn, kind = meta.kind.as_str(), "satellite bundle rejected: only settings bundles travel by satellite");
+            return;
+        }
+        let dir = self.incoming.clone();
+        let path = dir.join(format!("settings-sbd-{:020}-{mtmsn:05}.fnb", meta.version));
+        let p = path.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            uplink::store::durable::create_dir_durably(&dir).map_err(|e| e.to_string())?;
+            uplink::store::durable::replace_atomically(&p, &payload).map_err(|e| e.to_string())
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {
+                self.out.commands_done += 1;
+                tracing::info!(mtmsn, version = meta.version, path = %path.display(), "settings bundle received by satellite; queued for the update task");
+            }
+            Ok(Err(e)) => {
+                self.out.commands_rejected += 1;
+                tracing::error!(mtmsn, error = %e, "cannot queue a settings bundle received by satellite");
+            }
+            Err(e) => {
+                self.out.commands_rejected += 1;
+                tracing::error!(mtmsn, error = %e, "cannot queue a settings bundle received by satellite");
             }
         }
     }
