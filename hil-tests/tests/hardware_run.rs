@@ -152,10 +152,11 @@ i2c_bus = "/dev/i2c-not-here"
         std::thread::sleep(Duration::from_millis(50));
     }
     let f = writer.join().unwrap();
-    // Once the stall is seen, the writer goes: the dropped stream's read
+    // Once the stall is seen (its kind as a log field value: a bare "stall"
+    // also matches "install"), the writer goes: the dropped stream's read
     // ends, and the next open of the FIFO, with no writer, blocks.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !log(&err_log).contains("stall") {
+    while !log(&err_log).contains("\"stall\"") {
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
@@ -166,7 +167,7 @@ i2c_bus = "/dev/i2c-not-here"
     drop(f);
     // Wait until a reopen has blocked in the driver and been abandoned.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !log(&err_log).contains("open_timeout") {
+    while !log(&err_log).contains("\"open_timeout\"") {
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();

@@ -218,6 +218,28 @@ pub async fn run_node(
     tracing::info!(mode = first.mode.as_str(), soc = first.reading.soc, "power");
     let (power_tx, power_rx) = watch::channel(first);
 
+    // Updates: one pass over the drop folder before the sensors start, so a
+    // bundle that waited for a restart is handled before the first event.
+    let (swap_tx, swap_rx) = mpsc::channel(1);
+    let updates_on = installer.trust().is_ok();
+    let installed_manifest = installer.active_manifest();
+    let installer = Arc::new(std::sync::Mutex::new(installer));
+    let mut updater = updates_on.then(|| {
+        crate::update::task::Updater::new(
+            installer.clone(),
+            cfg.node.data_dir.join("incoming"),
+            cfg.update.scan_interval_ms,
+            power_rx.clone(),
+            swap_tx,
+            clock.clone(),
+            counters.clone(),
+        )
+    });
+    let first_trial = match updater.as_mut() {
+        Some(u) => u.pass().await,
+        None => None,
+    };
+
     // Uplink: status records and forwarding the outbox (its own thread).
     let shared = Arc::new(crate::uplink::SharedState::default());
     let status_source = crate::uplink::StatusSource {
@@ -329,11 +351,10 @@ pub async fn run_node(
         shutdown.clone(),
     )));
 
-    let (swap_tx, swap_rx) = mpsc::channel(1);
     let detector = Detector::new(&cfg.detector, cfg.audio.sample_rate_hz);
     let model_health = board.sensor("model");
     let classifier =
-        crate::model::open_classifier(cfg, &model_health, installer.active_manifest().as_deref());
+        crate::model::open_classifier(cfg, &model_health, installed_manifest.as_deref());
     let stage = DetectStage::new(
         detector,
         classifier,
@@ -350,19 +371,8 @@ pub async fn run_node(
         source,
     })?;
     let mut detect = tokio::spawn(tasks::detect::run(stage, sensor_rx, event_tx));
-    let updates_on = installer.trust().is_ok();
-    let installer = Arc::new(std::sync::Mutex::new(installer));
-    if updates_on {
-        handles.push(tokio::spawn(crate::update::task::run(
-            installer.clone(),
-            cfg.node.data_dir.join("incoming"),
-            cfg.update.scan_interval_ms,
-            power_rx.clone(),
-            swap_tx,
-            clock.clone(),
-            counters.clone(),
-            shutdown.clone(),
-        )));
+    if let Some(u) = updater {
+        handles.push(tokio::spawn(u.run(first_trial, shutdown.clone())));
     }
     let store_task = tokio::spawn(tasks::store::run(
         store.clone(),

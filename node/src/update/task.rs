@@ -55,25 +55,66 @@ fn report(o: &Outcome, counters: &Counters) {
     }
 }
 
-/// Runs until shutdown.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
-    installer: Arc<Mutex<Installer>>,
-    incoming: PathBuf,
-    scan_interval_ms: u64,
-    power: watch::Receiver<PowerStatus>,
-    swaps: mpsc::Sender<ModelSwap>,
-    clock: Arc<dyn Clock>,
-    counters: Arc<Counters>,
-    mut shutdown: Shutdown,
-) {
-    let mut last_deferral: Option<String> = None;
-    loop {
-        for path in pending(&incoming) {
-            let status = power.borrow().clone();
-            let temp = counters.air_temp_c();
-            let now = clock.now_ms();
-            let inst = installer.clone();
+/// A model on trial in the detect stage, waiting for its outcome.
+pub struct PendingTrial {
+    meta: Box<models::bundle::Metadata>,
+    path: PathBuf,
+    done: oneshot::Receiver<TrialOutcome>,
+}
+
+/// The update task's parts.
+pub struct Updater {
+    /// The installer, shared with the run summary.
+    pub installer: Arc<Mutex<Installer>>,
+    /// The drop folder.
+    pub incoming: PathBuf,
+    /// How often it is looked at, ms.
+    pub scan_interval_ms: u64,
+    /// The power policy's status.
+    pub power: watch::Receiver<PowerStatus>,
+    /// Where models go on trial.
+    pub swaps: mpsc::Sender<ModelSwap>,
+    /// The node's clock.
+    pub clock: Arc<dyn Clock>,
+    /// Counters (the enclosure temperature, update counts).
+    pub counters: Arc<Counters>,
+    last_deferral: Option<String>,
+}
+
+impl Updater {
+    /// The parts of an update task.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        installer: Arc<Mutex<Installer>>,
+        incoming: PathBuf,
+        scan_interval_ms: u64,
+        power: watch::Receiver<PowerStatus>,
+        swaps: mpsc::Sender<ModelSwap>,
+        clock: Arc<dyn Clock>,
+        counters: Arc<Counters>,
+    ) -> Updater {
+        Updater {
+            installer,
+            incoming,
+            scan_interval_ms,
+            power,
+            swaps,
+            clock,
+            counters,
+            last_deferral: None,
+        }
+    }
+
+    /// Offers every waiting bundle, oldest first, until one goes on trial
+    /// (returned: its outcome comes from the detect stage) or none is left.
+    /// The node runs one pass before its sensors start, so a bundle that
+    /// waited for a restart is handled before the first event.
+    pub async fn pass(&mut self) -> Option<PendingTrial> {
+        for path in pending(&self.incoming) {
+            let status = self.power.borrow().clone();
+            let temp = self.counters.air_temp_c();
+            let now = self.clock.now_ms();
+            let inst = self.installer.clone();
             let p = path.clone();
             let offered = tokio::task::spawn_blocking(move || {
                 let mut i = inst.lock().unwrap_or_else(|e| e.into_inner());
@@ -92,57 +133,84 @@ pub async fn run(
             let o = offer.outcome().clone();
             match offer {
                 Offer::Deferred(o) => {
-                    if last_deferral.as_deref() != Some(o.reason.as_str()) {
-                        report(&o, &counters);
-                        last_deferral = Some(o.reason.clone());
+                    if self.last_deferral.as_deref() != Some(o.reason.as_str()) {
+                        report(&o, &self.counters);
+                        self.last_deferral = Some(o.reason.clone());
                     }
-                    Counters::add(&counters.updates_deferred, 1);
+                    Counters::add(&self.counters.updates_deferred, 1);
                     continue;
                 }
                 Offer::Refused(_) | Offer::Settings(_) => {
-                    report(&o, &counters);
+                    report(&o, &self.counters);
                     remove(&path);
                 }
                 Offer::Trial { model, meta, .. } => {
-                    report(&o, &counters);
+                    report(&o, &self.counters);
                     let (done_tx, done_rx) = oneshot::channel();
-                    let bursts = installer.lock().map(|i| i.trial_bursts()).unwrap_or(1);
+                    let bursts = self.installer.lock().map(|i| i.trial_bursts()).unwrap_or(1);
                     let swap = ModelSwap {
                         classifier: model,
                         bursts,
                         done: done_tx,
                     };
-                    if swaps.send(swap).await.is_err() {
-                        return;
+                    if self.swaps.send(swap).await.is_err() {
+                        return None;
                     }
-                    let result = tokio::select! {
-                        _ = shutdown.wait() => return,
-                        r = done_rx => r,
-                    };
-                    let now = clock.now_ms();
-                    let mut i = installer.lock().unwrap_or_else(|e| e.into_inner());
-                    let o = match result {
-                        Ok(TrialOutcome::Passed) => i.commit(&meta, now),
-                        Ok(TrialOutcome::Failed(reason)) => {
-                            i.roll_back(&meta, format!("trial: {reason}"), now)
-                        }
-                        // Detection stopped before the trial ended: the
-                        // node is stopping. The trial stays on record and
-                        // the next start rolls it back and offers the
-                        // bundle again.
-                        Err(_) => return,
-                    };
-                    drop(i);
-                    report(&o, &counters);
-                    remove(&path);
+                    self.last_deferral = None;
+                    return Some(PendingTrial {
+                        meta,
+                        path,
+                        done: done_rx,
+                    });
                 }
             }
-            last_deferral = None;
+            self.last_deferral = None;
         }
-        let next = clock.now_ms() + scan_interval_ms as i64;
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = clock.sleep_until(next) => {}
+        None
+    }
+
+    /// Waits for a trial's outcome and commits or rolls back. `false` when
+    /// the node is stopping (the trial stays on record: the next start
+    /// rolls it back and offers the bundle again).
+    async fn finish(&mut self, trial: PendingTrial, shutdown: &mut Shutdown) -> bool {
+        let result = tokio::select! {
+            _ = shutdown.wait() => return false,
+            r = trial.done => r,
+        };
+        let now = self.clock.now_ms();
+        let mut i = self.installer.lock().unwrap_or_else(|e| e.into_inner());
+        let o = match result {
+            Ok(TrialOutcome::Passed) => i.commit(&trial.meta, now),
+            Ok(TrialOutcome::Failed(reason)) => {
+                i.roll_back(&trial.meta, format!("trial: {reason}"), now)
+            }
+            Err(_) => return false,
+        };
+        drop(i);
+        report(&o, &self.counters);
+        remove(&trial.path);
+        true
+    }
+
+    /// Runs until shutdown, starting with the trial of the first pass, if
+    /// any.
+    pub async fn run(mut self, first: Option<PendingTrial>, mut shutdown: Shutdown) {
+        let mut trial = first;
+        loop {
+            if let Some(t) = trial.take()
+                && !self.finish(t, &mut shutdown).await
+            {
+                return;
+            }
+            trial = self.pass().await;
+            if trial.is_some() {
+                continue;
+            }
+            let next = self.clock.now_ms() + self.scan_interval_ms as i64;
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = self.clock.sleep_until(next) => {}
+            }
         }
     }
 }

@@ -674,7 +674,11 @@ impl Uplink {
         };
         if meta.kind != models::bundle::Kind::Settings {
             self.out.commands_rejected += 1;
-            tracing::warn!(mtmsn, kind = meta.kind.as_str(), "satellite bundle rejected: only settings bundles travel by satellite");
+            tracing::warn!(
+                mtmsn,
+                kind = meta.kind.as_str(),
+                "satellite bundle rejected: only settings bundles travel by satellite"
+            );
             return;
         }
         let dir = self.incoming.clone();
