@@ -237,6 +237,44 @@ enum BundleCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Send a bundle to one node over the broker and follow its progress
+    /// until the node has it queued for install (exit 1 if the node refuses
+    /// it or the transfer times out). A cut transfer resumes where the
+    /// node's copy ends.
+    Publish(PublishArgs),
+}
+
+#[derive(clap::Args)]
+struct PublishArgs {
+    /// The bundle file.
+    file: PathBuf,
+    /// mqtts://host[:port] (mutual TLS) or mqtt://host[:port].
+    #[arg(long)]
+    broker: String,
+    /// CA certificate of the broker (PEM).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Your (operator) certificate (PEM).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Your private key (PEM).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The node's id.
+    #[arg(long)]
+    node: String,
+    /// First topic level.
+    #[arg(long, default_value = "field")]
+    prefix: String,
+    /// Client id.
+    #[arg(long, default_value = "field-tools-publish")]
+    client_id: String,
+    /// Chunk size, bytes (at most 32768).
+    #[arg(long, default_value_t = 8192)]
+    chunk: usize,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_s: u64,
 }
 
 #[derive(clap::Args)]
@@ -374,7 +412,71 @@ fn run_update(command: UpdateCommand) -> ExitCode {
                 json,
             ),
             BundleCommand::Inspect { file, json } => finish(bundle_cmd::inspect(&file), json),
+            BundleCommand::Publish(a) => run_publish(a),
         },
+    }
+}
+
+fn run_publish(a: PublishArgs) -> ExitCode {
+    let tls = match (a.ca, a.cert, a.key) {
+        (Some(ca), Some(cert), Some(key)) => Some(uplink::mqtt::TlsFiles { ca, cert, key }),
+        (None, None, None) => None,
+        _ => {
+            eprintln!("field-tools: give all of --ca, --cert and --key, or none");
+            return ExitCode::from(2);
+        }
+    };
+    let bytes = match std::fs::read(&a.file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("field-tools: {}: {e}", a.file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let opts = field_tools::update::publish::PublishOptions {
+        broker: a.broker,
+        tls,
+        prefix: a.prefix,
+        node: a.node,
+        client_id: a.client_id,
+        chunk: a.chunk,
+        step_timeout: std::time::Duration::from_secs(5),
+        overall_timeout: std::time::Duration::from_secs(a.timeout_s),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("field-tools: starting the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = rt.block_on(field_tools::update::publish::publish(&opts, &bytes, |p| {
+        let pct = if p.total == 0 {
+            100.0
+        } else {
+            p.received as f64 * 100.0 / p.total as f64
+        };
+        eprintln!(
+            "{} {:>10} / {} bytes ({pct:5.1} %) {}",
+            p.transfer, p.received, p.total, p.state
+        );
+    }));
+    match result {
+        Ok(p) => {
+            println!(
+                "{}: transfer {} complete; the node has it queued for install",
+                a.file.display(),
+                p.transfer
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("field-tools: {}: {e}", a.file.display());
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 

@@ -175,7 +175,7 @@ pub struct PullSummary {
     pub bad: u64,
 }
 
-fn parse_url(url: &str) -> Result<(bool, String, u16), PullError> {
+pub(crate) fn parse_url(url: &str) -> Result<(bool, String, u16), PullError> {
     let bad = || PullError::BadUrl(url.to_string());
     let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
         (true, r)

@@ -152,12 +152,15 @@ impl Broker {
             "# nodes: their own subtree, their own commands\n\
              pattern write {prefix}/%u/#\n\
              pattern read {prefix}/%u/cmd\n\
+             pattern read {prefix}/%u/update\n\
              \n\
              user {RESEARCHER}\n\
              topic read #\n\
              \n\
              user {OPERATOR}\n\
-             topic write {prefix}/+/cmd\n"
+             topic write {prefix}/+/cmd\n\
+             topic write {prefix}/+/update\n\
+             topic read {prefix}/+/update/status\n"
         );
         write(&p.join("acl"), acl.as_bytes())?;
         std::fs::create_dir_all(p.join("data")).map_err(|source| HarnessError::Io {

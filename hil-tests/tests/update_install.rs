@@ -537,3 +537,122 @@ fn a_kill_at_any_moment_of_an_install_leaves_a_verified_model() {
         );
     }
 }
+
+#[test]
+fn a_model_bundle_published_over_mqtt_is_received_then_installed() {
+    use hil_tests::mosquitto::{Broker, BrokerOptions, OPERATOR};
+    let broker = Broker::start(BrokerOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let node_files = broker.client_files("node-u").unwrap();
+    let op = broker.client_files(OPERATOR).unwrap();
+    let node = Node::new();
+    let mqtt = format!(
+        r#"
+[node]
+id = "node-u"
+[uplink]
+enabled = true
+round_interval_ms = 200
+[uplink.mqtt]
+host = "127.0.0.1"
+port = {port}
+connect_timeout_s = 5
+reconnect_min_ms = 100
+reconnect_max_ms = 500
+[uplink.mqtt.tls]
+ca = "{ca}"
+cert = "{cert}"
+key = "{key}"
+"#,
+        port = broker.port(),
+        ca = node_files.ca.display(),
+        cert = node_files.cert.display(),
+        key = node_files.key.display(),
+    );
+    let bundle_path = node.dir.path().join("v3.fnb");
+    std::fs::write(&bundle_path, model_bundle(3, self_tests(), &[10, 11])).unwrap();
+    // The node replays the demo scene in real time (long enough for the
+    // transfer) and stays up until told to stop.
+    let log = node.dir.path().join("node.log");
+    let mut child = Command::new(common::NODE)
+        .args(["run", "--output", "jsonl", "--scene", DEMO, "--data-dir"])
+        .arg(node.data())
+        .arg("--config")
+        .arg(node.config_with(0.9, &mqtt))
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("mqtt link up")
+    {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the node never connected:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The operator's side, as `field-tools bundle publish` runs it.
+    let opts = field_tools::update::publish::PublishOptions {
+        broker: broker.url(),
+        tls: Some(uplink::mqtt::TlsFiles {
+            ca: op.ca.clone(),
+            cert: op.cert.clone(),
+            key: op.key.clone(),
+        }),
+        prefix: "field".into(),
+        node: "node-u".into(),
+        client_id: "operator-publish".into(),
+        chunk: 16384,
+        step_timeout: std::time::Duration::from_secs(5),
+        overall_timeout: std::time::Duration::from_secs(60),
+    };
+    let bytes = std::fs::read(&bundle_path).unwrap();
+    let mut reports = Vec::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let published = rt.block_on(field_tools::update::publish::publish(&opts, &bytes, |p| {
+        reports.push(p.clone())
+    }));
+    eprintln!(
+        "published {} bytes in {} reports, {:.0} ms",
+        bytes.len(),
+        reports.len(),
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = common::wait_or_fail(&mut child, std::time::Duration::from_secs(30), &log);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let last =
+        published.unwrap_or_else(|e| panic!("publish failed: {e}\n{reports:?}\nnode:\n{text}"));
+    assert!(status.success(), "{text}");
+    assert_eq!(last.state, "queued");
+    // Progress came in steps, each further than the one before.
+    assert!(reports.len() >= 3, "{reports:?}");
+    assert!(
+        reports.windows(2).all(|w| w[0].received <= w[1].received),
+        "{reports:?}"
+    );
+    // Installed by the node (during that run, or at the next start).
+    let (events, _, stderr) = node.run(0.9);
+    let s = node.status();
+    assert_eq!(s["state"]["active"]["version"], 3, "{s}\n{text}\n{stderr}");
+    assert!(
+        versions(&events).iter().all(|&v| v == 3),
+        "{:?}",
+        versions(&events)
+    );
+}

@@ -262,6 +262,7 @@ pub async fn run_node(
             status: status_source.clone(),
             time: crate::uplink::NodeTime::current(clock.clone()),
             incoming: cfg.node.data_dir.join("incoming"),
+            update_cap: cfg.update.max_bundle_bytes,
         }) {
             Ok(u) => Some(u),
             Err(e) => {

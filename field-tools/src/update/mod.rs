@@ -18,6 +18,7 @@
 pub mod bundle_cmd;
 pub mod keys_cmd;
 pub mod patch_toml;
+pub mod publish;
 pub mod root_cmd;
 
 use std::fmt;

@@ -14,11 +14,14 @@
 //!
 //! Every file is replaced atomically (temporary file, fsync, rename, fsync
 //! of the directory), so a power cut leaves the old or the new state.
-//! Bundles arrive in `<data_dir>/incoming/` (`*.fnb`).
+//! Bundles arrive in `<data_dir>/incoming/` (`*.fnb`): copied there,
+//! queued by `fieldnode update apply`, received by satellite (settings) or
+//! over MQTT in pieces ([`receive`]).
 
 pub mod commands;
 pub mod config;
 pub mod install;
+pub mod receive;
 pub mod state;
 pub mod task;
 pub mod trust;

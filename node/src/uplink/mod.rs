@@ -111,6 +111,8 @@ pub struct UplinkParts {
     /// Where a signed bundle received by satellite is queued for the
     /// update task (`<data_dir>/incoming`).
     pub incoming: std::path::PathBuf,
+    /// Largest bundle taken over the update topic, bytes.
+    pub update_cap: u64,
 }
 
 /// The running uplink.

@@ -89,6 +89,11 @@ pub(super) struct Uplink {
     last_state: Option<String>,
     out: UplinkOutcome,
     incoming: std::path::PathBuf,
+    update_cap: u64,
+    /// `<prefix>/<node>/update` when MQTT is configured.
+    update_topic: Option<String>,
+    /// Progress reports waiting to be published on `update/status`.
+    update_replies: Vec<Vec<u8>>,
 }
 
 /// Runs a blocking store call off the async thread.
@@ -117,7 +122,9 @@ impl Uplink {
             status,
             time,
             incoming,
+            update_cap,
         } = parts;
+        let update_topic = cfg.mqtt.as_ref().map(|m| m.topics().update);
         Uplink {
             scheduler: Scheduler::new(cfg.scheduler.clone()),
             payload: cfg
@@ -136,6 +143,9 @@ impl Uplink {
             last_state: None,
             out: UplinkOutcome::default(),
             incoming,
+            update_cap,
+            update_topic,
+            update_replies: Vec::new(),
         }
     }
 
@@ -224,7 +234,21 @@ impl Uplink {
             }
             tokio::select! {
                 ev = recv(&mut events) => match ev {
-                    Some(ev) => round_due |= self.on_link_events(ev, &mut events).await,
+                    Some(ev) => {
+                        round_due |= self.on_link_events(ev, &mut events).await;
+                        if let Some(l) = link.as_ref() {
+                            for payload in std::mem::take(&mut self.update_replies) {
+                                let msg = OutgoingMessage {
+                                    id: 0,
+                                    kind: Kind::UpdateStatus,
+                                    payload,
+                                };
+                                if l.send(msg).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
                     None => {
                         tracing::error!("the MQTT link stopped unexpectedly");
                         events = None;
@@ -311,7 +335,11 @@ impl Uplink {
                     round |= self.mqtt_up;
                 }
                 LinkEvent::Downlink { topic, payload } => {
-                    round |= self.on_command(&topic, &payload).await;
+                    if self.update_topic.as_deref() == Some(topic.as_str()) {
+                        self.on_update_message(payload).await;
+                    } else {
+                        round |= self.on_command(&topic, &payload).await;
+                    }
                 }
             }
         }
@@ -656,6 +684,26 @@ impl Uplink {
                 }
                 true
             }
+        }
+    }
+
+    /// A message of the MQTT update topic: a piece of a bundle in transit.
+    /// The reply goes out on `update/status` after this batch of events.
+    async fn on_update_message(&mut self, payload: Vec<u8>) {
+        let receiver =
+            crate::update::receive::Receiver::new(self.incoming.clone(), self.update_cap);
+        let progress = tokio::task::spawn_blocking(move || receiver.on_message(&payload)).await;
+        match progress {
+            Ok(p) => {
+                if p.state == "refused" {
+                    tracing::warn!(transfer = %p.transfer, reason = %p.reason, "update transfer refused");
+                }
+                match serde_json::to_vec(&p) {
+                    Ok(bytes) => self.update_replies.push(bytes),
+                    Err(e) => tracing::error!(error = %e, "update progress does not serialise"),
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "update receiver failed"),
         }
     }
 

@@ -228,7 +228,7 @@ impl MqttConfig {
     }
 }
 
-/// The topics of one node: `<prefix>/<node_id>/{events,status,state,cmd}`.
+/// The topics of one node: `<prefix>/<node_id>/{events,status,state,cmd,update,update/status}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topics {
     /// Event records (QoS 1).
@@ -239,6 +239,11 @@ pub struct Topics {
     pub state: String,
     /// Downlink commands, subscribed at QoS 1.
     pub cmd: String,
+    /// Signed update bundles, announced then sent in chunks (subscribed at
+    /// QoS 1).
+    pub update: String,
+    /// The node's progress reports on an update transfer.
+    pub update_status: String,
 }
 
 impl Topics {
@@ -250,6 +255,8 @@ impl Topics {
             status: t("status"),
             state: t("state"),
             cmd: t("cmd"),
+            update: t("update"),
+            update_status: t("update/status"),
         }
     }
 }

@@ -46,6 +46,10 @@ pub enum Kind {
     Event,
     /// `<prefix>/<node>/status`.
     Status,
+    /// `<prefix>/<node>/update/status`: a progress report, not from the
+    /// outbox (no `Delivered` or `NotDelivered` is reported for it; while
+    /// the link is down it is dropped, and the sender asks again).
+    UpdateStatus,
 }
 
 /// One record to publish. The payload already carries `id` (the caller
@@ -149,7 +153,7 @@ pub enum LinkEvent {
         /// Their ids, ascending.
         ids: Vec<u64>,
     },
-    /// A message on the node's command topic, unparsed.
+    /// A message on the node's command or update topic, unparsed.
     Downlink {
         /// The topic it arrived on.
         topic: String,
@@ -173,6 +177,10 @@ pub enum StartError {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("the MQTT link has stopped")]
 pub struct LinkClosed;
+
+/// Largest MQTT packet the link takes or sends, bytes (update chunks of
+/// up to 32 KiB plus their header fit).
+pub const MAX_PACKET: usize = 64 * 1024;
 
 /// Handle to the running link. Dropping it shuts the link down gracefully
 /// in the background; [`MqttLink::shutdown`] waits for that.
@@ -208,6 +216,8 @@ impl MqttLink {
         }
         // Room for every in-flight message plus the link's own requests.
         let capacity = usize::from(cfg.max_in_flight) + 8;
+        // Update chunks are up to UPDATE_CHUNK_MAX bytes: room for them.
+        opts.set_max_packet_size(MAX_PACKET, MAX_PACKET);
         let (client, mut eventloop) = AsyncClient::new(opts, capacity);
         let mut net = eventloop.network_options();
         net.set_connection_timeout(cfg.connect_timeout_s);
@@ -295,11 +305,10 @@ impl Task {
                 self.connected = true;
                 self.backoff.reset();
                 tracing::info!(state = %self.topics.state, "mqtt link up");
-                if let Err(e) = self
-                    .client
-                    .try_subscribe(self.topics.cmd.clone(), QoS::AtLeastOnce)
-                {
-                    tracing::warn!(topic = %self.topics.cmd, error = %e, "mqtt subscribe request failed");
+                for topic in [&self.topics.cmd, &self.topics.update] {
+                    if let Err(e) = self.client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
+                        tracing::warn!(topic = %topic, error = %e, "mqtt subscribe request failed");
+                    }
                 }
                 self.publish_state(STATE_ONLINE);
                 self.emit(LinkEvent::Up);
@@ -310,7 +319,7 @@ impl Task {
                 None => tracing::warn!(pkid = ack.pkid, "mqtt PUBACK for no known publish"),
             },
             Event::Incoming(Packet::Publish(p)) => {
-                if p.topic == self.topics.cmd {
+                if p.topic == self.topics.cmd || p.topic == self.topics.update {
                     self.emit(LinkEvent::Downlink {
                         topic: p.topic,
                         payload: p.payload.to_vec(),
@@ -322,7 +331,7 @@ impl Task {
             Event::Incoming(Packet::SubAck(s))
                 if s.return_codes.contains(&SubscribeReasonCode::Failure) =>
             {
-                tracing::warn!(topic = %self.topics.cmd, "broker refused the command subscription (ACL?)");
+                tracing::warn!(topic = %self.topics.cmd, "broker refused a subscription (command or update topic; ACL?)");
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => {
                 if let Err(e) = self.tracker.written(pkid) {
@@ -385,12 +394,28 @@ impl Task {
     }
 
     fn publish(&mut self, msg: OutgoingMessage) {
+        if msg.kind == Kind::UpdateStatus {
+            if self.connected
+                && self
+                    .client
+                    .try_publish(
+                        self.topics.update_status.clone(),
+                        QoS::AtLeastOnce,
+                        false,
+                        msg.payload,
+                    )
+                    .is_ok()
+            {
+                self.tracker.handed(Tag::Internal);
+            }
+            return;
+        }
         if !self.connected {
             self.not_delivered(vec![msg.id]);
             return;
         }
         let topic = match msg.kind {
-            Kind::Event => &self.topics.events,
+            Kind::Event | Kind::UpdateStatus => &self.topics.events,
             Kind::Status => &self.topics.status,
         };
         match self
