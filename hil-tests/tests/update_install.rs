@@ -539,7 +539,7 @@ fn a_kill_at_any_moment_of_an_install_leaves_a_verified_model() {
 }
 
 #[test]
-fn a_model_bundle_published_over_mqtt_is_received_then_installed() {
+fn a_model_bundle_published_over_mqtt_waits_for_charge_then_is_installed() {
     use hil_tests::mosquitto::{Broker, BrokerOptions, OPERATOR};
     let broker = Broker::start(BrokerOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let node_files = broker.client_files("node-u").unwrap();
@@ -577,7 +577,7 @@ key = "{key}"
         .args(["run", "--output", "jsonl", "--scene", DEMO, "--data-dir"])
         .arg(node.data())
         .arg("--config")
-        .arg(node.config_with(0.9, &mqtt))
+        .arg(node.config_with(0.3, &mqtt))
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -629,6 +629,17 @@ key = "{key}"
         reports.len(),
         t0.elapsed().as_secs_f64() * 1e3
     );
+    // At 30 % the node defers the bundle at its next look (bounded wait).
+    if published.is_ok() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("update deferred")
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -646,7 +657,12 @@ key = "{key}"
         reports.windows(2).all(|w| w[0].received <= w[1].received),
         "{reports:?}"
     );
-    // Installed by the node (during that run, or at the next start).
+    // It waits in the drop folder, deferred.
+    assert!(text.contains("update deferred"), "{text}");
+    let s = node.status();
+    assert!(s["state"]["active"].is_null(), "{s}");
+    assert_eq!(s["pending"].as_array().unwrap().len(), 1, "{s}");
+    // Charge recovered: installed at the next start and used.
     let (events, _, stderr) = node.run(0.9);
     let s = node.status();
     assert_eq!(s["state"]["active"]["version"], 3, "{s}\n{text}\n{stderr}");
