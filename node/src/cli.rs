@@ -579,4 +579,16 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
         s.power_mode,
         s.battery_soc * 100.0
     );
+    if s.updates_installed + s.updates_refused + s.updates_deferred > 0 {
+        println!(
+            "updates: {} installed, {} refused or rolled back, {} deferred",
+            s.updates_installed, s.updates_refused, s.updates_deferred
+        );
+    }
+    if let Some(l) = &s.update_last {
+        println!(
+            "last update: {} {} version {}: {} ({})",
+            l.kind, l.name, l.version, l.result, l.reason
+        );
+    }
 }
