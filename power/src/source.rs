@@ -37,6 +37,8 @@ pub struct EnergyUse {
     pub bursts: u64,
     /// Uplink sessions opened.
     pub uplink_sessions: u64,
+    /// Updates staged and self-tested (or settings installed).
+    pub installs: u64,
 }
 
 /// A source of power readings. Real monitors (an INA219 on the battery, the
@@ -63,6 +65,9 @@ pub struct LoadConfig {
     pub burst_j: f64,
     /// Energy per uplink session, joules (an Iridium session is ~1.5 W for ~30 s).
     pub uplink_session_j: f64,
+    /// Energy per install, joules: writing the model to flash, loading it on
+    /// the accelerator and running its self-test.
+    pub install_j: f64,
 }
 
 impl Default for LoadConfig {
@@ -74,6 +79,7 @@ impl Default for LoadConfig {
             audio_w: 0.15,
             burst_j: 6.0,
             uplink_session_j: 45.0,
+            install_j: 8.0,
         }
     }
 }
@@ -176,6 +182,7 @@ impl SimulationConfig {
             (l.audio_w, "loads.audio_w"),
             (l.burst_j, "loads.burst_j"),
             (l.uplink_session_j, "loads.uplink_session_j"),
+            (l.install_j, "loads.install_j"),
         ] {
             check(v >= 0.0 && v.is_finite(), k, "must be zero or more");
         }
@@ -260,7 +267,8 @@ impl PowerSource for SimulatedSupply {
             + used.climate_readings as f64 * l.climate_reading_j
             + used.audio_seconds * l.audio_w
             + used.bursts as f64 * l.burst_j
-            + used.uplink_sessions as f64 * l.uplink_session_j;
+            + used.uplink_sessions as f64 * l.uplink_session_j
+            + used.installs as f64 * l.install_j;
         let load_j = l.base_w * dt_s + step_j;
         // Midpoint solar estimate over the interval.
         let mid = t_ms - (dt_s * 500.0) as i64;
@@ -319,6 +327,15 @@ mod tests {
         );
         // 600 bursts of 6 J = 1 Wh.
         assert!((r2.soc - 0.6).abs() < 1e-9, "soc {}", r2.soc);
+        let r3 = s.read(
+            midnight + 3_600_000,
+            EnergyUse {
+                installs: 450,
+                ..Default::default()
+            },
+        );
+        // 450 installs of 8 J = 1 Wh.
+        assert!((r3.soc - 0.5).abs() < 1e-9, "soc {}", r3.soc);
     }
 
     #[test]

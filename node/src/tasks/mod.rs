@@ -65,6 +65,9 @@ pub struct Counters {
     pub updates_refused: AtomicU64,
     /// Offers deferred by the power policy or the temperature.
     pub updates_deferred: AtomicU64,
+    /// Installs that used energy: a model staged and self-tested, or
+    /// settings stored (for the power simulation's costs).
+    pub installs: AtomicU64,
 }
 
 impl Counters {

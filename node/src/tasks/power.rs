@@ -17,6 +17,7 @@ struct Seen {
     climate_readings: u64,
     audio_ms: u64,
     bursts: u64,
+    installs: u64,
 }
 
 fn take_use(counters: &Counters, seen: &mut Seen) -> EnergyUse {
@@ -25,6 +26,7 @@ fn take_use(counters: &Counters, seen: &mut Seen) -> EnergyUse {
         climate_readings: Counters::get(&counters.climate_readings),
         audio_ms: Counters::get(&counters.audio_ms),
         bursts: Counters::get(&counters.bursts),
+        installs: Counters::get(&counters.installs),
     };
     let used = EnergyUse {
         camera_frames: now.camera_frames - seen.camera_frames,
@@ -32,6 +34,7 @@ fn take_use(counters: &Counters, seen: &mut Seen) -> EnergyUse {
         audio_seconds: (now.audio_ms - seen.audio_ms) as f64 / 1000.0,
         bursts: now.bursts - seen.bursts,
         uplink_sessions: 0,
+        installs: now.installs - seen.installs,
     };
     *seen = now;
     used

@@ -287,6 +287,7 @@ impl Installer {
     }
 
     fn stage_model(&mut self, b: &Bundle, now_ms: i64) -> Result<Offer, (&'static str, String)> {
+        let started = std::time::Instant::now();
         let refused = |reason: String| ("refused", reason);
         let m = &b.meta;
         let text = m
@@ -343,6 +344,7 @@ impl Installer {
             version = m.version,
             vectors = report.vectors,
             slowest_us = report.slowest_us,
+            install_ms = started.elapsed().as_secs_f64() * 1e3,
             "model passed its self-test"
         );
         self.state.trial = Some(SlotModel {

@@ -131,6 +131,9 @@ impl Updater {
                 continue;
             };
             let o = offer.outcome().clone();
+            if matches!(o.result.as_str(), "on_trial" | "installed" | "rolled_back") {
+                Counters::add(&self.counters.installs, 1);
+            }
             match offer {
                 Offer::Deferred(o) => {
                     if self.last_deferral.as_deref() != Some(o.reason.as_str()) {
