@@ -193,7 +193,9 @@ async fn the_watchdog_reopens_a_stream_that_stops() {
     assert!(health.errors("stall") >= 1, "{:?}", health.snapshot());
     writer.join().unwrap();
     // The source comes back: the reopened stream delivers again.
-    let writer = feed_fifo(d.fifo.clone(), tone, 2000);
+    // Held open long enough for a reopen on a loaded machine (the next open
+    // waits for the old stream to leave the driver, then retries with backoff).
+    let writer = feed_fifo(d.fifo.clone(), tone, 8000);
     let mut recovered = Vec::new();
     for _ in 0..200 {
         match mic.next_chunk().await {
@@ -209,7 +211,8 @@ async fn the_watchdog_reopens_a_stream_that_stops() {
     }
     assert!(
         recovered.len() >= 8_000,
-        "no audio after the source came back"
+        "no audio after the source came back: {:?}",
+        health.snapshot()
     );
     assert!(health.is_ok(), "{:?}", health.snapshot());
     assert_eq!(health.snapshot().outages, 1);

@@ -375,9 +375,18 @@ impl Installer {
 
     /// The model on trial passed: it becomes the committed one, and its
     /// version is recorded (from now on older bundles are rollbacks).
+    ///
+    /// The install state (naming the new slot) is made durable before the
+    /// version is recorded: a power cut between the two leaves the new model
+    /// committed and its bundle offered again (installed again, harmlessly),
+    /// never a recorded version without its model (which would refuse the
+    /// bundle as a rollback and lose the update).
     pub fn commit(&mut self, meta: &Metadata, now_ms: i64) -> Outcome {
         if let Some(t) = self.state.trial.take() {
             self.state.active = Some(t);
+        }
+        if let Err(e) = self.state.save(&self.state_path()) {
+            tracing::error!(error = %e, "cannot record the committed model");
         }
         let o = match self.commit_trust(meta) {
             Ok(()) => outcome(now_ms, Some(meta), "installed", "trial passed".into()),

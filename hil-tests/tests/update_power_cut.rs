@@ -1,0 +1,233 @@
+//! Power cuts during an install: the node takes a queued model bundle while
+//! running on the power-loss filesystem (`hil_tests::powerfs`), and the power
+//! is cut at the Nth sync call or at a random moment. After every cut, what
+//! the next start finds must be whole: the install state and the trust
+//! state read (old or new, never a mix), a committed slot's model matches
+//! its manifest, and the next start runs. A last run without cuts must end
+//! with the model committed and nothing waiting.
+//!
+//! `HIL_UPDATE_CUTS` (default 8); `HIL_SEED` (default 1).
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hil_tests::powerfs::Mounted;
+use models::bundle::keys::generate;
+use models::bundle::{Bundle, Kind, Metadata, ModelTarget, Role, Root, Target};
+
+const MANIFEST: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../models/fusion/fusion.int4.manifest.toml"
+);
+const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../models/fusion/fusion.int4.onnx"
+);
+const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenes/demo");
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn bundle(self_tests: Vec<models::bundle::SelfTest>) -> Vec<u8> {
+    let text = std::fs::read_to_string(MANIFEST)
+        .unwrap()
+        .replace("version = 2\n", "version = 3\n");
+    let meta = Metadata {
+        kind: Kind::Model,
+        name: "fusion".into(),
+        version: 3,
+        created_s: now_s() - 60,
+        expires_s: now_s() + 86_400,
+        target: Target {
+            min_firmware: [0, 0, 0],
+            model: Some(ModelTarget {
+                family: "fusion".into(),
+                features: "fieldnode-features-1".into(),
+                classes: [
+                    "wildlife",
+                    "machinery_anomaly",
+                    "human_activity",
+                    "background",
+                ]
+                .map(String::from)
+                .to_vec(),
+            }),
+        },
+        payload_len: 0,
+        payload_sha256: [0; 32],
+        quantization: "int4".into(),
+        latency_p99_us: 100,
+        self_tests,
+        manifest: Some(text),
+    };
+    let mut b = Bundle::new(meta, std::fs::read(MODEL).unwrap());
+    b.sign(&generate([10; 32]));
+    b.sign(&generate([11; 32]));
+    b.to_bytes()
+}
+
+fn self_tests() -> Vec<models::bundle::SelfTest> {
+    let out = std::process::Command::new(common::NODE)
+        .args([
+            "update",
+            "selftests",
+            "--count",
+            "4",
+            "--manifest",
+            MANIFEST,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    v.into_iter()
+        .map(|t| models::bundle::SelfTest {
+            inputs: serde_json::from_value(t["inputs"].clone()).unwrap(),
+            expected_class: t["expected_class"].as_u64().unwrap() as u8,
+            probabilities: serde_json::from_value(t["probabilities"].clone()).unwrap(),
+            tolerance: t["tolerance"].as_f64().unwrap() as f32,
+        })
+        .collect()
+}
+
+/// What a start would find under `data`: checks and returns the committed
+/// version (0 = none).
+fn check_disk(data: &std::path::Path, what: &str) -> u64 {
+    let dir = data.join("update");
+    if let Ok(bytes) = std::fs::read(dir.join("trust.bin")) {
+        models::bundle::TrustState::from_bytes(&bytes)
+            .unwrap_or_else(|e| panic!("{what}: trust.bin does not read: {e}"));
+    }
+    let Ok(text) = std::fs::read_to_string(dir.join("state.toml")) else {
+        return 0;
+    };
+    let state: toml::Table = toml::from_str(&text)
+        .unwrap_or_else(|e| panic!("{what}: state.toml does not read: {e}\n{text}"));
+    let Some(active) = state.get("active").and_then(|a| a.as_table()) else {
+        return 0;
+    };
+    let slot = active["slot"].as_str().unwrap();
+    let manifest = dir.join("slots").join(slot).join("manifest.toml");
+    let m = models::Manifest::from_toml(&std::fs::read_to_string(&manifest).unwrap())
+        .unwrap_or_else(|e| panic!("{what}: committed manifest: {e}"));
+    m.verify_model(&manifest)
+        .unwrap_or_else(|e| panic!("{what}: the committed model does not match: {e}"));
+    active["version"].as_integer().unwrap() as u64
+}
+
+#[test]
+fn power_cuts_during_an_install_leave_a_whole_state() {
+    if !common::fuse_available() {
+        return;
+    }
+    let cuts = common::env_u64("HIL_UPDATE_CUTS", 8);
+    let seed = common::env_u64("HIL_SEED", 1);
+    let t = tempfile::tempdir().unwrap();
+    let root = Root {
+        version: 1,
+        expires_s: now_s() + 86_400,
+        root: Role {
+            keys: vec![generate([1; 32]).verifying_key().to_bytes()],
+            threshold: 1,
+        },
+        bundles: Role {
+            keys: [10u8, 11]
+                .map(|n| generate([n; 32]).verifying_key().to_bytes())
+                .to_vec(),
+            threshold: 2,
+        },
+    };
+    std::fs::write(t.path().join("root.fnr"), root.sign(&[&generate([1; 32])])).unwrap();
+    let config = t.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[update]\nroot = \"{}\"\nscan_interval_ms = 200\ntrial_bursts = 1\n",
+            t.path().join("root.fnr").display()
+        ),
+    )
+    .unwrap();
+    let bytes = bundle(self_tests());
+    let (backing, trash, mnt) = (
+        t.path().join("disk"),
+        t.path().join("trash"),
+        t.path().join("mnt"),
+    );
+    for d in [&backing, &trash, &mnt] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let queue = |data: &std::path::Path| {
+        std::fs::create_dir_all(data.join("incoming")).unwrap();
+        std::fs::write(data.join("incoming").join("model-fusion-3.fnb"), &bytes).unwrap();
+    };
+    queue(&backing.join("data"));
+    let mut rng = common::Rng::new(seed);
+    let mut seen = [0u64; 2];
+    for cut in 0..cuts {
+        let mode = common::cut_mode(&mut rng);
+        let m = Mounted::mount(&backing, &trash, &mnt, mode, seed + cut).unwrap();
+        let at_sync = cut % 2 == 0;
+        if at_sync {
+            m.control
+                .cut_at_sync
+                .store(1 + rng.below(40), Ordering::SeqCst);
+        }
+        let log = t.path().join("node.log");
+        let (child, reader) = common::spawn_collecting(
+            std::path::Path::new(DEMO),
+            &mnt.join("data"),
+            &log,
+            &[std::ffi::OsStr::new("--config"), config.as_os_str()],
+        );
+        let cut_after = Duration::from_millis(rng.below(400));
+        let _ = common::run_until_cut(
+            m,
+            child,
+            reader,
+            (!at_sync).then_some(cut_after),
+            Duration::from_secs(30),
+            &log,
+            &format!("cut {cut}"),
+        );
+        let what = format!("cut {cut} ({mode})");
+        let version = check_disk(&backing.join("data"), &what);
+        seen[usize::from(version == 3)] += 1;
+        // Start over with the bundle queued again once it was committed.
+        if version == 3 {
+            std::fs::remove_dir_all(backing.join("data").join("update")).unwrap();
+            queue(&backing.join("data"));
+        }
+    }
+    eprintln!(
+        "{cuts} cuts: {} left no committed model, {} a committed one",
+        seen[0], seen[1]
+    );
+    // The last start, without cuts, finishes the install.
+    let out = common::node_run(
+        std::path::Path::new(DEMO),
+        &backing.join("data"),
+        &["--speed", "max"],
+    )
+    .arg("--config")
+    .arg(&config)
+    .env("RUST_LOG", "info")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let listing: Vec<_> = std::fs::read_dir(backing.join("data").join("incoming"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        check_disk(&backing.join("data"), "final run"),
+        3,
+        "{stderr}\nincoming: {listing:?}\nstate: {}",
+        std::fs::read_to_string(backing.join("data/update/state.toml")).unwrap_or_default()
+    );
+}
