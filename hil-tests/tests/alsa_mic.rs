@@ -93,7 +93,11 @@ fn settings(name: &str, rate: u32, channels: u16) -> MicSettings {
         silence_ms: 400,
         backoff_initial_ms: 200,
         backoff_max_ms: 400,
-        open_timeout_ms: 5_000,
+        // Generous: on a loaded machine the FIFO device's open (several
+        // opens of the FIFO while cpal probes its formats) can take seconds,
+        // and an abandoned open that got its data would then block in the
+        // FIFO's read while the test's writer holds it.
+        open_timeout_ms: 30_000,
     }
 }
 
@@ -155,14 +159,19 @@ async fn conversion_keeps_a_tones_frequency() {
 
 /// Writes `samples` into the FIFO from a thread: opens it (blocking until
 /// ALSA opens the reading end), writes, then holds it open without writing
-/// for `hold_ms`, so the capture stalls, then closes it.
-fn feed_fifo(fifo: PathBuf, samples: Vec<i16>, hold_ms: u64) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
+/// (so the capture stalls) until told to close it, or for 60 s at most.
+fn feed_fifo(
+    fifo: PathBuf,
+    samples: Vec<i16>,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (close, closed) = std::sync::mpsc::channel::<()>();
+    let handle = std::thread::spawn(move || {
         let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
         let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
         let _ = f.write_all(&bytes);
-        std::thread::sleep(std::time::Duration::from_millis(hold_ms));
-    })
+        let _ = closed.recv_timeout(std::time::Duration::from_secs(60));
+    });
+    (close, handle)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +181,7 @@ async fn the_watchdog_reopens_a_stream_that_stops() {
         .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
         .collect();
     // A second of audio, then the source goes quiet (no data at all).
-    let writer = feed_fifo(d.fifo.clone(), tone.clone(), 3000);
+    let (close, writer) = feed_fifo(d.fifo.clone(), tone.clone());
     let health = HealthHandle::detached("audio");
     let mut s = settings("live", 16_000, 1);
     s.silence_ms = 60_000;
@@ -191,11 +200,14 @@ async fn the_watchdog_reopens_a_stream_that_stops() {
     assert!(err.is_transient(), "{err}");
     assert!(!health.is_ok());
     assert!(health.errors("stall") >= 1, "{:?}", health.snapshot());
+    // The source goes: the dropped stream's read ends.
+    let _ = close.send(());
     writer.join().unwrap();
     // The source comes back: the reopened stream delivers again.
-    // Held open long enough for a reopen on a loaded machine (the next open
-    // waits for the old stream to leave the driver, then retries with backoff).
-    let writer = feed_fifo(d.fifo.clone(), tone, 8000);
+    // Held open until the audio is back, however long the reopen takes on
+    // a loaded machine (it waits for the old stream to leave the driver,
+    // then retries with backoff).
+    let (close, writer) = feed_fifo(d.fifo.clone(), tone);
     let mut recovered = Vec::new();
     for _ in 0..200 {
         match mic.next_chunk().await {
@@ -217,6 +229,7 @@ async fn the_watchdog_reopens_a_stream_that_stops() {
     assert!(health.is_ok(), "{:?}", health.snapshot());
     assert_eq!(health.snapshot().outages, 1);
     drop(mic);
+    let _ = close.send(());
     writer.join().unwrap();
 }
 

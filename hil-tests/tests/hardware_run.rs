@@ -62,7 +62,7 @@ rate_hz = 16000
 channels = 1
 stall_ms = 1500
 backoff_initial_ms = 3000
-open_timeout_ms = 1000
+open_timeout_ms = 3000
 
 [camera.device]
 source = "v4l"
