@@ -619,6 +619,25 @@ key = "{key}"
         .enable_all()
         .build()
         .unwrap();
+    // A forged bundle is refused at its announce: nothing of it is sent.
+    let forged = model_bundle(3, Vec::new(), &[10, 66]);
+    let mut forged_reports = Vec::new();
+    let refused = rt.block_on(field_tools::update::publish::publish(&opts, &forged, |p| {
+        forged_reports.push(p.clone())
+    }));
+    let err = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("signatures"), "{err}\n{forged_reports:?}");
+    assert!(
+        forged_reports.iter().all(|p| p.received == 0),
+        "{forged_reports:?}"
+    );
+    assert!(
+        !node.data().join("incoming/partial").exists()
+            || std::fs::read_dir(node.data().join("incoming/partial"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
     let t0 = std::time::Instant::now();
     let published = rt.block_on(field_tools::update::publish::publish(&opts, &bytes, |p| {
         reports.push(p.clone())

@@ -49,10 +49,16 @@ pub struct Progress {
     pub reason: String,
 }
 
+/// A check of an announced bundle's metadata before its payload is taken
+/// (the node's trust decision, so that a bundle it would refuse is not
+/// transferred whole); `Err` is the reason.
+pub type AnnounceCheck = Box<dyn Fn(&Bundle) -> Result<(), String> + Send>;
+
 /// The receiving side.
 pub struct Receiver {
     incoming: PathBuf,
     cap: u64,
+    check: Option<AnnounceCheck>,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -76,7 +82,17 @@ impl Receiver {
     /// Receives into `incoming` (the drop folder); bundles over `cap` bytes
     /// are refused at their announce.
     pub fn new(incoming: PathBuf, cap: u64) -> Receiver {
-        Receiver { incoming, cap }
+        Receiver {
+            incoming,
+            cap,
+            check: None,
+        }
+    }
+
+    /// Checks every announce with `check` first.
+    pub fn with_check(mut self, check: AnnounceCheck) -> Receiver {
+        self.check = Some(check);
+        self
     }
 
     fn partial_dir(&self) -> PathBuf {
@@ -111,6 +127,13 @@ impl Receiver {
             state: "receiving".into(),
             reason: String::new(),
         };
+        if let Some(check) = &self.check
+            && let Err(reason) = check(&bundle)
+        {
+            p.state = "refused".into();
+            p.reason = reason;
+            return p;
+        }
         let size = header.len() as u64 + bundle.meta.payload_len;
         if size > self.cap {
             p.state = "refused".into();
@@ -309,6 +332,24 @@ mod tests {
                 .next()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn an_announce_the_check_refuses_is_not_received() {
+        let t = tempfile::tempdir().unwrap();
+        let file = bundle(&[1u8; 100]);
+        let (_, header_len) = Bundle::parse_header(&file).unwrap();
+        let mut announce = vec![ANNOUNCE];
+        announce.extend_from_slice(&file[..header_len]);
+        let r = Receiver::new(t.path().to_path_buf(), 1 << 20).with_check(Box::new(|b| {
+            Err(format!("signatures: version {}", b.meta.version))
+        }));
+        let p = r.on_message(&announce);
+        assert_eq!(
+            (p.state.as_str(), p.reason.as_str()),
+            ("refused", "signatures: version 4")
+        );
+        assert!(!t.path().join("partial").exists());
     }
 
     #[test]

@@ -690,8 +690,26 @@ impl Uplink {
     /// A message of the MQTT update topic: a piece of a bundle in transit.
     /// The reply goes out on `update/status` after this batch of events.
     async fn on_update_message(&mut self, payload: Vec<u8>) {
-        let receiver =
-            crate::update::receive::Receiver::new(self.incoming.clone(), self.update_cap);
+        // The node's trust decision on the metadata, from the persisted
+        // trust state (read-only); without one the update task decides.
+        let trust_path = self
+            .incoming
+            .parent()
+            .map(|d| d.join("update").join("trust.bin"));
+        let now_s = (self.time.now_ms().max(0) / 1000) as u64;
+        let cap = self.update_cap;
+        let receiver = crate::update::receive::Receiver::new(self.incoming.clone(), cap)
+            .with_check(Box::new(move |bundle| {
+                let Some(bytes) = trust_path.as_ref().and_then(|p| std::fs::read(p).ok()) else {
+                    return Ok(());
+                };
+                let trust = models::bundle::TrustState::from_bytes(&bytes)
+                    .map_err(|e| format!("trust state unreadable: {e}"))?;
+                let floor = trust.time_floor(now_s, crate::update::install::BUILD_UNIX_S);
+                trust
+                    .check_metadata(bundle, &crate::update::install::expect(), floor, cap)
+                    .map_err(|r| format!("{}: {r}", r.code()))
+            }));
         let progress = tokio::task::spawn_blocking(move || receiver.on_message(&payload)).await;
         match progress {
             Ok(p) => {
