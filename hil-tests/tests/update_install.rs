@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::update::{DEMO, MANIFEST, MODEL, now_s, self_tests};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,25 +17,8 @@ use models::bundle::{
     Bundle, Kind, Metadata, ModelTarget, Role, Root, SelfTest, SettingsPatch, Target,
 };
 
-const MANIFEST: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../models/fusion/fusion.int4.manifest.toml"
-);
-const MODEL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../models/fusion/fusion.int4.onnx"
-);
-const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenes/demo");
-
 fn key(n: u8) -> SigningKey {
     generate([n; 32])
-}
-
-fn now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 struct Node {
@@ -150,34 +135,6 @@ initial_soc = {soc}
     }
 }
 
-fn self_tests() -> Vec<SelfTest> {
-    let out = Command::new(common::NODE)
-        .args([
-            "update",
-            "selftests",
-            "--count",
-            "6",
-            "--manifest",
-            MANIFEST,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    v.into_iter()
-        .map(|t| SelfTest {
-            inputs: serde_json::from_value(t["inputs"].clone()).unwrap(),
-            expected_class: t["expected_class"].as_u64().unwrap() as u8,
-            probabilities: serde_json::from_value(t["probabilities"].clone()).unwrap(),
-            tolerance: t["tolerance"].as_f64().unwrap() as f32,
-        })
-        .collect()
-}
-
 /// The committed model as a bundle of `version`, signed by `signers`.
 fn model_bundle(version: u64, tests: Vec<SelfTest>, signers: &[u8]) -> Vec<u8> {
     let text = std::fs::read_to_string(MANIFEST).unwrap();
@@ -236,7 +193,7 @@ fn versions(events: &[serde_json::Value]) -> Vec<u64> {
 #[test]
 fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     let node = Node::new();
-    let tests = self_tests();
+    let tests = self_tests(6);
     assert_eq!(tests.len(), 6);
 
     // Refused bundles never reach the drop folder.
@@ -465,7 +422,7 @@ fn a_settings_bundle_changes_a_threshold_from_the_next_start() {
 fn a_kill_at_any_moment_of_an_install_leaves_a_verified_model() {
     use rand::{Rng, SeedableRng};
     let node = Node::new();
-    let tests = self_tests();
+    let tests = self_tests(6);
     let out = node.apply(&model_bundle(3, tests, &[10, 11]), "v3.fnb");
     assert!(
         out.status.success(),
@@ -529,7 +486,7 @@ fn a_kill_at_any_moment_of_an_install_leaves_a_verified_model() {
         );
         // Back to the start for the next round.
         std::fs::remove_dir_all(node.data().join("update")).unwrap();
-        let out = node.apply(&model_bundle(3, self_tests(), &[10, 11]), "v3.fnb");
+        let out = node.apply(&model_bundle(3, self_tests(6), &[10, 11]), "v3.fnb");
         assert!(
             out.status.success(),
             "{}",
@@ -569,7 +526,7 @@ key = "{key}"
         key = node_files.key.display(),
     );
     let bundle_path = node.dir.path().join("v3.fnb");
-    std::fs::write(&bundle_path, model_bundle(3, self_tests(), &[10, 11])).unwrap();
+    std::fs::write(&bundle_path, model_bundle(3, self_tests(6), &[10, 11])).unwrap();
     // The node replays the demo scene in real time (long enough for the
     // transfer) and stays up until told to stop.
     let log = node.dir.path().join("node.log");

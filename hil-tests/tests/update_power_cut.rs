@@ -10,29 +10,14 @@
 
 mod common;
 
+use common::update::{DEMO, MANIFEST, MODEL, now_s, self_tests};
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hil_tests::powerfs::Mounted;
 use models::bundle::keys::generate;
 use models::bundle::{Bundle, Kind, Metadata, ModelTarget, Role, Root, Target};
-
-const MANIFEST: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../models/fusion/fusion.int4.manifest.toml"
-);
-const MODEL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../models/fusion/fusion.int4.onnx"
-);
-const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenes/demo");
-
-fn now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 fn bundle(self_tests: Vec<models::bundle::SelfTest>) -> Vec<u8> {
     let text = std::fs::read_to_string(MANIFEST)
@@ -70,30 +55,6 @@ fn bundle(self_tests: Vec<models::bundle::SelfTest>) -> Vec<u8> {
     b.sign(&generate([10; 32]));
     b.sign(&generate([11; 32]));
     b.to_bytes()
-}
-
-fn self_tests() -> Vec<models::bundle::SelfTest> {
-    let out = std::process::Command::new(common::NODE)
-        .args([
-            "update",
-            "selftests",
-            "--count",
-            "4",
-            "--manifest",
-            MANIFEST,
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    v.into_iter()
-        .map(|t| models::bundle::SelfTest {
-            inputs: serde_json::from_value(t["inputs"].clone()).unwrap(),
-            expected_class: t["expected_class"].as_u64().unwrap() as u8,
-            probabilities: serde_json::from_value(t["probabilities"].clone()).unwrap(),
-            tolerance: t["tolerance"].as_f64().unwrap() as f32,
-        })
-        .collect()
 }
 
 /// What a start would find under `data`: checks and returns the committed
@@ -153,7 +114,7 @@ fn power_cuts_during_an_install_leave_a_whole_state() {
         ),
     )
     .unwrap();
-    let bytes = bundle(self_tests());
+    let bytes = bundle(self_tests(4));
     let (backing, trash, mnt) = (
         t.path().join("disk"),
         t.path().join("trash"),

@@ -1,0 +1,46 @@
+//! What the update tests share: the committed model, the demo scene, the
+//! clock, and self-test vectors made by `fieldnode update selftests`.
+
+/// The committed model's manifest.
+pub const MANIFEST: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../models/fusion/fusion.int4.manifest.toml"
+);
+/// The committed 4-bit model.
+pub const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../models/fusion/fusion.int4.onnx"
+);
+/// The bundled demo scene.
+pub const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenes/demo");
+
+/// Seconds since the epoch.
+pub fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `count` self-test vectors of the committed model.
+pub fn self_tests(count: usize) -> Vec<models::bundle::SelfTest> {
+    let out = std::process::Command::new(super::NODE)
+        .args(["update", "selftests", "--manifest", MANIFEST, "--count"])
+        .arg(count.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    v.into_iter()
+        .map(|t| models::bundle::SelfTest {
+            inputs: serde_json::from_value(t["inputs"].clone()).unwrap(),
+            expected_class: t["expected_class"].as_u64().unwrap() as u8,
+            probabilities: serde_json::from_value(t["probabilities"].clone()).unwrap(),
+            tolerance: t["tolerance"].as_f64().unwrap() as f32,
+        })
+        .collect()
+}
