@@ -303,23 +303,7 @@ fn strict_settings() -> Vec<u8> {
         ],
         ..SettingsPatch::default()
     };
-    let meta = Metadata {
-        kind: Kind::Settings,
-        name: "settings".into(),
-        version: 1,
-        created_s: now_s() - 60,
-        expires_s: now_s() + 86_400,
-        target: Target {
-            min_firmware: [0, 0, 0],
-            model: None,
-        },
-        payload_len: 0,
-        payload_sha256: [0; 32],
-        quantization: String::new(),
-        latency_p99_us: 0,
-        self_tests: Vec::new(),
-        manifest: None,
-    };
+    let meta = Metadata::settings("settings", 1, now_s() - 60, now_s() + 86_400, [0, 0, 0]);
     let mut b = Bundle::new(meta, patch.to_bytes());
     b.sign(&key(10));
     b.sign(&key(11));

@@ -442,23 +442,7 @@ fn a_settings_bundle_with_two_signatures_fits_one_sbd_message() {
         update_min_soc: Some(600),
         ..SettingsPatch::default()
     };
-    let m = Metadata {
-        kind: Kind::Settings,
-        name: "settings".into(),
-        version: 1_000_000,
-        created_s: NOW,
-        expires_s: NOW + 90 * 86_400,
-        target: Target {
-            min_firmware: [0, 1, 0],
-            model: None,
-        },
-        payload_len: 0,
-        payload_sha256: [0; 32],
-        quantization: String::new(),
-        latency_p99_us: 0,
-        self_tests: Vec::new(),
-        manifest: None,
-    };
+    let m = Metadata::settings("settings", 1_000_000, NOW, NOW + 90 * 86_400, [0, 1, 0]);
     let mut b = Bundle::new(m, patch.to_bytes());
     b.sign(&key(10));
     b.sign(&key(11));

@@ -344,23 +344,7 @@ fn pack_settings(
     }
     let payload = patch.to_bytes();
     SettingsPatch::from_bytes(&payload).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-    let meta = Metadata {
-        kind: Kind::Settings,
-        name,
-        version: a.version,
-        created_s: now,
-        expires_s,
-        target: Target {
-            min_firmware: a.min_firmware,
-            model: None,
-        },
-        payload_len: 0,
-        payload_sha256: [0; 32],
-        quantization: String::new(),
-        latency_p99_us: 0,
-        self_tests: Vec::new(),
-        manifest: None,
-    };
+    let meta = Metadata::settings(&name, a.version, now, expires_s, a.min_firmware);
     Ok((meta, payload))
 }
 

@@ -126,6 +126,35 @@ pub enum BundleError {
 }
 
 impl Metadata {
+    /// The metadata of a settings bundle: no model target, no
+    /// quantization, latency or self-tests (the payload's length and hash
+    /// are filled in by [`Bundle::new`]).
+    pub fn settings(
+        name: &str,
+        version: u64,
+        created_s: u64,
+        expires_s: u64,
+        min_firmware: [u16; 3],
+    ) -> Metadata {
+        Metadata {
+            kind: Kind::Settings,
+            name: name.to_string(),
+            version,
+            created_s,
+            expires_s,
+            target: Target {
+                min_firmware,
+                model: None,
+            },
+            payload_len: 0,
+            payload_sha256: [0; 32],
+            quantization: String::new(),
+            latency_p99_us: 0,
+            self_tests: Vec::new(),
+            manifest: None,
+        }
+    }
+
     /// Metadata for `payload` with the given fields; the length and hash are
     /// computed.
     pub fn describe(mut self, payload: &[u8]) -> Metadata {

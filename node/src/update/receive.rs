@@ -255,26 +255,10 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use models::bundle::{Kind, Metadata, Target};
+    use models::bundle::Metadata;
 
     fn bundle(payload: &[u8]) -> Vec<u8> {
-        let meta = Metadata {
-            kind: Kind::Settings,
-            name: "settings".into(),
-            version: 4,
-            created_s: 1,
-            expires_s: 2,
-            target: Target {
-                min_firmware: [0, 0, 0],
-                model: None,
-            },
-            payload_len: 0,
-            payload_sha256: [0; 32],
-            quantization: String::new(),
-            latency_p99_us: 0,
-            self_tests: Vec::new(),
-            manifest: None,
-        };
+        let meta = Metadata::settings("settings", 4, 1, 2, [0, 0, 0]);
         Bundle::new(meta, payload.to_vec()).to_bytes()
     }
 
