@@ -1,8 +1,10 @@
 //! Message types shared across the workspace: the event record that the node
-//! stores and forwards, its compact versioned binary encoding, and its stable
-//! JSON view.
+//! stores and forwards, its compact versioned binary encoding, its stable
+//! JSON view, and the field-link protocol that a technician's laptop speaks
+//! with a running node.
 //!
-//! This crate depends on `serde`, `postcard` and `thiserror` only, so that the
+//! This crate depends on `serde`, `postcard` and `thiserror`, and for the field
+//! link's framing on `cobs` and `crc32fast` (small, pure Rust), so that the
 //! field tools build on any operating system without the node's hardware stack.
 //!
 //! Layout:
@@ -10,13 +12,16 @@
 //! - [`codec`]: the versioned binary envelope (`[version][postcard body]`);
 //! - [`status`]: [`StatusRecord`], the periodic health report, and [`Priority`];
 //! - [`json`]: [`EventJson`], the documented JSON view in physical units;
-//! - [`pack`]: several records in one 340-byte Iridium SBD message;
-//! - [`command`]: downlink commands (binary for SBD MT, JSON for MQTT).
+//! - [`mod@pack`]: several records in one 340-byte Iridium SBD message;
+//! - [`command`]: downlink commands (binary for SBD MT, JSON for MQTT);
+//! - [`link`]: the field-link protocol between a technician's `field-tools link`
+//!   and a running node (framing, requests and replies), transport-agnostic.
 
 pub mod codec;
 pub mod command;
 pub mod event;
 pub mod json;
+pub mod link;
 pub mod pack;
 pub mod status;
 
