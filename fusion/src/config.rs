@@ -118,6 +118,12 @@ impl Default for ClimateTriggerConfig {
 pub struct MergeConfig {
     /// Activations closer than this join one event, ms.
     pub gap_ms: u32,
+    /// Audio activations this close that sound alike (dominant frequency
+    /// within half an octave, similar share of low, mid and high bands,
+    /// little energy below 300 Hz so that wind gusts never qualify) join
+    /// one event even beyond `gap_ms`: a bird's song bout or a repeated
+    /// call is one event, not one per song, ms (0 turns it off).
+    pub repeat_gap_ms: u32,
     /// Events shorter than this are dropped, ms.
     pub min_event_ms: u32,
     /// Longer events are closed and a new one started, ms.
@@ -130,6 +136,7 @@ impl Default for MergeConfig {
     fn default() -> Self {
         MergeConfig {
             gap_ms: 3_000,
+            repeat_gap_ms: 6_000,
             min_event_ms: 300,
             max_event_ms: 180_000,
             report_background: false,
@@ -263,6 +270,11 @@ impl DetectorConfig {
             g.gap_ms <= 600_000,
             "merge.gap_ms",
             "must be at most 600000 ms",
+        );
+        need(
+            g.repeat_gap_ms <= 60_000,
+            "merge.repeat_gap_ms",
+            "must be at most 60000 ms",
         );
         need(
             g.max_event_ms > g.min_event_ms,

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 
 use messages::{EventClass, KeyFeatures, ModalityScores, Permille};
 
-use crate::activation::{Activation, Features};
+use crate::activation::{Activation, AudioFeatures, Features};
 use crate::audio_trigger::AudioTrigger;
 use crate::classify::{Evidence, classify};
 use crate::climate_trigger::ClimateTrigger;
@@ -68,6 +68,36 @@ fn idx(m: Modality) -> usize {
         Modality::Camera => 1,
         Modality::Climate => 2,
     }
+}
+
+fn audio_of(a: &Activation) -> Option<AudioFeatures> {
+    match a.features {
+        Features::Audio(f) => Some(f),
+        _ => None,
+    }
+}
+
+/// Two audio activations are repeats of one call: neither has much energy
+/// below 300 Hz (wind gusts and rumble, which are alike too, never bridge
+/// events this way), their dominant frequencies are within half an octave
+/// and their energy splits over the low, mid and high bands differ by at
+/// most 0.4 in total.
+fn sounds_alike(a: &AudioFeatures, b: &AudioFeatures) -> bool {
+    const MAX_LOW_SHARE: f32 = 0.15;
+    if !(a.peak_hz > 0.0 && b.peak_hz > 0.0)
+        || a.band_share[0] > MAX_LOW_SHARE
+        || b.band_share[0] > MAX_LOW_SHARE
+    {
+        return false;
+    }
+    let octaves = (a.peak_hz / b.peak_hz).log2().abs();
+    let shares: f32 = a
+        .band_share
+        .iter()
+        .zip(&b.band_share)
+        .map(|(x, y)| (x - y).abs())
+        .sum();
+    octaves <= 0.5 && shares <= 0.4
 }
 
 impl Detector {
@@ -243,13 +273,28 @@ impl Detector {
                 a.modality == Modality::Climate && self.available_at(Modality::Audio, a.start_ms)
             });
         let gap = i64::from(self.cfg.merge.gap_ms);
+        let repeat_gap = i64::from(self.cfg.merge.repeat_gap_ms);
         let max = i64::from(self.cfg.merge.max_event_ms);
         let mut taken = 0;
         while taken < main.len() {
             let mut end = main[taken].end_ms;
             let start = main[taken].start_ms;
+            // The cluster's latest audio activation: a later one that sounds
+            // alike joins within `repeat_gap` (the next song of a bout).
+            let mut last_audio = audio_of(&main[taken]).map(|f| (main[taken].end_ms, f));
             let mut j = taken + 1;
-            while j < main.len() && main[j].start_ms <= end + gap {
+            while j < main.len() {
+                let next = &main[j];
+                let near = next.start_ms <= end + gap;
+                let repeat = match (last_audio, audio_of(next)) {
+                    (Some((t, a)), Some(b)) => {
+                        next.start_ms <= t + repeat_gap && sounds_alike(&a, &b)
+                    }
+                    _ => false,
+                };
+                if !near && !repeat {
+                    break;
+                }
                 if main[j].end_ms.max(end) - start > max {
                     // Cut at the length limit: a symptom (something that
                     // never stops, or a floor that never learned it).
@@ -262,12 +307,17 @@ impl Detector {
                     );
                     break;
                 }
-                end = end.max(main[j].end_ms);
+                end = end.max(next.end_ms);
+                if let Some(f) = audio_of(next) {
+                    last_audio = Some((next.end_ms, f));
+                }
                 j += 1;
             }
             // A modality lagging behind may still start an activation at its
-            // safe time, so a cluster is complete only once that is past it.
-            let complete = end.saturating_add(gap) < safe;
+            // safe time, so a cluster is complete only once that is past it
+            // (and past the reach of a repeat of its last sound).
+            let reach = last_audio.map_or(i64::MIN, |(t, _)| t.saturating_add(repeat_gap));
+            let complete = end.saturating_add(gap).max(reach) < safe;
             if !complete {
                 break;
             }
@@ -670,6 +720,57 @@ mod tests {
         assert!(out.len() >= 3, "{out:?}");
         assert!(d.stats().events_cut_at_max >= 2, "{:?}", d.stats());
         assert!(out.iter().all(|e| e.end_ms - e.start_ms <= 60_000));
+    }
+
+    /// Adds a one-second tone sweep of `hz`..`hz`·1.15 at `at_s`.
+    fn add_call(x: &mut [f32], at_s: f32, hz: f32) {
+        let s0 = (at_s * 16_000.0) as usize;
+        let mut ph = 0f32;
+        for i in 0..16_000 {
+            ph += 2.0 * std::f32::consts::PI * hz * (1.0 + 0.15 * i as f32 / 16_000.0) / 16_000.0;
+            x[s0 + i] += 0.1 * ph.sin();
+        }
+    }
+
+    fn audio_only(x: &[f32]) -> Vec<Detection> {
+        let mut d = Detector::new(&DetectorConfig::default(), 16_000);
+        for m in [Modality::Camera, Modality::Climate] {
+            d.set_available(m, false);
+            d.close(m);
+        }
+        let mut out = Vec::new();
+        for (i, c) in x.chunks(8000).enumerate() {
+            d.push_audio(&AudioChunk {
+                start_ms: i as i64 * 500,
+                sample_rate: 16_000,
+                samples: c.to_vec(),
+            });
+            out.extend(d.poll());
+        }
+        out.extend(d.finish());
+        out
+    }
+
+    #[test]
+    fn a_bout_of_alike_calls_is_one_event_and_different_sounds_are_not() {
+        // Three calls at 3 kHz 5 s apart (4 s of silence between them,
+        // beyond gap_ms): one event of the bout.
+        let mut x = quiet_with_call(120, 20.0);
+        add_call(&mut x, 25.0, 3000.0);
+        add_call(&mut x, 30.0, 3000.0);
+        let out = audio_only(&x);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!((19_000..=21_000).contains(&out[0].start_ms), "{out:?}");
+        assert!(out[0].end_ms >= 31_000, "{out:?}");
+        // The same calls 10 s apart stay apart.
+        let mut x = quiet_with_call(120, 20.0);
+        add_call(&mut x, 30.0, 3000.0);
+        add_call(&mut x, 40.0, 3000.0);
+        assert_eq!(audio_only(&x).len(), 3);
+        // A call, then 5 s later a low sound two octaves down: two events.
+        let mut x = quiet_with_call(120, 20.0);
+        add_call(&mut x, 25.0, 500.0);
+        assert_eq!(audio_only(&x).len(), 2);
     }
 
     #[test]
