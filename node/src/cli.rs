@@ -184,6 +184,7 @@ fn load_config(args: &RunArgs) -> Result<Config> {
         cfg.scene.speed = s;
     }
     cfg.scene.exit_at_end |= args.exit_at_end;
+    cfg.fieldlink.config_file = args.config.clone();
     if args.hardware {
         cfg.node.sensors = SensorSource::Hardware;
     }

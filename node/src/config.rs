@@ -37,6 +37,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[update]`: signed model and settings updates.
     pub update: crate::update::UpdateConfig,
+    /// `[fieldlink]`: the technician's link (Unix socket, serial device).
+    pub fieldlink: crate::fieldlink::FieldLinkConfig,
 }
 
 /// `[node]`
@@ -369,6 +371,7 @@ impl Config {
             uplink: section(&mut table, "uplink", &mut errors),
             log: section(&mut table, "log", &mut errors),
             update: section(&mut table, "update", &mut errors),
+            fieldlink: section(&mut table, "fieldlink", &mut errors),
         };
         for key in table.keys() {
             errors.push(err(key.clone(), "unknown key"));
@@ -475,6 +478,7 @@ impl Config {
         e.extend(prefixed("fusion", self.fusion.validate()));
         e.extend(prefixed("power.policy", self.power.policy.validate()));
         e.extend(prefixed("update", self.update.validate()));
+        e.extend(prefixed("fieldlink", self.fieldlink.validate()));
         e.extend(prefixed("outbox", self.outbox.validate()));
         e.extend(prefixed("uplink", self.uplink.validate(&self.node.id)));
         e.extend(prefixed(

@@ -13,12 +13,14 @@
 //! - [`model`]: opening the fusion model (or falling back to the triggers);
 //! - [`update`]: signed model and settings updates (trust state, A/B slots, install);
 //! - [`uplink`]: forwarding the outbox over MQTT, status records, downlink commands;
+//! - [`fieldlink`]: serving `field-tools link` on a Unix socket or a serial device;
 //! - [`node`]: wiring the tasks for a run and its [`node::RunSummary`];
 //! - [`cli`]: the `fieldnode` command line.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod fieldlink;
 pub mod hardware;
 pub mod model;
 pub mod node;

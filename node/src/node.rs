@@ -252,6 +252,8 @@ pub async fn run_node(
         thermal_zone: crate::uplink::status::BOARD_THERMAL_ZONE.into(),
         counters: counters.clone(),
     };
+    let _fieldlink =
+        crate::fieldlink::FieldLink::start_if_configured(cfg, &status_source, clock.clone());
     let uplink = if cfg.uplink.enabled {
         let mut ucfg = cfg.uplink.clone();
         ucfg.mqtt = cfg.uplink.mqtt_for(&cfg.node.id);

@@ -1,0 +1,184 @@
+//! The node's side of the field link (`docs/field-link.md`): serves
+//! `field-tools link` on a Unix socket and/or a serial device.
+//!
+//! It runs on its own thread with its own tokio runtime on real time, like
+//! the uplink: the node's runtime may run on tokio's paused clock (a replay
+//! at `--speed max`), where the link's timeouts would fire at once, and a
+//! technician's slow cable must never hold up detection, storage or the
+//! uplink. It reads the store on blocking threads and only ever takes the
+//! store's own short locks.
+//!
+//! - [`config`]: the `[fieldlink]` table;
+//! - [`listen`]: the transports (socket, serial);
+//! - [`session`]: one session over any byte stream: handshake, requests,
+//!   the events stream with credit;
+//! - [`events`]: reading one batch of durable events from the store;
+//! - [`replies`]: the read requests served, from [`NodeView`].
+//!
+//! Served today: Hello, Ping, Status, Events (since / after_id / limit /
+//! follow, with credit and resume), TimeGet, ConfigShow, ConfigValidate,
+//! Credit, Cancel, and OutboxStats and UplinkStatus while the uplink is
+//! off. Everything else (LogsTail, ConfigSet, TimeSet, Probe, UplinkFlush,
+//! BundlePush, Reboot, authentication) is answered `unknown_request`
+//! saying it is not served.
+
+pub mod config;
+pub mod events;
+pub mod listen;
+pub mod replies;
+pub mod session;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::config::{Config, SensorSource};
+use crate::uplink::{NodeTime, StatusSource};
+pub use config::FieldLinkConfig;
+pub use replies::NodeView;
+pub use session::Limits;
+
+/// The running field link; dropping it stops it (and waits for its thread,
+/// at most about a second).
+pub struct FieldLink {
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FieldLink {
+    /// Starts the link when `[fieldlink]` names a socket or a serial
+    /// device; logs and returns `None` otherwise or when it cannot start
+    /// (the node runs on without it). Call it inside the node's runtime.
+    pub fn start_if_configured(
+        cfg: &Config,
+        status: &StatusSource,
+        clock: Arc<dyn Clock>,
+    ) -> Option<FieldLink> {
+        let fl = &cfg.fieldlink;
+        if !fl.enabled() {
+            return None;
+        }
+        let config_text_at_start = fl
+            .config_file
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok());
+        let view = Arc::new(NodeView {
+            status: status.clone(),
+            time: NodeTime::current(clock),
+            time_source: match cfg.node.sensors {
+                SensorSource::Scene => "scene",
+                SensorSource::Hardware => "system",
+            },
+            config: Arc::new(cfg.clone()),
+            config_file: fl.config_file.clone(),
+            config_text_at_start,
+            uplink_running: cfg.uplink.enabled,
+            reads_need_auth: fl.reads_need_auth,
+        });
+        match Self::start(fl.clone(), view, Limits::default()) {
+            Ok(link) => Some(link),
+            Err(e) => {
+                tracing::error!(error = %e, "field link not started");
+                None
+            }
+        }
+    }
+
+    /// Starts the link's thread and binds its socket (errors from binding
+    /// are returned; a serial device that does not open is retried).
+    pub fn start(
+        cfg: FieldLinkConfig,
+        view: Arc<NodeView>,
+        limits: Limits,
+    ) -> Result<FieldLink, StartError> {
+        let (stop, stop_rx) = watch::channel(false);
+        let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("fieldlink".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(StartError::Thread(e)));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mut tasks = Vec::new();
+                    if let Some(path) = cfg.socket.clone() {
+                        match listen::bind(&path) {
+                            Ok(l) => tasks.push(tokio::spawn(listen::serve_socket(
+                                l,
+                                path,
+                                view.clone(),
+                                limits,
+                                stop_rx.clone(),
+                            ))),
+                            Err(e) => {
+                                let _ = started_tx.send(Err(StartError::Listen(e)));
+                                return;
+                            }
+                        }
+                    }
+                    if let Some(path) = cfg.serial.clone() {
+                        tasks.push(tokio::spawn(listen::serve_serial(
+                            path,
+                            cfg.baud,
+                            view.clone(),
+                            limits,
+                            stop_rx.clone(),
+                        )));
+                    }
+                    let _ = started_tx.send(Ok(()));
+                    for t in tasks {
+                        let _ = t.await;
+                    }
+                });
+                rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            })
+            .map_err(StartError::Thread)?;
+        match started_rx.recv() {
+            Ok(Ok(())) => Ok(FieldLink {
+                stop,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(StartError::Thread(std::io::Error::other(
+                    "the field link thread ended before starting",
+                )))
+            }
+        }
+    }
+}
+
+impl Drop for FieldLink {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Why the link did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The socket could not be bound.
+    #[error(transparent)]
+    Listen(#[from] listen::ListenError),
+    /// The thread or its runtime could not be created.
+    #[error("field link thread: {0}")]
+    Thread(std::io::Error),
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,485 @@
+//! One field-link session over any byte stream (`AsyncRead + AsyncWrite`):
+//! an accepted Unix socket connection or an opened serial port.
+//!
+//! The session is one task: it reads bytes, decodes frames, answers each
+//! request before it handles the next, and sends the batches of its (at
+//! most one) open events stream as credit allows. Store reads run on
+//! blocking threads with a timeout; a write that the client does not take
+//! within [`Limits::write_timeout`] ends the session, so a slow or vanished
+//! client only ever holds up its own session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use messages::link::{
+    self, ErrorCode, EventBatch, EventsRequest, FrameDecoder, FrameStats, HelloReply, LinkError,
+    PROTOCOL_VERSION, Request, RequestEnvelope, Response, ResponseEnvelope, StreamEnd,
+};
+use rand::RngCore;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::events::{Filter, read_batch};
+use super::replies::{NodeView, error, not_served, served};
+
+/// The session's timers.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The session ends after this long without a frame from the client.
+    pub idle_timeout: Duration,
+    /// A partial frame with no new byte for this long is dropped.
+    pub inter_byte: Duration,
+    /// A frame not taken by the client within this long ends the session.
+    pub write_timeout: Duration,
+    /// How often a follow stream that sent everything looks for new events.
+    pub follow_poll: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            idle_timeout: Duration::from_millis(link::SESSION_IDLE_TIMEOUT_MS.into()),
+            inter_byte: Duration::from_millis(link::INTER_BYTE_TIMEOUT_MS.into()),
+            write_timeout: Duration::from_secs(30),
+            follow_poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// How long the node works on a request before it answers `internal`: a
+/// little under the client's own timeout for it, so the answer arrives.
+fn work_timeout(req: &Request) -> Duration {
+    let ms = req.reply_timeout_ms().unwrap_or(link::REPLY_TIMEOUT_MS);
+    Duration::from_millis(u64::from(ms) * 4 / 5)
+}
+
+/// Completes when `stop` turns true (or its sender is gone).
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionEnd {
+    /// The client closed the connection.
+    #[error("the client closed the connection")]
+    Closed,
+    /// No frame from the client for the idle timeout.
+    #[error("no frame from the client for {0:?}")]
+    Idle(Duration),
+    /// The node is stopping.
+    #[error("the node is stopping")]
+    Stopped,
+    /// The client did not take a frame within the write timeout.
+    #[error("the client did not read a reply within {0:?}")]
+    WriteTimeout(Duration),
+    /// Reading or writing the transport failed.
+    #[error("transport: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a session did, logged when it ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Requests handled (decoded frames).
+    pub requests: u64,
+    /// Error replies sent.
+    pub errors: u64,
+    /// Events sent on streams.
+    pub events_sent: u64,
+    /// The frame decoder's counters (garbage, damaged and unknown frames).
+    pub frames: FrameStats,
+}
+
+/// An open events stream.
+struct Stream {
+    id: u32,
+    req: EventsRequest,
+    credit: u32,
+    sent: u64,
+    cursor: Option<u64>,
+    /// When to read the next batch (while it has credit).
+    next: Instant,
+}
+
+struct Session<W> {
+    out: W,
+    view: Arc<NodeView>,
+    limits: Limits,
+    /// A Hello was accepted on this connection.
+    open: bool,
+    stream: Option<Stream>,
+    stats: SessionStats,
+}
+
+/// Serves one session on `io` until the client leaves, the idle timeout,
+/// or `stop` turns true; then returns why, with what it did. `peer` names
+/// the transport in the log.
+pub async fn serve<S: AsyncRead + AsyncWrite>(
+    io: S,
+    view: Arc<NodeView>,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    peer: &str,
+) -> (SessionEnd, SessionStats) {
+    let (mut input, out) = tokio::io::split(io);
+    let mut s = Session {
+        out,
+        view,
+        limits,
+        open: false,
+        stream: None,
+        stats: SessionStats::default(),
+    };
+    let mut decoder = FrameDecoder::<RequestEnvelope>::new();
+    let end = s.run(&mut input, &mut decoder, &mut stop).await;
+    s.stats.frames = decoder.stats();
+    let f = s.stats.frames;
+    tracing::info!(
+        peer,
+        reason = %end,
+        requests = s.stats.requests,
+        error_replies = s.stats.errors,
+        events_sent = s.stats.events_sent,
+        bad_frames = f.cobs_errors + f.short_frames + f.crc_errors + f.oversize_frames + f.decode_errors,
+        crc_errors = f.crc_errors,
+        cobs_errors = f.cobs_errors,
+        undecodable = f.decode_errors,
+        discarded_bytes = f.discarded_bytes,
+        "field link session ended"
+    );
+    (end, s.stats)
+}
+
+impl<W: AsyncWrite + Unpin> Session<W> {
+    async fn run<R: AsyncRead + Unpin>(
+        &mut self,
+        input: &mut R,
+        decoder: &mut FrameDecoder<RequestEnvelope>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> SessionEnd {
+        // Ends whatever partial frame the client holds.
+        if let Err(e) = self.write(&[0]).await {
+            return e;
+        }
+        let mut buf = vec![0u8; 4096];
+        let mut last_frame = Instant::now();
+        let mut last_byte = Instant::now();
+        loop {
+            let batch_at = self
+                .stream
+                .as_ref()
+                .filter(|s| s.credit > 0)
+                .map(|s| s.next);
+            let end = tokio::select! {
+                biased;
+                _ = stopped(stop) => Some(SessionEnd::Stopped),
+                r = input.read(&mut buf) => match r {
+                    Ok(0) => Some(SessionEnd::Closed),
+                    Ok(n) => {
+                        last_byte = Instant::now();
+                        let mut end = None;
+                        for frame in decoder.feed(&buf[..n]) {
+                            let r = match frame {
+                                Ok(request) => {
+                                    last_frame = Instant::now();
+                                    self.handle(request).await
+                                }
+                                Err(e) => self.bad_frame(e).await,
+                            };
+                            if let Err(e) = r {
+                                end = Some(e);
+                                break;
+                            }
+                        }
+                        end
+                    }
+                    Err(e) => Some(SessionEnd::Io(e)),
+                },
+                _ = sleep_until(last_byte + self.limits.inter_byte), if decoder.pending_wire_len() > 0 => {
+                    tracing::debug!(bytes = decoder.pending_wire_len(), "field link: partial frame dropped after the inter-byte timeout");
+                    decoder.reset();
+                    None
+                }
+                _ = sleep_until(last_frame + self.limits.idle_timeout) => Some(SessionEnd::Idle(self.limits.idle_timeout)),
+                _ = sleep_until(batch_at.unwrap_or_else(Instant::now)), if batch_at.is_some() => {
+                    self.pump().await.err()
+                }
+            };
+            if let Some(end) = end {
+                if !matches!(end, SessionEnd::Io(_) | SessionEnd::WriteTimeout(_)) {
+                    // Best effort: the stream's last batch says it ended.
+                    let _ = self.end_stream(StreamEnd::Cancelled).await;
+                }
+                return end;
+            }
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), SessionEnd> {
+        let t = self.limits.write_timeout;
+        match timeout(t, async {
+            self.out.write_all(bytes).await?;
+            self.out.flush().await
+        })
+        .await
+        {
+            Ok(r) => r.map_err(SessionEnd::Io),
+            Err(_) => Err(SessionEnd::WriteTimeout(t)),
+        }
+    }
+
+    async fn send(&mut self, id: u32, body: Response) -> Result<(), SessionEnd> {
+        if matches!(body, Response::Error(_)) {
+            self.stats.errors += 1;
+        }
+        let frame = match link::encode_frame(&ResponseEnvelope { id, body }) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(id, error = %e, "field link: reply does not fit a frame");
+                self.stats.errors += 1;
+                link::encode_frame(&ResponseEnvelope {
+                    id,
+                    body: error(
+                        ErrorCode::Internal,
+                        format!("the reply does not fit a frame: {e}"),
+                    ),
+                })
+                .unwrap_or_default()
+            }
+        };
+        self.write(&frame).await
+    }
+
+    async fn bad_frame(&mut self, e: LinkError) -> Result<(), SessionEnd> {
+        tracing::debug!(error = %e, "field link: frame dropped");
+        match e {
+            // Intact, but not a request this node knows: answer its id.
+            LinkError::Decode { id: Some(id), .. } => {
+                self.send(
+                    id,
+                    error(
+                        ErrorCode::UnknownRequest,
+                        "the request did not decode: unknown to this node (field-link 1.0) or malformed",
+                    ),
+                )
+                .await
+            }
+            // Damaged or garbage: counted; the client's timeout finds it.
+            _ => Ok(()),
+        }
+    }
+
+    async fn handle(&mut self, env: RequestEnvelope) -> Result<(), SessionEnd> {
+        let RequestEnvelope { id, body } = env;
+        self.stats.requests += 1;
+        tracing::debug!(id, request = body.name(), "field link request");
+        match body {
+            Request::Hello(hello) => {
+                // A new Hello ends the session: streams end, a new nonce.
+                self.end_stream(StreamEnd::Cancelled).await?;
+                if !link::is_compatible(hello.protocol_version) {
+                    self.open = false;
+                    tracing::warn!(client = %hello.client, client_version = %link::version_string(hello.protocol_version), "field link: Hello of another protocol version refused");
+                    let message = format!(
+                        "this node speaks field-link {}, the client {}: use a field-tools of major version {}",
+                        link::version_string(PROTOCOL_VERSION),
+                        link::version_string(hello.protocol_version),
+                        link::protocol_major(PROTOCOL_VERSION)
+                    );
+                    return self.send(id, error(ErrorCode::BadVersion, message)).await;
+                }
+                self.open = true;
+                let mut session_nonce = [0u8; link::NONCE_LEN];
+                rand::rng().fill_bytes(&mut session_nonce);
+                tracing::info!(client = %hello.client, client_version = %link::version_string(hello.protocol_version), "field link session opened");
+                let reply = HelloReply {
+                    protocol_version: PROTOCOL_VERSION,
+                    node_id: self.view.status.node_id.clone(),
+                    firmware_version: env!("CARGO_PKG_VERSION").into(),
+                    session_nonce,
+                    auth_required_for_reads: self.view.reads_need_auth,
+                    idle_timeout_ms: u32::try_from(self.limits.idle_timeout.as_millis())
+                        .unwrap_or(u32::MAX),
+                };
+                self.send(id, Response::Hello(reply)).await
+            }
+            Request::Credit { .. } if !self.open => Ok(()),
+            _ if !self.open => {
+                self.send(
+                    id,
+                    error(ErrorCode::Unauthenticated, "no session: send Hello first"),
+                )
+                .await
+            }
+            Request::Ping => self.send(id, Response::Pong).await,
+            Request::Credit { stream, items } => {
+                if let Some(s) = self.stream.as_mut().filter(|s| s.id == stream) {
+                    s.credit = s.credit.saturating_add(items);
+                    s.next = s.next.min(Instant::now());
+                }
+                Ok(())
+            }
+            Request::Cancel { stream } => {
+                if self.stream.as_ref().is_some_and(|s| s.id == stream) {
+                    self.end_stream(StreamEnd::Cancelled).await?;
+                }
+                self.send(id, Response::Done).await
+            }
+            Request::Events(req) => {
+                if let Some(r) = self.refuse_read(&Request::Events(req.clone())) {
+                    return self.send(id, r).await;
+                }
+                if self.stream.is_some() {
+                    return self
+                        .send(
+                            id,
+                            error(
+                                ErrorCode::Busy,
+                                "an events stream is already open in this session: cancel it first",
+                            ),
+                        )
+                        .await;
+                }
+                tracing::info!(id, after_id = ?req.after_id, since_ms = ?req.since_ms, limit = ?req.limit, follow = req.follow, "field link: events stream opened");
+                self.stream = Some(Stream {
+                    id,
+                    cursor: req.after_id,
+                    credit: req.credit,
+                    sent: 0,
+                    req,
+                    next: Instant::now(),
+                });
+                // A stream with no credit and nothing to wait for.
+                if self.stream.as_ref().is_some_and(|s| s.req.limit == Some(0)) {
+                    self.end_stream(StreamEnd::LimitReached).await?;
+                }
+                Ok(())
+            }
+            other => {
+                let reply = match self.refuse_read(&other) {
+                    Some(r) => r,
+                    None => match timeout(work_timeout(&other), self.view.answer(&other)).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            tracing::warn!(
+                                id,
+                                request = other.name(),
+                                "field link: request timed out on the node"
+                            );
+                            error(
+                                ErrorCode::Internal,
+                                format!("`{}` timed out on the node", other.name()),
+                            )
+                        }
+                    },
+                };
+                self.send(id, reply).await
+            }
+        }
+    }
+
+    /// The error reply for a request this session does not act on, if any.
+    fn refuse_read(&self, req: &Request) -> Option<Response> {
+        let uplink = self.view.uplink_running;
+        if !matches!(req, Request::Events(_)) && !served(req, uplink) {
+            return Some(error(ErrorCode::UnknownRequest, not_served(req, uplink)));
+        }
+        if req.needs_auth(self.view.reads_need_auth) {
+            return Some(error(
+                ErrorCode::Unauthenticated,
+                "this node requires an authenticated session for reads ([fieldlink] reads_need_auth), and does not serve authentication yet",
+            ));
+        }
+        None
+    }
+
+    /// Sends the stream's last batch (no events) and closes it.
+    async fn end_stream(&mut self, end: StreamEnd) -> Result<(), SessionEnd> {
+        let Some(s) = self.stream.take() else {
+            return Ok(());
+        };
+        tracing::info!(id = s.id, sent = s.sent, end = ?end, "field link: events stream ended");
+        let batch = EventBatch {
+            events: Vec::new(),
+            resume_after_id: s.cursor,
+            end: Some(end),
+        };
+        self.send(s.id, Response::EventBatch(batch)).await
+    }
+
+    /// Reads and sends the open stream's next batch.
+    async fn pump(&mut self) -> Result<(), SessionEnd> {
+        let Some(s) = self.stream.as_ref() else {
+            return Ok(());
+        };
+        let left = s
+            .req
+            .limit
+            .map_or(u64::MAX, |l| u64::from(l).saturating_sub(s.sent));
+        let max_items = usize::try_from(left.min(u64::from(s.credit))).unwrap_or(usize::MAX);
+        let filter = Filter::new(s.req.since_ms, max_items);
+        let (id, after) = (s.id, s.cursor);
+        let store = self.view.status.store.clone();
+        let read = timeout(
+            Duration::from_millis(u64::from(link::REPLY_TIMEOUT_MS) * 4 / 5),
+            tokio::task::spawn_blocking(move || read_batch(&store, after, filter)),
+        )
+        .await;
+        let batch = match read {
+            Ok(Ok(Ok(b))) => b,
+            failed => {
+                let why = match failed {
+                    Ok(Ok(Err(e))) => e.to_string(),
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "the store did not answer in time".into(),
+                };
+                tracing::error!(id, error = %why, "field link: events stream failed");
+                self.stream = None;
+                return self
+                    .send(
+                        id,
+                        error(ErrorCode::Internal, format!("reading the store: {why}")),
+                    )
+                    .await;
+            }
+        };
+        let Some(s) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        let n = batch.events.len() as u64;
+        s.cursor = batch.resume.max(s.cursor);
+        s.credit = s
+            .credit
+            .saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
+        s.sent += n;
+        let end = if s.req.limit.is_some_and(|l| s.sent >= u64::from(l)) {
+            Some(StreamEnd::LimitReached)
+        } else if batch.caught_up && !s.req.follow {
+            Some(StreamEnd::Complete)
+        } else {
+            None
+        };
+        s.next = if batch.caught_up {
+            Instant::now() + self.limits.follow_poll
+        } else {
+            Instant::now()
+        };
+        let resume_after_id = s.cursor;
+        if end.is_some() {
+            tracing::info!(id, sent = s.sent, end = ?end, "field link: events stream ended");
+            self.stream = None;
+        }
+        if n > 0 || end.is_some() {
+            self.stats.events_sent += n;
+            let reply = Response::EventBatch(EventBatch {
+                events: batch.events,
+                resume_after_id,
+                end,
+            });
+            self.send(id, reply).await?;
+        }
+        Ok(())
+    }
+}

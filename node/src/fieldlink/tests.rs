@@ -1,0 +1,543 @@
+//! Session tests over `tokio::io::duplex`: the real session code against a
+//! client speaking the protocol with `messages::link`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use messages::link::{
+    self, ConfigOutcome, ErrorCode, EventsRequest, FrameDecoder, Hello, Request, RequestEnvelope,
+    Response, ResponseEnvelope, StreamEnd,
+};
+use messages::{EventClass, EventRecord, ModelVersion, Permille};
+use power::{PolicyConfig, PowerPolicy, PowerReading};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::watch;
+use uplink::EventStore;
+
+use super::session::{Limits, SessionEnd, SessionStats, serve};
+use super::*;
+use crate::clock::SystemClock;
+use crate::sensors::health::HealthBoard;
+use crate::uplink::SharedState;
+
+/// A generous bound so a broken session fails the test instead of hanging
+/// it (not a timing assertion).
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Node {
+    _dir: tempfile::TempDir,
+    view: Arc<NodeView>,
+    store: Arc<EventStore>,
+}
+
+fn node(reads_need_auth: bool, events: usize) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) =
+        EventStore::open(&dir.path().join("store"), &uplink::StoreConfig::default()).unwrap();
+    let store = Arc::new(store);
+    let mut policy = PowerPolicy::new(PolicyConfig::default());
+    let status = policy.update(PowerReading {
+        t_ms: 0,
+        soc: 0.5,
+        solar_w: 0.0,
+        load_w: 3.0,
+        battery_mv: None,
+    });
+    let (_tx, power) = watch::channel(status);
+    let source = StatusSource {
+        node_id: "n1".into(),
+        board: HealthBoard::default(),
+        power,
+        store: store.clone(),
+        shared: Arc::new(SharedState::default()),
+        started_ms: 0,
+        thermal_zone: dir.path().join("no-thermal-zone"),
+        counters: Arc::new(crate::tasks::Counters::default()),
+    };
+    let config_file = dir.path().join("fieldnode.toml");
+    std::fs::write(&config_file, "[node]\nid = \"n1\"\n").unwrap();
+    let view = Arc::new(NodeView {
+        status: source,
+        time: NodeTime::current(Arc::new(SystemClock)),
+        time_source: "system",
+        config: Arc::new(Config::from_file(&config_file).unwrap()),
+        config_file: Some(config_file),
+        config_text_at_start: Some("[node]\nid = \"n1\"\n".into()),
+        uplink_running: false,
+        reads_need_auth,
+    });
+    let n = Node {
+        _dir: dir,
+        view,
+        store,
+    };
+    add_events(&n.store, events, 0);
+    n
+}
+
+fn add_events(store: &EventStore, n: usize, first_start_ms: i64) {
+    for i in 0..n {
+        store
+            .append(|id| EventRecord {
+                id,
+                node_id: "n1".into(),
+                start_ms: first_start_ms + 1_000 * i as i64,
+                duration_ms: 500,
+                class: EventClass::Wildlife,
+                confidence: Permille(800),
+                scores: Default::default(),
+                features: Default::default(),
+                model: ModelVersion(0),
+            })
+            .unwrap();
+    }
+}
+
+struct Client {
+    io: DuplexStream,
+    decoder: FrameDecoder<ResponseEnvelope>,
+    pending: std::collections::VecDeque<ResponseEnvelope>,
+    next_id: u32,
+    task: tokio::task::JoinHandle<(SessionEnd, SessionStats)>,
+    stop: watch::Sender<bool>,
+}
+
+impl Client {
+    fn start(view: Arc<NodeView>, limits: Limits) -> Client {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(async move { serve(theirs, view, limits, stop_rx, "test").await });
+        Client {
+            io: ours,
+            decoder: FrameDecoder::new(),
+            pending: Default::default(),
+            next_id: 1,
+            task,
+            stop,
+        }
+    }
+
+    async fn send(&mut self, body: Request) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = link::encode_frame(&RequestEnvelope { id, body }).unwrap();
+        self.io.write_all(&frame).await.unwrap();
+        id
+    }
+
+    async fn recv(&mut self) -> ResponseEnvelope {
+        loop {
+            if let Some(r) = self.pending.pop_front() {
+                return r;
+            }
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout(WAIT, self.io.read(&mut buf))
+                .await
+                .expect("the node answered")
+                .unwrap();
+            assert!(n > 0, "the node closed the session");
+            for f in self.decoder.feed(&buf[..n]) {
+                self.pending
+                    .push_back(f.expect("a valid frame from the node"));
+            }
+        }
+    }
+
+    async fn ask(&mut self, body: Request) -> Response {
+        let id = self.send(body).await;
+        let r = self.recv().await;
+        assert_eq!(r.id, id);
+        r.body
+    }
+
+    async fn hello(&mut self) {
+        match self.ask(hello(link::PROTOCOL_VERSION)).await {
+            Response::Hello(h) => {
+                assert_eq!(h.node_id, "n1");
+                assert_eq!(h.protocol_version, link::PROTOCOL_VERSION);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Reads an events stream to its end: (ids, last resume cursor, end).
+    async fn drain(&mut self, id: u32) -> (Vec<u64>, Option<u64>, StreamEnd) {
+        let mut ids = Vec::new();
+        loop {
+            let r = self.recv().await;
+            assert_eq!(r.id, id);
+            assert!(link::frame_len(&r).unwrap() <= link::STREAM_BATCH_LEN);
+            match r.body {
+                Response::EventBatch(b) => {
+                    ids.extend(b.events.iter().map(|e| e.id));
+                    if let Some(end) = b.end {
+                        return (ids, b.resume_after_id, end);
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
+
+fn hello(version: u16) -> Request {
+    Request::Hello(Hello {
+        protocol_version: version,
+        client: "test".into(),
+    })
+}
+
+fn code(r: &Response) -> ErrorCode {
+    match r {
+        Response::Error(e) => e.code,
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+}
+
+fn events(after_id: Option<u64>, limit: Option<u32>, follow: bool, credit: u32) -> Request {
+    Request::Events(EventsRequest {
+        after_id,
+        since_ms: None,
+        limit,
+        follow,
+        credit,
+    })
+}
+
+fn all_ids(store: &EventStore) -> Vec<u64> {
+    store.iter_from(0).map(|e| e.unwrap().id).collect()
+}
+
+#[tokio::test]
+async fn requests_before_hello_are_refused_then_served() {
+    let n = node(false, 3);
+    let mut c = Client::start(n.view.clone(), Limits::default());
+    assert_eq!(
+        code(&c.ask(Request::Status).await),
+        ErrorCode::Unauthenticated
+    );
+    c.hello().await;
+    assert_eq!(c.ask(Request::Ping).await, Response::Pong);
+    match c.ask(Request::Status).await {
+        Response::Status(s) => {
+            assert_eq!(s.node_id, "n1");
+            assert_eq!(s.id, 0);
+            assert_eq!(s.queue.iter().sum::<u32>(), 3);
+        }
+        other => panic!("{other:?}"),
+    }
+    match c.ask(Request::TimeGet).await {
+        Response::Time(t) => {
+            assert!(t.unix_ms > 1_700_000_000_000);
+            assert_eq!(t.source, "system");
+            assert_eq!(t.uncertainty_ms, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    match c.ask(Request::ConfigShow).await {
+        Response::Config(t) => {
+            assert_eq!(t.toml, "[node]\nid = \"n1\"\n");
+            assert!(!t.pending_restart);
+        }
+        other => panic!("{other:?}"),
+    }
+    match c.ask(Request::OutboxStats).await {
+        Response::OutboxStats(o) => {
+            assert_eq!(o.queue.iter().sum::<u32>(), 3);
+            assert_eq!(o.oldest_ms, Some(0));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn config_validate_reports_problems_and_changes() {
+    let n = node(false, 0);
+    let mut c = Client::start(n.view.clone(), Limits::default());
+    c.hello().await;
+    let bad = Request::ConfigValidate {
+        toml: "[node]\nid = \"n1\"\ncolour = \"red\"\n[power]\ninterval_ms = 1\n".into(),
+    };
+    match c.ask(bad).await {
+        Response::ConfigChecked(ConfigOutcome::Invalid { problems }) => {
+            let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+            assert_eq!(keys, ["node.colour", "power.interval_ms"]);
+            assert_eq!(problems[0].problem, "unknown key");
+        }
+        other => panic!("{other:?}"),
+    }
+    let good = Request::ConfigValidate {
+        toml: "[node]\nid = \"n2\"\n".into(),
+    };
+    match c.ask(good).await {
+        Response::ConfigChecked(ConfigOutcome::Valid { changed, applies }) => {
+            assert_eq!(changed, ["node.id"]);
+            assert_eq!(applies, link::ApplyWhen::NextStart);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn another_major_version_is_refused_and_naming_both() {
+    let n = node(false, 0);
+    let mut c = Client::start(n.view.clone(), Limits::default());
+    match c.ask(hello(0x0203)).await {
+        Response::Error(e) => {
+            assert_eq!(e.code, ErrorCode::BadVersion);
+            assert!(
+                e.message.contains("1.0") && e.message.contains("2.3"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // No session was opened.
+    assert_eq!(
+        code(&c.ask(Request::Ping).await),
+        ErrorCode::Unauthenticated
+    );
+    // A newer minor version of the same major is fine.
+    match c.ask(hello(0x0107)).await {
+        Response::Hello(_) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn state_changing_requests_are_not_served() {
+    let n = node(false, 0);
+    let mut c = Client::start(n.view.clone(), Limits::default());
+    c.hello().await;
+    for req in [
+        Request::ConfigSet {
+            toml: String::new(),
+        },
+        Request::TimeSet {
+            unix_ms: 0,
+            uncertainty_ms: 0,
+        },
+        Request::Reboot,
+        Request::AuthChallenge,
+        Request::UplinkFlush,
+    ] {
+        let name = req.name();
+        match c.ask(req).await {
+            Response::Error(e) => {
+                assert_eq!(e.code, ErrorCode::UnknownRequest);
+                assert!(e.message.contains("not served"), "{}", e.message);
+                assert!(e.message.contains(name), "{}", e.message);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn reads_can_require_authentication() {
+    let n = node(true, 1);
+    let mut c = Client::start(n.view.clone(), Limits::default());
+    c.hello().await;
+    assert_eq!(c.ask(Request::Ping).await, Response::Pong);
+    assert_eq!(
+        code(&c.ask(Request::Status).await),
+        ErrorCode::Unauthenticated
+    );
+    let id = c.send(events(None, None, false, 10)).await;
+    let r = c.recv().await;
+    assert_eq!((r.id, code(&r.body)), (id, ErrorCode::Unauthenticated));
+}
+
+#[tokio::test]
+async fn garbage_and_unknown_frames_are_counted_and_the_next_request_answered() {
+    let n = node(false, 0);
+    let mut c = Client::start(n.view.clone(), Limits::default());
+    c.hello().await;
+    // Line noise ended by a delimiter, a damaged frame, an oversize one.
+    c.io.write_all(&[0x13, 0x37, 0xff, 0x00, 0x42, 0x00])
+        .await
+        .unwrap();
+    let mut damaged = link::encode_frame(&RequestEnvelope {
+        id: 90,
+        body: Request::Ping,
+    })
+    .unwrap();
+    damaged[2] ^= 0x55;
+    c.io.write_all(&damaged).await.unwrap();
+    let mut huge = vec![0x01u8; link::MAX_WIRE_FRAME_LEN + 10];
+    huge.push(0);
+    c.io.write_all(&huge).await.unwrap();
+    // An intact frame with a request this node does not know: id 77,
+    // variant 200.
+    let payload = [77u8, 200, 1];
+    let mut framed = payload.to_vec();
+    framed.extend_from_slice(&crc32(&payload).to_le_bytes());
+    let mut wire = vec![0u8; framed.len() + 4];
+    let len = cobs_encode(&framed, &mut wire);
+    wire.truncate(len);
+    wire.push(0);
+    c.io.write_all(&wire).await.unwrap();
+    let r = c.recv().await;
+    assert_eq!((r.id, code(&r.body)), (77, ErrorCode::UnknownRequest));
+    // The session is still in step.
+    assert_eq!(c.ask(Request::Ping).await, Response::Pong);
+    c.stop.send_replace(true);
+    let (end, stats) = tokio::time::timeout(WAIT, c.task).await.unwrap().unwrap();
+    assert!(matches!(end, SessionEnd::Stopped), "{end:?}");
+    assert_eq!(stats.frames.decode_errors, 1);
+    assert_eq!(stats.frames.oversize_frames, 1);
+    assert!(stats.frames.crc_errors + stats.frames.cobs_errors + stats.frames.short_frames >= 3);
+}
+
+/// CRC-32 (IEEE), bit by bit: the test's own, independent of the crate's.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// COBS for a frame under 254 bytes with no zero byte... or with some.
+fn cobs_encode(src: &[u8], dst: &mut [u8]) -> usize {
+    let mut code_at = 0;
+    let mut out = 1;
+    let mut code = 1u8;
+    for &b in src {
+        if b == 0 {
+            dst[code_at] = code;
+            code_at = out;
+            out += 1;
+            code = 1;
+        } else {
+            dst[out] = b;
+            out += 1;
+            code += 1;
+        }
+    }
+    dst[code_at] = code;
+    out
+}
+
+#[tokio::test]
+async fn events_flow_by_credit_in_order_without_duplicates() {
+    let n = node(false, 150);
+    let mut c = Client::start(n.view.clone(), Limits::default());
+    c.hello().await;
+    let id = c.send(events(None, None, false, 10)).await;
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        let r = c.recv().await;
+        assert_eq!(r.id, id);
+        match r.body {
+            Response::EventBatch(b) => {
+                assert!(b.end.is_none());
+                got.extend(b.events.iter().map(|e| e.id));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got.len(), 10, "credit exceeded");
+    // Out of credit: the next frame is the Pong, not a batch.
+    assert_eq!(c.ask(Request::Ping).await, Response::Pong);
+    c.send(Request::Credit {
+        stream: id,
+        items: 1_000,
+    })
+    .await;
+    let (rest, resume, end) = c.drain(id).await;
+    got.extend(rest);
+    assert_eq!(end, StreamEnd::Complete);
+    assert_eq!(got, all_ids(&n.store));
+    assert_eq!(resume, Some(n.store.next_id() - 1));
+}
+
+#[tokio::test]
+async fn a_stream_cut_short_resumes_from_its_cursor() {
+    let n = node(false, 120);
+    let mut c = Client::start(n.view.clone(), Limits::default());
+    c.hello().await;
+    let id = c.send(events(None, Some(45), false, 1_000)).await;
+    let (first, resume, end) = c.drain(id).await;
+    assert_eq!(end, StreamEnd::LimitReached);
+    assert_eq!(first.len(), 45);
+    // A new connection (the first was cut) continues from the cursor.
+    drop(c);
+    let mut c = Client::start(n.view.clone(), Limits::default());
+    c.hello().await;
+    let id = c.send(events(resume, None, false, 1_000)).await;
+    let (second, _, end) = c.drain(id).await;
+    assert_eq!(end, StreamEnd::Complete);
+    let mut all = first;
+    all.extend(second);
+    assert_eq!(all, all_ids(&n.store));
+}
+
+#[tokio::test]
+async fn follow_sends_new_events_until_cancelled() {
+    let n = node(false, 5);
+    let mut c = Client::start(n.view.clone(), Limits::default());
+    c.hello().await;
+    let id = c.send(events(None, None, true, 1_000)).await;
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        match c.recv().await.body {
+            Response::EventBatch(b) => got.extend(b.events.iter().map(|e| e.id)),
+            other => panic!("{other:?}"),
+        }
+    }
+    add_events(&n.store, 3, 100_000);
+    while got.len() < 8 {
+        match c.recv().await.body {
+            Response::EventBatch(b) => {
+                assert!(b.end.is_none());
+                got.extend(b.events.iter().map(|e| e.id));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, all_ids(&n.store));
+    let cancel = c.send(Request::Cancel { stream: id }).await;
+    let last = c.recv().await;
+    match last.body {
+        Response::EventBatch(b) => {
+            assert_eq!(last.id, id);
+            assert!(b.events.is_empty());
+            assert_eq!(b.end, Some(StreamEnd::Cancelled));
+        }
+        other => panic!("{other:?}"),
+    }
+    let done = c.recv().await;
+    assert_eq!((done.id, done.body), (cancel, Response::Done));
+    // A second stream may open now; a third while it runs is refused.
+    let s2 = c.send(events(None, None, true, 1_000)).await;
+    let _ = c.recv().await;
+    let s3 = c.send(events(None, None, false, 1_000)).await;
+    let r = c.recv().await;
+    assert_eq!((r.id, code(&r.body)), (s3, ErrorCode::Busy));
+    assert_ne!(s2, s3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_client_reaches_the_idle_timeout() {
+    let n = node(false, 0);
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(300),
+        ..Limits::default()
+    };
+    let mut c = Client::start(n.view.clone(), limits);
+    c.hello().await;
+    // Half a frame, then silence.
+    c.io.write_all(&[0x05, 0x01]).await.unwrap();
+    let (end, stats) = c.task.await.unwrap();
+    assert!(matches!(end, SessionEnd::Idle(_)), "{end:?}");
+    assert_eq!(stats.frames.discarded_bytes, 2);
+}
