@@ -5,6 +5,8 @@
 //!
 //! - [`events`]: reading the events of a node's data directory (a pulled SD
 //!   card) without modifying it, as JSON lines or CSV;
+//! - [`link`]: `field-tools link`, talking to a running node over its Unix
+//!   socket or a serial port (the field link);
 //! - [`pull`]: the researcher's MQTT subscriber (persistent session,
 //!   de-duplication, JSON lines or CSV);
 //! - [`score`]: event-level scoring of stored events against a scene's
@@ -14,6 +16,7 @@
 
 pub mod bridge;
 pub mod events;
+pub mod link;
 pub mod pull;
 pub mod score;
 pub mod update;

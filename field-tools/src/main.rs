@@ -71,6 +71,8 @@ enum Command {
     Pull(PullArgs),
     /// The ground bridge: receive RockBLOCK callbacks, publish their records to the broker.
     Bridge(BridgeArgs),
+    /// Talk to a running node over its Unix socket or a serial port (the field link).
+    Link(field_tools::link::LinkArgs),
     #[command(flatten)]
     Update(UpdateCommand),
 }
@@ -678,6 +680,7 @@ fn scene_start(scene: &std::path::Path) -> Result<i64> {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Update(command) => return Ok(run_update(command)),
+        Command::Link(args) => return Ok(field_tools::link::run(args)),
         Command::Pull(args) => run_pull(args)?,
         Command::Bridge(args) => run_bridge(args)?,
         Command::Events {

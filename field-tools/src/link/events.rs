@@ -1,0 +1,205 @@
+//! `field-tools link events`: the events stream with credit, and with
+//! `--follow` a reconnect loop that resumes from the last batch's cursor,
+//! so a cut cable costs neither a duplicate nor a gap.
+
+use std::time::Duration;
+
+use messages::EventRecord;
+use messages::link::{self, EventsRequest, Request, Response, StreamEnd};
+use tokio::time::Instant;
+
+use super::client::{Client, LinkError, connect};
+use super::transport::Target;
+
+/// Credit granted at a time; more is granted when half is used.
+pub const CREDIT: u32 = 64;
+
+/// What to ask for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventsQuery {
+    /// Only ids above this.
+    pub after_id: Option<u64>,
+    /// Only events that started at or after this time, ms.
+    pub since_ms: Option<i64>,
+    /// At most this many events in all.
+    pub limit: Option<u32>,
+    /// Keep the stream open; reconnect when it is cut.
+    pub follow: bool,
+}
+
+/// How a reconnecting follow waits between attempts.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// The first wait.
+    pub min: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            min: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the stream did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventsOutcome {
+    /// Events handed to the sink.
+    pub events: u64,
+    /// The last resume cursor received.
+    pub resume_after_id: Option<u64>,
+    /// Connections made (more than one after a cut with `--follow`).
+    pub connections: u32,
+    /// How the stream ended (`None`: it never ended, e.g. interrupted).
+    pub end: Option<StreamEnd>,
+}
+
+/// Streams events to `sink` in id order. Without `follow`, a lost
+/// connection is an error; with it, the stream is opened again after a
+/// backoff with `after_id` = the last cursor received, forever (until the
+/// node ends the stream, or the process is stopped).
+pub async fn stream_events(
+    target: &Target,
+    query: EventsQuery,
+    backoff: Backoff,
+    mut sink: impl FnMut(&EventRecord) -> std::io::Result<()>,
+    mut on_reconnect: impl FnMut(&LinkError, Duration),
+) -> Result<EventsOutcome, LinkError> {
+    let mut out = EventsOutcome {
+        resume_after_id: query.after_id,
+        ..Default::default()
+    };
+    let mut last_printed = query.after_id;
+    let mut wait = backoff.min;
+    loop {
+        let connected_before = out.connections;
+        let attempt = async {
+            let mut client = connect(target).await?;
+            out.connections += 1;
+            let remaining = query
+                .limit
+                .map(|l| l.saturating_sub(u32::try_from(out.events).unwrap_or(u32::MAX)));
+            one_stream(
+                &mut client,
+                query,
+                remaining,
+                &mut out,
+                &mut last_printed,
+                &mut sink,
+            )
+            .await
+        };
+        match attempt.await {
+            Ok(end) => {
+                out.end = Some(end);
+                return Ok(out);
+            }
+            Err(e) if query.follow && e.is_connection() => {
+                // A connection that worked resets the backoff.
+                if out.connections > connected_before {
+                    wait = backoff.min;
+                }
+                on_reconnect(&e, wait);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(backoff.max);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn one_stream(
+    client: &mut Client,
+    query: EventsQuery,
+    limit: Option<u32>,
+    out: &mut EventsOutcome,
+    last_printed: &mut Option<u64>,
+    sink: &mut impl FnMut(&EventRecord) -> std::io::Result<()>,
+) -> Result<StreamEnd, LinkError> {
+    if limit == Some(0) {
+        return Ok(StreamEnd::LimitReached);
+    }
+    let id = client
+        .send(Request::Events(EventsRequest {
+            after_id: out.resume_after_id,
+            since_ms: query.since_ms,
+            limit,
+            follow: query.follow,
+            credit: CREDIT,
+        }))
+        .await?;
+    let mut credit = CREDIT;
+    let reply_timeout = Duration::from_millis(link::REPLY_TIMEOUT_MS.into());
+    let keepalive = Duration::from_millis(link::KEEPALIVE_INTERVAL_MS.into());
+    // A follow stream may be quiet for hours: the client pings instead.
+    let mut ping: Option<(u32, Instant)> = None;
+    loop {
+        let deadline = match (query.follow, ping) {
+            (false, _) => Instant::now() + reply_timeout,
+            (true, Some((_, sent))) => sent + reply_timeout,
+            (true, None) => Instant::now() + keepalive,
+        };
+        let Some(r) = client.next(deadline).await? else {
+            if query.follow && ping.is_none() {
+                ping = Some((client.send(Request::Ping).await?, Instant::now()));
+                continue;
+            }
+            return Err(LinkError::Timeout {
+                request: if ping.is_some() { "ping" } else { "events" },
+                timeout_ms: link::REPLY_TIMEOUT_MS,
+            });
+        };
+        if ping.is_some_and(|(p, _)| p == r.id) {
+            ping = None;
+            continue;
+        }
+        if r.id != id {
+            continue;
+        }
+        match r.body {
+            Response::EventBatch(b) => {
+                for e in &b.events {
+                    // The node never repeats an id; a guard costs nothing.
+                    if last_printed.is_some_and(|l| e.id <= l) {
+                        continue;
+                    }
+                    sink(e).map_err(|e| LinkError::Lost(format!("writing the output: {e}")))?;
+                    *last_printed = Some(e.id);
+                    out.events += 1;
+                }
+                // Printed first, then the cursor moves: a cut between the
+                // two repeats nothing (the guard above) and skips nothing.
+                out.resume_after_id = b.resume_after_id.max(out.resume_after_id);
+                credit = credit.saturating_sub(u32::try_from(b.events.len()).unwrap_or(u32::MAX));
+                if let Some(end) = b.end {
+                    return Ok(end);
+                }
+                if credit < CREDIT / 2 {
+                    client
+                        .send(Request::Credit {
+                            stream: id,
+                            items: CREDIT,
+                        })
+                        .await?;
+                    credit += CREDIT;
+                }
+            }
+            Response::Error(reply) => {
+                return Err(LinkError::Refused {
+                    request: "events",
+                    reply,
+                });
+            }
+            other => {
+                return Err(LinkError::Unexpected {
+                    request: "events",
+                    reply: other.name(),
+                });
+            }
+        }
+    }
+}

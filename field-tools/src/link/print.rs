@@ -1,0 +1,211 @@
+//! Output of the link commands: short text for a technician, or JSON.
+
+use std::io::Write;
+
+use messages::link::{ConfigOutcome, ConfigText, HelloReply, OutboxStatsReply, TimeReply};
+use messages::{EventJson, EventRecord, StatusRecord};
+use serde_json::json;
+
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{ms} ms"))
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{v}");
+}
+
+/// One event as a JSON line (the form `field-tools events` prints).
+pub fn event_line(out: &mut impl Write, e: &EventRecord) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &EventJson::from(e))?;
+    writeln!(out)?;
+    out.flush()
+}
+
+/// `link hello`.
+pub fn hello(h: &HelloReply, json: bool) {
+    if json {
+        print_json(&json!({
+            "node_id": h.node_id,
+            "firmware_version": h.firmware_version,
+            "protocol_version": messages::link::version_string(h.protocol_version),
+            "auth_required_for_reads": h.auth_required_for_reads,
+            "idle_timeout_ms": h.idle_timeout_ms,
+        }));
+    } else {
+        println!("node:      {}", h.node_id);
+        println!("firmware:  {}", h.firmware_version);
+        println!(
+            "protocol:  field-link {}",
+            messages::link::version_string(h.protocol_version)
+        );
+        println!(
+            "reads:     {}",
+            if h.auth_required_for_reads {
+                "need an authenticated session"
+            } else {
+                "open"
+            }
+        );
+        println!("idle timeout: {} s", h.idle_timeout_ms / 1000);
+    }
+}
+
+/// `link status`.
+pub fn status(s: &StatusRecord, json: bool) {
+    if json {
+        print_json(&serde_json::to_value(s).unwrap_or_default());
+        return;
+    }
+    let c = |v: Option<i16>| {
+        v.map_or("unknown".into(), |t| {
+            format!("{:.2} °C", f64::from(t) / 100.0)
+        })
+    };
+    println!("node:      {} at {}", s.node_id, rfc3339(s.time_ms));
+    println!("uptime:    {} s", s.uptime_s);
+    println!(
+        "battery:   {:.1} %{}, power mode {:?}",
+        f64::from(s.battery_permille) / 10.0,
+        if s.battery_mv > 0 {
+            format!(" ({} mV)", s.battery_mv)
+        } else {
+            String::new()
+        },
+        s.power_mode
+    );
+    println!("air:       {}", c(s.air_temp_c100));
+    println!("board:     {}", c(s.board_temp_c100));
+    println!(
+        "sensors:   microphone {:?}, camera {:?}, climate {:?}, model {:?}",
+        s.sensors.microphone, s.sensors.camera, s.sensors.climate, s.sensors.model
+    );
+    println!(
+        "outbox:    {} waiting (low {}, normal {}, high {}, urgent {})",
+        s.queue.iter().sum::<u32>(),
+        s.queue[0],
+        s.queue[1],
+        s.queue[2],
+        s.queue[3]
+    );
+    println!(
+        "drops:     {} evicted, {} expired, {} corrupt",
+        s.drops.evicted_budget, s.drops.expired_ttl, s.drops.corrupt
+    );
+    println!("model:     {}", s.model.0);
+    println!(
+        "last contact: {}",
+        s.last_contact_ms.map_or("never".into(), rfc3339)
+    );
+}
+
+/// `link time`.
+pub fn time(t: &TimeReply, json: bool) {
+    let local_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let offset_ms = i128::from(t.unix_ms) - local_ms;
+    if json {
+        print_json(&json!({
+            "unix_ms": t.unix_ms,
+            "uncertainty_ms": t.uncertainty_ms,
+            "source": t.source,
+            "node_minus_local_ms": offset_ms as i64,
+        }));
+    } else {
+        println!("node time: {} (source {})", rfc3339(t.unix_ms), t.source);
+        println!(
+            "uncertainty: {}",
+            t.uncertainty_ms.map_or(
+                "unknown (never set from a trusted source)".into(),
+                |u| format!("{u} ms")
+            )
+        );
+        println!("node minus this computer: {offset_ms} ms");
+    }
+}
+
+/// `link outbox`.
+pub fn outbox(o: &OutboxStatsReply, json: bool) {
+    if json {
+        print_json(&serde_json::to_value(o).unwrap_or_default());
+        return;
+    }
+    println!(
+        "waiting:   {} (low {}, normal {}, high {}, urgent {})",
+        o.queue.iter().sum::<u32>(),
+        o.queue[0],
+        o.queue[1],
+        o.queue[2],
+        o.queue[3]
+    );
+    println!("bytes:     {} of {}", o.bytes, o.budget_bytes);
+    println!("oldest:    {}", o.oldest_ms.map_or("-".into(), rfc3339));
+    println!(
+        "drops:     {} evicted, {} expired, {} corrupt",
+        o.drops.evicted_budget, o.drops.expired_ttl, o.drops.corrupt
+    );
+    println!("delivered since start: {}", o.delivered_since_start);
+}
+
+/// `link config show`.
+pub fn config(c: &ConfigText, json: bool) {
+    if json {
+        print_json(&json!({ "toml": c.toml, "pending_restart": c.pending_restart }));
+    } else {
+        print!("{}", c.toml);
+        if !c.toml.ends_with('\n') {
+            println!();
+        }
+        if c.pending_restart {
+            eprintln!(
+                "field-tools link: the file changed since the node started; it applies from the next start"
+            );
+        }
+    }
+}
+
+/// `link config validate`.
+pub fn config_outcome(o: &ConfigOutcome, json: bool) {
+    match o {
+        ConfigOutcome::Invalid { problems } => {
+            if json {
+                print_json(&json!({
+                    "valid": false,
+                    "problems": problems.iter().map(|p| json!({"key": p.key, "problem": p.problem})).collect::<Vec<_>>(),
+                }));
+            } else {
+                println!("invalid: {} problem(s)", problems.len());
+                for p in problems {
+                    if p.key.is_empty() {
+                        println!("  {}", p.problem);
+                    } else {
+                        println!("  {}: {}", p.key, p.problem);
+                    }
+                }
+            }
+        }
+        ConfigOutcome::Valid { changed, applies } => {
+            if json {
+                print_json(&json!({
+                    "valid": true,
+                    "changed": changed,
+                    "applies": format!("{applies:?}"),
+                }));
+            } else if changed.is_empty() {
+                println!("valid: no change from the node's configuration");
+            } else {
+                println!(
+                    "valid: {} key(s) differ from the node's configuration ({applies:?}):",
+                    changed.len()
+                );
+                for k in changed {
+                    println!("  {k}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The client against a small scripted node on a Unix socket: version
+//! refusal, silence, and an events stream cut mid-way and resumed.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use messages::link::{
+    self, ErrorCode, ErrorReply, EventBatch, FrameDecoder, HelloReply, Request, RequestEnvelope,
+    Response, ResponseEnvelope, StreamEnd,
+};
+use messages::{EventClass, EventRecord, ModelVersion, Permille};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+use super::*;
+
+fn event(id: u64) -> EventRecord {
+    EventRecord {
+        id,
+        node_id: "n1".into(),
+        start_ms: 1_000 * id as i64,
+        duration_ms: 100,
+        class: EventClass::Wildlife,
+        confidence: Permille(700),
+        scores: Default::default(),
+        features: Default::default(),
+        model: ModelVersion(0),
+    }
+}
+
+fn hello_reply(version: u16) -> Response {
+    Response::Hello(HelloReply {
+        protocol_version: version,
+        node_id: "n1".into(),
+        firmware_version: "0.0.0".into(),
+        session_nonce: [7; link::NONCE_LEN],
+        auth_required_for_reads: false,
+        idle_timeout_ms: 300_000,
+    })
+}
+
+async fn send(s: &mut UnixStream, id: u32, body: Response) -> std::io::Result<()> {
+    s.write_all(&link::encode_frame(&ResponseEnvelope { id, body }).unwrap())
+        .await
+}
+
+/// What the scripted node saw: the `after_id` of each Events request.
+type Seen = Arc<Mutex<Vec<Option<u64>>>>;
+
+/// A node holding events 1..=`total` with ids 3 and 8 left out (gone),
+/// that cuts the first connection after `cut_after` events sent.
+async fn scripted_node(listener: UnixListener, total: u64, cut_after: usize, seen: Seen) {
+    let ids: Vec<u64> = (1..=total).filter(|i| *i != 3 && *i != 8).collect();
+    let mut connection = 0;
+    loop {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        connection += 1;
+        let mut dec = FrameDecoder::<RequestEnvelope>::new();
+        let mut buf = [0u8; 4096];
+        let mut sent_here = 0usize;
+        'conn: loop {
+            let n = match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            for r in dec.feed(&buf[..n]).into_iter().flatten() {
+                match r.body {
+                    Request::Hello(_) => {
+                        let _ = send(&mut s, r.id, hello_reply(link::PROTOCOL_VERSION)).await;
+                    }
+                    Request::Events(e) => {
+                        seen.lock().unwrap().push(e.after_id);
+                        let rest: Vec<u64> = ids
+                            .iter()
+                            .copied()
+                            .filter(|i| e.after_id.is_none_or(|a| *i > a))
+                            .collect();
+                        let chunks: Vec<&[u64]> = rest.chunks(2).collect();
+                        for (k, chunk) in chunks.iter().enumerate() {
+                            if connection == 1 && sent_here >= cut_after {
+                                // A cut mid-stream: the connection drops.
+                                break 'conn;
+                            }
+                            sent_here += chunk.len();
+                            let next = chunks.get(k + 1).map(|c| c[0]);
+                            let batch = EventBatch {
+                                events: chunk.iter().map(|i| event(*i)).collect(),
+                                // The highest id looked at: up to the next
+                                // event held (past the gone ids).
+                                resume_after_id: Some(next.map_or(total, |n| n - 1)),
+                                end: next.is_none().then_some(StreamEnd::Complete),
+                            };
+                            let _ = send(&mut s, r.id, Response::EventBatch(batch)).await;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn socket(dir: &Path) -> (UnixListener, Target) {
+    let path = dir.join("node.sock");
+    (UnixListener::bind(&path).unwrap(), Target::Socket(path))
+}
+
+#[tokio::test]
+async fn a_cut_stream_resumes_from_the_cursor_without_duplicates_or_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, target) = socket(dir.path());
+    let seen: Seen = Default::default();
+    tokio::spawn(scripted_node(listener, 20, 6, seen.clone()));
+    let mut got = Vec::new();
+    let mut reconnects = 0;
+    let out = stream_events(
+        &target,
+        EventsQuery {
+            follow: true,
+            ..Default::default()
+        },
+        Backoff {
+            min: Duration::from_millis(10),
+            max: Duration::from_millis(20),
+        },
+        |e| {
+            got.push(e.id);
+            Ok(())
+        },
+        |_, _| reconnects += 1,
+    )
+    .await
+    .unwrap();
+    let want: Vec<u64> = (1..=20).filter(|i| *i != 3 && *i != 8).collect();
+    assert_eq!(got, want);
+    assert_eq!(out.connections, 2);
+    assert_eq!(reconnects, 1);
+    assert_eq!(out.end, Some(StreamEnd::Complete));
+    // The second request resumed from the last cursor received: one past
+    // the sixth event (id 7), never from an id already printed.
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, [None, Some(8)]);
+}
+
+#[tokio::test]
+async fn without_follow_a_cut_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, target) = socket(dir.path());
+    tokio::spawn(scripted_node(listener, 20, 4, Default::default()));
+    let mut got = 0;
+    let e = stream_events(
+        &target,
+        EventsQuery::default(),
+        Backoff::default(),
+        |_| {
+            got += 1;
+            Ok(())
+        },
+        |_, _| panic!("no reconnect without --follow"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, LinkError::Lost(_)), "{e}");
+    assert_eq!(got, 4);
+}
+
+#[tokio::test]
+async fn another_major_version_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, target) = socket(dir.path());
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut dec = FrameDecoder::<RequestEnvelope>::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            for r in dec.feed(&buf[..n]).into_iter().flatten() {
+                let body = Response::Error(ErrorReply {
+                    code: ErrorCode::BadVersion,
+                    message: "this node speaks field-link 2.0, the client 1.0".into(),
+                });
+                send(&mut s, r.id, body).await.unwrap();
+            }
+        }
+    });
+    let e = connect(&target).await.err().unwrap();
+    assert!(matches!(e, LinkError::Version(_)), "{e}");
+    assert!(e.to_string().contains("2.0"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_node_gets_three_hellos_then_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, target) = socket(dir.path());
+    let hellos = Arc::new(Mutex::new(0));
+    let count = hellos.clone();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut dec = FrameDecoder::<RequestEnvelope>::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+            *count.lock().unwrap() += dec.feed(&buf[..n]).into_iter().flatten().count();
+        }
+    });
+    let e = connect(&target).await.err().unwrap();
+    assert!(matches!(e, LinkError::NoAnswer { .. }), "{e}");
+    assert_eq!(*hellos.lock().unwrap(), 3);
+}
