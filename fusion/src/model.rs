@@ -403,7 +403,7 @@ mod tests {
     #[test]
     fn the_committed_manifest_meets_the_contract() {
         let (m, model) = load_manifest(Path::new(MANIFEST)).unwrap();
-        assert_eq!(m.version, 2);
+        assert_eq!(m.version, 3);
         assert!(model.ends_with("fusion.int4.onnx"));
         assert!(m.latency.is_some());
     }

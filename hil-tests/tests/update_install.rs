@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::update::{DEMO, MANIFEST, MODEL, now_s, self_tests};
+use common::update::{DEMO, MANIFEST, MODEL, base_version, next_version, now_s, self_tests};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -197,7 +197,7 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     assert_eq!(tests.len(), 6);
 
     // Refused bundles never reach the drop folder.
-    let out = node.apply(&model_bundle(3, tests.clone(), &[10, 66]), "forged.fnb");
+    let out = node.apply(&model_bundle(next_version(), tests.clone(), &[10, 66]), "forged.fnb");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("signatures"),
@@ -206,7 +206,7 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     assert!(node.status()["pending"].as_array().unwrap().is_empty());
 
     // A good bundle is queued.
-    let out = node.apply(&model_bundle(3, tests.clone(), &[10, 11]), "v3.fnb");
+    let out = node.apply(&model_bundle(next_version(), tests.clone(), &[10, 11]), "v3.fnb");
     assert!(
         out.status.success(),
         "{}",
@@ -223,7 +223,7 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     assert_eq!(summary["updates_installed"], 0, "{summary}");
     assert!(!events.is_empty());
     assert!(
-        versions(&events).iter().all(|&v| v == 2),
+        versions(&events).iter().all(|&v| v == base_version()),
         "{:?}",
         versions(&events)
     );
@@ -236,26 +236,26 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     assert_eq!(summary["updates_installed"], 1, "{summary}\n{stderr}");
     assert_eq!(summary["update_last"]["result"], "installed", "{summary}");
     assert!(
-        versions(&events).contains(&3),
+        versions(&events).contains(&next_version()),
         "{:?}\n{stderr}",
         versions(&events)
     );
     let s = node.status();
-    assert_eq!(s["state"]["active"]["version"], 3, "{s}");
+    assert_eq!(s["state"]["active"]["version"], next_version(), "{s}");
     assert!(s["pending"].as_array().unwrap().is_empty(), "{s}");
-    assert_eq!(s["installed"][0][2], 3, "{s}");
+    assert_eq!(s["installed"][0][2], next_version(), "{s}");
 
     // At the next start the committed model is the one loaded.
     let (events, _, stderr) = node.run(0.9);
     assert!(stderr.contains("installed by an update"), "{stderr}");
     assert!(
-        versions(&events).iter().all(|&v| v == 3),
+        versions(&events).iter().all(|&v| v == next_version()),
         "{:?}",
         versions(&events)
     );
 
     // Rollback of an older version, at the door.
-    let out = node.apply(&model_bundle(2, tests.clone(), &[10, 11]), "old.fnb");
+    let out = node.apply(&model_bundle(base_version(), tests.clone(), &[10, 11]), "old.fnb");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("rollback"),
@@ -268,7 +268,7 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
         t.probabilities.reverse();
         t.expected_class = 3 - t.expected_class.min(3);
     }
-    let out = node.apply(&model_bundle(4, wrong, &[10, 11]), "v4.fnb");
+    let out = node.apply(&model_bundle(next_version() + 1, wrong, &[10, 11]), "v4.fnb");
     assert!(
         out.status.success(),
         "{}",
@@ -285,13 +285,13 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
         "{summary}"
     );
     assert!(
-        versions(&events).iter().all(|&v| v == 3),
+        versions(&events).iter().all(|&v| v == next_version()),
         "{:?}",
         versions(&events)
     );
     let s = node.status();
-    assert_eq!(s["state"]["active"]["version"], 3, "{s}");
-    assert_eq!(s["installed"][0][2], 3, "{s}");
+    assert_eq!(s["state"]["active"]["version"], next_version(), "{s}");
+    assert_eq!(s["installed"][0][2], next_version(), "{s}");
 }
 
 fn strict_settings() -> Vec<u8> {
@@ -407,7 +407,7 @@ fn a_kill_at_any_moment_of_an_install_leaves_a_verified_model() {
     use rand::{Rng, SeedableRng};
     let node = Node::new();
     let tests = self_tests(6);
-    let out = node.apply(&model_bundle(3, tests, &[10, 11]), "v3.fnb");
+    let out = node.apply(&model_bundle(next_version(), tests, &[10, 11]), "v3.fnb");
     assert!(
         out.status.success(),
         "{}",
@@ -445,22 +445,22 @@ fn a_kill_at_any_moment_of_an_install_leaves_a_verified_model() {
         };
         eprintln!("round {round}: killed with the model {at}");
         assert!(
-            s["state"]["trial"].is_null() || s["state"]["trial"]["version"] == 3,
+            s["state"]["trial"].is_null() || s["state"]["trial"]["version"] == next_version(),
             "round {round}: {s}"
         );
         if !s["state"]["active"].is_null() {
-            assert_eq!(s["state"]["active"]["version"], 3, "round {round}: {s}");
+            assert_eq!(s["state"]["active"]["version"], next_version(), "round {round}: {s}");
         }
         // And the node starts on it and finishes what was cut.
         let (events, _, stderr) = node.run(0.9);
         assert!(
-            versions(&events).iter().all(|&v| v == 2 || v == 3),
+            versions(&events).iter().all(|&v| v == base_version() || v == next_version()),
             "round {round}: {:?}\n{stderr}",
             versions(&events)
         );
         let s = node.status();
         assert_eq!(
-            s["state"]["active"]["version"], 3,
+            s["state"]["active"]["version"], next_version(),
             "round {round}: {s}\n{stderr}"
         );
         assert!(s["state"]["trial"].is_null(), "round {round}: {s}");
@@ -470,7 +470,7 @@ fn a_kill_at_any_moment_of_an_install_leaves_a_verified_model() {
         );
         // Back to the start for the next round.
         std::fs::remove_dir_all(node.data().join("update")).unwrap();
-        let out = node.apply(&model_bundle(3, self_tests(6), &[10, 11]), "v3.fnb");
+        let out = node.apply(&model_bundle(next_version(), self_tests(6), &[10, 11]), "v3.fnb");
         assert!(
             out.status.success(),
             "{}",
@@ -510,7 +510,7 @@ key = "{key}"
         key = node_files.key.display(),
     );
     let bundle_path = node.dir.path().join("v3.fnb");
-    std::fs::write(&bundle_path, model_bundle(3, self_tests(6), &[10, 11])).unwrap();
+    std::fs::write(&bundle_path, model_bundle(next_version(), self_tests(6), &[10, 11])).unwrap();
     // The node replays the demo scene in real time (long enough for the
     // transfer) and stays up until told to stop.
     let log = node.dir.path().join("node.log");
@@ -561,7 +561,7 @@ key = "{key}"
         .build()
         .unwrap();
     // A forged bundle is refused at its announce: nothing of it is sent.
-    let forged = model_bundle(3, Vec::new(), &[10, 66]);
+    let forged = model_bundle(next_version(), Vec::new(), &[10, 66]);
     let mut forged_reports = Vec::new();
     let refused = rt.block_on(field_tools::update::publish::publish(&opts, &forged, |p| {
         forged_reports.push(p.clone())
@@ -625,9 +625,9 @@ key = "{key}"
     // Charge recovered: installed at the next start and used.
     let (events, _, stderr) = node.run(0.9);
     let s = node.status();
-    assert_eq!(s["state"]["active"]["version"], 3, "{s}\n{text}\n{stderr}");
+    assert_eq!(s["state"]["active"]["version"], next_version(), "{s}\n{text}\n{stderr}");
     assert!(
-        versions(&events).iter().all(|&v| v == 3),
+        versions(&events).iter().all(|&v| v == next_version()),
         "{:?}",
         versions(&events)
     );

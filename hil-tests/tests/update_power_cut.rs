@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::update::{DEMO, MANIFEST, MODEL, now_s, self_tests};
+use common::update::{DEMO, MANIFEST, MODEL, base_version, next_version, now_s, self_tests};
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,11 +22,14 @@ use models::bundle::{Bundle, Kind, Metadata, ModelTarget, Role, Root, Target};
 fn bundle(self_tests: Vec<models::bundle::SelfTest>) -> Vec<u8> {
     let text = std::fs::read_to_string(MANIFEST)
         .unwrap()
-        .replace("version = 2\n", "version = 3\n");
+        .replace(
+            &format!("version = {}\n", base_version()),
+            &format!("version = {}\n", next_version()),
+        );
     let meta = Metadata {
         kind: Kind::Model,
         name: "fusion".into(),
-        version: 3,
+        version: next_version(),
         created_s: now_s() - 60,
         expires_s: now_s() + 86_400,
         target: Target {
@@ -125,7 +128,7 @@ fn power_cuts_during_an_install_leave_a_whole_state() {
     }
     let queue = |data: &std::path::Path| {
         std::fs::create_dir_all(data.join("incoming")).unwrap();
-        std::fs::write(data.join("incoming").join("model-fusion-3.fnb"), &bytes).unwrap();
+        std::fs::write(data.join("incoming").join(format!("model-fusion-{}.fnb", next_version())), &bytes).unwrap();
     };
     queue(&backing.join("data"));
     let mut rng = common::Rng::new(seed);
@@ -158,9 +161,9 @@ fn power_cuts_during_an_install_leave_a_whole_state() {
         );
         let what = format!("cut {cut} ({mode})");
         let version = check_disk(&backing.join("data"), &what);
-        seen[usize::from(version == 3)] += 1;
+        seen[usize::from(version == next_version())] += 1;
         // Start over with the bundle queued again once it was committed.
-        if version == 3 {
+        if version == next_version() {
             std::fs::remove_dir_all(backing.join("data").join("update")).unwrap();
             queue(&backing.join("data"));
         }
@@ -187,7 +190,7 @@ fn power_cuts_during_an_install_leave_a_whole_state() {
         .unwrap_or_default();
     assert_eq!(
         check_disk(&backing.join("data"), "final run"),
-        3,
+        next_version(),
         "{stderr}\nincoming: {listing:?}\nstate: {}",
         std::fs::read_to_string(backing.join("data/update/state.toml")).unwrap_or_default()
     );

@@ -210,7 +210,27 @@ def drop_modalities(x, mask, rng, p):
     return x, mask
 
 
-def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, p_drop=0.25, smooth=0.05):
+def perturb(net, x, mask, rng, noise, feat_drop):
+    """Feature-space augmentation against one generator's habits: Gaussian
+    noise of `noise` standard deviations on every present feature, and each
+    feature replaced by its training mean with probability `feat_drop`, so
+    no single feature can carry a decision alone."""
+    if noise <= 0 and feat_drop <= 0:
+        return x
+    out = {}
+    for i, m in enumerate(MODALITIES):
+        mu, sd = net.norm[m]
+        v = x[m]
+        present = mask[:, i : i + 1] > 0
+        if noise > 0:
+            v = v + (rng.standard_normal(v.shape).astype(np.float32) * noise) * sd
+        if feat_drop > 0:
+            v = np.where(rng.random(v.shape) < feat_drop, mu, v)
+        out[m] = np.where(present, v, x[m]).astype(np.float32)
+    return out
+
+
+def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, p_drop=0.25, smooth=0.05, noise=0.0, feat_drop=0.0):
     n = len(y)
     counts = np.bincount(y, minlength=len(CLASSES)).astype(np.float32)
     cw = (counts.sum() / np.maximum(counts, 1) / len(CLASSES)) ** 0.5
@@ -224,6 +244,7 @@ def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, 
         for s in range(0, n, batch):
             idx = order[s : s + batch]
             xb, mb = drop_modalities({m: x[m][idx] for m in MODALITIES}, mask[idx], rng, p_drop)
+            xb = perturb(net, xb, mb, rng, noise, feat_drop)
             logits, cache = net.forward(xb, mb)
             p = softmax(logits)
             w = cw[y[idx]]
@@ -422,6 +443,9 @@ def main():
     ap.add_argument("--threshold", type=float, default=0.5, help="per-class threshold below which a verdict is unknown (reported)")
     ap.add_argument("--no-export", action="store_true", help="report only: write report.json but no model files")
     ap.add_argument("--version", type=int, default=1, help="model version written into the manifests")
+    ap.add_argument("--noise", type=float, default=0.5, help="training noise on features, in standard deviations")
+    ap.add_argument("--feat-drop", type=float, default=0.0, help="probability that a training feature is replaced by its mean")
+    ap.add_argument("--wd", type=float, default=1e-4, help="weight decay")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
@@ -449,7 +473,7 @@ def main():
     for i, m in enumerate(MODALITIES):
         present = xtr[m][mtr[:, i] > 0]
         net.norm[m] = (present.mean(0).astype(np.float32), (present.std(0) + 1e-3).astype(np.float32))
-    train(net, xtr, mtr, ytr, rng, args.epochs, args.qat_epochs)
+    train(net, xtr, mtr, ytr, rng, args.epochs, args.qat_epochs, wd=args.wd, noise=args.noise, feat_drop=args.feat_drop)
     # Calibration: fit the temperature on the held-out scenes, fold it into
     # the last layer.
     temperature = fit_temperature(net.forward(xca, mca)[0], yca) if len(yca) else 1.0

@@ -14,6 +14,20 @@ pub const MODEL: &str = concat!(
 /// The bundled demo scene.
 pub const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenes/demo");
 
+/// The committed model's version (its manifest's `version`).
+pub fn base_version() -> u64 {
+    std::fs::read_to_string(MANIFEST)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("version = ")?.trim().parse().ok())
+        .unwrap()
+}
+
+/// The version an update of the committed model carries.
+pub fn next_version() -> u64 {
+    base_version() + 1
+}
+
 /// Seconds since the epoch.
 pub fn now_s() -> u64 {
     std::time::SystemTime::now()
