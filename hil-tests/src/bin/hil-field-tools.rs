@@ -1,0 +1,25 @@
+//! `field-tools link`, built inside `hil-tests` so its system tests can run
+//! it (Cargo only hands a package's tests the paths of its own binaries):
+//! the same arguments and the same code (`field_tools::link`) as
+//! `field-tools link`.
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "field-tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Talk to a running node over its Unix socket or a serial port.
+    Link(field_tools::link::LinkArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    match Cli::parse().command {
+        Command::Link(args) => field_tools::link::run(args),
+    }
+}

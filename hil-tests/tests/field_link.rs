@@ -1,0 +1,424 @@
+//! The field link end to end: the real `fieldnode` (as `hil-fieldnode`) on
+//! a generated scene with `[fieldlink]`, and the real `field-tools link`
+//! code (as `hil-field-tools`) against it.
+//!
+//! - over the node's Unix socket: `hello`, `status`, `events` (the same
+//!   events `field-tools events --data-dir` reads after the run), `config
+//!   show`, and `config validate` refusing a bad key;
+//! - over a serial line (two pseudo-terminal pairs and a relay between
+//!   them, so the test can inject line noise): garbage before a request,
+//!   and between sessions, and the requests are still answered; the node
+//!   counts the bad frames.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::pty::openpty;
+use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+
+/// `field-tools link` (built in this package as `hil-field-tools`).
+const FIELD_TOOLS: &str = env!("CARGO_BIN_EXE_hil-field-tools");
+
+/// Bounds for waiting on the node; a test that reaches one fails with the
+/// node's log (not a timing assertion: generous on purpose).
+const NODE_LIMIT: Duration = Duration::from_secs(120);
+
+fn link(target: &[&str], args: &[&str]) -> Output {
+    Command::new(FIELD_TOOLS)
+        .arg("link")
+        .args(target)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn explain(o: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(o),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The ids of `field-tools link events` (JSON lines).
+fn link_event_ids(target: &[&str]) -> Vec<u64> {
+    let o = link(target, &["events"]);
+    assert!(o.status.success(), "link events: {}", explain(&o));
+    stdout(&o)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line per event");
+            v["id"].as_u64().expect("an id")
+        })
+        .collect()
+}
+
+struct Node {
+    child: Child,
+    log: PathBuf,
+    stored: Arc<Mutex<Vec<u64>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts the node on `scene` at `--speed max`, without
+    /// `--exit-at-end`: it keeps serving the link after the scene.
+    fn start(scene: &Path, data: &Path, config: &Path, log: PathBuf) -> Node {
+        let mut child = Command::new(common::NODE)
+            .args(["run", "--speed", "max", "--output", "jsonl", "--scene"])
+            .arg(scene)
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let stored = Arc::new(Mutex::new(Vec::new()));
+        let ids = stored.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(id) = v.pointer("/stored/id").and_then(|i| i.as_u64())
+                {
+                    ids.lock().unwrap().push(id);
+                }
+            }
+        });
+        Node {
+            child,
+            log,
+            stored,
+            reader: Some(reader),
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log holds `needle`.
+    fn wait_log(&mut self, needle: &str) {
+        let start = Instant::now();
+        while !self.log_text().contains(needle) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("fieldnode exited ({status}):\n{}", self.log_text());
+            }
+            assert!(
+                start.elapsed() < NODE_LIMIT,
+                "no `{needle}` in the node's log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stored(&self) -> Vec<u64> {
+        self.stored.lock().unwrap().clone()
+    }
+
+    /// SIGINT, then waits for a clean exit.
+    fn stop(mut self) -> String {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        let status = common::wait_or_fail(&mut self.child, NODE_LIMIT, &self.log);
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        let log = self.log_text();
+        assert!(status.success(), "fieldnode failed: {status}\n{log}");
+        log
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn scene(dir: &Path) -> PathBuf {
+    let scene = dir.join("scene");
+    common::scenegen(
+        &scene,
+        &["--preset", "mixed", "--seed", "5", "--duration", "300"],
+    );
+    scene
+}
+
+#[test]
+fn field_tools_link_reads_a_running_node_over_its_socket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scene = scene(tmp.path());
+    let socket = tmp.path().join("link.sock");
+    let config = tmp.path().join("fieldnode.toml");
+    let config_text = format!(
+        "[node]\nid = \"node-l\"\n\n[fieldlink]\nsocket = \"{}\"\n",
+        socket.display()
+    );
+    std::fs::write(&config, &config_text).unwrap();
+    let data = tmp.path().join("data");
+    let mut node = Node::start(&scene, &data, &config, tmp.path().join("node.log"));
+    node.wait_log("field link listening on a Unix socket");
+    let target = ["--socket", socket.to_str().unwrap()];
+
+    let o = link(&target, &["hello"]);
+    assert!(o.status.success(), "hello: {}", explain(&o));
+    assert!(stdout(&o).contains("node-l"), "{}", explain(&o));
+    assert!(stdout(&o).contains("field-link 1.0"), "{}", explain(&o));
+
+    // The scene is replayed; the node keeps serving afterwards. Wait until
+    // the events reported stored and the link agree twice in a row: the
+    // store has finished (no timing assertion; a bound against a hang).
+    node.wait_log("every sensor ended");
+    let start = Instant::now();
+    let events = loop {
+        let a = link_event_ids(&target);
+        std::thread::sleep(Duration::from_millis(300));
+        let b = link_event_ids(&target);
+        if a == b && b.len() == node.stored().len() {
+            break b;
+        }
+        assert!(
+            start.elapsed() < NODE_LIMIT,
+            "link events never settled: {} vs {} stored\n{}",
+            b.len(),
+            node.stored().len(),
+            node.log_text()
+        );
+    };
+    assert!(events.len() >= 3, "scene gave too few events: {events:?}");
+    let stored: BTreeSet<u64> = node.stored().into_iter().collect();
+    assert_eq!(events.iter().copied().collect::<BTreeSet<_>>(), stored);
+    assert!(
+        events.windows(2).all(|w| w[0] < w[1]),
+        "ids in order, no duplicate"
+    );
+
+    // Limit and resume: two halves give the whole.
+    let half = (events.len() / 2).to_string();
+    let o = link(&target, &["events", "--limit", &half]);
+    assert!(o.status.success(), "{}", explain(&o));
+    let first: Vec<u64> = stdout(&o)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let last = first.last().unwrap().to_string();
+    let o = link(&target, &["events", "--after-id", &last]);
+    assert!(o.status.success(), "{}", explain(&o));
+    let rest = stdout(&o).lines().count();
+    assert_eq!(first.len() + rest, events.len());
+
+    let o = link(&target, &["--json", "status"]);
+    assert!(o.status.success(), "status: {}", explain(&o));
+    let status: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(status["node_id"], "node-l");
+    let queued: u64 = status["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(queued, events.len() as u64, "{status}");
+
+    let o = link(&target, &["time"]);
+    assert!(o.status.success(), "time: {}", explain(&o));
+    assert!(stdout(&o).contains("source scene"), "{}", explain(&o));
+
+    let o = link(&target, &["config", "show"]);
+    assert!(o.status.success(), "config show: {}", explain(&o));
+    assert_eq!(stdout(&o), config_text);
+
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "[node]\nid = \"node-l\"\ncolour = \"red\"\n").unwrap();
+    let o = link(&target, &["config", "validate", bad.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a bad key is refused: {}",
+        explain(&o)
+    );
+    assert!(
+        stdout(&o).contains("node.colour: unknown key"),
+        "{}",
+        explain(&o)
+    );
+    let good = tmp.path().join("good.toml");
+    std::fs::write(&good, "[node]\nid = \"node-m\"\n").unwrap();
+    let o = link(
+        &target,
+        &["--json", "config", "validate", good.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", explain(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["valid"], true);
+    assert!(
+        v["changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "node.id"),
+        "{v}"
+    );
+
+    // Outbox stats are served while the uplink is off.
+    let o = link(&target, &["--json", "outbox"]);
+    assert!(o.status.success(), "outbox: {}", explain(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let waiting: u64 = v["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q.as_u64().unwrap())
+        .sum();
+    assert_eq!(waiting, events.len() as u64, "{v}");
+
+    node.stop();
+    // After the run, the data directory holds exactly what the link sent.
+    let read = field_tools::events::read_events(&data, None).unwrap();
+    let on_disk: Vec<u64> = read.events.iter().map(|e| e.id).collect();
+    assert_eq!(on_disk, events);
+    assert!(!socket.exists(), "the socket file is removed at the end");
+}
+
+/// The log without its colour escapes (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A raw pseudo-terminal pair: (master, slave, slave path).
+fn raw_pty() -> (File, OwnedFd, PathBuf) {
+    let pty = openpty(None, None).unwrap();
+    let mut t = tcgetattr(pty.slave.as_fd()).unwrap();
+    cfmakeraw(&mut t);
+    tcsetattr(pty.slave.as_fd(), SetArg::TCSANOW, &t).unwrap();
+    let path = nix::unistd::ttyname(pty.slave.as_fd()).unwrap();
+    (File::from(pty.master), pty.slave, path)
+}
+
+/// Copies bytes from one master to the other for the rest of the test;
+/// `noise` is written to `to` before each chunk while it holds something.
+fn relay(mut from: File, mut to: File, noise: Arc<Mutex<Vec<u8>>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    let garbage = std::mem::take(&mut *noise.lock().unwrap());
+                    if to.write_all(&garbage).is_err() || to.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // EIO while no one has the slave open: wait for an open.
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+}
+
+#[test]
+fn a_serial_link_answers_through_line_noise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scene = scene(tmp.path());
+    // The node's line and the technician's, joined by a relay that can
+    // inject noise on the way to the node.
+    let (node_master, _node_slave, node_tty) = raw_pty();
+    let (cli_master, _cli_slave, cli_tty) = raw_pty();
+    let noise = Arc::new(Mutex::new(Vec::new()));
+    relay(
+        cli_master.try_clone().unwrap(),
+        node_master.try_clone().unwrap(),
+        noise.clone(),
+    );
+    relay(node_master, cli_master, Arc::new(Mutex::new(Vec::new())));
+
+    let config = tmp.path().join("fieldnode.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nid = \"node-p\"\n\n[fieldlink]\nserial = \"{}\"\nbaud = 115200\n",
+            node_tty.display()
+        ),
+    )
+    .unwrap();
+    let mut node = Node::start(
+        &scene,
+        &tmp.path().join("data"),
+        &config,
+        tmp.path().join("node.log"),
+    );
+    node.wait_log("field link listening on a serial device");
+    let target = ["--port", cli_tty.to_str().unwrap(), "--baud", "115200"];
+
+    // Line noise (a damaged frame ended by a delimiter, then bytes with no
+    // delimiter) reaches the node just before the client's first bytes.
+    *noise.lock().unwrap() = vec![0x55, 0xaa, 0x13, 0x00, 0x37, 0x42, 0xfe];
+    let o = link(&target, &["hello"]);
+    assert!(o.status.success(), "hello through noise: {}", explain(&o));
+    assert!(stdout(&o).contains("node-p"), "{}", explain(&o));
+
+    // Noise again, in the middle of the session's life: a second client
+    // on the same line is answered too.
+    *noise.lock().unwrap() = (0..200u16).map(|i| (i * 37 % 251) as u8 + 1).collect();
+    let o = link(&target, &["--json", "status"]);
+    assert!(o.status.success(), "status through noise: {}", explain(&o));
+    let status: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(status["node_id"], "node-p");
+
+    // The node takes SIGINT as a clean stop once its pipeline runs.
+    node.wait_log("every sensor ended");
+    let log = node.stop();
+    // The node counted what it dropped.
+    let log = strip_ansi(&log);
+    let line = log
+        .lines()
+        .find(|l| {
+            l.contains("field link session ended") && l.contains(&*node_tty.to_string_lossy())
+        })
+        .unwrap_or_else(|| panic!("no session end logged:\n{log}"));
+    let bad: u64 = line
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("bad_frames="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no bad_frames in {line}"));
+    assert!(bad >= 2, "{line}");
+}
