@@ -197,7 +197,10 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     assert_eq!(tests.len(), 6);
 
     // Refused bundles never reach the drop folder.
-    let out = node.apply(&model_bundle(next_version(), tests.clone(), &[10, 66]), "forged.fnb");
+    let out = node.apply(
+        &model_bundle(next_version(), tests.clone(), &[10, 66]),
+        "forged.fnb",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("signatures"),
@@ -206,7 +209,10 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     assert!(node.status()["pending"].as_array().unwrap().is_empty());
 
     // A good bundle is queued.
-    let out = node.apply(&model_bundle(next_version(), tests.clone(), &[10, 11]), "v3.fnb");
+    let out = node.apply(
+        &model_bundle(next_version(), tests.clone(), &[10, 11]),
+        "v3.fnb",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -255,7 +261,10 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     );
 
     // Rollback of an older version, at the door.
-    let out = node.apply(&model_bundle(base_version(), tests.clone(), &[10, 11]), "old.fnb");
+    let out = node.apply(
+        &model_bundle(base_version(), tests.clone(), &[10, 11]),
+        "old.fnb",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("rollback"),
@@ -268,7 +277,10 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
         t.probabilities.reverse();
         t.expected_class = 3 - t.expected_class.min(3);
     }
-    let out = node.apply(&model_bundle(next_version() + 1, wrong, &[10, 11]), "v4.fnb");
+    let out = node.apply(
+        &model_bundle(next_version() + 1, wrong, &[10, 11]),
+        "v4.fnb",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -449,18 +461,25 @@ fn a_kill_at_any_moment_of_an_install_leaves_a_verified_model() {
             "round {round}: {s}"
         );
         if !s["state"]["active"].is_null() {
-            assert_eq!(s["state"]["active"]["version"], next_version(), "round {round}: {s}");
+            assert_eq!(
+                s["state"]["active"]["version"],
+                next_version(),
+                "round {round}: {s}"
+            );
         }
         // And the node starts on it and finishes what was cut.
         let (events, _, stderr) = node.run(0.9);
         assert!(
-            versions(&events).iter().all(|&v| v == base_version() || v == next_version()),
+            versions(&events)
+                .iter()
+                .all(|&v| v == base_version() || v == next_version()),
             "round {round}: {:?}\n{stderr}",
             versions(&events)
         );
         let s = node.status();
         assert_eq!(
-            s["state"]["active"]["version"], next_version(),
+            s["state"]["active"]["version"],
+            next_version(),
             "round {round}: {s}\n{stderr}"
         );
         assert!(s["state"]["trial"].is_null(), "round {round}: {s}");
@@ -470,7 +489,10 @@ fn a_kill_at_any_moment_of_an_install_leaves_a_verified_model() {
         );
         // Back to the start for the next round.
         std::fs::remove_dir_all(node.data().join("update")).unwrap();
-        let out = node.apply(&model_bundle(next_version(), self_tests(6), &[10, 11]), "v3.fnb");
+        let out = node.apply(
+            &model_bundle(next_version(), self_tests(6), &[10, 11]),
+            "v3.fnb",
+        );
         assert!(
             out.status.success(),
             "{}",
@@ -510,7 +532,11 @@ key = "{key}"
         key = node_files.key.display(),
     );
     let bundle_path = node.dir.path().join("v3.fnb");
-    std::fs::write(&bundle_path, model_bundle(next_version(), self_tests(6), &[10, 11])).unwrap();
+    std::fs::write(
+        &bundle_path,
+        model_bundle(next_version(), self_tests(6), &[10, 11]),
+    )
+    .unwrap();
     // The node replays the demo scene in real time (long enough for the
     // transfer) and stays up until told to stop.
     let log = node.dir.path().join("node.log");
@@ -625,7 +651,11 @@ key = "{key}"
     // Charge recovered: installed at the next start and used.
     let (events, _, stderr) = node.run(0.9);
     let s = node.status();
-    assert_eq!(s["state"]["active"]["version"], next_version(), "{s}\n{text}\n{stderr}");
+    assert_eq!(
+        s["state"]["active"]["version"],
+        next_version(),
+        "{s}\n{text}\n{stderr}"
+    );
     assert!(
         versions(&events).iter().all(|&v| v == next_version()),
         "{:?}",

@@ -20,12 +20,10 @@ use models::bundle::keys::generate;
 use models::bundle::{Bundle, Kind, Metadata, ModelTarget, Role, Root, Target};
 
 fn bundle(self_tests: Vec<models::bundle::SelfTest>) -> Vec<u8> {
-    let text = std::fs::read_to_string(MANIFEST)
-        .unwrap()
-        .replace(
-            &format!("version = {}\n", base_version()),
-            &format!("version = {}\n", next_version()),
-        );
+    let text = std::fs::read_to_string(MANIFEST).unwrap().replace(
+        &format!("version = {}\n", base_version()),
+        &format!("version = {}\n", next_version()),
+    );
     let meta = Metadata {
         kind: Kind::Model,
         name: "fusion".into(),
@@ -128,7 +126,12 @@ fn power_cuts_during_an_install_leave_a_whole_state() {
     }
     let queue = |data: &std::path::Path| {
         std::fs::create_dir_all(data.join("incoming")).unwrap();
-        std::fs::write(data.join("incoming").join(format!("model-fusion-{}.fnb", next_version())), &bytes).unwrap();
+        std::fs::write(
+            data.join("incoming")
+                .join(format!("model-fusion-{}.fnb", next_version())),
+            &bytes,
+        )
+        .unwrap();
     };
     queue(&backing.join("data"));
     let mut rng = common::Rng::new(seed);
