@@ -422,3 +422,92 @@ fn a_serial_link_answers_through_line_noise() {
         .unwrap_or_else(|| panic!("no bad_frames in {line}"));
     assert!(bad >= 2, "{line}");
 }
+
+/// `field-tools link events --follow` running while the node stops and
+/// starts again on the same data directory: it reconnects, resumes from
+/// its cursor, and has printed every stored event exactly once.
+#[test]
+fn follow_resumes_across_a_node_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scene = scene(tmp.path());
+    let socket = tmp.path().join("link.sock");
+    let config = tmp.path().join("fieldnode.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nid = \"node-f\"\n\n[fieldlink]\nsocket = \"{}\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let mut node = Node::start(&scene, &data, &config, tmp.path().join("node1.log"));
+    node.wait_log("field link listening on a Unix socket");
+
+    let mut client = Command::new(FIELD_TOOLS)
+        .args([
+            "link",
+            "--socket",
+            socket.to_str().unwrap(),
+            "events",
+            "--follow",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(File::create(tmp.path().join("client.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let printed = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let lines = printed.clone();
+    let out = client.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+            lines.lock().unwrap().push(v["id"].as_u64().unwrap());
+        }
+    });
+    let client_log = || std::fs::read_to_string(tmp.path().join("client.log")).unwrap_or_default();
+    // Waits until the client printed as many events as the node(s) stored.
+    let wait_printed = |want: usize, node: &Node| {
+        let start = Instant::now();
+        while printed.lock().unwrap().len() < want {
+            assert!(
+                start.elapsed() < NODE_LIMIT,
+                "the client printed {} of {want} events\nclient:\n{}\nnode:\n{}",
+                printed.lock().unwrap().len(),
+                client_log(),
+                node.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    node.wait_log("every sensor ended");
+    let first_run = node.stored().len();
+    wait_printed(first_run, &node);
+    node.stop();
+
+    // The same scene again: its events are stored again, with new ids.
+    let mut node = Node::start(&scene, &data, &config, tmp.path().join("node2.log"));
+    node.wait_log("every sensor ended");
+    let total = first_run + node.stored().len();
+    wait_printed(total, &node);
+    node.stop();
+    let _ = client.kill();
+    let _ = client.wait();
+    reader.join().unwrap();
+
+    let printed = printed.lock().unwrap().clone();
+    let on_disk: Vec<u64> = field_tools::events::read_events(&data, None)
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert!(on_disk.len() > first_run, "the second run stored nothing");
+    assert_eq!(printed, on_disk, "client:\n{}", client_log());
+    assert!(
+        client_log().contains("reconnecting"),
+        "the client did not reconnect:\n{}",
+        client_log()
+    );
+}

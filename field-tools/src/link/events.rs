@@ -93,7 +93,15 @@ pub async fn stream_events(
             )
             .await
         };
-        match attempt.await {
+        // This client never cancels: a `Cancelled` end means the node ended
+        // the session (it is stopping); a follow waits for it to return.
+        let result = match attempt.await {
+            Ok(StreamEnd::Cancelled) if query.follow => Err(LinkError::Lost(
+                "the node ended the stream (it is stopping)".into(),
+            )),
+            other => other,
+        };
+        match result {
             Ok(end) => {
                 out.end = Some(end);
                 return Ok(out);
