@@ -511,3 +511,35 @@ fn follow_resumes_across_a_node_restart() {
         client_log()
     );
 }
+
+/// The errors a technician meets first say what to check.
+#[test]
+fn link_errors_say_what_to_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("ttyUSB9");
+    let o = link(&["--port", missing.to_str().unwrap()], &["hello"]);
+    assert_eq!(o.status.code(), Some(2), "{}", explain(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no such port"), "{err}");
+
+    // A line with nothing answering on it (a wrong baud rate looks the
+    // same): three Hellos, then the hint.
+    let (_master, _slave, tty) = raw_pty();
+    let o = link(&["--port", tty.to_str().unwrap()], &["status"]);
+    assert_eq!(o.status.code(), Some(2), "{}", explain(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no answer from the node")
+            && err.contains("baud rate")
+            && err.contains("cable"),
+        "{err}"
+    );
+
+    let o = link(
+        &["--socket", tmp.path().join("none.sock").to_str().unwrap()],
+        &["hello"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", explain(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no such socket"), "{err}");
+}

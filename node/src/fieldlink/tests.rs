@@ -335,6 +335,28 @@ async fn state_changing_requests_are_not_served() {
 }
 
 #[tokio::test]
+async fn uplink_numbers_are_not_made_up_while_the_uplink_runs() {
+    let n = node(false, 1);
+    let view = Arc::new(NodeView {
+        uplink_running: true,
+        ..(*n.view).clone()
+    });
+    let mut c = Client::start(view, Limits::default());
+    c.hello().await;
+    for req in [Request::OutboxStats, Request::UplinkStatus] {
+        match c.ask(req).await {
+            Response::Error(e) => {
+                assert_eq!(e.code, ErrorCode::UnknownRequest);
+                assert!(e.message.contains("uplink runs"), "{}", e.message);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Everything else is still served.
+    assert!(matches!(c.ask(Request::Status).await, Response::Status(_)));
+}
+
+#[tokio::test]
 async fn reads_can_require_authentication() {
     let n = node(true, 1);
     let mut c = Client::start(n.view.clone(), Limits::default());
