@@ -209,8 +209,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             };
             if let Some(end) = end {
                 if !matches!(end, SessionEnd::Io(_) | SessionEnd::WriteTimeout(_)) {
-                    // Best effort: the stream's last batch says it ended.
-                    let _ = self.end_stream(StreamEnd::Cancelled).await;
+                    // Best effort, briefly (the node may be stopping): the
+                    // stream's last batch says it ended.
+                    let _ = timeout(
+                        Duration::from_millis(500),
+                        self.end_stream(StreamEnd::Cancelled),
+                    )
+                    .await;
                 }
                 return end;
             }
