@@ -2,9 +2,15 @@
 //! a generated scene with `[fieldlink]`, and the real `field-tools link`
 //! code (as `hil-field-tools`) against it.
 //!
-//! - over the node's Unix socket: `hello`, `status`, `events` (the same
-//!   events `field-tools events --data-dir` reads after the run), `config
-//!   show`, and `config validate` refusing a bad key;
+//! - over the node's Unix socket: `hello`, `status`, `time`, `config
+//!   show` and `config validate` refusing a bad key while the scene runs;
+//!   `events` (only stored events, in order), and after the run, on the
+//!   node started again without sensors (so nothing new is stored, and no
+//!   wait on the store is needed), exactly the events `field-tools events
+//!   --data-dir` reads, also in two halves by `--limit` and `--after-id`;
+//! - `events --follow` while the node stops and starts again: every event
+//!   printed once, none missing;
+//! - the first errors (no such port, no answer, no such socket);
 //! - over a serial line (two pseudo-terminal pairs and a relay between
 //!   them, so the test can inject line noise): garbage before a request,
 //!   and between sessions, and the requests are still answered; the node
@@ -12,7 +18,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -166,84 +171,64 @@ fn scene(dir: &Path) -> PathBuf {
     scene
 }
 
-#[test]
-fn field_tools_link_reads_a_running_node_over_its_socket() {
-    let tmp = tempfile::tempdir().unwrap();
-    let scene = scene(tmp.path());
-    let socket = tmp.path().join("link.sock");
-    let config = tmp.path().join("fieldnode.toml");
-    let config_text = format!(
-        "[node]\nid = \"node-l\"\n\n[fieldlink]\nsocket = \"{}\"\n",
+/// The config of a node that serves the link on `socket` and, with
+/// `quiet`, has no sensor (it stores nothing new).
+fn link_config(path: &Path, id: &str, socket: &Path, quiet: bool) -> String {
+    let sensors = if quiet {
+        "[audio]\nenabled = false\n[camera]\nenabled = false\n[climate]\nenabled = false\n"
+    } else {
+        ""
+    };
+    let text = format!(
+        "[node]\nid = \"{id}\"\n{sensors}\n[fieldlink]\nsocket = \"{}\"\n",
         socket.display()
     );
-    std::fs::write(&config, &config_text).unwrap();
-    let data = tmp.path().join("data");
-    let mut node = Node::start(&scene, &data, &config, tmp.path().join("node.log"));
-    node.wait_log("field link listening on a Unix socket");
-    let target = ["--socket", socket.to_str().unwrap()];
+    std::fs::write(path, &text).unwrap();
+    text
+}
 
-    let o = link(&target, &["hello"]);
-    assert!(o.status.success(), "hello: {}", explain(&o));
-    assert!(stdout(&o).contains("node-l"), "{}", explain(&o));
-    assert!(stdout(&o).contains("field-link 1.0"), "{}", explain(&o));
-
-    // The scene is replayed; the node keeps serving afterwards. Wait until
-    // the events reported stored and the link agree twice in a row: the
-    // store has finished (no timing assertion; a bound against a hang).
-    node.wait_log("every sensor ended");
-    let start = Instant::now();
-    let events = loop {
-        let a = link_event_ids(&target);
-        std::thread::sleep(Duration::from_millis(300));
-        let b = link_event_ids(&target);
-        if a == b && b.len() == node.stored().len() {
-            break b;
-        }
-        assert!(
-            start.elapsed() < NODE_LIMIT,
-            "link events never settled: {} vs {} stored\n{}",
-            b.len(),
-            node.stored().len(),
-            node.log_text()
-        );
-    };
-    assert!(events.len() >= 3, "scene gave too few events: {events:?}");
-    let stored: BTreeSet<u64> = node.stored().into_iter().collect();
-    assert_eq!(events.iter().copied().collect::<BTreeSet<_>>(), stored);
-    assert!(
-        events.windows(2).all(|w| w[0] < w[1]),
-        "ids in order, no duplicate"
-    );
-
-    // Limit and resume: two halves give the whole.
-    let half = (events.len() / 2).to_string();
-    let o = link(&target, &["events", "--limit", &half]);
-    assert!(o.status.success(), "{}", explain(&o));
-    let first: Vec<u64> = stdout(&o)
+fn ids_of(o: &Output) -> Vec<u64> {
+    stdout(o)
         .lines()
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
                 .as_u64()
                 .unwrap()
         })
-        .collect();
-    let last = first.last().unwrap().to_string();
-    let o = link(&target, &["events", "--after-id", &last]);
-    assert!(o.status.success(), "{}", explain(&o));
-    let rest = stdout(&o).lines().count();
-    assert_eq!(first.len() + rest, events.len());
+        .collect()
+}
+
+fn queued(v: &serde_json::Value) -> u64 {
+    v["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q.as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn field_tools_link_reads_a_running_node_over_its_socket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scene = scene(tmp.path());
+    let socket = tmp.path().join("link.sock");
+    let config = tmp.path().join("fieldnode.toml");
+    let config_text = link_config(&config, "node-l", &socket, false);
+    let data = tmp.path().join("data");
+    let mut node = Node::start(&scene, &data, &config, tmp.path().join("node.log"));
+    node.wait_log("field link listening on a Unix socket");
+    let target = ["--socket", socket.to_str().unwrap()];
+
+    // While the scene is replayed.
+    let o = link(&target, &["hello"]);
+    assert!(o.status.success(), "hello: {}", explain(&o));
+    assert!(stdout(&o).contains("node-l"), "{}", explain(&o));
+    assert!(stdout(&o).contains("field-link 1.0"), "{}", explain(&o));
 
     let o = link(&target, &["--json", "status"]);
     assert!(o.status.success(), "status: {}", explain(&o));
     let status: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(status["node_id"], "node-l");
-    let queued: u64 = status["queue"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(queued, events.len() as u64, "{status}");
 
     let o = link(&target, &["time"]);
     assert!(o.status.success(), "time: {}", explain(&o));
@@ -285,24 +270,62 @@ fn field_tools_link_reads_a_running_node_over_its_socket() {
         "{v}"
     );
 
+    // After the scene (the node keeps serving): what the link sends is
+    // stored, in id order.
+    node.wait_log("every sensor ended");
+    let during = link_event_ids(&target);
+    assert!(!during.is_empty(), "no event while the scene ran");
+    assert!(
+        during.windows(2).all(|w| w[0] < w[1]),
+        "ids in order, no duplicate"
+    );
+    node.stop();
+    assert!(!socket.exists(), "the socket file is removed at the end");
+
+    // What `field-tools events --data-dir` shows after the run.
+    let on_disk: Vec<u64> = field_tools::events::read_events(&data, None)
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert!(on_disk.len() >= 3, "scene gave too few events: {on_disk:?}");
+    assert!(
+        during.iter().all(|id| on_disk.contains(id)),
+        "{during:?} vs {on_disk:?}"
+    );
+
+    // The node again on the same data directory, without sensors (nothing
+    // new is stored): the link shows exactly what the run stored.
+    link_config(&config, "node-l", &socket, true);
+    let mut node = Node::start(&scene, &data, &config, tmp.path().join("node2.log"));
+    node.wait_log("field link listening on a Unix socket");
+    let events = link_event_ids(&target);
+    assert_eq!(events, on_disk);
+    assert!(node.stored().is_empty(), "the quiet run stored events");
+
+    // Limit and resume: two halves give the whole.
+    let half = (events.len() / 2).to_string();
+    let o = link(&target, &["events", "--limit", &half]);
+    assert!(o.status.success(), "{}", explain(&o));
+    let mut both = ids_of(&o);
+    let last = both.last().unwrap().to_string();
+    let o = link(&target, &["events", "--after-id", &last]);
+    assert!(o.status.success(), "{}", explain(&o));
+    both.extend(ids_of(&o));
+    assert_eq!(both, events);
+
+    let o = link(&target, &["--json", "status"]);
+    assert!(o.status.success(), "status: {}", explain(&o));
+    let status: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(queued(&status), events.len() as u64, "{status}");
+
     // Outbox stats are served while the uplink is off.
     let o = link(&target, &["--json", "outbox"]);
     assert!(o.status.success(), "outbox: {}", explain(&o));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    let waiting: u64 = v["queue"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q.as_u64().unwrap())
-        .sum();
-    assert_eq!(waiting, events.len() as u64, "{v}");
-
+    assert_eq!(queued(&v), events.len() as u64, "{v}");
     node.stop();
-    // After the run, the data directory holds exactly what the link sent.
-    let read = field_tools::events::read_events(&data, None).unwrap();
-    let on_disk: Vec<u64> = read.events.iter().map(|e| e.id).collect();
-    assert_eq!(on_disk, events);
-    assert!(!socket.exists(), "the socket file is removed at the end");
 }
 
 /// The log without its colour escapes (`ESC [ ... m`).
@@ -481,29 +504,50 @@ fn follow_resumes_across_a_node_restart() {
         }
     };
 
+    let read_disk = || -> Vec<u64> {
+        field_tools::events::read_events(&data, None)
+            .unwrap()
+            .events
+            .iter()
+            .map(|e| e.id)
+            .collect()
+    };
+    // Cut 1: the node stops once it streamed something.
     node.wait_log("every sensor ended");
-    let first_run = node.stored().len();
-    wait_printed(first_run, &node);
+    wait_printed(1, &node);
     node.stop();
+    let first_run = read_disk().len();
 
     // The same scene again: its events are stored again, with new ids.
+    // Cut 2: the node stops once the client has one of them.
     let mut node = Node::start(&scene, &data, &config, tmp.path().join("node2.log"));
     node.wait_log("every sensor ended");
-    let total = first_run + node.stored().len();
-    wait_printed(total, &node);
+    wait_printed(first_run + 1, &node);
     node.stop();
+    let on_disk = read_disk();
+    assert!(on_disk.len() > first_run, "the second run stored nothing");
+
+    // A third start without sensors stores nothing new: the client gets
+    // whatever the cuts left, and the store is the whole truth.
+    let quiet = tmp.path().join("quiet.toml");
+    std::fs::write(
+        &quiet,
+        format!(
+            "[node]\nid = \"node-f\"\n[audio]\nenabled = false\n[camera]\nenabled = false\n[climate]\nenabled = false\n\n[fieldlink]\nsocket = \"{}\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let mut node = Node::start(&scene, &data, &quiet, tmp.path().join("node3.log"));
+    node.wait_log("every sensor ended");
+    wait_printed(on_disk.len(), &node);
+    node.stop();
+    assert_eq!(read_disk(), on_disk, "the quiet run stored something");
     let _ = client.kill();
     let _ = client.wait();
     reader.join().unwrap();
 
     let printed = printed.lock().unwrap().clone();
-    let on_disk: Vec<u64> = field_tools::events::read_events(&data, None)
-        .unwrap()
-        .events
-        .iter()
-        .map(|e| e.id)
-        .collect();
-    assert!(on_disk.len() > first_run, "the second run stored nothing");
     assert_eq!(printed, on_disk, "client:\n{}", client_log());
     assert!(
         client_log().contains("reconnecting"),
