@@ -13,20 +13,26 @@
 //! - [`session`]: one session over any byte stream: handshake, requests,
 //!   the events stream with credit;
 //! - [`events`]: reading one batch of durable events from the store;
-//! - [`replies`]: the read requests served, from [`NodeView`].
+//! - [`replies`]: the read requests served and the two control requests
+//!   (TimeSet, ConfigSet), from [`NodeView`];
+//! - [`timeref`]: the technician's time reference `TimeSet` records.
 //!
-//! Served today: Hello, Ping, Status, Events (since / after_id / limit /
+//! Served today: Hello, AuthChallenge, AuthProve (keys of `[fieldlink]
+//! technician_keys`), Ping, Status, Events (since / after_id / limit /
 //! follow, with credit and resume), TimeGet, ConfigShow, ConfigValidate,
-//! Credit, Cancel, and OutboxStats and UplinkStatus while the uplink is
-//! off. Everything else (LogsTail, ConfigSet, TimeSet, Probe, UplinkFlush,
-//! BundlePush, Reboot, authentication) is answered `unknown_request`
-//! saying it is not served.
+//! Credit, Cancel, OutboxStats and UplinkStatus while the uplink is off,
+//! and, in an authenticated session, TimeSet (recorded as a time reference;
+//! the clock is not set) and ConfigSet (the file replaced atomically,
+//! applied from the next start). Everything else (LogsTail, Probe,
+//! UplinkFlush, BundlePush, Reboot) is answered `unknown_request` saying it
+//! is not served.
 
 pub mod config;
 pub mod events;
 pub mod listen;
 pub mod replies;
 pub mod session;
+pub mod timeref;
 
 use std::sync::Arc;
 
@@ -36,7 +42,7 @@ use crate::clock::Clock;
 use crate::config::{Config, SensorSource};
 use crate::uplink::{NodeTime, StatusSource};
 pub use config::FieldLinkConfig;
-pub use replies::NodeView;
+pub use replies::{LinkShared, NodeView};
 pub use session::Limits;
 
 /// The running field link; dropping it stops it (and waits for its thread,
@@ -75,6 +81,9 @@ impl FieldLink {
             config_text_at_start,
             uplink_running: cfg.uplink.enabled,
             reads_need_auth: fl.reads_need_auth,
+            trusted_keys: fl.trusted_keys(),
+            data_dir: cfg.node.data_dir.clone(),
+            shared: Arc::new(LinkShared::load(&cfg.node.data_dir)),
         });
         match Self::start(fl.clone(), view, Limits::default()) {
             Ok(link) => Some(link),

@@ -1,17 +1,25 @@
-//! The replies to the read requests this node serves, from what the running
-//! node shares with the link ([`NodeView`]). Every store, file or
-//! configuration read runs on a blocking thread.
+//! The replies to the read requests this node serves and to the two
+//! control requests it acts on (`TimeSet`, `ConfigSet`; the session checks
+//! authentication first), from what the running node shares with the link
+//! ([`NodeView`]). Every store, file or configuration access runs on a
+//! blocking thread.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use messages::link::{
     ApplyWhen, ConfigOutcome, ConfigProblem, ConfigText, ErrorCode, ErrorReply, LinkState,
     OutboxStatsReply, Request, Response, TimeReply, UplinkInfo, UplinkStatusReply,
 };
 
+use super::timeref::{self, Now, TimeReference};
 use crate::config::Config;
 use crate::uplink::{NodeTime, StatusSource};
+
+/// The earliest and latest time a `TimeSet` may carry (2000-01-01 and
+/// 2100-01-01 UTC): anything else is a mistake, not a time.
+const TIME_SET_RANGE_MS: std::ops::Range<i64> = 946_684_800_000..4_102_444_800_000;
 
 /// What the running node shares with the field link.
 #[derive(Clone)]
@@ -33,6 +41,41 @@ pub struct NodeView {
     pub uplink_running: bool,
     /// `[fieldlink] reads_need_auth`.
     pub reads_need_auth: bool,
+    /// `[fieldlink] technician_keys`, as key bytes.
+    pub trusted_keys: Vec<[u8; 32]>,
+    /// The node's data directory (`TimeSet` stores its reference under it).
+    pub data_dir: PathBuf,
+    /// What the sessions share while the link runs.
+    pub shared: Arc<LinkShared>,
+}
+
+/// State shared by every session of the link.
+#[derive(Debug, Default)]
+pub struct LinkShared {
+    /// The last technician time reference (also on disk).
+    pub time_ref: Mutex<Option<TimeReference>>,
+    /// Held while a `ConfigSet` replaces the file: one at a time.
+    pub config_write: Mutex<()>,
+    /// Authentication attempts refused since the link started.
+    pub auth_refusals: AtomicU64,
+}
+
+impl LinkShared {
+    /// With the time reference stored under `data_dir`, if any (a damaged
+    /// file is logged and ignored: the next `TimeSet` replaces it).
+    pub fn load(data_dir: &std::path::Path) -> LinkShared {
+        let time_ref = match TimeReference::load(&timeref::path(data_dir)) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "field link: the stored time reference is not readable; ignored");
+                None
+            }
+        };
+        LinkShared {
+            time_ref: Mutex::new(time_ref),
+            ..Default::default()
+        }
+    }
 }
 
 /// An error reply.
@@ -50,7 +93,9 @@ pub fn served(req: &Request, uplink_running: bool) -> bool {
         Request::Status
         | Request::ConfigShow
         | Request::ConfigValidate { .. }
-        | Request::TimeGet => true,
+        | Request::TimeGet
+        | Request::TimeSet { .. }
+        | Request::ConfigSet { .. } => true,
         Request::OutboxStats | Request::UplinkStatus => !uplink_running,
         _ => false,
     }
@@ -64,7 +109,7 @@ pub fn not_served(req: &Request, uplink_running: bool) -> String {
             req.name()
         ),
         _ => format!(
-            "`{}` is not served by this node; it serves hello, ping, status, events, time_get, config_show, config_validate{}",
+            "`{}` is not served by this node; it serves hello, auth_challenge, auth_prove, ping, status, events, time_get, config_show, config_validate, time_set, config_set{}",
             req.name(),
             if uplink_running {
                 ""
@@ -90,11 +135,12 @@ impl NodeView {
     pub async fn answer(&self, req: &Request) -> Response {
         let r = match req {
             Request::Status => self.status().await,
-            Request::TimeGet => Ok(Response::Time(TimeReply {
-                unix_ms: self.time.now_ms(),
-                uncertainty_ms: None,
-                source: self.time_source.into(),
-            })),
+            Request::TimeGet => Ok(self.time_get()),
+            Request::TimeSet {
+                unix_ms,
+                uncertainty_ms,
+            } => self.time_set(*unix_ms, *uncertainty_ms).await,
+            Request::ConfigSet { toml } => self.config_set(toml.clone()).await,
             Request::ConfigShow => self.config_show().await,
             Request::ConfigValidate { toml } => self.config_validate(toml.clone()).await,
             Request::OutboxStats if !self.uplink_running => self.outbox_stats().await,
@@ -118,6 +164,96 @@ impl NodeView {
             )),
         };
         r.unwrap_or_else(|e| e)
+    }
+
+    fn time_get(&self) -> Response {
+        let reference = self
+            .shared
+            .time_ref
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((unix_ms, uncertainty)) = reference.and_then(|r| r.carried(&Now::read())) {
+            return Response::Time(TimeReply {
+                unix_ms,
+                uncertainty_ms: Some(uncertainty),
+                source: "technician".into(),
+            });
+        }
+        Response::Time(TimeReply {
+            unix_ms: self.time.now_ms(),
+            uncertainty_ms: None,
+            source: self.time_source.into(),
+        })
+    }
+
+    /// Records the technician's time as the node's time reference (durably)
+    /// and answers how far it is from the node's clock. The clock itself is
+    /// not changed.
+    async fn time_set(&self, unix_ms: i64, uncertainty_ms: u32) -> Result<Response, Response> {
+        if !TIME_SET_RANGE_MS.contains(&unix_ms) {
+            return Err(error(
+                ErrorCode::InvalidArgument,
+                format!("{unix_ms} ms is not a time between the years 2000 and 2100"),
+            ));
+        }
+        let node_ms = self.time.now_ms();
+        let reference = TimeReference::received(unix_ms, uncertainty_ms, node_ms, &Now::read());
+        let file = timeref::path(&self.data_dir);
+        let shared = self.shared.clone();
+        let step_ms = unix_ms.saturating_sub(node_ms);
+        blocking(move || {
+            let mut current = shared.time_ref.lock().unwrap_or_else(|p| p.into_inner());
+            reference
+                .store(&file)
+                .map_err(|e| format!("cannot store the time reference: {e}"))?;
+            *current = Some(reference);
+            Ok(())
+        })
+        .await?;
+        tracing::info!(
+            unix_ms,
+            uncertainty_ms,
+            node_ms,
+            step_ms,
+            "field link: technician time recorded (the clock is not changed)"
+        );
+        Ok(Response::TimeSet { step_ms })
+    }
+
+    /// Checks the text as `ConfigValidate` does and, when valid, replaces
+    /// the node's configuration file with it durably, keeping the previous
+    /// text as `<file>.prev`.
+    async fn config_set(&self, text: String) -> Result<Response, Response> {
+        let Some(file) = self.config_file.clone() else {
+            return Err(error(
+                ErrorCode::InvalidArgument,
+                "this node was started without a configuration file (fieldnode run --config FILE): there is no file to replace",
+            ));
+        };
+        let outcome =
+            check_config(&self.config, &text).map_err(|e| error(ErrorCode::Internal, e))?;
+        if let ConfigOutcome::Invalid { problems } = &outcome {
+            tracing::info!(
+                problems = problems.len(),
+                "field link: configuration refused; nothing written"
+            );
+            return Ok(Response::ConfigSet(outcome));
+        }
+        let shared = self.shared.clone();
+        let target = file.clone();
+        blocking(move || {
+            let _one_at_a_time = shared
+                .config_write
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            replace_keeping_prev(&target, text.as_bytes())
+        })
+        .await?;
+        if let ConfigOutcome::Valid { changed, .. } = &outcome {
+            tracing::info!(file = %file.display(), changed = ?changed, "field link: configuration file replaced; applies from the next start");
+        }
+        Ok(Response::ConfigSet(outcome))
     }
 
     async fn status(&self) -> Result<Response, Response> {
@@ -179,37 +315,63 @@ impl NodeView {
 
     async fn config_validate(&self, text: String) -> Result<Response, Response> {
         let current = self.config.clone();
-        blocking(move || {
-            Ok(Response::ConfigChecked(
-                match Config::from_toml_str(&text) {
-                    Err(errors) => ConfigOutcome::Invalid {
-                        problems: errors
-                            .0
-                            .into_iter()
-                            .map(|e| ConfigProblem {
-                                key: e.key,
-                                problem: e.message,
-                            })
-                            .collect(),
-                    },
-                    Ok(new) => {
-                        let changed = changed_keys(&current, &new)?;
-                        ConfigOutcome::Valid {
-                            // The node applies no configuration change while it
-                            // runs: every change waits for the next start.
-                            applies: if changed.is_empty() {
-                                ApplyWhen::Live
-                            } else {
-                                ApplyWhen::NextStart
-                            },
-                            changed,
-                        }
-                    }
-                },
-            ))
-        })
-        .await
+        blocking(move || check_config(&current, &text).map(Response::ConfigChecked)).await
     }
+}
+
+/// What `ConfigValidate` answers and `ConfigSet` does for `text`, against
+/// the running configuration.
+fn check_config(current: &Config, text: &str) -> Result<ConfigOutcome, String> {
+    Ok(match Config::from_toml_str(text) {
+        Err(errors) => ConfigOutcome::Invalid {
+            problems: errors
+                .0
+                .into_iter()
+                .map(|e| ConfigProblem {
+                    key: e.key,
+                    problem: e.message,
+                })
+                .collect(),
+        },
+        Ok(new) => {
+            let changed = changed_keys(current, &new)?;
+            ConfigOutcome::Valid {
+                // The node applies no configuration change while it
+                // runs: every change waits for the next start.
+                applies: if changed.is_empty() {
+                    ApplyWhen::Live
+                } else {
+                    ApplyWhen::NextStart
+                },
+                changed,
+            }
+        }
+    })
+}
+
+/// `<file>.prev`.
+pub fn prev_path(file: &std::path::Path) -> PathBuf {
+    let mut name = file
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".prev");
+    file.with_file_name(name)
+}
+
+/// Replaces `file` with `bytes` so that a power cut leaves the old or the
+/// new text, never a mix: first the current text is kept as `<file>.prev`
+/// (atomically), then the new text goes through a synced temporary file
+/// renamed over `file`, and the directory is synced after each rename.
+pub fn replace_keeping_prev(file: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    match std::fs::read(file) {
+        Ok(old) => uplink::store::durable::replace_atomically(&prev_path(file), &old)
+            .map_err(|e| format!("cannot keep the previous configuration: {e}"))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+    }
+    uplink::store::durable::replace_atomically(file, bytes)
+        .map_err(|e| format!("cannot write the configuration: {e}"))
 }
 
 /// Dotted paths of the keys whose value differs between two configurations.

@@ -1,6 +1,16 @@
 //! One field-link session over any byte stream (`AsyncRead + AsyncWrite`):
 //! an accepted Unix socket connection or an opened serial port.
 //!
+//! Authentication (`docs/field-link.md`, "Authentication"): the Hello
+//! draws the session nonce; `AuthChallenge` draws a challenge, the only
+//! one outstanding; `AuthProve` takes it (whatever the outcome: a proof is
+//! checked once) and verifies, with `verify_strict`, the signature over
+//! `auth_signed_bytes(nonce, challenge, key, node id)` by a key of
+//! `[fieldlink] technician_keys`. A refusal is `bad_signature`, logged and
+//! counted (per session, in the end-of-session line, and for the link).
+//! Requests that need authentication are answered `unauthenticated` until
+//! then.
+//!
 //! The session is one task: it reads bytes, decodes frames, answers each
 //! request before it handles the next, and sends the batches of its (at
 //! most one) open events stream as credit allows. Store reads run on
@@ -9,11 +19,13 @@
 //! client only ever holds up its own session.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use messages::link::{
-    self, ErrorCode, EventBatch, EventsRequest, FrameDecoder, FrameStats, HelloReply, LinkError,
-    PROTOCOL_VERSION, Request, RequestEnvelope, Response, ResponseEnvelope, StreamEnd,
+    self, Access, AuthProve, ErrorCode, EventBatch, EventsRequest, FrameDecoder, FrameStats,
+    HelloReply, LinkError, PROTOCOL_VERSION, Request, RequestEnvelope, Response, ResponseEnvelope,
+    StreamEnd,
 };
 use rand::RngCore;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -88,6 +100,11 @@ pub struct SessionStats {
     pub errors: u64,
     /// Events sent on streams.
     pub events_sent: u64,
+    /// Authentication attempts refused (`AuthProve` answered
+    /// `bad_signature`).
+    pub auth_refusals: u64,
+    /// The session ended authenticated.
+    pub authenticated: bool,
     /// The frame decoder's counters (garbage, damaged and unknown frames).
     pub frames: FrameStats,
 }
@@ -109,8 +126,42 @@ struct Session<W> {
     limits: Limits,
     /// A Hello was accepted on this connection.
     open: bool,
+    /// Names the transport in the log.
+    peer: String,
+    /// This session's nonce (from its Hello).
+    nonce: [u8; link::NONCE_LEN],
+    /// The challenge outstanding, valid for one `AuthProve`.
+    challenge: Option<[u8; link::NONCE_LEN]>,
+    /// The key that authenticated this session.
+    authenticated: Option<[u8; 32]>,
     stream: Option<Stream>,
     stats: SessionStats,
+}
+
+/// Why an `AuthProve` was refused (logged as `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthRefusal {
+    /// No `AuthChallenge` outstanding (none asked, or already used).
+    NoChallenge,
+    /// The key is not in `[fieldlink] technician_keys`.
+    UntrustedKey,
+    /// The signature does not verify (another session's or challenge's
+    /// proof, a damaged or forged one).
+    BadSignature,
+}
+
+impl AuthRefusal {
+    fn code(self) -> &'static str {
+        match self {
+            AuthRefusal::NoChallenge => "no_challenge",
+            AuthRefusal::UntrustedKey => "untrusted_key",
+            AuthRefusal::BadSignature => "bad_signature",
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Serves one session on `io` until the client leaves, the idle timeout,
@@ -129,12 +180,17 @@ pub async fn serve<S: AsyncRead + AsyncWrite>(
         view,
         limits,
         open: false,
+        peer: peer.to_string(),
+        nonce: [0; link::NONCE_LEN],
+        challenge: None,
+        authenticated: None,
         stream: None,
         stats: SessionStats::default(),
     };
     let mut decoder = FrameDecoder::<RequestEnvelope>::new();
     let end = s.run(&mut input, &mut decoder, &mut stop).await;
     s.stats.frames = decoder.stats();
+    s.stats.authenticated = s.authenticated.is_some();
     let f = s.stats.frames;
     tracing::info!(
         peer,
@@ -142,6 +198,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite>(
         requests = s.stats.requests,
         error_replies = s.stats.errors,
         events_sent = s.stats.events_sent,
+        authenticated = s.stats.authenticated,
+        auth_refusals = s.stats.auth_refusals,
+        link_auth_refusals = s.view.shared.auth_refusals.load(Ordering::Relaxed),
         bad_frames = f.cobs_errors + f.short_frames + f.crc_errors + f.oversize_frames + f.decode_errors,
         crc_errors = f.crc_errors,
         cobs_errors = f.cobs_errors,
@@ -286,6 +345,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 self.end_stream(StreamEnd::Cancelled).await?;
                 if !link::is_compatible(hello.protocol_version) {
                     self.open = false;
+                    self.challenge = None;
+                    self.authenticated = None;
                     tracing::warn!(client = %hello.client, client_version = %link::version_string(hello.protocol_version), "field link: Hello of another protocol version refused");
                     let message = format!(
                         "this node speaks field-link {}, the client {}: use a field-tools of major version {}",
@@ -298,6 +359,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 self.open = true;
                 let mut session_nonce = [0u8; link::NONCE_LEN];
                 rand::rng().fill_bytes(&mut session_nonce);
+                self.nonce = session_nonce;
+                self.challenge = None;
+                self.authenticated = None;
                 tracing::info!(client = %hello.client, client_version = %link::version_string(hello.protocol_version), "field link session opened");
                 let reply = HelloReply {
                     protocol_version: PROTOCOL_VERSION,
@@ -319,6 +383,46 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 .await
             }
             Request::Ping => self.send(id, Response::Pong).await,
+            Request::AuthChallenge => {
+                let mut challenge = [0u8; link::NONCE_LEN];
+                rand::rng().fill_bytes(&mut challenge);
+                self.challenge = Some(challenge);
+                self.send(id, Response::AuthChallenge { challenge }).await
+            }
+            Request::AuthProve(proof) => {
+                let reply = match self.check_proof(&proof) {
+                    Ok(()) => {
+                        self.authenticated = Some(proof.public_key);
+                        tracing::info!(peer = %self.peer, key = %hex(&proof.public_key), "field link: session authenticated");
+                        Response::Authenticated
+                    }
+                    Err(why) => {
+                        self.stats.auth_refusals += 1;
+                        let link_total = self
+                            .view
+                            .shared
+                            .auth_refusals
+                            .fetch_add(1, Ordering::Relaxed)
+                            + 1;
+                        tracing::warn!(
+                            peer = %self.peer,
+                            key = %hex(&proof.public_key),
+                            reason = why.code(),
+                            session_refusals = self.stats.auth_refusals,
+                            link_refusals = link_total,
+                            "field link: authentication refused"
+                        );
+                        let message = match why {
+                            AuthRefusal::NoChallenge => "no challenge outstanding in this session: send AuthChallenge first (a challenge is valid for one AuthProve)".to_string(),
+                            AuthRefusal::UntrustedKey if self.view.trusted_keys.is_empty() => "this node trusts no technician key ([fieldlink] technician_keys is empty)".to_string(),
+                            AuthRefusal::UntrustedKey => format!("the key {} is not one this node trusts ([fieldlink] technician_keys)", hex(&proof.public_key)),
+                            AuthRefusal::BadSignature => "the signature does not verify for this session's nonce and challenge".to_string(),
+                        };
+                        error(ErrorCode::BadSignature, message)
+                    }
+                };
+                self.send(id, reply).await
+            }
             Request::Credit { stream, items } => {
                 if let Some(s) = self.stream.as_mut().filter(|s| s.id == stream) {
                     s.credit = s.credit.saturating_add(items);
@@ -385,17 +489,44 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
     }
 
+    /// Checks an `AuthProve` against the outstanding challenge, which it
+    /// uses up whatever the outcome.
+    fn check_proof(&mut self, proof: &AuthProve) -> Result<(), AuthRefusal> {
+        let challenge = self.challenge.take().ok_or(AuthRefusal::NoChallenge)?;
+        if !self.view.trusted_keys.contains(&proof.public_key) {
+            return Err(AuthRefusal::UntrustedKey);
+        }
+        let signed = link::auth_signed_bytes(
+            &self.nonce,
+            &challenge,
+            &proof.public_key,
+            &self.view.status.node_id,
+        );
+        // Keys were validated with the configuration; a weak or invalid
+        // point cannot be trusted anyway.
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&proof.public_key)
+            .map_err(|_| AuthRefusal::UntrustedKey)?;
+        let signature = ed25519_dalek::Signature::from_bytes(&proof.signature.0);
+        key.verify_strict(&signed, &signature)
+            .map_err(|_| AuthRefusal::BadSignature)
+    }
+
     /// The error reply for a request this session does not act on, if any.
     fn refuse_read(&self, req: &Request) -> Option<Response> {
         let uplink = self.view.uplink_running;
         if !matches!(req, Request::Events(_)) && !served(req, uplink) {
             return Some(error(ErrorCode::UnknownRequest, not_served(req, uplink)));
         }
-        if req.needs_auth(self.view.reads_need_auth) {
-            return Some(error(
-                ErrorCode::Unauthenticated,
-                "this node requires an authenticated session for reads ([fieldlink] reads_need_auth), and does not serve authentication yet",
-            ));
+        if self.authenticated.is_none() && req.needs_auth(self.view.reads_need_auth) {
+            let message = if req.access() == Access::Control {
+                format!(
+                    "`{}` changes the node: it needs an authenticated session (AuthChallenge, then AuthProve with a technician key the node trusts)",
+                    req.name()
+                )
+            } else {
+                "this node requires an authenticated session for reads ([fieldlink] reads_need_auth): authenticate first (AuthChallenge, AuthProve)".to_string()
+            };
+            return Some(error(ErrorCode::Unauthenticated, message));
         }
         None
     }

@@ -65,6 +65,9 @@ fn node(reads_need_auth: bool, events: usize) -> Node {
         config_text_at_start: Some("[node]\nid = \"n1\"\n".into()),
         uplink_running: false,
         reads_need_auth,
+        trusted_keys: Vec::new(),
+        data_dir: dir.path().join("data"),
+        shared: Default::default(),
     });
     let n = Node {
         _dir: dir,
@@ -150,14 +153,32 @@ impl Client {
         r.body
     }
 
-    async fn hello(&mut self) {
+    async fn hello(&mut self) -> [u8; link::NONCE_LEN] {
         match self.ask(hello(link::PROTOCOL_VERSION)).await {
             Response::Hello(h) => {
                 assert_eq!(h.node_id, "n1");
                 assert_eq!(h.protocol_version, link::PROTOCOL_VERSION);
+                h.session_nonce
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    async fn challenge(&mut self) -> [u8; link::NONCE_LEN] {
+        match self.ask(Request::AuthChallenge).await {
+            Response::AuthChallenge { challenge } => challenge,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Stops the session and returns what it counted.
+    async fn finish(self) -> SessionStats {
+        self.stop.send_replace(true);
+        let (_, stats) = tokio::time::timeout(WAIT, self.task)
+            .await
+            .unwrap()
+            .unwrap();
+        stats
     }
 
     /// Reads an events stream to its end: (ids, last resume cursor, end).
@@ -306,22 +327,11 @@ async fn another_major_version_is_refused_and_naming_both() {
 }
 
 #[tokio::test]
-async fn state_changing_requests_are_not_served() {
+async fn requests_not_served_yet_are_refused_saying_so() {
     let n = node(false, 0);
     let mut c = Client::start(n.view.clone(), Limits::default());
     c.hello().await;
-    for req in [
-        Request::ConfigSet {
-            toml: String::new(),
-        },
-        Request::TimeSet {
-            unix_ms: 0,
-            uncertainty_ms: 0,
-        },
-        Request::Reboot,
-        Request::AuthChallenge,
-        Request::UplinkFlush,
-    ] {
+    for req in [Request::Reboot, Request::UplinkFlush, Request::Probe] {
         let name = req.name();
         match c.ask(req).await {
             Response::Error(e) => {
@@ -562,4 +572,324 @@ async fn a_silent_client_reaches_the_idle_timeout() {
     let (end, stats) = c.task.await.unwrap();
     assert!(matches!(end, SessionEnd::Idle(_)), "{end:?}");
     assert_eq!(stats.frames.discarded_bytes, 2);
+}
+
+// ---- authentication and the control requests ----
+
+fn technician(seed: u8) -> ed25519_dalek::SigningKey {
+    models::bundle::keys::generate([seed; 32])
+}
+
+/// The proof `key` gives for `nonce` and `challenge` to the node `n1`.
+fn prove(
+    key: &ed25519_dalek::SigningKey,
+    nonce: &[u8; link::NONCE_LEN],
+    challenge: &[u8; link::NONCE_LEN],
+) -> Request {
+    use ed25519_dalek::Signer;
+    let public_key = key.verifying_key().to_bytes();
+    let bytes = link::auth_signed_bytes(nonce, challenge, &public_key, "n1");
+    Request::AuthProve(link::AuthProve {
+        public_key,
+        signature: link::Signature(key.sign(&bytes).to_bytes()),
+    })
+}
+
+/// A node that trusts the technician key of seed 1.
+fn trusting(n: &Node) -> Arc<NodeView> {
+    Arc::new(NodeView {
+        trusted_keys: vec![technician(1).verifying_key().to_bytes()],
+        ..(*n.view).clone()
+    })
+}
+
+fn time_set(unix_ms: i64) -> Request {
+    Request::TimeSet {
+        unix_ms,
+        uncertainty_ms: 40,
+    }
+}
+
+fn message(r: &Response) -> String {
+    match r {
+        Response::Error(e) => e.message.clone(),
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_trusted_key_authenticates_the_session_and_control_requests_need_it() {
+    let n = node(false, 0);
+    let mut c = Client::start(trusting(&n), Limits::default());
+    let nonce = c.hello().await;
+    for req in [
+        time_set(1_800_000_000_000),
+        Request::ConfigSet {
+            toml: "[node]\nid = \"n2\"\n".into(),
+        },
+    ] {
+        let r = c.ask(req).await;
+        assert_eq!(code(&r), ErrorCode::Unauthenticated);
+        assert!(message(&r).contains("authenticated session"), "{r:?}");
+    }
+    let challenge = c.challenge().await;
+    assert_eq!(
+        c.ask(prove(&technician(1), &nonce, &challenge)).await,
+        Response::Authenticated
+    );
+    assert!(matches!(
+        c.ask(time_set(1_800_000_000_000)).await,
+        Response::TimeSet { .. }
+    ));
+    let stats = c.finish().await;
+    assert!(stats.authenticated);
+    assert_eq!(stats.auth_refusals, 0);
+}
+
+#[tokio::test]
+async fn an_untrusted_key_is_refused_and_counted() {
+    let n = node(false, 0);
+    let view = trusting(&n);
+    let mut c = Client::start(view.clone(), Limits::default());
+    let nonce = c.hello().await;
+    let challenge = c.challenge().await;
+    // A valid proof, by a key the node does not trust.
+    let r = c.ask(prove(&technician(2), &nonce, &challenge)).await;
+    assert_eq!(code(&r), ErrorCode::BadSignature);
+    assert!(message(&r).contains("not one this node trusts"), "{r:?}");
+    assert_eq!(
+        code(&c.ask(time_set(1_800_000_000_000)).await),
+        ErrorCode::Unauthenticated
+    );
+    // A trusted key with a signature by another key.
+    let challenge = c.challenge().await;
+    let Request::AuthProve(mut forged) = prove(&technician(2), &nonce, &challenge) else {
+        unreachable!()
+    };
+    forged.public_key = technician(1).verifying_key().to_bytes();
+    let r = c.ask(Request::AuthProve(forged)).await;
+    assert_eq!(code(&r), ErrorCode::BadSignature);
+    let stats = c.finish().await;
+    assert_eq!(stats.auth_refusals, 2);
+    assert!(!stats.authenticated);
+    assert_eq!(
+        view.shared
+            .auth_refusals
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_proof_is_good_once_in_its_session() {
+    let n = node(false, 0);
+    let mut c = Client::start(trusting(&n), Limits::default());
+    let nonce = c.hello().await;
+    let challenge = c.challenge().await;
+    let proof = prove(&technician(1), &nonce, &challenge);
+    assert_eq!(c.ask(proof.clone()).await, Response::Authenticated);
+    // The same proof again: its challenge is used up.
+    let r = c.ask(proof.clone()).await;
+    assert_eq!(code(&r), ErrorCode::BadSignature);
+    assert!(message(&r).contains("no challenge outstanding"), "{r:?}");
+    // Against a new challenge it does not verify.
+    c.challenge().await;
+    assert_eq!(code(&c.ask(proof.clone()).await), ErrorCode::BadSignature);
+    // A new Hello drops the authentication; the old proof is worthless.
+    c.hello().await;
+    c.challenge().await;
+    assert_eq!(code(&c.ask(proof).await), ErrorCode::BadSignature);
+    assert_eq!(
+        code(&c.ask(time_set(1_800_000_000_000)).await),
+        ErrorCode::Unauthenticated
+    );
+    assert_eq!(c.finish().await.auth_refusals, 3);
+}
+
+#[tokio::test]
+async fn a_proof_made_for_another_sessions_nonce_is_refused() {
+    let n = node(false, 0);
+    let view = trusting(&n);
+    let mut a = Client::start(view.clone(), Limits::default());
+    let mut b = Client::start(view, Limits::default());
+    let nonce_a = a.hello().await;
+    b.hello().await;
+    // B's challenge, signed with A's nonce (a relayed or recorded session).
+    let challenge_b = b.challenge().await;
+    let r = b.ask(prove(&technician(1), &nonce_a, &challenge_b)).await;
+    assert_eq!(code(&r), ErrorCode::BadSignature);
+    assert!(message(&r).contains("does not verify"), "{r:?}");
+    // A proof A really made does not open B either.
+    let challenge_a = a.challenge().await;
+    let proof_a = prove(&technician(1), &nonce_a, &challenge_a);
+    b.challenge().await;
+    assert_eq!(code(&b.ask(proof_a.clone()).await), ErrorCode::BadSignature);
+    assert_eq!(
+        code(&b.ask(time_set(1_800_000_000_000)).await),
+        ErrorCode::Unauthenticated
+    );
+    assert_eq!(a.ask(proof_a).await, Response::Authenticated);
+    assert_eq!(b.finish().await.auth_refusals, 2);
+    assert_eq!(a.finish().await.auth_refusals, 0);
+}
+
+#[tokio::test]
+async fn reads_need_auth_is_served_after_authentication() {
+    let n = node(true, 2);
+    let mut c = Client::start(trusting(&n), Limits::default());
+    let nonce = c.hello().await;
+    assert_eq!(
+        code(&c.ask(Request::Status).await),
+        ErrorCode::Unauthenticated
+    );
+    let challenge = c.challenge().await;
+    assert_eq!(
+        c.ask(prove(&technician(1), &nonce, &challenge)).await,
+        Response::Authenticated
+    );
+    assert!(matches!(c.ask(Request::Status).await, Response::Status(_)));
+}
+
+async fn authenticated(view: Arc<NodeView>) -> Client {
+    let mut c = Client::start(view, Limits::default());
+    let nonce = c.hello().await;
+    let challenge = c.challenge().await;
+    assert_eq!(
+        c.ask(prove(&technician(1), &nonce, &challenge)).await,
+        Response::Authenticated
+    );
+    c
+}
+
+#[tokio::test]
+async fn time_set_records_a_durable_reference_that_time_get_reports() {
+    let n = node(false, 0);
+    let view = trusting(&n);
+    let mut c = authenticated(view.clone()).await;
+    match c.ask(Request::TimeGet).await {
+        Response::Time(t) => assert_eq!((t.source.as_str(), t.uncertainty_ms), ("system", None)),
+        other => panic!("{other:?}"),
+    }
+    // Out of range: refused, nothing stored.
+    assert_eq!(code(&c.ask(time_set(12)).await), ErrorCode::InvalidArgument);
+    let file = super::timeref::path(&view.data_dir);
+    assert!(!file.exists());
+
+    // A technician an hour ahead of the node's clock.
+    let before = view.time.now_ms();
+    let tech = before + 3_600_000;
+    let step = match c.ask(time_set(tech)).await {
+        Response::TimeSet { step_ms } => step_ms,
+        other => panic!("{other:?}"),
+    };
+    let after = view.time.now_ms();
+    assert!(
+        (tech - after..=tech - before).contains(&step),
+        "step {step} for {tech} between {before} and {after}"
+    );
+    // Stored durably, with the clocks at receipt.
+    let stored = super::timeref::TimeReference::load(&file).unwrap().unwrap();
+    assert_eq!((stored.unix_ms, stored.uncertainty_ms), (tech, 40));
+    assert!((before..=after).contains(&stored.node_ms_at_receipt));
+    // TimeGet reports it, carried forward, its uncertainty at least as given.
+    match c.ask(Request::TimeGet).await {
+        Response::Time(t) => {
+            assert_eq!(t.source, "technician");
+            assert!(t.uncertainty_ms.unwrap() >= 40);
+            assert!(t.unix_ms >= tech);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The node's clock itself did not move.
+    assert!(view.time.now_ms() < tech - 3_000_000);
+    // A link started again (a restart) finds it.
+    let again = Arc::new(NodeView {
+        shared: Arc::new(LinkShared::load(&view.data_dir)),
+        ..(*view).clone()
+    });
+    let mut c = Client::start(again, Limits::default());
+    c.hello().await;
+    match c.ask(Request::TimeGet).await {
+        Response::Time(t) => assert_eq!(t.source, "technician"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn config_set_replaces_the_file_atomically_and_keeps_the_previous() {
+    let n = node(false, 0);
+    let view = trusting(&n);
+    let file = view.config_file.clone().unwrap();
+    let prev = super::replies::prev_path(&file);
+    let old = std::fs::read_to_string(&file).unwrap();
+    let mut c = authenticated(view.clone()).await;
+
+    // Invalid: the problems, nothing written.
+    let r = c
+        .ask(Request::ConfigSet {
+            toml: "[node]\nid = \"n1\"\ncolour = \"red\"\n".into(),
+        })
+        .await;
+    match r {
+        Response::ConfigSet(ConfigOutcome::Invalid { problems }) => {
+            assert_eq!(problems[0].key, "node.colour")
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = c
+        .ask(Request::ConfigSet {
+            toml: "[node\n".into(),
+        })
+        .await;
+    assert!(
+        matches!(r, Response::ConfigSet(ConfigOutcome::Invalid { .. })),
+        "{r:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), old);
+    assert!(!prev.exists());
+
+    // Valid: replaced, the previous kept, no temporary file left.
+    let new = "[node]\nid = \"n2\"\n";
+    match c.ask(Request::ConfigSet { toml: new.into() }).await {
+        Response::ConfigSet(ConfigOutcome::Valid { changed, applies }) => {
+            assert!(changed.contains(&"node.id".to_string()), "{changed:?}");
+            assert_eq!(applies, link::ApplyWhen::NextStart);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), new);
+    assert_eq!(std::fs::read_to_string(&prev).unwrap(), old);
+    let names: Vec<String> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    // ConfigShow shows it, waiting for the next start.
+    match c.ask(Request::ConfigShow).await {
+        Response::Config(t) => {
+            assert_eq!(t.toml, new);
+            assert!(t.pending_restart);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn config_set_without_a_config_file_is_refused() {
+    let n = node(false, 0);
+    let view = Arc::new(NodeView {
+        config_file: None,
+        ..(*trusting(&n)).clone()
+    });
+    let mut c = authenticated(view).await;
+    let r = c
+        .ask(Request::ConfigSet {
+            toml: "[node]\nid = \"n2\"\n".into(),
+        })
+        .await;
+    assert_eq!(code(&r), ErrorCode::InvalidArgument);
+    assert!(
+        message(&r).contains("without a configuration file"),
+        "{r:?}"
+    );
 }
