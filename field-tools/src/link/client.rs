@@ -4,9 +4,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use ed25519_dalek::{Signer, SigningKey};
 use messages::link::{
-    self, ErrorCode, ErrorReply, FrameDecoder, Hello, HelloReply, PROTOCOL_VERSION, Request,
-    RequestEnvelope, Response, ResponseEnvelope,
+    self, AuthProve, ErrorCode, ErrorReply, FrameDecoder, Hello, HelloReply, PROTOCOL_VERSION,
+    Request, RequestEnvelope, Response, ResponseEnvelope,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, timeout_at};
@@ -59,6 +60,28 @@ pub enum LinkError {
         /// The reply's name.
         reply: &'static str,
     },
+    /// The node needs an authenticated session for this request and no
+    /// key was given.
+    #[error(
+        "`{request}`: this command needs --key with a technician key the node trusts ({message})"
+    )]
+    NeedsKey {
+        /// The request.
+        request: &'static str,
+        /// The node's message.
+        message: String,
+    },
+    /// The node refused the technician key's proof.
+    #[error("the node refused the technician key {key}: {message}")]
+    AuthRefused {
+        /// The public key, hex.
+        key: String,
+        /// The node's message (an untrusted key, a bad signature).
+        message: String,
+    },
+    /// The technician key file cannot be used.
+    #[error("--key: {0}")]
+    Key(String),
     /// A message that cannot be sent (too large).
     #[error("cannot send `{request}`: {reason}")]
     Encode {
@@ -73,7 +96,9 @@ impl LinkError {
     /// The exit code: 1 when the node answered with a refusal, 2 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            LinkError::Refused { .. } => 1,
+            LinkError::Refused { .. }
+            | LinkError::NeedsKey { .. }
+            | LinkError::AuthRefused { .. } => 1,
             _ => 2,
         }
     }
@@ -109,6 +134,15 @@ fn hello_body() -> Request {
             std::env::var("USER").unwrap_or_else(|_| "unknown user".into())
         ),
     })
+}
+
+/// Connects, opens a session and, with a technician key, authenticates it.
+pub async fn connect_as(target: &Target, key: Option<&SigningKey>) -> Result<Client, LinkError> {
+    let mut c = connect(target).await?;
+    if let Some(key) = key {
+        c.authenticate(key).await?;
+    }
+    Ok(c)
 }
 
 /// Connects and opens a session (Hello, sent three times at most).
@@ -229,6 +263,44 @@ impl Client {
             };
             self.pending
                 .extend(self.decoder.feed(&buf[..n]).into_iter().flatten());
+        }
+    }
+
+    /// Authenticates the session with the technician's key: asks for a
+    /// challenge and proves it holds `key` (`docs/field-link.md`,
+    /// "Authentication"). A refusal is [`LinkError::AuthRefused`].
+    pub async fn authenticate(&mut self, key: &SigningKey) -> Result<(), LinkError> {
+        let challenge = match self.request(Request::AuthChallenge).await? {
+            Response::AuthChallenge { challenge } => challenge,
+            other => {
+                return Err(LinkError::Unexpected {
+                    request: "auth_challenge",
+                    reply: other.name(),
+                });
+            }
+        };
+        let public_key = key.verifying_key().to_bytes();
+        let signed = link::auth_signed_bytes(
+            &self.hello.session_nonce,
+            &challenge,
+            &public_key,
+            &self.hello.node_id,
+        );
+        let proof = AuthProve {
+            public_key,
+            signature: link::Signature(key.sign(&signed).to_bytes()),
+        };
+        match self.request(Request::AuthProve(proof)).await {
+            Ok(Response::Authenticated) => Ok(()),
+            Ok(other) => Err(LinkError::Unexpected {
+                request: "auth_prove",
+                reply: other.name(),
+            }),
+            Err(LinkError::Refused { reply, .. }) => Err(LinkError::AuthRefused {
+                key: public_key.iter().map(|b| format!("{b:02x}")).collect(),
+                message: format!("{} ({})", reply.message, reply.code),
+            }),
+            Err(e) => Err(e),
         }
     }
 

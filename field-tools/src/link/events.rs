@@ -8,7 +8,7 @@ use messages::EventRecord;
 use messages::link::{self, EventsRequest, Request, Response, StreamEnd};
 use tokio::time::Instant;
 
-use super::client::{Client, LinkError, connect};
+use super::client::{Client, LinkError, connect_as};
 use super::transport::Target;
 
 /// Credit granted at a time; more is granted when half is used.
@@ -62,8 +62,11 @@ pub struct EventsOutcome {
 /// connection is an error; with it, the stream is opened again after a
 /// backoff with `after_id` = the last cursor received, forever (until the
 /// node ends the stream, or the process is stopped).
+/// With `key`, every session is authenticated first (a node with
+/// `reads_need_auth`).
 pub async fn stream_events(
     target: &Target,
+    key: Option<&ed25519_dalek::SigningKey>,
     query: EventsQuery,
     backoff: Backoff,
     mut sink: impl FnMut(&EventRecord) -> std::io::Result<()>,
@@ -78,7 +81,7 @@ pub async fn stream_events(
     loop {
         let connected_before = out.connections;
         let attempt = async {
-            let mut client = connect(target).await?;
+            let mut client = connect_as(target, key).await?;
             out.connections += 1;
             let remaining = query
                 .limit

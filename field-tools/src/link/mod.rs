@@ -9,7 +9,9 @@
 //! - [`print`]: text and JSON output.
 //!
 //! Commands: `hello`, `status`, `events`, `time`, `config show`,
-//! `config validate FILE`, `outbox`: the reads the node serves.
+//! `config validate FILE`, `outbox`: the reads the node serves; and, with
+//! `--key` (a technician key the node trusts: the session is authenticated
+//! before the command), `time set` and `config set FILE`.
 
 pub mod client;
 pub mod events;
@@ -20,9 +22,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use messages::link::{ConfigOutcome, Request, Response};
+use messages::link::{ConfigOutcome, ErrorCode, Request, Response};
 
-pub use client::{Client, LinkError, connect};
+pub use client::{Client, LinkError, connect, connect_as};
 pub use events::{Backoff, EventsOutcome, EventsQuery, stream_events};
 pub use transport::Target;
 
@@ -41,6 +43,12 @@ pub struct LinkArgs {
     /// Print JSON instead of text (events are always JSON lines).
     #[arg(long)]
     pub json: bool,
+    /// The technician's secret key file (as `field-tools keys generate`
+    /// writes it): the session is authenticated with it before the
+    /// command. Needed for `time set` and `config set`, and for reads on a
+    /// node with `reads_need_auth`.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: LinkCommand,
@@ -69,14 +77,43 @@ pub enum LinkCommand {
         #[arg(long)]
         follow: bool,
     },
-    /// The node's clock and where its time comes from.
-    Time,
+    /// The node's clock and where its time comes from; `time set` gives
+    /// the node this computer's time as its time reference.
+    Time {
+        /// `set`: give the node a time reference (needs --key).
+        #[command(subcommand)]
+        command: Option<TimeCommand>,
+    },
     /// The node's configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// The outbox: items waiting per priority, bytes, drops.
     Outbox,
 }
+
+/// `field-tools link time ...`
+#[derive(Subcommand, Debug)]
+pub enum TimeCommand {
+    /// Give the node a time reference: this computer's time (`--now`, the
+    /// default) or `--unix-ms`. The node records it (it does not set its
+    /// clock) and answers how far its clock is from it.
+    Set {
+        /// This computer's clock, when the request is sent (the default).
+        #[arg(long, conflicts_with = "unix_ms")]
+        now: bool,
+        /// This time instead, ms since the Unix epoch (UTC).
+        #[arg(long, value_name = "MS")]
+        unix_ms: Option<i64>,
+        /// How far the time given may be from the truth, ms (half the
+        /// round trip to the node is added).
+        #[arg(long, value_name = "MS", default_value_t = DEFAULT_UNCERTAINTY_MS)]
+        uncertainty_ms: u32,
+    },
+}
+
+/// `time set`'s own uncertainty when none is given: a laptop clock kept by
+/// NTP is well within it.
+pub const DEFAULT_UNCERTAINTY_MS: u32 = 1_000;
 
 /// `field-tools link config ...`
 #[derive(Subcommand, Debug)]
@@ -85,6 +122,13 @@ pub enum ConfigCommand {
     Show,
     /// Check a configuration file against the node (exit 1 if invalid).
     Validate {
+        /// The TOML file.
+        file: PathBuf,
+    },
+    /// Replace the node's configuration file with FILE when the node finds
+    /// it valid (the previous one is kept as `<file>.prev`; it applies from
+    /// the node's next start). Exit 1 if invalid. Needs --key.
+    Set {
         /// The TOML file.
         file: PathBuf,
     },
@@ -125,7 +169,46 @@ pub fn run(args: LinkArgs) -> ExitCode {
     }
 }
 
+/// Reads a text file given on the command line (exit 2 when it cannot be
+/// read).
+fn read_arg_file(file: &std::path::Path) -> Result<String, ExitCode> {
+    std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("field-tools link: cannot read {}: {e}", file.display());
+        ExitCode::from(2)
+    })
+}
+
+/// A refusal for want of authentication, said as what to do about it.
+fn explain_unauthenticated(e: LinkError, have_key: bool) -> LinkError {
+    match e {
+        LinkError::Refused { request, reply }
+            if reply.code == ErrorCode::Unauthenticated && !have_key =>
+        {
+            LinkError::NeedsKey {
+                request,
+                message: reply.message,
+            }
+        }
+        other => other,
+    }
+}
+
 async fn run_async(args: &LinkArgs) -> Result<ExitCode, LinkError> {
+    let key = match &args.key {
+        Some(path) => {
+            Some(crate::update::load_secret(path).map_err(|e| LinkError::Key(e.to_string()))?)
+        }
+        None => None,
+    };
+    run_command(args, key.as_ref())
+        .await
+        .map_err(|e| explain_unauthenticated(e, key.is_some()))
+}
+
+async fn run_command(
+    args: &LinkArgs,
+    key: Option<&ed25519_dalek::SigningKey>,
+) -> Result<ExitCode, LinkError> {
     let target = args.target();
     let json = args.json;
     if let LinkCommand::Events {
@@ -144,6 +227,7 @@ async fn run_async(args: &LinkArgs) -> Result<ExitCode, LinkError> {
         let mut stdout = std::io::stdout().lock();
         let out = stream_events(
             &target,
+            key,
             query,
             Backoff::default(),
             |e| print::event_line(&mut stdout, e),
@@ -163,17 +247,49 @@ async fn run_async(args: &LinkArgs) -> Result<ExitCode, LinkError> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let mut client = connect(&target).await?;
+    let mut client = connect_as(&target, key).await?;
     match &args.command {
         LinkCommand::Hello => print::hello(&client.hello, json),
         LinkCommand::Status => match client.request(Request::Status).await? {
             Response::Status(s) => print::status(&s, json),
             other => return Err(unexpected("status", &other)),
         },
-        LinkCommand::Time => match client.request(Request::TimeGet).await? {
+        LinkCommand::Time { command: None } => match client.request(Request::TimeGet).await? {
             Response::Time(t) => print::time(&t, json),
             other => return Err(unexpected("time_get", &other)),
         },
+        LinkCommand::Time {
+            command:
+                Some(TimeCommand::Set {
+                    now: _,
+                    unix_ms,
+                    uncertainty_ms,
+                }),
+        } => {
+            // Half the round trip, measured just before, is added to the
+            // uncertainty: the request takes about that long to arrive.
+            let sent = std::time::Instant::now();
+            match client.request(Request::Ping).await? {
+                Response::Pong => {}
+                other => return Err(unexpected("ping", &other)),
+            }
+            let half_rtt_ms =
+                u32::try_from(sent.elapsed().as_millis().div_ceil(2)).unwrap_or(u32::MAX);
+            let uncertainty_ms = uncertainty_ms.saturating_add(half_rtt_ms);
+            let unix_ms = unix_ms.unwrap_or_else(print::local_ms);
+            match client
+                .request(Request::TimeSet {
+                    unix_ms,
+                    uncertainty_ms,
+                })
+                .await?
+            {
+                Response::TimeSet { step_ms } => {
+                    print::time_set(unix_ms, uncertainty_ms, step_ms, json)
+                }
+                other => return Err(unexpected("time_set", &other)),
+            }
+        }
         LinkCommand::Outbox => match client.request(Request::OutboxStats).await? {
             Response::OutboxStats(o) => print::outbox(&o, json),
             other => return Err(unexpected("outbox_stats", &other)),
@@ -184,13 +300,25 @@ async fn run_async(args: &LinkArgs) -> Result<ExitCode, LinkError> {
                 other => return Err(unexpected("config_show", &other)),
             }
         }
-        LinkCommand::Config(ConfigCommand::Validate { file }) => {
-            let toml = match std::fs::read_to_string(file) {
+        LinkCommand::Config(ConfigCommand::Set { file }) => {
+            let toml = match read_arg_file(file) {
                 Ok(t) => t,
-                Err(e) => {
-                    eprintln!("field-tools link: cannot read {}: {e}", file.display());
-                    return Ok(ExitCode::from(2));
+                Err(code) => return Ok(code),
+            };
+            match client.request(Request::ConfigSet { toml }).await? {
+                Response::ConfigSet(outcome) => {
+                    print::config_set(&outcome, json);
+                    if matches!(outcome, ConfigOutcome::Invalid { .. }) {
+                        return Ok(ExitCode::from(1));
+                    }
                 }
+                other => return Err(unexpected("config_set", &other)),
+            }
+        }
+        LinkCommand::Config(ConfigCommand::Validate { file }) => {
+            let toml = match read_arg_file(file) {
+                Ok(t) => t,
+                Err(code) => return Ok(code),
             };
             match client.request(Request::ConfigValidate { toml }).await? {
                 Response::ConfigChecked(outcome) => {

@@ -104,9 +104,63 @@ pub fn status(s: &StatusRecord, json: bool) {
     );
 }
 
+/// This computer's clock, ms since the epoch.
+pub fn local_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
+
+/// `link time set`.
+pub fn time_set(unix_ms: i64, uncertainty_ms: u32, step_ms: i64, json: bool) {
+    if json {
+        print_json(&json!({
+            "unix_ms": unix_ms,
+            "uncertainty_ms": uncertainty_ms,
+            "step_ms": step_ms,
+        }));
+    } else {
+        println!(
+            "time reference recorded: {} ± {uncertainty_ms} ms",
+            rfc3339(unix_ms)
+        );
+        println!("given minus the node's clock: {step_ms} ms (the node's clock is not changed)");
+    }
+}
+
+/// `link config set`.
+pub fn config_set(o: &ConfigOutcome, json: bool) {
+    match o {
+        ConfigOutcome::Valid { changed, applies } if !json => {
+            println!(
+                "configuration file replaced on the node (the previous one kept as <file>.prev)"
+            );
+            if changed.is_empty() {
+                println!("no key differs from the node's running configuration");
+            } else {
+                println!(
+                    "{} key(s) differ from the running configuration; they apply {}:",
+                    changed.len(),
+                    match applies {
+                        messages::link::ApplyWhen::Live => "now",
+                        messages::link::ApplyWhen::NextStart => "from the node's next start",
+                    }
+                );
+                for k in changed {
+                    println!("  {k}");
+                }
+            }
+        }
+        ConfigOutcome::Invalid { .. } if !json => {
+            config_outcome(o, json);
+            println!("nothing was written");
+        }
+        _ => config_outcome(o, json),
+    }
+}
+
 /// `link time`.
 pub fn time(t: &TimeReply, json: bool) {
-    let local_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let local_ms = i128::from(local_ms());
     let offset_ms = i128::from(t.unix_ms) - local_ms;
     if json {
         print_json(&json!({

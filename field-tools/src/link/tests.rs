@@ -118,6 +118,7 @@ async fn a_cut_stream_resumes_from_the_cursor_without_duplicates_or_gaps() {
     let mut reconnects = 0;
     let out = stream_events(
         &target,
+        None,
         EventsQuery {
             follow: true,
             ..Default::default()
@@ -153,6 +154,7 @@ async fn without_follow_a_cut_is_an_error() {
     let mut got = 0;
     let e = stream_events(
         &target,
+        None,
         EventsQuery::default(),
         Backoff::default(),
         |_| {
@@ -214,4 +216,127 @@ async fn a_silent_node_gets_three_hellos_then_a_hint() {
     let e = connect(&target).await.err().unwrap();
     assert!(matches!(e, LinkError::NoAnswer { .. }), "{e}");
     assert_eq!(*hellos.lock().unwrap(), 3);
+}
+
+/// A node trusting `trusted` that serves authentication and `TimeSet`
+/// (one connection after another; what it received goes to `seen`).
+async fn authenticating_node(
+    listener: UnixListener,
+    trusted: [u8; 32],
+    seen: Arc<Mutex<Vec<Request>>>,
+) {
+    let nonce = [7; link::NONCE_LEN];
+    loop {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut dec = FrameDecoder::<RequestEnvelope>::new();
+        let mut buf = [0u8; 4096];
+        let mut challenge = None;
+        let mut authenticated = false;
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            for r in dec.feed(&buf[..n]).into_iter().flatten() {
+                seen.lock().unwrap().push(r.body.clone());
+                let refuse = |code, message: &str| {
+                    Response::Error(ErrorReply {
+                        code,
+                        message: message.into(),
+                    })
+                };
+                let body = match r.body {
+                    Request::Hello(_) => hello_reply(link::PROTOCOL_VERSION),
+                    Request::Ping => Response::Pong,
+                    Request::AuthChallenge => {
+                        challenge = Some([9; link::NONCE_LEN]);
+                        Response::AuthChallenge {
+                            challenge: [9; link::NONCE_LEN],
+                        }
+                    }
+                    Request::AuthProve(p) => {
+                        let signed = challenge
+                            .take()
+                            .map(|c| link::auth_signed_bytes(&nonce, &c, &p.public_key, "n1"));
+                        let ok = p.public_key == trusted
+                            && signed.is_some_and(|b| {
+                                ed25519_dalek::VerifyingKey::from_bytes(&p.public_key)
+                                    .unwrap()
+                                    .verify_strict(
+                                        &b,
+                                        &ed25519_dalek::Signature::from_bytes(&p.signature.0),
+                                    )
+                                    .is_ok()
+                            });
+                        authenticated |= ok;
+                        if ok {
+                            Response::Authenticated
+                        } else {
+                            refuse(
+                                ErrorCode::BadSignature,
+                                "the key is not one this node trusts",
+                            )
+                        }
+                    }
+                    Request::TimeSet { unix_ms, .. } if authenticated => Response::TimeSet {
+                        step_ms: unix_ms - 1_000,
+                    },
+                    _ => refuse(ErrorCode::Unauthenticated, "`time_set` changes the node"),
+                };
+                let _ = send(&mut s, r.id, body).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_technician_key_authenticates_before_a_control_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, target) = socket(dir.path());
+    let good = models::bundle::keys::generate([1; 32]);
+    let other = models::bundle::keys::generate([2; 32]);
+    let seen: Arc<Mutex<Vec<Request>>> = Default::default();
+    tokio::spawn(authenticating_node(
+        listener,
+        good.verifying_key().to_bytes(),
+        seen.clone(),
+    ));
+    let time_set = Request::TimeSet {
+        unix_ms: 5_000,
+        uncertainty_ms: 10,
+    };
+
+    // Without a key: the refusal says what to do.
+    let mut c = connect(&target).await.unwrap();
+    let e = c.request(time_set.clone()).await.unwrap_err();
+    let e = explain_unauthenticated(e, false);
+    assert!(matches!(e, LinkError::NeedsKey { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("this command needs --key with a technician key the node trusts"),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), 1);
+    drop(c);
+
+    // The trusted key: authenticated, then the request is served.
+    let mut c = connect_as(&target, Some(&good)).await.unwrap();
+    assert_eq!(
+        c.request(time_set.clone()).await.unwrap(),
+        Response::TimeSet { step_ms: 4_000 }
+    );
+    drop(c);
+
+    // Another key: refused before the command is sent.
+    let before = seen.lock().unwrap().len();
+    let e = connect_as(&target, Some(&other)).await.err().unwrap();
+    assert!(matches!(e, LinkError::AuthRefused { .. }), "{e}");
+    assert!(e.to_string().contains("not one this node trusts"), "{e}");
+    assert_eq!(e.exit_code(), 1);
+    let sent: Vec<&'static str> = seen.lock().unwrap()[before..]
+        .iter()
+        .map(|r| r.name())
+        .collect();
+    assert_eq!(sent, ["hello", "auth_challenge", "auth_prove"]);
 }
