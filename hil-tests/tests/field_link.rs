@@ -587,3 +587,156 @@ fn link_errors_say_what_to_check() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no such socket"), "{err}");
 }
+
+/// A technician key file as `field-tools keys generate` writes it, and the
+/// public key as hex (for `[fieldlink] technician_keys`).
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn technician_key(dir: &Path, name: &str, seed: u8) -> (PathBuf, String) {
+    let key = models::bundle::keys::generate([seed; 32]);
+    let path = dir.join(name);
+    std::fs::write(&path, models::bundle::keys::secret_to_text(&key)).unwrap();
+    (path, hex::encode(key.verifying_key().as_bytes()))
+}
+
+/// The control commands with the real node and CLI: `time set` and
+/// `config set` refused without a key and with a key the node does not
+/// trust (nothing changed), served with a trusted key: the time reference
+/// stored and reported, the configuration file replaced and the previous
+/// one kept. Refusals are counted in the node's session lines.
+#[test]
+fn control_commands_need_a_trusted_technician_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scene = scene(tmp.path());
+    let socket = tmp.path().join("link.sock");
+    let config = tmp.path().join("fieldnode.toml");
+    let prev = tmp.path().join("fieldnode.toml.prev");
+    let (good, good_public) = technician_key(tmp.path(), "good.key", 1);
+    let (other, _) = technician_key(tmp.path(), "other.key", 2);
+    let old = format!(
+        "[node]\nid = \"node-k\"\n[audio]\nenabled = false\n[camera]\nenabled = false\n[climate]\nenabled = false\n\n[fieldlink]\nsocket = \"{}\"\ntechnician_keys = [\"{good_public}\"]\n",
+        socket.display()
+    );
+    std::fs::write(&config, &old).unwrap();
+    let new = format!("{old}\n[power]\ninterval_ms = 20000\n");
+    let new_file = tmp.path().join("new.toml");
+    std::fs::write(&new_file, &new).unwrap();
+    let new_arg = new_file.to_str().unwrap();
+    let data = tmp.path().join("data");
+    let time_file = data.join("fieldlink").join("time.toml");
+    let mut node = Node::start(&scene, &data, &config, tmp.path().join("node.log"));
+    node.wait_log("field link listening on a Unix socket");
+    let target = ["--socket", socket.to_str().unwrap()];
+    let with_key = |key: &Path| {
+        vec![
+            "--socket".to_string(),
+            socket.to_str().unwrap().to_string(),
+            "--key".to_string(),
+            key.to_str().unwrap().to_string(),
+        ]
+    };
+
+    // No key: refused, saying what to do; nothing changed.
+    for args in [vec!["time", "set", "--now"], vec!["config", "set", new_arg]] {
+        let o = link(&target, &args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", explain(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("this command needs --key with a technician key the node trusts"),
+            "{err}"
+        );
+    }
+    // A key the node does not trust: refused at authentication.
+    let untrusted = with_key(&other);
+    for args in [
+        vec!["time", "set", "--unix-ms", "1900000000000"],
+        vec!["config", "set", new_arg],
+    ] {
+        let o = link(&as_strs(&untrusted), &args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", explain(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("refused the technician key") && err.contains("not one this node trusts"),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), old);
+    assert!(!prev.exists());
+    assert!(!time_file.exists());
+    let o = link(&target, &["--json", "time"]);
+    assert!(o.status.success(), "{}", explain(&o));
+    let t: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(t["source"], "scene", "{t}");
+
+    // The trusted key: served.
+    let trusted = with_key(&good);
+    let o = link(
+        &as_strs(&trusted),
+        &[
+            "--json",
+            "time",
+            "set",
+            "--unix-ms",
+            "1900000000000",
+            "--uncertainty-ms",
+            "300",
+        ],
+    );
+    assert!(o.status.success(), "time set: {}", explain(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["unix_ms"], 1_900_000_000_000_i64, "{v}");
+    assert!(v["step_ms"].is_i64(), "{v}");
+    assert!(v["uncertainty_ms"].as_u64().unwrap() >= 300, "{v}");
+    let stored = std::fs::read_to_string(&time_file).expect("the time reference is stored");
+    assert!(stored.contains("unix_ms = 1900000000000"), "{stored}");
+    let o = link(&target, &["--json", "time"]);
+    assert!(o.status.success(), "{}", explain(&o));
+    let t: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(t["source"], "technician", "{t}");
+    assert!(t["unix_ms"].as_i64().unwrap() >= 1_900_000_000_000, "{t}");
+    assert!(t["uncertainty_ms"].as_u64().unwrap() >= 300, "{t}");
+
+    // An invalid file: the problems, nothing written.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "[node]\nid = \"node-k\"\ncolour = \"red\"\n").unwrap();
+    let o = link(
+        &as_strs(&trusted),
+        &["config", "set", bad.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", explain(&o));
+    assert!(
+        stdout(&o).contains("node.colour: unknown key"),
+        "{}",
+        explain(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), old);
+    assert!(!prev.exists());
+
+    let o = link(&as_strs(&trusted), &["--json", "config", "set", new_arg]);
+    assert!(o.status.success(), "config set: {}", explain(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    assert!(
+        v["changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "power.interval_ms"),
+        "{v}"
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), new);
+    assert_eq!(std::fs::read_to_string(&prev).unwrap(), old);
+    let o = link(&target, &["config", "show"]);
+    assert!(o.status.success(), "{}", explain(&o));
+    assert_eq!(stdout(&o), new);
+
+    let log = strip_ansi(&node.stop());
+    assert_eq!(
+        log.matches("field link: authentication refused").count(),
+        2,
+        "{log}"
+    );
+    assert!(log.contains("auth_refusals=1"), "{log}");
+}
