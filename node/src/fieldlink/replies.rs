@@ -363,15 +363,52 @@ pub fn prev_path(file: &std::path::Path) -> PathBuf {
 /// new text, never a mix: first the current text is kept as `<file>.prev`
 /// (atomically), then the new text goes through a synced temporary file
 /// renamed over `file`, and the directory is synced after each rename.
+/// Both keep the file's permissions (a configuration may be readable by
+/// its owner only).
 pub fn replace_keeping_prev(file: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
     match std::fs::read(file) {
-        Ok(old) => uplink::store::durable::replace_atomically(&prev_path(file), &old)
-            .map_err(|e| format!("cannot keep the previous configuration: {e}"))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Ok(old) => {
+            let perms = std::fs::metadata(file).ok().map(|m| m.permissions());
+            replace_with_perms(&prev_path(file), &old, perms.clone())
+                .map_err(|e| format!("cannot keep the previous configuration: {e}"))?;
+            replace_with_perms(file, bytes, perms)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => replace_with_perms(file, bytes, None),
         Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
     }
-    uplink::store::durable::replace_atomically(file, bytes)
-        .map_err(|e| format!("cannot write the configuration: {e}"))
+    .map_err(|e| format!("cannot write the configuration: {e}"))
+}
+
+/// Temporary file beside `path` (with `perms` when given), synced, renamed
+/// over `path`; then the directory is synced.
+fn replace_with_perms(
+    path: &std::path::Path,
+    bytes: &[u8],
+    perms: Option<std::fs::Permissions>,
+) -> Result<(), String> {
+    use std::io::Write;
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let fail =
+        |what: &str, p: &std::path::Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+    let mut f = std::fs::File::create(&tmp).map_err(|e| fail("create", &tmp, e))?;
+    if let Some(perms) = perms {
+        f.set_permissions(perms)
+            .map_err(|e| fail("set the permissions of", &tmp, e))?;
+    }
+    f.write_all(bytes).map_err(|e| fail("write", &tmp, e))?;
+    f.sync_all().map_err(|e| fail("fsync", &tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| fail("rename over", path, e))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    uplink::store::durable::sync_dir(dir).map_err(|e| e.to_string())
 }
 
 /// Dotted paths of the keys whose value differs between two configurations.

@@ -822,6 +822,8 @@ async fn config_set_replaces_the_file_atomically_and_keeps_the_previous() {
     let file = view.config_file.clone().unwrap();
     let prev = super::replies::prev_path(&file);
     let old = std::fs::read_to_string(&file).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut c = authenticated(view.clone()).await;
 
     // Invalid: the problems, nothing written.
@@ -859,6 +861,10 @@ async fn config_set_replaces_the_file_atomically_and_keeps_the_previous() {
     }
     assert_eq!(std::fs::read_to_string(&file).unwrap(), new);
     assert_eq!(std::fs::read_to_string(&prev).unwrap(), old);
+    for f in [&file, &prev] {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} keeps the file's permissions", f.display());
+    }
     let names: Vec<String> = std::fs::read_dir(file.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
