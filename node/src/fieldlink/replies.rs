@@ -135,7 +135,7 @@ impl NodeView {
     pub async fn answer(&self, req: &Request) -> Response {
         let r = match req {
             Request::Status => self.status().await,
-            Request::TimeGet => Ok(self.time_get()),
+            Request::TimeGet => self.time_get().await,
             Request::TimeSet {
                 unix_ms,
                 uncertainty_ms,
@@ -166,25 +166,32 @@ impl NodeView {
         r.unwrap_or_else(|e| e)
     }
 
-    fn time_get(&self) -> Response {
-        let reference = self
-            .shared
-            .time_ref
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some((unix_ms, uncertainty)) = reference.and_then(|r| r.carried(&Now::read())) {
-            return Response::Time(TimeReply {
+    /// The technician's time carried forward when there is a reference,
+    /// else the node's clock. On a blocking thread: the reference's lock
+    /// is held while a `TimeSet` writes it.
+    async fn time_get(&self) -> Result<Response, Response> {
+        let shared = self.shared.clone();
+        let carried = blocking(move || {
+            let reference = shared
+                .time_ref
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            Ok(reference.and_then(|r| r.carried(&Now::read())))
+        })
+        .await?;
+        Ok(Response::Time(match carried {
+            Some((unix_ms, uncertainty)) => TimeReply {
                 unix_ms,
                 uncertainty_ms: Some(uncertainty),
                 source: "technician".into(),
-            });
-        }
-        Response::Time(TimeReply {
-            unix_ms: self.time.now_ms(),
-            uncertainty_ms: None,
-            source: self.time_source.into(),
-        })
+            },
+            None => TimeReply {
+                unix_ms: self.time.now_ms(),
+                uncertainty_ms: None,
+                source: self.time_source.into(),
+            },
+        }))
     }
 
     /// Records the technician's time as the node's time reference (durably)
@@ -198,11 +205,11 @@ impl NodeView {
             ));
         }
         let node_ms = self.time.now_ms();
-        let reference = TimeReference::received(unix_ms, uncertainty_ms, node_ms, &Now::read());
         let file = timeref::path(&self.data_dir);
         let shared = self.shared.clone();
         let step_ms = unix_ms.saturating_sub(node_ms);
         blocking(move || {
+            let reference = TimeReference::received(unix_ms, uncertainty_ms, node_ms, &Now::read());
             let mut current = shared.time_ref.lock().unwrap_or_else(|p| p.into_inner());
             reference
                 .store(&file)
