@@ -456,8 +456,13 @@ fn inspect_json_shows_the_fields() {
             .unwrap()
             .starts_with("MatMulNBits, 4 bits")
     );
-    // batch1_p99_ms = 0.098
-    assert_eq!(v["latency_p99_us"], 98);
+    // The manifest's measured batch1_p99_ms, in µs.
+    let p99_ms: f64 = std::fs::read_to_string(manifest())
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("batch1_p99_ms = ")?.trim().parse().ok())
+        .unwrap();
+    assert_eq!(v["latency_p99_us"], (p99_ms * 1000.0).round() as u64);
     assert_eq!(v["self_tests"], 1);
     assert_eq!(v["manifest"], true);
     assert_eq!(v["signatures"], serde_json::json!([s.ids[2], s.ids[3]]));
