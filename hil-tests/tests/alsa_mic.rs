@@ -174,6 +174,45 @@ fn feed_fifo(
     (close, handle)
 }
 
+/// A live source on the FIFO, from a thread: whenever a reader has it open,
+/// streams `samples` over and over (as a microphone never stops); when the
+/// reader goes, waits for the next one. Until told to stop.
+fn stream_fifo(
+    fifo: PathBuf,
+    samples: Vec<i16>,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let handle = std::thread::spawn(move || {
+        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let pause = std::time::Duration::from_millis(20);
+        let mut out: Option<std::fs::File> = None;
+        let mut at = 0;
+        while stopped.try_recv().is_err() {
+            let Some(f) = out.as_mut() else {
+                // Non-blocking: fails (ENXIO) while no reader has it open.
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&fifo)
+                {
+                    Ok(f) => out = Some(f),
+                    Err(_) => std::thread::sleep(pause),
+                }
+                continue;
+            };
+            let end = (at + 3_200).min(bytes.len());
+            match f.write(&bytes[at..end]) {
+                Ok(n) => at = (at + n) % bytes.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(pause),
+                // The reader went (EPIPE): wait for the next one.
+                Err(_) => out = None,
+            }
+        }
+    });
+    (stop, handle)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watchdog_reopens_a_stream_that_stops() {
     let d = devices();
@@ -203,11 +242,11 @@ async fn the_watchdog_reopens_a_stream_that_stops() {
     // The source goes: the dropped stream's read ends.
     let _ = close.send(());
     writer.join().unwrap();
-    // The source comes back: the reopened stream delivers again.
-    // Held open until the audio is back, however long the reopen takes on
-    // a loaded machine (it waits for the old stream to leave the driver,
-    // then retries with backoff).
-    let (close, writer) = feed_fifo(d.fifo.clone(), tone);
+    // The source comes back, live: the reopened stream delivers again,
+    // however long the reopen takes on a loaded machine (it waits for the
+    // old stream to leave the driver, then retries with backoff; an open
+    // abandoned on the way gets data and ends instead of blocking).
+    let (close, writer) = stream_fifo(d.fifo.clone(), tone);
     let mut recovered = Vec::new();
     for _ in 0..200 {
         match mic.next_chunk().await {
