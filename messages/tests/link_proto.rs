@@ -8,8 +8,8 @@ use messages::link::{
     EventsRequest, FrameDecoder, Hello, HelloReply, InstallWhen, LinkState, LogBatch, LogLevel,
     LogLine, LogsTailRequest, MAX_FRAME_LEN, OutboxStatsReply, PROTOCOL_VERSION, ProbeDevice,
     ProbeReply, Request, RequestEnvelope, Response, ResponseEnvelope, STREAM_BATCH_LEN, Signature,
-    StreamEnd, TimeReply, UplinkInfo, UplinkStatusReply, auth_signed_bytes, encode_frame,
-    frame_len, is_compatible, protocol_major, protocol_minor, version_string,
+    StreamEnd, TimeReply, UplinkInfo, UplinkRound, UplinkStatusReply, auth_signed_bytes,
+    encode_frame, frame_len, is_compatible, protocol_major, protocol_minor, version_string,
 };
 use messages::{
     DropCounters, EventClass, EventRecord, KeyFeatures, ModalityScores, ModelVersion, Permille,
@@ -66,6 +66,19 @@ fn status() -> StatusRecord {
         },
         model: ModelVersion(3),
         last_contact_ms: Some(1_779_999_000_000),
+        cause: messages::StatusCause::UpdateResult,
+        update: messages::UpdateStatus {
+            model_active: 3,
+            model_staged: Some(4),
+            settings: 1,
+            last: Some(messages::UpdateResult {
+                kind: messages::BundleKindCode::Model,
+                name: messages::ShortText::new("fusion"),
+                version: 4,
+                result: messages::UpdateOutcome::OnTrial,
+                reason: messages::ShortText::new("self-test passed"),
+            }),
+        },
     }
 }
 
@@ -101,6 +114,7 @@ fn all_requests() -> Vec<Request> {
             lines: 200,
             follow: true,
             credit: 500,
+            level: LogLevel::Warn,
         }),
         Request::Credit {
             stream: 12,
@@ -241,7 +255,18 @@ fn all_responses() -> Vec<Response> {
                 detail: "BME280, 21.4 °C".into(),
             }],
         }),
-        Response::UplinkFlush { queued: 812 },
+        Response::UplinkFlush {
+            queued: 812,
+            round: None,
+        },
+        Response::UplinkFlush {
+            queued: 3,
+            round: Some(UplinkRound {
+                action: "mqtt".into(),
+                items: 3,
+                detail: String::new(),
+            }),
+        },
         Response::UplinkStatus(UplinkStatusReply {
             links: vec![
                 UplinkInfo {
@@ -641,4 +666,14 @@ fn the_big_messages_fit_a_frame() {
             .push(event(u64::MAX - batch.events.len() as u64));
     }
     assert!(batch.events.len() > 30, "{} events", batch.events.len());
+}
+
+#[test]
+fn log_levels_are_named_and_ordered_least_verbose_first() {
+    for l in LogLevel::ALL {
+        assert_eq!(LogLevel::from_name(l.name()), Some(l));
+    }
+    assert_eq!(LogLevel::from_name("WARN"), Some(LogLevel::Warn));
+    assert_eq!(LogLevel::from_name("verbose"), None);
+    assert!(LogLevel::Error < LogLevel::Warn && LogLevel::Debug < LogLevel::Trace);
 }

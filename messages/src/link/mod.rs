@@ -33,7 +33,7 @@ pub use proto::{
     ConfigProblem, ConfigText, ErrorCode, ErrorReply, EventBatch, EventsRequest, Hello, HelloReply,
     InstallWhen, LinkState, LogBatch, LogLevel, LogLine, LogsTailRequest, OutboxStatsReply,
     ProbeDevice, ProbeReply, Request, RequestEnvelope, Response, ResponseEnvelope, StreamEnd,
-    TimeReply, UplinkInfo, UplinkStatusReply,
+    TimeReply, UplinkInfo, UplinkRound, UplinkStatusReply,
 };
 
 /// The protocol version this build speaks: major in the high byte, minor in

@@ -259,6 +259,9 @@ pub enum Response {
     UplinkFlush {
         /// Items in the outbox when the flush started.
         queued: u32,
+        /// What the uplink's round started by the flush decided; `None`
+        /// when no round ran within the node's wait for it.
+        round: Option<UplinkRound>,
     },
     /// Reply to [`Request::UplinkStatus`].
     UplinkStatus(UplinkStatusReply),
@@ -405,6 +408,10 @@ pub struct LogsTailRequest {
     pub follow: bool,
     /// Lines the node may send before it needs a [`Request::Credit`].
     pub credit: u32,
+    /// The most verbose level sent: [`LogLevel::Warn`] sends errors and
+    /// warnings. Lines below it are skipped (they count neither against
+    /// `lines` nor as missed).
+    pub level: LogLevel,
 }
 
 /// Severity of a log line.
@@ -420,6 +427,35 @@ pub enum LogLevel {
     Debug,
     /// More detail.
     Trace,
+}
+
+impl LogLevel {
+    /// Every level, least verbose first.
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Error,
+        LogLevel::Warn,
+        LogLevel::Info,
+        LogLevel::Debug,
+        LogLevel::Trace,
+    ];
+
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+
+    /// The level named `name` (as [`LogLevel::name`] writes it, any case).
+    pub fn from_name(name: &str) -> Option<LogLevel> {
+        LogLevel::ALL
+            .into_iter()
+            .find(|l| l.name().eq_ignore_ascii_case(name))
+    }
 }
 
 /// One line of the node's log.
@@ -563,6 +599,20 @@ pub struct UplinkStatusReply {
     /// Satellite credits left in the current budget period, when the
     /// satellite link is configured.
     pub sbd_credits_left: Option<u32>,
+}
+
+/// What one round of the uplink's scheduler decided
+/// ([`Response::UplinkFlush`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct UplinkRound {
+    /// `mqtt` or `sbd` (items handed to that link), `wait` (nothing sent:
+    /// no link up, nothing pending, a satellite batching rule) or `held`
+    /// (the power policy denied the uplink).
+    pub action: String,
+    /// Items handed to the link.
+    pub items: u32,
+    /// Why it waited or was held, for the technician; empty when it sent.
+    pub detail: String,
 }
 
 /// [`Response::OutboxStats`].
