@@ -160,7 +160,8 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Run(args) => match run(args) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(Stopped::Done) => ExitCode::SUCCESS,
+            Ok(Stopped::ForReboot) => ExitCode::from(crate::fieldlink::REBOOT_EXIT_CODE),
             Err(e) => {
                 eprintln!("fieldnode: {e:#}");
                 ExitCode::FAILURE
@@ -361,17 +362,33 @@ fn init_logging(cfg: &Config) {
     }
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if cfg.log.format == "json" {
-        builder.json().init();
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let stderr = if cfg.log.format == "json" {
+        stderr.json().boxed()
     } else {
-        builder.init();
-    }
+        stderr.boxed()
+    };
+    // The same lines also go to the ring the field link's `logs` reads.
+    let ring = crate::logring::RingLayer::new(crate::logring::LogRing::global().clone());
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(ring)
+        .init();
 }
 
-fn run(args: RunArgs) -> Result<()> {
+/// How a run ended.
+enum Stopped {
+    /// The scene ended, or a signal stopped the node.
+    Done,
+    /// A technician asked for a reboot over the field link.
+    ForReboot,
+}
+
+fn run(args: RunArgs) -> Result<Stopped> {
     let cfg = load_config(&args)?;
     init_logging(&cfg);
     if cfg.node.sensors == SensorSource::Hardware {
@@ -417,7 +434,7 @@ fn run(args: RunArgs) -> Result<()> {
 }
 
 /// Runs on the real devices until SIGINT or SIGTERM.
-fn run_hardware(cfg: &Config, output: Output) -> Result<()> {
+fn run_hardware(cfg: &Config, output: Output) -> Result<Stopped> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -445,7 +462,7 @@ fn run_hardware(cfg: &Config, output: Output) -> Result<()> {
 }
 
 /// Prints the run's summary; fails if detected events could not be stored.
-fn finish(output: Output, summary: &crate::RunSummary, wall_s: f64) -> Result<()> {
+fn finish(output: Output, summary: &crate::RunSummary, wall_s: f64) -> Result<Stopped> {
     match output {
         Output::Jsonl => {
             let mut v = serde_json::to_value(summary)?;
@@ -457,7 +474,11 @@ fn finish(output: Output, summary: &crate::RunSummary, wall_s: f64) -> Result<()
     if summary.unstored > 0 {
         anyhow::bail!("{} detected events could not be stored", summary.unstored);
     }
-    Ok(())
+    Ok(if summary.reboot_requested {
+        Stopped::ForReboot
+    } else {
+        Stopped::Done
+    })
 }
 
 async fn stop_signal() {

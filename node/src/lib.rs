@@ -13,6 +13,7 @@
 //! - [`model`]: opening the fusion model (or falling back to the triggers);
 //! - [`update`]: signed model and settings updates (trust state, A/B slots, install);
 //! - [`uplink`]: forwarding the outbox over MQTT, status records, downlink commands;
+//! - [`logring`]: the recent log lines kept in memory for the field link;
 //! - [`fieldlink`]: serving `field-tools link` on a Unix socket or a serial device;
 //! - [`node`]: wiring the tasks for a run and its [`node::RunSummary`];
 //! - [`cli`]: the `fieldnode` command line.
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod fieldlink;
 pub mod hardware;
+pub mod logring;
 pub mod model;
 pub mod node;
 pub mod probe;

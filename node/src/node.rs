@@ -112,6 +112,10 @@ pub struct RunSummary {
     pub io_write_bytes: Option<u64>,
     /// What the uplink did, when it ran (`[uplink] enabled`).
     pub uplink: Option<crate::uplink::UplinkOutcome>,
+    /// The run stopped because a technician asked for a reboot over the
+    /// field link (`fieldnode run` then exits with
+    /// [`crate::fieldlink::REBOOT_EXIT_CODE`]).
+    pub reboot_requested: bool,
 }
 
 /// `write_bytes` of `/proc/self/io`: bytes this process sent to the block layer.
@@ -252,8 +256,13 @@ pub async fn run_node(
         thermal_zone: crate::uplink::status::BOARD_THERMAL_ZONE.into(),
         counters: counters.clone(),
     };
-    let _fieldlink =
-        crate::fieldlink::FieldLink::start_if_configured(cfg, &status_source, clock.clone());
+    let reboot = Arc::new(crate::fieldlink::RebootRequest::default());
+    let _fieldlink = crate::fieldlink::FieldLink::start_if_configured(
+        cfg,
+        &status_source,
+        clock.clone(),
+        reboot.clone(),
+    );
     let uplink = if cfg.uplink.enabled {
         let mut ucfg = cfg.uplink.clone();
         ucfg.mqtt = cfg.uplink.mqtt_for(&cfg.node.id);
@@ -266,7 +275,10 @@ pub async fn run_node(
             incoming: cfg.node.data_dir.join("incoming"),
             update_cap: cfg.update.max_bundle_bytes,
         }) {
-            Ok(u) => Some(u),
+            Ok(u) => {
+                shared.uplink.set_waker(u.waker());
+                Some(u)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "uplink not started: events are stored but not forwarded");
                 None
@@ -396,6 +408,16 @@ pub async fn run_node(
         shutdown.clone(),
     ));
 
+    // A reboot asked over the field link stops the node as a signal does.
+    let stop = {
+        let reboot = reboot.clone();
+        async move {
+            tokio::select! {
+                () = stop => {}
+                () = reboot.wait() => {}
+            }
+        }
+    };
     tokio::pin!(stop);
     let mut drain_uplink = false;
     let detect_result = tokio::select! {
@@ -474,5 +496,6 @@ pub async fn run_node(
         sensors: board.snapshot(),
         io_write_bytes: io_write_bytes(),
         uplink,
+        reboot_requested: reboot.is_requested(),
     })
 }

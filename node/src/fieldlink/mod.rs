@@ -11,25 +11,30 @@
 //! - [`config`]: the `[fieldlink]` table;
 //! - [`listen`]: the transports (socket, serial);
 //! - [`session`]: one session over any byte stream: handshake, requests,
-//!   the events stream with credit;
+//!   the events and log streams with credit, `Reboot`;
 //! - [`events`]: reading one batch of durable events from the store;
-//! - [`replies`]: the read requests served and the two control requests
-//!   (TimeSet, ConfigSet), from [`NodeView`];
+//! - [`logs`]: a log stream over the node's log ring ([`crate::logring`]);
+//! - [`replies`]: the requests answered in one reply, from [`NodeView`];
+//! - [`probe`]: `Probe` from what the running sensors report;
+//! - [`reboot`]: the reboot request and the exit code it ends the node with;
 //! - [`timeref`]: the technician's time reference `TimeSet` records.
 //!
-//! Served today: Hello, AuthChallenge, AuthProve (keys of `[fieldlink]
-//! technician_keys`), Ping, Status, Events (since / after_id / limit /
-//! follow, with credit and resume), TimeGet, ConfigShow, ConfigValidate,
-//! Credit, Cancel, OutboxStats and UplinkStatus while the uplink is off,
-//! and, in an authenticated session, TimeSet (recorded as a time reference;
-//! the clock is not set) and ConfigSet (the file replaced atomically,
-//! applied from the next start). Everything else (LogsTail, Probe,
-//! UplinkFlush, BundlePush, Reboot) is answered `unknown_request` saying it
-//! is not served.
+//! Served: every request but `BundlePush` (answered `unknown_request`
+//! saying so). Reads: Status, Events (since / after_id / limit / follow,
+//! with credit and resume), LogsTail, TimeGet, ConfigShow, ConfigValidate,
+//! UplinkStatus and OutboxStats (from the running uplink's live state).
+//! In an authenticated session: TimeSet (recorded as a time reference; the
+//! clock is not set), ConfigSet (the file replaced atomically, applied
+//! from the next start), Probe (the running sensors' health, no device
+//! touched), UplinkFlush (a round of the running uplink now) and Reboot
+//! (the node stops as on SIGTERM and exits with [`REBOOT_EXIT_CODE`]).
 
 pub mod config;
 pub mod events;
 pub mod listen;
+pub mod logs;
+pub mod probe;
+pub mod reboot;
 pub mod replies;
 pub mod session;
 pub mod timeref;
@@ -42,6 +47,7 @@ use crate::clock::Clock;
 use crate::config::{Config, SensorSource};
 use crate::uplink::{NodeTime, StatusSource};
 pub use config::FieldLinkConfig;
+pub use reboot::{REBOOT_EXIT_CODE, RebootRequest};
 pub use replies::{LinkShared, NodeView};
 pub use session::Limits;
 
@@ -56,10 +62,12 @@ impl FieldLink {
     /// Starts the link when `[fieldlink]` names a socket or a serial
     /// device; logs and returns `None` otherwise or when it cannot start
     /// (the node runs on without it). Call it inside the node's runtime.
+    /// `reboot` is set when a technician asks for a reboot.
     pub fn start_if_configured(
         cfg: &Config,
         status: &StatusSource,
         clock: Arc<dyn Clock>,
+        reboot: Arc<RebootRequest>,
     ) -> Option<FieldLink> {
         let fl = &cfg.fieldlink;
         if !fl.enabled() {
@@ -79,11 +87,12 @@ impl FieldLink {
             config: Arc::new(cfg.clone()),
             config_file: fl.config_file.clone(),
             config_text_at_start,
-            uplink_running: cfg.uplink.enabled,
             reads_need_auth: fl.reads_need_auth,
             trusted_keys: fl.trusted_keys(),
             data_dir: cfg.node.data_dir.clone(),
             shared: Arc::new(LinkShared::load(&cfg.node.data_dir)),
+            logs: crate::logring::LogRing::global().clone(),
+            reboot,
         });
         match Self::start(fl.clone(), view, Limits::default()) {
             Ok(link) => Some(link),
@@ -189,5 +198,7 @@ pub enum StartError {
     Thread(std::io::Error),
 }
 
+#[cfg(test)]
+mod command_tests;
 #[cfg(test)]
 mod tests;

@@ -1,20 +1,23 @@
-//! The replies to the read requests this node serves and to the two
-//! control requests it acts on (`TimeSet`, `ConfigSet`; the session checks
-//! authentication first), from what the running node shares with the link
-//! ([`NodeView`]). Every store, file or configuration access runs on a
-//! blocking thread.
+//! The replies to the requests answered in one reply (the session handles
+//! the handshake, the streams and `Reboot`, and checks authentication
+//! first), from what the running node shares with the link ([`NodeView`]).
+//! Every store, file or configuration access runs on a blocking thread.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use messages::link::{
     ApplyWhen, ConfigOutcome, ConfigProblem, ConfigText, ErrorCode, ErrorReply, LinkState,
     OutboxStatsReply, Request, Response, TimeReply, UplinkInfo, UplinkStatusReply,
 };
 
+use super::reboot::RebootRequest;
+
 use super::timeref::{self, Now, TimeReference};
 use crate::config::Config;
+use crate::logring::LogRing;
 use crate::uplink::{NodeTime, StatusSource};
 
 /// The earliest and latest time a `TimeSet` may carry (2000-01-01 and
@@ -36,9 +39,6 @@ pub struct NodeView {
     pub config_file: Option<PathBuf>,
     /// The file's text when the node started (to tell a later edit).
     pub config_text_at_start: Option<String>,
-    /// True while the uplink task runs: its delivery counters and link
-    /// states live there and are not shared with the link yet.
-    pub uplink_running: bool,
     /// `[fieldlink] reads_need_auth`.
     pub reads_need_auth: bool,
     /// `[fieldlink] technician_keys`, as key bytes.
@@ -47,7 +47,14 @@ pub struct NodeView {
     pub data_dir: PathBuf,
     /// What the sessions share while the link runs.
     pub shared: Arc<LinkShared>,
+    /// The node's recent log lines (`LogsTail`).
+    pub logs: LogRing,
+    /// Set by `Reboot`: the node stops and exits to be restarted.
+    pub reboot: Arc<RebootRequest>,
 }
+
+/// How long `UplinkFlush` waits for the round it asked for, at most.
+const FLUSH_WAIT: Duration = Duration::from_secs(3);
 
 /// State shared by every session of the link.
 #[derive(Debug, Default)]
@@ -87,37 +94,17 @@ pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
 }
 
 /// The requests this node answers (besides the session's own: Hello, Ping,
-/// Credit, Cancel, Events). Everything else is answered `unknown_request`.
-pub fn served(req: &Request, uplink_running: bool) -> bool {
-    match req {
-        Request::Status
-        | Request::ConfigShow
-        | Request::ConfigValidate { .. }
-        | Request::TimeGet
-        | Request::TimeSet { .. }
-        | Request::ConfigSet { .. } => true,
-        Request::OutboxStats | Request::UplinkStatus => !uplink_running,
-        _ => false,
-    }
+/// Credit, Cancel). Everything else is answered `unknown_request`.
+pub fn served(req: &Request) -> bool {
+    !matches!(req, Request::BundlePush(_))
 }
 
 /// Why a request is not served, for the technician.
-pub fn not_served(req: &Request, uplink_running: bool) -> String {
-    match req {
-        Request::OutboxStats | Request::UplinkStatus if uplink_running => format!(
-            "`{}` is not served by this node while its uplink runs (the uplink's counters are not shared with the field link yet)",
-            req.name()
-        ),
-        _ => format!(
-            "`{}` is not served by this node; it serves hello, auth_challenge, auth_prove, ping, status, events, time_get, config_show, config_validate, time_set, config_set{}",
-            req.name(),
-            if uplink_running {
-                ""
-            } else {
-                ", outbox_stats, uplink_status"
-            }
-        ),
-    }
+pub fn not_served(req: &Request) -> String {
+    format!(
+        "`{}` is not served by this node; it serves every request but bundle pushes (hello, auth, ping, status, events, logs_tail, config_show, config_validate, config_set, time_get, time_set, probe, uplink_flush, uplink_status, outbox_stats, reboot)",
+        req.name()
+    )
 }
 
 async fn blocking<T: Send + 'static>(
@@ -143,25 +130,11 @@ impl NodeView {
             Request::ConfigSet { toml } => self.config_set(toml.clone()).await,
             Request::ConfigShow => self.config_show().await,
             Request::ConfigValidate { toml } => self.config_validate(toml.clone()).await,
-            Request::OutboxStats if !self.uplink_running => self.outbox_stats().await,
-            Request::UplinkStatus if !self.uplink_running => {
-                Ok(Response::UplinkStatus(UplinkStatusReply {
-                    links: ["mqtt", "sbd"]
-                        .into_iter()
-                        .map(|link| UplinkInfo {
-                            link: link.into(),
-                            state: LinkState::Disabled,
-                            last_success_ms: None,
-                            last_error: None,
-                        })
-                        .collect(),
-                    sbd_credits_left: None,
-                }))
-            }
-            other => Err(error(
-                ErrorCode::UnknownRequest,
-                not_served(other, self.uplink_running),
-            )),
+            Request::OutboxStats => self.outbox_stats().await,
+            Request::UplinkStatus => Ok(Response::UplinkStatus(self.uplink_status())),
+            Request::UplinkFlush => self.uplink_flush().await,
+            Request::Probe => Ok(Response::Probe(super::probe::probe(self))),
+            other => Err(error(ErrorCode::UnknownRequest, not_served(other))),
         };
         r.unwrap_or_else(|e| e)
     }
@@ -271,6 +244,7 @@ impl NodeView {
 
     async fn outbox_stats(&self) -> Result<Response, Response> {
         let store = self.status.store.clone();
+        let live = self.status.shared.clone();
         blocking(move || {
             let stats = store.queue_stats();
             let oldest_ms = match store.iter_messages_from(0).next() {
@@ -285,11 +259,60 @@ impl NodeView {
                 budget_bytes: store.outbox_config().budget.max_record_bytes,
                 oldest_ms,
                 drops: store.drop_counters(),
-                // The uplink does not run: nothing left by delivery.
-                delivered_since_start: 0,
+                delivered_since_start: live.uplink.delivered_total(),
             }))
         })
         .await
+    }
+
+    /// The uplink's links as the running uplink last reported them; every
+    /// link `Disabled` when it does not run.
+    fn uplink_status(&self) -> UplinkStatusReply {
+        let live = &self.status.shared.uplink;
+        if live.is_running() {
+            return live.status();
+        }
+        UplinkStatusReply {
+            links: ["mqtt", "sbd"]
+                .into_iter()
+                .map(|link| UplinkInfo {
+                    link: link.into(),
+                    state: LinkState::Disabled,
+                    last_success_ms: None,
+                    last_error: None,
+                })
+                .collect(),
+            sbd_credits_left: None,
+        }
+    }
+
+    /// Asks the running uplink for a round now and answers what it decided
+    /// (waiting for it at most [`FLUSH_WAIT`]).
+    async fn uplink_flush(&self) -> Result<Response, Response> {
+        let store = self.status.store.clone();
+        let queued = blocking(move || Ok(store.queue_depth().iter().sum::<u32>())).await?;
+        let live = self.status.shared.clone();
+        let before = live.uplink.rounds();
+        if !live.uplink.flush() {
+            return Err(error(
+                ErrorCode::InvalidArgument,
+                "the uplink does not run on this node ([uplink] enabled = false, or it failed to start): nothing can be sent",
+            ));
+        }
+        let deadline = tokio::time::Instant::now() + FLUSH_WAIT;
+        while live.uplink.rounds() == before && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let round = (live.uplink.rounds() != before)
+            .then(|| live.uplink.last_round())
+            .flatten();
+        tracing::info!(
+            queued,
+            action = round.as_ref().map_or("none", |r| r.action.as_str()),
+            items = round.as_ref().map_or(0, |r| r.items),
+            "field link: uplink flush"
+        );
+        Ok(Response::UplinkFlush { queued, round })
     }
 
     async fn config_show(&self) -> Result<Response, Response> {

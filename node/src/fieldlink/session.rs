@@ -33,6 +33,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::events::{Filter, read_batch};
+use super::logs::LogStream;
 use super::replies::{NodeView, error, not_served, served};
 
 /// The session's timers.
@@ -100,6 +101,8 @@ pub struct SessionStats {
     pub errors: u64,
     /// Events sent on streams.
     pub events_sent: u64,
+    /// Log lines sent on streams.
+    pub log_lines_sent: u64,
     /// Authentication attempts refused (`AuthProve` answered
     /// `bad_signature`).
     pub auth_refusals: u64,
@@ -135,6 +138,8 @@ struct Session<W> {
     /// The key that authenticated this session.
     authenticated: Option<[u8; 32]>,
     stream: Option<Stream>,
+    /// The open log stream (one per session besides the events stream).
+    logs: Option<LogStream>,
     stats: SessionStats,
 }
 
@@ -185,6 +190,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite>(
         challenge: None,
         authenticated: None,
         stream: None,
+        logs: None,
         stats: SessionStats::default(),
     };
     let mut decoder = FrameDecoder::<RequestEnvelope>::new();
@@ -198,6 +204,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite>(
         requests = s.stats.requests,
         error_replies = s.stats.errors,
         events_sent = s.stats.events_sent,
+        log_lines_sent = s.stats.log_lines_sent,
         authenticated = s.stats.authenticated,
         auth_refusals = s.stats.auth_refusals,
         link_auth_refusals = s.view.shared.auth_refusals.load(Ordering::Relaxed),
@@ -226,11 +233,16 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let mut last_frame = Instant::now();
         let mut last_byte = Instant::now();
         loop {
-            let batch_at = self
+            let events_at = self
                 .stream
                 .as_ref()
                 .filter(|s| s.credit > 0)
                 .map(|s| s.next);
+            let logs_at = self.logs.as_ref().filter(|s| s.credit > 0).map(|s| s.next);
+            let batch_at = match (events_at, logs_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let end = tokio::select! {
                 biased;
                 _ = stopped(stop) => Some(SessionEnd::Stopped),
@@ -263,17 +275,25 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 }
                 _ = sleep_until(last_frame + self.limits.idle_timeout) => Some(SessionEnd::Idle(self.limits.idle_timeout)),
                 _ = sleep_until(batch_at.unwrap_or_else(Instant::now)), if batch_at.is_some() => {
-                    self.pump().await.err()
+                    let now = Instant::now();
+                    let mut r = Ok(());
+                    if events_at.is_some_and(|t| t <= now) {
+                        r = self.pump().await;
+                    }
+                    if r.is_ok() && logs_at.is_some_and(|t| t <= now) {
+                        r = self.pump_logs().await;
+                    }
+                    r.err()
                 }
             };
             if let Some(end) = end {
                 if !matches!(end, SessionEnd::Io(_) | SessionEnd::WriteTimeout(_)) {
                     // Best effort, briefly (the node may be stopping): the
                     // stream's last batch says it ended.
-                    let _ = timeout(
-                        Duration::from_millis(500),
-                        self.end_stream(StreamEnd::Cancelled),
-                    )
+                    let _ = timeout(Duration::from_millis(500), async {
+                        self.end_stream(StreamEnd::Cancelled).await?;
+                        self.end_logs(StreamEnd::Cancelled).await
+                    })
                     .await;
                 }
                 return end;
@@ -343,6 +363,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Request::Hello(hello) => {
                 // A new Hello ends the session: streams end, a new nonce.
                 self.end_stream(StreamEnd::Cancelled).await?;
+                self.end_logs(StreamEnd::Cancelled).await?;
                 if !link::is_compatible(hello.protocol_version) {
                     self.open = false;
                     self.challenge = None;
@@ -428,11 +449,18 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     s.credit = s.credit.saturating_add(items);
                     s.next = s.next.min(Instant::now());
                 }
+                if let Some(s) = self.logs.as_mut().filter(|s| s.id == stream) {
+                    s.credit = s.credit.saturating_add(items);
+                    s.next = s.next.min(Instant::now());
+                }
                 Ok(())
             }
             Request::Cancel { stream } => {
                 if self.stream.as_ref().is_some_and(|s| s.id == stream) {
                     self.end_stream(StreamEnd::Cancelled).await?;
+                }
+                if self.logs.as_ref().is_some_and(|s| s.id == stream) {
+                    self.end_logs(StreamEnd::Cancelled).await?;
                 }
                 self.send(id, Response::Done).await
             }
@@ -464,6 +492,52 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 if self.stream.as_ref().is_some_and(|s| s.req.limit == Some(0)) {
                     self.end_stream(StreamEnd::LimitReached).await?;
                 }
+                Ok(())
+            }
+            Request::Reboot => {
+                if let Some(r) = self.refuse_read(&Request::Reboot) {
+                    return self.send(id, r).await;
+                }
+                let after_ms = super::reboot::REBOOT_DELAY_MS;
+                // The reply first: the node stops only once it is sent.
+                self.send(id, Response::Rebooting { after_ms }).await?;
+                tracing::warn!(
+                    peer = %self.peer,
+                    key = %self.authenticated.map(|k| hex(&k)).unwrap_or_default(),
+                    after_ms,
+                    exit_code = super::reboot::REBOOT_EXIT_CODE,
+                    "field link: reboot asked by the technician; the node stops cleanly and exits to be restarted"
+                );
+                self.view
+                    .reboot
+                    .request_after(Duration::from_millis(after_ms.into()));
+                Ok(())
+            }
+            Request::LogsTail(req) => {
+                if let Some(r) = self.refuse_read(&Request::LogsTail(req.clone())) {
+                    return self.send(id, r).await;
+                }
+                if self.logs.is_some() || self.stream.as_ref().is_some_and(|s| s.id == id) {
+                    let message = if self.logs.is_some() {
+                        "a log stream is already open in this session: cancel it first"
+                    } else {
+                        "this request id is already used by the open events stream"
+                    };
+                    let code = if self.logs.is_some() {
+                        ErrorCode::Busy
+                    } else {
+                        ErrorCode::InvalidArgument
+                    };
+                    return self.send(id, error(code, message)).await;
+                }
+                tracing::info!(
+                    id,
+                    lines = req.lines,
+                    follow = req.follow,
+                    level = req.level.name(),
+                    "field link: log stream opened"
+                );
+                self.logs = Some(LogStream::open(id, &req, &self.view.logs));
                 Ok(())
             }
             other => {
@@ -513,9 +587,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     /// The error reply for a request this session does not act on, if any.
     fn refuse_read(&self, req: &Request) -> Option<Response> {
-        let uplink = self.view.uplink_running;
-        if !matches!(req, Request::Events(_)) && !served(req, uplink) {
-            return Some(error(ErrorCode::UnknownRequest, not_served(req, uplink)));
+        if !served(req) {
+            return Some(error(ErrorCode::UnknownRequest, not_served(req)));
         }
         if self.authenticated.is_none() && req.needs_auth(self.view.reads_need_auth) {
             let message = if req.access() == Access::Control {
@@ -543,6 +616,35 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             end: Some(end),
         };
         self.send(s.id, Response::EventBatch(batch)).await
+    }
+
+    /// Sends the log stream's last batch and closes it.
+    async fn end_logs(&mut self, end: StreamEnd) -> Result<(), SessionEnd> {
+        let Some(mut s) = self.logs.take() else {
+            return Ok(());
+        };
+        tracing::info!(id = s.id, sent = s.sent, end = ?end, "field link: log stream ended");
+        let batch = s.end_batch(end);
+        self.send(s.id, Response::LogBatch(batch)).await
+    }
+
+    /// Sends the log stream's next batch, if it has one.
+    async fn pump_logs(&mut self) -> Result<(), SessionEnd> {
+        let poll = self.limits.follow_poll;
+        let ring = self.view.logs.clone();
+        let Some(s) = self.logs.as_mut() else {
+            return Ok(());
+        };
+        let Some(batch) = s.poll(&ring, poll) else {
+            return Ok(());
+        };
+        let id = s.id;
+        self.stats.log_lines_sent += batch.lines.len() as u64;
+        if batch.end.is_some() {
+            tracing::info!(id, sent = s.sent, end = ?batch.end, "field link: log stream ended");
+            self.logs = None;
+        }
+        self.send(id, Response::LogBatch(batch)).await
     }
 
     /// Reads and sends the open stream's next batch.

@@ -22,15 +22,15 @@ use crate::uplink::SharedState;
 
 /// A generous bound so a broken session fails the test instead of hanging
 /// it (not a timing assertion).
-const WAIT: Duration = Duration::from_secs(20);
+pub(super) const WAIT: Duration = Duration::from_secs(20);
 
-struct Node {
+pub(super) struct Node {
     _dir: tempfile::TempDir,
-    view: Arc<NodeView>,
-    store: Arc<EventStore>,
+    pub(super) view: Arc<NodeView>,
+    pub(super) store: Arc<EventStore>,
 }
 
-fn node(reads_need_auth: bool, events: usize) -> Node {
+pub(super) fn node(reads_need_auth: bool, events: usize) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) =
         EventStore::open(&dir.path().join("store"), &uplink::StoreConfig::default()).unwrap();
@@ -63,11 +63,12 @@ fn node(reads_need_auth: bool, events: usize) -> Node {
         config: Arc::new(Config::from_file(&config_file).unwrap()),
         config_file: Some(config_file),
         config_text_at_start: Some("[node]\nid = \"n1\"\n".into()),
-        uplink_running: false,
         reads_need_auth,
         trusted_keys: Vec::new(),
         data_dir: dir.path().join("data"),
         shared: Default::default(),
+        logs: crate::logring::LogRing::new(64, 1 << 20),
+        reboot: Default::default(),
     });
     let n = Node {
         _dir: dir,
@@ -78,7 +79,7 @@ fn node(reads_need_auth: bool, events: usize) -> Node {
     n
 }
 
-fn add_events(store: &EventStore, n: usize, first_start_ms: i64) {
+pub(super) fn add_events(store: &EventStore, n: usize, first_start_ms: i64) {
     for i in 0..n {
         store
             .append(|id| EventRecord {
@@ -96,7 +97,7 @@ fn add_events(store: &EventStore, n: usize, first_start_ms: i64) {
     }
 }
 
-struct Client {
+pub(super) struct Client {
     io: DuplexStream,
     decoder: FrameDecoder<ResponseEnvelope>,
     pending: std::collections::VecDeque<ResponseEnvelope>,
@@ -106,7 +107,7 @@ struct Client {
 }
 
 impl Client {
-    fn start(view: Arc<NodeView>, limits: Limits) -> Client {
+    pub(super) fn start(view: Arc<NodeView>, limits: Limits) -> Client {
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(async move { serve(theirs, view, limits, stop_rx, "test").await });
@@ -120,7 +121,7 @@ impl Client {
         }
     }
 
-    async fn send(&mut self, body: Request) -> u32 {
+    pub(super) async fn send(&mut self, body: Request) -> u32 {
         let id = self.next_id;
         self.next_id += 1;
         let frame = link::encode_frame(&RequestEnvelope { id, body }).unwrap();
@@ -128,7 +129,7 @@ impl Client {
         id
     }
 
-    async fn recv(&mut self) -> ResponseEnvelope {
+    pub(super) async fn recv(&mut self) -> ResponseEnvelope {
         loop {
             if let Some(r) = self.pending.pop_front() {
                 return r;
@@ -146,14 +147,14 @@ impl Client {
         }
     }
 
-    async fn ask(&mut self, body: Request) -> Response {
+    pub(super) async fn ask(&mut self, body: Request) -> Response {
         let id = self.send(body).await;
         let r = self.recv().await;
         assert_eq!(r.id, id);
         r.body
     }
 
-    async fn hello(&mut self) -> [u8; link::NONCE_LEN] {
+    pub(super) async fn hello(&mut self) -> [u8; link::NONCE_LEN] {
         match self.ask(hello(link::PROTOCOL_VERSION)).await {
             Response::Hello(h) => {
                 assert_eq!(h.node_id, "n1");
@@ -172,7 +173,7 @@ impl Client {
     }
 
     /// Stops the session and returns what it counted.
-    async fn finish(self) -> SessionStats {
+    pub(super) async fn finish(self) -> SessionStats {
         self.stop.send_replace(true);
         let (_, stats) = tokio::time::timeout(WAIT, self.task)
             .await
@@ -208,7 +209,7 @@ fn hello(version: u16) -> Request {
     })
 }
 
-fn code(r: &Response) -> ErrorCode {
+pub(super) fn code(r: &Response) -> ErrorCode {
     match r {
         Response::Error(e) => e.code,
         other => panic!("expected an error reply, got {other:?}"),
@@ -327,43 +328,19 @@ async fn another_major_version_is_refused_and_naming_both() {
 }
 
 #[tokio::test]
-async fn requests_not_served_yet_are_refused_saying_so() {
+async fn bundle_pushes_are_refused_saying_so() {
     let n = node(false, 0);
     let mut c = Client::start(n.view.clone(), Limits::default());
     c.hello().await;
-    for req in [Request::Reboot, Request::UplinkFlush, Request::Probe] {
-        let name = req.name();
-        match c.ask(req).await {
-            Response::Error(e) => {
-                assert_eq!(e.code, ErrorCode::UnknownRequest);
-                assert!(e.message.contains("not served"), "{}", e.message);
-                assert!(e.message.contains(name), "{}", e.message);
-            }
-            other => panic!("{other:?}"),
+    let req = Request::BundlePush(link::BundlePush::Commit { force_power: false });
+    match c.ask(req).await {
+        Response::Error(e) => {
+            assert_eq!(e.code, ErrorCode::UnknownRequest);
+            assert!(e.message.contains("not served"), "{}", e.message);
+            assert!(e.message.contains("bundle_commit"), "{}", e.message);
         }
+        other => panic!("{other:?}"),
     }
-}
-
-#[tokio::test]
-async fn uplink_numbers_are_not_made_up_while_the_uplink_runs() {
-    let n = node(false, 1);
-    let view = Arc::new(NodeView {
-        uplink_running: true,
-        ..(*n.view).clone()
-    });
-    let mut c = Client::start(view, Limits::default());
-    c.hello().await;
-    for req in [Request::OutboxStats, Request::UplinkStatus] {
-        match c.ask(req).await {
-            Response::Error(e) => {
-                assert_eq!(e.code, ErrorCode::UnknownRequest);
-                assert!(e.message.contains("uplink runs"), "{}", e.message);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-    // Everything else is still served.
-    assert!(matches!(c.ask(Request::Status).await, Response::Status(_)));
 }
 
 #[tokio::test]
@@ -596,7 +573,7 @@ fn prove(
 }
 
 /// A node that trusts the technician key of seed 1.
-fn trusting(n: &Node) -> Arc<NodeView> {
+pub(super) fn trusting(n: &Node) -> Arc<NodeView> {
     Arc::new(NodeView {
         trusted_keys: vec![technician(1).verifying_key().to_bytes()],
         ..(*n.view).clone()
@@ -750,7 +727,7 @@ async fn reads_need_auth_is_served_after_authentication() {
     assert!(matches!(c.ask(Request::Status).await, Response::Status(_)));
 }
 
-async fn authenticated(view: Arc<NodeView>) -> Client {
+pub(super) async fn authenticated(view: Arc<NodeView>) -> Client {
     let mut c = Client::start(view, Limits::default());
     let nonce = c.hello().await;
     let challenge = c.challenge().await;

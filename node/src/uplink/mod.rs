@@ -10,10 +10,12 @@
 //!
 //! - [`config`]: the `[uplink]` table;
 //! - [`status`]: the status record and what it is built from;
+//! - [`live`]: the running uplink's state, shared with the field link;
 //! - `sbd`: the task that owns the satellite modem;
 //! - `task`: the loop (links, scheduler rounds, confirmations, commands).
 
 pub mod config;
+pub mod live;
 mod sbd;
 pub mod status;
 mod task;

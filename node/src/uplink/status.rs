@@ -24,6 +24,8 @@ pub struct SharedState {
     model: AtomicU32,
     /// ms since the epoch; `i64::MIN` = never.
     last_contact_ms: AtomicI64,
+    /// The running uplink's links, counters and rounds (for the field link).
+    pub uplink: super::live::UplinkLive,
 }
 
 impl Default for SharedState {
@@ -31,6 +33,7 @@ impl Default for SharedState {
         SharedState {
             model: AtomicU32::new(0),
             last_contact_ms: AtomicI64::new(i64::MIN),
+            uplink: Default::default(),
         }
     }
 }

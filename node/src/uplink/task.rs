@@ -200,6 +200,7 @@ impl Uplink {
             payload = ?self.payload,
             "uplink started"
         );
+        self.status.shared.uplink.started(link.is_some(), self.sat.is_some());
         loop {
             if round_due {
                 round_due = false;
@@ -313,14 +314,17 @@ impl Uplink {
             match ev {
                 LinkEvent::Delivered { id } => delivered.push(id),
                 LinkEvent::Up => {
+                    self.status.shared.uplink.mqtt_up();
                     self.mqtt_up = true;
                     round = true;
                 }
                 LinkEvent::Down { reason } => {
+                    self.status.shared.uplink.mqtt_down(&reason);
                     self.mqtt_up = false;
                     tracing::debug!(error = %reason, "uplink: mqtt down");
                 }
                 LinkEvent::ConnectFailed { reason, retry_in } => {
+                    self.status.shared.uplink.mqtt_down(&reason);
                     tracing::debug!(error = %reason, retry_ms = retry_in.as_millis() as u64, "uplink: mqtt connect failed");
                 }
                 LinkEvent::NotDelivered { ids } => {
@@ -344,6 +348,7 @@ impl Uplink {
             }
         }
         if !delivered.is_empty() {
+            self.status.shared.uplink.mqtt_delivered(self.time.now_ms());
             self.confirm(delivered).await;
             round = true;
         }
@@ -362,6 +367,7 @@ impl Uplink {
                 }
                 self.out.delivered += ids.len() as u64;
                 self.status.shared.delivered_at(self.time.now_ms());
+                self.status.shared.uplink.delivered(ids.len());
                 tracing::debug!(count = ids.len(), removed, "deliveries confirmed");
             }
             Err(e) => {
@@ -478,6 +484,7 @@ impl Uplink {
             credits: &credits,
             items: &items,
         });
+        self.status.shared.uplink.round(&decision.action);
         for e in &decision.unpackable {
             tracing::warn!(error = %e, "item cannot go by satellite; it waits for MQTT");
         }
@@ -604,12 +611,14 @@ impl Uplink {
         };
         match report {
             SbdReport::Unavailable { error } => {
+                self.status.shared.uplink.sbd_down(&error);
                 sat.signal_asked = false;
                 sat.state = SbdState::Unavailable;
                 tracing::debug!(error = %error, "satellite modem unavailable");
                 false
             }
             SbdReport::Signal { bars, credits } => {
+                self.status.shared.uplink.sbd_ready(credits);
                 sat.signal_asked = false;
                 sat.state = SbdState::Ready { signal_bars: bars };
                 sat.credits = Credits(credits);
@@ -639,6 +648,7 @@ impl Uplink {
                 };
                 match report.outcome {
                     uplink::sbd::MoOutcome::Delivered { momsn, ids: sent } => {
+                        self.status.shared.uplink.sbd_delivered(self.time.now_ms());
                         tracing::info!(
                             momsn,
                             ids = sent.len(),
@@ -831,6 +841,7 @@ impl Uplink {
             }
         }
         self.out.left_in_outbox = self.outbox_len();
+        self.status.shared.uplink.stopped();
         tracing::info!(
             delivered = self.out.delivered,
             not_delivered = self.out.not_delivered,
