@@ -7,6 +7,8 @@
 //!   card) without modifying it, as JSON lines or CSV;
 //! - [`link`]: `field-tools link`, talking to a running node over its Unix
 //!   socket or a serial port (the field link);
+//! - [`pki`]: the deployment's certificate authority and the v3
+//!   certificates of nodes, researchers, operators and the broker;
 //! - [`pull`]: the researcher's MQTT subscriber (persistent session,
 //!   de-duplication, JSON lines or CSV);
 //! - [`score`]: event-level scoring of stored events against a scene's
@@ -17,6 +19,7 @@
 pub mod bridge;
 pub mod events;
 pub mod link;
+pub mod pki;
 pub mod pull;
 pub mod score;
 pub mod update;

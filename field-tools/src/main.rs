@@ -73,6 +73,14 @@ enum Command {
     Bridge(BridgeArgs),
     /// Talk to a running node over its Unix socket or a serial port (the field link).
     Link(field_tools::link::LinkArgs),
+    /// The deployment's certificates: a CA, then node, researcher, operator and broker certificates (X.509 v3).
+    Pki(field_tools::pki::PkiArgs),
+    /// Print the shell completion script for bash, zsh, fish or powershell
+    /// (e.g. `field-tools completions bash > ~/.local/share/bash-completion/completions/field-tools`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Update(UpdateCommand),
 }
@@ -681,6 +689,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Update(command) => return Ok(run_update(command)),
         Command::Link(args) => return Ok(field_tools::link::run(args)),
+        Command::Pki(args) => return Ok(field_tools::pki::run(args)),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "field-tools",
+                &mut std::io::stdout(),
+            );
+        }
         Command::Pull(args) => run_pull(args)?,
         Command::Bridge(args) => run_bridge(args)?,
         Command::Events {

@@ -82,6 +82,13 @@ pub enum LinkError {
     /// The technician key file cannot be used.
     #[error("--key: {0}")]
     Key(String),
+    /// Neither `--socket` nor `--port` was given.
+    #[error("say where the node is: --socket PATH, or --port DEV (or --port auto)")]
+    NoTarget,
+    /// `--port auto` found no single USB serial device, or the ports
+    /// cannot be listed.
+    #[error(transparent)]
+    Ports(#[from] super::ports::PortsError),
     /// A message that cannot be sent (too large).
     #[error("cannot send `{request}`: {reason}")]
     Encode {

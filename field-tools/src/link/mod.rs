@@ -6,15 +6,21 @@
 //! - [`client`]: the session (Hello with retries, requests with the
 //!   protocol's timeouts);
 //! - [`events`]: the events stream with credit, resumed after a cut;
+//! - [`logs`]: the log stream with credit;
+//! - [`ports`]: listing serial ports, `--port auto`;
 //! - [`print`]: text and JSON output.
 //!
-//! Commands: `hello`, `status`, `events`, `time`, `config show`,
-//! `config validate FILE`, `outbox`: the reads the node serves; and, with
+//! Commands: `hello`, `status`, `events`, `logs`, `time`, `config show`,
+//! `config validate FILE`, `outbox`, `uplink status`: the reads; with
 //! `--key` (a technician key the node trusts: the session is authenticated
-//! before the command), `time set` and `config set FILE`.
+//! before the command), `time set`, `config set FILE`, `probe`, `uplink
+//! flush` and `reboot`; and `ports`, which lists this computer's serial
+//! ports without talking to a node.
 
 pub mod client;
 pub mod events;
+pub mod logs;
+pub mod ports;
 pub mod print;
 pub mod transport;
 
@@ -22,7 +28,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use messages::link::{ConfigOutcome, ErrorCode, Request, Response};
+use messages::link::{ConfigOutcome, ErrorCode, LogLevel, Request, Response};
 
 pub use client::{Client, LinkError, connect, connect_as};
 pub use events::{Backoff, EventsOutcome, EventsQuery, stream_events};
@@ -32,9 +38,10 @@ pub use transport::Target;
 #[derive(Args, Debug)]
 pub struct LinkArgs {
     /// The node's Unix socket (`[fieldlink] socket`).
-    #[arg(long, conflicts_with = "port", required_unless_present = "port")]
+    #[arg(long, conflicts_with = "port")]
     pub socket: Option<PathBuf>,
-    /// A serial port wired to the node (e.g. /dev/ttyUSB0).
+    /// A serial port wired to the node (e.g. /dev/ttyUSB0), or `auto`: the
+    /// only USB serial device (`field-tools link ports` lists them).
     #[arg(long)]
     pub port: Option<PathBuf>,
     /// The port's speed (the node's `[fieldlink] baud`).
@@ -87,8 +94,47 @@ pub enum LinkCommand {
     /// The node's configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// The outbox: items waiting per priority, bytes, drops.
+    /// The outbox: items waiting per priority, bytes, drops, deliveries.
     Outbox,
+    /// The node's recent log lines (it keeps the last 1,024 at most).
+    Logs {
+        /// How many of the most recent lines.
+        #[arg(long, default_value_t = 50)]
+        lines: u32,
+        /// Keep printing new lines as the node logs them (until interrupted).
+        #[arg(long)]
+        follow: bool,
+        /// The most verbose level printed: error, warn, info, debug, trace.
+        #[arg(long, default_value = "trace", value_parser = parse_level)]
+        level: LogLevel,
+    },
+    /// The sensors' self-test as the running node sees it (health, last
+    /// climate reading, power). Needs --key.
+    Probe,
+    /// The uplink: its links' state, or a send window now.
+    #[command(subcommand)]
+    Uplink(UplinkCommand),
+    /// Restart the node: it stops cleanly (everything detected is stored)
+    /// and its service manager starts it again. Needs --key.
+    Reboot,
+    /// List this computer's serial ports, with the USB vendor and product
+    /// of USB ones (no node needed).
+    Ports,
+}
+
+/// `field-tools link uplink ...`
+#[derive(Subcommand, Debug)]
+pub enum UplinkCommand {
+    /// Each link's state, last delivery and last error.
+    Status,
+    /// Ask the running uplink to try a send window now; prints what it did.
+    /// Needs --key.
+    Flush,
+}
+
+fn parse_level(s: &str) -> Result<LogLevel, String> {
+    LogLevel::from_name(s)
+        .ok_or_else(|| format!("`{s}` is not a level: error, warn, info, debug or trace"))
 }
 
 /// `field-tools link time ...`
@@ -135,13 +181,18 @@ pub enum ConfigCommand {
 }
 
 impl LinkArgs {
-    /// Where the node is.
-    pub fn target(&self) -> Target {
+    /// Where the node is (`--port auto` looks for the only USB serial
+    /// device).
+    pub fn target(&self) -> Result<Target, LinkError> {
         match (&self.socket, &self.port) {
-            (Some(s), _) => Target::Socket(s.clone()),
-            (None, Some(p)) => Target::Port(p.clone(), self.baud),
-            // clap requires one of them.
-            (None, None) => Target::Socket(PathBuf::new()),
+            (Some(s), _) => Ok(Target::Socket(s.clone())),
+            (None, Some(p)) if p.as_os_str() == "auto" => {
+                let found = ports::choose_usb(&ports::list()?)?;
+                eprintln!("field-tools link: --port auto: {}", found.display());
+                Ok(Target::Port(found, self.baud))
+            }
+            (None, Some(p)) => Ok(Target::Port(p.clone(), self.baud)),
+            (None, None) => Err(LinkError::NoTarget),
         }
     }
 }
@@ -209,8 +260,12 @@ async fn run_command(
     args: &LinkArgs,
     key: Option<&ed25519_dalek::SigningKey>,
 ) -> Result<ExitCode, LinkError> {
-    let target = args.target();
     let json = args.json;
+    if let LinkCommand::Ports = args.command {
+        print::ports(&ports::list()?, json);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let target = args.target()?;
     if let LinkCommand::Events {
         since,
         after_id,
@@ -330,7 +385,53 @@ async fn run_command(
                 other => return Err(unexpected("config_validate", &other)),
             }
         }
-        LinkCommand::Events { .. } => {}
+        LinkCommand::Logs {
+            lines,
+            follow,
+            level,
+        } => {
+            let query = logs::LogsQuery {
+                lines: *lines,
+                follow: *follow,
+                level: *level,
+            };
+            let mut stdout = std::io::stdout().lock();
+            let out = logs::stream_logs(
+                &mut client,
+                query,
+                |l| print::log_line(&mut stdout, l, json),
+                |missed| {
+                    eprintln!(
+                        "field-tools link: the node dropped {missed} line(s) before it could send them"
+                    )
+                },
+            )
+            .await?;
+            eprintln!("field-tools link: {} line(s)", out.lines);
+        }
+        LinkCommand::Probe => match client.request(Request::Probe).await? {
+            Response::Probe(p) => print::probe(&p, json),
+            other => return Err(unexpected("probe", &other)),
+        },
+        LinkCommand::Uplink(UplinkCommand::Status) => {
+            match client.request(Request::UplinkStatus).await? {
+                Response::UplinkStatus(u) => print::uplink_status(&u, json),
+                other => return Err(unexpected("uplink_status", &other)),
+            }
+        }
+        LinkCommand::Uplink(UplinkCommand::Flush) => {
+            match client.request(Request::UplinkFlush).await? {
+                Response::UplinkFlush { queued, round } => {
+                    print::uplink_flush(queued, round.as_ref(), json)
+                }
+                other => return Err(unexpected("uplink_flush", &other)),
+            }
+        }
+        LinkCommand::Reboot => match client.request(Request::Reboot).await? {
+            Response::Rebooting { after_ms } => print::rebooting(after_ms, json),
+            other => return Err(unexpected("reboot", &other)),
+        },
+        LinkCommand::Events { .. } | LinkCommand::Ports => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,10 @@
 
 use std::io::Write;
 
-use messages::link::{ConfigOutcome, ConfigText, HelloReply, OutboxStatsReply, TimeReply};
+use messages::link::{
+    ConfigOutcome, ConfigText, HelloReply, LinkState, LogLine, OutboxStatsReply, ProbeReply,
+    TimeReply, UplinkRound, UplinkStatusReply,
+};
 use messages::{EventJson, EventRecord, StatusRecord};
 use serde_json::json;
 
@@ -261,5 +264,152 @@ pub fn config_outcome(o: &ConfigOutcome, json: bool) {
                 }
             }
         }
+    }
+}
+
+/// One log line of `link logs`: text (`time LEVEL target: message`) or a
+/// JSON object.
+pub fn log_line(out: &mut impl Write, l: &LogLine, json: bool) -> std::io::Result<()> {
+    if json {
+        let v = json!({
+            "time": rfc3339(l.time_ms),
+            "time_ms": l.time_ms,
+            "level": l.level.name(),
+            "target": l.target,
+            "message": l.message,
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(
+            out,
+            "{} {:>5} {}: {}",
+            rfc3339(l.time_ms),
+            l.level.name().to_uppercase(),
+            l.target,
+            l.message
+        )?;
+    }
+    out.flush()
+}
+
+/// `link probe`.
+pub fn probe(p: &ProbeReply, json: bool) {
+    if json {
+        print_json(&json!({
+            "devices": p.devices.iter().map(|d| json!({
+                "role": d.role,
+                "device": d.device,
+                "state": format!("{:?}", d.state).to_lowercase(),
+                "detail": d.detail,
+            })).collect::<Vec<_>>(),
+        }));
+        return;
+    }
+    for d in &p.devices {
+        println!(
+            "{:<10} {:<9} {}",
+            d.role,
+            format!("{:?}", d.state).to_lowercase(),
+            d.device
+        );
+        if !d.detail.is_empty() {
+            println!("           {}", d.detail);
+        }
+    }
+}
+
+fn link_state(s: LinkState) -> &'static str {
+    match s {
+        LinkState::Disabled => "disabled",
+        LinkState::Up => "up",
+        LinkState::Down => "down",
+        LinkState::Held => "held",
+    }
+}
+
+/// `link uplink status`.
+pub fn uplink_status(u: &UplinkStatusReply, json: bool) {
+    if json {
+        print_json(&json!({
+            "links": u.links.iter().map(|l| json!({
+                "link": l.link,
+                "state": link_state(l.state),
+                "last_success_ms": l.last_success_ms,
+                "last_success": l.last_success_ms.map(rfc3339),
+                "last_error": l.last_error,
+            })).collect::<Vec<_>>(),
+            "sbd_credits_left": u.sbd_credits_left,
+        }));
+        return;
+    }
+    for l in &u.links {
+        println!(
+            "{:<5} {:<9} last delivery {}",
+            l.link,
+            link_state(l.state),
+            l.last_success_ms.map_or("-".into(), rfc3339)
+        );
+        if let Some(e) = &l.last_error {
+            println!("      last error: {e}");
+        }
+    }
+    if let Some(c) = u.sbd_credits_left {
+        println!("satellite credits left: {c}");
+    }
+}
+
+/// `link uplink flush`.
+pub fn uplink_flush(queued: u32, round: Option<&UplinkRound>, json: bool) {
+    if json {
+        print_json(&json!({
+            "queued": queued,
+            "round": round.map(|r| json!({"action": r.action, "items": r.items, "detail": r.detail})),
+        }));
+        return;
+    }
+    println!("outbox: {queued} item(s) waiting when the flush started");
+    match round {
+        Some(r) if r.action == "mqtt" || r.action == "sbd" => {
+            println!("the uplink sent {} item(s) by {}", r.items, r.action)
+        }
+        Some(r) if r.action == "held" => println!("the uplink is held: {}", r.detail),
+        Some(r) => println!("the uplink sent nothing: {}", r.detail),
+        None => println!("the uplink did not run a round in time; it will at its next one"),
+    }
+}
+
+/// `link reboot`.
+pub fn rebooting(after_ms: u32, json: bool) {
+    if json {
+        print_json(&json!({ "rebooting": true, "after_ms": after_ms }));
+    } else {
+        println!(
+            "the node stops in {after_ms} ms (everything detected is stored) and is restarted by its service manager"
+        );
+    }
+}
+
+/// `link ports`.
+pub fn ports(ports: &[super::ports::PortInfo], json: bool) {
+    if json {
+        print_json(&serde_json::to_value(ports).unwrap_or_default());
+        return;
+    }
+    if ports.is_empty() {
+        println!("no serial ports found");
+        return;
+    }
+    for p in ports {
+        let mut line = format!("{:<16} {:<9}", p.path, p.kind);
+        if let Some(id) = p.usb_id() {
+            line.push_str(&format!(" {id}"));
+        }
+        for s in [&p.manufacturer, &p.product].into_iter().flatten() {
+            line.push_str(&format!(" {s}"));
+        }
+        if let Some(sn) = &p.serial_number {
+            line.push_str(&format!(" (serial {sn})"));
+        }
+        println!("{line}");
     }
 }

@@ -340,3 +340,94 @@ async fn a_technician_key_authenticates_before_a_control_request() {
         .collect();
     assert_eq!(sent, ["hello", "auth_challenge", "auth_prove"]);
 }
+
+/// A node that answers a LogsTail with 200 lines, waits for the credit the
+/// client must grant, then sends one more line with 5 missed and ends.
+async fn logs_node(listener: UnixListener, credits: Arc<Mutex<Vec<(u32, u32)>>>) {
+    let Ok((mut s, _)) = listener.accept().await else {
+        return;
+    };
+    let mut dec = FrameDecoder::<RequestEnvelope>::new();
+    let mut buf = [0u8; 4096];
+    let line = |i: usize| link::LogLine {
+        time_ms: 1_700_000_000_000,
+        level: link::LogLevel::Warn,
+        target: "node::test".into(),
+        message: format!("line {i}"),
+    };
+    let mut stream = 0;
+    loop {
+        let n = match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        for r in dec.feed(&buf[..n]).into_iter().flatten() {
+            match r.body {
+                Request::Hello(_) => {
+                    let _ = send(&mut s, r.id, hello_reply(link::PROTOCOL_VERSION)).await;
+                }
+                Request::LogsTail(t) => {
+                    assert_eq!((t.lines, t.level), (300, link::LogLevel::Warn));
+                    stream = r.id;
+                    for k in 0..4 {
+                        let batch = link::LogBatch {
+                            lines: (k * 50..(k + 1) * 50).map(line).collect(),
+                            missed: 0,
+                            end: None,
+                        };
+                        let _ = send(&mut s, r.id, Response::LogBatch(batch)).await;
+                    }
+                }
+                Request::Credit { stream: id, items } => {
+                    credits.lock().unwrap().push((id, items));
+                    let batch = link::LogBatch {
+                        lines: vec![line(200)],
+                        missed: 5,
+                        end: Some(StreamEnd::Complete),
+                    };
+                    let _ = send(&mut s, stream, Response::LogBatch(batch)).await;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn logs_grant_credit_as_they_go_and_report_missed_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, target) = socket(dir.path());
+    let credits = Arc::new(Mutex::new(Vec::new()));
+    tokio::spawn(logs_node(listener, credits.clone()));
+    let mut client = connect(&target).await.unwrap();
+    let mut printed = Vec::new();
+    let mut missed = Vec::new();
+    let query = logs::LogsQuery {
+        lines: 300,
+        follow: false,
+        level: link::LogLevel::Warn,
+    };
+    let out = logs::stream_logs(
+        &mut client,
+        query,
+        |l| {
+            print::log_line(&mut printed, l, true)?;
+            Ok(())
+        },
+        |n| missed.push(n),
+    )
+    .await
+    .unwrap();
+    assert_eq!((out.lines, out.missed), (201, 5));
+    assert_eq!(out.end, Some(StreamEnd::Complete));
+    assert_eq!(missed, [5]);
+    // One grant, for the stream, when half the credit was used.
+    let credits = credits.lock().unwrap().clone();
+    assert_eq!(credits.len(), 1);
+    assert_eq!(credits[0].1, logs::CREDIT);
+    let text = String::from_utf8(printed).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["level"], "warn");
+    assert_eq!(first["message"], "line 0");
+    assert_eq!(first["time"], "2023-11-14T22:13:20Z");
+}

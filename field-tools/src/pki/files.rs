@@ -1,0 +1,54 @@
+//! Writing PKI files: never replacing one, keys readable by their owner only.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::PkiError;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads a PEM file as text.
+pub fn read(path: &Path) -> Result<String, PkiError> {
+    std::fs::read_to_string(path).map_err(io(path))
+}
+
+/// Creates `path` if it is missing, with mode 0700 on unix (keys live in it).
+pub fn create_private_dir(path: &Path) -> Result<(), PkiError> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path).map_err(io(path))
+}
+
+/// Creates `path` (never replacing a file), writes and syncs it; `secret`
+/// files get mode 0600 on unix.
+pub fn write_new(path: &Path, bytes: &[u8], secret: bool) -> Result<(), PkiError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if secret { 0o600 } else { 0o644 });
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut file = opts.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            PkiError::Exists(path.to_path_buf())
+        } else {
+            io(path)(e)
+        }
+    })?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io(path))
+}
