@@ -66,6 +66,10 @@ pub struct BrokerOptions {
     pub prefix: String,
     /// `max_queued_messages` per persistent client.
     pub max_queued_messages: u32,
+    /// A `field-tools pki` directory whose CA and `brokers/localhost`
+    /// certificate the broker uses instead of the harness's own (then
+    /// [`Broker::client_files`] certificates are not trusted: use the PKI's).
+    pub pki: Option<PathBuf>,
 }
 
 impl Default for BrokerOptions {
@@ -73,6 +77,7 @@ impl Default for BrokerOptions {
         BrokerOptions {
             prefix: "field".into(),
             max_queued_messages: 100_000,
+            pki: None,
         }
     }
 }
@@ -146,6 +151,24 @@ impl Broker {
         let server = sp.signed_by(&server_key, &ca)?;
         write(&p.join("server.pem"), server.pem().as_bytes())?;
         write(&p.join("server.key"), server_key.serialize_pem().as_bytes())?;
+
+        if let Some(pki) = &opts.pki {
+            for (from, to) in [
+                (pki.join("ca.pem"), "ca.pem"),
+                (pki.join("brokers/localhost.pem"), "server.pem"),
+                (pki.join("brokers/localhost.key"), "server.key"),
+            ] {
+                let bytes = std::fs::read(&from).map_err(|source| HarnessError::Io {
+                    path: from.clone(),
+                    source,
+                })?;
+                std::fs::remove_file(p.join(to)).map_err(|source| HarnessError::Io {
+                    path: p.join(to),
+                    source,
+                })?;
+                write(&p.join(to), &bytes)?;
+            }
+        }
 
         let prefix = &opts.prefix;
         let acl = format!(

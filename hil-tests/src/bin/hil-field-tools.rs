@@ -1,7 +1,7 @@
-//! `field-tools link`, built inside `hil-tests` so its system tests can run
-//! it (Cargo only hands a package's tests the paths of its own binaries):
-//! the same arguments and the same code (`field_tools::link`) as
-//! `field-tools link`.
+//! `field-tools link` and `field-tools pki`, built inside `hil-tests` so its
+//! system tests can run them (Cargo only hands a package's tests the paths
+//! of its own binaries): the same arguments and the same code
+//! (`field_tools::link`, `field_tools::pki`) as in `field-tools`.
 
 use clap::Parser;
 
@@ -16,10 +16,13 @@ struct Cli {
 enum Command {
     /// Talk to a running node over its Unix socket or a serial port.
     Link(field_tools::link::LinkArgs),
+    /// The deployment's certificates.
+    Pki(field_tools::pki::PkiArgs),
 }
 
 fn main() -> std::process::ExitCode {
     match Cli::parse().command {
         Command::Link(args) => field_tools::link::run(args),
+        Command::Pki(args) => field_tools::pki::run(args),
     }
 }
