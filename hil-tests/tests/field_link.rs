@@ -740,3 +740,207 @@ fn control_commands_need_a_trusted_technician_key() {
     );
     assert!(log.contains("auth_refusals=1"), "{log}");
 }
+
+fn json_of(o: &Output) -> serde_json::Value {
+    serde_json::from_str(stdout(o).trim())
+        .unwrap_or_else(|e| panic!("not one JSON value ({e}): {}", explain(o)))
+}
+
+/// The JSON lines of `link logs --json`.
+fn log_lines(o: &Output) -> Vec<serde_json::Value> {
+    assert!(o.status.success(), "link logs: {}", explain(o));
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per log line"))
+        .collect()
+}
+
+/// `logs`, `probe`, `uplink status`, `uplink flush`, `outbox` and `reboot`
+/// with the real node (its uplink running, on a satellite modem that is
+/// not there) and the real CLI: the reads open, the control commands
+/// refused without a key and served with a trusted one; `reboot` answers,
+/// then the node stops cleanly and exits with 75, everything it stored
+/// still in the store when it starts again.
+#[test]
+fn logs_probe_uplink_and_reboot_with_the_real_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scene = scene(tmp.path());
+    let socket = tmp.path().join("link.sock");
+    let config = tmp.path().join("fieldnode.toml");
+    let (good, good_public) = technician_key(tmp.path(), "good.key", 1);
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nid = \"node-c\"\n\n[fieldlink]\nsocket = \"{}\"\ntechnician_keys = [\"{good_public}\"]\n\n[uplink]\nenabled = true\n\n[uplink.sbd]\nport = \"{}\"\n",
+            socket.display(),
+            tmp.path().join("no-modem").display()
+        ),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let mut node = Node::start(&scene, &data, &config, tmp.path().join("node.log"));
+    node.wait_log("field link listening on a Unix socket");
+    node.wait_log("uplink started");
+    let target = ["--socket", socket.to_str().unwrap()];
+    let keyed = [
+        "--socket",
+        socket.to_str().unwrap(),
+        "--key",
+        good.to_str().unwrap(),
+    ];
+
+    // Logs: the node's own lines, newest last, filtered by level.
+    let lines = log_lines(&link(&target, &["--json", "logs", "--lines", "500"]));
+    assert!(!lines.is_empty());
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .unwrap()
+            .contains("field link listening")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["target"].is_string() && l["time_ms"].is_i64())
+    );
+    let two = log_lines(&link(&target, &["--json", "logs", "--lines", "2"]));
+    assert_eq!(two.len(), 2);
+    let warnings = log_lines(&link(
+        &target,
+        &["--json", "logs", "--lines", "1000", "--level", "warn"],
+    ));
+    assert!(
+        warnings
+            .iter()
+            .all(|l| l["level"] == "warn" || l["level"] == "error"),
+        "{warnings:?}"
+    );
+    let o = link(&target, &["logs", "--level", "loud"]);
+    assert_eq!(o.status.code(), Some(2), "{}", explain(&o));
+    // Text form: one line each, with the level.
+    let o = link(&target, &["logs", "--lines", "3"]);
+    assert!(o.status.success(), "{}", explain(&o));
+    assert_eq!(stdout(&o).lines().count(), 3, "{}", explain(&o));
+
+    // The uplink's state, read while it runs.
+    let o = link(&target, &["--json", "uplink", "status"]);
+    assert!(o.status.success(), "{}", explain(&o));
+    let u = json_of(&o);
+    assert_eq!(u["links"][0]["link"], "mqtt");
+    assert_eq!(u["links"][0]["state"], "disabled", "{u}");
+    assert_eq!(u["links"][1]["link"], "sbd");
+    assert_ne!(u["links"][1]["state"], "disabled", "{u}");
+    let o = link(&target, &["--json", "outbox"]);
+    assert!(o.status.success(), "{}", explain(&o));
+    assert_eq!(json_of(&o)["delivered_since_start"], 0);
+
+    // Control commands: refused without a key, nothing done.
+    for args in [vec!["probe"], vec!["uplink", "flush"], vec!["reboot"]] {
+        let o = link(&target, &args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", explain(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("needs --key"),
+            "{args:?}: {}",
+            explain(&o)
+        );
+    }
+    assert!(node.child.try_wait().unwrap().is_none(), "the node runs on");
+
+    // Probe: the running sensors, from the scene, no device opened.
+    let o = link(&keyed, &["--json", "probe"]);
+    assert!(o.status.success(), "probe: {}", explain(&o));
+    let p = json_of(&o);
+    let roles: Vec<&str> = p["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["microphone", "camera", "climate", "power"], "{p}");
+    assert!(
+        p["devices"][0]["device"]
+            .as_str()
+            .unwrap()
+            .starts_with("scene "),
+        "{p}"
+    );
+    let o = link(&keyed, &["probe"]);
+    assert!(o.status.success(), "probe: {}", explain(&o));
+    assert!(stdout(&o).contains("climate"), "{}", explain(&o));
+
+    // Flush: the uplink runs a round now and says what it decided.
+    let o = link(&keyed, &["--json", "uplink", "flush"]);
+    assert!(o.status.success(), "flush: {}", explain(&o));
+    let f = json_of(&o);
+    assert!(f["queued"].is_u64(), "{f}");
+    assert!(f["round"]["action"].is_string(), "{f}");
+
+    // Reboot: answered, then the node stops cleanly with 75.
+    let before = node.stored();
+    let o = link(&keyed, &["--json", "reboot"]);
+    assert!(o.status.success(), "reboot: {}", explain(&o));
+    let r = json_of(&o);
+    assert_eq!(r["rebooting"], true, "{r}");
+    assert_eq!(r["after_ms"], 250, "{r}");
+    let status = common::wait_or_fail(&mut node.child, NODE_LIMIT, &node.log);
+    if let Some(reader) = node.reader.take() {
+        reader.join().unwrap();
+    }
+    let log = strip_ansi(&node.log_text());
+    assert_eq!(status.code(), Some(75), "{log}");
+    assert!(log.contains("reboot asked by the technician"), "{log}");
+    let stored = node.stored();
+    assert!(stored.len() >= before.len());
+    drop(node);
+
+    // Started again (quiet: nothing new), it holds every event it stored.
+    let quiet = tmp.path().join("quiet.toml");
+    link_config(&quiet, "node-c", &socket, true);
+    let mut again = Node::start(&scene, &data, &quiet, tmp.path().join("again.log"));
+    again.wait_log("field link listening on a Unix socket");
+    let held = link_event_ids(&target);
+    for id in &stored {
+        assert!(
+            held.contains(id),
+            "event {id} stored before the reboot is gone"
+        );
+    }
+    again.stop();
+}
+
+/// `link ports` lists this computer's serial ports (often none here);
+/// `--port auto` picks the only USB one or says why it cannot; a command
+/// without `--socket` or `--port` says what to give.
+#[test]
+fn ports_are_listed_and_auto_explains_itself() {
+    let o = link(&[], &["--json", "ports"]);
+    assert!(o.status.success(), "{}", explain(&o));
+    let ports = json_of(&o);
+    let usb = ports
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .filter(|p| p["kind"] == "usb")
+        .count();
+    let o = link(&["--port", "auto"], &["hello"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    match usb {
+        0 => {
+            assert_eq!(o.status.code(), Some(2), "{}", explain(&o));
+            assert!(err.contains("no USB serial device found"), "{err}");
+        }
+        1 => assert!(err.contains("--port auto: /dev/"), "{err}"),
+        n => assert!(
+            err.contains(&format!("{n} USB serial devices found")),
+            "{err}"
+        ),
+    }
+    let o = link(&[], &["status"]);
+    assert_eq!(o.status.code(), Some(2), "{}", explain(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--socket PATH, or --port DEV"),
+        "{}",
+        explain(&o)
+    );
+}
