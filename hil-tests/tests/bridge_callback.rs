@@ -83,6 +83,8 @@ fn status(node: &str, id: u64) -> StatusRecord {
         drops: DropCounters::default(),
         model: ModelVersion(0),
         last_contact_ms: None,
+        cause: Default::default(),
+        update: Default::default(),
     }
 }
 

@@ -33,6 +33,8 @@ fn status(id: u64, node: &str, time_ms: i64, hour: u32) -> StatusRecord {
         drops: DropCounters::default(),
         model: ModelVersion(0),
         last_contact_ms: Some(time_ms - HOUR_MS),
+        cause: Default::default(),
+        update: Default::default(),
     }
 }
 

@@ -3,12 +3,17 @@
 //! (varint integers, length-prefixed strings, one tag byte per `Option`).
 //! See `docs/wire-format.md`.
 
+use crate::status::StatusRecordV1;
 use crate::{EventRecord, StatusRecord};
 
 /// The first byte written by [`encode_event`]: an event record, version 1.
 pub const EVENT_RECORD_VERSION: u8 = 1;
-/// The first byte written by [`encode_status`]: a status record, version 1.
-pub const STATUS_RECORD_VERSION: u8 = 2;
+/// The first byte of a status record of version 1 (without the update
+/// fields); still decoded, into a [`StatusRecord`] with those fields empty.
+pub const STATUS_RECORD_V1: u8 = 2;
+/// The first byte written by [`encode_status`]: a status record, version 2
+/// (with [`StatusRecord::cause`] and [`StatusRecord::update`]).
+pub const STATUS_RECORD_VERSION: u8 = 3;
 
 /// Any record of the outbox, as decoded by [`decode_message`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +58,7 @@ pub enum DecodeError {
     Empty,
     /// A version byte this build does not understand.
     #[error(
-        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_VERSION} = event v1, {STATUS_RECORD_VERSION} = status v1)"
+        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_VERSION} = event v1, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_VERSION} = status v2)"
     )]
     UnsupportedVersion {
         /// The version byte found.
@@ -109,6 +114,9 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
     let (&first, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     match first {
         EVENT_RECORD_VERSION => decode_body(body).map(Message::Event),
+        STATUS_RECORD_V1 => {
+            decode_body::<StatusRecordV1>(body).map(|v1| Message::Status(StatusRecord::from(v1)))
+        }
         STATUS_RECORD_VERSION => decode_body(body).map(Message::Status),
         found => Err(DecodeError::UnsupportedVersion { found }),
     }
@@ -219,7 +227,144 @@ mod tests {
             },
             model: ModelVersion(3),
             last_contact_ms: Some(1_780_000_000_000),
+            cause: crate::StatusCause::Periodic,
+            update: crate::UpdateStatus::default(),
         }
+    }
+
+    /// A status record made on an update result, every field present and
+    /// every text at its cap.
+    fn status_on_update() -> StatusRecord {
+        use crate::update_status::{NAME_MAX, REASON_MAX};
+        use crate::{BundleKindCode, ShortText, UpdateOutcome, UpdateResult, UpdateStatus};
+        StatusRecord {
+            cause: crate::StatusCause::UpdateResult,
+            update: UpdateStatus {
+                model_active: 1_780_000_000,
+                model_staged: Some(1_780_000_500),
+                settings: 1_780_000_100,
+                last: Some(UpdateResult {
+                    kind: BundleKindCode::Model,
+                    name: ShortText::new(&"n".repeat(NAME_MAX)),
+                    version: 1_780_000_500,
+                    result: UpdateOutcome::RolledBack,
+                    reason: ShortText::new(&"self_test: ".repeat(REASON_MAX)),
+                }),
+            },
+            ..status()
+        }
+    }
+
+    #[test]
+    fn a_status_record_on_an_update_result_is_compact() {
+        let typical = StatusRecord {
+            cause: crate::StatusCause::UpdateResult,
+            update: crate::UpdateStatus {
+                model_active: 3,
+                model_staged: None,
+                settings: 1,
+                last: Some(crate::UpdateResult {
+                    kind: crate::BundleKindCode::Model,
+                    name: crate::ShortText::new("fusion"),
+                    version: 3,
+                    result: crate::UpdateOutcome::Refused,
+                    reason: crate::ShortText::new("rollback: version 3 is not above 3"),
+                }),
+            },
+            ..status()
+        };
+        let periodic = encode_status(&status()).len();
+        let typical = encode_status(&typical).len();
+        let full = encode_status(&status_on_update()).len();
+        eprintln!(
+            "status record v2: periodic without updates {periodic} bytes, on a typical update result {typical} bytes, every field present with texts at their caps {full} bytes"
+        );
+        assert!(periodic <= 64, "{periodic}");
+        assert!(typical <= 112, "{typical}");
+        // Far below one 340-byte satellite message.
+        assert!(full <= 176, "{full}");
+    }
+
+    #[test]
+    fn status_v2_round_trips_and_v1_still_decodes_with_empty_update_fields() {
+        let s = status_on_update();
+        let bytes = encode_status(&s);
+        assert_eq!(bytes[0], STATUS_RECORD_VERSION);
+        assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
+        for cut in 1..bytes.len() {
+            assert!(decode_message(&bytes[..cut]).is_err(), "prefix of {cut}");
+        }
+        // A record written by a node with the version 1 envelope.
+        let v1 = StatusRecordV1 {
+            id: s.id,
+            node_id: s.node_id.clone(),
+            time_ms: s.time_ms,
+            uptime_s: s.uptime_s,
+            battery_permille: s.battery_permille,
+            battery_mv: s.battery_mv,
+            power_mode: s.power_mode,
+            air_temp_c100: s.air_temp_c100,
+            board_temp_c100: s.board_temp_c100,
+            sensors: s.sensors,
+            queue: s.queue,
+            drops: s.drops,
+            model: s.model,
+            last_contact_ms: s.last_contact_ms,
+        };
+        let old = encode_with(STATUS_RECORD_V1, &v1);
+        assert_eq!(
+            decode_message(&old),
+            Ok(Message::Status(StatusRecord {
+                cause: crate::StatusCause::Periodic,
+                update: crate::UpdateStatus::default(),
+                ..s.clone()
+            }))
+        );
+        // The v1 body is a prefix of the v2 body: read as v2 it is cut short,
+        // and a v2 body read as v1 has bytes left over.
+        let mut as_v2 = old.clone();
+        as_v2[0] = STATUS_RECORD_VERSION;
+        assert!(decode_message(&as_v2).is_err());
+        let mut as_v1 = bytes.clone();
+        as_v1[0] = STATUS_RECORD_V1;
+        assert!(matches!(
+            decode_message(&as_v1),
+            Err(DecodeError::Trailing(_))
+        ));
+    }
+
+    #[test]
+    fn a_reason_over_its_cap_does_not_decode() {
+        let mut s = status_on_update();
+        if let Some(last) = s.update.last.as_mut() {
+            last.reason = crate::ShortText::new("x");
+        }
+        let mut bytes = encode_status(&s);
+        // The reason is the last field but the record's own: length 1, "x".
+        let at = bytes.len() - 2;
+        assert_eq!(&bytes[at..], &[1, b'x']);
+        bytes.truncate(at);
+        bytes.push(65);
+        bytes.extend(std::iter::repeat_n(b'x', 65));
+        assert!(matches!(
+            decode_message(&bytes),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn the_json_of_a_status_record_without_update_fields_still_reads() {
+        let s = status();
+        let mut v = serde_json::to_value(&s).unwrap();
+        let obj = v.as_object_mut().unwrap();
+        obj.remove("cause");
+        obj.remove("update");
+        let back: StatusRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+        let j = serde_json::to_value(status_on_update()).unwrap();
+        assert_eq!(j["cause"], "update_result");
+        assert_eq!(j["update"]["last"]["result"], "rolled_back");
+        assert_eq!(j["update"]["last"]["kind"], "model");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`event`]: [`EventRecord`] and the types it is made of, in fixed-point units;
 //! - [`codec`]: the versioned binary envelope (`[version][postcard body]`);
 //! - [`status`]: [`StatusRecord`], the periodic health report, and [`Priority`];
+//! - [`update_status`]: the signed-update part of the status record;
 //! - [`json`]: [`EventJson`], the documented JSON view in physical units;
 //! - [`mod@pack`]: several records in one 340-byte Iridium SBD message;
 //! - [`command`]: downlink commands (binary for SBD MT, JSON for MQTT);
@@ -24,6 +25,7 @@ pub mod json;
 pub mod link;
 pub mod pack;
 pub mod status;
+pub mod update_status;
 
 pub use codec::{DecodeError, Message, decode_event, decode_message, encode_event, encode_status};
 #[cfg(feature = "json")]
@@ -33,3 +35,6 @@ pub use event::{EventClass, EventRecord, KeyFeatures, ModalityScores, ModelVersi
 pub use json::EventJson;
 pub use pack::{PackError, Packed, UnpackError, pack, unpack};
 pub use status::{DropCounters, PowerModeCode, Priority, SensorHealth, SensorState, StatusRecord};
+pub use update_status::{
+    BundleKindCode, ShortText, StatusCause, UpdateOutcome, UpdateResult, UpdateStatus,
+};

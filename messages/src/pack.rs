@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     DropCounters, EventClass, EventRecord, KeyFeatures, Message, ModalityScores, ModelVersion,
-    Permille, PowerModeCode, SensorHealth, StatusRecord,
+    Permille, PowerModeCode, SensorHealth, StatusCause, StatusRecord, UpdateStatus,
 };
 
 /// The first byte of a packed message: SBD packing, version 1. Chosen apart
@@ -39,6 +39,9 @@ pub const SBD_MO_MAX: usize = 340;
 /// Record kinds in the low bit of the head varint.
 const KIND_EVENT: u64 = 0;
 const KIND_STATUS: u64 = 1;
+/// In a status head: the status record's cause and update part follow its
+/// body (set only when they are not the periodic, empty ones).
+const STATUS_UPDATE_PART: u64 = 2;
 /// Number of optional event fields, each one presence bit.
 const PRESENCE_BITS: u32 = 9;
 /// The class starts above the kind bit and the presence bits.
@@ -141,6 +144,12 @@ struct StatusBody {
     last_contact_ms: Option<i64>,
 }
 
+/// True when a status record's cause or update part is not the periodic,
+/// empty one (then the packing carries them).
+fn has_update_part(s: &StatusRecord) -> bool {
+    s.cause != StatusCause::Periodic || !s.update.is_empty()
+}
+
 fn put<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Serialising plain integers and structs into a growable Vec cannot fail.
     match postcard::to_extend(value, std::mem::take(out)) {
@@ -188,6 +197,7 @@ fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>) {
                 KIND_EVENT | (event_presence(e) << 1) | (class_index(e.class) << CLASS_SHIFT);
             put(out, &head);
         }
+        Message::Status(s) if has_update_part(s) => put(out, &(KIND_STATUS | STATUS_UPDATE_PART)),
         Message::Status(_) => put(out, &KIND_STATUS),
     }
     if let Some((prev_id, prev_time)) = prev {
@@ -241,6 +251,11 @@ fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>) {
                 last_contact_ms: s.last_contact_ms,
             },
         ),
+    }
+    if let Message::Status(s) = m
+        && has_update_part(s)
+    {
+        put(out, &(s.cause, &s.update));
     }
 }
 
@@ -369,14 +384,15 @@ pub fn unpack(bytes: &[u8], node_id: &str) -> Result<Vec<Message>, UnpackError> 
         let record = match head & 1 {
             KIND_EVENT => Message::Event(read_event(&mut r, head, head_at, id, time, node_id)?),
             _ => {
-                if head != KIND_STATUS {
+                if head & !STATUS_UPDATE_PART != KIND_STATUS {
                     return Err(UnpackError::Invalid {
                         field: "record head",
                         offset: head_at,
                         detail: format!("status head {head} has reserved bits set"),
                     });
                 }
-                Message::Status(read_status(&mut r, id, time, node_id)?)
+                let with_update = head & STATUS_UPDATE_PART != 0;
+                Message::Status(read_status(&mut r, id, time, node_id, with_update)?)
             }
         };
         out.push(record);
@@ -440,8 +456,14 @@ fn read_status(
     id: u64,
     time_ms: i64,
     node_id: &str,
+    with_update: bool,
 ) -> Result<StatusRecord, UnpackError> {
     let b: StatusBody = r.take("status body")?;
+    let (cause, update): (StatusCause, UpdateStatus) = if with_update {
+        r.take("status update part")?
+    } else {
+        Default::default()
+    };
     Ok(StatusRecord {
         id,
         node_id: node_id.to_owned(),
@@ -457,6 +479,8 @@ fn read_status(
         drops: b.drops,
         model: b.model,
         last_contact_ms: b.last_contact_ms,
+        cause,
+        update,
     })
 }
 
@@ -558,6 +582,27 @@ mod tests {
             },
             model: ModelVersion(rng.below(4) as u32),
             last_contact_ms: rng.opt(|r| r.next() as i64),
+            cause: [
+                StatusCause::Periodic,
+                StatusCause::Requested,
+                StatusCause::UpdateResult,
+            ][rng.below(3) as usize],
+            update: if rng.chance(50) {
+                UpdateStatus::default()
+            } else {
+                UpdateStatus {
+                    model_active: rng.below(5),
+                    model_staged: rng.opt(|r| r.next()),
+                    settings: rng.below(3),
+                    last: rng.opt(|r| crate::UpdateResult {
+                        kind: crate::BundleKindCode::Model,
+                        name: crate::ShortText::new("fusion"),
+                        version: r.next(),
+                        result: crate::UpdateOutcome::Refused,
+                        reason: crate::ShortText::new(&"é".repeat(r.below(40) as usize)),
+                    }),
+                }
+            },
         }
     }
 
@@ -705,12 +750,56 @@ mod tests {
                 ..
             })
         ));
-        // Status head with reserved bits.
+        // Status head with reserved bits (bit 1 is the update part's).
         assert!(matches!(
-            unpack(&[PACK_VERSION, 5, 0, 3], NODE),
+            unpack(&[PACK_VERSION, 5, 0, 5], NODE),
             Err(UnpackError::Invalid { .. })
         ));
         assert_eq!(pack(&[], SBD_MO_MAX), Ok(Packed::default()));
+    }
+
+    #[test]
+    fn a_status_on_an_update_result_packs_with_its_update_part_and_old_heads_still_unpack() {
+        use crate::update_status::{NAME_MAX, REASON_MAX};
+        let mut rng = Rng(11);
+        let mut s = status(&mut rng, 40, 1_780_000_000_000);
+        s.cause = StatusCause::UpdateResult;
+        s.update = UpdateStatus {
+            model_active: u64::MAX,
+            model_staged: Some(u64::MAX),
+            settings: u64::MAX,
+            last: Some(crate::UpdateResult {
+                kind: crate::BundleKindCode::Settings,
+                name: crate::ShortText::new(&"s".repeat(NAME_MAX)),
+                version: u64::MAX,
+                result: crate::UpdateOutcome::Deferred,
+                reason: crate::ShortText::new(&"r".repeat(REASON_MAX)),
+            }),
+        };
+        let packed = pack(&[Message::Status(s.clone())], SBD_MO_MAX).unwrap();
+        eprintln!(
+            "a status record with every update field at its largest packs into {} bytes",
+            packed.bytes.len()
+        );
+        assert!(packed.bytes.len() <= 200, "{}", packed.bytes.len());
+        assert_eq!(
+            unpack(&packed.bytes, NODE),
+            Ok(vec![Message::Status(s.clone())])
+        );
+        // A periodic one without updates is packed as before (head 1).
+        let mut plain = s.clone();
+        plain.cause = StatusCause::Periodic;
+        plain.update = UpdateStatus::default();
+        let p = pack(&[Message::Status(plain.clone())], SBD_MO_MAX).unwrap();
+        let mut r = Reader {
+            all: &p.bytes,
+            rest: &p.bytes[1..],
+        };
+        let _: u64 = r.take("id").unwrap();
+        let _: i64 = r.take("time").unwrap();
+        let head: u64 = r.take("head").unwrap();
+        assert_eq!(head, KIND_STATUS);
+        assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(plain)]));
     }
 
     #[test]

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelVersion;
 
+pub use crate::update_status::{
+    BundleKindCode, ShortText, StatusCause, UpdateOutcome, UpdateResult, UpdateStatus,
+};
+
 /// How urgently an outbox item should leave the node. The discriminants are
 /// part of the wire format: never reorder, only append.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -138,4 +142,54 @@ pub struct StatusRecord {
     pub model: ModelVersion,
     /// Last confirmed delivery on any link, ms since the Unix epoch.
     pub last_contact_ms: Option<i64>,
+    /// Why this record was made (status record v2; periodic in a v1 record).
+    #[serde(default)]
+    pub cause: StatusCause,
+    /// Signed updates: what is installed and the last result (status record
+    /// v2; empty in a v1 record).
+    #[serde(default)]
+    pub update: UpdateStatus,
+}
+
+/// The status record as version 1 of its envelope carried it (kind/version
+/// byte 2): without [`StatusRecord::cause`] and [`StatusRecord::update`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StatusRecordV1 {
+    pub id: u64,
+    pub node_id: String,
+    pub time_ms: i64,
+    pub uptime_s: u32,
+    pub battery_permille: u16,
+    pub battery_mv: u16,
+    pub power_mode: PowerModeCode,
+    pub air_temp_c100: Option<i16>,
+    pub board_temp_c100: Option<i16>,
+    pub sensors: SensorHealth,
+    pub queue: [u32; 4],
+    pub drops: DropCounters,
+    pub model: ModelVersion,
+    pub last_contact_ms: Option<i64>,
+}
+
+impl From<StatusRecordV1> for StatusRecord {
+    fn from(v: StatusRecordV1) -> StatusRecord {
+        StatusRecord {
+            id: v.id,
+            node_id: v.node_id,
+            time_ms: v.time_ms,
+            uptime_s: v.uptime_s,
+            battery_permille: v.battery_permille,
+            battery_mv: v.battery_mv,
+            power_mode: v.power_mode,
+            air_temp_c100: v.air_temp_c100,
+            board_temp_c100: v.board_temp_c100,
+            sensors: v.sensors,
+            queue: v.queue,
+            drops: v.drops,
+            model: v.model,
+            last_contact_ms: v.last_contact_ms,
+            cause: StatusCause::Periodic,
+            update: UpdateStatus::default(),
+        }
+    }
 }

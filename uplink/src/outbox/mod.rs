@@ -3,7 +3,7 @@
 //! Configuration only; [`crate::EventStore`] enforces it. In the node's
 //! configuration this is the `[outbox]` table. See `docs/outbox.md`.
 
-use messages::{EventClass, EventRecord, Message, Priority};
+use messages::{EventClass, EventRecord, Message, Priority, StatusCause};
 use serde::{Deserialize, Serialize};
 
 /// The `[outbox]` table.
@@ -131,10 +131,15 @@ impl PriorityRules {
         self.class(e.class).for_confidence(e.confidence.fraction())
     }
 
-    /// The priority of any outbox item.
+    /// The priority of any outbox item. A status record made on an update
+    /// result (installed, on trial, rolled back, refused, first deferred)
+    /// goes at priority high at least, so it is worth a satellite credit.
     pub fn for_message(&self, m: &Message) -> Priority {
         match m {
             Message::Event(e) => self.for_event(e),
+            Message::Status(s) if s.cause == StatusCause::UpdateResult => {
+                self.status.max(Priority::High)
+            }
             Message::Status(_) => self.status,
         }
     }

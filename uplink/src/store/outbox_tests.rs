@@ -52,6 +52,8 @@ fn status(time_ms: i64) -> impl FnOnce(u64) -> StatusRecord {
         drops: messages::DropCounters::default(),
         model: ModelVersion(3),
         last_contact_ms: Some(T0 - 5000),
+        cause: Default::default(),
+        update: Default::default(),
     }
 }
 
@@ -365,6 +367,32 @@ fn status_records_round_trip_with_the_status_priority() {
     );
     assert_eq!(s.iter_messages_from(0).count(), 2);
     assert_eq!(s.len(), 2);
+}
+
+#[test]
+fn a_status_record_on_an_update_result_is_stored_at_priority_high_at_least() {
+    let t = tempfile::tempdir().unwrap();
+    let on_update = |time_ms| {
+        let build = status(time_ms);
+        move |id| StatusRecord {
+            cause: messages::StatusCause::UpdateResult,
+            ..build(id)
+        }
+    };
+    let s = open_cfg(&t.path().join("a"), &OutboxConfig::default());
+    let periodic = s.append_status(status(T0)).unwrap();
+    let result = s.append_status(on_update(T0 + 10)).unwrap();
+    let p = s.pending(Priority::Low, 10).unwrap();
+    assert_eq!(ids_of(&p), [result.id, periodic.id]);
+    assert_eq!(p.items[0].priority, Priority::High);
+    assert_eq!(p.items[1].priority, Priority::Normal);
+    // A configured status priority above high is kept.
+    let mut c = OutboxConfig::default();
+    c.priority.status = Priority::Urgent;
+    let s = open_cfg(&t.path().join("b"), &c);
+    s.append_status(on_update(T0)).unwrap();
+    let p = s.pending(Priority::Low, 10).unwrap();
+    assert_eq!(p.items[0].priority, Priority::Urgent);
 }
 
 /// A seeded random sequence of appends, confirms, expiries and reopens,
