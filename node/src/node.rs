@@ -239,11 +239,6 @@ pub async fn run_node(
             counters.clone(),
         )
     });
-    let first_trial = match updater.as_mut() {
-        Some(u) => u.pass().await,
-        None => None,
-    };
-
     // Uplink: status records and forwarding the outbox (its own thread).
     let shared = Arc::new(crate::uplink::SharedState::default());
     let status_source = crate::uplink::StatusSource {
@@ -255,6 +250,24 @@ pub async fn run_node(
         started_ms: clock.now_ms(),
         thermal_zone: crate::uplink::status::BOARD_THERMAL_ZONE.into(),
         counters: counters.clone(),
+    };
+    // Update results reach the operator as status records (and on the
+    // MQTT `update/status` topic); every status record carries the
+    // installed versions and the last result.
+    shared.update.set_status(crate::update::report::update_status(
+        installer.lock().unwrap_or_else(|e| e.into_inner()).state(),
+    ));
+    // Settings installed while the node runs apply to the detect and power
+    // tasks at once.
+    let (live_tx, live_rx) = crate::update::live::channel();
+    let first_trial = match updater.as_mut() {
+        Some(u) => {
+            u.set_live_settings(live_tx);
+            let reporter = crate::update::report::Reporter::new(status_source.clone());
+            u.set_reporter(reporter).await;
+            u.pass().await
+        }
+        None => None,
     };
     let reboot = Arc::new(crate::fieldlink::RebootRequest::default());
     let _fieldlink = crate::fieldlink::FieldLink::start_if_configured(
@@ -379,6 +392,7 @@ pub async fn run_node(
     )
     .with_health(model_health)
     .with_swaps(swap_rx)
+    .with_live_settings(live_rx.clone())
     .with_fusion_config(&cfg.fusion)
     .map_err(|source| NodeError::Fusion {
         what: "dump_features",
@@ -405,6 +419,7 @@ pub async fn run_node(
         power_start_ms,
         cfg.power.interval_ms,
         done_rx,
+        Some(live_rx),
         shutdown.clone(),
     ));
 

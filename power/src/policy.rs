@@ -221,6 +221,12 @@ impl PowerPolicy {
         self.mode
     }
 
+    /// Replaces the thresholds and cadences; the mode stays until the next
+    /// [`PowerPolicy::update`] judges the reading by the new ones.
+    pub fn set_config(&mut self, cfg: PolicyConfig) {
+        self.cfg = cfg;
+    }
+
     /// Updates the mode from a reading and returns what is allowed now.
     pub fn update(&mut self, reading: PowerReading) -> PowerStatus {
         let c = &self.cfg;

@@ -84,6 +84,7 @@ pub struct DetectStage {
     last_error: Option<String>,
     swaps: Option<mpsc::Receiver<ModelSwap>>,
     trial: Option<Trial>,
+    settings: Option<watch::Receiver<crate::update::live::Settings>>,
 }
 
 impl DetectStage {
@@ -115,6 +116,7 @@ impl DetectStage {
             last_error: None,
             swaps: None,
             trial: None,
+            settings: None,
         }
     }
 
@@ -126,6 +128,18 @@ impl DetectStage {
 
     /// Applies `[fusion]`: thresholds, exclusions and the feature dump.
     pub fn with_fusion_config(mut self, cfg: &FusionConfig) -> std::io::Result<Self> {
+        self.set_classes(cfg);
+        if let Some(path) = &cfg.dump_features {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            self.dump = Some(std::io::BufWriter::new(f));
+        }
+        Ok(self)
+    }
+
+    fn set_classes(&mut self, cfg: &FusionConfig) {
         self.thresholds = cfg
             .thresholds
             .iter()
@@ -136,14 +150,33 @@ impl DetectStage {
             .iter()
             .filter_map(|k| EventClass::parse(k))
             .collect();
-        if let Some(path) = &cfg.dump_features {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            self.dump = Some(std::io::BufWriter::new(f));
-        }
-        Ok(self)
+    }
+
+    /// Takes the class thresholds and exclusions of settings installed
+    /// while the node runs from `rx`, before each burst.
+    pub fn with_live_settings(
+        mut self,
+        rx: watch::Receiver<crate::update::live::Settings>,
+    ) -> Self {
+        self.settings = Some(rx);
+        self
+    }
+
+    fn poll_settings(&mut self) {
+        let Some(s) = self
+            .settings
+            .as_mut()
+            .and_then(crate::update::live::changed)
+        else {
+            return;
+        };
+        self.set_classes(&s.fusion);
+        tracing::info!(
+            version = s.version,
+            thresholds = ?self.thresholds,
+            exclude = ?self.exclude,
+            "class thresholds and exclusions from installed settings in force"
+        );
     }
 
     /// Applies one sensor message.
@@ -173,6 +206,7 @@ impl DetectStage {
     /// one burst, without the excluded ones.
     pub fn take(&mut self, finish: bool) -> Vec<Classified> {
         self.poll_swaps();
+        self.poll_settings();
         let ds = if finish {
             self.detector.finish()
         } else {

@@ -52,7 +52,9 @@ pub fn initial_status(
 /// Runs until shutdown, or until `done` says the sensors have all ended.
 /// Readings fall at `start_ms` + k x `interval_ms` (the time of the initial
 /// status), whatever the task's own start was delayed by, so a replay at any
-/// speed reads the supply at the same scene times.
+/// speed reads the supply at the same scene times. Settings installed
+/// while the node runs (`settings`) replace the policy's thresholds and
+/// cadences from the next reading.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     mut source: Box<dyn PowerSource>,
@@ -63,6 +65,7 @@ pub async fn run(
     start_ms: i64,
     interval_ms: u64,
     mut done: watch::Receiver<bool>,
+    mut settings: Option<watch::Receiver<crate::update::live::Settings>>,
     mut shutdown: Shutdown,
 ) {
     let mut seen = Seen::default();
@@ -72,6 +75,13 @@ pub async fn run(
             _ = shutdown.wait() => return,
             _ = done.wait_for(|d| *d) => return,
             _ = clock.sleep_until(next) => {}
+        }
+        if let Some(s) = settings.as_mut().and_then(crate::update::live::changed) {
+            tracing::info!(
+                version = s.version,
+                "power thresholds and cadences from installed settings in force"
+            );
+            policy.set_config(s.policy.clone());
         }
         let before = policy.mode();
         let reading = source.read(next, take_use(&counters, &mut seen));

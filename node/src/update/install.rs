@@ -54,8 +54,8 @@ pub enum Offer {
     /// Valid, but the power policy (or the temperature) says not now; the
     /// bundle is kept.
     Deferred(Outcome),
-    /// A settings patch, installed (it applies from the next start).
-    Settings(Outcome),
+    /// A settings patch, installed: what applies now, and at every start.
+    Settings(Outcome, Box<super::live::LiveSettings>),
     /// A model that passed its self-test, to run on trial.
     Trial {
         /// What to report.
@@ -71,7 +71,7 @@ impl Offer {
     /// The outcome to report.
     pub fn outcome(&self) -> &Outcome {
         match self {
-            Offer::Refused(o) | Offer::Deferred(o) | Offer::Settings(o) => o,
+            Offer::Refused(o) | Offer::Deferred(o) | Offer::Settings(o, _) => o,
             Offer::Trial { outcome, .. } => outcome,
         }
     }
@@ -84,6 +84,9 @@ pub struct Installer {
     trust: Result<TrustState, String>,
     state: InstallState,
     build_s: u64,
+    /// A trial that a restart interrupted and this start rolled back, not
+    /// yet reported.
+    restart_rollback: Option<Outcome>,
 }
 
 /// Seconds since the epoch at build time (the time floor never goes below).
@@ -128,6 +131,7 @@ impl Installer {
             tracing::error!(error = %e, "install state unreadable; running the configured model");
             InstallState::default()
         });
+        let mut restart_rollback = None;
         if node && let Some(t) = state.trial.take() {
             tracing::warn!(slot = %t.slot, version = t.version, "a model trial was interrupted by a restart; rolled back");
             state.last = Some(Outcome {
@@ -141,6 +145,7 @@ impl Installer {
             if let Err(e) = state.save(&state_path) {
                 tracing::error!(error = %e, "cannot record the rollback");
             }
+            restart_rollback = state.last.clone();
         }
         Installer {
             dir,
@@ -148,12 +153,18 @@ impl Installer {
             trust,
             state,
             build_s: BUILD_UNIX_S,
+            restart_rollback,
         }
     }
 
     /// Bursts a model runs on trial.
     pub fn trial_bursts(&self) -> u32 {
         self.cfg.update.trial_bursts
+    }
+
+    /// The rollback of a trial that a restart interrupted, once.
+    pub fn take_restart_rollback(&mut self) -> Option<Outcome> {
+        self.restart_rollback.take()
     }
 
     /// The install state.
@@ -278,12 +289,15 @@ impl Installer {
             .map_err(|e| io(e.to_string()))?;
         self.state.settings_version = b.meta.version;
         self.commit_trust(&b.meta).map_err(io)?;
-        Ok(Offer::Settings(outcome(
-            now_ms,
-            Some(&b.meta),
-            "installed",
-            "applies from the next start".into(),
-        )))
+        Ok(Offer::Settings(
+            outcome(
+                now_ms,
+                Some(&b.meta),
+                "installed",
+                "applied: class thresholds, exclusions, power thresholds and cadences".into(),
+            ),
+            Box::new(super::live::LiveSettings::of(&patched, b.meta.version)),
+        ))
     }
 
     fn stage_model(&mut self, b: &Bundle, now_ms: i64) -> Result<Offer, (&'static str, String)> {

@@ -21,7 +21,9 @@
 pub mod commands;
 pub mod config;
 pub mod install;
+pub mod live;
 pub mod receive;
+pub mod report;
 pub mod state;
 pub mod task;
 pub mod trust;

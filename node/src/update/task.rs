@@ -1,8 +1,10 @@
 //! The update task: looks in `<data_dir>/incoming/` for bundles (`*.fnb`,
 //! oldest name first), offers each to the [`Installer`], and runs a model's
 //! trial through the detection stage. A deferred bundle stays for the next
-//! look; a refused or finished one is removed.
+//! look; a refused or finished one is removed. Results go to the operator
+//! through [`Reporter`] (a deferral once per bundle and kind of reason).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +12,8 @@ use power::PowerStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::install::{Installer, Offer};
+use super::live;
+use super::report::{Origin, Reporter, origin, reason_kind};
 use super::state::Outcome;
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
@@ -59,6 +63,7 @@ fn report(o: &Outcome, counters: &Counters) {
 pub struct PendingTrial {
     meta: Box<models::bundle::Metadata>,
     path: PathBuf,
+    origin: Origin,
     done: oneshot::Receiver<TrialOutcome>,
 }
 
@@ -78,7 +83,10 @@ pub struct Updater {
     pub clock: Arc<dyn Clock>,
     /// Counters (the enclosure temperature, update counts).
     pub counters: Arc<Counters>,
-    last_deferral: Option<String>,
+    /// The kind of reason each waiting bundle was last deferred for.
+    deferrals: HashMap<PathBuf, String>,
+    reporter: Option<Reporter>,
+    live: Option<watch::Sender<live::Settings>>,
 }
 
 impl Updater {
@@ -101,8 +109,46 @@ impl Updater {
             swaps,
             clock,
             counters,
-            last_deferral: None,
+            deferrals: HashMap::new(),
+            reporter: None,
+            live: None,
         }
+    }
+
+    /// Sends installed settings on `tx`, to apply while the node runs.
+    pub fn set_live_settings(&mut self, tx: watch::Sender<live::Settings>) {
+        self.live = Some(tx);
+    }
+
+    /// Reports results through `reporter` from now on, starting with the
+    /// install state as it is (and a trial that a restart rolled back).
+    pub async fn set_reporter(&mut self, reporter: Reporter) {
+        let (state, rolled_back) = {
+            let mut i = self.installer.lock().unwrap_or_else(|e| e.into_inner());
+            let r = i.take_restart_rollback();
+            (i.state().clone(), r)
+        };
+        reporter.set_state(&state);
+        if let Some(o) = rolled_back {
+            reporter
+                .report(&state, &o, &Origin::default(), self.clock.now_ms())
+                .await;
+        }
+        self.reporter = Some(reporter);
+    }
+
+    /// Sends a result to the operator (outbox and `update/status`).
+    async fn send(&self, o: &Outcome, from: &Origin) {
+        let Some(r) = &self.reporter else {
+            return;
+        };
+        let state = self
+            .installer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .state()
+            .clone();
+        r.report(&state, o, from, self.clock.now_ms()).await;
     }
 
     /// Offers every waiting bundle, oldest first, until one goes on trial
@@ -110,7 +156,9 @@ impl Updater {
     /// The node runs one pass before its sensors start, so a bundle that
     /// waited for a restart is handled before the first event.
     pub async fn pass(&mut self) -> Option<PendingTrial> {
-        for path in pending(&self.incoming) {
+        let waiting = pending(&self.incoming);
+        self.deferrals.retain(|p, _| waiting.contains(p));
+        for path in waiting {
             let status = self.power.borrow().clone();
             let temp = self.counters.air_temp_c();
             let now = self.clock.now_ms();
@@ -130,25 +178,47 @@ impl Updater {
             let Ok(Some(offer)) = offered else {
                 continue;
             };
+            let from = {
+                let p = path.clone();
+                tokio::task::spawn_blocking(move || origin(&p))
+                    .await
+                    .unwrap_or_default()
+            };
             let o = offer.outcome().clone();
             if matches!(o.result.as_str(), "on_trial" | "installed" | "rolled_back") {
                 Counters::add(&self.counters.installs, 1);
             }
             match offer {
                 Offer::Deferred(o) => {
-                    if self.last_deferral.as_deref() != Some(o.reason.as_str()) {
+                    let kind = reason_kind(&o.reason);
+                    if self.deferrals.get(&path) != Some(&kind) {
                         report(&o, &self.counters);
-                        self.last_deferral = Some(o.reason.clone());
+                        self.send(&o, &from).await;
+                        self.deferrals.insert(path.clone(), kind);
                     }
                     Counters::add(&self.counters.updates_deferred, 1);
                     continue;
                 }
-                Offer::Refused(_) | Offer::Settings(_) => {
+                Offer::Refused(_) => {
                     report(&o, &self.counters);
+                    self.send(&o, &from).await;
+                    remove(&path);
+                }
+                Offer::Settings(_, settings) => {
+                    report(&o, &self.counters);
+                    if let Some(tx) = &self.live {
+                        tracing::info!(
+                            version = settings.version,
+                            "settings from a signed update applied while running"
+                        );
+                        tx.send_replace(Some(std::sync::Arc::new(*settings)));
+                    }
+                    self.send(&o, &from).await;
                     remove(&path);
                 }
                 Offer::Trial { model, meta, .. } => {
                     report(&o, &self.counters);
+                    self.send(&o, &from).await;
                     let (done_tx, done_rx) = oneshot::channel();
                     let bursts = self.installer.lock().map(|i| i.trial_bursts()).unwrap_or(1);
                     let swap = ModelSwap {
@@ -159,15 +229,14 @@ impl Updater {
                     if self.swaps.send(swap).await.is_err() {
                         return None;
                     }
-                    self.last_deferral = None;
                     return Some(PendingTrial {
                         meta,
                         path,
+                        origin: from,
                         done: done_rx,
                     });
                 }
             }
-            self.last_deferral = None;
         }
         None
     }
@@ -181,16 +250,18 @@ impl Updater {
             r = trial.done => r,
         };
         let now = self.clock.now_ms();
-        let mut i = self.installer.lock().unwrap_or_else(|e| e.into_inner());
-        let o = match result {
-            Ok(TrialOutcome::Passed) => i.commit(&trial.meta, now),
-            Ok(TrialOutcome::Failed(reason)) => {
-                i.roll_back(&trial.meta, format!("trial: {reason}"), now)
+        let o = {
+            let mut i = self.installer.lock().unwrap_or_else(|e| e.into_inner());
+            match result {
+                Ok(TrialOutcome::Passed) => i.commit(&trial.meta, now),
+                Ok(TrialOutcome::Failed(reason)) => {
+                    i.roll_back(&trial.meta, format!("trial: {reason}"), now)
+                }
+                Err(_) => return false,
             }
-            Err(_) => return false,
         };
-        drop(i);
         report(&o, &self.counters);
+        self.send(&o, &trial.origin).await;
         remove(&trial.path);
         true
     }
@@ -217,3 +288,7 @@ impl Updater {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "task_tests.rs"]
+mod tests;

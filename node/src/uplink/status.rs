@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
-use messages::{ModelVersion, PowerModeCode, SensorHealth, SensorState, StatusRecord};
+use messages::{
+    ModelVersion, PowerModeCode, SensorHealth, SensorState, StatusCause, StatusRecord,
+};
 use power::{PowerMode, PowerStatus};
 use tokio::sync::watch;
 use uplink::{EventStore, StoreError};
@@ -21,6 +23,9 @@ pub const BOARD_THERMAL_ZONE: &str = "/sys/class/thermal/thermal_zone0/temp";
 /// store (model version of the latest event) and the uplink (last contact).
 #[derive(Debug)]
 pub struct SharedState {
+    /// Signed updates: what is installed, the last result, and results
+    /// waiting for the `update/status` topic.
+    pub update: crate::update::report::UpdateShared,
     model: AtomicU32,
     /// ms since the epoch; `i64::MIN` = never.
     last_contact_ms: AtomicI64,
@@ -31,6 +36,7 @@ pub struct SharedState {
 impl Default for SharedState {
     fn default() -> Self {
         SharedState {
+            update: Default::default(),
             model: AtomicU32::new(0),
             last_contact_ms: AtomicI64::new(i64::MIN),
             uplink: Default::default(),
@@ -115,6 +121,11 @@ impl StatusSource {
     /// The status at `now_ms`, with id `id`. Reads the store's counters:
     /// never call it while the store builds a record (its lock is held).
     pub fn build(&self, id: u64, now_ms: i64) -> StatusRecord {
+        self.build_for(id, now_ms, StatusCause::Periodic)
+    }
+
+    /// [`StatusSource::build`], made for `cause`.
+    pub fn build_for(&self, id: u64, now_ms: i64, cause: StatusCause) -> StatusRecord {
         let p = self.power.borrow().clone();
         let sensors = self.board.snapshot();
         let get = |name: &str| state(sensors.get(name).map(|s| &s.health));
@@ -147,6 +158,8 @@ impl StatusSource {
             drops: self.store.drop_counters(),
             model: self.shared.model(),
             last_contact_ms: self.shared.last_contact_ms(),
+            cause,
+            update: self.shared.update.status(),
         }
     }
 
@@ -154,10 +167,16 @@ impl StatusSource {
     /// stores a status record made at `now_ms`, durably. Blocking: call it
     /// on a blocking thread.
     pub fn append(&self, now_ms: i64) -> Result<StatusRecord, StoreError> {
+        self.append_for(now_ms, StatusCause::Periodic)
+    }
+
+    /// [`StatusSource::append`], made for `cause` (a status record made on
+    /// an update result is stored at priority high at least).
+    pub fn append_for(&self, now_ms: i64, cause: StatusCause) -> Result<StatusRecord, StoreError> {
         self.store.expire(now_ms)?;
         // Built before the append: the store holds its lock while it asks
         // for the record, so the queue and counters are read first.
-        let record = self.build(0, now_ms);
+        let record = self.build_for(0, now_ms, cause);
         self.store
             .append_status(move |id| StatusRecord { id, ..record })
     }
@@ -228,6 +247,28 @@ mod tests {
         let r2 = s.append(1_062_000).unwrap();
         assert_eq!(r2.queue.iter().sum::<u32>(), 1);
         assert_eq!(r2.last_contact_ms, Some(1_050_000));
+    }
+
+    #[test]
+    fn a_status_record_carries_the_update_state_and_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = source(dir.path());
+        let periodic = s.append(1_001_000).unwrap();
+        assert_eq!(periodic.cause, StatusCause::Periodic);
+        assert!(periodic.update.is_empty());
+        s.shared.update.set_status(messages::UpdateStatus {
+            model_active: 4,
+            model_staged: None,
+            settings: 2,
+            last: None,
+        });
+        let r = s.append_for(1_002_000, StatusCause::UpdateResult).unwrap();
+        assert_eq!(r.cause, StatusCause::UpdateResult);
+        assert_eq!((r.update.model_active, r.update.settings), (4, 2));
+        let p = s.store.pending(messages::Priority::Low, 10).unwrap();
+        assert_eq!(p.items[0].id, r.id);
+        assert_eq!(p.items[0].priority, messages::Priority::High);
+        assert_eq!(p.items[1].priority, messages::Priority::Normal);
     }
 
     #[test]

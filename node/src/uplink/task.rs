@@ -237,6 +237,7 @@ impl Uplink {
                 ev = recv(&mut events) => match ev {
                     Some(ev) => {
                         round_due |= self.on_link_events(ev, &mut events).await;
+                        self.publish_update_results(link.as_ref()).await;
                         if let Some(l) = link.as_ref() {
                             for payload in std::mem::take(&mut self.update_replies) {
                                 let msg = OutgoingMessage {
@@ -267,6 +268,9 @@ impl Uplink {
                     }
                 },
                 () = wake.notified() => round_due = true,
+                () = self.status.shared.update.result_ready() => {
+                    self.publish_update_results(link.as_ref()).await;
+                }
                 _ = tick.tick() => round_due = true,
                 _ = expire_tick.tick() => self.expire().await,
                 r = control.changed() => if r.is_err() { break },
@@ -274,6 +278,37 @@ impl Uplink {
             }
         }
         self.shutdown(link, events).await
+    }
+
+    /// Publishes the update task's results on `update/status` while MQTT
+    /// is up; they wait for the link otherwise (the status record of each
+    /// result is in the outbox either way).
+    async fn publish_update_results(&mut self, link: Option<&MqttLink>) {
+        let Some(l) = link.filter(|_| self.mqtt_up) else {
+            return;
+        };
+        let mut results = self.status.shared.update.take_results().into_iter();
+        while let Some(p) = results.next() {
+            let payload = match serde_json::to_vec(&p) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "update result does not serialise");
+                    continue;
+                }
+            };
+            let msg = OutgoingMessage {
+                id: 0,
+                kind: Kind::UpdateStatus,
+                payload,
+            };
+            if l.send(msg).await.is_err() {
+                let mut left = vec![p];
+                left.extend(results);
+                self.status.shared.update.put_back(left);
+                return;
+            }
+            tracing::info!(transfer = %p.transfer, state = %p.state, version = p.version, "update result published on update/status");
+        }
     }
 
     fn outbox_len(&self) -> u64 {
@@ -414,7 +449,9 @@ impl Uplink {
             Command::SendStatus => {
                 let status = self.status.clone();
                 let now = self.time.now_ms();
-                match blocking(move || status.append(now)).await {
+                match blocking(move || status.append_for(now, messages::StatusCause::Requested))
+                    .await
+                {
                     Ok(s) => {
                         self.out.commands_done += 1;
                         tracing::info!(id = s.id, "status record stored on command");
