@@ -136,9 +136,17 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => match Config::from_file(&file) {
-            Ok(_) => {
-                println!("{}: configuration is valid", file.display());
-                ExitCode::SUCCESS
+            Ok(cfg) => {
+                let problems = check_files(&cfg);
+                if problems.is_empty() {
+                    println!("{}: configuration is valid", file.display());
+                    ExitCode::SUCCESS
+                } else {
+                    for p in &problems {
+                        eprintln!("{}: {p}", file.display());
+                    }
+                    ExitCode::FAILURE
+                }
             }
             Err(errors) => {
                 eprintln!("{}: {errors}", file.display());
@@ -168,6 +176,21 @@ pub fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// What a valid configuration still gets wrong in the files it names: the
+/// MQTT link's certificates (as `[uplink.mqtt.tls]`).
+fn check_files(cfg: &Config) -> Vec<String> {
+    let Some(mqtt) = cfg.uplink.mqtt_for(&cfg.node.id) else {
+        return Vec::new();
+    };
+    let Some(tls) = &mqtt.tls else {
+        return Vec::new();
+    };
+    uplink::mqtt::certcheck::check(tls, &mqtt.node_id, std::time::SystemTime::now())
+        .into_iter()
+        .map(|p| format!("uplink.mqtt.tls: {p}"))
+        .collect()
 }
 
 fn load_config(args: &RunArgs) -> Result<Config> {

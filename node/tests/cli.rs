@@ -208,3 +208,61 @@ fn unwritable_data_dir_is_a_clear_error() {
         &["data directory", "not-a-dir"],
     );
 }
+
+/// Writes a CA and a v3 client certificate for `cn` into `dir`: (ca, cert, key).
+fn client_cert(dir: &Path, cn: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(DnType::CommonName, "test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.signed_by(&key, &issuer).unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("node.pem"),
+        dir.join("node.key"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[test]
+fn check_config_reads_the_mqtt_certificates() {
+    let t = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = client_cert(t.path(), "n1");
+    let write = |id: &str| {
+        let cfg = t.path().join(format!("{id}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[node]\nid = \"{id}\"\n[uplink]\nenabled = true\n[uplink.mqtt]\nhost = \"127.0.0.1\"\n\
+                 [uplink.mqtt.tls]\nca = {ca:?}\ncert = {cert:?}\nkey = {key:?}\n"
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    let good = fieldnode(&["check-config", write("n1").to_str().unwrap()], t.path());
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    // The same files for another node: the broker's ACL would read the CN.
+    let out = fieldnode(
+        &["check-config", write("pump-7").to_str().unwrap()],
+        t.path(),
+    );
+    assert_clear_failure(
+        &out,
+        &["pump-7.toml", "uplink.mqtt.tls", "CN is \"n1\"", "node.pem"],
+    );
+}

@@ -5,11 +5,14 @@
 //!
 //! - [`config`]: [`MqttConfig`] (`[mqtt]`), its validation and [`Topics`];
 //! - [`tls`]: the CA, certificate and key files into a rustls configuration;
+//! - [`certcheck`]: what `check-config` finds wrong with those files before
+//!   the link runs (X.509 version, validity, key, CA, CN);
 //! - [`link`]: [`MqttLink`], the task that owns rumqttc's event loop, and [`LinkEvent`];
 //! - [`tracker`]: packet id → message id correlation;
 //! - [`backoff`]: jittered exponential reconnect delays.
 
 pub mod backoff;
+pub mod certcheck;
 pub mod config;
 pub mod link;
 pub mod tls;
