@@ -247,10 +247,12 @@ enum BundleCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Send a bundle to one node over the broker and follow its progress
-    /// until the node has it queued for install (exit 1 if the node refuses
-    /// it or the transfer times out). A cut transfer resumes where the
-    /// node's copy ends.
+    /// Send a bundle to one node over the broker and follow it to the
+    /// install's result. Exit 0 installed, 1 refused, rolled back or the
+    /// transfer timed out, 2 usage or I/O, 3 deferred (the node keeps it and
+    /// installs it when its power allows), 4 queued or on trial with no
+    /// final result within --result-timeout-s. A cut transfer resumes where
+    /// the node's copy ends.
     Publish(PublishArgs),
 }
 
@@ -285,6 +287,10 @@ struct PublishArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout_s: u64,
+    /// Once the node has the bundle, wait this many seconds for the
+    /// install's result (0: end when the node has it queued).
+    #[arg(long, default_value_t = 300)]
+    result_timeout_s: u64,
 }
 
 #[derive(clap::Args)]
@@ -452,6 +458,7 @@ fn run_publish(a: PublishArgs) -> ExitCode {
         chunk: a.chunk,
         step_timeout: std::time::Duration::from_secs(5),
         overall_timeout: std::time::Duration::from_secs(a.timeout_s),
+        result_timeout: std::time::Duration::from_secs(a.result_timeout_s),
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -469,19 +476,37 @@ fn run_publish(a: PublishArgs) -> ExitCode {
         } else {
             p.received as f64 * 100.0 / p.total as f64
         };
-        eprintln!(
-            "{} {:>10} / {} bytes ({pct:5.1} %) {}",
-            p.transfer, p.received, p.total, p.state
-        );
+        match p.state.as_str() {
+            "receiving" | "queued" => eprintln!(
+                "{} {:>10} / {} bytes ({pct:5.1} %) {}",
+                p.transfer, p.received, p.total, p.state
+            ),
+            _ => eprintln!("{} {}: {}", p.transfer, p.state, p.reason),
+        }
     }));
+    use field_tools::update::publish::Ended;
     match result {
-        Ok(p) => {
+        Ok((end, p)) => {
+            let what = match end {
+                Ended::Installed => format!("installed ({})", p.reason),
+                Ended::Deferred => format!(
+                    "deferred: {}; the node keeps it and installs it when its power allows",
+                    p.reason
+                ),
+                Ended::Pending => format!(
+                    "{} on the node, no result yet; `fieldnode update status` on the node, or its status records, tell the result",
+                    p.state
+                ),
+            };
             println!(
-                "{}: transfer {} complete; the node has it queued for install",
+                "{}: transfer {}: {} {} version {}: {what}",
                 a.file.display(),
-                p.transfer
+                p.transfer,
+                p.kind,
+                p.name,
+                p.version
             );
-            ExitCode::SUCCESS
+            ExitCode::from(end.exit_code())
         }
         Err(e) => {
             eprintln!("field-tools: {}: {e}", a.file.display());

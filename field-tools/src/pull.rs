@@ -542,6 +542,76 @@ mod tests {
         assert!(lines[0].starts_with("id,"), "{text}");
     }
 
+    fn status(node: &str, id: u64) -> StatusRecord {
+        StatusRecord {
+            id,
+            node_id: node.into(),
+            time_ms: 5_000,
+            uptime_s: 60,
+            battery_permille: 300,
+            battery_mv: 0,
+            power_mode: messages::PowerModeCode::Saving,
+            air_temp_c100: None,
+            board_temp_c100: None,
+            sensors: Default::default(),
+            queue: [0; 4],
+            drops: Default::default(),
+            model: ModelVersion::TRIGGERS_ONLY,
+            last_contact_ms: None,
+            cause: messages::StatusCause::Periodic,
+            update: Default::default(),
+        }
+    }
+
+    #[test]
+    fn status_records_with_an_update_result_are_written_whole_and_v1_ones_still_read() {
+        let periodic = status("n1", 8);
+        let bytes = messages::encode_status(&periodic);
+        // The same record as a node with the version 1 envelope sent it: kind
+        // byte 2, without the cause and the (empty) update part (5 bytes).
+        let mut v1 = bytes[..bytes.len() - 5].to_vec();
+        v1[0] = 2;
+        assert_eq!(
+            decode_payload("field/n1/status", &v1).expect("v1"),
+            Record::Status(periodic.clone())
+        );
+        let mut on_update = status("n1", 9);
+        on_update.cause = messages::StatusCause::UpdateResult;
+        on_update.update = messages::UpdateStatus {
+            model_active: 0,
+            model_staged: None,
+            settings: 0,
+            last: Some(messages::UpdateResult {
+                kind: messages::BundleKindCode::Model,
+                name: messages::ShortText::new("fusion"),
+                version: 4,
+                result: messages::UpdateOutcome::Deferred,
+                reason: messages::ShortText::new("install deferred in saver mode (battery 30%)"),
+            }),
+        };
+        let mut out = Vec::new();
+        let mut sink = Sink::new(&mut out, PullFormat::Jsonl, None, HashSet::new(), false);
+        sink.accept("field/n1/status", &messages::encode_status(&on_update))
+            .expect("accept");
+        sink.accept("field/n1/status", &v1).expect("accept");
+        assert_eq!(sink.summary.written, 2);
+        let text = String::from_utf8(out).expect("utf8");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(lines[0]["record"], "status");
+        assert_eq!(lines[0]["cause"], "update_result");
+        assert_eq!(lines[0]["update"]["last"]["result"], "deferred");
+        assert_eq!(lines[0]["update"]["last"]["version"], 4);
+        assert_eq!(lines[1]["cause"], "periodic");
+        assert!(lines[1]["update"]["last"].is_null());
+        // The JSON line reads back as the record.
+        let back: StatusRecord =
+            serde_json::from_str(text.lines().next().expect("line")).expect("a status record");
+        assert_eq!(back, on_update);
+    }
+
     #[test]
     fn urls() {
         assert_eq!(

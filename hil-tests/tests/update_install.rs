@@ -2,7 +2,9 @@
 //! scene): a model bundle is deferred at low charge and installed when the
 //! charge allows, then used for the next bursts; a model that fails its
 //! self-test is rolled back; refused bundles never reach the drop folder;
-//! a settings bundle is installed and applied at the next start.
+//! a settings bundle is installed and applies at once (and at every start);
+//! every result is a status record at priority high in the outbox, and
+//! `field-tools bundle publish` follows a bundle over MQTT to its result.
 
 mod common;
 
@@ -128,6 +130,39 @@ initial_soc = {soc}
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// The status records made on update results that wait in the node's
+    /// outbox (the node is not running), oldest first, with their priority.
+    fn update_records(&self) -> Vec<(messages::StatusRecord, messages::Priority)> {
+        let (store, _) =
+            uplink::EventStore::open(&self.data().join("store"), &Default::default()).unwrap();
+        let mut v: Vec<_> = store
+            .pending(messages::Priority::Low, 10_000)
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|i| match i.message {
+                messages::Message::Status(s) if s.cause == messages::StatusCause::UpdateResult => {
+                    Some((s, i.priority))
+                }
+                _ => None,
+            })
+            .collect();
+        v.sort_by_key(|(s, _)| s.id);
+        v
+    }
+
+    /// The results of [`Node::update_records`], as `(result, version)`.
+    fn update_results(&self) -> Vec<(messages::UpdateOutcome, u64)> {
+        self.update_records()
+            .into_iter()
+            .map(|(s, p)| {
+                assert_eq!(p, messages::Priority::High, "{s:?}");
+                let last = s.update.last.expect("a result");
+                (last.result, last.version)
+            })
+            .collect()
+    }
+
     fn apply(&self, bundle: &[u8], name: &str) -> std::process::Output {
         let path = self.dir.path().join(name);
         std::fs::write(&path, bundle).unwrap();
@@ -236,6 +271,9 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     let s = node.status();
     assert_eq!(s["pending"].as_array().unwrap().len(), 1, "{s}");
     assert!(s["state"]["active"].is_null(), "{s}");
+    // The deferral is reported once, at priority high.
+    use messages::UpdateOutcome as U;
+    assert_eq!(node.update_results(), [(U::Deferred, next_version())]);
 
     // Charge recovered: self-tested, on trial, committed, used.
     let (events, summary, stderr) = node.run(0.9);
@@ -250,6 +288,17 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     assert_eq!(s["state"]["active"]["version"], next_version(), "{s}");
     assert!(s["pending"].as_array().unwrap().is_empty(), "{s}");
     assert_eq!(s["installed"][0][2], next_version(), "{s}");
+    assert_eq!(
+        node.update_results(),
+        [
+            (U::Deferred, next_version()),
+            (U::OnTrial, next_version()),
+            (U::Installed, next_version())
+        ]
+    );
+    let (installed, _) = node.update_records().pop().unwrap();
+    assert_eq!(installed.update.model_active, next_version());
+    assert_eq!(installed.update.model_staged, None);
 
     // At the next start the committed model is the one loaded.
     let (events, _, stderr) = node.run(0.9);
@@ -296,6 +345,14 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
             .contains("self_test"),
         "{summary}"
     );
+    let (rolled, _) = node.update_records().pop().unwrap();
+    let last = rolled.update.last.clone().unwrap();
+    assert_eq!(
+        (last.result, last.version),
+        (U::RolledBack, next_version() + 1)
+    );
+    assert!(last.reason.as_str().starts_with("self_test"), "{last:?}");
+    assert_eq!(rolled.update.model_active, next_version(), "{rolled:?}");
     assert!(
         versions(&events).iter().all(|&v| v == next_version()),
         "{:?}",
@@ -388,7 +445,7 @@ credits_per_month = 10000
 }
 
 #[test]
-fn a_settings_bundle_changes_a_threshold_from_the_next_start() {
+fn a_settings_bundle_changes_a_threshold_at_once_and_at_every_start() {
     let node = Node::new();
     // Every model verdict below 0.99 becomes unknown.
     let bytes = strict_settings();
@@ -400,9 +457,28 @@ fn a_settings_bundle_changes_a_threshold_from_the_next_start() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The run that installs it (its look before the sensors start) applies
+    // it at once: the running detector has the new thresholds.
     let (_, summary, stderr) = node.run(0.9);
     assert_eq!(summary["updates_installed"], 1, "{summary}\n{stderr}");
+    assert!(
+        stderr.contains("class thresholds and exclusions from installed settings in force"),
+        "{stderr}"
+    );
+    assert!(
+        summary["events_uncertain"].as_u64().unwrap()
+            > before["events_uncertain"].as_u64().unwrap(),
+        "before {before}\nafter {summary}"
+    );
     assert_eq!(node.status()["state"]["settings_version"], 1);
+    let recs = node.update_records();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let (rec, priority) = &recs[0];
+    assert_eq!(*priority, messages::Priority::High);
+    assert_eq!(rec.update.settings, 1);
+    let last = rec.update.last.clone().unwrap();
+    assert_eq!(last.result, messages::UpdateOutcome::Installed);
+    assert_eq!(last.kind, messages::BundleKindCode::Settings);
     let (_, after, stderr) = node.run(0.9);
     assert!(
         stderr.contains("settings from a signed update applied"),
@@ -503,10 +579,15 @@ fn a_kill_at_any_moment_of_an_install_leaves_a_verified_model() {
 
 #[test]
 fn a_model_bundle_published_over_mqtt_waits_for_charge_then_is_installed() {
-    use hil_tests::mosquitto::{Broker, BrokerOptions, OPERATOR};
+    use field_tools::update::publish::Ended;
+    use hil_tests::mosquitto::{Broker, BrokerOptions, OPERATOR, RESEARCHER, Subscriber};
     let broker = Broker::start(BrokerOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let node_files = broker.client_files("node-u").unwrap();
     let op = broker.client_files(OPERATOR).unwrap();
+    // The operator's view of the node's status records.
+    let researcher = broker.client_files(RESEARCHER).unwrap();
+    let statuses = Subscriber::start(&broker, &researcher, "field/node-u/status", None)
+        .unwrap_or_else(|e| panic!("{e}"));
     let node = Node::new();
     let mqtt = format!(
         r#"
@@ -579,6 +660,7 @@ key = "{key}"
         chunk: 16384,
         step_timeout: std::time::Duration::from_secs(5),
         overall_timeout: std::time::Duration::from_secs(60),
+        result_timeout: std::time::Duration::from_secs(30),
     };
     let bytes = std::fs::read(&bundle_path).unwrap();
     let mut reports = Vec::new();
@@ -615,14 +697,23 @@ key = "{key}"
         reports.len(),
         t0.elapsed().as_secs_f64() * 1e3
     );
-    // At 30 % the node defers the bundle at its next look (bounded wait).
+    // At 30 % the node defers the bundle at its next look, and the status
+    // record of that result reaches the broker (bounded wait).
+    let deferred_record = || {
+        statuses.messages().into_iter().find_map(|m| {
+            match field_tools::pull::decode_payload(&m.topic, &m.payload) {
+                Ok(field_tools::pull::Record::Status(s))
+                    if s.cause == messages::StatusCause::UpdateResult =>
+                {
+                    Some(s)
+                }
+                _ => None,
+            }
+        })
+    };
     if published.is_ok() {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("update deferred")
-            && std::time::Instant::now() < deadline
-        {
+        while deferred_record().is_none() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
@@ -633,16 +724,38 @@ key = "{key}"
     .unwrap();
     let status = common::wait_or_fail(&mut child, std::time::Duration::from_secs(30), &log);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let last =
+    let (end, last) =
         published.unwrap_or_else(|e| panic!("publish failed: {e}\n{reports:?}\nnode:\n{text}"));
     assert!(status.success(), "{text}");
-    assert_eq!(last.state, "queued");
+    // The tool followed the bundle past `queued` to the install's result.
+    assert_eq!(end, Ended::Deferred, "{reports:?}");
+    assert_eq!(end.exit_code(), 3);
+    assert_eq!(last.state, "deferred");
+    assert!(!last.reason.is_empty(), "{last:?}");
+    assert_eq!(
+        (last.kind.as_str(), last.version),
+        ("model", next_version())
+    );
+    let states: Vec<&str> = reports.iter().map(|p| p.state.as_str()).collect();
+    assert_eq!(
+        states[states.len() - 2..],
+        ["queued", "deferred"],
+        "{states:?}"
+    );
+    // The deferral's status record went out over MQTT at once, decoded as
+    // the operator's tools decode it.
+    let record = deferred_record().unwrap_or_else(|| panic!("no update status record:\n{text}"));
+    let result = record.update.last.clone().expect("the result");
+    assert_eq!(result.result, messages::UpdateOutcome::Deferred);
+    assert_eq!(result.version, next_version());
+    assert_eq!(record.update.model_active, 0);
     // Progress came in steps, each further than the one before.
     assert!(reports.len() >= 3, "{reports:?}");
     assert!(
         reports.windows(2).all(|w| w[0].received <= w[1].received),
         "{reports:?}"
     );
+    drop(statuses);
     // It waits in the drop folder, deferred.
     assert!(text.contains("update deferred"), "{text}");
     let s = node.status();

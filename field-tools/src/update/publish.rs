@@ -7,9 +7,14 @@
 //! time: each chunk goes from the offset the node last reported, so a
 //! transfer cut by a lost connection, or by the node restarting, resumes
 //! where the node's copy ends. With no answer for `step_timeout`, it
-//! announces again (the node answers with what it has). It ends when the
-//! node reports the bundle `queued` (complete and handed to its update
-//! task) or `refused`, or after `overall_timeout`.
+//! announces again (the node answers with what it has). Once the node
+//! reports the bundle `queued` (complete and handed to its update task) it
+//! waits, without sending, for the update task's result on the same topic:
+//! `on_trial` (a model runs its trial bursts; it waits on), then
+//! `installed`, `deferred` (kept by the node until power allows),
+//! `rolled_back` or `refused`. It ends at a final result, at a refusal of
+//! the transfer, when `result_timeout` passes after `queued` without a
+//! final result, or after `overall_timeout`.
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +46,42 @@ pub struct PublishOptions {
     pub step_timeout: Duration,
     /// Give up after this long.
     pub overall_timeout: Duration,
+    /// After `queued`, wait this long for the install's final result (zero:
+    /// end at `queued`).
+    pub result_timeout: Duration,
+}
+
+/// How a publish ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Installed (a settings patch in force, a model committed after its
+    /// trial).
+    Installed,
+    /// Valid, but the node keeps it until its power allows the install.
+    Deferred,
+    /// Queued (or on trial) on the node; no final result within the wait.
+    Pending,
+}
+
+impl Ended {
+    /// From a report's state: `None` while the result is still to come.
+    pub fn of(state: &str) -> Option<Ended> {
+        match state {
+            "installed" => Some(Ended::Installed),
+            "deferred" => Some(Ended::Deferred),
+            _ => None,
+        }
+    }
+
+    /// The process exit code: 0 installed, 3 deferred, 4 no final result
+    /// yet (refusals and failures are 1, usage and I/O 2).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Ended::Installed => 0,
+            Ended::Deferred => 3,
+            Ended::Pending => 4,
+        }
+    }
 }
 
 /// A progress report of the node (its `update/status` JSON).
@@ -48,11 +89,22 @@ pub struct PublishOptions {
 pub struct Progress {
     /// Transfer id, hex.
     pub transfer: String,
+    /// `model` or `settings` (empty when the node could not read it).
+    #[serde(default)]
+    pub kind: String,
+    /// The bundle's name.
+    #[serde(default)]
+    pub name: String,
+    /// The bundle's version.
+    #[serde(default)]
+    pub version: u64,
     /// Payload bytes the node has.
     pub received: u64,
     /// Payload length.
     pub total: u64,
-    /// `receiving`, `queued` or `refused`.
+    /// The transfer: `receiving`, `queued` or `refused`; then the install's
+    /// result: `on_trial`, `installed`, `deferred`, `rolled_back` or
+    /// `refused`.
     pub state: String,
     /// Why, when refused.
     #[serde(default)]
@@ -71,12 +123,13 @@ fn failed(code: &'static str, message: impl Into<String>) -> UpdateError {
 }
 
 /// Publishes `bytes` (a whole bundle file); `on_progress` sees every report
-/// of this transfer. Returns the final report (`queued`).
+/// of this transfer. Returns how it ended and the last report; a refusal
+/// (of the transfer or of the install) and a rollback are errors.
 pub async fn publish(
     opts: &PublishOptions,
     bytes: &[u8],
     mut on_progress: impl FnMut(&Progress),
-) -> Result<Progress, UpdateError> {
+) -> Result<(Ended, Progress), UpdateError> {
     let bundle = Bundle::parse(bytes).map_err(|e| failed("malformed", e.to_string()))?;
     let header = bundle.header_bytes();
     if !bytes.starts_with(&header) {
@@ -124,7 +177,14 @@ pub async fn publish(
     let started = Instant::now();
     let mut last_answer = Instant::now();
     let mut ready = false;
+    // Set once the node has the whole bundle: from then on nothing is sent.
+    let mut queued: Option<(Instant, Progress)> = None;
     loop {
+        if let Some((at, last)) = &queued
+            && at.elapsed() >= opts.result_timeout
+        {
+            return Ok((Ended::Pending, last.clone()));
+        }
         if started.elapsed() > opts.overall_timeout {
             return Err(failed(
                 "timeout",
@@ -159,9 +219,11 @@ pub async fn publish(
                     ));
                 }
                 ready = true;
-                client
-                    .try_publish(topic.clone(), QoS::AtLeastOnce, false, announce.clone())
-                    .map_err(|e| failed("broker", e.to_string()))?;
+                if queued.is_none() {
+                    client
+                        .try_publish(topic.clone(), QoS::AtLeastOnce, false, announce.clone())
+                        .map_err(|e| failed("broker", e.to_string()))?;
+                }
                 last_answer = Instant::now();
             }
             Some(Event::Incoming(Packet::Publish(p))) if p.topic == status_topic => {
@@ -169,20 +231,40 @@ pub async fn publish(
                     continue;
                 };
                 // Reports of other transfers are not ours; a refusal of a
-                // message the node could not even read has no transfer id.
+                // message the node could not even read has no transfer id
+                // (only while the transfer runs: later, it is another
+                // bundle's).
                 let ours = progress.transfer == transfer
-                    || (progress.transfer.is_empty() && progress.state == "refused");
+                    || (queued.is_none()
+                        && progress.transfer.is_empty()
+                        && progress.state == "refused");
                 if !ours {
                     continue;
                 }
                 last_answer = Instant::now();
                 on_progress(&progress);
+                if let Some(end) = Ended::of(&progress.state) {
+                    return Ok((end, progress));
+                }
                 match progress.state.as_str() {
-                    "queued" => return Ok(progress),
+                    "queued" if opts.result_timeout.is_zero() => {
+                        return Ok((Ended::Pending, progress));
+                    }
+                    "queued" | "on_trial" => {
+                        let at = queued.as_ref().map_or_else(Instant::now, |(at, _)| *at);
+                        queued = Some((at, progress));
+                        continue;
+                    }
                     "refused" => {
                         return Err(failed("refused_by_node", progress.reason.clone()));
                     }
+                    "rolled_back" => {
+                        return Err(failed("rolled_back", progress.reason.clone()));
+                    }
                     _ => {}
+                }
+                if queued.is_some() {
+                    continue;
                 }
                 let from = progress.received.min(payload.len() as u64) as usize;
                 if from < payload.len() {
@@ -199,7 +281,7 @@ pub async fn publish(
             }
             _ => {}
         }
-        if ready && last_answer.elapsed() > opts.step_timeout {
+        if ready && queued.is_none() && last_answer.elapsed() > opts.step_timeout {
             // Nothing heard: the node may be offline or restarting. Ask
             // again; it answers with what it has.
             client
@@ -207,5 +289,39 @@ pub async fn publish(
                 .map_err(|e| failed("broker", e.to_string()))?;
             last_answer = Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_results_end_the_follow_with_their_exit_codes() {
+        assert_eq!(Ended::of("installed"), Some(Ended::Installed));
+        assert_eq!(Ended::of("deferred"), Some(Ended::Deferred));
+        for going_on in ["receiving", "queued", "on_trial", "refused", "rolled_back"] {
+            assert_eq!(Ended::of(going_on), None, "{going_on}");
+        }
+        assert_eq!(Ended::Installed.exit_code(), 0);
+        assert_eq!(Ended::Deferred.exit_code(), 3);
+        assert_eq!(Ended::Pending.exit_code(), 4);
+    }
+
+    #[test]
+    fn a_result_report_reads_and_an_older_progress_report_too() {
+        let p: Progress = serde_json::from_str(
+            r#"{"transfer":"00aa","kind":"model","name":"fusion","version":4,"received":9,"total":9,"state":"on_trial","reason":"self-test passed"}"#,
+        )
+        .expect("a result");
+        assert_eq!(
+            (p.kind.as_str(), p.version, p.state.as_str()),
+            ("model", 4, "on_trial")
+        );
+        let old: Progress = serde_json::from_str(
+            r#"{"transfer":"00aa","received":0,"total":9,"state":"receiving"}"#,
+        )
+        .expect("a progress report");
+        assert_eq!(old.version, 0);
     }
 }
