@@ -222,6 +222,7 @@ impl LogRing {
             ..Default::default()
         };
         let mut bytes = 0usize;
+        let mut full = false;
         let first = lines.ring.partition_point(|e| e.seq < from);
         for e in lines.ring.range(first..) {
             if e.seq >= to {
@@ -232,6 +233,7 @@ impl LogRing {
                 if out.lines.len() >= max_lines
                     || (!out.lines.is_empty() && bytes + len > max_bytes)
                 {
+                    full = true;
                     break;
                 }
                 bytes += len;
@@ -240,7 +242,14 @@ impl LogRing {
             out.missed += e.seq - out.next;
             out.next = e.seq + 1;
         }
-        out.caught_up = out.next >= lines.next_seq.min(to);
+        let end = lines.next_seq.min(to);
+        if !full && out.next < end {
+            // Numbers below the end that the ring never held: lines
+            // dropped at the lock.
+            out.missed += end - out.next;
+            out.next = end;
+        }
+        out.caught_up = out.next >= end;
         out
     }
 

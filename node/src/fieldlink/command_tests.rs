@@ -263,3 +263,30 @@ async fn reboot_needs_authentication_and_answers_before_the_node_stops() {
         .await
         .expect("the node is asked to stop");
 }
+
+#[tokio::test]
+async fn a_stream_id_in_use_is_refused_and_one_log_stream_at_a_time() {
+    let n = node(false, 0);
+    let mut c = Client::start(n.view.clone(), Limits::default());
+    c.hello().await;
+    let id = c.send(tail(0, true, 10, LogLevel::Trace)).await;
+    assert_eq!(
+        code(&c.ask(tail(0, true, 10, LogLevel::Trace)).await),
+        ErrorCode::Busy
+    );
+    // An events request reusing the log stream's id.
+    let frame = messages::link::encode_frame(&messages::link::RequestEnvelope {
+        id,
+        body: Request::Events(messages::link::EventsRequest {
+            after_id: None,
+            since_ms: None,
+            limit: None,
+            follow: false,
+            credit: 10,
+        }),
+    })
+    .unwrap();
+    c.write_raw(&frame).await;
+    let r = c.recv().await;
+    assert_eq!((r.id, code(&r.body)), (id, ErrorCode::InvalidArgument));
+}

@@ -479,6 +479,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                         )
                         .await;
                 }
+                if self.logs.as_ref().is_some_and(|s| s.id == id) {
+                    let message = "this request id is already used by the open log stream";
+                    return self
+                        .send(id, error(ErrorCode::InvalidArgument, message))
+                        .await;
+                }
                 tracing::info!(id, after_id = ?req.after_id, since_ms = ?req.since_ms, limit = ?req.limit, follow = req.follow, "field link: events stream opened");
                 self.stream = Some(Stream {
                     id,

@@ -129,6 +129,11 @@ impl Client {
         id
     }
 
+    /// Writes bytes as they are (a frame with a chosen id, garbage).
+    pub(super) async fn write_raw(&mut self, bytes: &[u8]) {
+        self.io.write_all(bytes).await.unwrap();
+    }
+
     pub(super) async fn recv(&mut self) -> ResponseEnvelope {
         loop {
             if let Some(r) = self.pending.pop_front() {

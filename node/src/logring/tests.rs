@@ -173,3 +173,20 @@ fn the_layer_formats_events_compactly() {
     assert!(r.lines[1].message.starts_with("big blob=zzz"));
     assert!(r.lines[1].message.len() <= MAX_MESSAGE_LEN);
 }
+
+#[test]
+fn a_read_bounded_past_lines_dropped_at_the_lock_still_completes() {
+    let ring = LogRing::new(100, 1 << 20);
+    ring.push(line(LogLevel::Info, "a"));
+    {
+        let _reader = ring.inner.lines.lock().unwrap();
+        ring.push(line(LogLevel::Info, "lost"));
+    }
+    // A stream without follow ends at the total, which counts the lost
+    // line; the next line pushed is numbered past it.
+    let until = ring.stats().total;
+    ring.push(line(LogLevel::Info, "after"));
+    let r = ring.read(0, until, LogLevel::Trace, 100, 1 << 20);
+    assert_eq!(messages(&r), ["a"]);
+    assert_eq!((r.missed, r.next, r.caught_up), (1, until, true));
+}
