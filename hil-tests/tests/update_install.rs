@@ -699,11 +699,12 @@ key = "{key}"
     );
     // At 30 % the node defers the bundle at its next look, and the status
     // record of that result reaches the broker (bounded wait).
-    let deferred_record = || {
+    let result_record = |want: messages::UpdateOutcome| {
         statuses.messages().into_iter().find_map(|m| {
             match field_tools::pull::decode_payload(&m.topic, &m.payload) {
                 Ok(field_tools::pull::Record::Status(s))
-                    if s.cause == messages::StatusCause::UpdateResult =>
+                    if s.cause == messages::StatusCause::UpdateResult
+                        && s.update.last.as_ref().map(|l| l.result) == Some(want) =>
                 {
                     Some(s)
                 }
@@ -711,6 +712,7 @@ key = "{key}"
             }
         })
     };
+    let deferred_record = || result_record(messages::UpdateOutcome::Deferred);
     if published.is_ok() {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while deferred_record().is_none() && std::time::Instant::now() < deadline {
@@ -749,6 +751,14 @@ key = "{key}"
     assert_eq!(result.result, messages::UpdateOutcome::Deferred);
     assert_eq!(result.version, next_version());
     assert_eq!(record.update.model_active, 0);
+    // So did the refusal of the forged bundle at its announce.
+    let refused = result_record(messages::UpdateOutcome::Refused)
+        .unwrap_or_else(|| panic!("no status record of the refusal:\n{text}"));
+    let result = refused.update.last.clone().expect("the result");
+    assert!(
+        result.reason.as_str().starts_with("signatures"),
+        "{result:?}"
+    );
     // Progress came in steps, each further than the one before.
     assert!(reports.len() >= 3, "{reports:?}");
     assert!(

@@ -164,8 +164,45 @@ impl Reporter {
             o.name = name.clone();
             o.version = *version;
         }
-        let mut st = update_status(state);
-        st.last = Some(update_result(&o));
+        self.store(update_status(state), &o, now_ms).await;
+        self.status.shared.update.push_result(Progress {
+            transfer: from.transfer.clone(),
+            kind: o.kind.clone(),
+            name: o.name.clone(),
+            version: o.version,
+            received: from.total,
+            total: from.total,
+            state: o.result.clone(),
+            reason: o.reason.clone(),
+        });
+    }
+
+    /// Reports a bundle refused at its MQTT announce (or while its
+    /// payload arrived): a status record stored at once (priority high).
+    /// The refusal itself was the answer on `update/status`; the bundle
+    /// never reached the drop folder, so the install state is unchanged.
+    pub async fn report_transfer_refused(&self, p: &Progress, now_ms: i64) {
+        let o = Outcome {
+            t_ms: now_ms,
+            kind: if p.kind.is_empty() {
+                "unknown".into()
+            } else {
+                p.kind.clone()
+            },
+            name: p.name.clone(),
+            version: p.version,
+            result: "refused".into(),
+            reason: p.reason.clone(),
+        };
+        crate::tasks::Counters::add(&self.status.counters.updates_refused, 1);
+        self.store(self.status.shared.update.status(), &o, now_ms)
+            .await;
+    }
+
+    /// Records `o` as the last result over `st` and stores a status record
+    /// made for it.
+    async fn store(&self, mut st: UpdateStatus, o: &Outcome, now_ms: i64) {
+        st.last = Some(update_result(o));
         self.status.shared.update.set_status(st);
         let source = self.status.clone();
         let stored = tokio::task::spawn_blocking(move || {
@@ -181,16 +218,6 @@ impl Reporter {
             }
             Err(e) => tracing::error!(error = %e, "update result worker failed"),
         }
-        self.status.shared.update.push_result(Progress {
-            transfer: from.transfer.clone(),
-            kind: o.kind.clone(),
-            name: o.name.clone(),
-            version: o.version,
-            received: from.total,
-            total: from.total,
-            state: o.result.clone(),
-            reason: o.reason.clone(),
-        });
     }
 }
 

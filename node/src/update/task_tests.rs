@@ -55,6 +55,7 @@ struct Rig {
     power: watch::Sender<PowerStatus>,
     updater: Updater,
     live: watch::Receiver<crate::update::live::Settings>,
+    status: StatusSource,
 }
 
 async fn rig(soc: f64) -> Rig {
@@ -114,7 +115,7 @@ async fn rig(soc: f64) -> Rig {
     );
     let (live_tx, live) = crate::update::live::channel();
     updater.set_live_settings(live_tx);
-    updater.set_reporter(Reporter::new(status)).await;
+    updater.set_reporter(Reporter::new(status.clone())).await;
     Rig {
         _dir: dir,
         incoming,
@@ -123,6 +124,7 @@ async fn rig(soc: f64) -> Rig {
         power: power_tx,
         updater,
         live,
+        status,
     }
 }
 
@@ -218,4 +220,35 @@ async fn a_refusal_is_reported_at_priority_high_with_its_reason() {
     assert_eq!(results[0].state, "refused");
     assert!(results[0].reason.starts_with("signatures"));
     assert!(r.live.borrow().is_none());
+}
+
+#[tokio::test]
+async fn a_bundle_refused_at_its_mqtt_announce_is_reported_at_priority_high() {
+    let r = rig(0.9).await;
+    let p = crate::update::receive::Progress {
+        transfer: "0011223344556677".into(),
+        kind: "model".into(),
+        name: "fusion".into(),
+        version: 9,
+        received: 0,
+        total: 100_000,
+        state: "refused".into(),
+        reason: "signatures: 1 valid signature, 2 required".into(),
+    };
+    Reporter::new(r.status.clone())
+        .report_transfer_refused(&p, 1_000)
+        .await;
+    let recs = r.records();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let (s, prio) = &recs[0];
+    assert_eq!(*prio, Priority::High);
+    let last = s.update.last.clone().unwrap();
+    assert_eq!(last.result, UpdateOutcome::Refused);
+    assert_eq!((last.name.as_str(), last.version), ("fusion", 9));
+    // The refusal was the answer on update/status already.
+    assert!(r.shared.update.take_results().is_empty());
+    assert_eq!(
+        crate::tasks::Counters::get(&r.status.counters.updates_refused),
+        1
+    );
 }

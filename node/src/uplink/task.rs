@@ -762,6 +762,13 @@ impl Uplink {
             Ok(p) => {
                 if p.state == "refused" {
                     tracing::warn!(transfer = %p.transfer, reason = %p.reason, "update transfer refused");
+                    // A bundle whose announce was read: reported like any
+                    // refusal (garbage on the topic is only answered).
+                    if !p.transfer.is_empty() {
+                        crate::update::report::Reporter::new(self.status.clone())
+                            .report_transfer_refused(&p, self.time.now_ms())
+                            .await;
+                    }
                 }
                 match serde_json::to_vec(&p) {
                     Ok(bytes) => self.update_replies.push(bytes),
