@@ -361,7 +361,14 @@ pub async fn pull<W: Write>(opts: &PullOptions, sink: &mut Sink<W>) -> Result<()
     let mut backoff = Backoff::new(500, 30_000);
     let mut ever_connected = false;
     let mut subscribed = false;
+    let mut unacked: std::collections::VecDeque<rumqttc::Publish> = Default::default();
     loop {
+        while let Some(p) = unacked.front() {
+            if client.try_ack(p).is_err() {
+                break;
+            }
+            unacked.pop_front();
+        }
         let polled = match (opts.idle_exit, subscribed) {
             (Some(idle), true) => match tokio::time::timeout(idle, eventloop.poll()).await {
                 Ok(p) => p,
@@ -399,9 +406,9 @@ pub async fn pull<W: Write>(opts: &PullOptions, sink: &mut Sink<W>) -> Result<()
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 sink.accept(&p.topic, &p.payload)?;
                 // Acknowledge only what is written (or deliberately dropped).
-                if let Err(e) = client.try_ack(&p) {
-                    eprintln!("field-tools pull: ack request failed: {e}");
-                }
+                // A backlog arrives faster than the event loop takes requests:
+                // an ack that does not fit waits for the next turn, in order.
+                unacked.push_back(p);
             }
             Ok(_) => {}
             Err(e) if !ever_connected => {
@@ -411,6 +418,9 @@ pub async fn pull<W: Write>(opts: &PullOptions, sink: &mut Sink<W>) -> Result<()
                 });
             }
             Err(e) => {
+                // The broker sends unacknowledged messages again after a
+                // reconnect; acks of the old connection's packet ids are void.
+                unacked.clear();
                 let delay = backoff.next_delay(&mut rand::rng());
                 eprintln!(
                     "field-tools pull: connection lost ({}); retrying in {} ms",
