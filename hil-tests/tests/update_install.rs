@@ -442,6 +442,37 @@ credits_per_month = 10000
         after["events_uncertain"].as_u64().unwrap() > before["events_uncertain"].as_u64().unwrap(),
         "before {before}\nafter {after}"
     );
+    // The install's status record (priority high) goes by satellite: a run
+    // with the modem drains the outbox, and the packed messages carry it
+    // whole, update part included.
+    let out = common::node_run(
+        Path::new(DEMO),
+        &node.data(),
+        &["--speed", "max", "--config"],
+    )
+    .arg(node.config_with(0.9, &sbd))
+    .env("RUST_LOG", "info")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    let delivered = emu.delivered();
+    assert!(delivered.iter().all(|m| m.len() <= 340));
+    let installed = delivered
+        .iter()
+        .filter_map(|m| messages::unpack(m, "node").ok())
+        .flatten()
+        .find_map(|m| match m {
+            messages::Message::Status(s) if s.cause == messages::StatusCause::UpdateResult => {
+                Some(s)
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no update result by satellite\n{stderr}"));
+    assert_eq!(installed.update.settings, 1, "{installed:?}");
+    let last = installed.update.last.clone().unwrap();
+    assert_eq!(last.kind, messages::BundleKindCode::Settings);
+    assert_eq!(last.result, messages::UpdateOutcome::Installed);
 }
 
 #[test]
