@@ -43,7 +43,9 @@ pub struct Progress {
     /// Payload length.
     pub total: u64,
     /// `receiving`, `queued` (complete, handed to the update task) or
-    /// `refused`.
+    /// `refused`; in a result report ([`super::report`]) the install's
+    /// result: `on_trial`, `installed`, `rolled_back`, `refused` or
+    /// `deferred`.
     pub state: String,
     /// Why, when refused.
     pub reason: String,
