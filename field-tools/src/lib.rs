@@ -19,6 +19,7 @@
 pub mod bridge;
 pub mod events;
 pub mod link;
+mod newfile;
 pub mod pki;
 pub mod pull;
 pub mod score;

@@ -5,13 +5,14 @@
 //! one (mosquitto's default queue of 1,000 would drop most), and a node
 //! cannot publish as another node.
 
+mod common;
+
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use field_tools::pull::{PullFormat, PullOptions, Sink, pull, read_seen};
 use hil_tests::mosquitto::free_port;
 use messages::{EventClass, EventJson, EventRecord, ModelVersion, Permille};
 use uplink::mqtt::TlsFiles;
@@ -134,28 +135,14 @@ fn tls(pki: &Path, role: &str, name: &str) -> TlsFiles {
 }
 
 fn pull_once(port: u16, researcher: &TlsFiles, out: &Path) {
-    let opts = PullOptions {
-        broker: format!("mqtts://localhost:{port}"),
-        tls: Some(researcher.clone()),
-        prefix: "field".into(),
-        node: "all".into(),
-        since_ms: None,
-        format: PullFormat::Jsonl,
-        client_id: "deploy-pull".into(),
-        idle_exit: Some(Duration::from_secs(2)),
-    };
-    let (seen, header) = read_seen(out, PullFormat::Jsonl).expect("read out");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out)
-        .expect("open out");
-    let mut sink = Sink::new(file, PullFormat::Jsonl, None, seen, header);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    rt.block_on(pull(&opts, &mut sink)).expect("pull");
+    let url = format!("mqtts://localhost:{port}");
+    common::pull::pull_jsonl(
+        &url,
+        researcher.clone(),
+        "deploy-pull",
+        out,
+        Duration::from_secs(2),
+    );
 }
 
 /// Publishes one JSON event per line at QoS 1 (`mosquitto_pub -l`).

@@ -2,10 +2,11 @@
 //! receives what was published while pull was not running, and duplicates
 //! are dropped. Also the env-gated drain measurement of the MQTT link.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use field_tools::pull::{PullFormat, PullOptions, Sink, pull, read_seen};
 use hil_tests::mosquitto::{Broker, BrokerOptions, ClientFiles, RESEARCHER, publish};
 use messages::{
     EventClass, EventJson, EventRecord, KeyFeatures, ModalityScores, ModelVersion, Permille,
@@ -35,29 +36,13 @@ fn event(node: &str, id: u64) -> EventRecord {
 }
 
 fn run_pull(broker: &Broker, researcher: &ClientFiles, out: &std::path::Path) -> u64 {
-    let opts = PullOptions {
-        broker: broker.url(),
-        tls: Some(tls(researcher)),
-        prefix: "field".into(),
-        node: "all".into(),
-        since_ms: None,
-        format: PullFormat::Jsonl,
-        client_id: "pull-test".into(),
-        idle_exit: Some(Duration::from_secs(1)),
-    };
-    let (seen, header) = read_seen(out, PullFormat::Jsonl).expect("read out");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out)
-        .expect("open out");
-    let mut sink = Sink::new(file, PullFormat::Jsonl, None, seen, header);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    rt.block_on(pull(&opts, &mut sink)).expect("pull");
-    sink.summary.duplicates
+    common::pull::pull_jsonl(
+        &broker.url(),
+        tls(researcher),
+        "pull-test",
+        out,
+        Duration::from_secs(1),
+    )
 }
 
 fn lines(out: &std::path::Path) -> Vec<EventJson> {

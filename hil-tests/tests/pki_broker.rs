@@ -5,11 +5,12 @@
 //! receives it with the researcher's. A node's certificate cannot publish
 //! as another node.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use field_tools::pull::{PullFormat, PullOptions, Sink, pull, read_seen};
 use hil_tests::mosquitto::{Broker, BrokerOptions, ClientFiles, RESEARCHER, publish};
 use messages::{EventClass, EventJson, EventRecord, ModelVersion, Permille};
 use uplink::mqtt::TlsFiles;
@@ -57,33 +58,12 @@ fn event(node: &str, id: u64) -> EventRecord {
 }
 
 fn pull_once(broker: &Broker, researcher: &ClientFiles, out: &Path) {
-    let opts = PullOptions {
-        broker: broker.url(),
-        tls: Some(TlsFiles {
-            ca: researcher.ca.clone(),
-            cert: researcher.cert.clone(),
-            key: researcher.key.clone(),
-        }),
-        prefix: "field".into(),
-        node: "all".into(),
-        since_ms: None,
-        format: PullFormat::Jsonl,
-        client_id: "pki-pull".into(),
-        idle_exit: Some(Duration::from_secs(1)),
+    let tls = TlsFiles {
+        ca: researcher.ca.clone(),
+        cert: researcher.cert.clone(),
+        key: researcher.key.clone(),
     };
-    let (seen, header) = read_seen(out, PullFormat::Jsonl).expect("read out");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out)
-        .expect("open out");
-    let mut sink = Sink::new(file, PullFormat::Jsonl, None, seen, header);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    rt.block_on(pull(&opts, &mut sink))
-        .expect("pull over rustls with the PKI's certificate");
+    common::pull::pull_jsonl(&broker.url(), tls, "pki-pull", out, Duration::from_secs(1));
 }
 
 #[test]

@@ -1,6 +1,5 @@
 //! Writing PKI files: never replacing one, keys readable by their owner only.
 
-use std::io::Write;
 use std::path::Path;
 
 use super::PkiError;
@@ -32,23 +31,11 @@ pub fn create_private_dir(path: &Path) -> Result<(), PkiError> {
 /// Creates `path` (never replacing a file), writes and syncs it; `secret`
 /// files get mode 0600 on unix.
 pub fn write_new(path: &Path, bytes: &[u8], secret: bool) -> Result<(), PkiError> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(if secret { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    let mut file = opts.open(path).map_err(|e| {
+    crate::newfile::create_new(path, bytes, secret).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             PkiError::Exists(path.to_path_buf())
         } else {
             io(path)(e)
         }
-    })?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io(path))
+    })
 }

@@ -4,7 +4,6 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use models::bundle::keys::{generate as key_from_seed, public_to_text, secret_to_text};
@@ -99,16 +98,7 @@ pub fn generate_from_seed(prefix: &Path, seed: [u8; 32]) -> Result<Generated, Up
 /// Creates `path` (never replacing a file), writes and syncs it; `secret`
 /// files are readable by their owner only.
 fn write_new(path: &Path, bytes: &[u8], secret: bool) -> Result<(), UpdateError> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(if secret { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    let mut file = opts.open(path).map_err(|e| {
+    crate::newfile::create_new(path, bytes, secret).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             UpdateError::Usage(format!(
                 "{}: already exists; refusing to overwrite a key",
@@ -117,10 +107,7 @@ fn write_new(path: &Path, bytes: &[u8], secret: bool) -> Result<(), UpdateError>
         } else {
             UpdateError::io(path, e)
         }
-    })?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| UpdateError::io(path, e))
+    })
 }
 
 #[cfg(test)]

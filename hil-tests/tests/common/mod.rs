@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test file uses a part
 
+pub mod pull;
 pub mod update;
 
 use std::path::Path;
