@@ -324,6 +324,29 @@ mod tests {
     }
 
     #[test]
+    fn new_thresholds_and_cadences_apply_from_the_next_reading() {
+        let mut p = PowerPolicy::new(PolicyConfig::default());
+        let s = p.update(at(0.8));
+        assert_eq!(s.camera_interval_ms, Some(500));
+        assert!(s.decide(Step::Install).allowed());
+        p.set_config(PolicyConfig {
+            camera_interval_ms: 7_000,
+            update_min_soc: 0.9,
+            ..PolicyConfig::default()
+        });
+        assert_eq!(p.mode(), PowerMode::Normal);
+        let s = p.update(at(0.8));
+        assert_eq!(s.camera_interval_ms, Some(7_000));
+        assert!(!s.decide(Step::Install).allowed());
+        // A mode threshold moved above the charge changes the mode.
+        p.set_config(PolicyConfig {
+            saver_below_soc: 0.85,
+            ..PolicyConfig::default()
+        });
+        assert_eq!(p.update(at(0.8)).mode, PowerMode::Saver);
+    }
+
+    #[test]
     fn installs_wait_for_normal_mode_and_enough_charge() {
         let mut p = PowerPolicy::new(PolicyConfig::default());
         assert!(p.update(at(0.8)).decide(Step::Install).allowed());

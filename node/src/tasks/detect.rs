@@ -544,4 +544,36 @@ mod tests {
         assert_eq!(Counters::get(&counters.bursts), 1);
         assert_eq!(Counters::get(&counters.bursts_skipped), 1);
     }
+
+    #[test]
+    fn installed_settings_change_thresholds_and_exclusions_before_the_next_burst() {
+        let (_tx, rx) = watch::channel(status(0.9));
+        let counters = Arc::new(Counters::default());
+        let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
+        let (live_tx, live_rx) = crate::update::live::channel();
+        let mut stage = DetectStage::new(det, Some(Box::new(Fixed)), rx, counters.clone(), &[])
+            .with_live_settings(live_rx);
+        let f = [EventFeatures::default()];
+        let verdict = |stage: &mut DetectStage| {
+            stage.poll_settings();
+            let c = stage.classify(vec![detection()], &f).remove(0);
+            let c = stage.apply_threshold(c);
+            (c.detection.class, stage.keep(&c))
+        };
+        assert_eq!(verdict(&mut stage), (EventClass::Wildlife, true));
+        let mut cfg = crate::config::Config::default();
+        cfg.fusion.thresholds.insert("wildlife".into(), 0.95);
+        live_tx.send_replace(Some(Arc::new(crate::update::live::LiveSettings::of(
+            &cfg, 2,
+        ))));
+        assert_eq!(verdict(&mut stage), (EventClass::Unknown, true));
+        assert_eq!(Counters::get(&counters.events_uncertain), 1);
+        cfg.fusion.thresholds.insert("wildlife".into(), 0.5);
+        cfg.fusion.exclude = vec!["wildlife".into()];
+        live_tx.send_replace(Some(Arc::new(crate::update::live::LiveSettings::of(
+            &cfg, 3,
+        ))));
+        assert_eq!(verdict(&mut stage), (EventClass::Wildlife, false));
+        assert_eq!(Counters::get(&counters.events_excluded), 1);
+    }
 }
