@@ -13,8 +13,14 @@
 //! - the first errors (no such port, no answer, no such socket);
 //! - over a serial line (two pseudo-terminal pairs and a relay between
 //!   them, so the test can inject line noise): garbage before a request,
-//!   and between sessions, and the requests are still answered; the node
-//!   counts the bad frames.
+//!   and between sessions, and the requests (`hello`, `status`, `logs`,
+//!   `uplink status`, `outbox`) are still answered; the node counts the
+//!   bad frames;
+//! - `logs`, `probe`, `uplink status`, `uplink flush`, `outbox` and
+//!   `reboot` over the socket on a node whose uplink runs, the control
+//!   commands refused without a key; the node exits with 75 after
+//!   `reboot`, its store intact;
+//! - `ports` and `--port auto`.
 
 mod common;
 
@@ -427,6 +433,17 @@ fn a_serial_link_answers_through_line_noise() {
     let status: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(status["node_id"], "node-p");
 
+    // The log stream and the uplink's state over the same line, with noise
+    // before the request.
+    *noise.lock().unwrap() = vec![0x00, 0x99, 0x98, 0x00];
+    let lines = log_lines(&link(&target, &["--json", "logs", "--lines", "5"]));
+    assert_eq!(lines.len(), 5);
+    let o = link(&target, &["--json", "uplink", "status"]);
+    assert!(o.status.success(), "uplink status: {}", explain(&o));
+    assert_eq!(json_of(&o)["links"][0]["state"], "disabled");
+    let o = link(&target, &["--json", "outbox"]);
+    assert!(o.status.success(), "outbox: {}", explain(&o));
+
     // The node takes SIGINT as a clean stop once its pipeline runs.
     node.wait_log("every sensor ended");
     let log = node.stop();
@@ -822,6 +839,49 @@ fn logs_probe_uplink_and_reboot_with_the_real_node() {
     let o = link(&target, &["logs", "--lines", "3"]);
     assert!(o.status.success(), "{}", explain(&o));
     assert_eq!(stdout(&o).lines().count(), 3, "{}", explain(&o));
+
+    // Follow: a line the node logs later (another session opening)
+    // arrives on the open stream.
+    let opened = |node: &Node| node.log_text().matches("log stream opened").count();
+    let streams_before = opened(&node);
+    let mut follow = Command::new(FIELD_TOOLS)
+        .args(["link", "--socket", socket.to_str().unwrap()])
+        .args(["--json", "logs", "--lines", "0", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + NODE_LIMIT;
+    while opened(&node) == streams_before {
+        assert!(Instant::now() < deadline, "{}", node.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = link(&target, &["hello"]);
+    assert!(o.status.success(), "{}", explain(&o));
+    let deadline = Instant::now() + NODE_LIMIT;
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the followed log shows the new session");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("field link session opened"))
+        {
+            break;
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
 
     // The uplink's state, read while it runs.
     let o = link(&target, &["--json", "uplink", "status"]);
