@@ -719,15 +719,21 @@ key = "{key}"
                 .is_none()
     );
     let t0 = std::time::Instant::now();
+    let mut to_queued = None;
     let published = rt.block_on(field_tools::update::publish::publish(&opts, &bytes, |p| {
+        if p.state == "queued" {
+            to_queued = Some((reports.len() + 1, t0.elapsed()));
+        }
         reports.push(p.clone())
     }));
-    eprintln!(
-        "published {} bytes in {} reports, {:.0} ms",
-        bytes.len(),
-        reports.len(),
-        t0.elapsed().as_secs_f64() * 1e3
-    );
+    if let Some((n, t)) = to_queued {
+        eprintln!(
+            "published {} bytes in {n} reports, {:.0} ms to queued; the result after {:.0} ms",
+            bytes.len(),
+            t.as_secs_f64() * 1e3,
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+    }
     // At 30 % the node defers the bundle at its next look, and the status
     // record of that result reaches the broker (bounded wait).
     let result_record = |want: messages::UpdateOutcome| {
