@@ -113,6 +113,52 @@ mod tests {
     }
 
     #[test]
+    fn an_update_result_by_satellite_reaches_the_status_topic_whole() {
+        let status = messages::StatusRecord {
+            id: 6,
+            node_id: "n7".into(),
+            time_ms: 1_780_000_000_000,
+            uptime_s: 10,
+            battery_permille: 900,
+            battery_mv: 0,
+            power_mode: messages::PowerModeCode::Normal,
+            air_temp_c100: None,
+            board_temp_c100: None,
+            sensors: Default::default(),
+            queue: [0, 0, 1, 0],
+            drops: Default::default(),
+            model: ModelVersion(4),
+            last_contact_ms: None,
+            cause: messages::StatusCause::UpdateResult,
+            update: messages::UpdateStatus {
+                model_active: 4,
+                model_staged: None,
+                settings: 0,
+                last: Some(messages::UpdateResult {
+                    kind: messages::BundleKindCode::Model,
+                    name: messages::ShortText::new("fusion"),
+                    version: 5,
+                    result: messages::UpdateOutcome::RolledBack,
+                    reason: messages::ShortText::new("self_test: vector 2 differs"),
+                }),
+            },
+        };
+        let records = vec![
+            Message::Event(event(5, "n7")),
+            Message::Status(status.clone()),
+        ];
+        let packed = messages::pack(&records, 340).expect("packs");
+        let back = decode(&packed.bytes, "n7").expect("decodes");
+        assert_eq!(back, records);
+        let out = to_publishes(&back, "field", "n7");
+        assert_eq!(out[1].topic, "field/n7/status");
+        assert_eq!(
+            crate::pull::decode_payload(&out[1].topic, &out[1].payload).expect("pull reads it"),
+            crate::pull::Record::Status(status)
+        );
+    }
+
+    #[test]
     fn garbage_and_truncation_are_errors() {
         let records: Vec<Message> = (1..=3).map(|i| Message::Event(event(i, "n7"))).collect();
         let packed = messages::pack(&records, 340).expect("packs").bytes;
