@@ -44,6 +44,9 @@ pub fn update_result(o: &Outcome) -> UpdateResult {
     }
 }
 
+/// Results kept for `update/status` while MQTT is down.
+pub const RESULTS_KEPT: usize = 32;
+
 /// What the update task shares with the status records and the uplink.
 #[derive(Debug, Default)]
 pub struct UpdateShared {
@@ -66,12 +69,15 @@ impl UpdateShared {
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = s;
     }
 
-    /// Queues a result for `update/status` and wakes the uplink.
+    /// Queues a result for `update/status` and wakes the uplink. At most
+    /// [`RESULTS_KEPT`] wait (the oldest go first): a node whose MQTT link
+    /// stays down keeps its results in the outbox, not in memory.
     pub fn push_result(&self, p: Progress) {
-        self.results
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(p);
+        let mut r = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        r.push(p);
+        let over = r.len().saturating_sub(RESULTS_KEPT);
+        r.drain(..over);
+        drop(r);
         self.ready.notify_one();
     }
 
@@ -313,6 +319,12 @@ mod tests {
         let states: Vec<String> = s.take_results().into_iter().map(|p| p.state).collect();
         assert_eq!(states, ["on_trial", "installed"]);
         assert!(s.take_results().is_empty());
+        for i in 0..RESULTS_KEPT + 5 {
+            s.push_result(p(&format!("r{i}")));
+        }
+        let kept = s.take_results();
+        assert_eq!(kept.len(), RESULTS_KEPT);
+        assert_eq!(kept[0].state, "r5");
     }
 
     #[test]
