@@ -20,6 +20,8 @@
 //!   `reboot` over the socket on a node whose uplink runs, the control
 //!   commands refused without a key; the node exits with 75 after
 //!   `reboot`, its store intact;
+//! - `uplink status` and `uplink flush` following a live MQTT link to a
+//!   real broker, and the broker stopped;
 //! - `ports` and `--port auto`.
 
 mod common;
@@ -1003,4 +1005,95 @@ fn ports_are_listed_and_auto_explains_itself() {
         "{}",
         explain(&o)
     );
+}
+
+/// Polls `field-tools link --json ARGS` until `done` holds for its output
+/// (bounded by `NODE_LIMIT`; the node's log is shown when it is reached).
+fn poll_json(
+    node: &Node,
+    target: &[&str],
+    args: &[&str],
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + NODE_LIMIT;
+    loop {
+        let o = link(target, args);
+        assert!(o.status.success(), "{args:?}: {}", explain(&o));
+        let v = json_of(&o);
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{args:?} never reached the state wanted: {v}\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The uplink's live state over the link with a real broker: MQTT up,
+/// deliveries counted and dated, a flush answered with the round it
+/// started; the broker stopped: MQTT down with the connection's error.
+#[test]
+fn uplink_status_follows_a_live_mqtt_link() {
+    use hil_tests::mosquitto::{Broker, BrokerOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let scene = scene(tmp.path());
+    let mut broker = Broker::start(BrokerOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let files = broker.client_files("node-u").expect("client certificate");
+    let socket = tmp.path().join("link.sock");
+    let (good, good_public) = technician_key(tmp.path(), "good.key", 1);
+    let config = tmp.path().join("fieldnode.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nid = \"node-u\"\n\n[fieldlink]\nsocket = \"{}\"\ntechnician_keys = [\"{good_public}\"]\n\n[uplink]\nenabled = true\n\n[uplink.mqtt]\nhost = \"127.0.0.1\"\nport = {}\nconnect_timeout_s = 5\nreconnect_min_ms = 100\nreconnect_max_ms = 500\n[uplink.mqtt.tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            socket.display(),
+            broker.port(),
+            files.ca.display(),
+            files.cert.display(),
+            files.key.display(),
+        ),
+    )
+    .unwrap();
+    let node = Node::start(
+        &scene,
+        &tmp.path().join("data"),
+        &config,
+        tmp.path().join("node.log"),
+    );
+    let target = ["--socket", socket.to_str().unwrap()];
+    let keyed = [
+        "--socket",
+        socket.to_str().unwrap(),
+        "--key",
+        good.to_str().unwrap(),
+    ];
+    let deadline = Instant::now() + NODE_LIMIT;
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "{}", node.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let up = poll_json(&node, &target, &["--json", "uplink", "status"], |v| {
+        v["links"][0]["state"] == "up" && v["links"][0]["last_success_ms"].is_i64()
+    });
+    assert_eq!(up["links"][1]["state"], "disabled", "{up}");
+    assert!(up["links"][0]["last_error"].is_null(), "{up}");
+    poll_json(&node, &target, &["--json", "outbox"], |v| {
+        v["delivered_since_start"].as_u64().is_some_and(|n| n > 0)
+    });
+    let o = link(&keyed, &["--json", "uplink", "flush"]);
+    assert!(o.status.success(), "flush: {}", explain(&o));
+    let f = json_of(&o);
+    let action = f["round"]["action"].as_str().unwrap_or_default();
+    assert!(["mqtt", "wait"].contains(&action), "{f}");
+
+    broker.stop();
+    let down = poll_json(&node, &target, &["--json", "uplink", "status"], |v| {
+        v["links"][0]["state"] == "down"
+    });
+    assert!(down["links"][0]["last_error"].is_string(), "{down}");
+    node.stop();
 }
