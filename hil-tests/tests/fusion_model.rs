@@ -94,7 +94,11 @@ fn the_model_classifies_unseen_scenes() {
         assert!(c.f1 >= 0.85, "{preset}: {class} F1 {:.2}", c.f1);
         assert!(!r.events.is_empty());
         for e in &r.events {
-            assert_eq!(e.model, ModelVersion(3), "{e:?}");
+            assert_eq!(
+                e.model,
+                ModelVersion(common::update::base_version() as u32),
+                "{e:?}"
+            );
             // Every modality of these scenes was present: each has a measured
             // contribution, and the winning class's confidence is a probability.
             assert!(

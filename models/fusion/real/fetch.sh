@@ -107,6 +107,13 @@ for f in "$ex/megaglest/$mg"/tilesets/*/sounds/*; do
     sox -V1 "$f" -D -b 16 -c 1 "$ex/megaglest-wav/$ts-${b%.*}.wav"
 done
 
+# Machine recordings committed in clips/machinery/ (Ogg Vorbis, 16 kHz mono)
+mkdir -p "$ex/machinery-wav"
+for f in "$here"/clips/machinery/*.ogg; do
+    b="$(basename "$f")"
+    sox -V1 "$f" -D -b 16 -c 1 "$ex/machinery-wav/${b%.ogg}.wav"
+done
+
 # --- convert, write the manifest -----------------------------------------
 "$py" "$here/realclips.py" build "$ex" "$here/clips" "$out"
 
@@ -124,5 +131,6 @@ cp "$ex/megaglest/$mg/docs/AUTHORS.data.txt" "$lic/megaglest-AUTHORS.data.txt"
 dpkg-deb --fsys-tarfile "$dl/megaglest-data_3.13.0-3_all.deb" |
     tar -xO ./usr/share/doc/megaglest-data/copyright > "$lic/megaglest-data-copyright"
 cp "$here/clips/scikit-maad/ATTRIBUTION.md" "$lic/scikit-maad-ATTRIBUTION.md"
+cp "$here/clips/machinery/SOURCES.md" "$lic/machinery-SOURCES.md"
 rm -rf "$ex"
 echo "clips and manifest: $out/clips.csv"

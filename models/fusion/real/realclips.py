@@ -127,6 +127,34 @@ SOURCES = {
     "opensfx": (None, "openttd-opensfx 1.0.3-2 (Debian), OpenSFX 1.0.3; per-sound author in the attribution column"),
     "megaglest": ("CC-BY-SA-3.0", "megaglest-data 3.13.0-3 (Debian), tileset ambient sounds, The MegaGlest Team and contributors (docs/AUTHORS.data.txt)"),
     "scikit-maad": ("BSD-3-Clause", "scikit-maad repository data/ (commit a726add), see clips/scikit-maad/ATTRIBUTION.md"),
+    "tumult": ("CC0-1.0", "consint/Tumult repository Samples/machine/ (commit 723c05f), Freesound recordings; see clips/machinery/SOURCES.md"),
+    "openclonk": (None, "openclonk/openclonk repository planet/ (commit db975b4), Freesound recordings; see clips/machinery/SOURCES.md"),
+}
+
+# Machine recordings committed in clips/machinery/ (16 kHz mono Ogg Vorbis,
+# decoded by fetch.sh): name -> (split, source, licence, original recording).
+# Split by machine: each machine's sounds are on one side only.
+MACHINERY = {
+    "tumult-computer-fan": ("train", "tumult", "CC0-1.0", "Gutek, freesound.org/s/350928"),
+    "tumult-dough-machine": ("train", "tumult", "CC0-1.0", "frenkfurth, freesound.org/s/650536"),
+    "tumult-fridge-kitchen": ("train", "tumult", "CC0-1.0", "TRP, freesound.org/s/616830"),
+    "tumult-fridge-loud": ("train", "tumult", "CC0-1.0", "TRP, freesound.org/s/573933"),
+    "tumult-furnace-pump": ("train", "tumult", "CC0-1.0", "kyles, freesound.org/s/454030"),
+    "tumult-letter-sorter": ("train", "tumult", "CC0-1.0", "SortsApostata, freesound.org/s/233594"),
+    "tumult-oven": ("train", "tumult", "CC0-1.0", "felixdembinski, freesound.org/s/659645"),
+    "tumult-washing-machine": ("train", "tumult", "CC0-1.0", "afnan808, freesound.org/s/384121"),
+    "tumult-air-conditioning": ("eval", "tumult", "CC0-1.0", "felix.blume, freesound.org/s/711101"),
+    "tumult-vending-machine": ("eval", "tumult", "CC0-1.0", "HECKFRICKER, freesound.org/s/730438"),
+    "openclonk-elevator": ("train", "openclonk", "CC-BY-3.0", "pempi, freesound.org/s/33873"),
+    "openclonk-drilling": ("train", "openclonk", "CC-BY-3.0", "jenc, freesound.org/s/519"),
+    "openclonk-electrical": ("train", "openclonk", "CC-BY-3.0", "Halleck, freesound.org/s/19483"),
+    "openclonk-furnace": ("train", "openclonk", "CC0-1.0", "tc630, freesound.org/s/47835"),
+    "openclonk-sawmill-ripcut": ("train", "openclonk", "CC0-1.0", "kolczok, freesound.org/s/198988"),
+    "openclonk-sawmill-engine": ("train", "openclonk", "CC0-1.0", "gthall, freesound.org/s/222808"),
+    "openclonk-steam-engine": ("train", "openclonk", "CC0-1.0", "BenNevis, freesound.org/s/203175"),
+    "openclonk-fan": ("eval", "openclonk", "CC-BY-3.0", "Cambra, freesound.org/s/102710"),
+    "openclonk-pumpjack": ("eval", "openclonk", "CC0-1.0", "felix.blume, freesound.org/s/203990"),
+    "openclonk-wheels": ("eval", "openclonk", "CC-BY-3.0", "earthsounds, freesound.org/s/101486"),
 }
 
 # OpenSFX sounds used, by index in opensfx.cat: (class, split, short name).
@@ -306,6 +334,15 @@ def build(extracted, committed, out):
         x, sr = read_wav(p)
         add(x, sr, f"scikit-maad/{name}", "scikit-maad", cls, split,
             "scikit-maad-" + name[:-4], maad_attribution(name))
+
+    # Machine recordings committed in clips/machinery/, decoded by fetch.sh
+    for name, (split, source, lic, origin) in sorted(MACHINERY.items()):
+        x, sr = read_wav(os.path.join(extracted, "machinery-wav", name + ".wav"))
+        before = len(rows)
+        add(x, sr, f"machinery/{name}.wav", source, "machinery", split, name,
+            f"{origin} ({lic}), via {SOURCES[source][1].split(',')[0]}")
+        if len(rows) > before:
+            rows[-1]["licence"] = lic
 
     fields = ["path", "source", "licence", "class", "duration_s", "split", "group", "attribution"]
     with open(os.path.join(out, "clips.csv"), "w", newline="") as f:
