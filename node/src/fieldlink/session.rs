@@ -345,7 +345,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     id,
                     error(
                         ErrorCode::UnknownRequest,
-                        "the request did not decode: unknown to this node (field-link 1.0) or malformed",
+                        format!(
+                            "the request did not decode: unknown to this node (field-link {}) or malformed",
+                            link::version_string(PROTOCOL_VERSION)
+                        ),
                     ),
                 )
                 .await

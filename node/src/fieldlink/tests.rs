@@ -313,7 +313,9 @@ async fn another_major_version_is_refused_and_naming_both() {
         Response::Error(e) => {
             assert_eq!(e.code, ErrorCode::BadVersion);
             assert!(
-                e.message.contains("1.0") && e.message.contains("2.3"),
+                e.message.contains(&messages::link::version_string(
+                    messages::link::PROTOCOL_VERSION
+                )) && e.message.contains("2.3"),
                 "{}",
                 e.message
             );
