@@ -231,7 +231,7 @@ fn field_tools_link_reads_a_running_node_over_its_socket() {
     let o = link(&target, &["hello"]);
     assert!(o.status.success(), "hello: {}", explain(&o));
     assert!(stdout(&o).contains("node-l"), "{}", explain(&o));
-    assert!(stdout(&o).contains("field-link 1.1"), "{}", explain(&o));
+    assert!(stdout(&o).contains("field-link 1.2"), "{}", explain(&o));
 
     let o = link(&target, &["--json", "status"]);
     assert!(o.status.success(), "status: {}", explain(&o));

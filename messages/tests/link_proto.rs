@@ -322,6 +322,19 @@ fn all_responses() -> Vec<Response> {
             code: "rollback".into(),
             reason: "version 3 is not above the installed 4".into(),
         }),
+        Response::BundleCommitted(BundleOutcome::Installed {
+            reason: "applied".into(),
+        }),
+        Response::BundleCommitted(BundleOutcome::OnTrial {
+            reason: "self-test passed".into(),
+        }),
+        Response::BundleCommitted(BundleOutcome::Deferred {
+            reason: "battery at 30%, below 50%".into(),
+        }),
+        Response::BundleCommitted(BundleOutcome::RolledBack {
+            code: "self_test".into(),
+            reason: "vector 2 differs".into(),
+        }),
         Response::Rebooting { after_ms: 1_000 },
     ]
 }
@@ -498,8 +511,8 @@ fn the_hello_and_the_error_reply_keep_their_bytes() {
 #[test]
 fn versions() {
     assert_eq!(protocol_major(PROTOCOL_VERSION), 1);
-    assert_eq!(protocol_minor(PROTOCOL_VERSION), 1);
-    assert_eq!(version_string(PROTOCOL_VERSION), "1.1");
+    assert_eq!(protocol_minor(PROTOCOL_VERSION), 2);
+    assert_eq!(version_string(PROTOCOL_VERSION), "1.2");
     assert_eq!(version_string(0x0203), "2.3");
     assert!(is_compatible(PROTOCOL_VERSION));
     assert!(is_compatible(0x01FF), "a newer minor version is compatible");

@@ -254,14 +254,23 @@ pub async fn run_node(
     // Update results reach the operator as status records (and on the
     // MQTT `update/status` topic); every status record carries the
     // installed versions and the last result.
-    shared.update.set_status(crate::update::report::update_status(
-        installer.lock().unwrap_or_else(|e| e.into_inner()).state(),
-    ));
+    shared
+        .update
+        .set_status(crate::update::report::update_status(
+            installer.lock().unwrap_or_else(|e| e.into_inner()).state(),
+        ));
     // Settings installed while the node runs apply to the detect and power
     // tasks at once.
     let (live_tx, live_rx) = crate::update::live::channel();
+    // Bundles pushed over the field link reach the same update task.
+    let handoff = updater
+        .as_ref()
+        .map(|_| Arc::new(crate::update::handoff::Handoff::default()));
     let first_trial = match updater.as_mut() {
         Some(u) => {
+            if let Some(h) = &handoff {
+                u.set_handoff(h.clone());
+            }
             u.set_live_settings(live_tx);
             let reporter = crate::update::report::Reporter::new(status_source.clone());
             u.set_reporter(reporter).await;
@@ -275,6 +284,7 @@ pub async fn run_node(
         &status_source,
         clock.clone(),
         reboot.clone(),
+        handoff,
     );
     let uplink = if cfg.uplink.enabled {
         let mut ucfg = cfg.uplink.clone();

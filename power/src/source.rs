@@ -24,6 +24,18 @@ pub struct PowerReading {
     pub battery_mv: Option<u32>,
 }
 
+impl PowerReading {
+    /// True when the node runs on an external supply: the charge input
+    /// (`solar_w`: what the charge controller delivers, from the panel or
+    /// a technician's charger on the same input) exceeds the load, so the
+    /// battery charges rather than discharges. The reading has no separate
+    /// charger signal; this is the narrowest sign of one it carries, and
+    /// an install on it spends no battery charge.
+    pub fn external_supply(&self) -> bool {
+        self.solar_w.is_finite() && self.load_w.is_finite() && self.solar_w > self.load_w
+    }
+}
+
 /// Energy spent by costly steps since the previous reading.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EnergyUse {
@@ -295,6 +307,21 @@ mod tests {
     use super::*;
 
     const NOON: i64 = 1_780_000_000_000 - 1_780_000_000_000 % 86_400_000 + 13 * 3_600_000;
+
+    #[test]
+    fn external_supply_is_a_charge_input_above_the_load() {
+        let r = |solar_w, load_w| PowerReading {
+            t_ms: 0,
+            soc: 0.3,
+            solar_w,
+            load_w,
+            battery_mv: None,
+        };
+        assert!(r(20.0, 3.0).external_supply());
+        assert!(!r(3.0, 3.0).external_supply());
+        assert!(!r(0.0, 3.0).external_supply());
+        assert!(!r(f64::NAN, 3.0).external_supply());
+    }
 
     #[test]
     fn no_sun_at_night_and_most_at_midday() {

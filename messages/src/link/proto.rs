@@ -673,29 +673,65 @@ pub enum BundlePush {
     },
 }
 
-/// When a queued bundle will be installed.
+/// When a queued bundle will be installed ([`BundleOutcome::Queued`]).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InstallWhen {
-    /// Now (the power policy allows it, or `force_power`).
+    /// As soon as the node's update task takes it (a 1.2 node sends
+    /// `Queued` only with this: the task had not decided within the node's
+    /// wait, e.g. while a model runs its trial).
     Now,
-    /// When the power policy allows it.
+    /// When the power policy allows it (not sent by a 1.2 node: it answers
+    /// [`BundleOutcome::Deferred`] with the reason).
     Deferred,
-    /// A settings bundle: from the node's next start.
+    /// From the node's next start (not sent by a 1.2 node: settings apply
+    /// at once).
     NextStart,
 }
 
-/// [`Response::BundleCommitted`].
+/// [`Response::BundleCommitted`]: what the node's update task did with the
+/// bundle. Variant order is the wire format: only append.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum BundleOutcome {
-    /// Verified and queued.
+    /// Handed to the update task, which had not decided within the node's
+    /// wait; its result is reported as any update result (status record,
+    /// log).
     Queued {
         /// When it will be installed.
         install: InstallWhen,
     },
-    /// Refused; the partial bundle is discarded.
+    /// Refused; the bundle is discarded.
     Refused {
         /// The refusal code of `docs/updates.md` (`signatures`, `rollback`,
-        /// `payload_mismatch`, ...), or `incomplete` when bytes are missing.
+        /// `payload_mismatch`, ...), or the push's own: `incomplete` (bytes
+        /// missing; the partial bundle is kept), `sha256_mismatch`,
+        /// `wrong_kind`, `updates_off`.
+        code: String,
+        /// A sentence for the technician.
+        reason: String,
+    },
+    /// Installed: a settings patch in force (1.2).
+    Installed {
+        /// What was applied.
+        reason: String,
+    },
+    /// A model that passed its self-test and now runs its trial bursts; it
+    /// is committed after them, or rolled back (1.2).
+    OnTrial {
+        /// The self-test's figures and the trial's length.
+        reason: String,
+    },
+    /// Valid, but not installed now: the power policy or the enclosure
+    /// temperature says not now. The node keeps the bundle and installs it
+    /// when they allow (1.2).
+    Deferred {
+        /// Why (the power mode, the charge, the temperature).
+        reason: String,
+    },
+    /// Staged but failed its checks (self-test, latency, load); the
+    /// committed model stays (1.2).
+    RolledBack {
+        /// The code of `docs/updates.md` (`self_test`, `latency`,
+        /// `model_invalid`).
         code: String,
         /// A sentence for the technician.
         reason: String,

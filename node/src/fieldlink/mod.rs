@@ -16,24 +16,29 @@
 //! - [`logs`]: a log stream over the node's log ring ([`crate::logring`]);
 //! - [`replies`]: the requests answered in one reply, from [`NodeView`];
 //! - [`probe`]: `Probe` from what the running sensors report;
+//! - [`push`], [`push_store`]: `BundlePush`, the partial bundle on disk
+//!   and its hand-over to the update task;
 //! - [`reboot`]: the reboot request and the exit code it ends the node with;
 //! - [`timeref`]: the technician's time reference `TimeSet` records.
 //!
-//! Served: every request but `BundlePush` (answered `unknown_request`
-//! saying so). Reads: Status, Events (since / after_id / limit / follow,
+//! Served: every request. Reads: Status, Events (since / after_id / limit / follow,
 //! with credit and resume), LogsTail, TimeGet, ConfigShow, ConfigValidate,
 //! UplinkStatus and OutboxStats (from the running uplink's live state).
 //! In an authenticated session: TimeSet (recorded as a time reference; the
 //! clock is not set), ConfigSet (the file replaced atomically, applied
 //! from the next start), Probe (the running sensors' health, no device
 //! touched), UplinkFlush (a round of the running uplink now) and Reboot
-//! (the node stops as on SIGTERM and exits with [`REBOOT_EXIT_CODE`]).
+//! (the node stops as on SIGTERM and exits with [`REBOOT_EXIT_CODE`]) and
+//! BundlePush (into the drop folder, installed by the update task with the
+//! power gate, which `force_power` sets aside on an external supply).
 
 pub mod config;
 pub mod events;
 pub mod listen;
 pub mod logs;
 pub mod probe;
+pub mod push;
+pub mod push_store;
 pub mod reboot;
 pub mod replies;
 pub mod session;
@@ -62,12 +67,14 @@ impl FieldLink {
     /// Starts the link when `[fieldlink]` names a socket or a serial
     /// device; logs and returns `None` otherwise or when it cannot start
     /// (the node runs on without it). Call it inside the node's runtime.
-    /// `reboot` is set when a technician asks for a reboot.
+    /// `reboot` is set when a technician asks for a reboot; pushed bundles
+    /// go to the update task through `updates` (`None`: updates are off).
     pub fn start_if_configured(
         cfg: &Config,
         status: &StatusSource,
         clock: Arc<dyn Clock>,
         reboot: Arc<RebootRequest>,
+        updates: Option<Arc<crate::update::handoff::Handoff>>,
     ) -> Option<FieldLink> {
         let fl = &cfg.fieldlink;
         if !fl.enabled() {
@@ -93,6 +100,7 @@ impl FieldLink {
             shared: Arc::new(LinkShared::load(&cfg.node.data_dir)),
             logs: crate::logring::LogRing::global().clone(),
             reboot,
+            updates,
         });
         match Self::start(fl.clone(), view, Limits::default()) {
             Ok(link) => Some(link),
@@ -200,5 +208,7 @@ pub enum StartError {
 
 #[cfg(test)]
 mod command_tests;
+#[cfg(test)]
+mod push_tests;
 #[cfg(test)]
 mod tests;

@@ -51,6 +51,9 @@ pub struct NodeView {
     pub logs: LogRing,
     /// Set by `Reboot`: the node stops and exits to be restarted.
     pub reboot: Arc<RebootRequest>,
+    /// Where a pushed bundle goes to be installed; `None` when the node
+    /// takes no update (no trust root).
+    pub updates: Option<Arc<crate::update::handoff::Handoff>>,
 }
 
 /// How long `UplinkFlush` waits for the round it asked for, at most.
@@ -65,6 +68,10 @@ pub struct LinkShared {
     pub config_write: Mutex<()>,
     /// Authentication attempts refused since the link started.
     pub auth_refusals: AtomicU64,
+    /// Sessions started, to number them.
+    pub sessions: AtomicU64,
+    /// The session that is pushing a bundle, by number.
+    pub push_owner: Mutex<Option<u64>>,
 }
 
 impl LinkShared {
@@ -93,18 +100,10 @@ pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
     })
 }
 
-/// The requests this node answers (besides the session's own: Hello, Ping,
-/// Credit, Cancel). Everything else is answered `unknown_request`.
-pub fn served(req: &Request) -> bool {
-    !matches!(req, Request::BundlePush(_))
-}
-
-/// Why a request is not served, for the technician.
-pub fn not_served(req: &Request) -> String {
-    format!(
-        "`{}` is not served by this node; it serves every request but bundle pushes (hello, auth, ping, status, events, logs_tail, config_show, config_validate, config_set, time_get, time_set, probe, uplink_flush, uplink_status, outbox_stats, reboot)",
-        req.name()
-    )
+/// Why a request is not answered here, for the technician (the session
+/// answers the others itself).
+fn not_served(req: &Request) -> String {
+    format!("`{}` is not served by this node", req.name())
 }
 
 async fn blocking<T: Send + 'static>(
@@ -118,7 +117,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl NodeView {
-    /// The reply to a served read request (see [`served`]).
+    /// The reply to a request answered in one reply from the node's state.
     pub async fn answer(&self, req: &Request) -> Response {
         let r = match req {
             Request::Status => self.status().await,

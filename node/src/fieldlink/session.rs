@@ -34,7 +34,8 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::events::{Filter, read_batch};
 use super::logs::LogStream;
-use super::replies::{NodeView, error, not_served, served};
+use super::push::{self, SessionPush};
+use super::replies::{NodeView, error};
 
 /// The session's timers.
 #[derive(Debug, Clone, Copy)]
@@ -140,6 +141,8 @@ struct Session<W> {
     stream: Option<Stream>,
     /// The open log stream (one per session besides the events stream).
     logs: Option<LogStream>,
+    /// The bundle this session pushes.
+    push: SessionPush,
     stats: SessionStats,
 }
 
@@ -180,6 +183,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite>(
     peer: &str,
 ) -> (SessionEnd, SessionStats) {
     let (mut input, out) = tokio::io::split(io);
+    let serial = view.shared.sessions.fetch_add(1, Ordering::Relaxed);
     let mut s = Session {
         out,
         view,
@@ -191,10 +195,12 @@ pub async fn serve<S: AsyncRead + AsyncWrite>(
         authenticated: None,
         stream: None,
         logs: None,
+        push: SessionPush::new(serial),
         stats: SessionStats::default(),
     };
     let mut decoder = FrameDecoder::<RequestEnvelope>::new();
     let end = s.run(&mut input, &mut decoder, &mut stop).await;
+    s.push.release(&s.view);
     s.stats.frames = decoder.stats();
     s.stats.authenticated = s.authenticated.is_some();
     let f = s.stats.frames;
@@ -386,6 +392,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 self.nonce = session_nonce;
                 self.challenge = None;
                 self.authenticated = None;
+                let view = self.view.clone();
+                self.push.release(&view);
                 tracing::info!(client = %hello.client, client_version = %link::version_string(hello.protocol_version), "field link session opened");
                 let reply = HelloReply {
                     protocol_version: PROTOCOL_VERSION,
@@ -549,6 +557,14 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 self.logs = Some(LogStream::open(id, &req, &self.view.logs));
                 Ok(())
             }
+            Request::BundlePush(step) => {
+                if let Some(r) = self.refuse_read(&Request::BundlePush(step.clone())) {
+                    return self.send(id, r).await;
+                }
+                let view = self.view.clone();
+                let reply = push::step(&view, &mut self.push, step).await;
+                self.send(id, reply).await
+            }
             other => {
                 let reply = match self.refuse_read(&other) {
                     Some(r) => r,
@@ -596,9 +612,6 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     /// The error reply for a request this session does not act on, if any.
     fn refuse_read(&self, req: &Request) -> Option<Response> {
-        if !served(req) {
-            return Some(error(ErrorCode::UnknownRequest, not_served(req)));
-        }
         if self.authenticated.is_none() && req.needs_auth(self.view.reads_need_auth) {
             let message = if req.access() == Access::Control {
                 format!(

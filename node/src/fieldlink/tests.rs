@@ -69,6 +69,7 @@ pub(super) fn node(reads_need_auth: bool, events: usize) -> Node {
         shared: Default::default(),
         logs: crate::logring::LogRing::new(64, 1 << 20),
         reboot: Default::default(),
+        updates: None,
     });
     let n = Node {
         _dir: dir,
@@ -330,22 +331,6 @@ async fn another_major_version_is_refused_and_naming_both() {
     // A newer minor version of the same major is fine.
     match c.ask(hello(0x0107)).await {
         Response::Hello(_) => {}
-        other => panic!("{other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn bundle_pushes_are_refused_saying_so() {
-    let n = node(false, 0);
-    let mut c = Client::start(n.view.clone(), Limits::default());
-    c.hello().await;
-    let req = Request::BundlePush(link::BundlePush::Commit { force_power: false });
-    match c.ask(req).await {
-        Response::Error(e) => {
-            assert_eq!(e.code, ErrorCode::UnknownRequest);
-            assert!(e.message.contains("not served"), "{}", e.message);
-            assert!(e.message.contains("bundle_commit"), "{}", e.message);
-        }
         other => panic!("{other:?}"),
     }
 }

@@ -15,11 +15,13 @@
 //! Every file is replaced atomically (temporary file, fsync, rename, fsync
 //! of the directory), so a power cut leaves the old or the new state.
 //! Bundles arrive in `<data_dir>/incoming/` (`*.fnb`): copied there,
-//! queued by `fieldnode update apply`, received by satellite (settings) or
-//! over MQTT in pieces ([`receive`]).
+//! queued by `fieldnode update apply`, received by satellite (settings),
+//! over MQTT in pieces ([`receive`]) or pushed over the field link
+//! ([`handoff`]).
 
 pub mod commands;
 pub mod config;
+pub mod handoff;
 pub mod install;
 pub mod live;
 pub mod receive;

@@ -114,7 +114,7 @@ pub struct Origin {
 
 /// The largest header a bundle can have: magic, metadata length, metadata
 /// (at most 65535 bytes), signature count, 255 signatures.
-const HEADER_MAX: u64 = 4 + 2 + 65_535 + 1 + 255 * 72;
+pub const HEADER_MAX: u64 = 4 + 2 + 65_535 + 1 + 255 * 72;
 
 /// Reads the header of the bundle at `path` (never more than a header's
 /// largest size).

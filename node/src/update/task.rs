@@ -3,6 +3,10 @@
 //! trial through the detection stage. A deferred bundle stays for the next
 //! look; a refused or finished one is removed. Results go to the operator
 //! through [`Reporter`] (a deferral once per bundle and kind of reason).
+//! A bundle the field link pushed ([`Handoff`]) is looked at as soon as it
+//! arrives; the link gets the result of its offer, and with the
+//! technician's `force_power` the power policy is set aside when the node
+//! sees an external supply ([`power::PowerReading::external_supply`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use power::PowerStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::handoff::Handoff;
 use super::install::{Installer, Offer};
 use super::live;
 use super::report::{Origin, Reporter, origin, reason_kind};
@@ -87,6 +92,7 @@ pub struct Updater {
     deferrals: HashMap<PathBuf, String>,
     reporter: Option<Reporter>,
     live: Option<watch::Sender<live::Settings>>,
+    handoff: Option<Arc<Handoff>>,
 }
 
 impl Updater {
@@ -112,7 +118,13 @@ impl Updater {
             deferrals: HashMap::new(),
             reporter: None,
             live: None,
+            handoff: None,
         }
+    }
+
+    /// Takes bundles the field link hands over through `handoff`.
+    pub fn set_handoff(&mut self, handoff: Arc<Handoff>) {
+        self.handoff = Some(handoff);
     }
 
     /// Sends installed settings on `tx`, to apply while the node runs.
@@ -159,7 +171,13 @@ impl Updater {
         let waiting = pending(&self.incoming);
         self.deferrals.retain(|p, _| waiting.contains(p));
         for path in waiting {
-            let status = self.power.borrow().clone();
+            let mut status = self.power.borrow().clone();
+            let asked = self.handoff.as_ref().and_then(|h| h.take(&path));
+            if let Some(a) = &asked
+                && a.force_power
+            {
+                force_power(&mut status, &path);
+            }
             let temp = self.counters.air_temp_c();
             let now = self.clock.now_ms();
             let inst = self.installer.clone();
@@ -187,6 +205,11 @@ impl Updater {
             let o = offer.outcome().clone();
             if matches!(o.result.as_str(), "on_trial" | "installed" | "rolled_back") {
                 Counters::add(&self.counters.installs, 1);
+            }
+            if let Some(a) = asked {
+                // The link may have stopped waiting; the result is reported
+                // below all the same.
+                let _ = a.reply.send(o.clone());
             }
             match offer {
                 Offer::Deferred(o) => {
@@ -281,11 +304,32 @@ impl Updater {
                 continue;
             }
             let next = self.clock.now_ms() + self.scan_interval_ms as i64;
+            let handoff = self.handoff.clone();
+            let woken = async move {
+                match handoff {
+                    Some(h) => h.woken().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown.wait() => return,
                 _ = self.clock.sleep_until(next) => {}
+                _ = woken => {}
             }
         }
+    }
+}
+
+/// Sets the power policy aside for one install the technician forced, when
+/// the node sees an external supply; otherwise the policy decides as usual.
+fn force_power(status: &mut PowerStatus, path: &Path) {
+    if status.reading.external_supply() {
+        if let power::Decision::Deny(why) = &status.install {
+            tracing::warn!(path = %path.display(), policy = %why, solar_w = status.reading.solar_w, load_w = status.reading.load_w, "update: power policy set aside (force_power from the field link, external supply seen)");
+        }
+        status.install = power::Decision::Allow;
+    } else {
+        tracing::warn!(path = %path.display(), solar_w = status.reading.solar_w, load_w = status.reading.load_w, "update: force_power not applied: no external supply seen now");
     }
 }
 

@@ -252,3 +252,48 @@ async fn a_bundle_refused_at_its_mqtt_announce_is_reported_at_priority_high() {
         1
     );
 }
+
+/// A status at `soc` on a charger: the charge input above the load.
+fn charging(soc: f64) -> PowerStatus {
+    PowerPolicy::new(PolicyConfig::default()).update(PowerReading {
+        t_ms: 0,
+        soc,
+        solar_w: 25.0,
+        load_w: 3.0,
+        battery_mv: None,
+    })
+}
+
+#[tokio::test]
+async fn a_handed_over_bundle_gets_its_result_and_force_power_needs_a_supply() {
+    use crate::update::handoff::Handoff;
+    let mut r = rig(0.3).await;
+    let handoff = Arc::new(Handoff::default());
+    r.updater.set_handoff(handoff.clone());
+
+    // Low charge, no supply: forced or not, the power policy defers it,
+    // and the link hears why.
+    let path = r.incoming.join("settings-settings-1-link.fnb");
+    std::fs::write(&path, settings(1, &[10, 11])).unwrap();
+    let result = handoff.register(path.clone(), true);
+    assert!(r.updater.pass().await.is_none());
+    let o = result.await.unwrap();
+    assert_eq!(o.result, "deferred", "{o:?}");
+    assert!(path.exists(), "a deferred bundle stays");
+
+    // The same charge on a charger: not forced, still deferred.
+    r.power.send_replace(charging(0.3));
+    let result = handoff.register(path.clone(), false);
+    assert!(r.updater.pass().await.is_none());
+    assert_eq!(result.await.unwrap().result, "deferred");
+
+    // Forced on a charger: installed despite the charge.
+    let result = handoff.register(path.clone(), true);
+    assert!(r.updater.pass().await.is_none());
+    let o = result.await.unwrap();
+    assert_eq!(o.result, "installed", "{o:?}");
+    assert!(!path.exists());
+    assert_eq!(r.live.borrow().as_ref().map(|l| l.version), Some(1));
+    // Reported to the operator as any install.
+    assert!(r.states().contains(&"installed".to_string()));
+}
