@@ -7,9 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
-use messages::{
-    ModelVersion, PowerModeCode, SensorHealth, SensorState, StatusCause, StatusRecord,
-};
+use messages::{ModelVersion, PowerModeCode, SensorHealth, SensorState, StatusCause, StatusRecord};
 use power::{PowerMode, PowerStatus};
 use tokio::sync::watch;
 use uplink::{EventStore, StoreError};

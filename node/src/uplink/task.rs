@@ -200,7 +200,10 @@ impl Uplink {
             payload = ?self.payload,
             "uplink started"
         );
-        self.status.shared.uplink.started(link.is_some(), self.sat.is_some());
+        self.status
+            .shared
+            .uplink
+            .started(link.is_some(), self.sat.is_some());
         loop {
             if round_due {
                 round_due = false;
