@@ -89,6 +89,12 @@ pub enum LinkError {
     /// cannot be listed.
     #[error(transparent)]
     Ports(#[from] super::ports::PortsError),
+    /// A pushed bundle was sent whole but the reply to its `Commit` was
+    /// lost: the node may have taken it.
+    #[error(
+        "{0}; the bundle was sent whole, but the node's answer did not arrive: `field-tools link logs` tells whether it queued the bundle"
+    )]
+    CommitUnanswered(String),
     /// A message that cannot be sent (too large).
     #[error("cannot send `{request}`: {reason}")]
     Encode {

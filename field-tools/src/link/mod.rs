@@ -8,13 +8,14 @@
 //! - [`events`]: the events stream with credit, resumed after a cut;
 //! - [`logs`]: the log stream with credit;
 //! - [`ports`]: listing serial ports, `--port auto`;
+//! - [`push`]: pushing a signed bundle, resumed from what the node holds;
 //! - [`print`]: text and JSON output.
 //!
 //! Commands: `hello`, `status`, `events`, `logs`, `time`, `config show`,
 //! `config validate FILE`, `outbox`, `uplink status`: the reads; with
 //! `--key` (a technician key the node trusts: the session is authenticated
 //! before the command), `time set`, `config set FILE`, `probe`, `uplink
-//! flush` and `reboot`; and `ports`, which lists this computer's serial
+//! flush`, `push FILE` and `reboot`; and `ports`, which lists this computer's serial
 //! ports without talking to a node.
 
 pub mod client;
@@ -22,6 +23,8 @@ pub mod events;
 pub mod logs;
 pub mod ports;
 pub mod print;
+mod stream;
+pub mod push;
 pub mod transport;
 
 use std::path::PathBuf;
@@ -117,6 +120,21 @@ pub enum LinkCommand {
     /// Restart the node: it stops cleanly (everything detected is stored)
     /// and its service manager starts it again. Needs --key.
     Reboot,
+    /// Send a signed model or settings bundle (made with `field-tools
+    /// bundle`); the node verifies and installs it as any update, and the
+    /// result is printed. A push cut short goes on from what the node holds
+    /// when run again. Exit 0 installed or on trial, 1 refused or rolled
+    /// back, 3 deferred by the node's power policy, 4 queued without a
+    /// result yet. Needs --key.
+    Push {
+        /// The bundle file (`.fnb`).
+        file: PathBuf,
+        /// Install now even if the power policy would defer it; the node
+        /// takes this only when it sees an external supply (a charger on
+        /// its charge input).
+        #[arg(long)]
+        force_power: bool,
+    },
     /// List this computer's serial ports, with the USB vendor and product
     /// of USB ones (no node needed).
     Ports,
@@ -302,6 +320,9 @@ async fn run_command(
         );
         return Ok(ExitCode::SUCCESS);
     }
+    if let LinkCommand::Push { file, force_power } = &args.command {
+        return push_command(&target, key, file, *force_power, json).await;
+    }
     let mut client = connect_as(&target, key).await?;
     match &args.command {
         LinkCommand::Hello => print::hello(&client.hello, json),
@@ -431,9 +452,55 @@ async fn run_command(
             Response::Rebooting { after_ms } => print::rebooting(after_ms, json),
             other => return Err(unexpected("reboot", &other)),
         },
-        LinkCommand::Events { .. } | LinkCommand::Ports => {}
+        LinkCommand::Events { .. } | LinkCommand::Ports | LinkCommand::Push { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `link push FILE`: the exit code follows the node's outcome.
+async fn push_command(
+    target: &Target,
+    key: Option<&ed25519_dalek::SigningKey>,
+    path: &std::path::Path,
+    force_power: bool,
+    json: bool,
+) -> Result<ExitCode, LinkError> {
+    use std::io::IsTerminal;
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("field-tools link: cannot read {}: {e}", path.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let file = match push::PushFile::parse(bytes) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("field-tools link: {}: {e}", path.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let line = std::cell::RefCell::new(push::ProgressLine::new(std::io::stderr().is_terminal()));
+    let pushed = push::push_bundle(
+        target,
+        key,
+        &file,
+        force_power,
+        Backoff::default(),
+        |held, total| line.borrow_mut().update(held, total),
+        |e, wait| {
+            line.borrow_mut().break_line();
+            eprintln!(
+                "field-tools link: {e}; reconnecting in {:.1} s (the push goes on from what the node holds)",
+                wait.as_secs_f64()
+            );
+        },
+    )
+    .await;
+    line.borrow_mut().break_line();
+    let pushed = pushed?;
+    print::pushed(&file, &pushed, json);
+    Ok(ExitCode::from(pushed.exit_code()))
 }
 
 fn unexpected(request: &'static str, reply: &Response) -> LinkError {

@@ -389,6 +389,60 @@ pub fn rebooting(after_ms: u32, json: bool) {
     }
 }
 
+/// `link push`: the node's outcome, and how the bytes travelled.
+pub fn pushed(file: &super::push::PushFile, p: &super::push::Pushed, json: bool) {
+    use messages::link::BundleOutcome;
+    let (result, code, reason) = match &p.outcome {
+        BundleOutcome::Installed { reason } => ("installed", "", reason.as_str()),
+        BundleOutcome::OnTrial { reason } => ("on_trial", "", reason.as_str()),
+        BundleOutcome::Deferred { reason } => ("deferred", "", reason.as_str()),
+        BundleOutcome::Refused { code, reason } => ("refused", code.as_str(), reason.as_str()),
+        BundleOutcome::RolledBack { code, reason } => {
+            ("rolled_back", code.as_str(), reason.as_str())
+        }
+        BundleOutcome::Queued { .. } => (
+            "queued",
+            "",
+            "the node's update task had not decided within its wait; the result is reported as any update result (status, logs)",
+        ),
+    };
+    let kind = match file.kind {
+        messages::link::BundleKind::Model => "model",
+        messages::link::BundleKind::Settings => "settings",
+    };
+    if json {
+        print_json(&json!({
+            "kind": kind,
+            "name": file.name,
+            "version": file.version,
+            "bytes": file.bytes.len(),
+            "resumed_from": p.resumed_from,
+            "sent": p.sent,
+            "connections": p.connections,
+            "result": result,
+            "code": code,
+            "reason": reason,
+        }));
+        return;
+    }
+    if p.resumed_from > 0 {
+        println!(
+            "resumed at byte {} of {} (the node held them)",
+            p.resumed_from,
+            file.bytes.len()
+        );
+    }
+    let code = if code.is_empty() {
+        String::new()
+    } else {
+        format!(" ({code})")
+    };
+    println!(
+        "{kind} {} version {}: {result}{code}: {reason}",
+        file.name, file.version
+    );
+}
+
 /// `link ports`.
 pub fn ports(ports: &[super::ports::PortInfo], json: bool) {
     if json {
