@@ -23,8 +23,8 @@ pub mod events;
 pub mod logs;
 pub mod ports;
 pub mod print;
-mod stream;
 pub mod push;
+mod stream;
 pub mod transport;
 
 use std::path::PathBuf;
@@ -217,7 +217,8 @@ impl LinkArgs {
 
 /// Runs a link command. Exit codes: 0 done, 1 the node refused (or the
 /// configuration is invalid), 2 the node could not be reached or the
-/// connection failed.
+/// connection failed; `push` also 3 (deferred) and 4 (queued without a
+/// result yet).
 pub fn run(args: LinkArgs) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -510,5 +511,7 @@ fn unexpected(request: &'static str, reply: &Response) -> LinkError {
     }
 }
 
+#[cfg(test)]
+mod push_tests;
 #[cfg(test)]
 mod tests;

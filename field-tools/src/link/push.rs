@@ -89,15 +89,15 @@ impl Pushed {
     }
 }
 
-/// Sends the chunks from the node's offset to the end; returns the bytes
-/// sent.
+/// Sends the chunks from the node's offset to the end, adding the bytes
+/// the node wrote to `sent`.
 async fn send_from(
     c: &mut Client,
     file: &PushFile,
     mut offset: u64,
+    sent: &mut u64,
     progress: &mut impl FnMut(u64, u64),
-) -> Result<u64, LinkError> {
-    let mut sent = 0;
+) -> Result<(), LinkError> {
     while offset < file.len() {
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         let end = start.saturating_add(BUNDLE_CHUNK_LEN).min(file.bytes.len());
@@ -114,7 +114,7 @@ async fn send_from(
         offset = match c.request(Request::BundlePush(step)).await? {
             Response::BundleOffset { offset: held } => {
                 if held == offset + data.len() as u64 {
-                    sent += data.len() as u64;
+                    *sent += data.len() as u64;
                 }
                 held
             }
@@ -122,7 +122,7 @@ async fn send_from(
         };
         progress(offset, file.len());
     }
-    Ok(sent)
+    Ok(())
 }
 
 fn unexpected(request: &'static str, reply: &Response) -> LinkError {
@@ -160,7 +160,7 @@ async fn attempt(
     };
     resumed_from.get_or_insert(held);
     progress(held, file.len());
-    *sent += send_from(&mut c, file, held, progress).await?;
+    send_from(&mut c, file, held, sent, progress).await?;
     match c
         .request(Request::BundlePush(BundlePush::Commit { force_power }))
         .await
