@@ -21,6 +21,10 @@ use super::transport::Target;
 /// The first protocol minor version (of major 1) whose nodes serve pushes.
 pub const PUSH_MINOR: u8 = 2;
 
+/// Chunk replies in a row that may leave the node's offset where it was
+/// (a chunk repeated after a lost reply) before the push gives up.
+const MAX_STUCK: u32 = 3;
+
 /// Connections a push makes at most in one run.
 pub const MAX_CONNECTIONS: u32 = 5;
 
@@ -98,6 +102,8 @@ async fn send_from(
     sent: &mut u64,
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<(), LinkError> {
+    // Replies in a row that did not move the node's offset forward.
+    let mut stuck = 0;
     while offset < file.len() {
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         let end = start.saturating_add(BUNDLE_CHUNK_LEN).min(file.bytes.len());
@@ -115,6 +121,13 @@ async fn send_from(
             Response::BundleOffset { offset: held } => {
                 if held == offset + data.len() as u64 {
                     *sent += data.len() as u64;
+                }
+                stuck = if held > offset { 0 } else { stuck + 1 };
+                if stuck > MAX_STUCK {
+                    return Err(LinkError::Unexpected {
+                        request: "bundle_chunk",
+                        reply: "an offset that does not move forward",
+                    });
                 }
                 held
             }
@@ -243,7 +256,7 @@ impl ProgressLine {
         if !self.on || total == 0 {
             return;
         }
-        let percent = held.saturating_mul(100) / total;
+        let percent = (held.saturating_mul(100) / total).min(100);
         if self.last_percent == Some(percent) {
             return;
         }
@@ -253,17 +266,19 @@ impl ProgressLine {
         eprint!(
             "\r[{}{}] {percent:>3}% {held}/{total} bytes",
             "#".repeat(filled),
-            "-".repeat(usize::try_from(width).unwrap_or(0) - filled)
+            "-".repeat(usize::try_from(width).unwrap_or(0).saturating_sub(filled))
         );
         if held >= total {
             eprintln!();
         }
     }
 
-    /// Ends the line (before another message).
+    /// Ends the line (before another message); the next update draws a
+    /// new one.
     pub fn break_line(&mut self) {
         if self.on && self.last_percent.is_some_and(|p| p < 100) {
             eprintln!();
         }
+        self.last_percent = None;
     }
 }
