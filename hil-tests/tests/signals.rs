@@ -147,3 +147,53 @@ fn sigint_stops_cleanly_with_everything_stored() {
     assert!(report.quarantined.is_none(), "{report:?}");
     assert_eq!(store.len(), printed.len());
 }
+
+/// A SIGINT that arrives while the node is still starting (the model
+/// loading, the store opening) stops it cleanly once it runs: the handler
+/// is in place from the start, so the signal's default action never kills
+/// the process.
+#[test]
+fn sigint_while_the_node_starts_stops_it_cleanly() {
+    let t = tempfile::tempdir().unwrap();
+    let scene = t.path().join("s");
+    common::scenegen(&scene, &["--preset", "demo", "--seed", "8"]);
+    let data = t.path().join("d");
+    let config = t.path().join("fieldnode.toml");
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/fusion/fusion.int4.manifest.toml");
+    std::fs::write(
+        &config,
+        format!("[fusion]\nmodel = {:?}\n", manifest.display().to_string()),
+    )
+    .unwrap();
+    let stderr_log = t.path().join("stderr.log");
+    let mut child = common::node_run(&scene, &data, &["--speed", "1", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_log).unwrap())
+        .spawn()
+        .unwrap();
+    let stderr = || std::fs::read_to_string(&stderr_log).unwrap_or_default();
+    // The first line the node logs inside its runtime, before it loads
+    // anything.
+    let until = Instant::now() + DEADLINE;
+    while !stderr().contains("replaying scene") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "fieldnode exited early:\n{}",
+            stderr()
+        );
+        assert!(Instant::now() < until, "no start logged:\n{}", stderr());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = wait_or_kill(&mut child, "SIGINT");
+    let err = stderr();
+    assert!(status.success(), "exit {status:?}:\n{err}");
+    assert!(err.contains("shutdown requested"), "{err}");
+}

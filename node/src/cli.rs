@@ -504,25 +504,46 @@ fn finish(output: Output, summary: &crate::RunSummary, wall_s: f64) -> Result<St
     })
 }
 
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Installs the SIGINT and SIGTERM handlers now, and returns what completes
+/// on the first of them. The handlers must be in place before the node
+/// starts: a signal that arrives while the model loads or the store opens
+/// is then kept for the node to stop on once it runs, instead of killing
+/// the process with the default action. Call inside the runtime.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            match (int, term) {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the node cleanly");
-                let _ = ctrl_c.await;
+                (Ok(mut int), Err(e)) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the node cleanly");
+                    int.recv().await;
+                }
+                (Err(e), Ok(mut term)) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGINT; only SIGTERM stops the node cleanly");
+                    term.recv().await;
+                }
+                (Err(e), Err(_)) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGINT or SIGTERM");
+                    std::future::pending::<()>().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 fn fmt_score(p: Option<messages::Permille>) -> String {
