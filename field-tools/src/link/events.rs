@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use messages::EventRecord;
-use messages::link::{self, EventsRequest, Request, Response, StreamEnd};
-use tokio::time::Instant;
+use messages::link::{EventsRequest, Request, Response, StreamEnd};
 
 use super::client::{Client, LinkError, connect_as};
+use super::stream::Stream;
 use super::transport::Target;
 
 /// Credit granted at a time; more is granted when half is used.
@@ -134,44 +134,23 @@ async fn one_stream(
     if limit == Some(0) {
         return Ok(StreamEnd::LimitReached);
     }
-    let id = client
-        .send(Request::Events(EventsRequest {
+    let mut stream = Stream::open(
+        client,
+        Request::Events(EventsRequest {
             after_id: out.resume_after_id,
             since_ms: query.since_ms,
             limit,
             follow: query.follow,
             credit: CREDIT,
-        }))
-        .await?;
-    let mut credit = CREDIT;
-    let reply_timeout = Duration::from_millis(link::REPLY_TIMEOUT_MS.into());
-    let keepalive = Duration::from_millis(link::KEEPALIVE_INTERVAL_MS.into());
-    // A follow stream may be quiet for hours: the client pings instead.
-    let mut ping: Option<(u32, Instant)> = None;
+        }),
+        query.follow,
+        CREDIT,
+        "events",
+    )
+    .await?;
+    // A follow stream may be quiet for hours: the stream pings instead.
     loop {
-        let deadline = match (query.follow, ping) {
-            (false, _) => Instant::now() + reply_timeout,
-            (true, Some((_, sent))) => sent + reply_timeout,
-            (true, None) => Instant::now() + keepalive,
-        };
-        let Some(r) = client.next(deadline).await? else {
-            if query.follow && ping.is_none() {
-                ping = Some((client.send(Request::Ping).await?, Instant::now()));
-                continue;
-            }
-            return Err(LinkError::Timeout {
-                request: if ping.is_some() { "ping" } else { "events" },
-                timeout_ms: link::REPLY_TIMEOUT_MS,
-            });
-        };
-        if ping.is_some_and(|(p, _)| p == r.id) {
-            ping = None;
-            continue;
-        }
-        if r.id != id {
-            continue;
-        }
-        match r.body {
+        match stream.next(client).await? {
             Response::EventBatch(b) => {
                 for e in &b.events {
                     // The node never repeats an id; a guard costs nothing.
@@ -185,32 +164,12 @@ async fn one_stream(
                 // Printed first, then the cursor moves: a cut between the
                 // two repeats nothing (the guard above) and skips nothing.
                 out.resume_after_id = b.resume_after_id.max(out.resume_after_id);
-                credit = credit.saturating_sub(u32::try_from(b.events.len()).unwrap_or(u32::MAX));
                 if let Some(end) = b.end {
                     return Ok(end);
                 }
-                if credit < CREDIT / 2 {
-                    client
-                        .send(Request::Credit {
-                            stream: id,
-                            items: CREDIT,
-                        })
-                        .await?;
-                    credit += CREDIT;
-                }
+                stream.consumed(client, b.events.len()).await?;
             }
-            Response::Error(reply) => {
-                return Err(LinkError::Refused {
-                    request: "events",
-                    reply,
-                });
-            }
-            other => {
-                return Err(LinkError::Unexpected {
-                    request: "events",
-                    reply: other.name(),
-                });
-            }
+            other => return Err(stream.unexpected(&other)),
         }
     }
 }

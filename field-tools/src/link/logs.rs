@@ -3,12 +3,10 @@
 //! quiet) until interrupted. Log lines have no resume: after a cut, run the
 //! command again.
 
-use std::time::Duration;
-
-use messages::link::{self, LogLevel, LogLine, LogsTailRequest, Request, Response, StreamEnd};
-use tokio::time::Instant;
+use messages::link::{LogLevel, LogLine, LogsTailRequest, Request, Response, StreamEnd};
 
 use super::client::{Client, LinkError};
+use super::stream::Stream;
 
 /// Credit granted at a time; more is granted when half is used.
 pub const CREDIT: u32 = 256;
@@ -43,43 +41,22 @@ pub async fn stream_logs(
     mut sink: impl FnMut(&LogLine) -> std::io::Result<()>,
     mut on_missed: impl FnMut(u32),
 ) -> Result<LogsOutcome, LinkError> {
-    let id = client
-        .send(Request::LogsTail(LogsTailRequest {
+    let mut stream = Stream::open(
+        client,
+        Request::LogsTail(LogsTailRequest {
             lines: query.lines,
             follow: query.follow,
             credit: CREDIT,
             level: query.level,
-        }))
-        .await?;
+        }),
+        query.follow,
+        CREDIT,
+        "logs_tail",
+    )
+    .await?;
     let mut out = LogsOutcome::default();
-    let mut credit = CREDIT;
-    let reply_timeout = Duration::from_millis(link::REPLY_TIMEOUT_MS.into());
-    let keepalive = Duration::from_millis(link::KEEPALIVE_INTERVAL_MS.into());
-    let mut ping: Option<(u32, Instant)> = None;
     loop {
-        let deadline = match (query.follow, ping) {
-            (false, _) => Instant::now() + reply_timeout,
-            (true, Some((_, sent))) => sent + reply_timeout,
-            (true, None) => Instant::now() + keepalive,
-        };
-        let Some(r) = client.next(deadline).await? else {
-            if query.follow && ping.is_none() {
-                ping = Some((client.send(Request::Ping).await?, Instant::now()));
-                continue;
-            }
-            return Err(LinkError::Timeout {
-                request: if ping.is_some() { "ping" } else { "logs_tail" },
-                timeout_ms: link::REPLY_TIMEOUT_MS,
-            });
-        };
-        if ping.is_some_and(|(p, _)| p == r.id) {
-            ping = None;
-            continue;
-        }
-        if r.id != id {
-            continue;
-        }
-        match r.body {
+        match stream.next(client).await? {
             Response::LogBatch(b) => {
                 if b.missed > 0 {
                     out.missed += u64::from(b.missed);
@@ -89,33 +66,13 @@ pub async fn stream_logs(
                     sink(line).map_err(|e| LinkError::Lost(format!("writing the output: {e}")))?;
                     out.lines += 1;
                 }
-                credit = credit.saturating_sub(u32::try_from(b.lines.len()).unwrap_or(u32::MAX));
                 if let Some(end) = b.end {
                     out.end = Some(end);
                     return Ok(out);
                 }
-                if credit < CREDIT / 2 {
-                    client
-                        .send(Request::Credit {
-                            stream: id,
-                            items: CREDIT,
-                        })
-                        .await?;
-                    credit += CREDIT;
-                }
+                stream.consumed(client, b.lines.len()).await?;
             }
-            Response::Error(reply) => {
-                return Err(LinkError::Refused {
-                    request: "logs_tail",
-                    reply,
-                });
-            }
-            other => {
-                return Err(LinkError::Unexpected {
-                    request: "logs_tail",
-                    reply: other.name(),
-                });
-            }
+            other => return Err(stream.unexpected(&other)),
         }
     }
 }
