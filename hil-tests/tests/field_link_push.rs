@@ -21,11 +21,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::update::{DEMO, MANIFEST, MODEL, next_version, now_s, self_tests};
+use common::update::{DEMO, key, model_bundle, next_version, now_s, self_tests};
 use ed25519_dalek::SigningKey;
 use messages::link::{BUNDLE_CHUNK_LEN, BundleKind, BundlePush, Request, Response};
-use models::bundle::keys::generate;
-use models::bundle::{Bundle, Kind, Metadata, ModelTarget, Role, Root, SelfTest, Target};
+use models::bundle::{Role, Root};
 use sha2::{Digest, Sha256};
 
 /// `field-tools` (built in this package as `hil-field-tools`).
@@ -34,56 +33,6 @@ const FIELD_TOOLS: &str = env!("CARGO_BIN_EXE_hil-field-tools");
 /// Bounds for waiting on the node; reaching one fails the test with the
 /// node's log (not a timing assertion: generous on purpose).
 const NODE_LIMIT: Duration = Duration::from_secs(180);
-
-fn key(n: u8) -> SigningKey {
-    generate([n; 32])
-}
-
-fn model_bundle(version: u64, tests: Vec<SelfTest>, signers: &[u8]) -> Vec<u8> {
-    let text = std::fs::read_to_string(MANIFEST)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            if l.starts_with("version = ") {
-                format!("version = {version}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let meta = Metadata {
-        kind: Kind::Model,
-        name: "fusion".into(),
-        version,
-        created_s: now_s() - 60,
-        expires_s: now_s() + 86_400,
-        target: Target {
-            min_firmware: [0, 0, 0],
-            model: Some(ModelTarget {
-                family: "fusion".into(),
-                features: "fieldnode-features-1".into(),
-                classes: vec![
-                    "wildlife".into(),
-                    "machinery_anomaly".into(),
-                    "human_activity".into(),
-                    "background".into(),
-                ],
-            }),
-        },
-        payload_len: 0,
-        payload_sha256: [0; 32],
-        quantization: "int4".into(),
-        latency_p99_us: 100,
-        self_tests: tests,
-        manifest: Some(text),
-    };
-    let mut b = Bundle::new(meta, std::fs::read(MODEL).unwrap());
-    for &k in signers {
-        b.sign(&key(k));
-    }
-    b.to_bytes()
-}
 
 /// The running node: its stored events as JSON, its log.
 struct Node {

@@ -8,20 +8,12 @@
 
 mod common;
 
-use common::update::{DEMO, MANIFEST, MODEL, base_version, next_version, now_s, self_tests};
+use common::update::{DEMO, base_version, key, model_bundle, next_version, now_s, self_tests};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ed25519_dalek::SigningKey;
-use models::bundle::keys::generate;
-use models::bundle::{
-    Bundle, Kind, Metadata, ModelTarget, Role, Root, SelfTest, SettingsPatch, Target,
-};
-
-fn key(n: u8) -> SigningKey {
-    generate([n; 32])
-}
+use models::bundle::{Bundle, Metadata, Role, Root, SettingsPatch};
 
 struct Node {
     dir: tempfile::TempDir,
@@ -168,54 +160,6 @@ initial_soc = {soc}
         std::fs::write(&path, bundle).unwrap();
         self.update(&["apply", path.to_str().unwrap()])
     }
-}
-
-/// The committed model as a bundle of `version`, signed by `signers`.
-fn model_bundle(version: u64, tests: Vec<SelfTest>, signers: &[u8]) -> Vec<u8> {
-    let text = std::fs::read_to_string(MANIFEST).unwrap();
-    let text = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("version = ") {
-                format!("version = {version}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let payload = std::fs::read(MODEL).unwrap();
-    let meta = Metadata {
-        kind: Kind::Model,
-        name: "fusion".into(),
-        version,
-        created_s: now_s() - 60,
-        expires_s: now_s() + 86_400,
-        target: Target {
-            min_firmware: [0, 0, 0],
-            model: Some(ModelTarget {
-                family: "fusion".into(),
-                features: "fieldnode-features-1".into(),
-                classes: vec![
-                    "wildlife".into(),
-                    "machinery_anomaly".into(),
-                    "human_activity".into(),
-                    "background".into(),
-                ],
-            }),
-        },
-        payload_len: 0,
-        payload_sha256: [0; 32],
-        quantization: "int4".into(),
-        latency_p99_us: 100,
-        self_tests: tests,
-        manifest: Some(text),
-    };
-    let mut b = Bundle::new(meta, payload);
-    for &k in signers {
-        b.sign(&key(k));
-    }
-    b.to_bytes()
 }
 
 fn versions(events: &[serde_json::Value]) -> Vec<u64> {

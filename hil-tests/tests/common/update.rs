@@ -1,5 +1,10 @@
 //! What the update tests share: the committed model, the demo scene, the
-//! clock, and self-test vectors made by `fieldnode update selftests`.
+//! clock, self-test vectors made by `fieldnode update selftests`, signing
+//! keys and the committed model as a signed bundle.
+
+use ed25519_dalek::SigningKey;
+use models::bundle::keys::generate;
+use models::bundle::{Bundle, Kind, ModelTarget, SelfTest, Target};
 
 /// The committed model's manifest.
 pub const MANIFEST: &str = concat!(
@@ -57,4 +62,57 @@ pub fn self_tests(count: usize) -> Vec<models::bundle::SelfTest> {
             tolerance: t["tolerance"].as_f64().unwrap() as f32,
         })
         .collect()
+}
+
+/// The test signing key number `n` (deterministic).
+pub fn key(n: u8) -> SigningKey {
+    generate([n; 32])
+}
+
+/// The committed model as a bundle of `version`, signed by `signers`.
+pub fn model_bundle(version: u64, tests: Vec<SelfTest>, signers: &[u8]) -> Vec<u8> {
+    let text = std::fs::read_to_string(MANIFEST).unwrap();
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("version = ") {
+                format!("version = {version}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let payload = std::fs::read(MODEL).unwrap();
+    let meta = models::bundle::Metadata {
+        kind: Kind::Model,
+        name: "fusion".into(),
+        version,
+        created_s: now_s() - 60,
+        expires_s: now_s() + 86_400,
+        target: Target {
+            min_firmware: [0, 0, 0],
+            model: Some(ModelTarget {
+                family: "fusion".into(),
+                features: "fieldnode-features-1".into(),
+                classes: vec![
+                    "wildlife".into(),
+                    "machinery_anomaly".into(),
+                    "human_activity".into(),
+                    "background".into(),
+                ],
+            }),
+        },
+        payload_len: 0,
+        payload_sha256: [0; 32],
+        quantization: "int4".into(),
+        latency_p99_us: 100,
+        self_tests: tests,
+        manifest: Some(text),
+    };
+    let mut b = Bundle::new(meta, payload);
+    for &k in signers {
+        b.sign(&key(k));
+    }
+    b.to_bytes()
 }
