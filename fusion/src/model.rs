@@ -403,7 +403,9 @@ mod tests {
     #[test]
     fn the_committed_manifest_meets_the_contract() {
         let (m, model) = load_manifest(Path::new(MANIFEST)).unwrap();
-        assert_eq!(m.version, 3);
+        // A committed model is a trained one: version 1 or later (0 means
+        // triggers only).
+        assert!(m.version >= 1, "{}", m.version);
         assert!(model.ends_with("fusion.int4.onnx"));
         assert!(m.latency.is_some());
     }
