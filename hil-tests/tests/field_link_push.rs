@@ -21,10 +21,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::update::{DEMO, key, model_bundle, next_version, now_s, self_tests};
+use common::update::{DEMO, key, model_bundle, next_version, self_tests, write_root};
 use ed25519_dalek::SigningKey;
 use messages::link::{BUNDLE_CHUNK_LEN, BundleKind, BundlePush, Request, Response};
-use models::bundle::{Role, Root};
 use sha2::{Digest, Sha256};
 
 /// `field-tools` (built in this package as `hil-field-tools`).
@@ -171,20 +170,7 @@ fn push_part(socket: &Path, technician: &SigningKey, file: &[u8], chunks: usize)
 fn a_model_pushed_over_the_link_is_installed_after_a_cut_and_a_tampered_one_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let role = |keys: &[u8], threshold| Role {
-        keys: keys
-            .iter()
-            .map(|&n| key(n).verifying_key().to_bytes())
-            .collect(),
-        threshold,
-    };
-    let root = Root {
-        version: 1,
-        expires_s: now_s() + 86_400,
-        root: role(&[1, 2], 2),
-        bundles: role(&[10, 11], 2),
-    };
-    std::fs::write(dir.join("root.fnr"), root.sign(&[&key(1), &key(2)])).unwrap();
+    write_root(&dir.join("root.fnr"));
     let technician = key(40);
     let key_file = dir.join("technician.key");
     std::fs::write(&key_file, models::bundle::keys::secret_to_text(&technician)).unwrap();

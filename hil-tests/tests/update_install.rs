@@ -8,12 +8,14 @@
 
 mod common;
 
-use common::update::{DEMO, base_version, key, model_bundle, next_version, now_s, self_tests};
+use common::update::{
+    DEMO, base_version, key, model_bundle, next_version, now_s, self_tests, write_root,
+};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use models::bundle::{Bundle, Metadata, Role, Root, SettingsPatch};
+use models::bundle::{Bundle, Metadata, SettingsPatch};
 
 struct Node {
     dir: tempfile::TempDir,
@@ -22,20 +24,7 @@ struct Node {
 impl Node {
     fn new() -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let role = |keys: &[u8], threshold| Role {
-            keys: keys
-                .iter()
-                .map(|&n| key(n).verifying_key().to_bytes())
-                .collect(),
-            threshold,
-        };
-        let root = Root {
-            version: 1,
-            expires_s: now_s() + 86_400,
-            root: role(&[1, 2], 2),
-            bundles: role(&[10, 11], 2),
-        };
-        std::fs::write(dir.path().join("root.fnr"), root.sign(&[&key(1), &key(2)])).unwrap();
+        write_root(&dir.path().join("root.fnr"));
         Node { dir }
     }
 

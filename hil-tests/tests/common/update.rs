@@ -4,7 +4,7 @@
 
 use ed25519_dalek::SigningKey;
 use models::bundle::keys::generate;
-use models::bundle::{Bundle, Kind, ModelTarget, SelfTest, Target};
+use models::bundle::{Bundle, Kind, ModelTarget, Role, Root, SelfTest, Target};
 
 /// The committed model's manifest.
 pub const MANIFEST: &str = concat!(
@@ -115,4 +115,23 @@ pub fn model_bundle(version: u64, tests: Vec<SelfTest>, signers: &[u8]) -> Vec<u
         b.sign(&key(k));
     }
     b.to_bytes()
+}
+
+/// Writes the tests' trust root to `path`: root keys 1 and 2, bundle keys
+/// 10 and 11, two of each needed, valid for a day.
+pub fn write_root(path: &std::path::Path) {
+    let role = |keys: &[u8], threshold| Role {
+        keys: keys
+            .iter()
+            .map(|&n| key(n).verifying_key().to_bytes())
+            .collect(),
+        threshold,
+    };
+    let root = Root {
+        version: 1,
+        expires_s: now_s() + 86_400,
+        root: role(&[1, 2], 2),
+        bundles: role(&[10, 11], 2),
+    };
+    std::fs::write(path, root.sign(&[&key(1), &key(2)])).unwrap();
 }
