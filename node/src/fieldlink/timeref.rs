@@ -125,6 +125,13 @@ impl TimeReference {
         Some((unix_ms, u32::try_from(uncertainty).unwrap_or(u32::MAX)))
     }
 
+    /// The earliest the time can be now by this reference (carried forward,
+    /// less its uncertainty), ms, or `None` when it cannot be told.
+    pub fn lower_bound_ms(&self, now: &Now) -> Option<i64> {
+        let (t, u) = self.carried(now)?;
+        Some(t.saturating_sub(i64::from(u)))
+    }
+
     /// Writes it to `file` atomically and durably (its directory is made
     /// durably when missing).
     pub fn store(&self, file: &Path) -> Result<(), String> {
@@ -146,6 +153,22 @@ impl TimeReference {
             Err(e) => Err(format!("{}: {e}", file.display())),
         }
     }
+}
+
+/// The earliest the time can be now by the technician's stored reference
+/// under `data_dir`, unix s: a floor for the update verifier on a node whose
+/// clock is wrong. `None` without a usable reference (an unreadable file is
+/// logged).
+pub fn floor_s(data_dir: &Path) -> Option<u64> {
+    let r = match TimeReference::load(&path(data_dir)) {
+        Ok(r) => r?,
+        Err(e) => {
+            tracing::warn!(error = %e, "time reference unreadable; not used");
+            return None;
+        }
+    };
+    let ms = r.lower_bound_ms(&Now::read())?;
+    u64::try_from(ms / 1000).ok()
 }
 
 #[cfg(test)]
@@ -171,6 +194,28 @@ mod tests {
         let (t, _) = r.carried(&now(Some(5), "b", 2_500)).unwrap();
         assert_eq!(t, 1_002_000);
         assert_eq!(r.carried(&now(Some(5), "b", 400)), None);
+    }
+
+    #[test]
+    fn the_lower_bound_is_the_carried_time_less_its_uncertainty() {
+        let r = TimeReference::received(1_000_000, 50, 7, &now(Some(10_000), "a", 500));
+        assert_eq!(
+            r.lower_bound_ms(&now(Some(20_000), "a", 0)),
+            Some(1_009_949)
+        );
+        assert_eq!(r.lower_bound_ms(&now(Some(5), "b", 400)), None);
+    }
+
+    #[test]
+    fn the_floor_comes_from_the_stored_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(floor_s(dir.path()), None);
+        let r = TimeReference::received(1_900_000_000_000, 1_000, 3, &Now::read());
+        r.store(&path(dir.path())).unwrap();
+        let f = floor_s(dir.path()).unwrap();
+        assert!((1_899_999_999..1_900_000_100).contains(&f), "{f}");
+        std::fs::write(path(dir.path()), "garbage = ").unwrap();
+        assert_eq!(floor_s(dir.path()), None);
     }
 
     #[test]

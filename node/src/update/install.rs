@@ -92,6 +92,17 @@ pub struct Installer {
 /// Seconds since the epoch at build time (the time floor never goes below).
 pub const BUILD_UNIX_S: u64 = 1_793_000_000;
 
+/// The update verifier's time floor, unix s: the latest of the node's
+/// clock, the last verified metadata time, the build time and the earliest
+/// time the technician's reference allows (set over the field link; a node
+/// without network time whose clock reset would otherwise accept expired
+/// metadata).
+pub fn time_floor_s(trust: &TrustState, data_dir: &Path, now_ms: i64, build_s: u64) -> u64 {
+    let clock_s = u64::try_from(now_ms.max(0) / 1000).unwrap_or(0);
+    let floor = trust.time_floor(clock_s, build_s);
+    crate::fieldlink::timeref::floor_s(data_dir).map_or(floor, |t| floor.max(t))
+}
+
 fn outcome(now_ms: i64, meta: Option<&Metadata>, result: &str, reason: String) -> Outcome {
     Outcome {
         t_ms: now_ms,
@@ -209,7 +220,7 @@ impl Installer {
             .trust
             .as_ref()
             .map_err(|e| Refusal::Malformed(format!("updates are off: {e}")))?;
-        let floor = trust.time_floor((now_ms.max(0) / 1000) as u64, self.build_s);
+        let floor = time_floor_s(trust, &self.cfg.node.data_dir, now_ms, self.build_s);
         verify_bundle(
             trust,
             reader,

@@ -223,6 +223,31 @@ async fn a_refusal_is_reported_at_priority_high_with_its_reason() {
 }
 
 #[tokio::test]
+async fn the_technicians_time_reference_raises_the_time_floor() {
+    let mut r = rig(0.9).await;
+    // The node's clock is behind: by the technician's time (set over the
+    // field link) the bundle expired an hour ago.
+    let data_dir = r.incoming.parent().unwrap().to_path_buf();
+    let later_ms = (now_s() as i64 + 2 * 3600) * 1000;
+    let reference = crate::fieldlink::timeref::TimeReference::received(
+        later_ms,
+        1000,
+        SystemClock.now_ms(),
+        &crate::fieldlink::timeref::Now::read(),
+    );
+    reference
+        .store(&crate::fieldlink::timeref::path(&data_dir))
+        .unwrap();
+    std::fs::write(r.incoming.join("stale.fnb"), settings(2, &[10, 11])).unwrap();
+    assert!(r.updater.pass().await.is_none());
+    let recs = r.records();
+    let last = recs[0].0.update.last.clone().unwrap();
+    assert_eq!(last.result, UpdateOutcome::Refused);
+    assert!(last.reason.as_str().starts_with("expired"), "{last:?}");
+    assert!(r.live.borrow().is_none());
+}
+
+#[tokio::test]
 async fn a_bundle_refused_at_its_mqtt_announce_is_reported_at_priority_high() {
     let r = rig(0.9).await;
     let p = crate::update::receive::Progress {

@@ -742,11 +742,11 @@ impl Uplink {
     async fn on_update_message(&mut self, payload: Vec<u8>) {
         // The node's trust decision on the metadata, from the persisted
         // trust state (read-only); without one the update task decides.
-        let trust_path = self
-            .incoming
-            .parent()
+        let data_dir = self.incoming.parent().map(|d| d.to_path_buf());
+        let trust_path = data_dir
+            .as_ref()
             .map(|d| d.join("update").join("trust.bin"));
-        let now_s = (self.time.now_ms().max(0) / 1000) as u64;
+        let now_ms = self.time.now_ms();
         let cap = self.update_cap;
         let receiver = crate::update::receive::Receiver::new(self.incoming.clone(), cap)
             .with_check(Box::new(move |bundle| {
@@ -755,7 +755,18 @@ impl Uplink {
                 };
                 let trust = models::bundle::TrustState::from_bytes(&bytes)
                     .map_err(|e| format!("trust state unreadable: {e}"))?;
-                let floor = trust.time_floor(now_s, crate::update::install::BUILD_UNIX_S);
+                let floor = match &data_dir {
+                    Some(d) => crate::update::install::time_floor_s(
+                        &trust,
+                        d,
+                        now_ms,
+                        crate::update::install::BUILD_UNIX_S,
+                    ),
+                    None => trust.time_floor(
+                        u64::try_from(now_ms.max(0) / 1000).unwrap_or(0),
+                        crate::update::install::BUILD_UNIX_S,
+                    ),
+                };
                 trust
                     .check_metadata(bundle, &crate::update::install::expect(), floor, cap)
                     .map_err(|r| format!("{}: {r}", r.code()))
