@@ -10,6 +10,7 @@
 //! - [`clock`]: the injected [`clock::Clock`] (scene time or system time);
 //! - [`tasks`]: the long-lived tasks (one per sensor, power, detection, store);
 //! - [`shutdown`]: the signal every task receives;
+//! - [`service`]: systemd readiness, status, stopping and the progress watchdog;
 //! - [`model`]: opening the fusion model (or falling back to the triggers);
 //! - [`update`]: signed model and settings updates (trust state, A/B slots, install);
 //! - [`uplink`]: forwarding the outbox over MQTT, status records, downlink commands;
@@ -29,6 +30,7 @@ pub mod node;
 pub mod probe;
 pub mod scene;
 pub mod sensors;
+pub mod service;
 pub mod shutdown;
 pub mod tasks;
 pub mod update;
