@@ -182,6 +182,8 @@ pub async fn run_node(
     // Signed updates: the installed settings patch applies over the
     // configuration, and an installed model replaces the configured one.
     let installer = crate::update::Installer::open(cfg, clock.now_ms());
+    // The configuration file's, which the field link compares and changes.
+    let file_cfg = cfg.clone();
     let patched;
     let cfg: &Config = match installer.settings_patch() {
         Some(patch) => {
@@ -271,7 +273,7 @@ pub async fn run_node(
             if let Some(h) = &handoff {
                 u.set_handoff(h.clone());
             }
-            u.set_live_settings(live_tx);
+            u.set_live_settings(live_tx.clone());
             let reporter = crate::update::report::Reporter::new(status_source.clone());
             u.set_reporter(reporter).await;
             u.pass().await
@@ -279,8 +281,20 @@ pub async fn run_node(
         None => None,
     };
     let reboot = Arc::new(crate::fieldlink::RebootRequest::default());
+    let config_text = cfg
+        .fieldlink
+        .config_file
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok());
+    let in_force = Arc::new(crate::update::live::ConfigInForce::new(
+        file_cfg,
+        config_text,
+        Some(live_tx),
+        Some(installer.clone()),
+    ));
     let _fieldlink = crate::fieldlink::FieldLink::start_if_configured(
         cfg,
+        in_force,
         &status_source,
         clock.clone(),
         reboot.clone(),

@@ -190,8 +190,9 @@ pub enum ConfigCommand {
         file: PathBuf,
     },
     /// Replace the node's configuration file with FILE when the node finds
-    /// it valid (the previous one is kept as `<file>.prev`; it applies from
-    /// the node's next start). Exit 1 if invalid. Needs --key.
+    /// it valid (the previous one is kept as `<file>.prev`; class thresholds,
+    /// exclusions and power policy apply at once, anything else from the
+    /// node's next start). Exit 1 if invalid. Needs --key.
     Set {
         /// The TOML file.
         file: PathBuf,

@@ -219,7 +219,7 @@ pub fn config(c: &ConfigText, json: bool) {
         }
         if c.pending_restart {
             eprintln!(
-                "field-tools link: the file changed since the node started; it applies from the next start"
+                "field-tools link: the file differs from the configuration in force; it applies from the next start"
             );
         }
     }

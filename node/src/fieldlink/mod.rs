@@ -68,9 +68,12 @@ impl FieldLink {
     /// device; logs and returns `None` otherwise or when it cannot start
     /// (the node runs on without it). Call it inside the node's runtime.
     /// `reboot` is set when a technician asks for a reboot; pushed bundles
-    /// go to the update task through `updates` (`None`: updates are off).
+    /// go to the update task through `updates` (`None`: updates are off);
+    /// `config` is the configuration file's in force (`cfg` is the one the
+    /// node runs, with the installed settings patch).
     pub fn start_if_configured(
         cfg: &Config,
+        config: Arc<crate::update::live::ConfigInForce>,
         status: &StatusSource,
         clock: Arc<dyn Clock>,
         reboot: Arc<RebootRequest>,
@@ -80,10 +83,6 @@ impl FieldLink {
         if !fl.enabled() {
             return None;
         }
-        let config_text_at_start = fl
-            .config_file
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok());
         let view = Arc::new(NodeView {
             status: status.clone(),
             time: NodeTime::current(clock),
@@ -91,9 +90,8 @@ impl FieldLink {
                 SensorSource::Scene => "scene",
                 SensorSource::Hardware => "system",
             },
-            config: Arc::new(cfg.clone()),
+            config,
             config_file: fl.config_file.clone(),
-            config_text_at_start,
             reads_need_auth: fl.reads_need_auth,
             trusted_keys: fl.trusted_keys(),
             data_dir: cfg.node.data_dir.clone(),

@@ -45,7 +45,8 @@ fn health_detail(h: Option<&SensorStatus>) -> Vec<String> {
 
 /// The probe reply of the running node.
 pub fn probe(view: &NodeView) -> ProbeReply {
-    let cfg = &view.config;
+    let cfg = view.config.config();
+    let cfg = &*cfg;
     let sensors = view.status.board.snapshot();
     let counters = &view.status.counters;
     let scene = cfg.node.sensors == SensorSource::Scene;

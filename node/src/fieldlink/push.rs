@@ -107,7 +107,7 @@ pub async fn step(view: &NodeView, push: &mut SessionPush, step: BundlePush) -> 
                 );
             }
             let dir = push_store::dir(&view.data_dir);
-            let cap = view.config.update.max_bundle_bytes;
+            let cap = view.config.config().update.max_bundle_bytes;
             match blocking(move || push_store::begin(&dir, cap, kind, total_len, sha256)).await {
                 Ok(Ok(active)) => {
                     tracing::info!(

@@ -177,7 +177,7 @@ async fn a_cut_push_resumes_where_the_node_holds_it_and_reaches_the_update_task(
 #[tokio::test]
 async fn sizes_over_the_cap_and_chunks_out_of_bounds_are_refused() {
     let n = node(false, 0);
-    let cap = n.view.config.update.max_bundle_bytes;
+    let cap = n.view.config.config().update.max_bundle_bytes;
     let mut c = authenticated(trusting(&n)).await;
     let too_big = Request::BundlePush(BundlePush::Begin {
         kind: BundleKind::Model,

@@ -18,6 +18,7 @@ use super::reboot::RebootRequest;
 use super::timeref::{self, Now, TimeReference};
 use crate::config::Config;
 use crate::logring::LogRing;
+use crate::update::live::{ConfigInForce, key_is_live};
 use crate::uplink::{NodeTime, StatusSource};
 
 /// The earliest and latest time a `TimeSet` may carry (2000-01-01 and
@@ -33,12 +34,11 @@ pub struct NodeView {
     pub time: NodeTime,
     /// Where the node's time comes from: `scene` (a replay) or `system`.
     pub time_source: &'static str,
-    /// The configuration the node runs with.
-    pub config: Arc<Config>,
+    /// The configuration file's settings in force (without the installed
+    /// settings patch), its text, and what changes live.
+    pub config: Arc<ConfigInForce>,
     /// The configuration file it was started with, if any.
     pub config_file: Option<PathBuf>,
-    /// The file's text when the node started (to tell a later edit).
-    pub config_text_at_start: Option<String>,
     /// `[fieldlink] reads_need_auth`.
     pub reads_need_auth: bool,
     /// `[fieldlink] technician_keys`, as key bytes.
@@ -210,8 +210,9 @@ impl NodeView {
                 "this node was started without a configuration file (fieldnode run --config FILE): there is no file to replace",
             ));
         };
-        let outcome =
+        let checked =
             check_config(&self.config, &text).map_err(|e| error(ErrorCode::Internal, e))?;
+        let (outcome, new) = (checked.outcome, checked.config);
         if let ConfigOutcome::Invalid { problems } = &outcome {
             tracing::info!(
                 problems = problems.len(),
@@ -221,16 +222,37 @@ impl NodeView {
         }
         let shared = self.shared.clone();
         let target = file.clone();
+        let written = text.clone();
         blocking(move || {
             let _one_at_a_time = shared
                 .config_write
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            replace_keeping_prev(&target, text.as_bytes())
+            replace_keeping_prev(&target, written.as_bytes())
         })
         .await?;
-        if let ConfigOutcome::Valid { changed, .. } = &outcome {
-            tracing::info!(file = %file.display(), changed = ?changed, "field link: configuration file replaced; applies from the next start");
+        if let ConfigOutcome::Valid { changed, applies } = &outcome {
+            match (applies, new) {
+                (ApplyWhen::Live, Some(new)) if !changed.is_empty() => {
+                    // Checked just before: fails only if a settings bundle
+                    // was installed meanwhile; the file applies at the next
+                    // start all the same.
+                    if let Err(e) = self.config.apply(new, text) {
+                        tracing::warn!(file = %file.display(), error = %e, "field link: configuration file replaced; not applied live");
+                        return Ok(Response::ConfigSet(ConfigOutcome::Valid {
+                            changed: changed.clone(),
+                            applies: ApplyWhen::NextStart,
+                        }));
+                    }
+                    tracing::info!(file = %file.display(), changed = ?changed, "field link: configuration file replaced and applied live");
+                }
+                (ApplyWhen::Live, _) => {
+                    tracing::info!(file = %file.display(), "field link: configuration file replaced; nothing changed");
+                }
+                _ => {
+                    tracing::info!(file = %file.display(), changed = ?changed, "field link: configuration file replaced; applies from the next start");
+                }
+            }
         }
         Ok(Response::ConfigSet(outcome))
     }
@@ -316,8 +338,8 @@ impl NodeView {
 
     async fn config_show(&self) -> Result<Response, Response> {
         let file = self.config_file.clone();
-        let at_start = self.config_text_at_start.clone();
-        let config = self.config.clone();
+        let at_start = self.config.text();
+        let config = self.config.config();
         blocking(move || match file {
             Some(path) => {
                 let toml = std::fs::read_to_string(&path)
@@ -344,35 +366,51 @@ impl NodeView {
 
     async fn config_validate(&self, text: String) -> Result<Response, Response> {
         let current = self.config.clone();
-        blocking(move || check_config(&current, &text).map(Response::ConfigChecked)).await
+        blocking(move || check_config(&current, &text).map(|c| Response::ConfigChecked(c.outcome)))
+            .await
     }
 }
 
+/// A configuration text checked against the one in force.
+struct Checked {
+    outcome: ConfigOutcome,
+    /// The text's configuration, when valid.
+    config: Option<Config>,
+}
+
 /// What `ConfigValidate` answers and `ConfigSet` does for `text`, against
-/// the running configuration.
-fn check_config(current: &Config, text: &str) -> Result<ConfigOutcome, String> {
+/// the configuration in force: a change applies live when every changed key
+/// can change live ([`crate::update::live::key_is_live`]) and the installed
+/// settings patch still fits over it; otherwise from the next start.
+fn check_config(current: &ConfigInForce, text: &str) -> Result<Checked, String> {
     Ok(match Config::from_toml_str(text) {
-        Err(errors) => ConfigOutcome::Invalid {
-            problems: errors
-                .0
-                .into_iter()
-                .map(|e| ConfigProblem {
-                    key: e.key,
-                    problem: e.message,
-                })
-                .collect(),
+        Err(errors) => Checked {
+            outcome: ConfigOutcome::Invalid {
+                problems: errors
+                    .0
+                    .into_iter()
+                    .map(|e| ConfigProblem {
+                        key: e.key,
+                        problem: e.message,
+                    })
+                    .collect(),
+            },
+            config: None,
         },
         Ok(new) => {
-            let changed = changed_keys(current, &new)?;
-            ConfigOutcome::Valid {
-                // The node applies no configuration change while it
-                // runs: every change waits for the next start.
-                applies: if changed.is_empty() {
-                    ApplyWhen::Live
-                } else {
-                    ApplyWhen::NextStart
+            let changed = changed_keys(&current.config(), &new)?;
+            let live = changed.iter().all(|k| key_is_live(k))
+                && (changed.is_empty() || current.live_settings(&new).is_ok());
+            Checked {
+                outcome: ConfigOutcome::Valid {
+                    applies: if live {
+                        ApplyWhen::Live
+                    } else {
+                        ApplyWhen::NextStart
+                    },
+                    changed,
                 },
-                changed,
+                config: Some(new),
             }
         }
     })

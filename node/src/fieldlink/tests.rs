@@ -28,6 +28,8 @@ pub(super) struct Node {
     _dir: tempfile::TempDir,
     pub(super) view: Arc<NodeView>,
     pub(super) store: Arc<EventStore>,
+    /// What the detect and power tasks would receive.
+    pub(super) live: watch::Receiver<crate::update::live::Settings>,
 }
 
 pub(super) fn node(reads_need_auth: bool, events: usize) -> Node {
@@ -56,13 +58,19 @@ pub(super) fn node(reads_need_auth: bool, events: usize) -> Node {
     };
     let config_file = dir.path().join("fieldnode.toml");
     std::fs::write(&config_file, "[node]\nid = \"n1\"\n").unwrap();
+    let (live, live_rx) = crate::update::live::channel();
+    let live = Some(live);
     let view = Arc::new(NodeView {
         status: source,
         time: NodeTime::current(Arc::new(SystemClock)),
         time_source: "system",
-        config: Arc::new(Config::from_file(&config_file).unwrap()),
+        config: Arc::new(crate::update::live::ConfigInForce::new(
+            Config::from_file(&config_file).unwrap(),
+            Some("[node]\nid = \"n1\"\n".into()),
+            live,
+            None,
+        )),
         config_file: Some(config_file),
-        config_text_at_start: Some("[node]\nid = \"n1\"\n".into()),
         reads_need_auth,
         trusted_keys: Vec::new(),
         data_dir: dir.path().join("data"),
@@ -75,6 +83,7 @@ pub(super) fn node(reads_need_auth: bool, events: usize) -> Node {
         _dir: dir,
         view,
         store,
+        live: live_rx,
     };
     add_events(&n.store, events, 0);
     n
@@ -845,6 +854,70 @@ async fn config_set_replaces_the_file_atomically_and_keeps_the_previous() {
             assert_eq!(t.toml, new);
             assert!(t.pending_restart);
         }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn config_set_applies_class_thresholds_and_power_policy_live() {
+    let mut n = node(false, 0);
+    let view = trusting(&n);
+    let file = view.config_file.clone().unwrap();
+    let mut c = authenticated(view.clone()).await;
+    // Only live keys: applied at once, and the file replaced.
+    let live = "[node]\nid = \"n1\"\n[fusion.thresholds]\nwildlife = 0.8\n[power.policy]\ncamera_interval_ms = 9000\n";
+    match c.ask(Request::ConfigSet { toml: live.into() }).await {
+        Response::ConfigSet(ConfigOutcome::Valid { changed, applies }) => {
+            // The table replaces the default one: the classes it leaves
+            // out lose their threshold, a live change too.
+            assert_eq!(
+                changed,
+                [
+                    "fusion.thresholds.human_activity",
+                    "fusion.thresholds.machinery_anomaly",
+                    "fusion.thresholds.wildlife",
+                    "power.policy.camera_interval_ms"
+                ]
+            );
+            assert_eq!(applies, link::ApplyWhen::Live);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), live);
+    assert!(n.live.has_changed().unwrap());
+    let s = n.live.borrow_and_update().clone().unwrap();
+    assert_eq!(s.fusion.thresholds.get("wildlife"), Some(&0.8));
+    assert_eq!(s.policy.camera_interval_ms, 9000);
+    // In force: nothing waits for a restart, and the same text changes
+    // nothing more.
+    match c.ask(Request::ConfigShow).await {
+        Response::Config(t) => assert!(!t.pending_restart),
+        other => panic!("{other:?}"),
+    }
+    match c.ask(Request::ConfigValidate { toml: live.into() }).await {
+        Response::ConfigChecked(ConfigOutcome::Valid { changed, applies }) => {
+            assert!(changed.is_empty(), "{changed:?}");
+            assert_eq!(applies, link::ApplyWhen::Live);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A live key with one that is not: all of it from the next start, and
+    // nothing applied now.
+    let mixed =
+        "[node]\nid = \"n1\"\n[fusion.thresholds]\nwildlife = 0.6\n[power]\ninterval_ms = 20000\n";
+    match c.ask(Request::ConfigSet { toml: mixed.into() }).await {
+        Response::ConfigSet(ConfigOutcome::Valid { changed, applies }) => {
+            assert!(
+                changed.contains(&"power.interval_ms".to_string()),
+                "{changed:?}"
+            );
+            assert_eq!(applies, link::ApplyWhen::NextStart);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!n.live.has_changed().unwrap());
+    match c.ask(Request::ConfigShow).await {
+        Response::Config(t) => assert!(t.pending_restart),
         other => panic!("{other:?}"),
     }
 }

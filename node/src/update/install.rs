@@ -196,6 +196,12 @@ impl Installer {
             .map(|a| self.dir.join("slots").join(&a.slot).join("manifest.toml"))
     }
 
+    /// Replaces the configuration the installer patches and checks against
+    /// (the technician changed the configuration file's live keys).
+    pub fn set_base_config(&mut self, cfg: Config) {
+        self.cfg = cfg;
+    }
+
     /// The installed settings patch, if any.
     pub fn settings_patch(&self) -> Option<SettingsPatch> {
         let bytes = std::fs::read(self.dir.join("settings.bin")).ok()?;
