@@ -25,8 +25,12 @@
 //! runtime for the next decision. It pings only if
 //! - the event loop answered: a probe ran on the node's runtime since the
 //!   last ping (a runtime whose worker threads are all stuck never runs it);
-//! - the store advanced (made a batch durable, [`Service::store_committed`])
-//!   or had nothing waiting ([`Service::store_pending`]).
+//! - no store write has been in flight since the last ping without
+//!   returning: the store writer brackets each write with
+//!   [`Service::store_write_started`] and [`Service::store_write_finished`]
+//!   (durable or failed: a store that fails is slow to recover, not stuck,
+//!   and a restart would lose the events it keeps in memory). A writer
+//!   that reports nothing counts as idle.
 //!
 //! A withheld ping is logged once per stall; systemd restarts the node
 //! when `WatchdogSec=` passes without one.
@@ -48,10 +52,10 @@ pub struct Sample {
     pub stopping: bool,
     /// Probes the node's runtime has run.
     pub loop_answers: u64,
-    /// Batches the store has made durable.
-    pub store_commits: u64,
-    /// Events were waiting to be made durable.
-    pub store_pending: bool,
+    /// Store writes started.
+    pub store_started: u64,
+    /// Store writes that returned (durable or failed).
+    pub store_finished: u64,
 }
 
 /// The watchdog's decision for one tick.
@@ -75,8 +79,12 @@ pub fn verdict(last: &Sample, now: &Sample) -> Verdict {
     if now.loop_answers <= last.loop_answers {
         return Verdict::Stalled("the event loop did not run its probe");
     }
-    if now.store_pending && now.store_commits <= last.store_commits {
-        return Verdict::Stalled("the store made nothing durable while events waited");
+    // The same write was in flight at the last ping and still is.
+    let stuck = now.store_started > now.store_finished
+        && now.store_started == last.store_started
+        && last.store_started > last.store_finished;
+    if stuck {
+        return Verdict::Stalled("a store write has not returned since the last ping");
     }
     Verdict::Ping
 }
@@ -106,8 +114,8 @@ pub struct Service {
     stopping: AtomicBool,
     watchdog_started: AtomicBool,
     loop_answers: Arc<AtomicU64>,
-    store_commits: AtomicU64,
-    store_pending: AtomicBool,
+    store_started: AtomicU64,
+    store_finished: AtomicU64,
     runtime: Mutex<Option<tokio::runtime::Handle>>,
     /// Held while sending a ping or `STOPPING=1`: no ping follows it.
     order: Mutex<()>,
@@ -152,8 +160,8 @@ impl Service {
             stopping: AtomicBool::new(false),
             watchdog_started: AtomicBool::new(false),
             loop_answers: Arc::new(AtomicU64::new(0)),
-            store_commits: AtomicU64::new(0),
-            store_pending: AtomicBool::new(false),
+            store_started: AtomicU64::new(0),
+            store_finished: AtomicU64::new(0),
             runtime: Mutex::new(None),
             order: Mutex::new(()),
         }
@@ -230,14 +238,14 @@ impl Service {
         ]);
     }
 
-    /// The store made a batch durable.
-    pub fn store_committed(&self) {
-        self.store_commits.fetch_add(1, Ordering::Relaxed);
+    /// The store writer starts a write (a batch to make durable).
+    pub fn store_write_started(&self) {
+        self.store_started.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Whether events wait to be made durable.
-    pub fn store_pending(&self, pending: bool) {
-        self.store_pending.store(pending, Ordering::Relaxed);
+    /// The store writer's write returned, durable or failed.
+    pub fn store_write_finished(&self) {
+        self.store_finished.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The counters now.
@@ -246,8 +254,8 @@ impl Service {
             ready: self.ready.load(Ordering::SeqCst),
             stopping: self.stopping.load(Ordering::SeqCst),
             loop_answers: self.loop_answers.load(Ordering::SeqCst),
-            store_commits: self.store_commits.load(Ordering::Relaxed),
-            store_pending: self.store_pending.load(Ordering::Relaxed),
+            store_finished: self.store_finished.load(Ordering::SeqCst),
+            store_started: self.store_started.load(Ordering::SeqCst),
         }
     }
 
@@ -317,44 +325,41 @@ impl Service {
 mod tests {
     use super::*;
 
-    fn running(loop_answers: u64, store_commits: u64, store_pending: bool) -> Sample {
+    fn running(loop_answers: u64, store_started: u64, store_finished: u64) -> Sample {
         Sample {
             ready: true,
             stopping: false,
             loop_answers,
-            store_commits,
-            store_pending,
+            store_started,
+            store_finished,
         }
     }
 
     #[test]
     fn pings_when_the_loop_answers_and_the_store_is_idle() {
-        assert_eq!(
-            verdict(&running(1, 0, false), &running(2, 0, false)),
-            Verdict::Ping
-        );
+        assert_eq!(verdict(&running(1, 0, 0), &running(2, 0, 0)), Verdict::Ping);
+        assert_eq!(verdict(&running(1, 3, 3), &running(2, 3, 3)), Verdict::Ping);
     }
 
     #[test]
-    fn pings_when_the_loop_answers_and_the_store_advanced() {
-        assert_eq!(
-            verdict(&running(1, 4, true), &running(3, 5, true)),
-            Verdict::Ping
-        );
+    fn pings_when_the_store_write_in_flight_started_after_the_last_ping() {
+        assert_eq!(verdict(&running(1, 3, 3), &running(2, 4, 3)), Verdict::Ping);
+        // A write returned and the next one is under way.
+        assert_eq!(verdict(&running(1, 4, 3), &running(2, 5, 4)), Verdict::Ping);
     }
 
     #[test]
     fn withholds_when_the_loop_did_not_answer() {
         assert!(matches!(
-            verdict(&running(2, 4, false), &running(2, 9, false)),
+            verdict(&running(2, 4, 4), &running(2, 9, 9)),
             Verdict::Stalled(_)
         ));
     }
 
     #[test]
-    fn withholds_when_events_wait_and_the_store_did_not_advance() {
+    fn withholds_when_the_same_store_write_is_still_in_flight() {
         assert!(matches!(
-            verdict(&running(1, 4, true), &running(2, 4, true)),
+            verdict(&running(1, 4, 3), &running(2, 4, 3)),
             Verdict::Stalled(_)
         ));
     }
@@ -362,7 +367,7 @@ mod tests {
     #[test]
     fn idle_before_ready_and_once_stopping() {
         let last = Sample::default();
-        let mut now = running(5, 5, false);
+        let mut now = running(5, 5, 5);
         now.ready = false;
         assert_eq!(verdict(&last, &now), Verdict::Idle);
         now.ready = true;
@@ -414,6 +419,15 @@ mod tests {
         );
     }
 
+    /// Waits until the runtime ran a probe after `n` answers.
+    async fn answered(s: &Service, n: u64) {
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while s.sample().loop_answers <= n {
+            assert!(std::time::Instant::now() < until, "probe never ran");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn the_watchdog_pings_only_after_the_runtime_ran_its_probe() {
         let rec = Recorder::default();
@@ -433,25 +447,25 @@ mod tests {
         assert!(stalled);
         assert_eq!(pings(), 0);
         // The runtime runs the probe; the next tick pings.
-        let until = std::time::Instant::now() + Duration::from_secs(30);
-        while s.sample().loop_answers == 0 {
-            assert!(std::time::Instant::now() < until, "probe never ran");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        answered(&s, 0).await;
         let (last, stalled) = s.tick(last, stalled);
         assert!(!stalled);
         assert_eq!(pings(), 1);
-        // Events wait and the store does not advance: no ping.
-        s.store_pending(true);
-        while s.sample().loop_answers <= last.loop_answers {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        // A store write starts: the next ping still goes out (it started
+        // after the last ping), the one after does not while it hangs.
+        s.store_write_started();
+        answered(&s, last.loop_answers).await;
         let (last, stalled) = s.tick(last, stalled);
-        assert!(stalled);
-        assert_eq!(pings(), 1);
-        s.store_committed();
-        let (_, stalled) = s.tick(last, stalled);
         assert!(!stalled);
         assert_eq!(pings(), 2);
+        answered(&s, last.loop_answers).await;
+        let (last, stalled) = s.tick(last, stalled);
+        assert!(stalled);
+        assert_eq!(pings(), 2);
+        // It returns (durable or failed): pings again.
+        s.store_write_finished();
+        let (_, stalled) = s.tick(last, stalled);
+        assert!(!stalled);
+        assert_eq!(pings(), 3);
     }
 }
