@@ -204,7 +204,9 @@ impl TtlConfig {
 /// `[outbox.budget]`: how much the outbox keeps. Both limits are enforced
 /// exactly, on the store's own accounting (see `docs/outbox.md`): an append
 /// that would exceed either first evicts items, lowest priority and oldest
-/// first, counting the new items among the candidates.
+/// first, counting the new items among the candidates. Below
+/// `min_free_bytes` free on the store's filesystem, an append also evicts,
+/// in the same order, so that the outbox does not grow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BudgetConfig {
@@ -213,13 +215,24 @@ pub struct BudgetConfig {
     /// Most bytes of encoded records kept (keys and sled's own overhead not
     /// included: sled's files are several times this, see `docs/outbox.md`).
     pub max_record_bytes: u64,
+    /// Bytes to keep free on the store's filesystem (`statvfs`, what a
+    /// non-root writer may use); `0` disables the reserve.
+    pub min_free_bytes: u64,
 }
+
+/// The default disk reserve: 64 MiB.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
+/// The smallest reserve accepted when not 0: 1 MiB.
+pub const MIN_FREE_BYTES_LOW: u64 = 1024 * 1024;
+/// The largest reserve accepted: 1 TiB.
+pub const MIN_FREE_BYTES_HIGH: u64 = 1 << 40;
 
 impl Default for BudgetConfig {
     fn default() -> Self {
         BudgetConfig {
             max_items: 100_000,
             max_record_bytes: 8 * 1024 * 1024,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -238,6 +251,14 @@ impl BudgetConfig {
             errs.push((
                 "budget.max_record_bytes".into(),
                 "must be between 4096 and 17179869184".into(),
+            ));
+        }
+        if self.min_free_bytes != 0
+            && !(MIN_FREE_BYTES_LOW..=MIN_FREE_BYTES_HIGH).contains(&self.min_free_bytes)
+        {
+            errs.push((
+                "budget.min_free_bytes".into(),
+                "must be 0 (off) or between 1048576 and 1099511627776".into(),
             ));
         }
         errs
@@ -330,13 +351,33 @@ mod tests {
         assert!(cfg.validate().is_empty());
         cfg.priority.wildlife.thresholds[0].min_confidence = 1.5;
         cfg.budget.max_items = 0;
+        cfg.budget.min_free_bytes = 4096;
         let keys: Vec<_> = cfg.validate().into_iter().map(|(k, _)| k).collect();
         assert_eq!(
             keys,
             [
                 "priority.wildlife.thresholds[0].min_confidence",
-                "budget.max_items"
+                "budget.max_items",
+                "budget.min_free_bytes"
             ]
         );
+    }
+
+    #[test]
+    fn the_disk_reserve_defaults_to_64_mib_and_0_turns_it_off() {
+        assert_eq!(BudgetConfig::default().min_free_bytes, 64 << 20);
+        let cfg: OutboxConfig = toml::from_str("[budget]\nmin_free_bytes = 0").unwrap();
+        assert_eq!(cfg.budget.min_free_bytes, 0);
+        assert!(cfg.validate().is_empty());
+        for (v, ok) in [
+            (MIN_FREE_BYTES_LOW - 1, false),
+            (MIN_FREE_BYTES_LOW, true),
+            (MIN_FREE_BYTES_HIGH, true),
+            (MIN_FREE_BYTES_HIGH + 1, false),
+        ] {
+            let mut c = OutboxConfig::default();
+            c.budget.min_free_bytes = v;
+            assert_eq!(c.validate().is_empty(), ok, "{v}");
+        }
     }
 }

@@ -31,6 +31,7 @@ fn config() -> OutboxConfig {
         budget: BudgetConfig {
             max_items: 30,
             max_record_bytes: 1 << 20,
+            min_free_bytes: 0,
         },
         ..OutboxConfig::default()
     }

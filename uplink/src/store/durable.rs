@@ -87,11 +87,19 @@ pub fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .unwrap_or_default();
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    let mut f = File::create(&tmp).map_err(io(&tmp, "create temporary file"))?;
-    f.write_all(bytes)
-        .map_err(io(&tmp, "write temporary file"))?;
-    f.sync_all().map_err(io(&tmp, "fsync temporary file"))?;
-    std::fs::rename(&tmp, path).map_err(io(path, "rename into place"))?;
+    let written = File::create(&tmp)
+        .map_err(io(&tmp, "create temporary file"))
+        .and_then(|mut f| {
+            f.write_all(bytes)
+                .map_err(io(&tmp, "write temporary file"))?;
+            f.sync_all().map_err(io(&tmp, "fsync temporary file"))
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io(path, "rename into place")));
+    if let Err(e) = written {
+        // A full disk must not also keep a half-written copy: give it back.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

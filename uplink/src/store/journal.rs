@@ -70,6 +70,12 @@ pub struct Journal {
     file: File,
     len: u64,
     live_bytes: u64,
+    /// A failed append may have left bytes past `len` that could not be cut
+    /// off yet: cut them before the next append.
+    torn_tail: bool,
+    /// Appends still to fail with ENOSPC after writing half their bytes
+    /// (fault injection for tests).
+    fail_next: u32,
 }
 
 fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -251,23 +257,45 @@ impl Journal {
                 file,
                 len,
                 live_bytes,
+                torn_tail: false,
+                fail_next: 0,
             },
             r,
         ))
     }
 
-    /// Appends `entries` durably (one write, then fsync).
+    /// Appends `entries` durably (one write, then fsync). When the write or
+    /// the fsync fails (a full disk), the file is cut back to its last whole
+    /// append, so the next append starts on a block boundary again and
+    /// nothing of the failed one is replayed.
     pub fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
+        if self.torn_tail {
+            self.file
+                .set_len(self.len)
+                .map_err(io(&self.path, "cut a failed append off the journal"))?;
+            self.torn_tail = false;
+        }
         let bytes = encode_append(entries);
-        self.file
-            .write_all(&bytes)
-            .map_err(io(&self.path, "append to journal"))?;
-        self.file
-            .sync_data()
-            .map_err(io(&self.path, "fsync journal"))?;
+        let written = if self.fail_next > 0 {
+            self.fail_next -= 1;
+            self.file
+                .write_all(&bytes[..bytes.len() / 2])
+                .and_then(|()| Err(std::io::Error::from_raw_os_error(28)))
+        } else {
+            self.file
+                .write_all(&bytes)
+                .and_then(|()| self.file.sync_data())
+        };
+        if let Err(e) = written {
+            // Cut off whatever part of the append reached the file; if even
+            // that fails, the next append tries again first.
+            self.torn_tail = self.file.set_len(self.len).is_err();
+            tracing::warn!(path = %self.path.display(), error = %e, tail_cut = !self.torn_tail, "journal append failed");
+            return Err(io(&self.path, "append to journal")(e));
+        }
         self.len += bytes.len() as u64;
         for e in entries {
             match e {
@@ -284,6 +312,32 @@ impl Journal {
     /// rewritten.
     pub fn needs_compaction(&self) -> bool {
         self.len > COMPACT_MIN_BYTES && self.len > 4 * self.live_bytes.max(BLOCK)
+    }
+
+    /// Whether a rewrite would give back at least one block: what is worth
+    /// trying when the disk is full.
+    pub fn would_shrink(&self) -> bool {
+        self.len > (self.live_bytes.div_ceil(BLOCK) + 1) * BLOCK
+    }
+
+    /// What a rewrite would hold, bytes (an estimate: 32 bytes of framing per
+    /// item).
+    pub fn live_bytes(&self) -> u64 {
+        self.live_bytes
+    }
+
+    /// Whether a rewrite would give back at least `bytes` and the file is
+    /// more than `factor` times its live content.
+    pub fn would_shrink_by(&self, bytes: u64, factor: u64) -> bool {
+        self.len > factor.saturating_mul(self.live_bytes.max(BLOCK))
+            && self.len.saturating_sub(self.live_bytes) >= bytes
+    }
+
+    /// Makes the next `n` appends fail with ENOSPC after writing half their
+    /// bytes (fault injection for tests).
+    #[doc(hidden)]
+    pub fn fail_next_appends(&mut self, n: u32) {
+        self.fail_next = n;
     }
 
     /// Replaces the journal with one holding only `live` (write temporary,
@@ -317,6 +371,7 @@ impl Journal {
             .map_err(io(&self.path, "reopen journal"))?;
         self.len = bytes.len() as u64;
         self.live_bytes = live_bytes;
+        self.torn_tail = false;
         tracing::info!(path = %self.path.display(), items = entries.len(), bytes = self.len, "journal compacted");
         Ok(())
     }
@@ -392,5 +447,22 @@ mod tests {
         let (_, r) = Journal::open(&path).unwrap();
         assert_eq!(r.live.keys().copied().collect::<Vec<_>>(), vec![2, 5]);
         assert_eq!(r.live[&2], (Priority::High, vec![7; 10]));
+    }
+
+    #[test]
+    fn a_failed_append_is_cut_off_and_the_next_one_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.journal");
+        let (mut j, _) = Journal::open(&path).unwrap();
+        j.append(&[put(1)]).unwrap();
+        j.fail_next_appends(1);
+        let e = j.append(&[put(2), put(3)]).unwrap_err();
+        assert!(e.is_storage_full(), "{e}");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), BLOCK);
+        j.append(&[put(4)]).unwrap();
+        drop(j);
+        let (_, r) = Journal::open(&path).unwrap();
+        assert_eq!(r.live.keys().copied().collect::<Vec<_>>(), vec![1, 4]);
+        assert_eq!(r.damaged_blocks, 0);
     }
 }

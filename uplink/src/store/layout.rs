@@ -156,28 +156,65 @@ impl QueueStats {
 /// since the store was created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DropStats {
-    /// Evicted because the budget was full.
+    /// Evicted because the budget (`max_items`, `max_record_bytes`) was full.
     pub evicted_budget: [u64; 4],
     /// Older than their priority's time to live.
     pub expired_ttl: [u64; 4],
     /// Records that did not decode, moved out of the outbox.
     pub corrupt: u64,
+    /// Evicted, or not kept on arrival, because the filesystem had less than
+    /// `min_free_bytes` free or reported no space left.
+    pub evicted_disk: [u64; 4],
 }
 
 impl DropStats {
+    /// 13 big-endian u64: evicted (budget) ×4, expired ×4, corrupt, evicted
+    /// (disk) ×4. A value of the first 9 alone (written before the disk
+    /// reserve) reads with no disk evictions.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut all = self.evicted_budget.to_vec();
         all.extend(self.expired_ttl);
         all.push(self.corrupt);
+        all.extend(self.evicted_disk);
         encode_u64s(&all)
     }
 
     pub(crate) fn decode(v: &[u8]) -> Option<DropStats> {
-        let a: [u64; 9] = decode_u64s(v)?;
+        let (a, disk): ([u64; 9], [u64; 4]) = match v.len() {
+            72 => (decode_u64s(v)?, [0; 4]),
+            104 => (decode_u64s(&v[..72])?, decode_u64s(&v[72..])?),
+            _ => return None,
+        };
         Some(DropStats {
             evicted_budget: [a[0], a[1], a[2], a[3]],
             expired_ttl: [a[4], a[5], a[6], a[7]],
             corrupt: a[8],
+            evicted_disk: disk,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_stats_round_trip_and_read_the_format_without_disk_evictions() {
+        let d = DropStats {
+            evicted_budget: [1, 2, 3, 4],
+            expired_ttl: [5, 6, 7, 8],
+            corrupt: 9,
+            evicted_disk: [10, 11, 12, 13],
+        };
+        assert_eq!(DropStats::decode(&d.encode()), Some(d));
+        let old = encode_u64s(&[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(
+            DropStats::decode(&old),
+            Some(DropStats {
+                evicted_disk: [0; 4],
+                ..d
+            })
+        );
+        assert_eq!(DropStats::decode(&old[..71]), None);
     }
 }

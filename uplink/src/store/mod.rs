@@ -34,10 +34,20 @@
 //!    counters it affects, then through the durable flush; so a kill at any
 //!    point neither loses an acknowledged item nor counts anything twice.
 //!    Items leave only by [`EventStore::confirm_delivered`], budget eviction
-//!    or expiry (see [`outbox`] and `docs/outbox.md`).
+//!    (the item and byte limits, or the disk reserve `min_free_bytes`) or
+//!    expiry (see [`outbox`] and `docs/outbox.md`).
+//! 6. **A full disk never costs an acknowledged item.** Free space is read
+//!    through [`disk::FreeSpace`] before each append; below the reserve the
+//!    append evicts (counted, same batch) before it grows the outbox. When a
+//!    write still fails with "no space left" (ENOSPC), the journal is cut
+//!    back to its last whole append, room is made and the append is retried
+//!    a bounded number of times; then it fails with
+//!    [`StoreError::DiskFull`], having acknowledged nothing, and the stored
+//!    items are untouched.
 //!
 //! Layout in sled: one tree, `outbox`; see [`layout`].
 
+pub mod disk;
 pub mod durable;
 mod ids;
 pub mod journal;
@@ -47,7 +57,7 @@ mod recount;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use messages::{DecodeError, EventRecord, Message, decode_event, decode_message};
 use serde::{Deserialize, Serialize};
@@ -55,9 +65,10 @@ use serde::{Deserialize, Serialize};
 use crate::outbox::OutboxConfig;
 use layout::{EVENT_PREFIX, NEXT_ID_KEY, event_key, key_id, u64_value};
 
+pub use disk::{DiskState, DiskStatus, FakeFreeSpace, FreeSpace, Statvfs};
 pub use ids::ID_BLOCK;
 pub use layout::{DropStats, QueueStats};
-pub use outbox::{Appended, Expired, Pending, PendingItem};
+pub use outbox::{Appended, ENOSPC_ATTEMPTS, Expired, KEY_BYTES_PER_ITEM, Pending, PendingItem};
 
 /// Store settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +132,59 @@ pub enum StoreError {
         /// Its priority.
         priority: messages::Priority,
     },
+    /// The filesystem had less than `min_free_bytes` free and the new item
+    /// ranked below every stored item, so nothing could make room for it.
+    /// Counted as evicted for the disk.
+    #[error(
+        "disk reserve: new {priority} item {id} is below everything stored and only {free_bytes} bytes are free (reserve {min_free_bytes}); not stored (counted as evicted)"
+    )]
+    DiskReserve {
+        /// The id it was given (never reused).
+        id: u64,
+        /// Its priority.
+        priority: messages::Priority,
+        /// Free bytes on the filesystem when it was refused.
+        free_bytes: u64,
+        /// The configured reserve.
+        min_free_bytes: u64,
+    },
+    /// No space left on the device (ENOSPC or a quota) while writing, after
+    /// making room and retrying. Nothing of this append was acknowledged;
+    /// the stored items are untouched. The caller keeps the items and tries
+    /// again later.
+    #[error(
+        "store {}: no space left on the device ({op}) after {attempts} attempt(s), {} bytes free; not stored: {source}",
+        path.display(),
+        free_bytes.map_or_else(|| "unknown".to_string(), |f| f.to_string())
+    )]
+    DiskFull {
+        /// The file or directory being written.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// Attempts made.
+        attempts: u32,
+        /// Free bytes read after the last attempt, if they could be read.
+        free_bytes: Option<u64>,
+        /// The error of the last attempt.
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// True when the cause is a full filesystem (ENOSPC or a quota), whether
+    /// already classified as [`StoreError::DiskFull`] or not.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::DiskFull { .. } => true,
+            StoreError::Io { source, .. } => disk::is_storage_full(source),
+            StoreError::Db {
+                source: sled::Error::Io(e),
+                ..
+            } => disk::is_storage_full(e),
+            _ => false,
+        }
+    }
 }
 
 fn db_err(op: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
@@ -162,6 +226,8 @@ pub struct EventStore {
     db: sled::Db,
     tree: sled::Tree,
     outbox: OutboxConfig,
+    /// Where the free space of the store's filesystem is read.
+    free_space: Arc<dyn FreeSpace>,
     /// Held while a batch is built and applied: ids, accounting and sled
     /// change together.
     state: Mutex<State>,
@@ -174,6 +240,7 @@ struct State {
     stats: QueueStats,
     drops: DropStats,
     journal: journal::Journal,
+    disk: disk::DiskMemo,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -349,6 +416,18 @@ impl EventStore {
         cfg: &StoreConfig,
         outbox: OutboxConfig,
     ) -> Result<(EventStore, OpenReport), StoreError> {
+        EventStore::open_with_free_space(dir, cfg, outbox, Arc::new(Statvfs))
+    }
+
+    /// [`EventStore::open_with`], reading the filesystem's free space from
+    /// `free_space` (tests simulate a filling disk with
+    /// [`FakeFreeSpace`]).
+    pub fn open_with_free_space(
+        dir: &Path,
+        cfg: &StoreConfig,
+        outbox: OutboxConfig,
+        free_space: Arc<dyn FreeSpace>,
+    ) -> Result<(EventStore, OpenReport), StoreError> {
         let parent = dir
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -408,6 +487,7 @@ impl EventStore {
             db,
             tree,
             outbox,
+            free_space,
             state: Mutex::new(State {
                 ids: ids::Ids {
                     next,
@@ -417,6 +497,7 @@ impl EventStore {
                 stats,
                 drops,
                 journal,
+                disk: disk::DiskMemo::default(),
             }),
         };
         let repaired = repair.is_some();
@@ -542,6 +623,8 @@ impl EventStore {
 
 #[cfg(test)]
 mod crash_tests;
+#[cfg(test)]
+mod disk_tests;
 #[cfg(test)]
 mod outbox_tests;
 #[cfg(test)]

@@ -1,17 +1,34 @@
 //! The outbox operations of [`EventStore`]: appending with a priority and
-//! budget eviction, the sending order, confirmation, expiry and the
-//! counters. Every change is one atomic sled batch (records, index entries,
-//! `m:stats`, `m:drops`, `m:next_id` together) followed by the durable flush.
+//! budget eviction (the item and byte limits, and the disk reserve), the
+//! sending order, confirmation, expiry and the counters. Every change is one
+//! atomic sled batch (records, index entries, `m:stats`, `m:drops`,
+//! `m:next_id` together) followed by the durable flush.
 
 use messages::{DecodeError, DropCounters, EventRecord, Message, Priority, StatusRecord};
 
+use super::disk::{DiskState, DiskStatus};
 use super::journal::Entry;
 use super::layout::{
     CORRUPT_PREFIX, DROPS_KEY, DropStats, INDEX_PREFIX, Meta, NEXT_ID_KEY, QueueStats, STATS_KEY,
     corrupt_key, event_key, index_key, index_prefix, parse_index_key,
 };
 use super::recount::record_time;
-use super::{EventStore, StoreError, db_err};
+use super::{EventStore, State, StoreError, db_err};
+
+/// Bytes each item takes in keys beside its record (`e` key 9, `q` key 10,
+/// its `Meta` 12): with the record bytes, what the disk reserve counts.
+pub const KEY_BYTES_PER_ITEM: u64 = 31;
+
+/// Attempts at one append when a write reports no space left (the first
+/// and two retries).
+pub const ENOSPC_ATTEMPTS: u32 = 3;
+
+/// What the outbox's items take in records and keys: the measure that does
+/// not grow while the disk is below its reserve.
+fn footprint(s: &QueueStats) -> u64 {
+    s.total_bytes()
+        .saturating_add(KEY_BYTES_PER_ITEM.saturating_mul(s.total_items()))
+}
 
 /// What [`EventStore::append_messages`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -23,6 +40,13 @@ pub struct Appended {
     pub dropped: Vec<(u64, Priority)>,
     /// Older items evicted to make room, `(id, priority)`.
     pub evicted: Vec<(u64, Priority)>,
+    /// The ids, among `evicted` and `dropped`, that left for the disk (less
+    /// than `min_free_bytes` free, or no space left) rather than for the
+    /// item or byte limit; counted in `DropStats::evicted_disk`.
+    pub for_disk: Vec<u64>,
+    /// Free bytes read before the append (`None`: the reserve is off, or the
+    /// free space could not be read).
+    pub free_bytes: Option<u64>,
 }
 
 /// One item ready to send.
@@ -86,6 +110,26 @@ struct NewItem {
     meta: Meta,
 }
 
+/// The disk rule of one append: the footprint it may leave, and whether new
+/// items may be the ones not kept (below the reserve), or only stored items
+/// that rank below them may go (a retry after "no space left" above the
+/// reserve: a new item is then never dropped, the append fails instead).
+#[derive(Debug, Clone, Copy)]
+struct DiskLimit {
+    footprint: u64,
+    may_drop_new: bool,
+}
+
+/// One append, computed but not yet written.
+struct Plan {
+    batch: sled::Batch,
+    entries: Vec<Entry>,
+    keep: Vec<bool>,
+    stats: QueueStats,
+    drops: DropStats,
+    appended: Appended,
+}
+
 impl EventStore {
     /// The outbox policy this store enforces.
     pub fn outbox_config(&self) -> &crate::outbox::OutboxConfig {
@@ -106,7 +150,7 @@ impl EventStore {
         })?;
         match (a.stored.pop(), a.dropped.pop()) {
             (Some((Message::Event(e), _)), _) => Ok(e),
-            (_, Some((id, priority))) => Err(StoreError::BudgetFull { id, priority }),
+            (_, Some((id, priority))) => Err(self.not_kept(&a, id, priority)),
             _ => unreachable!("one event built, so one stored or dropped"),
         }
     }
@@ -124,8 +168,22 @@ impl EventStore {
         })?;
         match (a.stored.pop(), a.dropped.pop()) {
             (Some((Message::Status(s), _)), _) => Ok(s),
-            (_, Some((id, priority))) => Err(StoreError::BudgetFull { id, priority }),
+            (_, Some((id, priority))) => Err(self.not_kept(&a, id, priority)),
             _ => unreachable!("one status built, so one stored or dropped"),
+        }
+    }
+
+    /// The error for a new item that was not kept.
+    fn not_kept(&self, a: &Appended, id: u64, priority: Priority) -> StoreError {
+        if a.for_disk.contains(&id) {
+            StoreError::DiskReserve {
+                id,
+                priority,
+                free_bytes: a.free_bytes.unwrap_or(0),
+                min_free_bytes: self.outbox.budget.min_free_bytes,
+            }
+        } else {
+            StoreError::BudgetFull { id, priority }
         }
     }
 
@@ -154,6 +212,13 @@ impl EventStore {
     /// evicted in the same batch, lowest priority first and oldest (lowest
     /// id) first, the new items included: a new item below everything
     /// stored is the one that goes.
+    ///
+    /// Below `min_free_bytes` free on the filesystem, the same order evicts
+    /// until the outbox takes no more record and key bytes than before the
+    /// append (it does not grow). When a write reports no space left, the
+    /// journal is cut back, room is made, and the append is planned again
+    /// with that rule and retried, [`ENOSPC_ATTEMPTS`] times in all; then
+    /// [`StoreError::DiskFull`], with nothing acknowledged.
     pub fn append_messages(
         &self,
         n: usize,
@@ -165,9 +230,9 @@ impl EventStore {
         let mut st = self.state();
         let first = st.ids.next;
         let end = first + n as u64;
-        st.ids.reserve_through(end)?;
-        let mut stats = st.stats;
-        let mut drops = st.drops;
+        if let Err(e) = st.ids.reserve_through(end) {
+            return Err(self.disk_full(&mut st, e, 1));
+        }
         let new: Vec<NewItem> = (first..end)
             .map(|id| {
                 let mut message = build(id);
@@ -178,7 +243,6 @@ impl EventStore {
                     len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
                 };
                 let priority = self.outbox.priority.for_message(&message);
-                stats.add(priority, meta.len);
                 NewItem {
                     message,
                     priority,
@@ -188,11 +252,100 @@ impl EventStore {
             })
             .collect();
 
-        // Evict while over budget, in (priority, id) order over old and new.
+        let min_free = self.outbox.budget.min_free_bytes;
+        let mut attempt = 1;
+        let (mut plan, free, under) = loop {
+            let free = (min_free > 0).then(|| self.read_free(&mut st)).flatten();
+            let under = free.is_some_and(|f| f < min_free);
+            if attempt == 1 {
+                self.note_reserve(&mut st, under, free);
+            }
+            // Below the reserve, or after "no space left": do not grow.
+            let limit = (under || attempt > 1).then(|| DiskLimit {
+                footprint: footprint(&st.stats),
+                may_drop_new: under,
+            });
+            let plan = self.plan_append(&st, &new, end, limit)?;
+            // The journal first: what it holds can always be put back in sled.
+            match st.journal.append(&plan.entries) {
+                Ok(()) => break (plan, free, under),
+                Err(e) if e.is_storage_full() && attempt < ENOSPC_ATTEMPTS => {
+                    tracing::warn!(
+                        attempt,
+                        free_bytes = ?free,
+                        error = %e,
+                        "no space left for the outbox: making room and retrying, evicting so that it does not grow"
+                    );
+                    self.make_room(&mut st);
+                    attempt += 1;
+                }
+                Err(e) => return Err(self.disk_full(&mut st, e, attempt)),
+            }
+        };
+        plan.appended.free_bytes = free;
+        let evicting = !plan.appended.evicted.is_empty() || !plan.appended.dropped.is_empty();
+        if let Err(source) = self.tree.apply_batch(plan.batch) {
+            let e = StoreError::Db {
+                op: "write records",
+                source,
+            };
+            return Err(self.disk_full(&mut st, e, attempt));
+        }
+        // From here the ids are used whether or not the barrier succeeds.
+        st.ids.next = end;
+        st.stats = plan.stats;
+        st.drops = plan.drops;
+        let refused_for_disk = plan
+            .appended
+            .dropped
+            .iter()
+            .any(|(id, _)| plan.appended.for_disk.contains(id));
+        st.disk.full = refused_for_disk;
+        drop(st);
+        if let Err(e) = self.flush_durable() {
+            let mut st = self.state();
+            return Err(self.disk_full(&mut st, e, attempt));
+        }
+        if let Err(e) = self.compact_journal_after_append(under.then_some(free).flatten()) {
+            // The items are durable; the journal only stays longer.
+            tracing::warn!(error = %e, "journal compaction after an append failed");
+        }
+        if evicting {
+            log_evictions(&plan.appended, &plan.stats, free, min_free);
+        }
+        let mut appended = plan.appended;
+        appended.stored = new
+            .into_iter()
+            .zip(plan.keep)
+            .filter(|(_, k)| *k)
+            .map(|(i, _)| (i.message, i.priority))
+            .collect();
+        Ok(appended)
+    }
+
+    /// Works out one append: which items are evicted (in `(priority, id)`
+    /// order over stored and new items) so that the item and byte limits
+    /// hold and, when `disk_limit` is set, the footprint is at most that;
+    /// and the sled batch and journal entries that make it so.
+    fn plan_append(
+        &self,
+        st: &State,
+        new: &[NewItem],
+        end: u64,
+        disk_limit: Option<DiskLimit>,
+    ) -> Result<Plan, StoreError> {
+        let n = new.len();
+        let mut stats = st.stats;
+        let mut drops = st.drops;
+        for item in new {
+            stats.add(item.priority, item.meta.len);
+        }
         let budget = &self.outbox.budget;
-        let over = |s: &QueueStats| {
+        let over_budget = |s: &QueueStats| {
             s.total_items() > budget.max_items || s.total_bytes() > budget.max_record_bytes
         };
+        let over_disk = |s: &QueueStats| disk_limit.is_some_and(|l| footprint(s) > l.footprint);
+        let may_drop_new_for_disk = disk_limit.is_some_and(|l| l.may_drop_new);
         let mut batch = sled::Batch::default();
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by_key(|&i| (new[i].priority, new[i].message.id()));
@@ -201,27 +354,42 @@ impl EventStore {
         let mut next_old = next_index_entry(&mut old)?;
         let mut keep = vec![true; n];
         let mut appended = Appended::default();
-        while over(&stats) {
+        while over_budget(&stats) || over_disk(&stats) {
+            // The item and byte limits come first; what is evicted beyond
+            // them is for the disk.
+            let for_disk = !over_budget(&stats);
             let take_old = match (next_old, next_new.peek()) {
                 (Some((p, id, _)), Some(&i)) => (p, id) < (new[i].priority, new[i].message.id()),
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
             };
-            if let (true, Some((p, id, meta))) = (take_old, next_old) {
+            if for_disk && !take_old && !may_drop_new_for_disk {
+                // Nothing stored ranks below the new items: they stay, and
+                // the write decides.
+                break;
+            }
+            let gone = if let (true, Some((p, id, meta))) = (take_old, next_old) {
                 batch.remove(&event_key(id)[..]);
                 batch.remove(&index_key(p, id)[..]);
                 stats.sub(p, meta.len);
-                drops.evicted_budget[p.index()] += 1;
                 appended.evicted.push((id, p));
                 next_old = next_index_entry(&mut old)?;
+                (id, p)
             } else if let Some(i) = next_new.next() {
                 keep[i] = false;
                 stats.sub(new[i].priority, new[i].meta.len);
-                drops.evicted_budget[new[i].priority.index()] += 1;
-                appended
-                    .dropped
-                    .push((new[i].message.id(), new[i].priority));
+                let gone = (new[i].message.id(), new[i].priority);
+                appended.dropped.push(gone);
+                gone
+            } else {
+                break;
+            };
+            if for_disk {
+                drops.evicted_disk[gone.1.index()] += 1;
+                appended.for_disk.push(gone.0);
+            } else {
+                drops.evicted_budget[gone.1.index()] += 1;
             }
         }
         drop(old);
@@ -234,8 +402,9 @@ impl EventStore {
         }
         batch.insert(NEXT_ID_KEY, &end.to_be_bytes()[..]);
         batch.insert(STATS_KEY, stats.encode());
-        let evicting = !appended.evicted.is_empty() || !appended.dropped.is_empty();
-        // The journal first: what it holds can always be put back in sled.
+        if !appended.evicted.is_empty() || !appended.dropped.is_empty() {
+            batch.insert(DROPS_KEY, drops.encode());
+        }
         let mut entries = Vec::with_capacity(n + 1);
         if !appended.evicted.is_empty() {
             entries.push(Entry::Gone(
@@ -251,30 +420,131 @@ impl EventStore {
                 });
             }
         }
-        st.journal.append(&entries)?;
-        if evicting {
-            batch.insert(DROPS_KEY, drops.encode());
+        Ok(Plan {
+            batch,
+            entries,
+            keep,
+            stats,
+            drops,
+            appended,
+        })
+    }
+
+    /// Reads the free space; a failed reading is logged once (until one
+    /// succeeds again) and enforces nothing.
+    fn read_free(&self, st: &mut State) -> Option<u64> {
+        match self.free_space.free_bytes(&self.dir) {
+            Ok(free) => {
+                if std::mem::take(&mut st.disk.reading_failed) {
+                    tracing::info!(path = %self.dir.display(), free_bytes = ?free, "free space readable again: disk reserve enforced");
+                }
+                free
+            }
+            Err(e) => {
+                if !st.disk.reading_failed {
+                    tracing::warn!(path = %self.dir.display(), error = %e, "cannot read the free space: disk reserve not enforced until it can be read");
+                }
+                st.disk.reading_failed = true;
+                None
+            }
         }
-        self.tree
-            .apply_batch(batch)
-            .map_err(db_err("write records"))?;
-        // From here the ids are used whether or not the barrier succeeds.
-        st.ids.next = end;
-        st.stats = stats;
-        st.drops = drops;
-        drop(st);
-        self.flush_durable()?;
-        self.compact_journal_if_needed()?;
-        if evicting {
-            log_evictions(&appended, &stats);
+    }
+
+    /// Logs crossing the disk reserve, either way.
+    fn note_reserve(&self, st: &mut State, under: bool, free: Option<u64>) {
+        if under == st.disk.pressure {
+            return;
         }
-        appended.stored = new
-            .into_iter()
-            .zip(keep)
-            .filter(|(_, k)| *k)
-            .map(|(i, _)| (i.message, i.priority))
-            .collect();
-        Ok(appended)
+        st.disk.pressure = under;
+        let min_free_bytes = self.outbox.budget.min_free_bytes;
+        if under {
+            tracing::warn!(
+                path = %self.dir.display(),
+                free_bytes = ?free,
+                min_free_bytes,
+                reason = "disk",
+                "below the disk reserve: appends evict (lowest priority, oldest first) so that the outbox does not grow"
+            );
+        } else {
+            tracing::info!(
+                path = %self.dir.display(),
+                free_bytes = ?free,
+                min_free_bytes,
+                "above the disk reserve again"
+            );
+        }
+    }
+
+    /// After "no space left": gives back what the store can give back at
+    /// once, the journal's dead appends (a rewrite that needs only its live
+    /// content in free space). Failing is logged, not fatal.
+    fn make_room(&self, st: &mut State) {
+        if !st.journal.would_shrink() {
+            return;
+        }
+        let before = st.journal.len();
+        match self.compact_journal_locked(st) {
+            Ok(()) => tracing::info!(
+                freed_bytes = before.saturating_sub(st.journal.len()),
+                "journal compacted to make room"
+            ),
+            Err(e) => tracing::warn!(error = %e, "journal compaction to make room failed"),
+        }
+    }
+
+    /// A storage-full error becomes [`StoreError::DiskFull`] (and the disk
+    /// state full); any other error is returned as it is.
+    fn disk_full(&self, st: &mut State, e: StoreError, attempts: u32) -> StoreError {
+        if !e.is_storage_full() {
+            return e;
+        }
+        st.disk.full = true;
+        let free_bytes = self.free_space.free_bytes(&self.dir).ok().flatten();
+        let (path, op, source) = match e {
+            StoreError::Io { path, op, source } => (path, op, source),
+            StoreError::Db {
+                op,
+                source: sled::Error::Io(source),
+            } => (self.dir.clone(), op, source),
+            other => return other,
+        };
+        tracing::error!(
+            path = %path.display(),
+            op,
+            attempts,
+            free_bytes = ?free_bytes,
+            error = %source,
+            "no space left on the device: append not stored (the caller keeps its items)"
+        );
+        StoreError::DiskFull {
+            path,
+            op,
+            attempts,
+            free_bytes,
+            source,
+        }
+    }
+
+    /// The free space now, the reserve, and where the store stands against
+    /// it (see [`DiskState`]); for the node's status record and logs. Reads
+    /// the free space (one `statvfs`); no scan.
+    pub fn disk_status(&self) -> DiskStatus {
+        let free_bytes = self.free_space.free_bytes(&self.dir).ok().flatten();
+        let min_free_bytes = self.outbox.budget.min_free_bytes;
+        let st = self.state();
+        let state = if st.disk.full {
+            DiskState::Full
+        } else if min_free_bytes > 0 && free_bytes.is_some_and(|f| f < min_free_bytes) {
+            DiskState::Evicting
+        } else {
+            DiskState::Ok
+        };
+        DiskStatus {
+            free_bytes,
+            min_free_bytes,
+            state,
+            evicted_disk: st.drops.evicted_disk.iter().sum(),
+        }
     }
 
     /// Up to `limit` items of at least `min` priority, in sending order:
@@ -456,9 +726,33 @@ impl EventStore {
         Ok(())
     }
 
+    /// After an append: compaction when the journal has grown large, or,
+    /// below the disk reserve (`free_under_reserve`), as soon as it holds
+    /// more than twice its live content, the rewrite gives back at least
+    /// 256 KiB and the free space holds the rewritten copy with 1 MiB to
+    /// spare (it is written beside the old one before that is removed).
+    fn compact_journal_after_append(
+        &self,
+        free_under_reserve: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut st = self.state();
+        let j = &st.journal;
+        let eager = free_under_reserve.is_some_and(|free| {
+            j.would_shrink_by(256 * 1024, 2) && free > j.live_bytes().saturating_add(1024 * 1024)
+        });
+        if j.needs_compaction() || eager {
+            self.compact_journal_locked(&mut st)?;
+        }
+        Ok(())
+    }
+
     /// Rewrites the journal with exactly the items in the outbox.
     fn compact_journal(&self) -> Result<(), StoreError> {
         let mut st = self.state();
+        self.compact_journal_locked(&mut st)
+    }
+
+    fn compact_journal_locked(&self, st: &mut State) -> Result<(), StoreError> {
         let mut live = Vec::new();
         for kv in self.tree.scan_prefix([INDEX_PREFIX]) {
             let (k, _) = kv.map_err(db_err("scan outbox"))?;
@@ -552,10 +846,12 @@ impl EventStore {
     }
 
     /// Drop counters by reason, for the status record.
+    /// The record's `evicted_budget` counts the evictions for the disk
+    /// reserve too (`drop_stats` tells them apart).
     pub fn drop_counters(&self) -> DropCounters {
         let d = self.state().drops;
         DropCounters {
-            evicted_budget: sat_u32(d.evicted_budget.iter().sum()),
+            evicted_budget: sat_u32(d.evicted_budget.iter().chain(&d.evicted_disk).sum::<u64>()),
             expired_ttl: sat_u32(d.expired_ttl.iter().sum()),
             corrupt: sat_u32(d.corrupt),
         }
@@ -572,6 +868,14 @@ impl EventStore {
                 Ok((id, v.to_vec()))
             })
             .collect()
+    }
+
+    /// Makes the next `n` journal appends fail with "no space left on
+    /// device" (ENOSPC) after writing half their bytes: for tests of how the
+    /// store copes with a full disk.
+    #[doc(hidden)]
+    pub fn fail_next_journal_writes_for_test(&self, n: u32) {
+        self.state().journal.fail_next_appends(n);
     }
 
     /// Stores raw bytes as the record `id` with `priority`, bypassing
@@ -619,29 +923,53 @@ fn next_index_entry(it: &mut sled::Iter) -> Result<Option<IndexEntry>, StoreErro
     Ok(None)
 }
 
-fn log_evictions(a: &Appended, stats: &QueueStats) {
+fn log_evictions(a: &Appended, stats: &QueueStats, free: Option<u64>, min_free_bytes: u64) {
+    let mut budget = [0u64; 4];
+    let mut disk = [0u64; 4];
     for (id, p) in a.evicted.iter().chain(&a.dropped) {
-        tracing::debug!(
-            id,
-            priority = p.as_str(),
+        let for_disk = a.for_disk.contains(id);
+        let reason = if for_disk { "disk" } else { "budget" };
+        tracing::debug!(id, priority = p.as_str(), reason, "outbox item evicted");
+        if for_disk {
+            disk[p.index()] += 1;
+        } else {
+            budget[p.index()] += 1;
+        }
+    }
+    let not_stored = |reason_disk: bool| {
+        a.dropped
+            .iter()
+            .filter(|(id, _)| a.for_disk.contains(id) == reason_disk)
+            .count()
+    };
+    if budget.iter().any(|&n| n > 0) {
+        let [low, normal, high, urgent] = budget;
+        tracing::warn!(
+            low,
+            normal,
+            high,
+            urgent,
+            new_not_stored = not_stored(false),
+            items = stats.total_items(),
+            record_bytes = stats.total_bytes(),
             reason = "budget",
-            "outbox item evicted"
+            "outbox full: items evicted undelivered"
         );
     }
-    let mut n = [0u64; 4];
-    for (_, p) in a.evicted.iter().chain(&a.dropped) {
-        n[p.index()] += 1;
+    if disk.iter().any(|&n| n > 0) {
+        let [low, normal, high, urgent] = disk;
+        tracing::warn!(
+            low,
+            normal,
+            high,
+            urgent,
+            new_not_stored = not_stored(true),
+            items = stats.total_items(),
+            record_bytes = stats.total_bytes(),
+            free_bytes = ?free,
+            min_free_bytes,
+            reason = "disk",
+            "disk below its reserve: items evicted undelivered"
+        );
     }
-    let [low, normal, high, urgent] = n;
-    tracing::warn!(
-        low,
-        normal,
-        high,
-        urgent,
-        new_not_stored = a.dropped.len(),
-        items = stats.total_items(),
-        record_bytes = stats.total_bytes(),
-        reason = "budget",
-        "outbox full: items evicted undelivered"
-    );
 }
