@@ -66,6 +66,8 @@ pub async fn run(
         let batch = pending.clone();
         let s = store.clone();
         let node = node_id.clone();
+        // The service watchdog holds its ping while a write hangs.
+        crate::service::global().store_write_started();
         let result = tokio::task::spawn_blocking(move || {
             let mut i = 0;
             s.append_batch(batch.len(), |id| {
@@ -75,6 +77,7 @@ pub async fn run(
             })
         })
         .await;
+        crate::service::global().store_write_finished();
         match result {
             Ok(Ok(records)) => {
                 pending.clear();
