@@ -23,7 +23,7 @@ use std::sync::Arc;
 use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::activation::{Activation, AudioFeatures, Features};
-use crate::band_noise::BandNoise;
+use crate::band_noise::{BandNoise, WARMUP_S};
 use crate::config::AudioTriggerConfig;
 use crate::{AudioChunk, Modality};
 
@@ -42,10 +42,6 @@ const FLUX_TAU_S: f32 = 4.0;
 const FLUX_BAND_SLACK: f32 = 2.5;
 /// A flux below this is never an onset, dB.
 const FLUX_MIN_DB: f32 = 6.0;
-/// After the stream starts, the noise model learns
-/// this long before an activation may open, s: a node switched on in a gale
-/// would otherwise report the first gusts.
-const WARMUP_S: f32 = 10.0;
 /// A margin of at least `onset_on_db` held this long also opens an
 /// activation, s: a machine's fault that develops over seconds has no onset
 /// but does not go away.

@@ -63,6 +63,17 @@ const WIND_SHAPE: f32 = 1.25;
 const WIND_GAIN_TAU_S: f32 = 20.0;
 /// Largest wind gain (a band rising more than the wind reference).
 const WIND_GAIN_MAX: f32 = 1.2;
+/// For this long after the first frame the model is still finding the
+/// floor, s; the trigger opens no activation meanwhile (a node switched on
+/// in a gale would otherwise report the first gusts).
+pub const WARMUP_S: f32 = 10.0;
+/// While warming up, a band whose level stands more than this above its
+/// floor has a floor that started too low (the stream began with silence
+/// or a fade-in) ...
+const WARMUP_CATCH_UP_DB: f32 = 15.0;
+/// ... and its floor rises this fast, dB per second, teaching nothing,
+/// until it is within [`CALM_SPREAD_DB`] of the level.
+const WARMUP_RISE_DB_PER_S: f32 = 20.0;
 
 /// One band's current excursion above its floor.
 #[derive(Clone, Copy, Default)]
@@ -84,6 +95,10 @@ pub struct BandNoise {
     initialised: bool,
     wind_db: f32,
     windy_frames: u64,
+    /// Time since the first frame, s.
+    age_s: f32,
+    /// Bands whose floor started too low and is catching up.
+    catching_up: Vec<bool>,
 }
 
 impl BandNoise {
@@ -100,6 +115,8 @@ impl BandNoise {
             initialised: false,
             wind_db: 0.0,
             windy_frames: 0,
+            age_s: 0.0,
+            catching_up: vec![false; n],
         }
     }
 
@@ -120,22 +137,44 @@ impl BandNoise {
             self.floor_db[..n].copy_from_slice(&level_db[..n]);
             self.initialised = true;
         }
-        // 1. Floors.
+        // 1. Floors. The first frame is one sample: a stream that starts
+        // with silence or a fade-in (a microphone's first buffers) leaves
+        // the floor far below the ambient level, and at the normal rate it
+        // would take minutes to climb, while the spreads learned the gap as
+        // usual. While warming up such a floor catches up fast, and the
+        // frame teaches nothing else.
+        let warming_up = self.age_s < WARMUP_S;
+        self.age_s += hop_s;
         let rise = rise_db_per_s * hop_s;
         let fall = FLOOR_FALL_DB_PER_S * hop_s;
-        for (f, &l) in self.floor_db.iter_mut().zip(level_db).take(n) {
+        let mut catching_up = false;
+        for ((f, &l), c) in self
+            .floor_db
+            .iter_mut()
+            .zip(level_db)
+            .zip(self.catching_up.iter_mut())
+            .take(n)
+        {
+            if warming_up && l - *f > WARMUP_CATCH_UP_DB {
+                *c = true;
+            } else if l - *f < CALM_SPREAD_DB {
+                *c = false;
+            }
             if l < *f {
                 *f -= fall.min(*f - l);
+            } else if *c {
+                *f += (WARMUP_RISE_DB_PER_S * hop_s).min(l - *f);
             } else {
                 *f += rise.min(l - *f);
             }
+            catching_up |= *c;
         }
         // 2. Wind: the reference's rise, and whether this frame is wind-shaped.
         let excess = |b: usize| (level_db[b] - self.floor_db[b]).max(0.0);
         let w = self.wind_bands.min(n);
         let wind = (0..w).map(excess).sum::<f32>() / w.max(1) as f32;
         let highest_other = (w..n).map(excess).fold(0.0f32, f32::max);
-        let wind_shaped = wind >= WIND_MIN_DB && highest_other <= WIND_SHAPE * wind;
+        let wind_shaped = !catching_up && wind >= WIND_MIN_DB && highest_other <= WIND_SHAPE * wind;
         self.wind_db = wind;
         if wind_shaped {
             self.windy_frames += 1;
@@ -146,7 +185,8 @@ impl BandNoise {
             }
         }
         // 3. What wind does not explain, beyond the usual spread.
-        let learn = wind_shaped || event_age_s.is_none_or(|a| a >= LONG_ACTIVATION_S);
+        let learn =
+            !catching_up && (wind_shaped || event_age_s.is_none_or(|a| a >= LONG_ACTIVATION_S));
         let step = if wind_shaped {
             WIND_SPREAD_RATE_DB_PER_S
         } else {
@@ -270,6 +310,27 @@ mod tests {
             m.iter().enumerate().all(|(b, &x)| b == 3 || x < 2.0),
             "{m:?}"
         );
+    }
+
+    #[test]
+    fn a_stream_that_starts_in_silence_is_not_deaf_once_warmed_up() {
+        let mut n = BandNoise::new(&CENTRES);
+        // The first frames are a fade-in from silence, then 20 s of a
+        // steady floor.
+        let fade = (0..60).map(|i| [-60.0 + i as f32; 6]);
+        let steady = (0..1_250).map(|i| [30.0 + ((i * 31) % 7) as f32 / 7.0; 6]);
+        run(&mut n, fade.chain(steady), false);
+        // A machine starts in one band, 12 dB above the floor.
+        let mut m = [0.0; 6];
+        n.update(
+            &[30.5, 30.5, 42.5, 30.5, 30.5, 30.5],
+            0.016,
+            0.4,
+            None,
+            &mut m,
+        );
+        assert!(m[2] >= 10.0, "{m:?}");
+        assert!((29.0..=31.5).contains(&n.floor_db(2)), "{}", n.floor_db(2));
     }
 
     #[test]
