@@ -7,13 +7,17 @@
 //! - [`mosquitto`]: a real Mosquitto broker with mutual TLS, an ACL and
 //!   persistence on a free loopback port, for the MQTT tests;
 //! - [`sbd_emu`]: an Iridium SBD modem emulator on a pty, with fault injection;
+//! - [`linkshaper`]: a serial line emulator on two pty pairs that carries
+//!   bytes at a real baud rate and counts them (the field-link benchmark);
 //! - `tests/`: the system tests (crash safety under SIGKILL, detection on
 //!   generated scenes);
 //! - binaries: `scenegen`, and `hil-fieldnode`, the `fieldnode` program built
-//!   for the system tests.
+//!   for the system tests; `linkbench`, the field link's rate at 115200 and
+//!   921600 baud (`docs/performance.md`).
 
 pub mod bme280_emu;
 pub mod fieldgen;
+pub mod linkshaper;
 pub mod mosquitto;
 pub mod powerfs;
 pub mod sbd_emu;
