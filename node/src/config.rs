@@ -39,6 +39,8 @@ pub struct Config {
     pub update: crate::update::UpdateConfig,
     /// `[fieldlink]`: the technician's link (Unix socket, serial device).
     pub fieldlink: crate::fieldlink::FieldLinkConfig,
+    /// `[metrics]`: the optional Prometheus endpoint.
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// `[node]`
@@ -372,6 +374,7 @@ impl Config {
             log: section(&mut table, "log", &mut errors),
             update: section(&mut table, "update", &mut errors),
             fieldlink: section(&mut table, "fieldlink", &mut errors),
+            metrics: section(&mut table, "metrics", &mut errors),
         };
         for key in table.keys() {
             errors.push(err(key.clone(), "unknown key"));

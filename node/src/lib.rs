@@ -25,6 +25,7 @@ pub mod config;
 pub mod fieldlink;
 pub mod hardware;
 pub mod logring;
+pub mod metrics;
 pub mod model;
 pub mod node;
 pub mod probe;

@@ -292,6 +292,13 @@ pub async fn run_node(
         Some(live_tx),
         Some(installer.clone()),
     ));
+    let _metrics = crate::metrics::start_if_configured(
+        &cfg.metrics,
+        &status_source,
+        crate::uplink::NodeTime::current(clock.clone()),
+    )
+    .await
+    .map(crate::metrics::StopOnDrop);
     let _fieldlink = crate::fieldlink::FieldLink::start_if_configured(
         cfg,
         in_force,
