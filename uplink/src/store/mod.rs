@@ -388,7 +388,33 @@ fn lock_store(dir: &Path) -> Result<std::fs::File, StoreError> {
             op: "open lock file",
             source,
         })?;
-    match file.try_lock() {
+    // A lock held for a moment by this process's own previous handle: a
+    // child forked by another thread keeps a copy of every descriptor,
+    // this one's too, until it execs (close-on-exec), and flock locks
+    // belong to the open file, so a store closed and reopened meanwhile
+    // finds it held. Another process holding it keeps it for good.
+    let mut waited = 0;
+    loop {
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if waited < LOCK_WAIT_STEPS => {
+                waited += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => break lock_result(other, file, dir, path),
+        }
+    }
+}
+
+/// How many 25 ms waits [`lock_store`] makes for a held lock (2 s).
+const LOCK_WAIT_STEPS: u32 = 80;
+
+fn lock_result(
+    r: Result<(), std::fs::TryLockError>,
+    file: std::fs::File,
+    dir: &Path,
+    path: PathBuf,
+) -> Result<std::fs::File, StoreError> {
+    match r {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
             path: dir.to_path_buf(),
