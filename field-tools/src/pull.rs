@@ -570,16 +570,27 @@ mod tests {
             last_contact_ms: None,
             cause: messages::StatusCause::Periodic,
             update: Default::default(),
+            disk: Default::default(),
         }
     }
 
     #[test]
-    fn status_records_with_an_update_result_are_written_whole_and_v1_ones_still_read() {
+    fn status_records_with_an_update_result_are_written_whole_and_v1_and_v2_ones_still_read() {
         let periodic = status("n1", 8);
         let bytes = messages::encode_status(&periodic);
-        // The same record as a node with the version 1 envelope sent it: kind
-        // byte 2, without the cause and the (empty) update part (5 bytes).
-        let mut v1 = bytes[..bytes.len() - 5].to_vec();
+        assert_eq!(bytes[0], 4, "status record v3");
+        // The same record as a node with the version 2 envelope sent it: kind
+        // byte 3, without the (unknown) disk part (3 bytes: none, 255, 0).
+        assert_eq!(&bytes[bytes.len() - 3..], &[0, 255, 0]);
+        let mut v2 = bytes[..bytes.len() - 3].to_vec();
+        v2[0] = 3;
+        assert_eq!(
+            decode_payload("field/n1/status", &v2).expect("v2"),
+            Record::Status(periodic.clone())
+        );
+        // And with the version 1 envelope: kind byte 2, without the cause
+        // and the (empty) update part either (5 bytes more).
+        let mut v1 = v2[..v2.len() - 5].to_vec();
         v1[0] = 2;
         assert_eq!(
             decode_payload("field/n1/status", &v1).expect("v1"),
@@ -599,6 +610,11 @@ mod tests {
                 reason: messages::ShortText::new("install deferred in saver mode (battery 30%)"),
             }),
         };
+        on_update.disk = messages::DiskReport {
+            free_mib: Some(61),
+            state: messages::DiskStateCode::Evicting,
+            evicted: 12,
+        };
         let mut out = Vec::new();
         let mut sink = Sink::new(&mut out, PullFormat::Jsonl, None, HashSet::new(), false);
         sink.accept("field/n1/status", &messages::encode_status(&on_update))
@@ -614,8 +630,13 @@ mod tests {
         assert_eq!(lines[0]["cause"], "update_result");
         assert_eq!(lines[0]["update"]["last"]["result"], "deferred");
         assert_eq!(lines[0]["update"]["last"]["version"], 4);
+        assert_eq!(lines[0]["disk"]["free_mib"], 61);
+        assert_eq!(lines[0]["disk"]["state"], "evicting");
+        assert_eq!(lines[0]["disk"]["evicted"], 12);
         assert_eq!(lines[1]["cause"], "periodic");
         assert!(lines[1]["update"]["last"].is_null());
+        assert!(lines[1]["disk"]["free_mib"].is_null());
+        assert_eq!(lines[1]["disk"]["state"], "unknown");
         // The JSON line reads back as the record.
         let back: StatusRecord =
             serde_json::from_str(text.lines().next().expect("line")).expect("a status record");

@@ -85,6 +85,7 @@ fn status(node: &str, id: u64) -> StatusRecord {
         last_contact_ms: None,
         cause: Default::default(),
         update: Default::default(),
+        disk: Default::default(),
     }
 }
 

@@ -35,6 +35,7 @@ fn status(id: u64, node: &str, time_ms: i64, hour: u32) -> StatusRecord {
         last_contact_ms: Some(time_ms - HOUR_MS),
         cause: Default::default(),
         update: Default::default(),
+        disk: Default::default(),
     }
 }
 

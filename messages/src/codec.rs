@@ -3,7 +3,7 @@
 //! (varint integers, length-prefixed strings, one tag byte per `Option`).
 //! See `docs/wire-format.md`.
 
-use crate::status::StatusRecordV1;
+use crate::status::{StatusRecordV1, StatusRecordV2};
 use crate::{EventRecord, StatusRecord};
 
 /// The first byte written by [`encode_event`]: an event record, version 1.
@@ -11,9 +11,14 @@ pub const EVENT_RECORD_VERSION: u8 = 1;
 /// The first byte of a status record of version 1 (without the update
 /// fields); still decoded, into a [`StatusRecord`] with those fields empty.
 pub const STATUS_RECORD_V1: u8 = 2;
-/// The first byte written by [`encode_status`]: a status record, version 2
-/// (with [`StatusRecord::cause`] and [`StatusRecord::update`]).
-pub const STATUS_RECORD_VERSION: u8 = 3;
+/// The first byte of a status record of version 2 (with
+/// [`StatusRecord::cause`] and [`StatusRecord::update`], without
+/// [`StatusRecord::disk`]); still decoded, into a [`StatusRecord`] whose
+/// disk part is unknown.
+pub const STATUS_RECORD_V2: u8 = 3;
+/// The first byte written by [`encode_status`]: a status record, version 3
+/// (with [`StatusRecord::disk`]).
+pub const STATUS_RECORD_VERSION: u8 = 4;
 
 /// Any record of the outbox, as decoded by [`decode_message`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,7 +63,7 @@ pub enum DecodeError {
     Empty,
     /// A version byte this build does not understand.
     #[error(
-        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_VERSION} = event v1, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_VERSION} = status v2)"
+        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_VERSION} = event v1, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_VERSION} = status v3)"
     )]
     UnsupportedVersion {
         /// The version byte found.
@@ -116,6 +121,9 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
         EVENT_RECORD_VERSION => decode_body(body).map(Message::Event),
         STATUS_RECORD_V1 => {
             decode_body::<StatusRecordV1>(body).map(|v1| Message::Status(StatusRecord::from(v1)))
+        }
+        STATUS_RECORD_V2 => {
+            decode_body::<StatusRecordV2>(body).map(|v2| Message::Status(StatusRecord::from(v2)))
         }
         STATUS_RECORD_VERSION => decode_body(body).map(Message::Status),
         found => Err(DecodeError::UnsupportedVersion { found }),
@@ -229,6 +237,33 @@ mod tests {
             last_contact_ms: Some(1_780_000_000_000),
             cause: crate::StatusCause::Periodic,
             update: crate::UpdateStatus::default(),
+            disk: crate::DiskReport {
+                free_mib: Some(11_234),
+                state: crate::DiskStateCode::Ok,
+                evicted: 0,
+            },
+        }
+    }
+
+    /// A v3 status record as a v2 node wrote it: everything but the disk part.
+    fn as_v2(s: &StatusRecord) -> StatusRecordV2 {
+        StatusRecordV2 {
+            id: s.id,
+            node_id: s.node_id.clone(),
+            time_ms: s.time_ms,
+            uptime_s: s.uptime_s,
+            battery_permille: s.battery_permille,
+            battery_mv: s.battery_mv,
+            power_mode: s.power_mode,
+            air_temp_c100: s.air_temp_c100,
+            board_temp_c100: s.board_temp_c100,
+            sensors: s.sensors,
+            queue: s.queue,
+            drops: s.drops,
+            model: s.model,
+            last_contact_ms: s.last_contact_ms,
+            cause: s.cause,
+            update: s.update.clone(),
         }
     }
 
@@ -250,6 +285,11 @@ mod tests {
                     result: UpdateOutcome::RolledBack,
                     reason: ShortText::new(&"self_test: ".repeat(REASON_MAX)),
                 }),
+            },
+            disk: crate::DiskReport {
+                free_mib: Some(u32::MAX),
+                state: crate::DiskStateCode::Full,
+                evicted: u32::MAX,
             },
             ..status()
         }
@@ -276,24 +316,112 @@ mod tests {
         let periodic = encode_status(&status()).len();
         let typical = encode_status(&typical).len();
         let full = encode_status(&status_on_update()).len();
+        let periodic_v2 = encode_with(STATUS_RECORD_V2, &as_v2(&status())).len();
         eprintln!(
-            "status record v2: periodic without updates {periodic} bytes, on a typical update result {typical} bytes, every field present with texts at their caps {full} bytes"
+            "status record v3: periodic without updates {periodic} bytes (as v2: {periodic_v2}), on a typical update result {typical} bytes, every field present with texts at their caps and the disk part at its largest {full} bytes"
         );
-        assert!(periodic <= 64, "{periodic}");
-        assert!(typical <= 112, "{typical}");
+        // Alone in an SBD packing (no node id, the head says a disk part
+        // follows), with and without its disk part.
+        let packed = |s: StatusRecord| {
+            crate::pack(&[Message::Status(s)], crate::pack::SBD_MO_MAX)
+                .map(|p| p.bytes.len())
+                .unwrap_or(usize::MAX)
+        };
+        let periodic_packed = packed(status());
+        let without_disk = packed(StatusRecord {
+            disk: crate::DiskReport::default(),
+            ..status()
+        });
+        eprintln!(
+            "periodic status record packed alone: {periodic_packed} bytes (without its disk part: {without_disk})"
+        );
+        assert!(periodic_packed <= without_disk + 6, "{periodic_packed}");
+        assert!(periodic <= 72, "{periodic}");
+        assert!(typical <= 120, "{typical}");
         // Far below one 340-byte satellite message.
-        assert!(full <= 176, "{full}");
+        assert!(full <= 190, "{full}");
     }
 
     #[test]
-    fn status_v2_round_trips_and_v1_still_decodes_with_empty_update_fields() {
+    fn status_v3_round_trips_and_v2_still_decodes_with_an_unknown_disk() {
         let s = status_on_update();
         let bytes = encode_status(&s);
         assert_eq!(bytes[0], STATUS_RECORD_VERSION);
+        assert_eq!(bytes[0], 4);
         assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         for cut in 1..bytes.len() {
             assert!(decode_message(&bytes[..cut]).is_err(), "prefix of {cut}");
         }
+        // The disk part is the last three fields: free MiB (Some, varint),
+        // the state's code byte, the eviction count (varint).
+        let plain = status();
+        let b = encode_status(&plain);
+        assert_eq!(&b[b.len() - 5..], &[1, 0xe2, 0x57, 0, 0][..]);
+        // Unknown free space, unknown state.
+        let unknown = StatusRecord {
+            disk: crate::DiskReport::default(),
+            ..plain.clone()
+        };
+        let b = encode_status(&unknown);
+        assert_eq!(&b[b.len() - 3..], &[0, 255, 0][..]);
+        assert_eq!(decode_message(&b), Ok(Message::Status(unknown)));
+        // A state code this build does not know reads as unknown.
+        let mut b = encode_status(&plain);
+        let at = b.len() - 2;
+        b[at] = 7;
+        match decode_message(&b) {
+            Ok(Message::Status(r)) => {
+                assert_eq!(r.disk.state, crate::DiskStateCode::Unknown);
+                assert_eq!(r.disk.free_mib, Some(11_234));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A record written by a node with the version 2 envelope.
+        let old = encode_with(STATUS_RECORD_V2, &as_v2(&s));
+        assert_eq!(old[0], 3);
+        assert_eq!(
+            decode_message(&old),
+            Ok(Message::Status(StatusRecord {
+                disk: crate::DiskReport::default(),
+                ..s.clone()
+            }))
+        );
+        // The v2 body is a prefix of the v3 body: read as v3 it is cut short,
+        // and a v3 body read as v2 has bytes left over.
+        let mut as_v3 = old.clone();
+        as_v3[0] = STATUS_RECORD_VERSION;
+        assert!(decode_message(&as_v3).is_err());
+        let mut as_old = bytes.clone();
+        as_old[0] = STATUS_RECORD_V2;
+        assert!(matches!(
+            decode_message(&as_old),
+            Err(DecodeError::Trailing(_))
+        ));
+    }
+
+    #[test]
+    fn disk_state_codes_and_names_round_trip() {
+        for s in crate::DiskStateCode::ALL {
+            assert_eq!(crate::DiskStateCode::from_code(s.code()), s);
+            assert_eq!(crate::DiskStateCode::parse(s.as_str()), s);
+        }
+        assert_eq!(
+            crate::DiskStateCode::from_code(3),
+            crate::DiskStateCode::Unknown
+        );
+        assert_eq!(
+            crate::DiskStateCode::parse("melting"),
+            crate::DiskStateCode::Unknown
+        );
+        assert_eq!(crate::DiskReport::mib(0), 0);
+        assert_eq!(crate::DiskReport::mib((1 << 20) - 1), 0);
+        assert_eq!(crate::DiskReport::mib(3 << 20), 3);
+        assert_eq!(crate::DiskReport::mib(u64::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn status_v1_still_decodes_with_empty_update_fields_and_an_unknown_disk() {
+        let s = status_on_update();
         // A record written by a node with the version 1 envelope.
         let v1 = StatusRecordV1 {
             id: s.id,
@@ -317,15 +445,16 @@ mod tests {
             Ok(Message::Status(StatusRecord {
                 cause: crate::StatusCause::Periodic,
                 update: crate::UpdateStatus::default(),
+                disk: crate::DiskReport::default(),
                 ..s.clone()
             }))
         );
         // The v1 body is a prefix of the v2 body: read as v2 it is cut short,
         // and a v2 body read as v1 has bytes left over.
-        let mut as_v2 = old.clone();
-        as_v2[0] = STATUS_RECORD_VERSION;
-        assert!(decode_message(&as_v2).is_err());
-        let mut as_v1 = bytes.clone();
+        let mut v1_as_v2 = old.clone();
+        v1_as_v2[0] = STATUS_RECORD_V2;
+        assert!(decode_message(&v1_as_v2).is_err());
+        let mut as_v1 = encode_with(STATUS_RECORD_V2, &as_v2(&s));
         as_v1[0] = STATUS_RECORD_V1;
         assert!(matches!(
             decode_message(&as_v1),
@@ -339,13 +468,16 @@ mod tests {
         if let Some(last) = s.update.last.as_mut() {
             last.reason = crate::ShortText::new("x");
         }
+        s.disk = crate::DiskReport::default();
         let mut bytes = encode_status(&s);
-        // The reason is the last field but the record's own: length 1, "x".
-        let at = bytes.len() - 2;
-        assert_eq!(&bytes[at..], &[1, b'x']);
+        // The reason is the last field before the (unknown) disk part:
+        // length 1, "x", then none, 255, 0.
+        let at = bytes.len() - 5;
+        assert_eq!(&bytes[at..], &[1, b'x', 0, 255, 0]);
         bytes.truncate(at);
         bytes.push(65);
         bytes.extend(std::iter::repeat_n(b'x', 65));
+        bytes.extend([0, 255, 0]);
         assert!(matches!(
             decode_message(&bytes),
             Err(DecodeError::Malformed(_))
@@ -359,12 +491,47 @@ mod tests {
         let obj = v.as_object_mut().unwrap();
         obj.remove("cause");
         obj.remove("update");
+        obj.remove("disk");
         let back: StatusRecord = serde_json::from_value(v).unwrap();
-        assert_eq!(back, s);
+        assert_eq!(
+            back,
+            StatusRecord {
+                disk: crate::DiskReport::default(),
+                ..s.clone()
+            }
+        );
         let j = serde_json::to_value(status_on_update()).unwrap();
         assert_eq!(j["cause"], "update_result");
         assert_eq!(j["update"]["last"]["result"], "rolled_back");
         assert_eq!(j["update"]["last"]["kind"], "model");
+    }
+
+    #[test]
+    fn the_json_of_a_status_record_shows_its_disk_part_by_name() {
+        let j = serde_json::to_value(status()).unwrap();
+        assert_eq!(
+            j["disk"],
+            serde_json::json!({"free_mib": 11_234, "state": "ok", "evicted": 0})
+        );
+        let full = serde_json::to_value(status_on_update()).unwrap();
+        assert_eq!(full["disk"]["state"], "full");
+        assert_eq!(full["disk"]["free_mib"], u32::MAX);
+        let unknown = StatusRecord {
+            disk: crate::DiskReport::default(),
+            ..status()
+        };
+        let j = serde_json::to_value(&unknown).unwrap();
+        assert!(j["disk"]["free_mib"].is_null());
+        assert_eq!(j["disk"]["state"], "unknown");
+        // JSON round-trips, and a state name this build does not know reads
+        // as unknown.
+        let back: StatusRecord = serde_json::from_value(j.clone()).unwrap();
+        assert_eq!(back, unknown);
+        let mut j = serde_json::to_value(status()).unwrap();
+        j["disk"]["state"] = "melting".into();
+        let back: StatusRecord = serde_json::from_value(j).unwrap();
+        assert_eq!(back.disk.state, crate::DiskStateCode::Unknown);
+        assert_eq!(back.disk.free_mib, Some(11_234));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! Layout:
 //! - [`event`]: [`EventRecord`] and the types it is made of, in fixed-point units;
 //! - [`codec`]: the versioned binary envelope (`[version][postcard body]`);
-//! - [`status`]: [`StatusRecord`], the periodic health report, and [`Priority`];
+//! - [`status`]: [`StatusRecord`], the periodic health report (with the store's
+//!   disk, [`DiskReport`]), and [`Priority`];
 //! - [`update_status`]: the signed-update part of the status record;
 //! - [`json`]: [`EventJson`], the documented JSON view in physical units;
 //! - [`mod@pack`]: several records in one 340-byte Iridium SBD message;
@@ -34,7 +35,10 @@ pub use command::{Command, CommandError, parse_mt};
 pub use event::{EventClass, EventRecord, KeyFeatures, ModalityScores, ModelVersion, Permille};
 pub use json::EventJson;
 pub use pack::{PackError, Packed, UnpackError, pack, unpack};
-pub use status::{DropCounters, PowerModeCode, Priority, SensorHealth, SensorState, StatusRecord};
+pub use status::{
+    DiskReport, DiskStateCode, DropCounters, PowerModeCode, Priority, SensorHealth, SensorState,
+    StatusRecord,
+};
 pub use update_status::{
     BundleKindCode, ShortText, StatusCause, UpdateOutcome, UpdateResult, UpdateStatus,
 };

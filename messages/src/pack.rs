@@ -24,8 +24,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    DropCounters, EventClass, EventRecord, KeyFeatures, Message, ModalityScores, ModelVersion,
-    Permille, PowerModeCode, SensorHealth, StatusCause, StatusRecord, UpdateStatus,
+    DiskReport, DropCounters, EventClass, EventRecord, KeyFeatures, Message, ModalityScores,
+    ModelVersion, Permille, PowerModeCode, SensorHealth, StatusCause, StatusRecord, UpdateStatus,
 };
 
 /// The first byte of a packed message: SBD packing, version 1. Chosen apart
@@ -42,6 +42,10 @@ const KIND_STATUS: u64 = 1;
 /// In a status head: the status record's cause and update part follow its
 /// body (set only when they are not the periodic, empty ones).
 const STATUS_UPDATE_PART: u64 = 2;
+/// In a status head: the status record's disk part follows (after the
+/// update part when there is one; set only when the disk part is not the
+/// unknown one of a record from before status record v3).
+const STATUS_DISK_PART: u64 = 4;
 /// Number of optional event fields, each one presence bit.
 const PRESENCE_BITS: u32 = 9;
 /// The class starts above the kind bit and the presence bits.
@@ -150,6 +154,19 @@ fn has_update_part(s: &StatusRecord) -> bool {
     s.cause != StatusCause::Periodic || !s.update.is_empty()
 }
 
+/// A status record's head: the kind bit and the bits of the parts that
+/// follow its body.
+fn status_head(s: &StatusRecord) -> u64 {
+    let mut head = KIND_STATUS;
+    if has_update_part(s) {
+        head |= STATUS_UPDATE_PART;
+    }
+    if !s.disk.is_empty() {
+        head |= STATUS_DISK_PART;
+    }
+    head
+}
+
 fn put<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Serialising plain integers and structs into a growable Vec cannot fail.
     match postcard::to_extend(value, std::mem::take(out)) {
@@ -197,8 +214,7 @@ fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>) {
                 KIND_EVENT | (event_presence(e) << 1) | (class_index(e.class) << CLASS_SHIFT);
             put(out, &head);
         }
-        Message::Status(s) if has_update_part(s) => put(out, &(KIND_STATUS | STATUS_UPDATE_PART)),
-        Message::Status(_) => put(out, &KIND_STATUS),
+        Message::Status(s) => put(out, &status_head(s)),
     }
     if let Some((prev_id, prev_time)) = prev {
         put(out, &(m.id().wrapping_sub(prev_id.wrapping_add(1)) as i64));
@@ -252,10 +268,13 @@ fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>) {
             },
         ),
     }
-    if let Message::Status(s) = m
-        && has_update_part(s)
-    {
-        put(out, &(s.cause, &s.update));
+    if let Message::Status(s) = m {
+        if has_update_part(s) {
+            put(out, &(s.cause, &s.update));
+        }
+        if !s.disk.is_empty() {
+            put(out, &s.disk);
+        }
     }
 }
 
@@ -384,7 +403,7 @@ pub fn unpack(bytes: &[u8], node_id: &str) -> Result<Vec<Message>, UnpackError> 
         let record = match head & 1 {
             KIND_EVENT => Message::Event(read_event(&mut r, head, head_at, id, time, node_id)?),
             _ => {
-                if head & !STATUS_UPDATE_PART != KIND_STATUS {
+                if head & !(STATUS_UPDATE_PART | STATUS_DISK_PART) != KIND_STATUS {
                     return Err(UnpackError::Invalid {
                         field: "record head",
                         offset: head_at,
@@ -392,7 +411,15 @@ pub fn unpack(bytes: &[u8], node_id: &str) -> Result<Vec<Message>, UnpackError> 
                     });
                 }
                 let with_update = head & STATUS_UPDATE_PART != 0;
-                Message::Status(read_status(&mut r, id, time, node_id, with_update)?)
+                let with_disk = head & STATUS_DISK_PART != 0;
+                Message::Status(read_status(
+                    &mut r,
+                    id,
+                    time,
+                    node_id,
+                    with_update,
+                    with_disk,
+                )?)
             }
         };
         out.push(record);
@@ -457,12 +484,18 @@ fn read_status(
     time_ms: i64,
     node_id: &str,
     with_update: bool,
+    with_disk: bool,
 ) -> Result<StatusRecord, UnpackError> {
     let b: StatusBody = r.take("status body")?;
     let (cause, update): (StatusCause, UpdateStatus) = if with_update {
         r.take("status update part")?
     } else {
         Default::default()
+    };
+    let disk: DiskReport = if with_disk {
+        r.take("status disk part")?
+    } else {
+        DiskReport::default()
     };
     Ok(StatusRecord {
         id,
@@ -481,6 +514,7 @@ fn read_status(
         last_contact_ms: b.last_contact_ms,
         cause,
         update,
+        disk,
     })
 }
 
@@ -601,6 +635,21 @@ mod tests {
                         result: crate::UpdateOutcome::Refused,
                         reason: crate::ShortText::new(&"é".repeat(r.below(40) as usize)),
                     }),
+                }
+            },
+            disk: if rng.chance(20) {
+                DiskReport::default()
+            } else {
+                DiskReport {
+                    free_mib: rng.opt(|r| {
+                        if r.chance(10) {
+                            r.next() as u32
+                        } else {
+                            r.below(60_000) as u32
+                        }
+                    }),
+                    state: crate::DiskStateCode::ALL[rng.below(4) as usize],
+                    evicted: if rng.chance(70) { 0 } else { rng.next() as u32 },
                 }
             },
         }
@@ -750,9 +799,10 @@ mod tests {
                 ..
             })
         ));
-        // Status head with reserved bits (bit 1 is the update part's).
+        // Status head with reserved bits (bit 1 is the update part's, bit 2
+        // the disk part's).
         assert!(matches!(
-            unpack(&[PACK_VERSION, 5, 0, 5], NODE),
+            unpack(&[PACK_VERSION, 5, 0, 9], NODE),
             Err(UnpackError::Invalid { .. })
         ));
         assert_eq!(pack(&[], SBD_MO_MAX), Ok(Packed::default()));
@@ -776,9 +826,14 @@ mod tests {
                 reason: crate::ShortText::new(&"r".repeat(REASON_MAX)),
             }),
         };
+        s.disk = DiskReport {
+            free_mib: Some(u32::MAX),
+            state: crate::DiskStateCode::Full,
+            evicted: u32::MAX,
+        };
         let packed = pack(&[Message::Status(s.clone())], SBD_MO_MAX).unwrap();
         eprintln!(
-            "a status record with every update field at its largest packs into {} bytes",
+            "a status record with every update field and the disk part at their largest packs into {} bytes",
             packed.bytes.len()
         );
         assert!(packed.bytes.len() <= 200, "{}", packed.bytes.len());
@@ -786,20 +841,53 @@ mod tests {
             unpack(&packed.bytes, NODE),
             Ok(vec![Message::Status(s.clone())])
         );
-        // A periodic one without updates is packed as before (head 1).
+        let head_of = |p: &Packed| {
+            let mut r = Reader {
+                all: &p.bytes,
+                rest: &p.bytes[1..],
+            };
+            let _: u64 = r.take("id").unwrap();
+            let _: i64 = r.take("time").unwrap();
+            r.take::<u64>("head").unwrap()
+        };
+        assert_eq!(
+            head_of(&packed),
+            KIND_STATUS | STATUS_UPDATE_PART | STATUS_DISK_PART
+        );
+        // A periodic one without updates and without a disk part (what a
+        // node before status record v3 made) is packed as before (head 1),
+        // and with an update part alone as before too (head 3).
         let mut plain = s.clone();
         plain.cause = StatusCause::Periodic;
         plain.update = UpdateStatus::default();
+        plain.disk = DiskReport::default();
         let p = pack(&[Message::Status(plain.clone())], SBD_MO_MAX).unwrap();
-        let mut r = Reader {
-            all: &p.bytes,
-            rest: &p.bytes[1..],
+        assert_eq!(head_of(&p), KIND_STATUS);
+        assert_eq!(
+            unpack(&p.bytes, NODE),
+            Ok(vec![Message::Status(plain.clone())])
+        );
+        let v2 = StatusRecord {
+            disk: DiskReport::default(),
+            ..s.clone()
         };
-        let _: u64 = r.take("id").unwrap();
-        let _: i64 = r.take("time").unwrap();
-        let head: u64 = r.take("head").unwrap();
-        assert_eq!(head, KIND_STATUS);
-        assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(plain)]));
+        let p = pack(&[Message::Status(v2.clone())], SBD_MO_MAX).unwrap();
+        assert_eq!(head_of(&p), KIND_STATUS | STATUS_UPDATE_PART);
+        assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(v2)]));
+        // A periodic record of this version: head 5, the disk part right
+        // after the body (free MiB, the state code, the eviction count).
+        let periodic = StatusRecord {
+            disk: DiskReport {
+                free_mib: Some(1_000),
+                state: crate::DiskStateCode::Evicting,
+                evicted: 3,
+            },
+            ..plain
+        };
+        let p = pack(&[Message::Status(periodic.clone())], SBD_MO_MAX).unwrap();
+        assert_eq!(head_of(&p), KIND_STATUS | STATUS_DISK_PART);
+        assert_eq!(&p.bytes[p.bytes.len() - 5..], &[1, 0xe8, 0x07, 1, 3][..]);
+        assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(periodic)]));
     }
 
     #[test]

@@ -149,6 +149,136 @@ pub struct StatusRecord {
     /// v2; empty in a v1 record).
     #[serde(default)]
     pub update: UpdateStatus,
+    /// The store's disk: free space, where it stands against its reserve,
+    /// evictions for lack of disk (status record v3; unknown in a v1 or v2
+    /// record).
+    #[serde(default)]
+    pub disk: DiskReport,
+}
+
+/// Where the store stands against its disk reserve (`[outbox.budget]
+/// min_free_bytes`). On the wire it is one raw byte, the store's stable
+/// code (`uplink::store::DiskState::code`): 0 ok, 1 evicting, 2 full, and
+/// 255 unknown; a code this build does not know decodes as
+/// [`DiskStateCode::Unknown`]. In JSON it is its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DiskStateCode {
+    /// At least the reserve is free (or the reserve is off, or the free
+    /// space cannot be measured): the outbox grows.
+    Ok,
+    /// Below the reserve: every append first evicts items ranked below the
+    /// new ones, so the outbox does not grow.
+    Evicting,
+    /// The last append could not store everything for lack of disk.
+    Full,
+    /// Not reported (a v1 or v2 record), or a code this build does not know.
+    #[default]
+    Unknown,
+}
+
+impl DiskStateCode {
+    /// Every state, in code order.
+    pub const ALL: [DiskStateCode; 4] = [
+        DiskStateCode::Ok,
+        DiskStateCode::Evicting,
+        DiskStateCode::Full,
+        DiskStateCode::Unknown,
+    ];
+
+    /// The wire code: 0 ok, 1 evicting, 2 full, 255 unknown.
+    pub fn code(self) -> u8 {
+        match self {
+            DiskStateCode::Ok => 0,
+            DiskStateCode::Evicting => 1,
+            DiskStateCode::Full => 2,
+            DiskStateCode::Unknown => 255,
+        }
+    }
+
+    /// From a wire code; a code this build does not know is unknown.
+    pub fn from_code(code: u8) -> DiskStateCode {
+        match code {
+            0 => DiskStateCode::Ok,
+            1 => DiskStateCode::Evicting,
+            2 => DiskStateCode::Full,
+            _ => DiskStateCode::Unknown,
+        }
+    }
+
+    /// The stable name: `ok`, `evicting`, `full`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskStateCode::Ok => "ok",
+            DiskStateCode::Evicting => "evicting",
+            DiskStateCode::Full => "full",
+            DiskStateCode::Unknown => "unknown",
+        }
+    }
+
+    /// From the stable name; any other name is unknown.
+    pub fn parse(name: &str) -> DiskStateCode {
+        DiskStateCode::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .unwrap_or(DiskStateCode::Unknown)
+    }
+}
+
+impl std::fmt::Display for DiskStateCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for DiskStateCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(self.as_str())
+        } else {
+            s.serialize_u8(self.code())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DiskStateCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let name = String::deserialize(d)?;
+            Ok(DiskStateCode::parse(&name))
+        } else {
+            u8::deserialize(d).map(DiskStateCode::from_code)
+        }
+    }
+}
+
+/// One mebibyte, the unit of [`DiskReport::free_mib`].
+pub const MIB: u64 = 1 << 20;
+
+/// The store's disk, as the status record (v3) carries it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DiskReport {
+    /// Free space on the store's filesystem when the record was made, MiB
+    /// (rounded down, [`u32::MAX`] for more); `None` = unknown (not
+    /// measurable, or a v1 or v2 record).
+    pub free_mib: Option<u32>,
+    /// Where the store stands against its reserve.
+    pub state: DiskStateCode,
+    /// Items evicted or not kept for the disk reserve or a full disk since
+    /// the store was created (all priorities, [`u32::MAX`] for more); they
+    /// are counted in [`DropCounters::evicted_budget`] too. Never reset.
+    pub evicted: u32,
+}
+
+impl DiskReport {
+    /// Free bytes as whole MiB, saturating at [`u32::MAX`].
+    pub fn mib(free_bytes: u64) -> u32 {
+        u32::try_from(free_bytes / MIB).unwrap_or(u32::MAX)
+    }
+
+    /// True when nothing is known (what a v1 or v2 record decodes to).
+    pub fn is_empty(&self) -> bool {
+        *self == DiskReport::default()
+    }
 }
 
 /// The status record as version 1 of its envelope carried it (kind/version
@@ -171,6 +301,52 @@ pub(crate) struct StatusRecordV1 {
     pub last_contact_ms: Option<i64>,
 }
 
+/// The status record as version 2 of its envelope carried it (kind/version
+/// byte 3): without [`StatusRecord::disk`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StatusRecordV2 {
+    pub id: u64,
+    pub node_id: String,
+    pub time_ms: i64,
+    pub uptime_s: u32,
+    pub battery_permille: u16,
+    pub battery_mv: u16,
+    pub power_mode: PowerModeCode,
+    pub air_temp_c100: Option<i16>,
+    pub board_temp_c100: Option<i16>,
+    pub sensors: SensorHealth,
+    pub queue: [u32; 4],
+    pub drops: DropCounters,
+    pub model: ModelVersion,
+    pub last_contact_ms: Option<i64>,
+    pub cause: StatusCause,
+    pub update: UpdateStatus,
+}
+
+impl From<StatusRecordV2> for StatusRecord {
+    fn from(v: StatusRecordV2) -> StatusRecord {
+        StatusRecord {
+            id: v.id,
+            node_id: v.node_id,
+            time_ms: v.time_ms,
+            uptime_s: v.uptime_s,
+            battery_permille: v.battery_permille,
+            battery_mv: v.battery_mv,
+            power_mode: v.power_mode,
+            air_temp_c100: v.air_temp_c100,
+            board_temp_c100: v.board_temp_c100,
+            sensors: v.sensors,
+            queue: v.queue,
+            drops: v.drops,
+            model: v.model,
+            last_contact_ms: v.last_contact_ms,
+            cause: v.cause,
+            update: v.update,
+            disk: DiskReport::default(),
+        }
+    }
+}
+
 impl From<StatusRecordV1> for StatusRecord {
     fn from(v: StatusRecordV1) -> StatusRecord {
         StatusRecord {
@@ -190,6 +366,7 @@ impl From<StatusRecordV1> for StatusRecord {
             last_contact_ms: v.last_contact_ms,
             cause: StatusCause::Periodic,
             update: UpdateStatus::default(),
+            disk: DiskReport::default(),
         }
     }
 }

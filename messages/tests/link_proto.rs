@@ -79,6 +79,11 @@ fn status() -> StatusRecord {
                 reason: messages::ShortText::new("self-test passed"),
             }),
         },
+        disk: messages::DiskReport {
+            free_mib: Some(2_048),
+            state: messages::DiskStateCode::Evicting,
+            evicted: 9,
+        },
     }
 }
 
@@ -511,8 +516,8 @@ fn the_hello_and_the_error_reply_keep_their_bytes() {
 #[test]
 fn versions() {
     assert_eq!(protocol_major(PROTOCOL_VERSION), 1);
-    assert_eq!(protocol_minor(PROTOCOL_VERSION), 2);
-    assert_eq!(version_string(PROTOCOL_VERSION), "1.2");
+    assert_eq!(protocol_minor(PROTOCOL_VERSION), 3);
+    assert_eq!(version_string(PROTOCOL_VERSION), "1.3");
     assert_eq!(version_string(0x0203), "2.3");
     assert!(is_compatible(PROTOCOL_VERSION));
     assert!(is_compatible(0x01FF), "a newer minor version is compatible");

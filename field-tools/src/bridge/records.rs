@@ -1,7 +1,8 @@
 //! From a callback's payload bytes to the MQTT messages the node itself
 //! would have published: an SBD packing (`messages::pack`, first byte
 //! [`PACK_VERSION`]) is unpacked under the node id of the modem; a lone
-//! record (kind byte 1 or 2) is decoded and must name that same node. Each
+//! record (kind byte 1, or 2 to 4 for the status record's versions) is
+//! decoded and must name that same node. Each
 //! record becomes its binary envelope (`encode_event` / `encode_status`) on
 //! `<prefix>/<node_id>/events` or `/status`, as `uplink::mqtt` sends it.
 
@@ -141,6 +142,11 @@ mod tests {
                     result: messages::UpdateOutcome::RolledBack,
                     reason: messages::ShortText::new("self_test: vector 2 differs"),
                 }),
+            },
+            disk: messages::DiskReport {
+                free_mib: Some(3_100),
+                state: messages::DiskStateCode::Ok,
+                evicted: 0,
             },
         };
         let records = vec![

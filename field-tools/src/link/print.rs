@@ -100,11 +100,20 @@ pub fn status(s: &StatusRecord, json: bool) {
         "drops:     {} evicted, {} expired, {} corrupt",
         s.drops.evicted_budget, s.drops.expired_ttl, s.drops.corrupt
     );
+    println!("disk:      {}", disk_line(&s.disk));
     println!("model:     {}", s.model.0);
     println!(
         "last contact: {}",
         s.last_contact_ms.map_or("never".into(), rfc3339)
     );
+}
+
+/// The store's disk in one line: `512 MiB free, ok, 0 evicted for disk`.
+pub fn disk_line(d: &messages::DiskReport) -> String {
+    let free = d
+        .free_mib
+        .map_or("free space unknown".into(), |m| format!("{m} MiB free"));
+    format!("{free}, {}, {} evicted for disk", d.state, d.evicted)
 }
 
 /// This computer's clock, ms since the epoch.
@@ -465,5 +474,24 @@ pub fn ports(ports: &[super::ports::PortInfo], json: bool) {
             line.push_str(&format!(" (serial {sn})"));
         }
         println!("{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_disk_line_names_free_space_state_and_evictions() {
+        let d = messages::DiskReport {
+            free_mib: Some(512),
+            state: messages::DiskStateCode::Evicting,
+            evicted: 3,
+        };
+        assert_eq!(disk_line(&d), "512 MiB free, evicting, 3 evicted for disk");
+        assert_eq!(
+            disk_line(&messages::DiskReport::default()),
+            "free space unknown, unknown, 0 evicted for disk"
+        );
     }
 }

@@ -37,12 +37,12 @@ pub use proto::{
 };
 
 /// The protocol version this build speaks: major in the high byte, minor in
-/// the low byte (1.2). Peers of the same major version understand each
+/// the low byte (1.3). Peers of the same major version understand each
 /// other (a newer minor only appends requests, replies and fields at the
 /// end of a message, and an older node answers an appended request with
 /// [`ErrorCode::UnknownRequest`]); a different major version is refused at
 /// the Hello with [`ErrorCode::BadVersion`].
-pub const PROTOCOL_VERSION: u16 = 0x0102;
+pub const PROTOCOL_VERSION: u16 = 0x0103;
 
 /// The major version of a protocol version (its high byte).
 pub const fn protocol_major(version: u16) -> u8 {

@@ -1,13 +1,17 @@
 //! The status record (`messages::StatusRecord`): what the node reports about
 //! itself through the outbox. [`StatusSource`] gathers it from the power
-//! status, the health board, the store's queue and drop counters, the model
-//! version of the latest stored event and the last confirmed delivery.
+//! status, the health board, the store's queue, drop counters and disk
+//! ([`EventStore::disk_status`]), the model version of the latest stored
+//! event and the last confirmed delivery.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
-use messages::{ModelVersion, PowerModeCode, SensorHealth, SensorState, StatusCause, StatusRecord};
+use messages::{
+    DiskReport, DiskStateCode, ModelVersion, PowerModeCode, SensorHealth, SensorState, StatusCause,
+    StatusRecord,
+};
 use power::{PowerMode, PowerStatus};
 use tokio::sync::watch;
 use uplink::{EventStore, StoreError};
@@ -93,6 +97,17 @@ fn state(h: Option<&Health>) -> SensorState {
     }
 }
 
+/// The store's disk as the status record carries it: free space in whole
+/// MiB (unknown when it cannot be read), the state's stable code, and the
+/// evictions for disk.
+pub fn disk_report(d: &uplink::store::DiskStatus) -> DiskReport {
+    DiskReport {
+        free_mib: d.free_bytes.map(DiskReport::mib),
+        state: DiskStateCode::from_code(d.state.code()),
+        evicted: u32::try_from(d.evicted_disk).unwrap_or(u32::MAX),
+    }
+}
+
 fn c100(celsius: f64) -> Option<i16> {
     let v = (celsius * 100.0).round();
     (v.is_finite() && v >= f64::from(i16::MIN) && v <= f64::from(i16::MAX)).then_some(v as i16)
@@ -158,6 +173,7 @@ impl StatusSource {
             last_contact_ms: self.shared.last_contact_ms(),
             cause,
             update: self.shared.update.status(),
+            disk: disk_report(&self.store.disk_status()),
         }
     }
 
@@ -188,6 +204,10 @@ mod tests {
     fn source(dir: &std::path::Path) -> StatusSource {
         let (store, _) =
             EventStore::open(&dir.join("store"), &uplink::StoreConfig::default()).unwrap();
+        source_with(dir, store)
+    }
+
+    fn source_with(dir: &std::path::Path, store: EventStore) -> StatusSource {
         let mut policy = PowerPolicy::new(PolicyConfig::default());
         let status = policy.update(PowerReading {
             t_ms: 0,
@@ -267,6 +287,87 @@ mod tests {
         assert_eq!(p.items[0].id, r.id);
         assert_eq!(p.items[0].priority, messages::Priority::High);
         assert_eq!(p.items[1].priority, messages::Priority::Normal);
+    }
+
+    #[test]
+    fn a_status_record_carries_the_stores_free_space_and_disk_state() {
+        use uplink::outbox::{BudgetConfig, OutboxConfig};
+        use uplink::store::FakeFreeSpace;
+        const MIB: u64 = 1 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let disk = FakeFreeSpace::new(900 * MIB + 123);
+        let outbox = OutboxConfig {
+            budget: BudgetConfig {
+                min_free_bytes: 64 * MIB,
+                ..BudgetConfig::default()
+            },
+            ..OutboxConfig::default()
+        };
+        let (store, _) = EventStore::open_with_free_space(
+            &dir.path().join("store"),
+            &uplink::StoreConfig::default(),
+            outbox,
+            Arc::new(disk.clone()),
+        )
+        .unwrap();
+        let s = source_with(dir.path(), store);
+        let r = s.append(1_001_000).unwrap();
+        assert_eq!(
+            r.disk,
+            DiskReport {
+                free_mib: Some(900),
+                state: DiskStateCode::Ok,
+                evicted: 0,
+            }
+        );
+        // What was stored carries it too.
+        let p = s.store.pending(messages::Priority::Low, 10).unwrap();
+        match messages::decode_message(&p.items[0].bytes).unwrap() {
+            messages::Message::Status(stored) => assert_eq!(stored.disk, r.disk),
+            other => panic!("{other:?}"),
+        }
+        // Below the reserve the store evicts: the record says so.
+        disk.set(10 * MIB);
+        let r = s.build(0, 1_002_000);
+        assert_eq!(r.disk.free_mib, Some(10));
+        assert_eq!(r.disk.state, DiskStateCode::Evicting);
+        // A filesystem that reports no size: free space unknown, state ok.
+        disk.set_unknown(true);
+        let r = s.build(0, 1_003_000);
+        assert_eq!(r.disk.free_mib, None);
+        assert_eq!(r.disk.state, DiskStateCode::Ok);
+    }
+
+    #[test]
+    fn the_disk_report_saturates_and_keeps_the_stores_codes() {
+        use uplink::store::{DiskState, DiskStatus};
+        let d = |free_bytes, state, evicted_disk| {
+            disk_report(&DiskStatus {
+                free_bytes,
+                min_free_bytes: 0,
+                state,
+                evicted_disk,
+            })
+        };
+        assert_eq!(
+            d(Some(u64::MAX), DiskState::Full, u64::MAX),
+            DiskReport {
+                free_mib: Some(u32::MAX),
+                state: DiskStateCode::Full,
+                evicted: u32::MAX,
+            }
+        );
+        assert_eq!(
+            d(Some((1 << 20) - 1), DiskState::Evicting, 4),
+            DiskReport {
+                free_mib: Some(0),
+                state: DiskStateCode::Evicting,
+                evicted: 4,
+            }
+        );
+        for s in [DiskState::Ok, DiskState::Evicting, DiskState::Full] {
+            assert_eq!(DiskStateCode::from_code(s.code()).as_str(), s.as_str());
+        }
     }
 
     #[test]

@@ -54,6 +54,7 @@ fn status(time_ms: i64) -> impl FnOnce(u64) -> StatusRecord {
         last_contact_ms: Some(T0 - 5000),
         cause: Default::default(),
         update: Default::default(),
+        disk: Default::default(),
     }
 }
 
