@@ -11,8 +11,10 @@ use super::client::{Client, LinkError, connect_as};
 use super::stream::Stream;
 use super::transport::Target;
 
-/// Credit granted at a time; more is granted when half is used.
-pub const CREDIT: u32 = 64;
+/// Credit granted at a time; more is granted when half is used. About
+/// 11 KB of events: with 64 (a batch and a half) the line sat idle between
+/// batches at 921,600 baud.
+pub const CREDIT: u32 = 256;
 
 /// What to ask for.
 #[derive(Debug, Clone, Copy, Default)]
