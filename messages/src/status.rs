@@ -347,9 +347,9 @@ impl From<StatusRecordV2> for StatusRecord {
     }
 }
 
-impl From<StatusRecordV1> for StatusRecord {
-    fn from(v: StatusRecordV1) -> StatusRecord {
-        StatusRecord {
+impl From<StatusRecordV1> for StatusRecordV2 {
+    fn from(v: StatusRecordV1) -> StatusRecordV2 {
+        StatusRecordV2 {
             id: v.id,
             node_id: v.node_id,
             time_ms: v.time_ms,
@@ -366,7 +366,12 @@ impl From<StatusRecordV1> for StatusRecord {
             last_contact_ms: v.last_contact_ms,
             cause: StatusCause::Periodic,
             update: UpdateStatus::default(),
-            disk: DiskReport::default(),
         }
+    }
+}
+
+impl From<StatusRecordV1> for StatusRecord {
+    fn from(v: StatusRecordV1) -> StatusRecord {
+        StatusRecordV2::from(v).into()
     }
 }
