@@ -5,7 +5,7 @@
 //! while it runs, says `STOPPING=1` on SIGTERM and exits with success.
 
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -14,25 +14,6 @@ mod common;
 /// How long anything may take before the test gives up rather than hang.
 /// Not a measure: the node normally takes a fraction of it.
 const DEADLINE: Duration = Duration::from_secs(180);
-
-/// Waits for `child` to exit; kills it and fails past [`DEADLINE`].
-fn wait_or_kill(child: &mut Child, log: &std::path::Path) -> ExitStatus {
-    let until = Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() >= until {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "fieldnode still running {DEADLINE:?} after SIGTERM: killed\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Every line of every datagram the node sent, in order.
 struct Notifications {
@@ -130,7 +111,7 @@ fn ready_watchdog_and_stopping_reach_the_service_manager() {
     )
     .unwrap();
     notes.wait_for("STOPPING=1", 1, &mut child, &log);
-    let status = wait_or_kill(&mut child, &log);
+    let status = common::wait_or_fail(&mut child, DEADLINE, &log);
     let err = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(status.success(), "exit {status:?}:\n{err}");
     notes.seen.extend(notes.rx.try_iter());
