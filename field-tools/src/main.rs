@@ -70,7 +70,7 @@ enum Command {
     /// Subscribe to nodes' events and status reports on an MQTT broker (persistent session).
     Pull(PullArgs),
     /// The ground bridge: receive RockBLOCK callbacks, publish their records to the broker.
-    Bridge(BridgeArgs),
+    Bridge(bridge::cli::BridgeArgs),
     /// Talk to a running node over its Unix socket or a serial port (the field link).
     Link(field_tools::link::LinkArgs),
     /// The deployment's certificates: a CA, then node, researcher, operator and broker certificates (X.509 v3).
@@ -516,89 +516,6 @@ fn run_publish(a: PublishArgs) -> ExitCode {
 }
 
 #[derive(clap::Args)]
-struct BridgeArgs {
-    /// Address to listen on for RockBLOCK's HTTP POST (e.g. 0.0.0.0:8080).
-    #[arg(long)]
-    listen: std::net::SocketAddr,
-    /// mqtts://host[:port] (mutual TLS) or mqtt://host[:port] (plain TCP).
-    #[arg(long)]
-    broker: String,
-    /// CA certificate of the broker (PEM).
-    #[arg(long)]
-    ca: Option<PathBuf>,
-    /// The bridge's certificate (PEM).
-    #[arg(long)]
-    cert: Option<PathBuf>,
-    /// The bridge's private key (PEM).
-    #[arg(long)]
-    key: Option<PathBuf>,
-    /// TOML file mapping modem IMEIs to node ids (`[nodes]` table).
-    #[arg(long)]
-    nodes: PathBuf,
-    /// First topic level.
-    #[arg(long, default_value = "field")]
-    prefix: String,
-    /// RockBLOCK's RSA public key (PEM): callbacks must carry an RS256 JWT it verifies.
-    #[arg(
-        long,
-        conflicts_with = "shared_secret",
-        required_unless_present = "shared_secret"
-    )]
-    jwt_public_key: Option<PathBuf>,
-    /// Shared secret for HS256 JWTs (a relay of your own), instead of --jwt-public-key.
-    #[arg(long, env = "BRIDGE_SHARED_SECRET", hide_env_values = true)]
-    shared_secret: Option<String>,
-    /// MQTT client id.
-    #[arg(long, default_value = "field-bridge")]
-    client_id: String,
-    /// Seconds a callback waits for the broker's acknowledgements before answering 503.
-    #[arg(long, default_value_t = 20)]
-    publish_timeout: u64,
-}
-
-fn run_bridge(a: BridgeArgs) -> Result<()> {
-    let tls = match (a.ca, a.cert, a.key) {
-        (Some(ca), Some(cert), Some(key)) => Some(uplink::mqtt::TlsFiles { ca, cert, key }),
-        (None, None, None) => None,
-        _ => anyhow::bail!("give all of --ca, --cert and --key, or none"),
-    };
-    let auth = match (a.jwt_public_key, a.shared_secret) {
-        (Some(path), _) => bridge::Auth::Rs256PublicKey(path),
-        (None, Some(secret)) => bridge::Auth::Hs256Secret(secret),
-        (None, None) => anyhow::bail!("give --jwt-public-key PEM or --shared-secret S"),
-    };
-    let cfg = bridge::RunConfig {
-        listen: a.listen,
-        broker: a.broker,
-        tls,
-        nodes: a.nodes,
-        prefix: a.prefix,
-        auth,
-        client_id: a.client_id,
-        publish_timeout: std::time::Duration::from_secs(a.publish_timeout.max(1)),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let shutdown = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot wait for ctrl-c; stopping");
-        }
-    };
-    rt.block_on(bridge::run(cfg, shutdown))?;
-    Ok(())
-}
-
-#[derive(clap::Args)]
 struct PullArgs {
     /// mqtts://host[:port] (mutual TLS) or mqtt://host[:port] (plain TCP).
     #[arg(long)]
@@ -725,7 +642,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
         }
         Command::Pull(args) => run_pull(args)?,
-        Command::Bridge(args) => run_bridge(args)?,
+        Command::Bridge(args) => bridge::cli::run(args)?,
         Command::Events {
             data_dir,
             since,

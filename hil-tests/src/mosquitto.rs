@@ -537,6 +537,40 @@ pub fn publish(
     ))
 }
 
+/// Publishes each of `lines` as one QoS 1 message on `topic`, in order,
+/// through one `mosquitto_pub -l` (a line must hold no newline).
+pub fn publish_lines(
+    broker: &Broker,
+    files: &ClientFiles,
+    topic: &str,
+    lines: &[Vec<u8>],
+) -> Result<(std::process::ExitStatus, String), HarnessError> {
+    use std::io::Write as _;
+    let mut child = Command::new("mosquitto_pub")
+        .args(client_args(broker, files))
+        .args(["-t", topic, "-q", "1", "-l"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| HarnessError::NotInstalled(format!("mosquitto_pub: {e}")))?;
+    let io = |source| HarnessError::Io {
+        path: PathBuf::from("mosquitto_pub stdin"),
+        source,
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        for line in lines {
+            stdin.write_all(line).map_err(io)?;
+            stdin.write_all(b"\n").map_err(io)?;
+        }
+    }
+    let out = child.wait_with_output().map_err(io)?;
+    Ok((
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();

@@ -167,7 +167,7 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run(args) => match run(args) {
+        Command::Run(args) => match run(args).inspect_err(|_| flush_log_summaries()) {
             Ok(Stopped::Done) => ExitCode::SUCCESS,
             Ok(Stopped::ForReboot) => ExitCode::from(crate::fieldlink::REBOOT_EXIT_CODE),
             Err(e) => {
@@ -388,7 +388,11 @@ fn init_logging(cfg: &Config) {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only on a terminal: journald and log files get plain text.
+    use std::io::IsTerminal as _;
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     let stderr = if cfg.log.format == "json" {
         stderr.json().boxed()
     } else {
@@ -396,11 +400,28 @@ fn init_logging(cfg: &Config) {
     };
     // The same lines also go to the ring the field link's `logs` reads.
     let ring = crate::logring::RingLayer::new(crate::logring::LogRing::global().clone());
+    // Repeated warnings (an overrunning microphone, a flood of bad commands)
+    // are counted and summarised instead of written one by one.
+    let flood = LOG_FLOOD.get_or_init(|| logflood::FloodGate::new(cfg.log.flood_limit()));
     tracing_subscriber::registry()
         .with(filter)
+        .with(flood.clone())
         .with(stderr)
         .with(ring)
         .init();
+    if let Err(e) = flood.spawn_summaries(flood.limit().window) {
+        tracing::warn!(error = %e, "cannot start the log summary thread; summaries are written at exit only");
+    }
+}
+
+/// The flood limit on the node's log lines, once logging is set up.
+static LOG_FLOOD: std::sync::OnceLock<logflood::FloodGate> = std::sync::OnceLock::new();
+
+/// Writes the summaries of repeated lines not yet reported (before exit).
+fn flush_log_summaries() {
+    if let Some(gate) = LOG_FLOOD.get() {
+        gate.emit_summaries();
+    }
 }
 
 /// How a run ended.
@@ -486,6 +507,7 @@ fn run_hardware(cfg: &Config, output: Output) -> Result<Stopped> {
 
 /// Prints the run's summary; fails if detected events could not be stored.
 fn finish(output: Output, summary: &crate::RunSummary, wall_s: f64) -> Result<Stopped> {
+    flush_log_summaries();
     match output {
         Output::Jsonl => {
             let mut v = serde_json::to_value(summary)?;

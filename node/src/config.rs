@@ -261,13 +261,32 @@ pub struct LogConfig {
     pub level: String,
     /// `text` or `json`.
     pub format: String,
+    /// Warnings and errors each call site may write per window; beyond
+    /// that they are counted and summarised (`logflood`).
+    pub repeat_lines: u32,
+    /// The window, and the period of the summary lines, s.
+    pub repeat_window_s: u64,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
+        let flood = logflood::FloodLimit::default();
         LogConfig {
             level: "info".into(),
             format: "text".into(),
+            repeat_lines: flood.lines,
+            repeat_window_s: flood.window.as_secs(),
+        }
+    }
+}
+
+impl LogConfig {
+    /// The flood limit these settings describe.
+    pub fn flood_limit(&self) -> logflood::FloodLimit {
+        logflood::FloodLimit {
+            lines: self.repeat_lines,
+            window: std::time::Duration::from_secs(self.repeat_window_s),
+            ..logflood::FloodLimit::default()
         }
     }
 }
@@ -460,6 +479,15 @@ impl Config {
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             e.push(err("log.format", "must be `text` or `json`"));
+        }
+        if !(1..=10_000).contains(&self.log.repeat_lines) {
+            e.push(err("log.repeat_lines", "must be between 1 and 10000"));
+        }
+        if !(1..=86_400).contains(&self.log.repeat_window_s) {
+            e.push(err(
+                "log.repeat_window_s",
+                "must be between 1 s and one day",
+            ));
         }
         fn prefixed(
             prefix: &'static str,

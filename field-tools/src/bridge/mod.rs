@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod callback;
+pub mod cli;
 pub mod nodes;
 pub mod publisher;
 pub mod recent;

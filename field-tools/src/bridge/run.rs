@@ -70,6 +70,12 @@ pub enum RunError {
     /// The TLS files could not be loaded.
     #[error(transparent)]
     Publisher(#[from] StartError),
+    /// The arguments are incomplete.
+    #[error("{0}")]
+    Args(&'static str),
+    /// The async runtime could not start.
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
     /// Listening or serving failed.
     #[error("HTTP on {addr}: {error}")]
     Http {

@@ -1,7 +1,8 @@
-//! `field-tools link` and `field-tools pki`, built inside `hil-tests` so its
+//! `field-tools link`, `pki` and `bridge`, built inside `hil-tests` so its
 //! system tests can run them (Cargo only hands a package's tests the paths
 //! of its own binaries): the same arguments and the same code
-//! (`field_tools::link`, `field_tools::pki`) as in `field-tools`.
+//! (`field_tools::link`, `field_tools::pki`, `field_tools::bridge::cli`) as
+//! in `field-tools`.
 
 use clap::Parser;
 
@@ -18,11 +19,20 @@ enum Command {
     Link(field_tools::link::LinkArgs),
     /// The deployment's certificates.
     Pki(field_tools::pki::PkiArgs),
+    /// The RockBLOCK callback bridge.
+    Bridge(field_tools::bridge::cli::BridgeArgs),
 }
 
 fn main() -> std::process::ExitCode {
     match Cli::parse().command {
         Command::Link(args) => field_tools::link::run(args),
         Command::Pki(args) => field_tools::pki::run(args),
+        Command::Bridge(args) => match field_tools::bridge::cli::run(args) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("field-tools: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }
