@@ -178,10 +178,6 @@ fn the_bridge_under_a_flood_of_bad_callbacks_writes_a_bounded_log() {
         "bridge log: {} bytes for {FLOOD} rejected callbacks",
         text.len()
     );
-    eprintln!(
-        "node log: {} bytes for {FLOOD} rejected commands",
-        text.len()
-    );
     assert!(
         text.len() < 32 * 1024,
         "{} bytes of log\n{text}",
