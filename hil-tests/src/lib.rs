@@ -7,6 +7,8 @@
 //! - [`mosquitto`]: a real Mosquitto broker with mutual TLS, an ACL and
 //!   persistence on a free loopback port, for the MQTT tests;
 //! - [`sbd_emu`]: an Iridium SBD modem emulator on a pty, with fault injection;
+//! - [`bme280_emu`], [`ina226_emu`]: register-level I2C chips (the climate
+//!   sensor, the battery and solar current monitors) under the real drivers;
 //! - [`linkshaper`]: a serial line emulator on two pty pairs that carries
 //!   bytes at a real baud rate and counts them (the field-link benchmark);
 //! - `tests/`: the system tests (crash safety under SIGKILL, detection on
@@ -17,6 +19,7 @@
 
 pub mod bme280_emu;
 pub mod fieldgen;
+pub mod ina226_emu;
 pub mod linkshaper;
 pub mod mosquitto;
 pub mod powerfs;

@@ -241,6 +241,21 @@ pub struct PowerConfig {
     pub policy: power::PolicyConfig,
     /// `[power.simulation]`: the simulated battery and solar panel.
     pub simulation: power::SimulationConfig,
+    /// Where readings come from: `simulated` (`[power.simulation]`) or
+    /// `monitor` (INA226 current monitors, `[power.monitor]`).
+    pub source: PowerSourceKind,
+    /// `[power.monitor]`: the monitors' wiring and the battery.
+    pub monitor: power::MonitoredConfig,
+}
+
+/// `power.source`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerSourceKind {
+    /// The simulated battery and solar panel.
+    Simulated,
+    /// INA226 monitors on I2C.
+    Monitor,
 }
 
 impl Default for PowerConfig {
@@ -249,6 +264,8 @@ impl Default for PowerConfig {
             interval_ms: 10_000,
             policy: power::PolicyConfig::default(),
             simulation: power::SimulationConfig::default(),
+            source: PowerSourceKind::Simulated,
+            monitor: power::MonitoredConfig::default(),
         }
     }
 }
@@ -516,6 +533,7 @@ impl Config {
             "power.simulation",
             self.power.simulation.validate(),
         ));
+        e.extend(prefixed("power.monitor", self.power.monitor.validate()));
         ConfigErrors(e)
     }
 }

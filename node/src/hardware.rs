@@ -125,6 +125,25 @@ pub fn open_devices(cfg: &Config, clock: Arc<dyn Clock>, board: &HealthBoard) ->
     }
 }
 
+/// The INA226 battery (and solar) monitors of `[power.monitor]`. A monitor
+/// that cannot be opened is kept as its error: the supply reports it
+/// absent and carries on (`power::monitor`).
+pub fn open_power_monitors(cfg: &power::MonitoredConfig) -> power::MonitoredSupply {
+    let open = |m: &power::MonitorConfig| -> Result<Box<dyn power::Monitor>, power::MonitorError> {
+        let bus = linux_embedded_hal::I2cdev::new(&cfg.i2c_bus).map_err(|e| {
+            tracing::warn!(bus = %cfg.i2c_bus, error = %e, "cannot open the power monitors' I2C bus");
+            power::MonitorError::Bus(embedded_hal::i2c::ErrorKind::Other)
+        })?;
+        let monitor = power::Ina226Monitor::open(bus, m.clone()).inspect_err(|e| {
+            tracing::warn!(address = m.address, error = %e, "power monitor not found");
+        })?;
+        Ok(Box::new(monitor))
+    };
+    let battery = open(&cfg.battery);
+    let solar = cfg.solar.as_ref().map(open);
+    power::MonitoredSupply::new(battery, solar, cfg.gauge.clone(), cfg.assumed_soc)
+}
+
 /// The BME280 on `climate.i2c_bus` at `climate.address`.
 fn open_climate(cfg: &Config, board: &HealthBoard) -> Option<AnyClimate> {
     let health = board.sensor("climate");

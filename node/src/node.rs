@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use uplink::EventStore;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, PowerSourceKind};
 use crate::scene::{Scene, SceneError};
 use crate::sensors::health::{HealthBoard, SensorStatus};
 use crate::shutdown;
@@ -216,8 +216,12 @@ pub async fn run_node(
     let board = HealthBoard::default();
 
     // Power: the first status is known before any sensor starts.
-    let mut supply: Box<dyn PowerSource> =
-        Box::new(SimulatedSupply::new(cfg.power.simulation.clone()));
+    let mut supply: Box<dyn PowerSource> = match cfg.power.source {
+        PowerSourceKind::Simulated => Box::new(SimulatedSupply::new(cfg.power.simulation.clone())),
+        PowerSourceKind::Monitor => {
+            Box::new(crate::hardware::open_power_monitors(&cfg.power.monitor))
+        }
+    };
     let mut policy = PowerPolicy::new(cfg.power.policy.clone());
     let power_start_ms = clock.now_ms();
     let first = tasks::power::initial_status(supply.as_mut(), &mut policy, power_start_ms);

@@ -1,16 +1,25 @@
 //! Power for the field node: what the supply can give (a battery charged by a
-//! solar panel, simulated here; real monitors plug in behind [`PowerSource`]),
+//! solar panel, simulated or measured by current monitors behind [`PowerSource`]),
 //! and the policy that decides, before each costly step, whether the node may
 //! take it and at what cadence.
 //!
 //! Layout:
 //! - [`source`]: the [`PowerSource`] trait and [`SimulatedSupply`] (battery + solar + loads);
-//! - [`policy`]: [`PowerPolicy`], its modes with hysteresis, and the [`Step`]s it rules on.
+//! - [`policy`]: [`PowerPolicy`], its modes with hysteresis, and the [`Step`]s it rules on;
+//! - [`monitor`]: real readings from INA226 current monitors on I2C
+//!   ([`MonitoredSupply`]), with [`gauge`]'s state of charge from volts and amps.
 
+pub mod gauge;
+pub mod monitor;
 pub mod policy;
 pub mod source;
 
+pub use gauge::{BatteryGauge, GaugeConfig};
+pub use monitor::{
+    Ina226Monitor, Monitor, MonitorConfig, MonitorError, MonitoredConfig, MonitoredSupply, Sample,
+};
 pub use policy::{Decision, PolicyConfig, PowerMode, PowerPolicy, PowerStatus, Step};
 pub use source::{
     EnergyUse, LoadConfig, PowerReading, PowerSource, SimulatedSupply, SimulationConfig,
+    SupplyHealth,
 };

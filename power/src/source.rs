@@ -59,6 +59,33 @@ pub trait PowerSource: Send {
     /// Accounts for `used` and returns the supply's state at `t_ms`.
     /// Times before the previous reading are treated as no time passing.
     fn read(&mut self, t_ms: i64, used: EnergyUse) -> PowerReading;
+
+    /// Whether the last reading was measured (a simulation always is).
+    fn health(&self) -> SupplyHealth {
+        SupplyHealth::Ok
+    }
+}
+
+/// Whether the supply's readings are measured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SupplyHealth {
+    /// Every monitor answered.
+    Ok,
+    /// A monitor failed; the reading carries on from the last good one.
+    Degraded(String),
+    /// The battery monitor never answered; the state of charge is assumed.
+    Absent(String),
+}
+
+impl SupplyHealth {
+    /// `ok`, `degraded` or `absent`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SupplyHealth::Ok => "ok",
+            SupplyHealth::Degraded(_) => "degraded",
+            SupplyHealth::Absent(_) => "absent",
+        }
+    }
 }
 
 /// Energy cost of the node's loads.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use power::{EnergyUse, PowerPolicy, PowerSource, PowerStatus};
+use power::{EnergyUse, PowerPolicy, PowerSource, PowerStatus, SupplyHealth};
 use tokio::sync::watch;
 
 use super::Counters;
@@ -70,6 +70,7 @@ pub async fn run(
 ) {
     let mut seen = Seen::default();
     let mut next = start_ms + interval_ms as i64;
+    let mut health = source.health();
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
@@ -85,6 +86,20 @@ pub async fn run(
         }
         let before = policy.mode();
         let reading = source.read(next, take_use(&counters, &mut seen));
+        let now = source.health();
+        if now != health {
+            match &now {
+                SupplyHealth::Ok => {
+                    tracing::info!(was = health.as_str(), "power monitors answer again")
+                }
+                SupplyHealth::Degraded(why) | SupplyHealth::Absent(why) => tracing::warn!(
+                    state = now.as_str(),
+                    reason = %why,
+                    "power readings not measured; carrying on from the last good one"
+                ),
+            }
+            health = now;
+        }
         let status = policy.update(reading);
         if status.mode != before {
             tracing::warn!(
