@@ -114,6 +114,10 @@ struct RunArgs {
     /// Stop when the scene ends, after all pending work is stored.
     #[arg(long)]
     exit_at_end: bool,
+    /// Replay the scene this many times back to back, time running on
+    /// (overrides `scene.loops`; 1 to 1000000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    loops: Option<u32>,
     /// Sample the real devices instead of replaying a scene (sets
     /// `node.sensors = "hardware"`).
     #[arg(long)]
@@ -208,6 +212,9 @@ fn load_config(args: &RunArgs) -> Result<Config> {
         cfg.scene.speed = s;
     }
     cfg.scene.exit_at_end |= args.exit_at_end;
+    if let Some(n) = args.loops {
+        cfg.scene.loops = n;
+    }
     cfg.fieldlink.config_file = args.config.clone();
     if args.hardware {
         cfg.node.sensors = SensorSource::Hardware;

@@ -144,6 +144,9 @@ pub struct SceneConfig {
     pub speed: Speed,
     /// Stop when the scene ends, once everything pending is stored.
     pub exit_at_end: bool,
+    /// Times the scene is replayed back to back, each pass starting where
+    /// the previous one ended in time (long runs from a short scene).
+    pub loops: u32,
 }
 
 impl Default for SceneConfig {
@@ -152,6 +155,7 @@ impl Default for SceneConfig {
             dir: PathBuf::from("scenes/demo"),
             speed: Speed::Factor(1.0),
             exit_at_end: false,
+            loops: 1,
         }
     }
 }
@@ -496,6 +500,9 @@ impl Config {
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             e.push(err("log.format", "must be `text` or `json`"));
+        }
+        if !(1..=1_000_000).contains(&self.scene.loops) {
+            e.push(err("scene.loops", "must be between 1 and 1000000"));
         }
         if !(1..=10_000).contains(&self.log.repeat_lines) {
             e.push(err("log.repeat_lines", "must be between 1 and 10000"));

@@ -14,7 +14,7 @@ use crate::sensors::any::{AnyCamera, AnyClimate, AnyMicrophone};
 use crate::sensors::bme280::Bme280Climate;
 use crate::sensors::health::HealthBoard;
 use crate::sensors::pipe_camera::PipeCamera;
-use crate::sensors::replay::{ReplayCamera, ReplayClimate, ReplayMicrophone};
+use crate::sensors::replay::{Passes, ReplayCamera, ReplayClimate, ReplayMicrophone};
 use crate::sensors::v4l_camera::{CameraSource, V4lCamera, list_devices_in};
 
 /// The sensors of a run; `None` = absent.
@@ -36,6 +36,11 @@ pub fn open_scene(
     board: &HealthBoard,
 ) -> Result<Sensors, NodeError> {
     let start_ms = scene.meta.start_ms;
+    // Each pass of a looped replay starts where the previous one ended.
+    let passes = Passes {
+        count: cfg.scene.loops.max(1),
+        period_ms: scene.duration_ms.max(1),
+    };
     let why = |enabled: bool| {
         if enabled {
             "not in the scene"
@@ -50,7 +55,8 @@ pub fn open_scene(
             cfg.audio.chunk_ms,
             start_ms,
             clock.clone(),
-        )?))),
+        )?
+        .looping(passes)))),
         _ => {
             board.sensor("audio").set_absent(why(cfg.audio.enabled));
             None
@@ -62,14 +68,17 @@ pub fn open_scene(
             start_ms,
             cfg.camera.analysis_width,
             cfg.camera.analysis_height,
-        )?))),
+        )?
+        .looping(passes)))),
         _ => {
             board.sensor("camera").set_absent(why(cfg.camera.enabled));
             None
         }
     };
     let climate = match (&scene.climate, cfg.climate.enabled) {
-        (Some(p), true) => Some(AnyClimate::Replay(ReplayClimate::open(p, start_ms)?)),
+        (Some(p), true) => Some(AnyClimate::Replay(
+            ReplayClimate::open(p, start_ms)?.looping(passes),
+        )),
         _ => {
             board.sensor("climate").set_absent(why(cfg.climate.enabled));
             None

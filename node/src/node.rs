@@ -207,7 +207,7 @@ pub async fn run_node(
     let (start_ms, end_ms) = match &source {
         Source::Scene(scene) => (
             scene.meta.start_ms,
-            Some(scene.meta.start_ms + scene.duration_ms),
+            Some(scene.meta.start_ms + scene.duration_ms * i64::from(cfg.scene.loops.max(1))),
         ),
         Source::Hardware => (clock.now_ms(), None),
     };

@@ -85,6 +85,30 @@ fn a_valid_tiny_scene_runs() {
 }
 
 #[test]
+fn a_looped_scene_replays_every_pass_with_time_running_on() {
+    let t = tempfile::tempdir().unwrap();
+    let s = scene(t.path());
+    let out = run_on(&s, &t.path().join("data"), &["--loops", "3", "--output", "jsonl"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v.get("summary").cloned())
+        .unwrap_or_else(|| panic!("no summary line in {stdout}"));
+    // Three passes of 2 s: 6 s of scene time, the audio and video of all three.
+    assert_eq!(summary["scene_ms"], 6_000, "{summary}");
+    assert_eq!(summary["audio_s"], 6.0, "{summary}");
+    assert_eq!(summary["camera_frames"], 3 * 4, "{summary}");
+    let out = run_on(&s, &t.path().join("data2"), &["--loops", "0"]);
+    assert_clear_failure(&out, &["--loops"]);
+}
+
+#[test]
 fn truncated_wav_names_file_and_offset() {
     let t = tempfile::tempdir().unwrap();
     let s = scene(t.path());

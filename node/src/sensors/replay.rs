@@ -1,5 +1,7 @@
 //! Simulated sensors that replay a scene's files (see `docs/scenes.md`),
-//! paced by the injected clock like real devices.
+//! paced by the injected clock like real devices. With [`Passes`] a replay
+//! loops: pass k starts at the scene's start plus k periods (the scene's
+//! length), so a short scene stands for a long stretch of field time.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,10 +15,44 @@ use crate::scene::climate::ClimateRow;
 use crate::scene::y4m::{Y4mInfo, Y4mReader};
 use crate::scene::{SceneError, WavAudio, read_climate_csv};
 
+/// How many times a replay runs, back to back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Passes {
+    /// Passes in all (at least 1).
+    pub count: u32,
+    /// Time from the start of one pass to the next, ms (the scene's length).
+    pub period_ms: i64,
+}
+
+impl Passes {
+    /// A single pass.
+    pub const ONCE: Passes = Passes {
+        count: 1,
+        period_ms: 1,
+    };
+
+    /// The pass that covers `t_ms` for a replay starting at `base_ms`
+    /// (the last pass for any later time).
+    fn at(&self, base_ms: i64, t_ms: i64) -> u32 {
+        let k = (t_ms - base_ms).max(0) / self.period_ms.max(1);
+        k.min(i64::from(self.count.max(1) - 1)) as u32
+    }
+
+    /// Where pass `k` starts.
+    fn start(&self, base_ms: i64, k: u32) -> i64 {
+        base_ms + i64::from(k) * self.period_ms.max(1)
+    }
+}
+
 /// `audio.wav` as a microphone.
 pub struct ReplayMicrophone {
     audio: WavAudio,
+    path: std::path::PathBuf,
+    rate: u32,
     clock: Arc<dyn Clock>,
+    base_ms: i64,
+    passes: Passes,
+    pass: u32,
     start_ms: i64,
     chunk: usize,
     delivered: u64,
@@ -36,18 +72,46 @@ impl ReplayMicrophone {
         let chunk = (u64::from(rate) * u64::from(chunk_ms) / 1000).max(1) as usize;
         Ok(ReplayMicrophone {
             audio,
+            path: path.to_path_buf(),
+            rate,
             clock,
+            base_ms: start_ms,
+            passes: Passes::ONCE,
+            pass: 0,
             start_ms,
             chunk,
             delivered: 0,
         })
     }
+
+    /// Replays the file `passes.count` times.
+    pub fn looping(mut self, passes: Passes) -> Self {
+        self.passes = passes;
+        self
+    }
+
+    /// The file again, for the next pass; false after the last.
+    fn next_pass(&mut self) -> Result<bool, SceneError> {
+        if self.pass + 1 >= self.passes.count {
+            return Ok(false);
+        }
+        self.audio = WavAudio::open(&self.path, self.rate)?;
+        self.pass += 1;
+        self.start_ms = self.passes.start(self.base_ms, self.pass);
+        self.delivered = 0;
+        Ok(true)
+    }
 }
 
 impl Microphone for ReplayMicrophone {
     async fn next_chunk(&mut self) -> Result<Option<AudioChunk>, SensorError> {
-        let Some(samples) = self.audio.next_chunk(self.chunk)? else {
-            return Ok(None);
+        let samples = loop {
+            if let Some(samples) = self.audio.next_chunk(self.chunk)? {
+                break samples;
+            }
+            if !self.next_pass()? {
+                return Ok(None);
+            }
         };
         let rate = u64::from(self.audio.sample_rate());
         let start_ms = self.start_ms + (self.delivered * 1000 / rate) as i64;
@@ -68,6 +132,10 @@ impl Microphone for ReplayMicrophone {
 pub struct ReplayCamera {
     reader: Y4mReader,
     info: Y4mInfo,
+    path: std::path::PathBuf,
+    base_ms: i64,
+    passes: Passes,
+    pass: u32,
     start_ms: i64,
     max_w: u32,
     max_h: u32,
@@ -84,6 +152,10 @@ impl ReplayCamera {
         Ok(ReplayCamera {
             reader,
             info,
+            path: path.to_path_buf(),
+            base_ms: start_ms,
+            passes: Passes::ONCE,
+            pass: 0,
             start_ms,
             max_w,
             max_h,
@@ -91,6 +163,27 @@ impl ReplayCamera {
             next_index: 0,
             ended: false,
         })
+    }
+
+    /// Replays the video `passes.count` times.
+    pub fn looping(mut self, passes: Passes) -> Self {
+        self.passes = passes;
+        self
+    }
+
+    /// Opens the video again when `t_ms` falls in a later pass.
+    fn follow_pass(&mut self, t_ms: i64) -> Result<(), SceneError> {
+        let pass = self.passes.at(self.base_ms, t_ms);
+        if pass <= self.pass {
+            return Ok(());
+        }
+        self.reader = Y4mReader::open(&self.path)?;
+        self.pass = pass;
+        self.start_ms = self.passes.start(self.base_ms, pass);
+        self.last = None;
+        self.next_index = 0;
+        self.ended = false;
+        Ok(())
     }
 
     fn index_at(&self, t_ms: i64) -> u64 {
@@ -101,6 +194,7 @@ impl ReplayCamera {
 
 impl Camera for ReplayCamera {
     fn capture(&mut self, t_ms: i64) -> Result<Option<GrayFrame>, SensorError> {
+        self.follow_pass(t_ms)?;
         let want = self.index_at(t_ms);
         if want < self.next_index {
             // The frame for this time was read already (a capture faster than
@@ -145,6 +239,7 @@ impl Camera for ReplayCamera {
 /// row at or before t.
 pub struct ReplayClimate {
     rows: Vec<ClimateRow>,
+    passes: Passes,
     start_ms: i64,
     /// After the last row plus this, the sensor has ended.
     tail_ms: i64,
@@ -160,9 +255,16 @@ impl ReplayClimate {
         };
         Ok(ReplayClimate {
             rows,
+            passes: Passes::ONCE,
             start_ms,
             tail_ms,
         })
+    }
+
+    /// Replays the readings `passes.count` times.
+    pub fn looping(mut self, passes: Passes) -> Self {
+        self.passes = passes;
+        self
     }
 
     fn row_time(&self, r: &ClimateRow) -> i64 {
@@ -175,10 +277,13 @@ impl ClimateSensor for ReplayClimate {
         let Some(last) = self.rows.last() else {
             return Ok(None);
         };
-        if t_ms >= self.row_time(last) + self.tail_ms {
+        // The same rows in every pass, shifted by the pass's start.
+        let pass = self.passes.at(self.start_ms, t_ms);
+        let local_ms = t_ms - (self.passes.start(self.start_ms, pass) - self.start_ms);
+        if local_ms >= self.row_time(last) + self.tail_ms {
             return Ok(None);
         }
-        let n = self.rows.partition_point(|r| self.row_time(r) <= t_ms);
+        let n = self.rows.partition_point(|r| self.row_time(r) <= local_ms);
         // Before the first row, the first row is the best reading there is.
         let r = self.rows[n.saturating_sub(1)];
         Ok(Some(ClimateSample {
