@@ -245,11 +245,14 @@ pub struct PowerConfig {
     pub policy: power::PolicyConfig,
     /// `[power.simulation]`: the simulated battery and solar panel.
     pub simulation: power::SimulationConfig,
-    /// Where readings come from: `simulated` (`[power.simulation]`) or
-    /// `monitor` (INA226 current monitors, `[power.monitor]`).
+    /// Where readings come from: `simulated` (`[power.simulation]`),
+    /// `monitor` (INA226 current monitors, `[power.monitor]`) or `sysfs`
+    /// (a fuel-gauge battery in `/sys/class/power_supply`, `[power.sysfs]`).
     pub source: PowerSourceKind,
     /// `[power.monitor]`: the monitors' wiring and the battery.
     pub monitor: power::MonitoredConfig,
+    /// `[power.sysfs]`: the battery and external supply in sysfs.
+    pub sysfs: power::SysfsConfig,
 }
 
 /// `power.source`
@@ -260,6 +263,8 @@ pub enum PowerSourceKind {
     Simulated,
     /// INA226 monitors on I2C.
     Monitor,
+    /// A battery (UPS HAT fuel gauge) and the board's health from sysfs.
+    Sysfs,
 }
 
 impl Default for PowerConfig {
@@ -270,6 +275,7 @@ impl Default for PowerConfig {
             simulation: power::SimulationConfig::default(),
             source: PowerSourceKind::Simulated,
             monitor: power::MonitoredConfig::default(),
+            sysfs: power::SysfsConfig::default(),
         }
     }
 }
@@ -541,6 +547,7 @@ impl Config {
             self.power.simulation.validate(),
         ));
         e.extend(prefixed("power.monitor", self.power.monitor.validate()));
+        e.extend(prefixed("power.sysfs", self.power.sysfs.validate()));
         ConfigErrors(e)
     }
 }

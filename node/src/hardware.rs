@@ -153,6 +153,22 @@ pub fn open_power_monitors(cfg: &power::MonitoredConfig) -> power::MonitoredSupp
     power::MonitoredSupply::new(battery, solar, cfg.gauge.clone(), cfg.assumed_soc)
 }
 
+/// The battery and board health of `[power.sysfs]`. A battery that is not
+/// there yet is logged and reported absent by the supply, which looks for
+/// it again at every reading (`power::sysfs`).
+pub fn open_sysfs_supply(cfg: &power::SysfsConfig) -> power::SysfsSupply {
+    let supply = power::SysfsSupply::new(cfg.clone());
+    match supply.battery_dir() {
+        Ok(dir) => tracing::info!(
+            battery = %dir.display(),
+            current_positive = ?cfg.current_positive,
+            "power readings from sysfs"
+        ),
+        Err(e) => tracing::warn!(error = %e, "no battery in sysfs; assuming the configured charge"),
+    }
+    supply
+}
+
 /// The BME280 on `climate.i2c_bus` at `climate.address`.
 fn open_climate(cfg: &Config, board: &HealthBoard) -> Option<AnyClimate> {
     let health = board.sensor("climate");

@@ -221,6 +221,7 @@ pub async fn run_node(
         PowerSourceKind::Monitor => {
             Box::new(crate::hardware::open_power_monitors(&cfg.power.monitor))
         }
+        PowerSourceKind::Sysfs => Box::new(crate::hardware::open_sysfs_supply(&cfg.power.sysfs)),
     };
     let mut policy = PowerPolicy::new(cfg.power.policy.clone());
     let power_start_ms = clock.now_ms();

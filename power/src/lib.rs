@@ -1,18 +1,22 @@
 //! Power for the field node: what the supply can give (a battery charged by a
-//! solar panel, simulated or measured by current monitors behind [`PowerSource`]),
-//! and the policy that decides, before each costly step, whether the node may
-//! take it and at what cadence.
+//! solar panel, simulated, measured by current monitors or read from sysfs,
+//! behind [`PowerSource`]), and the policy that decides, before each costly
+//! step, whether the node may take it and at what cadence.
 //!
 //! Layout:
 //! - [`source`]: the [`PowerSource`] trait and [`SimulatedSupply`] (battery + solar + loads);
 //! - [`policy`]: [`PowerPolicy`], its modes with hysteresis, and the [`Step`]s it rules on;
 //! - [`monitor`]: real readings from INA226 current monitors on I2C
-//!   ([`MonitoredSupply`]), with [`gauge`]'s state of charge from volts and amps.
+//!   ([`MonitoredSupply`]), with [`gauge`]'s state of charge from volts and amps;
+//! - [`sysfs`]: real readings from Linux sysfs ([`SysfsSupply`]): a fuel-gauge
+//!   battery in `/sys/class/power_supply` (UPS HATs) and the Pi 5's
+//!   undervoltage flag and SoC temperature ([`BoardHealth`]).
 
 pub mod gauge;
 pub mod monitor;
 pub mod policy;
 pub mod source;
+pub mod sysfs;
 
 pub use gauge::{BatteryGauge, GaugeConfig};
 pub use monitor::{
@@ -23,3 +27,4 @@ pub use source::{
     EnergyUse, LoadConfig, PowerReading, PowerSource, SimulatedSupply, SimulationConfig,
     SupplyHealth,
 };
+pub use sysfs::{BoardHealth, CurrentSign, SysfsConfig, SysfsError, SysfsSupply};
