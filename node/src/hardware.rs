@@ -49,27 +49,31 @@ pub fn open_scene(
         }
     };
     let microphone = match (&scene.audio, cfg.audio.enabled) {
-        (Some(p), true) => Some(AnyMicrophone::Replay(Box::new(ReplayMicrophone::open(
-            p,
-            cfg.audio.sample_rate_hz,
-            cfg.audio.chunk_ms,
-            start_ms,
-            clock.clone(),
-        )?
-        .looping(passes)))),
+        (Some(p), true) => Some(AnyMicrophone::Replay(Box::new(
+            ReplayMicrophone::open(
+                p,
+                cfg.audio.sample_rate_hz,
+                cfg.audio.chunk_ms,
+                start_ms,
+                clock.clone(),
+            )?
+            .looping(passes),
+        ))),
         _ => {
             board.sensor("audio").set_absent(why(cfg.audio.enabled));
             None
         }
     };
     let camera = match (&scene.camera, cfg.camera.enabled) {
-        (Some(p), true) => Some(AnyCamera::Replay(Box::new(ReplayCamera::open(
-            p,
-            start_ms,
-            cfg.camera.analysis_width,
-            cfg.camera.analysis_height,
-        )?
-        .looping(passes)))),
+        (Some(p), true) => Some(AnyCamera::Replay(Box::new(
+            ReplayCamera::open(
+                p,
+                start_ms,
+                cfg.camera.analysis_width,
+                cfg.camera.analysis_height,
+            )?
+            .looping(passes),
+        ))),
         _ => {
             board.sensor("camera").set_absent(why(cfg.camera.enabled));
             None

@@ -88,7 +88,11 @@ fn a_valid_tiny_scene_runs() {
 fn a_looped_scene_replays_every_pass_with_time_running_on() {
     let t = tempfile::tempdir().unwrap();
     let s = scene(t.path());
-    let out = run_on(&s, &t.path().join("data"), &["--loops", "3", "--output", "jsonl"]);
+    let out = run_on(
+        &s,
+        &t.path().join("data"),
+        &["--loops", "3", "--output", "jsonl"],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -31,6 +31,10 @@ use uplink::{EventStore, StoreError};
 use super::sbd::{SbdReport, SbdRequest};
 use super::{Control, NodeTime, StatusSource, UplinkConfig, UplinkOutcome, UplinkParts};
 
+/// Acknowledged items removed from the store in one durable change, at
+/// least (`Uplink::confirm_due`).
+const CONFIRM_GROUP: usize = 512;
+
 /// Credits left as the modem task last reported them (none before).
 #[derive(Clone, Copy, Default)]
 struct Credits((u32, u32));
@@ -83,7 +87,8 @@ pub(super) struct Uplink {
     sat: Option<Satellite>,
     /// Handed to a link, not yet confirmed or reported lost.
     in_flight: HashSet<u64>,
-    /// Delivered but the store failed to confirm: retried each round.
+    /// Acknowledged by the link, not yet removed from the store (gathered
+    /// into groups, see `confirm_due`; also those whose removal failed).
     unconfirmed: Vec<u64>,
     /// The last wait/skip reason logged at info, to log changes only.
     last_state: Option<String>,
@@ -387,10 +392,26 @@ impl Uplink {
         }
         if !delivered.is_empty() {
             self.status.shared.uplink.mqtt_delivered(self.time.now_ms());
-            self.confirm(delivered).await;
+            self.unconfirmed.extend(delivered);
             round = true;
         }
+        if self.confirm_due() {
+            let ids = std::mem::take(&mut self.unconfirmed);
+            self.confirm(ids).await;
+        }
         round
+    }
+
+    /// Whether the acknowledged items should be removed from the store now:
+    /// once [`CONFIRM_GROUP`] have gathered, or when every item in flight is
+    /// acknowledged (no later acknowledgement would come to trigger it).
+    /// Each removal costs a durability barrier (fsync) whatever its size, so
+    /// removing a backlog in groups is what lets the link run at its rate;
+    /// until then the items stay in flight and are never sent again.
+    fn confirm_due(&self) -> bool {
+        !self.unconfirmed.is_empty()
+            && (self.unconfirmed.len() >= CONFIRM_GROUP
+                || self.unconfirmed.len() >= self.in_flight.len())
     }
 
     /// Removes delivered items from the outbox, durably; only then are they
@@ -488,7 +509,7 @@ impl Uplink {
     }
 
     async fn round(&mut self, link: Option<&MqttLink>) {
-        if !self.unconfirmed.is_empty() {
+        if self.confirm_due() {
             let ids = std::mem::take(&mut self.unconfirmed);
             self.confirm(ids).await;
         }
@@ -893,10 +914,11 @@ impl Uplink {
                     delivered.push(id);
                 }
             }
-            delivered.extend(std::mem::take(&mut self.unconfirmed));
-            if !delivered.is_empty() {
-                self.confirm(delivered).await;
-            }
+            self.unconfirmed.extend(delivered);
+        }
+        let acknowledged = std::mem::take(&mut self.unconfirmed);
+        if !acknowledged.is_empty() {
+            self.confirm(acknowledged).await;
         }
         self.out.left_in_outbox = self.outbox_len();
         self.status.shared.uplink.stopped();

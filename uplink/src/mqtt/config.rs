@@ -97,7 +97,7 @@ impl Default for MqttConfig {
             connect_timeout_s: 20,
             reconnect_min_ms: 1_000,
             reconnect_max_ms: 300_000,
-            max_in_flight: 32,
+            max_in_flight: 256,
             payload: PayloadFormat::Binary,
         }
     }

@@ -50,7 +50,7 @@ pub struct SchedulerConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
-            mqtt_batch: 64,
+            mqtt_batch: 512,
             sbd_min_priority: Priority::High,
             sbd_min_signal_bars: 2,
             sbd_min_interval_ms: 300_000,
