@@ -160,7 +160,7 @@ fn a_long_run_with_kills_and_broker_outages_accounts_for_every_event() {
     let outages = {
         let stop = stop.clone();
         let down = broker_down_ms.clone();
-        let mut rng = Rng(0xb20c_e2);
+        let mut rng = Rng(0x00b2_0ce2);
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 let up = 700 + rng.below(1_600);
