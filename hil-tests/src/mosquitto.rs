@@ -262,6 +262,22 @@ impl Broker {
         self.issue(cn, &self.ca, cn)
     }
 
+    /// The node's `[uplink.mqtt]` and `[uplink.mqtt.tls]` tables for this
+    /// broker, with a certificate issued for `node_id` (fast reconnects, as
+    /// tests want them).
+    pub fn node_uplink_toml(&self, node_id: &str) -> Result<String, HarnessError> {
+        let f = self.client_files(node_id)?;
+        Ok(format!(
+            "[uplink.mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nconnect_timeout_s = 5\n\
+             reconnect_min_ms = 100\nreconnect_max_ms = 500\n\
+             [uplink.mqtt.tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+            port = self.port,
+            ca = f.ca.display(),
+            cert = f.cert.display(),
+            key = f.key.display(),
+        ))
+    }
+
     /// Writes a certificate and key for `cn` signed by a CA the broker does not trust.
     pub fn untrusted_client_files(&self, cn: &str) -> Result<ClientFiles, HarnessError> {
         let key = KeyPair::generate()?;

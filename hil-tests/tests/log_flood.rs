@@ -201,32 +201,13 @@ fn the_node_under_a_flood_of_bad_commands_writes_a_bounded_log() {
             "300",
         ],
     );
-    let node = broker.client_files("node-f").expect("certificate");
+    let mqtt = broker.node_uplink_toml("node-f").expect("certificate");
     let config = tmp.path().join("fieldnode.toml");
     std::fs::write(
         &config,
         format!(
-            r#"
-[node]
-id = "node-f"
-[uplink]
-enabled = true
-round_interval_ms = 200
-allowed_commands = ["send_status"]
-[uplink.mqtt]
-host = "127.0.0.1"
-port = {port}
-reconnect_min_ms = 100
-reconnect_max_ms = 500
-[uplink.mqtt.tls]
-ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
-"#,
-            port = broker.port(),
-            ca = node.ca.display(),
-            cert = node.cert.display(),
-            key = node.key.display(),
+            "[node]\nid = \"node-f\"\n[uplink]\nenabled = true\nround_interval_ms = 200\n\
+             allowed_commands = [\"send_status\"]\n{mqtt}"
         ),
     )
     .expect("config");

@@ -70,34 +70,13 @@ fn drain_seconds(log: &str) -> Option<f64> {
 }
 
 fn write_config(dir: &Path, broker: &Broker) -> std::path::PathBuf {
-    let f = broker.client_files(NODE_ID).expect("certificate");
+    let mqtt = broker.node_uplink_toml(NODE_ID).expect("certificate");
     let path = dir.join("fieldnode.toml");
     std::fs::write(
         &path,
         format!(
-            r#"
-[node]
-id = "{NODE_ID}"
-[log]
-level = "info"
-[uplink]
-enabled = true
-round_interval_ms = 200
-drain_timeout_ms = 600000
-[uplink.mqtt]
-host = "127.0.0.1"
-port = {port}
-reconnect_min_ms = 100
-reconnect_max_ms = 500
-[uplink.mqtt.tls]
-ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
-"#,
-            port = broker.port(),
-            ca = f.ca.display(),
-            cert = f.cert.display(),
-            key = f.key.display(),
+            "[node]\nid = \"{NODE_ID}\"\n[log]\nlevel = \"info\"\n\
+             [uplink]\nenabled = true\nround_interval_ms = 200\ndrain_timeout_ms = 600000\n{mqtt}"
         ),
     )
     .expect("config");

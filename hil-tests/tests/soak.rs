@@ -26,59 +26,27 @@ use std::time::{Duration, Instant};
 
 use hil_tests::mosquitto::{Broker, BrokerOptions, RESEARCHER, Subscriber};
 use messages::Message;
+use rand::{Rng, SeedableRng};
 
 const NODE_ID: &str = "node-s";
 const SCENE_S: i64 = 600;
 const PASSES_PER_PROCESS: u32 = 6;
 const MAX_ITEMS: u64 = 16;
 
-/// A small deterministic generator (xorshift), for kill times and spells.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
+/// Seeded, so a run can be repeated.
+fn seeded(seed: u64) -> rand_chacha::ChaCha8Rng {
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed)
 }
 
 fn write_config(dir: &Path, broker: &Broker) -> std::path::PathBuf {
-    let f = broker.client_files(NODE_ID).expect("certificate");
+    let mqtt = broker.node_uplink_toml(NODE_ID).expect("certificate");
     let path = dir.join("fieldnode.toml");
     std::fs::write(
         &path,
         format!(
-            r#"
-[node]
-id = "{NODE_ID}"
-[log]
-level = "info"
-[outbox.budget]
-max_items = {MAX_ITEMS}
-[uplink]
-enabled = true
-round_interval_ms = 200
-drain_timeout_ms = 0
-[uplink.mqtt]
-host = "127.0.0.1"
-port = {port}
-connect_timeout_s = 2
-reconnect_min_ms = 100
-reconnect_max_ms = 400
-[uplink.mqtt.tls]
-ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
-"#,
-            port = broker.port(),
-            ca = f.ca.display(),
-            cert = f.cert.display(),
-            key = f.key.display(),
+            "[node]\nid = \"{NODE_ID}\"\n[log]\nlevel = \"info\"\n\
+             [outbox.budget]\nmax_items = {MAX_ITEMS}\n\
+             [uplink]\nenabled = true\nround_interval_ms = 200\ndrain_timeout_ms = 0\n{mqtt}"
         ),
     )
     .expect("config");
@@ -151,7 +119,7 @@ fn a_long_run_with_kills_and_broker_outages_accounts_for_every_event() {
     // The broker: down about 30 % of the wall time, in random spells.
     let stop = Arc::new(AtomicBool::new(false));
     let broker_down_ms = Arc::new(Mutex::new(0u64));
-    let mut rng = Rng(0x5eed_50a6);
+    let mut rng = seeded(0x5eed_50a6);
     let stored: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
     let mut rss = Vec::new();
     let mut log_bytes = Vec::new();
@@ -160,15 +128,15 @@ fn a_long_run_with_kills_and_broker_outages_accounts_for_every_event() {
     let outages = {
         let stop = stop.clone();
         let down = broker_down_ms.clone();
-        let mut rng = Rng(0x00b2_0ce2);
+        let mut rng = seeded(0x00b2_0ce2);
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
-                let up = 700 + rng.below(1_600);
+                let up = rng.random_range(700..2_300);
                 std::thread::sleep(Duration::from_millis(up));
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let spell = 300 + rng.below(700);
+                let spell = rng.random_range(300..1_000);
                 broker.stop();
                 std::thread::sleep(Duration::from_millis(spell));
                 *down.lock().expect("lock") += spell;
@@ -215,7 +183,7 @@ fn a_long_run_with_kills_and_broker_outages_accounts_for_every_event() {
         // Most processes die by SIGKILL at a random moment; every third
         // runs to the end of its hour.
         if p % 3 != 2 {
-            std::thread::sleep(Duration::from_millis(200 + rng.below(2_000)));
+            std::thread::sleep(Duration::from_millis(rng.random_range(200..2_200)));
             if child.try_wait().ok().flatten().is_none() {
                 // /usr/bin/time's child is the node: kill the node itself.
                 let pid = std::fs::read_to_string(format!(
