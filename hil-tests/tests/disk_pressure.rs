@@ -327,11 +327,50 @@ fn a_filling_filesystem_evicts_by_priority_then_fails_cleanly_and_loses_nothing(
     round += 5;
     assert!(full_seen, "appends on a full filesystem never reported it");
     assert_eq!(s.disk_status().state, DiskState::Full);
-    model.check(&s, "after the full disk");
+    // When the full filesystem failed sled's own write (not the journal's),
+    // sled 0.34 returns that error for every later call on the handle until
+    // the store is opened again, as the node's restart does: then only the
+    // reopened store is checked (docs/outbox.md, "A full disk").
+    let poisoned = match s.pending(Priority::Low, usize::MAX) {
+        Err(e) if e.is_storage_full() => {
+            eprintln!("sled kept the full disk's error ({e}); reopening the store");
+            true
+        }
+        _ => false,
+    };
+    if !poisoned {
+        model.check(&s, "after the full disk");
+    }
 
     // The other writer goes away: appends work again.
     drop(filler);
     std::fs::remove_file(&filler_path).expect("remove filler");
+    let s = if poisoned {
+        drop(s);
+        let (s, report) = EventStore::open_with(&dir, &store_cfg, cfg.clone())
+            .expect("reopen after the full disk");
+        // Every acknowledged item is there; the journal may also put back
+        // the items of the append that sled failed (taken by the journal,
+        // never acknowledged), which from now on count as stored.
+        let got: BTreeMap<u64, Priority> = s
+            .pending(Priority::Low, usize::MAX)
+            .expect("pending after reopening")
+            .items
+            .into_iter()
+            .map(|i| (i.id, i.priority))
+            .collect();
+        for (id, p) in &model.stored {
+            assert_eq!(
+                got.get(id),
+                Some(p),
+                "acknowledged item {id} lost: {report:?}"
+            );
+        }
+        model.stored = got;
+        s
+    } else {
+        s
+    };
     model
         .append(&s, &batch(round), "after the filler is gone")
         .unwrap_or_else(|e| panic!("append after space came back: {e}"));
