@@ -149,7 +149,8 @@ pub enum Fault {
 }
 
 impl Fault {
-    fn kind(self) -> ErrorKind {
+    /// The bus error this fault gives.
+    pub(crate) fn kind(self) -> ErrorKind {
         match self {
             Fault::Nack => ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address),
             Fault::Bus => ErrorKind::Bus,

@@ -120,7 +120,7 @@ impl State {
             return Err(nack);
         }
         if let Some(f) = self.faults.pop_front() {
-            return Err(EmuError(fault_kind(f)));
+            return Err(EmuError(f.kind()));
         }
         if address != self.address {
             return Err(nack);
@@ -144,14 +144,6 @@ impl State {
             }
         }
         Ok(())
-    }
-}
-
-fn fault_kind(f: Fault) -> ErrorKind {
-    match f {
-        Fault::Nack => ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address),
-        Fault::Bus => ErrorKind::Bus,
-        Fault::ArbitrationLoss => ErrorKind::ArbitrationLoss,
     }
 }
 
