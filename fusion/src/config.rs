@@ -128,7 +128,10 @@ pub struct MergeConfig {
     pub min_event_ms: u32,
     /// Longer events are closed and a new one started, ms.
     pub max_event_ms: u32,
-    /// Emit events the triggers classify as background (wind, rain, light).
+    /// Keep events the triggers class as background (wind, rain, light)
+    /// when no model classifies them (no model, or the power policy denied
+    /// the burst). With a model, its verdict decides and `[fusion] exclude`
+    /// applies.
     pub report_background: bool,
 }
 

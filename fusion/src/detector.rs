@@ -6,10 +6,14 @@
 //! an activation. An event is finalised only when it ends (plus the merge
 //! gap) before the smallest safe time of the modalities still open, so how
 //! pushes of different modalities interleave never changes the output.
+//!
+//! Every event is emitted with the triggers' class, background included:
+//! whoever holds the classifier decides what to keep (the fusion model,
+//! when one runs, sees the events the rules alone would call wind or rain).
 
 use std::collections::VecDeque;
 
-use messages::{EventClass, KeyFeatures, ModalityScores, Permille};
+use messages::{KeyFeatures, ModalityScores, Permille};
 
 use crate::activation::{Activation, AudioFeatures, Features};
 use crate::audio_trigger::AudioTrigger;
@@ -30,8 +34,6 @@ pub struct DetectorStats {
     pub bad_climate: u64,
     /// Events finalised.
     pub events: u64,
-    /// Events suppressed as background.
-    pub background_suppressed: u64,
     /// Events closed at `merge.max_event_ms` while activations went on.
     pub events_cut_at_max: u64,
 }
@@ -251,6 +253,12 @@ impl Detector {
         std::mem::take(&mut self.out)
     }
 
+    /// Whether events the triggers class as background are to be kept when
+    /// no model gives its verdict (`merge.report_background`).
+    pub fn reports_background(&self) -> bool {
+        self.cfg.merge.report_background
+    }
+
     /// Counters.
     pub fn stats(&self) -> DetectorStats {
         self.stats
@@ -418,15 +426,6 @@ impl Detector {
             0
         };
         let (class, confidence) = classify(&ev);
-        if class == EventClass::Background && !self.cfg.merge.report_background {
-            self.stats.background_suppressed += 1;
-            tracing::debug!(
-                start_ms = start,
-                end_ms = end,
-                "background event suppressed"
-            );
-            return;
-        }
         let score = |m: Modality| {
             self.available_at(m, start)
                 .then(|| Permille::from_fraction(best[idx(m)]))
@@ -483,6 +482,7 @@ impl Detector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use messages::EventClass;
     use rand::{Rng, SeedableRng};
 
     /// 60 s: noise, a bird chirp burst at 20 s, a blob crossing at 19..25 s,

@@ -83,6 +83,9 @@ pub struct RunSummary {
     pub bursts_failed: u64,
     /// Events not stored: class excluded (`[fusion] exclude`).
     pub events_excluded: u64,
+    /// Events not stored: background by the triggers' rules, with no model
+    /// verdict (`[detector.merge] report_background`).
+    pub background_dropped: u64,
     /// Events the model classified below their class's threshold, stored as
     /// `unknown` (`[fusion] thresholds`).
     pub events_uncertain: u64,
@@ -534,6 +537,7 @@ pub async fn run_node(
         bursts_skipped: Counters::get(&counters.bursts_skipped),
         bursts_failed: Counters::get(&counters.bursts_failed),
         events_excluded: Counters::get(&counters.events_excluded),
+        background_dropped: Counters::get(&counters.background_dropped),
         events_uncertain: Counters::get(&counters.events_uncertain),
         events_cut_at_max: Counters::get(&counters.events_cut_at_max),
         sensor_errors: Counters::get(&counters.sensor_errors),

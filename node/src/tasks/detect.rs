@@ -8,6 +8,11 @@
 //! counted as `events_uncertain`) rather than a confident wrong class.
 //! Classes listed in `[fusion] exclude` are not stored; they are counted
 //! (`events_excluded`) and logged.
+//!
+//! The detector hands over every event, including those its rules call
+//! background (wind, rain, a hum): with a model, the model decides; without
+//! one (or when the power policy denies the burst) they are dropped unless
+//! `[detector.merge] report_background`, and counted (`background_dropped`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -230,9 +235,29 @@ impl DetectStage {
         let classified = self.classify(ds, &feats);
         classified
             .into_iter()
+            .filter(|c| self.keep_unclassified(c))
             .map(|c| self.apply_threshold(c))
             .filter(|c| self.keep(c))
             .collect()
+    }
+
+    /// An event that only the triggers classed as background (no model, or
+    /// no burst allowed) is kept only with `[detector.merge]
+    /// report_background`; otherwise it is counted as `background_dropped`.
+    fn keep_unclassified(&self, c: &Classified) -> bool {
+        if c.model != ModelVersion::TRIGGERS_ONLY
+            || c.detection.class != EventClass::Background
+            || self.detector.reports_background()
+        {
+            return true;
+        }
+        Counters::add(&self.counters.background_dropped, 1);
+        tracing::debug!(
+            start_ms = c.detection.start_ms,
+            end_ms = c.detection.end_ms,
+            "background by the triggers alone: not stored"
+        );
+        false
     }
 
     fn write_dump(&mut self, ds: &[Detection], feats: &[EventFeatures]) {
@@ -575,5 +600,39 @@ mod tests {
         ))));
         assert_eq!(verdict(&mut stage), (EventClass::Wildlife, false));
         assert_eq!(Counters::get(&counters.events_excluded), 1);
+    }
+
+    #[test]
+    fn background_by_the_rules_goes_to_the_model_and_is_dropped_only_without_one() {
+        let background = || Detection {
+            class: EventClass::Background,
+            ..detection()
+        };
+        let f = [EventFeatures::default()];
+        let (tx, rx) = watch::channel(status(0.9));
+        let counters = Arc::new(Counters::default());
+        let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
+        let mut stage = DetectStage::new(det, Some(Box::new(Fixed)), rx, counters.clone(), &[]);
+        let c = stage.classify(vec![background()], &f).remove(0);
+        assert!(stage.keep_unclassified(&c), "the model's verdict decides");
+        assert_eq!(c.detection.class, EventClass::Wildlife);
+        tx.send_replace(status(0.05));
+        let c = stage.classify(vec![background()], &f).remove(0);
+        assert!(
+            !stage.keep_unclassified(&c),
+            "no burst: the rules' background is dropped"
+        );
+        assert_eq!(Counters::get(&counters.background_dropped), 1);
+
+        let mut cfg = fusion::DetectorConfig::default();
+        cfg.merge.report_background = true;
+        let (_tx, rx) = watch::channel(status(0.9));
+        let stage = DetectStage::new(Detector::new(&cfg, 16_000), None, rx, counters.clone(), &[]);
+        let c = Classified {
+            detection: background(),
+            model: ModelVersion::TRIGGERS_ONLY,
+        };
+        assert!(stage.keep_unclassified(&c), "report_background keeps it");
+        assert_eq!(Counters::get(&counters.background_dropped), 1);
     }
 }

@@ -52,6 +52,9 @@ pub struct Counters {
     pub bursts_failed: AtomicU64,
     /// Events not stored: class excluded.
     pub events_excluded: AtomicU64,
+    /// Events not stored: background by the triggers' rules, and no model
+    /// classified them.
+    pub background_dropped: AtomicU64,
     /// Events the model classified below their class's threshold (stored
     /// as `unknown`).
     pub events_uncertain: AtomicU64,
