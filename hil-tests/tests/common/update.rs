@@ -71,6 +71,14 @@ pub fn key(n: u8) -> SigningKey {
 
 /// The committed model as a bundle of `version`, signed by `signers`.
 pub fn model_bundle(version: u64, tests: Vec<SelfTest>, signers: &[u8]) -> Vec<u8> {
+    let (meta, payload) = model_parts(version, tests);
+    signed(meta, payload, signers).to_bytes()
+}
+
+/// The metadata and payload of the committed model as a bundle of
+/// `version` (valid for a day, made a minute ago), before signing: a test
+/// changes what it needs, then signs with [`signed`].
+pub fn model_parts(version: u64, tests: Vec<SelfTest>) -> (models::bundle::Metadata, Vec<u8>) {
     let text = std::fs::read_to_string(MANIFEST).unwrap();
     let text = text
         .lines()
@@ -110,16 +118,29 @@ pub fn model_bundle(version: u64, tests: Vec<SelfTest>, signers: &[u8]) -> Vec<u
         self_tests: tests,
         manifest: Some(text),
     };
+    (meta, payload)
+}
+
+/// A bundle of `meta` over `payload` (its length and hash filled in),
+/// signed by the test keys `signers`.
+pub fn signed(meta: models::bundle::Metadata, payload: Vec<u8>, signers: &[u8]) -> Bundle {
     let mut b = Bundle::new(meta, payload);
     for &k in signers {
         b.sign(&key(k));
     }
-    b.to_bytes()
+    b
 }
 
 /// Writes the tests' trust root to `path`: root keys 1 and 2, bundle keys
 /// 10 and 11, two of each needed, valid for a day.
 pub fn write_root(path: &std::path::Path) {
+    std::fs::write(path, root_file(1, &[1, 2], &[10, 11], &[1, 2])).unwrap();
+}
+
+/// A root file of `version` naming the test keys `root_keys` and
+/// `bundle_keys` (two of each needed), valid for a day, signed by the test
+/// keys `signers`.
+pub fn root_file(version: u64, root_keys: &[u8], bundle_keys: &[u8], signers: &[u8]) -> Vec<u8> {
     let role = |keys: &[u8], threshold| Role {
         keys: keys
             .iter()
@@ -128,10 +149,11 @@ pub fn write_root(path: &std::path::Path) {
         threshold,
     };
     let root = Root {
-        version: 1,
+        version,
         expires_s: now_s() + 86_400,
-        root: role(&[1, 2], 2),
-        bundles: role(&[10, 11], 2),
+        root: role(root_keys, 2),
+        bundles: role(bundle_keys, 2),
     };
-    std::fs::write(path, root.sign(&[&key(1), &key(2)])).unwrap();
+    let keys: Vec<SigningKey> = signers.iter().map(|&n| key(n)).collect();
+    root.sign(&keys.iter().collect::<Vec<_>>())
 }

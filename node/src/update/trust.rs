@@ -42,8 +42,9 @@ pub enum TrustError {
 
 /// Reads the trust state at `path`, or makes it from the provisioned root.
 /// A provisioned root newer than the persisted one (a technician installed
-/// a rotated root) is taken if it rotates from it. Only with `persist` is
-/// anything written.
+/// a rotated root) is taken if it rotates from it; one that does not
+/// rotate from it, or does not verify at all (tampered), is logged and the
+/// trusted root stays. Only with `persist` is anything written.
 pub fn load(
     path: &Path,
     provisioned: Option<&Path>,
@@ -65,13 +66,23 @@ pub fn load(
     };
     let root = match provisioned {
         Some(p) => {
-            let bytes = std::fs::read(p).map_err(io(p))?;
-            Some(
+            let parsed = std::fs::read(p).map_err(io(p)).and_then(|bytes| {
                 SignedRoot::parse(&bytes).map_err(|source| TrustError::Root {
                     path: p.to_path_buf(),
                     source,
-                })?,
-            )
+                })
+            });
+            match (parsed, &state) {
+                (Ok(r), _) => Some(r),
+                // A trusted root exists: a provisioned file that cannot be
+                // read or does not verify (tampered, damaged) replaces
+                // nothing, and the trusted root stays in force.
+                (Err(e), Some(s)) => {
+                    tracing::warn!(error = %e, trusted_version = s.root.root.version, "the provisioned root is not valid; keeping the trusted root");
+                    None
+                }
+                (Err(e), None) => return Err(e),
+            }
         }
         None => None,
     };
@@ -113,4 +124,53 @@ pub fn save(path: &Path, state: &TrustState) -> Result<(), TrustError> {
     }
     uplink::store::durable::replace_atomically(path, &state.to_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::bundle::keys::generate;
+    use models::bundle::{Kind, Role, Root};
+
+    fn root_file(version: u64, bundle_keys: &[u8], signers: &[u8]) -> Vec<u8> {
+        let role = |keys: &[u8]| Role {
+            keys: keys
+                .iter()
+                .map(|&n| generate([n; 32]).verifying_key().to_bytes())
+                .collect(),
+            threshold: 2,
+        };
+        let root = Root {
+            version,
+            expires_s: u64::MAX,
+            root: role(&[1, 2]),
+            bundles: role(bundle_keys),
+        };
+        let keys: Vec<_> = signers.iter().map(|&n| generate([n; 32])).collect();
+        root.sign(&keys.iter().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_tampered_provisioned_root_leaves_the_trusted_one_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let trust = dir.path().join("trust.bin");
+        let provisioned = dir.path().join("root.fnr");
+        std::fs::write(&provisioned, root_file(1, &[10, 11], &[1, 2])).unwrap();
+        let mut first = load(&trust, Some(&provisioned), true).unwrap();
+        first.installed.push((Kind::Model, "fusion".into(), 6));
+        save(&trust, &first).unwrap();
+        // A correctly rotated version 2, then one byte of it changed.
+        let mut tampered = root_file(2, &[10, 12], &[1, 2]);
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        std::fs::write(&provisioned, &tampered).unwrap();
+        let s = load(&trust, Some(&provisioned), true).unwrap();
+        assert_eq!(s, first);
+        // Without a trusted state there is nothing to fall back on.
+        std::fs::remove_file(&trust).unwrap();
+        assert!(matches!(
+            load(&trust, Some(&provisioned), true),
+            Err(TrustError::Root { .. })
+        ));
+    }
 }
