@@ -132,16 +132,40 @@ impl Installer {
 
     fn open_as(cfg: &Config, now_ms: i64, node: bool) -> Installer {
         let dir = cfg.node.data_dir.join("update");
-        let trust = trust::load(&dir.join("trust.bin"), cfg.update.root.as_deref(), node)
-            .map_err(|e| e.to_string());
+        let trust_path = dir.join("trust.bin");
+        let state_path = dir.join("state.toml");
+        let trust_missing = !trust_path.exists();
+        let mut trust =
+            trust::load(&trust_path, cfg.update.root.as_deref(), node).map_err(|e| e.to_string());
         if let Err(e) = &trust {
             tracing::info!(reason = %e, "updates are off");
         }
-        let state_path = dir.join("state.toml");
         let mut state = InstallState::load(&state_path).unwrap_or_else(|e| {
             tracing::error!(error = %e, "install state unreadable; running the configured model");
             InstallState::default()
         });
+        if let Ok(t) = trust.as_mut() {
+            if trust_missing && state_path.exists() {
+                tracing::warn!(
+                    path = %trust_path.display(),
+                    model_active = state.active.as_ref().map_or(0, |a| a.version),
+                    settings_version = state.settings_version,
+                    "trust state missing while an install state exists; the rollback floor comes from the install state"
+                );
+            }
+            // The rollback floor is the trust state's versions and what the
+            // install state says is committed, whichever is higher.
+            let raised = trust::raise_floor(t, &state.installed(&expect().model.family));
+            for (kind, name, before, now) in &raised {
+                tracing::warn!(kind = kind.as_str(), name = %name, trust_version = before, installed_version = now, "rollback floor raised to the installed version");
+            }
+            if node
+                && !raised.is_empty()
+                && let Err(e) = trust::save(&trust_path, t)
+            {
+                tracing::error!(error = %e, "cannot record the raised rollback floor");
+            }
+        }
         let mut restart_rollback = None;
         if node && let Some(t) = state.trial.take() {
             tracing::warn!(slot = %t.slot, version = t.version, "a model trial was interrupted by a restart; rolled back");
@@ -305,6 +329,7 @@ impl Installer {
         uplink::store::durable::replace_atomically(&self.dir.join("settings.bin"), &b.payload)
             .map_err(|e| io(e.to_string()))?;
         self.state.settings_version = b.meta.version;
+        self.state.settings_name = Some(b.meta.name.clone());
         self.commit_trust(&b.meta).map_err(io)?;
         Ok(Offer::Settings(
             outcome(
@@ -409,9 +434,10 @@ impl Installer {
     ///
     /// The install state (naming the new slot) is made durable before the
     /// version is recorded: a power cut between the two leaves the new model
-    /// committed and its bundle offered again (installed again, harmlessly),
-    /// never a recorded version without its model (which would refuse the
-    /// bundle as a rollback and lose the update).
+    /// committed (the next start takes its version into the rollback floor
+    /// from the install state, and refuses its bundle, offered again, as not
+    /// newer), never a recorded version without its model (which would
+    /// refuse the bundle as a rollback and lose the update).
     pub fn commit(&mut self, meta: &Metadata, now_ms: i64) -> Outcome {
         if let Some(t) = self.state.trial.take() {
             self.state.active = Some(t);
@@ -479,5 +505,127 @@ pub fn apply_patch(cfg: &mut Config, p: &SettingsPatch) {
     }
     if let Some(v) = p.update_min_soc {
         pol.update_min_soc = frac(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::bundle::keys::generate;
+    use models::bundle::{Role, Root, Target};
+
+    fn now_s() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    /// A node's configuration trusting root keys 1, 2 and bundle keys 10,
+    /// 11 (two of each), with its data directory in `dir`.
+    fn config(dir: &Path) -> Config {
+        let role = |keys: &[u8]| Role {
+            keys: keys
+                .iter()
+                .map(|&n| generate([n; 32]).verifying_key().to_bytes())
+                .collect(),
+            threshold: 2,
+        };
+        let root = Root {
+            version: 1,
+            expires_s: now_s() + 86_400,
+            root: role(&[1, 2]),
+            bundles: role(&[10, 11]),
+        };
+        let path = dir.join("root.fnr");
+        std::fs::write(&path, root.sign(&[&generate([1; 32]), &generate([2; 32])])).unwrap();
+        let mut cfg = Config::default();
+        cfg.node.data_dir = dir.join("data");
+        cfg.update.root = Some(path);
+        cfg
+    }
+
+    fn signed(meta: Metadata) -> Vec<u8> {
+        let mut b = Bundle::new(meta, vec![1, 2, 3, 4]);
+        b.sign(&generate([10; 32]));
+        b.sign(&generate([11; 32]));
+        b.to_bytes()
+    }
+
+    /// A model bundle for this node (its payload is not a model: the trust
+    /// decision does not load it).
+    fn model(version: u64) -> Vec<u8> {
+        let mut meta = Metadata::settings("fusion", version, now_s() - 60, now_s() + 3600, [0; 3]);
+        meta.kind = Kind::Model;
+        meta.target = Target {
+            min_firmware: [0; 3],
+            model: Some(expect().model),
+        };
+        signed(meta)
+    }
+
+    fn settings(name: &str, version: u64) -> Vec<u8> {
+        signed(Metadata::settings(
+            name,
+            version,
+            now_s() - 60,
+            now_s() + 3600,
+            [0; 3],
+        ))
+    }
+
+    fn code(i: &Installer, bundle: &[u8]) -> &'static str {
+        let now = now_s() as i64 * 1000;
+        i.check(bundle, now).map_or_else(|r| r.code(), |_| "ok")
+    }
+
+    #[test]
+    fn the_rollback_floor_survives_losing_the_trust_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let update = cfg.node.data_dir.join("update");
+        std::fs::create_dir_all(&update).unwrap();
+        // Model 6 committed and settings 3 installed, then trust.bin lost
+        // (it was never written here: the same as deleted).
+        let state = InstallState {
+            active: Some(SlotModel {
+                slot: "b".into(),
+                version: 6,
+            }),
+            settings_version: 3,
+            settings_name: Some("thresholds".into()),
+            ..InstallState::default()
+        };
+        state.save(&update.join("state.toml")).unwrap();
+        let now = now_s() as i64 * 1000;
+        let i = Installer::open(&cfg, now);
+        assert_eq!(code(&i, &model(5)), "rollback");
+        assert_eq!(code(&i, &model(6)), "rollback");
+        assert_eq!(code(&i, &model(7)), "ok");
+        assert_eq!(code(&i, &settings("thresholds", 3)), "rollback");
+        assert_eq!(code(&i, &settings("thresholds", 4)), "ok");
+        // Another settings name has its own versions.
+        assert_eq!(code(&i, &settings("other", 1)), "ok");
+        // The rebuilt trust state holds the floor, so the read-only tools
+        // (and the MQTT announce check, which reads trust.bin) see it too.
+        let t = trust::load(&update.join("trust.bin"), None, false).unwrap();
+        assert_eq!(t.installed(Kind::Model, "fusion"), 6);
+        assert_eq!(t.installed(Kind::Settings, "thresholds"), 3);
+        let ro = Installer::open_read_only(&cfg, now);
+        assert_eq!(code(&ro, &model(6)), "rollback");
+    }
+
+    #[test]
+    fn a_state_without_the_settings_name_floors_the_default_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let update = cfg.node.data_dir.join("update");
+        std::fs::create_dir_all(&update).unwrap();
+        std::fs::write(update.join("state.toml"), "settings_version = 2\n").unwrap();
+        let i = Installer::open_read_only(&cfg, now_s() as i64 * 1000);
+        assert_eq!(code(&i, &settings("settings", 2)), "rollback");
+        assert_eq!(code(&i, &settings("settings", 3)), "ok");
+        // Read-only: nothing written.
+        assert!(!update.join("trust.bin").exists());
     }
 }

@@ -266,6 +266,7 @@ mod tests {
                 version: 7,
             }),
             settings_version: 2,
+            settings_name: Some("settings".into()),
             last: Some(outcome("on_trial", &"self-test passed ".repeat(10))),
         };
         let u = update_status(&state);

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use models::bundle::Kind;
 use serde::{Deserialize, Serialize};
 
 /// A model in a slot.
@@ -41,6 +42,10 @@ pub struct InstallState {
     pub trial: Option<SlotModel>,
     /// The installed settings version (0 = none).
     pub settings_version: u64,
+    /// The installed settings bundle's name (`None` in a state written
+    /// before it was recorded: read as `settings`, the name `field-tools
+    /// bundle pack` gives).
+    pub settings_name: Option<String>,
     /// The last result.
     pub last: Option<Outcome>,
 }
@@ -93,6 +98,22 @@ impl InstallState {
         })?;
         uplink::store::durable::replace_atomically(path, text.as_bytes())?;
         Ok(())
+    }
+
+    /// The versions this state says are installed, as (kind, name,
+    /// version): the committed model (under `model_name`, the family the
+    /// node runs) and the installed settings. A model on trial is not
+    /// installed. Part of the rollback floor, with the trust state's.
+    pub fn installed(&self, model_name: &str) -> Vec<(Kind, String, u64)> {
+        let mut v = Vec::new();
+        if let Some(a) = &self.active {
+            v.push((Kind::Model, model_name.to_string(), a.version));
+        }
+        if self.settings_version > 0 {
+            let name = self.settings_name.as_deref().unwrap_or("settings");
+            v.push((Kind::Settings, name.to_string(), self.settings_version));
+        }
+        v
     }
 
     /// The slot a new model goes to: the one not committed.

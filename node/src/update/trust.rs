@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use models::bundle::{SignedRoot, TrustState};
+use models::bundle::{Kind, SignedRoot, TrustState};
 
 /// Why the trust state is not available.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +114,33 @@ pub fn load(
     }
 }
 
+/// Raises the installed versions of `state` to at least those of
+/// `installed` (what the install state says is installed), so that the
+/// rollback floor survives a lost or older `trust.bin`. Returns the
+/// entries raised, as (kind, name, version in the trust state before, now).
+pub fn raise_floor(
+    state: &mut TrustState,
+    installed: &[(Kind, String, u64)],
+) -> Vec<(Kind, String, u64, u64)> {
+    let mut raised = Vec::new();
+    for (kind, name, version) in installed {
+        let before = state.installed(*kind, name);
+        if *version <= before {
+            continue;
+        }
+        match state
+            .installed
+            .iter_mut()
+            .find(|(k, n, _)| k == kind && n == name)
+        {
+            Some(entry) => entry.2 = *version,
+            None => state.installed.push((*kind, name.clone(), *version)),
+        }
+        raised.push((*kind, name.clone(), before, *version));
+    }
+    raised
+}
+
 /// Replaces the state atomically.
 pub fn save(path: &Path, state: &TrustState) -> Result<(), TrustError> {
     if let Some(dir) = path.parent() {
@@ -130,7 +157,7 @@ pub fn save(path: &Path, state: &TrustState) -> Result<(), TrustError> {
 mod tests {
     use super::*;
     use models::bundle::keys::generate;
-    use models::bundle::{Kind, Role, Root};
+    use models::bundle::{Role, Root};
 
     fn root_file(version: u64, bundle_keys: &[u8], signers: &[u8]) -> Vec<u8> {
         let role = |keys: &[u8]| Role {
