@@ -10,7 +10,8 @@
 //! `fieldnode update status` shows it as the last result in the install
 //! state, the outbox holds a status record of the refusal at priority high,
 //! the bundle is gone from the drop folder, and the model installed before
-//! stays committed and classifies the run's events.
+//! stays committed and classifies the run's events. A bundle refused by
+//! `fieldnode update apply` reaches the same places.
 
 mod common;
 
@@ -461,4 +462,35 @@ fn tampered_root_changed_after_signing_is_not_trusted() {
     );
     let s = node.status();
     assert_eq!(s["root_version"], 1, "{s}");
+}
+
+#[test]
+fn a_refusal_by_update_apply_reaches_the_install_state_and_the_outbox() {
+    let node = Node::with_update_installed();
+    let path = node.dir.path().join("one-key.fnb");
+    std::fs::write(&path, next_bundle(|_| {}, &[10])).unwrap();
+    let out = node.update(&["apply", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signatures"),
+        "{}",
+        explain(&out)
+    );
+    // `fieldnode update status` shows it before the node runs again.
+    let s = node.status();
+    assert_eq!(s["state"]["last"]["result"], "refused", "{s}");
+    assert_eq!(s["state"]["last"]["version"], next_version() + 1, "{s}");
+    assert!(s["pending"].as_array().unwrap().is_empty(), "{s}");
+    // The node's next run records and reports it.
+    let run = node.run();
+    assert_eq!(run.summary["updates_refused"], 1, "{}", run.summary);
+    let (record, priority) = node.last_update_record().expect("a result");
+    assert_eq!(priority, messages::Priority::High);
+    let last = record.update.last.clone().unwrap();
+    assert_eq!(last.result, messages::UpdateOutcome::Refused, "{record:?}");
+    assert_eq!(last.version, next_version() + 1, "{record:?}");
+    assert!(last.reason.as_str().starts_with("signatures"), "{record:?}");
+    assert_eq!(record.update.model_active, next_version());
+    let state = std::fs::read_to_string(node.data().join("update").join("state.toml")).unwrap();
+    assert!(state.contains("result = \"refused\""), "{state}");
 }

@@ -1,7 +1,8 @@
 //! Signed updates on the real node (`fieldnode run` replaying the demo
 //! scene): a model bundle is deferred at low charge and installed when the
 //! charge allows, then used for the next bursts; a model that fails its
-//! self-test is rolled back; refused bundles never reach the drop folder;
+//! self-test is rolled back; bundles refused at `fieldnode update apply`
+//! never reach the drop folder, and the node reports their refusal;
 //! a settings bundle is installed and applies at once (and at every start);
 //! every result is a status record at priority high in the outbox, and
 //! `field-tools bundle publish` follows a bundle over MQTT to its result.
@@ -204,9 +205,16 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     let s = node.status();
     assert_eq!(s["pending"].as_array().unwrap().len(), 1, "{s}");
     assert!(s["state"]["active"].is_null(), "{s}");
-    // The deferral is reported once, at priority high.
+    // The refusal at `update apply` is reported by the node's first look,
+    // then the deferral once, each at priority high.
     use messages::UpdateOutcome as U;
-    assert_eq!(node.update_results(), [(U::Deferred, next_version())]);
+    assert_eq!(
+        node.update_results(),
+        [(U::Refused, next_version()), (U::Deferred, next_version())]
+    );
+    let (forged, _) = node.update_records().remove(0);
+    let reason = forged.update.last.clone().unwrap().reason;
+    assert!(reason.as_str().starts_with("signatures"), "{forged:?}");
 
     // Charge recovered: self-tested, on trial, committed, used.
     let (events, summary, stderr) = node.run(0.9);
@@ -224,6 +232,7 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     assert_eq!(
         node.update_results(),
         [
+            (U::Refused, next_version()),
             (U::Deferred, next_version()),
             (U::OnTrial, next_version()),
             (U::Installed, next_version())
@@ -269,8 +278,17 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
         String::from_utf8_lossy(&out.stderr)
     );
     let (events, summary, stderr) = node.run(0.9);
-    assert_eq!(summary["updates_refused"], 1, "{summary}\n{stderr}");
+    // The older bundle refused at `update apply`, then the rollback.
+    assert_eq!(summary["updates_refused"], 2, "{summary}\n{stderr}");
     assert_eq!(summary["update_last"]["result"], "rolled_back", "{summary}");
+    let results = node.update_results();
+    assert_eq!(
+        results[results.len() - 2..],
+        [
+            (U::Refused, base_version()),
+            (U::RolledBack, next_version() + 1)
+        ]
+    );
     assert!(
         summary["update_last"]["reason"]
             .as_str()

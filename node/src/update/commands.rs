@@ -14,7 +14,9 @@ use crate::config::Config;
 
 /// Checks `file` against the node's trust state and queues it in
 /// `<data_dir>/incoming/`, where the running node installs it when power
-/// allows. Returns the queued path, or the refusal.
+/// allows. Returns the queued path, or the refusal. A refusal is also left
+/// for the node ([`super::install::leave_refusal`]), which records it as
+/// the last result in its install state and reports it like its own.
 pub fn apply(
     cfg: &Config,
     file: &Path,
@@ -24,7 +26,13 @@ pub fn apply(
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let bundle = match installer.check(&bytes[..], now_ms) {
         Ok(b) => b,
-        Err(r) => return Ok(Err(format!("{}: {r}", r.code()))),
+        Err(r) => {
+            let o = super::install::refusal_outcome(&bytes, &r, now_ms);
+            if let Err(e) = super::install::leave_refusal(&cfg.node.data_dir, &o) {
+                tracing::warn!(error = %e, "cannot leave the refusal for the node to report");
+            }
+            return Ok(Err(o.reason));
+        }
     };
     let incoming = cfg.node.data_dir.join("incoming");
     uplink::store::durable::create_dir_durably(&incoming)
@@ -53,7 +61,8 @@ pub struct Status {
     pub root_version: Option<u64>,
     /// Installed versions per kind and name.
     pub installed: Vec<(String, String, u64)>,
-    /// The install state.
+    /// The install state (its last result includes a refusal by
+    /// `fieldnode update apply` the node has not taken yet).
     pub state: super::InstallState,
     /// Bundles waiting in the drop folder.
     pub pending: Vec<PathBuf>,
@@ -73,11 +82,23 @@ pub fn status(cfg: &Config, now_ms: i64) -> Status {
         ),
         Err(e) => (format!("off: {e}"), None, Vec::new()),
     };
+    // A refusal by `fieldnode update apply` that the node has not taken
+    // yet is the last result all the same.
+    let mut state = installer.state().clone();
+    let left = super::install::left_refusals(&cfg.node.data_dir)
+        .into_iter()
+        .filter_map(|(_, o)| o)
+        .next_back();
+    if let Some(o) = left
+        && state.last.as_ref().is_none_or(|l| l.t_ms <= o.t_ms)
+    {
+        state.last = Some(o);
+    }
     Status {
         trust,
         root_version,
         installed,
-        state: installer.state().clone(),
+        state,
         pending: super::task::pending(&cfg.node.data_dir.join("incoming")),
     }
 }

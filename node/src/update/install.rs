@@ -114,6 +114,68 @@ fn outcome(now_ms: i64, meta: Option<&Metadata>, result: &str, reason: String) -
     }
 }
 
+/// Where `fieldnode update apply` leaves the refusals it makes
+/// (`<data_dir>/update/refused/`, one TOML [`Outcome`] per file): the
+/// command runs beside the node, which alone writes the install state, so
+/// the node takes them into it and reports them
+/// ([`Installer::take_left_refusals`]).
+pub fn refused_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("update").join("refused")
+}
+
+/// Leaves a refusal made outside the node for it to record and report.
+pub fn leave_refusal(data_dir: &Path, o: &Outcome) -> Result<PathBuf, String> {
+    let dir = refused_dir(data_dir);
+    uplink::store::durable::create_dir_durably(&dir).map_err(|e| e.to_string())?;
+    let text = toml::to_string(o).map_err(|e| e.to_string())?;
+    let path = dir.join(format!("{:020}-{}.toml", o.t_ms.max(0), std::process::id()));
+    uplink::store::durable::replace_atomically(&path, text.as_bytes())
+        .map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// The refusals left by [`leave_refusal`], oldest first, with their files.
+/// A file that does not read is logged and skipped (and removed by
+/// [`Installer::take_left_refusals`]).
+pub fn left_refusals(data_dir: &Path) -> Vec<(PathBuf, Option<Outcome>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(refused_dir(data_dir))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let o = std::fs::read_to_string(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|t| toml::from_str::<Outcome>(&t).map_err(|e| e.to_string()));
+            match o {
+                Ok(o) => (p, Some(o)),
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), error = %e, "a left refusal does not read");
+                    (p, None)
+                }
+            }
+        })
+        .collect()
+}
+
+/// The outcome of a refusal of `bytes` (named by its metadata when its
+/// header reads).
+pub fn refusal_outcome(bytes: &[u8], r: &Refusal, now_ms: i64) -> Outcome {
+    let meta = Bundle::parse_header(bytes).ok().map(|(b, _)| b.meta);
+    outcome(
+        now_ms,
+        meta.as_ref(),
+        "refused",
+        format!("{}: {r}", r.code()),
+    )
+}
+
 impl Installer {
     /// Opens `<data_dir>/update`. A trust state that cannot be had (no root
     /// configured, a damaged file) leaves the installer refusing every
@@ -241,6 +303,24 @@ impl Installer {
         if let Err(e) = self.state.save(&self.state_path()) {
             tracing::error!(error = %e, "cannot record the update result");
         }
+    }
+
+    /// Takes the refusals `fieldnode update apply` left
+    /// ([`leave_refusal`]): each in turn becomes the last result in the
+    /// install state, and its file is removed. Returns them, oldest first,
+    /// to report.
+    pub fn take_left_refusals(&mut self) -> Vec<Outcome> {
+        let mut taken = Vec::new();
+        for (path, o) in left_refusals(&self.cfg.node.data_dir) {
+            if let Some(o) = o {
+                self.record_last(&o);
+                taken.push(o);
+            }
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a left refusal");
+            }
+        }
+        taken
     }
 
     /// Verifies a bundle without installing it (`fieldnode update apply`

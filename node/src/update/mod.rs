@@ -10,7 +10,9 @@
 //! - `state.toml`: the committed model slot, the model on trial, the
 //!   installed settings and the last result ([`state::InstallState`]);
 //! - `slots/a/`, `slots/b/`: a model file and its manifest each;
-//! - `settings.bin`: the installed settings bundle's patch.
+//! - `settings.bin`: the installed settings bundle's patch;
+//! - `refused/`: refusals made by `fieldnode update apply`, which runs
+//!   beside the node, for the node to record and report.
 //!
 //! Every file is replaced atomically (temporary file, fsync, rename, fsync
 //! of the directory), so a power cut leaves the old or the new state.

@@ -3,6 +3,8 @@
 //! trial through the detection stage. A deferred bundle stays for the next
 //! look; a refused or finished one is removed. Results go to the operator
 //! through [`Reporter`] (a deferral once per bundle and kind of reason).
+//! Each look first takes the refusals `fieldnode update apply` left, into
+//! the install state and to the operator.
 //! A bundle the field link pushed ([`Handoff`]) is looked at as soon as it
 //! arrives; the link gets the result of its offer, and with the
 //! technician's `force_power` the power policy is set aside when the node
@@ -168,6 +170,19 @@ impl Updater {
     /// The node runs one pass before its sensors start, so a bundle that
     /// waited for a restart is handled before the first event.
     pub async fn pass(&mut self) -> Option<PendingTrial> {
+        // Refusals by `fieldnode update apply`: recorded and reported.
+        let inst = self.installer.clone();
+        let left = tokio::task::spawn_blocking(move || {
+            inst.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take_left_refusals()
+        })
+        .await
+        .unwrap_or_default();
+        for o in left {
+            report(&o, &self.counters);
+            self.send(&o, &Origin::default()).await;
+        }
         let waiting = pending(&self.incoming);
         self.deferrals.retain(|p, _| waiting.contains(p));
         for path in waiting {

@@ -56,6 +56,7 @@ struct Rig {
     updater: Updater,
     live: watch::Receiver<crate::update::live::Settings>,
     status: StatusSource,
+    cfg: Config,
 }
 
 async fn rig(soc: f64) -> Rig {
@@ -88,6 +89,7 @@ async fn rig(soc: f64) -> Rig {
     let store = Arc::new(store);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let installer = Arc::new(Mutex::new(Installer::open(&cfg, clock.now_ms())));
+    let cfg_kept = cfg.clone();
     let (power_tx, power_rx) = watch::channel(power(soc));
     let (swap_tx, _swap_rx) = mpsc::channel(1);
     let counters = Arc::new(crate::tasks::Counters::default());
@@ -125,6 +127,7 @@ async fn rig(soc: f64) -> Rig {
         updater,
         live,
         status,
+        cfg: cfg_kept,
     }
 }
 
@@ -321,4 +324,54 @@ async fn a_handed_over_bundle_gets_its_result_and_force_power_needs_a_supply() {
     assert_eq!(r.live.borrow().as_ref().map(|l| l.version), Some(1));
     // Reported to the operator as any install.
     assert!(r.states().contains(&"installed".to_string()));
+}
+
+#[tokio::test]
+async fn a_refusal_by_update_apply_becomes_the_last_result_and_is_reported() {
+    let mut r = rig(0.9).await;
+    let file = r.incoming.parent().unwrap().join("forged.fnb");
+    std::fs::write(&file, settings(2, &[10, 66])).unwrap();
+    let now = SystemClock.now_ms();
+    let refused = crate::update::commands::apply(&r.cfg, &file, now).unwrap();
+    let reason = refused.expect_err("refused");
+    assert!(reason.starts_with("signatures"), "{reason}");
+    assert!(crate::update::task::pending(&r.incoming).is_empty());
+    // `fieldnode update status` shows it at once.
+    let st = crate::update::commands::status(&r.cfg, now);
+    let last = st.state.last.clone().expect("the refusal");
+    assert_eq!(
+        (last.result.as_str(), last.name.as_str(), last.version),
+        ("refused", "settings", 2)
+    );
+    assert_eq!(last.reason, reason);
+    // The node's next pass records it in its install state and reports it.
+    assert!(r.updater.pass().await.is_none());
+    let state =
+        crate::update::InstallState::load(&r.cfg.node.data_dir.join("update").join("state.toml"))
+            .unwrap();
+    assert_eq!(
+        state.last.as_ref().map(|l| l.reason.as_str()),
+        Some(reason.as_str())
+    );
+    let recs = r.records();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let (s, p) = &recs[0];
+    assert_eq!(*p, Priority::High);
+    assert_eq!(s.cause, StatusCause::UpdateResult);
+    let last = s.update.last.clone().unwrap();
+    assert_eq!(last.result, UpdateOutcome::Refused);
+    assert!(last.reason.as_str().starts_with("signatures"), "{last:?}");
+    assert_eq!((last.name.as_str(), last.version), ("settings", 2));
+    // Later status records carry it too, and it is reported once.
+    assert_eq!(
+        r.shared.update.status().last.map(|l| l.result),
+        Some(UpdateOutcome::Refused)
+    );
+    assert_eq!(r.states(), ["refused"]);
+    assert!(r.updater.pass().await.is_none());
+    assert_eq!(r.records().len(), 1);
+    assert_eq!(
+        crate::tasks::Counters::get(&r.status.counters.updates_refused),
+        1
+    );
 }
