@@ -119,14 +119,19 @@ pub const HEADER_MAX: u64 = 4 + 2 + 65_535 + 1 + 255 * 72;
 /// Reads the header of the bundle at `path` (never more than a header's
 /// largest size).
 pub fn origin(path: &std::path::Path) -> Origin {
-    use sha2::{Digest, Sha256};
     use std::io::Read;
     let mut buf = Vec::new();
     let read = std::fs::File::open(path).and_then(|f| f.take(HEADER_MAX).read_to_end(&mut buf));
     if read.is_err() {
         return Origin::default();
     }
-    match models::bundle::Bundle::parse_header(&buf) {
+    origin_of(&buf)
+}
+
+/// The origin of a bundle's bytes (a header, or a whole bundle).
+pub fn origin_of(buf: &[u8]) -> Origin {
+    use sha2::{Digest, Sha256};
+    match models::bundle::Bundle::parse_header(buf) {
         Ok((b, len)) => Origin {
             transfer: Sha256::digest(&buf[..len.min(buf.len())])[..8]
                 .iter()
@@ -183,10 +188,13 @@ impl Reporter {
         });
     }
 
-    /// Reports a bundle refused at its MQTT announce (or while its
-    /// payload arrived): a status record stored at once (priority high).
-    /// The refusal itself was the answer on `update/status`; the bundle
-    /// never reached the drop folder, so the install state is unchanged.
+    /// Reports a bundle refused before it reached the drop folder (at its
+    /// MQTT announce or while its payload arrived; received by satellite
+    /// unreadable or not a settings bundle): a status record stored at
+    /// once (priority high), and the last result of the status records to
+    /// come. It is counted as a refusal. The answer on `update/status` is
+    /// the caller's (an MQTT transfer's refusal is the reply to its
+    /// message). The install state is unchanged.
     pub async fn report_transfer_refused(&self, p: &Progress, now_ms: i64) {
         let o = Outcome {
             t_ms: now_ms,

@@ -824,6 +824,8 @@ impl Uplink {
             Err(e) => {
                 self.out.commands_rejected += 1;
                 tracing::warn!(mtmsn, error = %e, "satellite bundle rejected: does not parse");
+                self.refuse_bundle(&payload, format!("malformed: {e}"))
+                    .await;
                 return;
             }
         };
@@ -834,6 +836,11 @@ impl Uplink {
                 kind = meta.kind.as_str(),
                 "satellite bundle rejected: only settings bundles travel by satellite"
             );
+            self.refuse_bundle(
+                &payload,
+                "wrong_link: only settings bundles travel by satellite".into(),
+            )
+            .await;
             return;
         }
         let dir = self.incoming.clone();
@@ -858,6 +865,29 @@ impl Uplink {
                 tracing::error!(mtmsn, error = %e, "cannot queue a settings bundle received by satellite");
             }
         }
+    }
+
+    /// Reports a bundle received by satellite and refused before the drop
+    /// folder, as other refusals are: a status record at priority high
+    /// (and the last result of those to come), and a result for
+    /// `update/status`.
+    async fn refuse_bundle(&mut self, payload: &[u8], reason: String) {
+        let from = crate::update::report::origin_of(payload);
+        let (kind, name, version) = from.meta.clone().unwrap_or_default();
+        let p = crate::update::receive::Progress {
+            transfer: from.transfer,
+            kind,
+            name,
+            version,
+            received: from.total,
+            total: from.total,
+            state: "refused".into(),
+            reason,
+        };
+        crate::update::report::Reporter::new(self.status.clone())
+            .report_transfer_refused(&p, self.time.now_ms())
+            .await;
+        self.status.shared.update.push_result(p);
     }
 
     /// Ids handed to the satellite and not delivered: out of flight, so a
@@ -942,6 +972,120 @@ async fn recv<T>(events: &mut Option<UnboundedReceiver<T>>) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::read_last_session;
+    use super::*;
+    use messages::{StatusCause, UpdateOutcome};
+    use models::bundle::keys::generate;
+    use models::bundle::{Bundle, Metadata, Target};
+
+    /// An uplink without links, its outbox and its drop folder in `dir`.
+    fn uplink(dir: &std::path::Path) -> (Uplink, Arc<EventStore>) {
+        let (store, _) =
+            EventStore::open(&dir.join("store"), &uplink::StoreConfig::default()).unwrap();
+        let store = Arc::new(store);
+        let status =
+            power::PowerPolicy::new(power::PolicyConfig::default()).update(power::PowerReading {
+                t_ms: 0,
+                soc: 0.9,
+                solar_w: 0.0,
+                load_w: 3.0,
+                battery_mv: None,
+            });
+        let (_power_tx, power) = watch::channel(status);
+        let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+        let status = StatusSource {
+            node_id: "n1".into(),
+            board: crate::sensors::health::HealthBoard::default(),
+            power: power.clone(),
+            store: store.clone(),
+            shared: Arc::new(crate::uplink::SharedState::default()),
+            started_ms: 0,
+            thermal_zone: dir.join("no-thermal-zone"),
+            counters: Arc::new(crate::tasks::Counters::default()),
+        };
+        let up = Uplink::new(UplinkParts {
+            cfg: UplinkConfig::default(),
+            store: store.clone(),
+            power,
+            status,
+            time: NodeTime::current(clock),
+            incoming: dir.join("incoming"),
+            update_cap: 1 << 20,
+        });
+        (up, store)
+    }
+
+    fn bundle(meta: Metadata) -> Vec<u8> {
+        let mut b = Bundle::new(meta, vec![1, 2, 3]);
+        b.sign(&generate([10; 32]));
+        b.sign(&generate([11; 32]));
+        b.to_bytes()
+    }
+
+    /// The update results in the outbox, as (result, reason).
+    fn results(store: &EventStore) -> Vec<(UpdateOutcome, String, messages::Priority)> {
+        store
+            .pending(messages::Priority::Low, 100)
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|i| match i.message {
+                Message::Status(s) if s.cause == StatusCause::UpdateResult => {
+                    let l = s.update.last?;
+                    Some((l.result, l.reason.as_str().to_string(), i.priority))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_bundle_refused_by_satellite_is_reported_as_an_update_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut up, store) = uplink(dir.path());
+        // A model bundle: models do not travel by satellite.
+        let mut meta = Metadata::settings("fusion", 9, 1, u64::MAX, [0; 3]);
+        meta.kind = models::bundle::Kind::Model;
+        meta.target = Target {
+            min_firmware: [0; 3],
+            model: Some(crate::update::install::expect().model),
+        };
+        up.queue_bundle(4, bundle(meta)).await;
+        let r = results(&store);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].0, UpdateOutcome::Refused);
+        assert!(r[0].1.starts_with("wrong_link"), "{r:?}");
+        assert_eq!(r[0].2, messages::Priority::High);
+        let shared = &up.status.shared.update;
+        let last = shared.status().last.expect("later records carry it");
+        assert_eq!((last.name.as_str(), last.version), ("fusion", 9));
+        let published = shared.take_results();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].state, "refused");
+        assert_eq!(published[0].transfer.len(), 16, "{published:?}");
+        // An MT message that starts like a bundle but does not read.
+        up.queue_bundle(5, b"FNB1 not a bundle".to_vec()).await;
+        let r = results(&store);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(r[1].1.starts_with("malformed"), "{r:?}");
+        assert_eq!(up.out.commands_rejected, 2);
+        assert_eq!(
+            crate::tasks::Counters::get(&up.status.counters.updates_refused),
+            2
+        );
+        assert!(!dir.path().join("incoming").exists());
+        // A settings bundle is still queued for the update task, and is
+        // not a result yet.
+        let settings = bundle(Metadata::settings("settings", 3, 1, u64::MAX, [0; 3]));
+        up.queue_bundle(6, settings).await;
+        assert_eq!(up.out.commands_done, 1);
+        assert_eq!(results(&store).len(), 2);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("incoming"))
+                .unwrap()
+                .count(),
+            1
+        );
+    }
 
     #[test]
     fn the_last_session_time_reads_back_clamped_and_tolerates_bad_files() {
