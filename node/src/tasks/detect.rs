@@ -635,4 +635,64 @@ mod tests {
         assert!(stage.keep_unclassified(&c), "report_background keeps it");
         assert_eq!(Counters::get(&counters.background_dropped), 1);
     }
+
+    /// A model on trial whose bursts fail.
+    struct Failing;
+    impl Classifier for Failing {
+        fn version(&self) -> ModelVersion {
+            ModelVersion(7)
+        }
+        fn classify(
+            &mut self,
+            _events: &[EventFeatures],
+        ) -> Result<Vec<fusion::Verdict>, fusion::ClassifyError> {
+            Err(fusion::ClassifyError::Inference(
+                "output tensor missing".into(),
+            ))
+        }
+        fn status(&self) -> String {
+            "loaded".into()
+        }
+    }
+
+    #[test]
+    fn a_trial_that_fails_on_a_burst_puts_the_previous_classifier_back() {
+        let (_tx, rx) = watch::channel(status(0.9));
+        let counters = Arc::new(Counters::default());
+        let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
+        let (swap_tx, swap_rx) = mpsc::channel(1);
+        let mut stage = DetectStage::new(det, Some(Box::new(Fixed)), rx, counters.clone(), &[])
+            .with_swaps(swap_rx);
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+        swap_tx
+            .try_send(ModelSwap {
+                classifier: Box::new(Failing),
+                bursts: 3,
+                done: done_tx,
+            })
+            .unwrap_or_else(|_| panic!("the swap channel is open"));
+        stage.poll_swaps();
+        let f = [EventFeatures::default()];
+        // The first burst on trial fails: its event keeps the triggers' class.
+        let c = stage.classify(vec![detection()], &f).remove(0);
+        assert_eq!(
+            (c.detection.class, c.model),
+            (EventClass::Unknown, ModelVersion::TRIGGERS_ONLY)
+        );
+        assert_eq!(Counters::get(&counters.bursts_failed), 1);
+        // The trial ended as failed, with the classifier's error.
+        match done_rx.try_recv() {
+            Ok(TrialOutcome::Failed(reason)) => {
+                assert!(reason.contains("output tensor missing"), "{reason}")
+            }
+            other => panic!("the trial did not fail: {other:?}"),
+        }
+        // The previous classifier is back for the next burst.
+        let c = stage.classify(vec![detection()], &f).remove(0);
+        assert_eq!(
+            (c.detection.class, c.model),
+            (EventClass::Wildlife, ModelVersion(3))
+        );
+        assert_eq!(Counters::get(&counters.bursts_failed), 1);
+    }
 }
