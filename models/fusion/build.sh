@@ -79,7 +79,7 @@ for c in "${conditions[@]}"; do
 done
 # Real recordings (audio only).
 i=0
-for s in $(seq 1 9); do
+for s in $(seq 1 30); do
   w=(calm moderate strong); w=${w[$((i % 3))]}; i=$((i + 1))
   make r-train "real-$w-$s" "$py" "$here/real/realmix.py" --clips "$work/real" --split train --seed "$s" --duration 900 --wind "$w"
 done
@@ -92,5 +92,5 @@ done
 f="$work/features"
 "$py" "$here/train.py" --train "$f/a-train" "$f/r-train" --test "b=$f/b-train,$f/b-test" "real=$f/r-test" --out "$work/cross-a-to-b" > "$work/cross-a-to-b.log"
 "$py" "$here/train.py" --train "$f/b-train" "$f/r-train" --test "a=$f/a-train,$f/a-test" "real=$f/r-test" --out "$work/cross-b-to-a" > "$work/cross-b-to-a.log"
-"$py" "$here/train.py" --train "$f/a-train" "$f/b-train" "$f/r-train" --test "a=$f/a-test" "b=$f/b-test" "real=$f/r-test" --out "$here" --version 6
+"$py" "$here/train.py" --train "$f/a-train" "$f/b-train" "$f/r-train" --test "a=$f/a-test" "b=$f/b-test" "real=$f/r-test" --out "$here" --version 7
 for m in int4 float; do python3 "$here/add_latency.py" "$here/fusion.$m.manifest.toml"; done
