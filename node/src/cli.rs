@@ -493,7 +493,7 @@ fn run_hardware(cfg: &Config, output: Output) -> Result<Stopped> {
         .context("starting the async runtime")?;
     let wall = std::time::Instant::now();
     let summary = runtime.block_on(async {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock: Arc<dyn Clock> = Arc::new(judged_clock(&cfg.node.data_dir));
         tracing::info!(data_dir = %cfg.node.data_dir.display(), "sampling the real sensors");
         let on_stored = Box::new(move |r: &EventRecord| print_event(output, r));
         crate::node::run_node(
@@ -510,6 +510,21 @@ fn run_hardware(cfg: &Config, output: Output) -> Result<Stopped> {
     // process alive: give it a moment, then leave it behind.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     finish(output, &summary?, wall.elapsed().as_secs_f64())
+}
+
+/// The system clock judged against the time floor under `data_dir` (see
+/// [`crate::timekeeping`]). A floor file that cannot be read is logged and
+/// the build time stands in for it.
+fn judged_clock(data_dir: &std::path::Path) -> crate::timekeeping::GuardedClock {
+    use crate::timekeeping::{GuardedClock, SystemSources, TimeFloor};
+    let build_ms = i64::try_from(crate::update::install::BUILD_UNIX_S)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000);
+    let floor = TimeFloor::open(data_dir, build_ms).unwrap_or_else(|e| {
+        tracing::error!(target: "clock", error = %e, "time floor unreadable: judging the clock against the build time only");
+        TimeFloor::in_memory(data_dir, build_ms)
+    });
+    GuardedClock::new(SystemSources::default(), floor)
 }
 
 /// Prints the run's summary; fails if detected events could not be stored.
@@ -620,6 +635,20 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
     );
     if s.unstored > 0 {
         println!("NOT STORED: {} events (see the log)", s.unstored);
+    }
+    if let Some(c) = &s.clock {
+        let untrusted: i64 = c.untrusted_spans.iter().map(|u| u.to_ms - u.from_ms).sum();
+        println!(
+            "clock: {}{}; {} steps (largest {} ms); {} untrusted spans ({:.1} s)",
+            c.quality,
+            c.uncertainty_ms
+                .map(|u| format!(" within {u} ms"))
+                .unwrap_or_default(),
+            c.steps,
+            c.largest_step_ms,
+            c.untrusted_spans.len(),
+            untrusted as f64 / 1000.0
+        );
     }
     if let Some(q) = &s.store_quarantined {
         println!("a corrupt store was moved aside to {}", q.display());

@@ -19,6 +19,21 @@ pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> i64;
     /// Completes when the clock reaches `t_ms` (at once if it already has).
     fn sleep_until(&self, t_ms: i64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    /// Another source's time, now, with its uncertainty (scene time and
+    /// the plain system clock ignore it; see [`crate::timekeeping`]).
+    fn offer_reference(
+        &self,
+        _source: crate::timekeeping::guarded::ReferenceSource,
+        _unix_ms: i64,
+        _uncertainty_ms: u32,
+    ) {
+    }
+    /// An event at `t_ms` was made durable (raises the time floor).
+    fn event_stored(&self, _t_ms: i64) {}
+    /// How far the clock can be trusted, where it judges itself.
+    fn report(&self) -> Option<crate::timekeeping::ClockReport> {
+        None
+    }
 }
 
 /// Scene time: the scene's start plus the elapsed tokio time times a speed.

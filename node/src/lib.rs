@@ -8,6 +8,8 @@
 //! - [`sensors`]: the [`sensors::Microphone`], [`sensors::Camera`] and
 //!   [`sensors::ClimateSensor`] traits, and their scene replays;
 //! - [`clock`]: the injected [`clock::Clock`] (scene time or system time);
+//! - [`timekeeping`]: the system clock judged against a persisted floor, the
+//!   kernel's NTP status and other time references (hardware mode);
 //! - [`tasks`]: the long-lived tasks (one per sensor, power, detection, store);
 //! - [`shutdown`]: the signal every task receives;
 //! - [`service`]: systemd readiness, status, stopping and the progress watchdog;
@@ -34,6 +36,7 @@ pub mod sensors;
 pub mod service;
 pub mod shutdown;
 pub mod tasks;
+pub mod timekeeping;
 pub mod update;
 pub mod uplink;
 

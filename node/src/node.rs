@@ -119,6 +119,9 @@ pub struct RunSummary {
     /// field link (`fieldnode run` then exits with
     /// [`crate::fieldlink::REBOOT_EXIT_CODE`]).
     pub reboot_requested: bool,
+    /// How far the clock could be trusted (hardware mode; a replayed scene
+    /// runs on scene time).
+    pub clock: Option<crate::timekeeping::ClockReport>,
 }
 
 /// `write_bytes` of `/proc/self/io`: bytes this process sent to the block layer.
@@ -182,6 +185,7 @@ pub async fn run_node(
 ) -> Result<RunSummary, NodeError> {
     let (store, report) = open_store(&cfg.node.data_dir, cfg)?;
     let store = Arc::new(store);
+    let judged_clock = clock.clone();
     // Signed updates: the installed settings patch applies over the
     // configuration, and an installed model replaces the configured one.
     let installer = crate::update::Installer::open(cfg, clock.now_ms());
@@ -343,8 +347,10 @@ pub async fn run_node(
         let mut on_stored = on_stored;
         let wake = uplink.as_ref().map(|u| u.waker());
         let shared = shared.clone();
+        let clock = clock.clone();
         Box::new(move |r| {
             shared.saw_model(r.model);
+            clock.event_stored(r.start_ms);
             if let Some(w) = &wake {
                 w.notify_one();
             }
@@ -522,6 +528,7 @@ pub async fn run_node(
             .or_insert(0) += 1;
     }
     let status = power_rx.borrow().clone();
+    let clock_report = judged_clock.report();
     Ok(RunSummary {
         scene_ms: (clock.now_ms().min(end_ms.unwrap_or(i64::MAX)) - start_ms).max(0),
         stored_by_class,
@@ -552,5 +559,6 @@ pub async fn run_node(
         io_write_bytes: io_write_bytes(),
         uplink,
         reboot_requested: reboot.is_requested(),
+        clock: clock_report,
     })
 }

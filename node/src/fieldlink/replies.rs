@@ -190,12 +190,17 @@ impl NodeView {
             Ok(())
         })
         .await?;
+        self.time.offer_reference(
+            crate::timekeeping::guarded::ReferenceSource::FieldLink,
+            unix_ms,
+            uncertainty_ms,
+        );
         tracing::info!(
             unix_ms,
             uncertainty_ms,
             node_ms,
             step_ms,
-            "field link: technician time recorded (the clock is not changed)"
+            "field link: technician time recorded (the system clock is not changed; the node's clock takes it if it is untrusted or disagrees)"
         );
         Ok(Response::TimeSet { step_ms })
     }

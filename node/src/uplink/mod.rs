@@ -58,6 +58,18 @@ impl NodeTime {
         let _inside = self.handle.enter();
         self.clock.now_ms()
     }
+
+    /// Offers another source's time to the node's clock
+    /// ([`Clock::offer_reference`]).
+    pub fn offer_reference(
+        &self,
+        source: crate::timekeeping::guarded::ReferenceSource,
+        unix_ms: i64,
+        uncertainty_ms: u32,
+    ) {
+        let _inside = self.handle.enter();
+        self.clock.offer_reference(source, unix_ms, uncertainty_ms);
+    }
 }
 
 /// What the uplink did in a run.

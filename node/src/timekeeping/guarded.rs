@@ -1,0 +1,413 @@
+//! [`GuardedClock`]: the system clock, judged. See the module above for
+//! the rules; the invariants are:
+//!
+//! - the time handed out never goes backwards within a run, and never
+//!   below the floor (so never below an event stored in an earlier run);
+//! - while the system clock is under the floor the time counts on from the
+//!   floor on the monotonic clock, and is reported untrusted;
+//! - a reference (field link, satellite network time) that disagrees with
+//!   an unsynchronised system clock by more than its uncertainty wins;
+//! - every span of untrusted time is remembered with the correction that
+//!   ended it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::floor::TimeFloor;
+use super::kernel::{self, KernelSync};
+use crate::clock::Clock;
+
+/// A move of the system clock against the monotonic clock larger than this
+/// between two readings is a step, ms.
+pub const STEP_MS: i64 = 2_000;
+/// How often the kernel's synchronisation status is read, ms of monotonic time.
+const KERNEL_POLL_MS: i64 = 10_000;
+
+/// Where the readings come from (the system, or a test's fakes).
+pub trait TimeSources: Send + Sync + 'static {
+    /// The system clock, ms since the epoch.
+    fn wall_ms(&self) -> i64;
+    /// A monotonic clock, ms from any origin.
+    fn mono_ms(&self) -> i64;
+    /// The kernel's synchronisation status, if it can be read.
+    fn kernel(&self) -> Option<KernelSync>;
+}
+
+/// The real clocks.
+#[derive(Debug)]
+pub struct SystemSources {
+    origin: std::time::Instant,
+}
+
+impl Default for SystemSources {
+    fn default() -> Self {
+        SystemSources {
+            origin: std::time::Instant::now(),
+        }
+    }
+}
+
+impl TimeSources for SystemSources {
+    fn wall_ms(&self) -> i64 {
+        crate::fieldlink::timeref::system_ms()
+    }
+    fn mono_ms(&self) -> i64 {
+        i64::try_from(self.origin.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+    fn kernel(&self) -> Option<KernelSync> {
+        kernel::read()
+    }
+}
+
+/// A source of time other than the system clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceSource {
+    /// The technician's `time set` over the field link.
+    FieldLink,
+    /// Iridium network time (`AT-MSSTM`).
+    Iridium,
+    /// A GNSS receiver (gpsd).
+    Gnss,
+}
+
+impl ReferenceSource {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReferenceSource::FieldLink => "field_link",
+            ReferenceSource::Iridium => "iridium",
+            ReferenceSource::Gnss => "gnss",
+        }
+    }
+}
+
+/// How far the time handed out can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quality {
+    /// The system clock, synchronised by NTP.
+    Synced,
+    /// A reference from another source, carried on the monotonic clock.
+    Reference(ReferenceSource),
+    /// The system clock, unsynchronised but not earlier than the floor
+    /// (set by the RTC at boot, or by nothing).
+    Plausible,
+    /// The system clock was earlier than the floor: time counts on from
+    /// the floor.
+    Untrusted,
+}
+
+impl Quality {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quality::Synced => "synced",
+            Quality::Reference(s) => s.as_str(),
+            Quality::Plausible => "plausible",
+            Quality::Untrusted => "untrusted",
+        }
+    }
+}
+
+/// A stretch of time handed out while untrusted, and the correction that
+/// trusted time brought (add it to a time in `[from_ms, to_ms]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UntrustedSpan {
+    /// First time handed out, ms.
+    pub from_ms: i64,
+    /// Last time handed out, ms.
+    pub to_ms: i64,
+    /// Trusted time minus the time handed out, once known, ms.
+    pub correction_ms: Option<i64>,
+}
+
+/// What the run summary and the status record carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClockReport {
+    /// The current quality (`synced`, `field_link`, `iridium`, `gnss`,
+    /// `plausible`, `untrusted`).
+    pub quality: &'static str,
+    /// Its uncertainty where known (the kernel's maximum error, or the
+    /// reference's), ms.
+    pub uncertainty_ms: Option<u32>,
+    /// Steps of the system clock seen.
+    pub steps: u64,
+    /// The largest step, ms (signed: negative went backwards).
+    pub largest_step_ms: i64,
+    /// The floor, ms since the epoch.
+    pub floor_ms: i64,
+    /// Spans of untrusted time in this run.
+    pub untrusted_spans: Vec<UntrustedSpan>,
+    /// Times the floor could not be persisted.
+    pub floor_write_errors: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    System,
+    Floor,
+    Reference {
+        source: ReferenceSource,
+        uncertainty_ms: u32,
+        at_mono: i64,
+    },
+}
+
+struct State {
+    mode: Mode,
+    base_ms: i64,
+    last_wall: i64,
+    last_mono: i64,
+    last_out: i64,
+    started: bool,
+    kernel: Option<KernelSync>,
+    kernel_read_mono: i64,
+    floor: TimeFloor,
+    steps: u64,
+    largest_step_ms: i64,
+    spans: Vec<UntrustedSpan>,
+    floor_write_errors: u64,
+}
+
+/// The clock that stamps events on real hardware.
+pub struct GuardedClock<S: TimeSources = SystemSources> {
+    sources: S,
+    state: Mutex<State>,
+}
+
+impl<S: TimeSources> GuardedClock<S> {
+    /// A clock judged against `floor`.
+    pub fn new(sources: S, floor: TimeFloor) -> Self {
+        let clock = GuardedClock {
+            sources,
+            state: Mutex::new(State {
+                mode: Mode::System,
+                base_ms: 0,
+                last_wall: 0,
+                last_mono: 0,
+                last_out: i64::MIN,
+                started: false,
+                kernel: None,
+                kernel_read_mono: 0,
+                floor,
+                steps: 0,
+                largest_step_ms: 0,
+                spans: Vec::new(),
+                floor_write_errors: 0,
+            }),
+        };
+        let now = clock.now_ms();
+        let report = clock.report();
+        tracing::info!(
+            target: "clock",
+            now_ms = now,
+            quality = report.quality,
+            floor_ms = report.floor_ms,
+            "clock judged at start"
+        );
+        clock
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain numbers behind: go on.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn tick(&self, st: &mut State) -> i64 {
+        let mono = self.sources.mono_ms();
+        let wall = self.sources.wall_ms();
+        if !st.started || mono - st.kernel_read_mono >= KERNEL_POLL_MS {
+            st.kernel = self.sources.kernel();
+            st.kernel_read_mono = mono;
+        }
+        if st.started {
+            let step = wall - (st.last_wall + (mono - st.last_mono));
+            if step.abs() > STEP_MS {
+                st.steps += 1;
+                if step.abs() > st.largest_step_ms.abs() {
+                    st.largest_step_ms = step;
+                }
+                tracing::warn!(target: "clock", step_ms = step, steps = st.steps, "system clock stepped");
+            }
+        }
+        st.last_wall = wall;
+        st.last_mono = mono;
+        let floor = st.floor.get();
+        let synced = st.kernel.is_some_and(|k| k.synced);
+        match st.mode {
+            Mode::System if wall < floor => {
+                let from = st.last_out.max(floor);
+                st.mode = Mode::Floor;
+                st.base_ms = from - mono;
+                st.spans.push(UntrustedSpan {
+                    from_ms: from,
+                    to_ms: from,
+                    correction_ms: None,
+                });
+                tracing::warn!(
+                    target: "clock",
+                    system_ms = wall,
+                    floor_ms = floor,
+                    behind_ms = floor - wall,
+                    "system clock earlier than the build time or the last stored event: untrusted, counting on from the floor"
+                );
+            }
+            Mode::System => st.base_ms = wall - mono,
+            Mode::Floor if wall >= floor => {
+                let correction = wall - (mono + st.base_ms);
+                self.end_span(st, mono, correction, "system clock");
+                st.mode = Mode::System;
+                st.base_ms = wall - mono;
+            }
+            Mode::Floor => {}
+            Mode::Reference { .. } if synced && wall >= floor => {
+                let carried = mono + st.base_ms;
+                tracing::info!(target: "clock", difference_ms = wall - carried, "system clock synchronised: it stamps again");
+                st.mode = Mode::System;
+                st.base_ms = wall - mono;
+            }
+            Mode::Reference { .. } => {}
+        }
+        let out = (mono + st.base_ms).max(st.last_out);
+        st.last_out = out;
+        if let Some(s) = st.spans.last_mut()
+            && s.correction_ms.is_none()
+        {
+            s.to_ms = out;
+        }
+        st.started = true;
+        out
+    }
+
+    fn end_span(&self, st: &mut State, mono: i64, correction: i64, by: &'static str) {
+        let now = mono + st.base_ms;
+        if let Some(s) = st.spans.last_mut()
+            && s.correction_ms.is_none()
+        {
+            s.to_ms = s.to_ms.max(now.min(st.last_out));
+            s.correction_ms = Some(correction);
+            tracing::info!(
+                target: "clock",
+                by,
+                correction_ms = correction,
+                from_ms = s.from_ms,
+                to_ms = s.to_ms,
+                "trusted time again: times handed out while untrusted are off by the correction"
+            );
+        }
+    }
+
+    /// Offers the time `unix_ms` (now, with `uncertainty_ms`) from another
+    /// source. It is taken when the clock is untrusted, or when the system
+    /// clock is not synchronised and disagrees with it by more than its
+    /// uncertainty.
+    pub fn offer(&self, source: ReferenceSource, unix_ms: i64, uncertainty_ms: u32) {
+        let mut st = self.lock();
+        let now = self.tick(&mut st);
+        let mono = st.last_mono;
+        let synced = st.kernel.is_some_and(|k| k.synced);
+        let disagree = (unix_ms - now).abs() > i64::from(uncertainty_ms) + STEP_MS;
+        let take = match st.mode {
+            Mode::Floor => true,
+            Mode::System => disagree && !synced,
+            Mode::Reference { .. } => disagree,
+        };
+        tracing::info!(
+            target: "clock",
+            source = source.as_str(),
+            difference_ms = unix_ms - now,
+            uncertainty_ms,
+            taken = take,
+            "time reference offered"
+        );
+        if !take {
+            return;
+        }
+        if st.mode == Mode::Floor {
+            self.end_span(&mut st, mono, unix_ms - now, source.as_str());
+        }
+        st.mode = Mode::Reference {
+            source,
+            uncertainty_ms,
+            at_mono: mono,
+        };
+        st.base_ms = unix_ms - mono;
+    }
+
+    /// An event at `t_ms` was stored: the floor rises to it (persisted).
+    pub fn stored(&self, t_ms: i64) {
+        let mut st = self.lock();
+        if let Err(e) = st.floor.raise(t_ms) {
+            st.floor_write_errors += 1;
+            tracing::warn!(target: "clock", error = %e, "cannot persist the time floor");
+        }
+    }
+
+    /// Where the clock stands.
+    pub fn report(&self) -> ClockReport {
+        let st = self.lock();
+        let (quality, uncertainty_ms) = match st.mode {
+            Mode::Floor => (Quality::Untrusted, None),
+            Mode::Reference {
+                source,
+                uncertainty_ms,
+                at_mono,
+            } => {
+                let grown = u64::try_from(st.last_mono - at_mono)
+                    .unwrap_or(0)
+                    .saturating_mul(crate::fieldlink::timeref::DRIFT_PPM)
+                    .div_ceil(1_000_000);
+                (
+                    Quality::Reference(source),
+                    Some(u32::try_from(u64::from(uncertainty_ms) + grown).unwrap_or(u32::MAX)),
+                )
+            }
+            Mode::System => match st.kernel {
+                Some(k) if k.synced => (Quality::Synced, Some(k.max_error_ms)),
+                _ => (Quality::Plausible, None),
+            },
+        };
+        ClockReport {
+            quality: quality.as_str(),
+            uncertainty_ms,
+            steps: st.steps,
+            largest_step_ms: st.largest_step_ms,
+            floor_ms: st.floor.get(),
+            untrusted_spans: st.spans.clone(),
+            floor_write_errors: st.floor_write_errors,
+        }
+    }
+}
+
+impl<S: TimeSources> Clock for GuardedClock<S> {
+    fn now_ms(&self) -> i64 {
+        let mut st = self.lock();
+        self.tick(&mut st)
+    }
+
+    fn sleep_until(&self, t_ms: i64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let wait = u64::try_from(t_ms - self.now_ms()).unwrap_or(0);
+        Box::pin(tokio::time::sleep(Duration::from_millis(wait)))
+    }
+
+    fn offer_reference(&self, source: ReferenceSource, unix_ms: i64, uncertainty_ms: u32) {
+        self.offer(source, unix_ms, uncertainty_ms);
+    }
+
+    fn event_stored(&self, t_ms: i64) {
+        self.stored(t_ms);
+    }
+
+    fn report(&self) -> Option<ClockReport> {
+        Some(GuardedClock::report(self))
+    }
+}
+
+#[cfg(test)]
+#[path = "guarded_tests.rs"]
+mod tests;

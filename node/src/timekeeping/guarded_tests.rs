@@ -1,0 +1,180 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use super::*;
+
+/// Clocks a test moves by hand.
+#[derive(Clone, Default)]
+struct Fake {
+    wall: Arc<AtomicI64>,
+    mono: Arc<AtomicI64>,
+    synced: Arc<AtomicBool>,
+}
+
+impl Fake {
+    fn at(wall: i64) -> Fake {
+        let f = Fake::default();
+        f.wall.store(wall, Ordering::SeqCst);
+        f
+    }
+    /// Both clocks run on by `ms`.
+    fn run(&self, ms: i64) {
+        self.wall.fetch_add(ms, Ordering::SeqCst);
+        self.mono.fetch_add(ms, Ordering::SeqCst);
+    }
+    /// The system clock is set to `wall` (the monotonic clock does not move).
+    fn set(&self, wall: i64) {
+        self.wall.store(wall, Ordering::SeqCst);
+    }
+}
+
+impl TimeSources for Fake {
+    fn wall_ms(&self) -> i64 {
+        self.wall.load(Ordering::SeqCst)
+    }
+    fn mono_ms(&self) -> i64 {
+        self.mono.load(Ordering::SeqCst)
+    }
+    fn kernel(&self) -> Option<KernelSync> {
+        Some(KernelSync {
+            synced: self.synced.load(Ordering::SeqCst),
+            max_error_ms: 20,
+        })
+    }
+}
+
+const DAY: i64 = 86_400_000;
+const NOW: i64 = 1_800_000_000_000;
+
+fn clock(fake: &Fake, floor_ms: i64) -> GuardedClock<Fake> {
+    let dir = std::env::temp_dir();
+    GuardedClock::new(fake.clone(), TimeFloor::in_memory(&dir, floor_ms))
+}
+
+#[test]
+fn a_clock_above_the_floor_is_followed_and_reported_by_its_sync_state() {
+    let fake = Fake::at(NOW);
+    let c = clock(&fake, NOW - DAY);
+    assert_eq!(c.now_ms(), NOW);
+    assert_eq!(c.report().quality, "plausible");
+    fake.synced.store(true, Ordering::SeqCst);
+    fake.run(KERNEL_POLL_MS);
+    assert_eq!(c.now_ms(), NOW + KERNEL_POLL_MS);
+    let r = c.report();
+    assert_eq!(
+        (r.quality, r.uncertainty_ms, r.steps),
+        ("synced", Some(20), 0)
+    );
+}
+
+#[test]
+fn a_clock_reset_below_the_floor_counts_on_from_the_floor_and_is_corrected_later() {
+    // A flat RTC battery: the clock boots in 1970 plus a little.
+    let floor = NOW - DAY;
+    let fake = Fake::at(5_000);
+    let c = clock(&fake, floor);
+    assert_eq!(c.now_ms(), floor, "never below the floor");
+    assert_eq!(c.report().quality, "untrusted");
+    fake.run(60_000);
+    assert_eq!(
+        c.now_ms(),
+        floor + 60_000,
+        "counts on on the monotonic clock"
+    );
+    // NTP sets the clock: one step forward, and the span gets its correction.
+    fake.set(NOW + 60_000);
+    assert_eq!(c.now_ms(), NOW + 60_000);
+    let r = c.report();
+    assert_eq!(r.quality, "plausible");
+    assert_eq!(r.steps, 1);
+    assert_eq!(
+        r.untrusted_spans,
+        vec![UntrustedSpan {
+            from_ms: floor,
+            to_ms: floor + 60_000,
+            correction_ms: Some(NOW - floor),
+        }]
+    );
+}
+
+#[test]
+fn time_handed_out_never_goes_backwards_when_the_clock_steps_back() {
+    let fake = Fake::at(NOW);
+    let c = clock(&fake, NOW - DAY);
+    fake.run(10_000);
+    let before = c.now_ms();
+    fake.set(NOW - 30_000);
+    let after = c.now_ms();
+    assert!(after >= before, "{after} < {before}");
+    let r = c.report();
+    assert_eq!(r.steps, 1);
+    assert_eq!(r.largest_step_ms, -40_000);
+    // Small drift corrections are not steps.
+    fake.run(1_000);
+    fake.set(fake.wall_ms() + 500);
+    c.now_ms();
+    assert_eq!(c.report().steps, 1);
+}
+
+#[test]
+fn a_reference_wins_over_an_unsynchronised_clock_that_disagrees() {
+    let fake = Fake::at(NOW - 3_600_000); // an hour slow, above the floor
+    let c = clock(&fake, NOW - DAY);
+    c.offer(ReferenceSource::FieldLink, NOW, 500);
+    assert_eq!(c.now_ms(), NOW);
+    fake.run(1_000_000);
+    assert_eq!(
+        c.now_ms(),
+        NOW + 1_000_000,
+        "carried on the monotonic clock"
+    );
+    let r = c.report();
+    assert_eq!(r.quality, "field_link");
+    assert_eq!(r.uncertainty_ms, Some(600), "grows by 100 ppm");
+    // A reference that agrees within its uncertainty changes nothing.
+    let fake = Fake::at(NOW);
+    let c = clock(&fake, NOW - DAY);
+    c.offer(ReferenceSource::Iridium, NOW + 100, 500);
+    assert_eq!(c.report().quality, "plausible");
+}
+
+#[test]
+fn a_synchronised_clock_is_not_overruled_by_a_reference() {
+    let fake = Fake::at(NOW);
+    fake.synced.store(true, Ordering::SeqCst);
+    let c = clock(&fake, NOW - DAY);
+    c.offer(ReferenceSource::FieldLink, NOW + 3_600_000, 500);
+    assert_eq!(c.now_ms(), NOW);
+    assert_eq!(c.report().quality, "synced");
+}
+
+#[test]
+fn a_reference_ends_an_untrusted_span_with_its_correction() {
+    let floor = NOW - DAY;
+    let fake = Fake::at(0);
+    let c = clock(&fake, floor);
+    fake.run(5_000);
+    assert_eq!(c.now_ms(), floor + 5_000);
+    c.offer(ReferenceSource::Iridium, NOW, 90);
+    let r = c.report();
+    assert_eq!(r.quality, "iridium");
+    assert_eq!(r.untrusted_spans.len(), 1);
+    assert_eq!(
+        r.untrusted_spans[0].correction_ms,
+        Some(NOW - floor - 5_000)
+    );
+    assert_eq!(c.now_ms(), NOW);
+}
+
+#[test]
+fn stored_events_raise_the_floor_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::at(NOW);
+    let c = GuardedClock::new(fake.clone(), TimeFloor::open(dir.path(), 0).unwrap());
+    c.stored(NOW + 5_000);
+    // The next start, with a clock that reset.
+    let fake = Fake::at(1_000);
+    let c = GuardedClock::new(fake, TimeFloor::open(dir.path(), 0).unwrap());
+    assert_eq!(c.now_ms(), NOW + 5_000);
+    assert_eq!(c.report().quality, "untrusted");
+}
