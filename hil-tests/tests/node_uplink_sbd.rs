@@ -130,6 +130,11 @@ reopen_interval_ms = 1000
         emu.sessions() as usize > delivered.len(),
         "no failed session"
     );
+    // The modem's network time reached the node's clock.
+    assert!(
+        text.contains("Iridium network time read"),
+        "no network time read\n{text}"
+    );
     let failed_at = text
         .find("satellite message not delivered")
         .unwrap_or_else(|| panic!("no failed send logged\n{text}"));

@@ -305,13 +305,23 @@ impl<S: TimeSources> GuardedClock<S> {
     /// Offers the time `unix_ms` (now, with `uncertainty_ms`) from another
     /// source. It is taken when the clock is untrusted, or when the system
     /// clock is not synchronised and disagrees with it by more than its
-    /// uncertainty.
+    /// uncertainty; never when it is earlier than the floor.
     pub fn offer(&self, source: ReferenceSource, unix_ms: i64, uncertainty_ms: u32) {
         let mut st = self.lock();
         let now = self.tick(&mut st);
         let mono = st.last_mono;
         let synced = st.kernel.is_some_and(|k| k.synced);
         let disagree = (unix_ms - now).abs() > i64::from(uncertainty_ms) + STEP_MS;
+        if unix_ms < st.floor.get() {
+            tracing::warn!(
+                target: "clock",
+                source = source.as_str(),
+                unix_ms,
+                floor_ms = st.floor.get(),
+                "time reference earlier than the build time or the last stored event: refused"
+            );
+            return;
+        }
         let take = match st.mode {
             Mode::Floor => true,
             Mode::System => disagree && !synced,

@@ -178,3 +178,18 @@ fn stored_events_raise_the_floor_for_the_next_start() {
     assert_eq!(c.now_ms(), NOW + 5_000);
     assert_eq!(c.report().quality, "untrusted");
 }
+
+#[test]
+fn a_reference_earlier_than_the_floor_is_refused() {
+    let fake = Fake::at(NOW);
+    let c = clock(&fake, NOW - DAY);
+    // A modem that answers with a time from years ago.
+    c.offer(ReferenceSource::Iridium, NOW - 400 * DAY, 1_000);
+    assert_eq!(c.report().quality, "plausible");
+    assert_eq!(c.now_ms(), NOW);
+    // Not even to end an untrusted span.
+    let fake = Fake::at(0);
+    let c = clock(&fake, NOW);
+    c.offer(ReferenceSource::Iridium, NOW - DAY, 1_000);
+    assert_eq!(c.report().quality, "untrusted");
+}

@@ -40,6 +40,9 @@ pub(super) enum SbdReport {
     Unavailable { error: String },
     /// Signal bars, and the credits left (today, this month).
     Signal { bars: u8, credits: (u32, u32) },
+    /// Iridium network time (`AT-MSSTM`), read right after a signal check,
+    /// and when it was read.
+    NetworkTime { unix_ms: i64, read_at: Instant },
     /// A send finished (or could not be carried out).
     Sent {
         ids: Vec<u64>,
@@ -123,10 +126,27 @@ async fn worker(
                 credits: (0, 0),
             },
             (Some(l), SbdRequest::Signal) => match l.modem().signal().await {
-                Ok(bars) => SbdReport::Signal {
-                    bars,
-                    credits: credits(l),
-                },
+                Ok(bars) => {
+                    // Network time costs no credit: read it with every
+                    // signal check, for the node's clock.
+                    match l.modem().network_time().await {
+                        Ok(Some(unix_ms)) => {
+                            let time = SbdReport::NetworkTime {
+                                unix_ms,
+                                read_at: Instant::now(),
+                            };
+                            if reports.send(time).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => tracing::debug!("no Iridium network time (no service)"),
+                        Err(e) => tracing::debug!(error = %e, "Iridium network time unreadable"),
+                    }
+                    SbdReport::Signal {
+                        bars,
+                        credits: credits(l),
+                    }
+                }
                 Err(e) => {
                     link = None;
                     next_open = Instant::now() + reopen;

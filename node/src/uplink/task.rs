@@ -31,6 +31,10 @@ use uplink::{EventStore, StoreError};
 use super::sbd::{SbdReport, SbdRequest};
 use super::{Control, NodeTime, StatusSource, UplinkConfig, UplinkOutcome, UplinkParts};
 
+/// How far Iridium network time can be off as the node reads it: the
+/// 90 ms frame it counts in, plus the serial round trip and the time the
+/// report waits, with room to spare, ms.
+const IRIDIUM_TIME_UNCERTAINTY_MS: u32 = 1_000;
 /// Acknowledged items removed from the store in one durable change, at
 /// least (`Uplink::confirm_due`).
 const CONFIRM_GROUP: usize = 512;
@@ -671,6 +675,21 @@ impl Uplink {
             return false;
         };
         match report {
+            SbdReport::NetworkTime { unix_ms, read_at } => {
+                let age = i64::try_from(read_at.elapsed().as_millis()).unwrap_or(i64::MAX);
+                let unix_ms = unix_ms.saturating_add(age);
+                tracing::info!(
+                    unix_ms,
+                    difference_ms = unix_ms.saturating_sub(self.time.now_ms()),
+                    "Iridium network time read; offered to the node's clock"
+                );
+                self.time.offer_reference(
+                    crate::timekeeping::guarded::ReferenceSource::Iridium,
+                    unix_ms,
+                    IRIDIUM_TIME_UNCERTAINTY_MS,
+                );
+                false
+            }
             SbdReport::Unavailable { error } => {
                 self.status.shared.uplink.sbd_down(&error);
                 sat.signal_asked = false;
