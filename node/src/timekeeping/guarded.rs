@@ -378,7 +378,7 @@ impl<S: TimeSources> GuardedClock<S> {
                 )
             }
             Mode::System => match st.kernel {
-                Some(k) if k.synced => (Quality::Synced, Some(k.max_error_ms)),
+                Some(k) if k.synced => (Quality::Synced, k.max_error_ms),
                 _ => (Quality::Plausible, None),
             },
         };

@@ -38,7 +38,7 @@ impl TimeSources for Fake {
     fn kernel(&self) -> Option<KernelSync> {
         Some(KernelSync {
             synced: self.synced.load(Ordering::SeqCst),
-            max_error_ms: 20,
+            max_error_ms: Some(20),
         })
     }
 }
