@@ -15,13 +15,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use common::update::{
-    DEMO, key, model_bundle, model_parts, next_version, now_s, root_file, self_tests, signed,
-    write_root,
+    key, model_bundle, model_parts, next_version, now_s, root_file, self_tests, signed, write_root,
 };
 use models::bundle::SelfTest;
 
@@ -42,11 +41,7 @@ fn tests() -> Vec<SelfTest> {
 }
 
 /// What a run of the node gave.
-struct Run {
-    events: Vec<serde_json::Value>,
-    summary: serde_json::Value,
-    stderr: String,
-}
+use common::update::DemoRun as Run;
 
 impl Run {
     fn versions(&self) -> Vec<u64> {
@@ -111,34 +106,7 @@ initial_soc = 0.9
 
     /// Replays the demo scene at full speed to its end.
     fn run(&self) -> Run {
-        let out = common::node_run(
-            Path::new(DEMO),
-            &self.data(),
-            &["--speed", "max", "--config"],
-        )
-        .arg(self.config())
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(out.status.success(), "the node failed:\n{stderr}");
-        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        let events = lines
-            .iter()
-            .filter_map(|v| v.get("stored").cloned())
-            .collect();
-        let summary = lines
-            .iter()
-            .find_map(|v| v.get("summary").cloned())
-            .unwrap_or_else(|| panic!("no summary:\n{stderr}"));
-        Run {
-            events,
-            summary,
-            stderr,
-        }
+        common::update::run_demo(&self.data(), &self.config())
     }
 
     fn update(&self, args: &[&str]) -> Output {

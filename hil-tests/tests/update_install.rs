@@ -64,30 +64,8 @@ initial_soc = {soc}
 
     /// Replays the demo scene at full speed; returns (stored events, summary).
     fn run(&self, soc: f64) -> (Vec<serde_json::Value>, serde_json::Value, String) {
-        let out = common::node_run(
-            Path::new(DEMO),
-            &self.data(),
-            &["--speed", "max", "--config"],
-        )
-        .arg(self.config(soc))
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(out.status.success(), "the node failed:\n{stderr}");
-        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        let events = lines
-            .iter()
-            .filter_map(|v| v.get("stored").cloned())
-            .collect();
-        let summary = lines
-            .iter()
-            .find_map(|v| v.get("summary").cloned())
-            .unwrap_or_else(|| panic!("no summary:\n{stderr}"));
-        (events, summary, stderr)
+        let r = common::update::run_demo(&self.data(), &self.config(soc));
+        (r.events, r.summary, r.stderr)
     }
 
     fn update(&self, args: &[&str]) -> std::process::Output {

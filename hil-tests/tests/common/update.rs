@@ -157,3 +157,46 @@ pub fn root_file(version: u64, root_keys: &[u8], bundle_keys: &[u8], signers: &[
     let keys: Vec<SigningKey> = signers.iter().map(|&n| key(n)).collect();
     root.sign(&keys.iter().collect::<Vec<_>>())
 }
+
+/// One replay of the demo scene: what was stored, the summary, the log.
+pub struct DemoRun {
+    /// The `stored` lines (one per event made durable).
+    pub events: Vec<serde_json::Value>,
+    /// The run summary.
+    pub summary: serde_json::Value,
+    /// Standard error (the log, at `info`).
+    pub stderr: String,
+}
+
+/// Replays the demo scene at full speed into `data` with `config`, to its
+/// end; fails the test if the node fails or prints no summary.
+pub fn run_demo(data: &std::path::Path, config: &std::path::Path) -> DemoRun {
+    let out = super::node_run(
+        std::path::Path::new(DEMO),
+        data,
+        &["--speed", "max", "--config"],
+    )
+    .arg(config)
+    .env("RUST_LOG", "info")
+    .output()
+    .expect("fieldnode runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "the node failed:\n{stderr}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let events = lines
+        .iter()
+        .filter_map(|v| v.get("stored").cloned())
+        .collect();
+    let summary = lines
+        .iter()
+        .find_map(|v| v.get("summary").cloned())
+        .unwrap_or_else(|| panic!("no summary:\n{stderr}"));
+    DemoRun {
+        events,
+        summary,
+        stderr,
+    }
+}
