@@ -776,8 +776,12 @@ impl Mounted {
 
     /// Unmounts (after a cut, or cleanly).
     pub fn unmount(mut self) -> std::io::Result<()> {
-        match self.session.take() {
-            Some(s) => s.umount_and_join(),
+        match self.session.take().map(|s| s.umount_and_join()) {
+            // The session's read loop learns of the unmount either as ENODEV
+            // (fuser's clean end) or, where the kernel aborts the connection
+            // on unmount, as ECONNABORTED: both mean the filesystem is gone.
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionAborted => Ok(()),
+            Some(r) => r,
             None => Ok(()),
         }
     }
