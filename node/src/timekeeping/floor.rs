@@ -92,6 +92,18 @@ impl TimeFloor {
         if self.persisted_ms.is_some_and(|p| p >= self.floor_ms) {
             return Ok(());
         }
+        self.persist()
+    }
+
+    /// Sets the floor to `t_ms`, lower or not, and persists it: for a time
+    /// the node must believe over its own records (the technician's, when
+    /// events were stamped by a clock that ran ahead).
+    pub fn reset(&mut self, t_ms: i64) -> Result<(), FloorError> {
+        self.floor_ms = t_ms;
+        self.persist()
+    }
+
+    fn persist(&mut self) -> Result<(), FloorError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| FloorError::Io { path, source }
@@ -119,8 +131,11 @@ mod tests {
         assert_eq!(f.get(), 5_000);
         let f = TimeFloor::open(dir.path(), 1_000).unwrap();
         assert_eq!(f.get(), 5_000, "persisted");
-        let f = TimeFloor::open(dir.path(), 9_000).unwrap();
+        let mut f = TimeFloor::open(dir.path(), 9_000).unwrap();
         assert_eq!(f.get(), 9_000, "never below the build time");
+        f.reset(2_000).unwrap();
+        let f = TimeFloor::open(dir.path(), 1_000).unwrap();
+        assert_eq!(f.get(), 2_000, "a reset is persisted");
     }
 
     #[test]

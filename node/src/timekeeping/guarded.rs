@@ -2,7 +2,9 @@
 //! the rules; the invariants are:
 //!
 //! - the time handed out never goes backwards within a run, and never
-//!   below the floor (so never below an event stored in an earlier run);
+//!   below the floor (so never below an event stored in an earlier run),
+//!   except to the technician's time: a field-link reference earlier than
+//!   the floor lowers it (a clock that ran ahead stamped those events);
 //! - while the system clock is under the floor the time counts on from the
 //!   floor on the monotonic clock, and is reported untrusted;
 //! - a reference (field link, satellite network time) that disagrees with
@@ -305,7 +307,9 @@ impl<S: TimeSources> GuardedClock<S> {
     /// Offers the time `unix_ms` (now, with `uncertainty_ms`) from another
     /// source. It is taken when the clock is untrusted, or when the system
     /// clock is not synchronised and disagrees with it by more than its
-    /// uncertainty; never when it is earlier than the floor.
+    /// uncertainty; never when it is earlier than the floor, except from the
+    /// technician (the floor then follows: a clock that ran ahead stamped
+    /// the events that raised it).
     pub fn offer(&self, source: ReferenceSource, unix_ms: i64, uncertainty_ms: u32) {
         let mut st = self.lock();
         let now = self.tick(&mut st);
@@ -313,14 +317,31 @@ impl<S: TimeSources> GuardedClock<S> {
         let synced = st.kernel.is_some_and(|k| k.synced);
         let disagree = (unix_ms - now).abs() > i64::from(uncertainty_ms) + STEP_MS;
         if unix_ms < st.floor.get() {
+            if source != ReferenceSource::FieldLink {
+                tracing::warn!(
+                    target: "clock",
+                    source = source.as_str(),
+                    unix_ms,
+                    floor_ms = st.floor.get(),
+                    "time reference earlier than the build time or the last stored event: refused"
+                );
+                return;
+            }
+            // A technician on site outranks the node's records: events were
+            // stamped by a clock that ran ahead. Later events will be
+            // earlier than those; the floor follows the technician.
             tracing::warn!(
                 target: "clock",
-                source = source.as_str(),
                 unix_ms,
                 floor_ms = st.floor.get(),
-                "time reference earlier than the build time or the last stored event: refused"
+                "the technician's time is earlier than the last stored event: the floor is lowered to it"
             );
-            return;
+            if let Err(e) = st.floor.reset(unix_ms) {
+                st.floor_write_errors += 1;
+                tracing::warn!(target: "clock", error = %e, "cannot persist the time floor");
+            }
+            // The one time the clock goes back: to the technician's time.
+            st.last_out = unix_ms;
         }
         let take = match st.mode {
             Mode::Floor => true,

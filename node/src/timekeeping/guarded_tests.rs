@@ -193,3 +193,23 @@ fn a_reference_earlier_than_the_floor_is_refused() {
     c.offer(ReferenceSource::Iridium, NOW - DAY, 1_000);
     assert_eq!(c.report().quality, "untrusted");
 }
+
+#[test]
+fn the_technician_can_lower_a_floor_that_a_clock_running_ahead_raised() {
+    // A clock years ahead stamped events; the floor followed them.
+    let fake = Fake::at(NOW + 400 * DAY);
+    let c = clock(&fake, NOW - DAY);
+    c.stored(NOW + 400 * DAY);
+    // The clock is fixed by hand: it is now "behind" the floor.
+    fake.set(NOW);
+    assert_eq!(c.report().quality, "plausible");
+    c.now_ms();
+    assert_eq!(c.report().quality, "untrusted");
+    // Iridium cannot lower the floor; the technician can.
+    c.offer(ReferenceSource::Iridium, NOW, 1_000);
+    assert_eq!(c.report().quality, "untrusted");
+    c.offer(ReferenceSource::FieldLink, NOW, 500);
+    assert_eq!(c.report().quality, "field_link");
+    assert_eq!(c.report().floor_ms, NOW);
+    assert_eq!(c.now_ms(), NOW, "back to the technician's time");
+}
