@@ -7,6 +7,12 @@
 //! with the model committed and nothing waiting.
 //!
 //! `HIL_UPDATE_CUTS` (default 8); `HIL_SEED` (default 1).
+//!
+//! The sweep cuts at every sync call of an install in turn: each run starts
+//! from the same data (an empty store and the bundle queued), counts the
+//! syncs of an uncut run first, then cuts at sync 1, 2, ... up to that
+//! count (the four cut modes in turn), checks the disk and resumes.
+//! `HIL_UPDATE_SWEEP_MAX` caps the number of cut points (default 200).
 
 mod common;
 
@@ -83,14 +89,8 @@ fn check_disk(data: &std::path::Path, what: &str) -> u64 {
     active["version"].as_integer().unwrap() as u64
 }
 
-#[test]
-fn power_cuts_during_an_install_leave_a_whole_state() {
-    if !common::fuse_available() {
-        return;
-    }
-    let cuts = common::env_u64("HIL_UPDATE_CUTS", 8);
-    let seed = common::env_u64("HIL_SEED", 1);
-    let t = tempfile::tempdir().unwrap();
+/// A trust root, a node configuration and the bundle, under `t`.
+fn setup(t: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
     let root = Root {
         version: 1,
         expires_s: now_s() + 86_400,
@@ -105,17 +105,144 @@ fn power_cuts_during_an_install_leave_a_whole_state() {
             threshold: 2,
         },
     };
-    std::fs::write(t.path().join("root.fnr"), root.sign(&[&generate([1; 32])])).unwrap();
-    let config = t.path().join("node.toml");
+    std::fs::write(t.join("root.fnr"), root.sign(&[&generate([1; 32])])).unwrap();
+    let config = t.join("node.toml");
     std::fs::write(
         &config,
         format!(
             "[update]\nroot = \"{}\"\nscan_interval_ms = 200\ntrial_bursts = 1\n",
-            t.path().join("root.fnr").display()
+            t.join("root.fnr").display()
         ),
     )
     .unwrap();
-    let bytes = bundle(self_tests(4));
+    (config, bundle(self_tests(4)))
+}
+
+/// `bytes` queued in the drop folder under `data`.
+fn queue(data: &std::path::Path, bytes: &[u8]) {
+    std::fs::create_dir_all(data.join("incoming")).unwrap();
+    std::fs::write(
+        data.join("incoming")
+            .join(format!("model-fusion-{}.fnb", next_version())),
+        bytes,
+    )
+    .unwrap();
+}
+
+/// One run of the node on the power-loss filesystem over `backing`, cut at
+/// sync `at_sync` (0: not at a sync) or after `cut_after`; returns the
+/// number of sync calls it made.
+#[allow(clippy::too_many_arguments)]
+fn cut_run(
+    t: &std::path::Path,
+    config: &std::path::Path,
+    mode: hil_tests::powerfs::CutMode,
+    seed: u64,
+    at_sync: u64,
+    cut_after: Option<Duration>,
+    what: &str,
+) -> u64 {
+    let (backing, trash, mnt) = (t.join("disk"), t.join("trash"), t.join("mnt"));
+    let m = Mounted::mount(&backing, &trash, &mnt, mode, seed).unwrap();
+    m.control.cut_at_sync.store(at_sync, Ordering::SeqCst);
+    let control = m.control.clone();
+    let log = t.join("node.log");
+    let (child, reader) = common::spawn_collecting(
+        std::path::Path::new(DEMO),
+        &mnt.join("data"),
+        &log,
+        &[std::ffi::OsStr::new("--config"), config.as_os_str()],
+    );
+    let _ = common::run_until_cut(
+        m,
+        child,
+        reader,
+        cut_after,
+        Duration::from_secs(30),
+        &log,
+        what,
+    );
+    control.syncs.load(Ordering::SeqCst)
+}
+
+#[test]
+fn a_cut_at_every_sync_of_an_install_leaves_a_whole_state() {
+    use hil_tests::powerfs::CutMode;
+    if !common::fuse_available() {
+        return;
+    }
+    let max = common::env_u64("HIL_UPDATE_SWEEP_MAX", 200);
+    let t = tempfile::tempdir().unwrap();
+    let (config, bytes) = setup(t.path());
+    let (backing, trash, mnt) = (
+        t.path().join("disk"),
+        t.path().join("trash"),
+        t.path().join("mnt"),
+    );
+    let fresh = || {
+        for d in [&backing, &trash, &mnt] {
+            let _ = std::fs::remove_dir_all(d);
+            std::fs::create_dir_all(d).unwrap();
+        }
+        queue(&backing.join("data"), &bytes);
+    };
+    fresh();
+    let total = cut_run(t.path(), &config, CutMode::DropAll, 1, 0, None, "uncut");
+    assert_eq!(
+        check_disk(&backing.join("data"), "uncut run"),
+        next_version(),
+        "the uncut run did not install"
+    );
+    let points = total.min(max);
+    let mut seen = [0u64; 2];
+    for at in 1..=points {
+        fresh();
+        let mode = match at % 4 {
+            0 => CutMode::DropAll,
+            1 => CutMode::Prefix(at as usize % 7),
+            2 => CutMode::TornHalf(at as usize % 5),
+            _ => CutMode::Garbage4k(at as usize % 3),
+        };
+        let what = format!("cut at sync {at} of {total} ({mode})");
+        cut_run(t.path(), &config, mode, at, at, None, &what);
+        let version = check_disk(&backing.join("data"), &what);
+        seen[usize::from(version == next_version())] += 1;
+        // The next start resumes and finishes the install.
+        let out = common::node_run(
+            std::path::Path::new(DEMO),
+            &backing.join("data"),
+            &["--speed", "max"],
+        )
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{what}: the next start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            check_disk(&backing.join("data"), &format!("{what}, then a start")),
+            next_version(),
+            "{what}: the start after the cut did not finish the install"
+        );
+    }
+    eprintln!(
+        "{points} cut points of {total} syncs: {} left no committed model, {} a committed one",
+        seen[0], seen[1]
+    );
+}
+
+#[test]
+fn power_cuts_during_an_install_leave_a_whole_state() {
+    if !common::fuse_available() {
+        return;
+    }
+    let cuts = common::env_u64("HIL_UPDATE_CUTS", 8);
+    let seed = common::env_u64("HIL_SEED", 1);
+    let t = tempfile::tempdir().unwrap();
+    let (config, bytes) = setup(t.path());
     let (backing, trash, mnt) = (
         t.path().join("disk"),
         t.path().join("trash"),
@@ -124,16 +251,7 @@ fn power_cuts_during_an_install_leave_a_whole_state() {
     for d in [&backing, &trash, &mnt] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let queue = |data: &std::path::Path| {
-        std::fs::create_dir_all(data.join("incoming")).unwrap();
-        std::fs::write(
-            data.join("incoming")
-                .join(format!("model-fusion-{}.fnb", next_version())),
-            &bytes,
-        )
-        .unwrap();
-    };
-    queue(&backing.join("data"));
+    queue(&backing.join("data"), &bytes);
     let mut rng = common::Rng::new(seed);
     let mut seen = [0u64; 2];
     for cut in 0..cuts {
@@ -168,7 +286,7 @@ fn power_cuts_during_an_install_leave_a_whole_state() {
         // Start over with the bundle queued again once it was committed.
         if version == next_version() {
             std::fs::remove_dir_all(backing.join("data").join("update")).unwrap();
-            queue(&backing.join("data"));
+            queue(&backing.join("data"), &bytes);
         }
     }
     eprintln!(
