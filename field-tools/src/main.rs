@@ -470,7 +470,29 @@ fn run_publish(a: PublishArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // On a terminal the transfer is a progress bar; in a log or a pipe,
+    // one line per report from the node.
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let bar = indicatif::ProgressBar::new(bytes.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    });
     let result = rt.block_on(field_tools::update::publish::publish(&opts, &bytes, |p| {
+        if let Some(bar) = &bar {
+            if p.total > 0 {
+                bar.set_length(p.total);
+            }
+            bar.set_position(p.received);
+            bar.set_message(p.state.clone());
+            if !matches!(p.state.as_str(), "receiving" | "queued") {
+                bar.println(format!("{} {}: {}", p.transfer, p.state, p.reason));
+            }
+            return;
+        }
         let pct = if p.total == 0 {
             100.0
         } else {
@@ -484,6 +506,9 @@ fn run_publish(a: PublishArgs) -> ExitCode {
             _ => eprintln!("{} {}: {}", p.transfer, p.state, p.reason),
         }
     }));
+    if let Some(bar) = bar {
+        bar.finish();
+    }
     use field_tools::update::publish::Ended;
     match result {
         Ok((end, p)) => {
