@@ -256,28 +256,15 @@ fn power_cuts_during_an_install_leave_a_whole_state() {
     let mut seen = [0u64; 2];
     for cut in 0..cuts {
         let mode = common::cut_mode(&mut rng);
-        let m = Mounted::mount(&backing, &trash, &mnt, mode, seed + cut).unwrap();
-        let at_sync = cut % 2 == 0;
-        if at_sync {
-            m.control
-                .cut_at_sync
-                .store(1 + rng.below(40), Ordering::SeqCst);
-        }
-        let log = t.path().join("node.log");
-        let (child, reader) = common::spawn_collecting(
-            std::path::Path::new(DEMO),
-            &mnt.join("data"),
-            &log,
-            &[std::ffi::OsStr::new("--config"), config.as_os_str()],
-        );
+        let at_sync = if cut % 2 == 0 { 1 + rng.below(40) } else { 0 };
         let cut_after = Duration::from_millis(rng.below(400));
-        let _ = common::run_until_cut(
-            m,
-            child,
-            reader,
-            (!at_sync).then_some(cut_after),
-            Duration::from_secs(30),
-            &log,
+        cut_run(
+            t.path(),
+            &config,
+            mode,
+            seed + cut,
+            at_sync,
+            (at_sync == 0).then_some(cut_after),
             &format!("cut {cut}"),
         );
         let what = format!("cut {cut} ({mode})");
