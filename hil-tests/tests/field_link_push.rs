@@ -21,6 +21,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::explain;
 use common::update::{DEMO, key, model_bundle, next_version, self_tests, write_root};
 use ed25519_dalek::SigningKey;
 use messages::link::{BUNDLE_CHUNK_LEN, BundleKind, BundlePush, Request, Response};
@@ -116,15 +117,6 @@ fn link(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn explain(o: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn json_of(o: &Output) -> serde_json::Value {

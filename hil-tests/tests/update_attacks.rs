@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use common::explain;
 use common::update::{
     key, model_bundle, model_parts, next_version, now_s, root_file, self_tests, signed, write_root,
 };
@@ -153,15 +154,6 @@ initial_soc = 0.9
             })
             .max_by_key(|(s, _)| s.id)
     }
-}
-
-fn explain(o: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Puts `bundle` in the node's drop folder, runs the node, and checks that

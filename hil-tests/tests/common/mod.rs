@@ -218,3 +218,14 @@ pub fn score_events(
     let report = score::score(&read.events, &labels, start_ms, seconds as i64 * 1000, 1000);
     (read.events, report)
 }
+
+/// A finished program's status, standard output and standard error, for a
+/// failure message.
+pub fn explain(o: &std::process::Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
