@@ -130,6 +130,105 @@ initial_soc = {soc}
     }
 }
 
+/// A node started by [`Node::start_on_broker`].
+struct MqttNode {
+    child: std::process::Child,
+    /// Its stderr.
+    log: PathBuf,
+    /// Its JSON lines.
+    out: PathBuf,
+}
+
+impl Node {
+    /// Starts the node on the demo scene at twice real time (long enough
+    /// for a transfer), forwarding to `broker` as `node-u` with `extra`
+    /// configuration, and waits until its MQTT link is up.
+    fn start_on_broker(
+        &self,
+        broker: &hil_tests::mosquitto::Broker,
+        soc: f64,
+        extra: &str,
+    ) -> MqttNode {
+        let files = broker.client_files("node-u").unwrap();
+        let mqtt = format!(
+            r#"
+{extra}
+[node]
+id = "node-u"
+[uplink]
+enabled = true
+round_interval_ms = 200
+[uplink.mqtt]
+host = "127.0.0.1"
+port = {port}
+connect_timeout_s = 5
+reconnect_min_ms = 100
+reconnect_max_ms = 500
+[uplink.mqtt.tls]
+ca = "{ca}"
+cert = "{cert}"
+key = "{key}"
+"#,
+            port = broker.port(),
+            ca = files.ca.display(),
+            cert = files.cert.display(),
+            key = files.key.display(),
+        );
+        let log = self.dir.path().join("node.log");
+        let out = self.dir.path().join("node.jsonl");
+        let mut child = Command::new(common::NODE)
+            .args(["run", "--output", "jsonl", "--speed", "2", "--scene", DEMO])
+            .arg("--data-dir")
+            .arg(self.data())
+            .arg("--config")
+            .arg(self.config_with(soc, &mqtt))
+            .env("RUST_LOG", "info")
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("mqtt link up")
+        {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the node never connected:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        MqttNode { child, log, out }
+    }
+}
+
+/// The operator's side, as `field-tools bundle publish` runs it.
+fn publish_options(
+    broker: &hil_tests::mosquitto::Broker,
+    op: &hil_tests::mosquitto::ClientFiles,
+    chunk: usize,
+) -> field_tools::update::publish::PublishOptions {
+    field_tools::update::publish::PublishOptions {
+        broker: broker.url(),
+        tls: Some(uplink::mqtt::TlsFiles {
+            ca: op.ca.clone(),
+            cert: op.cert.clone(),
+            key: op.key.clone(),
+        }),
+        prefix: "field".into(),
+        node: "node-u".into(),
+        client_id: "operator-publish".into(),
+        chunk,
+        step_timeout: std::time::Duration::from_secs(5),
+        overall_timeout: std::time::Duration::from_secs(90),
+        result_timeout: std::time::Duration::from_secs(30),
+    }
+}
+
 fn versions(events: &[serde_json::Value]) -> Vec<u64> {
     events
         .iter()
@@ -542,7 +641,6 @@ fn a_model_bundle_published_over_mqtt_waits_for_charge_then_is_installed() {
     use field_tools::update::publish::Ended;
     use hil_tests::mosquitto::{Broker, BrokerOptions, OPERATOR, RESEARCHER, Subscriber};
     let broker = Broker::start(BrokerOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    let node_files = broker.client_files("node-u").unwrap();
     let op = broker.client_files(OPERATOR).unwrap();
     // The operator's view of the node's status records.
     let researcher = broker.client_files(RESEARCHER).unwrap();
@@ -564,7 +662,7 @@ fn a_model_bundle_published_over_mqtt_waits_for_charge_then_is_installed() {
     ] {
         std::fs::write(bat.join(f), format!("{v}\n")).unwrap();
     }
-    let mqtt = format!(
+    let power = format!(
         r#"
 [power]
 source = "sysfs"
@@ -573,27 +671,8 @@ interval_ms = 200
 root = "{sys}"
 battery = "BAT0"
 current_positive = "discharging"
-[node]
-id = "node-u"
-[uplink]
-enabled = true
-round_interval_ms = 200
-[uplink.mqtt]
-host = "127.0.0.1"
-port = {port}
-connect_timeout_s = 5
-reconnect_min_ms = 100
-reconnect_max_ms = 500
-[uplink.mqtt.tls]
-ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
 "#,
         sys = sys.display(),
-        port = broker.port(),
-        ca = node_files.ca.display(),
-        cert = node_files.cert.display(),
-        key = node_files.key.display(),
     );
     let bundle_path = node.dir.path().join("v3.fnb");
     std::fs::write(
@@ -601,52 +680,13 @@ key = "{key}"
         model_bundle(next_version(), self_tests(6), &[10, 11]),
     )
     .unwrap();
-    // The node replays the demo scene in real time (long enough for the
-    // transfer) and stays up until told to stop.
-    let log = node.dir.path().join("node.log");
-    let out = node.dir.path().join("node.jsonl");
-    let mut child = Command::new(common::NODE)
-        .args(["run", "--output", "jsonl", "--speed", "2", "--scene", DEMO])
-        .arg("--data-dir")
-        .arg(node.data())
-        .arg("--config")
-        .arg(node.config_with(0.3, &mqtt))
-        .env("RUST_LOG", "info")
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("mqtt link up")
-    {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the node never connected:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let MqttNode {
+        mut child,
+        log,
+        out,
+    } = node.start_on_broker(&broker, 0.3, &power);
     // The operator's side, as `field-tools bundle publish` runs it.
-    let opts = field_tools::update::publish::PublishOptions {
-        broker: broker.url(),
-        tls: Some(uplink::mqtt::TlsFiles {
-            ca: op.ca.clone(),
-            cert: op.cert.clone(),
-            key: op.key.clone(),
-        }),
-        prefix: "field".into(),
-        node: "node-u".into(),
-        client_id: "operator-publish".into(),
-        chunk: 16384,
-        step_timeout: std::time::Duration::from_secs(5),
-        overall_timeout: std::time::Duration::from_secs(60),
-        result_timeout: std::time::Duration::from_secs(30),
-    };
+    let opts = publish_options(&broker, &op, 16384);
     let bytes = std::fs::read(&bundle_path).unwrap();
     let mut reports = Vec::new();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -789,5 +829,88 @@ key = "{key}"
     assert!(
         on_new_model(),
         "no event classified by the new model:\n{text}"
+    );
+}
+
+#[test]
+fn a_model_transfer_cut_by_a_broker_restart_resumes_where_it_stopped() {
+    use field_tools::update::publish::Ended;
+    use hil_tests::mosquitto::{Broker, BrokerOptions, OPERATOR};
+    let mut broker = Broker::start(BrokerOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let op = broker.client_files(OPERATOR).unwrap();
+    let node = Node::new();
+    let MqttNode { mut child, log, .. } = node.start_on_broker(&broker, 0.9, "");
+    // Small chunks, so the transfer is still running when the link drops.
+    let opts = publish_options(&broker, &op, 2048);
+    let bytes = model_bundle(next_version(), self_tests(6), &[10, 11]);
+    // The broker stops (both sides lose their connection) once half the
+    // payload is on the node, and comes back 2 s later on the same port.
+    let (cut_tx, cut_rx) = std::sync::mpsc::channel::<()>();
+    let outage = std::thread::spawn(move || {
+        if cut_rx.recv().is_ok() {
+            broker.stop();
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            broker.start_again().unwrap_or_else(|e| panic!("{e}"));
+        }
+        broker
+    });
+    let mut reports = Vec::new();
+    let mut cut_at: Option<(usize, u64)> = None;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let published = rt.block_on(field_tools::update::publish::publish(&opts, &bytes, |p| {
+        reports.push(p.clone());
+        if cut_at.is_none() && p.state == "receiving" && p.received * 2 >= p.total {
+            cut_at = Some((reports.len(), p.received));
+            let _ = cut_tx.send(());
+        }
+    }));
+    drop(cut_tx);
+    let broker = outage.join().unwrap();
+    // The install is reported to the tool; wait for the node's own state.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while node.status()["state"]["active"]["version"] != next_version()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = common::wait_or_fail(&mut child, std::time::Duration::from_secs(30), &log);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let (end, _) = published.unwrap_or_else(|e| {
+        panic!(
+            "publish failed: {e}\n{reports:?}\nnode:\n{text}\nbroker:\n{}",
+            broker.log()
+        )
+    });
+    assert!(status.success(), "{text}");
+    assert!(matches!(end, Ended::Installed | Ended::Pending), "{end:?}");
+    let (n, at_cut) = cut_at.unwrap_or_else(|| panic!("never cut: {reports:?}"));
+    // Both sides reconnected...
+    assert!(text.matches("mqtt link up").count() >= 2, "{text}");
+    // ...and the transfer went on from the node's copy, not from zero:
+    // after the outage, no report is below what the node held at the cut.
+    let after = &reports[n..];
+    assert!(!after.is_empty(), "{reports:?}");
+    assert!(
+        after.iter().all(|p| p.received >= at_cut),
+        "restarted instead of resuming (cut at {at_cut}): {after:?}"
+    );
+    assert!(
+        reports.windows(2).all(|w| w[0].received <= w[1].received),
+        "{reports:?}"
+    );
+    assert!(text.contains("update transfer resumed"), "{text}");
+    // The bundle put together across the outage verified and installed.
+    let s = node.status();
+    assert_eq!(
+        s["state"]["active"]["version"],
+        next_version(),
+        "{s}\n{text}"
     );
 }

@@ -149,6 +149,14 @@ impl Receiver {
         match std::fs::read(&path) {
             Ok(bytes) if bytes.starts_with(header) => {
                 p.received = (bytes.len() - header.len()) as u64;
+                if p.received > 0 && p.received < p.total {
+                    tracing::info!(
+                        transfer = %p.transfer,
+                        received = p.received,
+                        total = p.total,
+                        "update transfer resumed"
+                    );
+                }
             }
             _ => {
                 if let Err(e) = uplink::store::durable::create_dir_durably(&self.partial_dir())
