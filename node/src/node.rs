@@ -253,6 +253,16 @@ pub async fn run_node(
             counters.clone(),
         )
     });
+    // The board's SoC temperature: under the fuel gauge's sysfs root when
+    // the power readings come from sysfs (a test's fake tree), otherwise
+    // the kernel's. It gates installs and goes into status records.
+    let soc_thermal_zone = match cfg.power.source {
+        PowerSourceKind::Sysfs => power::sysfs::soc_thermal_zone(&cfg.power.sysfs.root),
+        _ => std::path::PathBuf::from(crate::uplink::status::BOARD_THERMAL_ZONE),
+    };
+    if let Some(u) = updater.as_mut() {
+        u.set_soc_thermal_zone(soc_thermal_zone.clone());
+    }
     // Uplink: status records and forwarding the outbox (its own thread).
     let shared = Arc::new(crate::uplink::SharedState::default());
     let status_source = crate::uplink::StatusSource {
@@ -262,7 +272,7 @@ pub async fn run_node(
         store: store.clone(),
         shared: shared.clone(),
         started_ms: clock.now_ms(),
-        thermal_zone: crate::uplink::status::BOARD_THERMAL_ZONE.into(),
+        thermal_zone: soc_thermal_zone,
         counters: counters.clone(),
     };
     // Update results reach the operator as status records (and on the

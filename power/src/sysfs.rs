@@ -250,8 +250,13 @@ fn read_undervoltage(root: &Path) -> Option<bool> {
     Some(flag != 0)
 }
 
+/// The SoC's thermal zone under `root` (millidegrees Celsius).
+pub fn soc_thermal_zone(root: &Path) -> PathBuf {
+    root.join(SOC_THERMAL)
+}
+
 fn read_soc_temp(root: &Path) -> Option<f32> {
-    let milli: i64 = read_value(&root.join(SOC_THERMAL)).ok()??;
+    let milli: i64 = read_value(&soc_thermal_zone(root)).ok()??;
     Some(milli as f32 / 1000.0)
 }
 

@@ -25,6 +25,10 @@ pub struct UpdateConfig {
     pub max_temp_c: f64,
     /// No install below this enclosure temperature, °C.
     pub min_temp_c: f64,
+    /// No install above this SoC temperature (the board's thermal zone),
+    /// °C. A Pi 5 starts to throttle at 80 °C and an install runs the
+    /// model's self-test on top of the node's own load.
+    pub max_soc_temp_c: f64,
 }
 
 impl Default for UpdateConfig {
@@ -37,6 +41,7 @@ impl Default for UpdateConfig {
             latency_factor: 20.0,
             max_temp_c: 70.0,
             min_temp_c: -20.0,
+            max_soc_temp_c: 75.0,
         }
     }
 }
@@ -65,6 +70,12 @@ impl UpdateConfig {
         }
         if self.min_temp_c >= self.max_temp_c {
             e.push(("min_temp_c".into(), "must be below max_temp_c".into()));
+        }
+        if !(0.0..=110.0).contains(&self.max_soc_temp_c) {
+            e.push((
+                "max_soc_temp_c".into(),
+                "must be between 0 and 110 °C".into(),
+            ));
         }
         e
     }

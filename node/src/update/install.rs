@@ -15,6 +15,7 @@ use models::bundle::{
 };
 use power::{Decision, PowerStatus, Step};
 
+use super::config::UpdateConfig;
 use super::state::{InstallState, Outcome, SlotModel};
 use super::trust;
 use crate::config::Config;
@@ -174,6 +175,45 @@ pub fn refusal_outcome(bytes: &[u8], r: &Refusal, now_ms: i64) -> Outcome {
         "refused",
         format!("{}: {r}", r.code()),
     )
+}
+
+/// The temperatures an install is judged on; `None` where no sensor
+/// answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Temperatures {
+    /// The enclosure's air (the BME280), °C.
+    pub air_c: Option<f64>,
+    /// The SoC (the board's thermal zone), °C.
+    pub soc_c: Option<f64>,
+}
+
+impl Temperatures {
+    /// Why an install must wait, if it must: the enclosure's air outside
+    /// `min_temp_c..=max_temp_c` (flash and battery limits), or the SoC
+    /// above `max_soc_temp_c`. Without an air reading the SoC stands in
+    /// for the lower limit (it is never colder than the air around it).
+    pub fn deny(&self, u: &UpdateConfig) -> Option<String> {
+        if let Some(t) = self.air_c
+            && !(u.min_temp_c..=u.max_temp_c).contains(&t)
+        {
+            return Some(format!(
+                "enclosure at {t:.1} °C, outside {:.0}..{:.0} °C",
+                u.min_temp_c, u.max_temp_c
+            ));
+        }
+        if let Some(t) = self.soc_c {
+            if t > u.max_soc_temp_c {
+                return Some(format!(
+                    "SoC at {t:.1} °C, above {:.0} °C",
+                    u.max_soc_temp_c
+                ));
+            }
+            if self.air_c.is_none() && t < u.min_temp_c {
+                return Some(format!("SoC at {t:.1} °C, below {:.0} °C", u.min_temp_c));
+            }
+        }
+        None
+    }
 }
 
 impl Installer {
@@ -345,7 +385,7 @@ impl Installer {
         &mut self,
         reader: impl std::io::Read,
         power: &PowerStatus,
-        temp_c: Option<f64>,
+        temps: Temperatures,
         now_ms: i64,
     ) -> Offer {
         let bundle = match self.check(reader, now_ms) {
@@ -360,19 +400,8 @@ impl Installer {
         if let Decision::Deny(why) = power.decide(Step::Install) {
             return Offer::Deferred(outcome(now_ms, Some(meta), "deferred", why));
         }
-        let u = &self.cfg.update;
-        if let Some(t) = temp_c
-            && !(u.min_temp_c..=u.max_temp_c).contains(&t)
-        {
-            return Offer::Deferred(outcome(
-                now_ms,
-                Some(meta),
-                "deferred",
-                format!(
-                    "enclosure at {t:.1} °C, outside {:.0}..{:.0} °C",
-                    u.min_temp_c, u.max_temp_c
-                ),
-            ));
+        if let Some(why) = temps.deny(&self.cfg.update) {
+            return Offer::Deferred(outcome(now_ms, Some(meta), "deferred", why));
         }
         let result = match meta.kind {
             Kind::Settings => self.install_settings(&bundle, now_ms),
@@ -590,6 +619,29 @@ pub fn apply_patch(cfg: &mut Config, p: &SettingsPatch) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn installs_wait_for_the_enclosure_and_the_soc_temperatures() {
+        let u = UpdateConfig::default();
+        let t = |air_c, soc_c| Temperatures { air_c, soc_c }.deny(&u);
+        assert_eq!(t(None, None), None, "no sensor: no gate");
+        assert_eq!(t(Some(25.0), Some(60.0)), None);
+        assert_eq!(
+            t(Some(71.0), Some(60.0)).as_deref(),
+            Some("enclosure at 71.0 °C, outside -20..70 °C")
+        );
+        assert_eq!(
+            t(Some(25.0), Some(76.0)).as_deref(),
+            Some("SoC at 76.0 °C, above 75 °C")
+        );
+        // The SoC runs warmer than the air: it stands in for a cold limit
+        // only without an air reading.
+        assert_eq!(t(Some(0.0), Some(-25.0)), None);
+        assert_eq!(
+            t(None, Some(-25.0)).as_deref(),
+            Some("SoC at -25.0 °C, below -20 °C")
+        );
+    }
     use super::*;
     use models::bundle::keys::generate;
     use models::bundle::{Role, Root, Target};

@@ -18,7 +18,7 @@ use power::PowerStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::handoff::Handoff;
-use super::install::{Installer, Offer};
+use super::install::{Installer, Offer, Temperatures};
 use super::live;
 use super::report::{Origin, Reporter, origin, reason_kind};
 use super::state::Outcome;
@@ -95,6 +95,7 @@ pub struct Updater {
     reporter: Option<Reporter>,
     live: Option<watch::Sender<live::Settings>>,
     handoff: Option<Arc<Handoff>>,
+    soc_thermal_zone: Option<PathBuf>,
 }
 
 impl Updater {
@@ -121,7 +122,14 @@ impl Updater {
             reporter: None,
             live: None,
             handoff: None,
+            soc_thermal_zone: None,
         }
+    }
+
+    /// Reads the SoC temperature for the install gate from `path` (a sysfs
+    /// thermal zone, millidegrees).
+    pub fn set_soc_thermal_zone(&mut self, path: PathBuf) {
+        self.soc_thermal_zone = Some(path);
     }
 
     /// Takes bundles the field link hands over through `handoff`.
@@ -193,14 +201,22 @@ impl Updater {
             {
                 force_power(&mut status, &path);
             }
-            let temp = self.counters.air_temp_c();
+            let air_c = self.counters.air_temp_c();
+            let zone = self.soc_thermal_zone.clone();
             let now = self.clock.now_ms();
             let inst = self.installer.clone();
             let p = path.clone();
             let offered = tokio::task::spawn_blocking(move || {
+                let temps = Temperatures {
+                    air_c,
+                    soc_c: zone
+                        .as_deref()
+                        .and_then(crate::uplink::status::read_thermal_zone)
+                        .map(|c100| f64::from(c100) / 100.0),
+                };
                 let mut i = inst.lock().unwrap_or_else(|e| e.into_inner());
                 match std::fs::File::open(&p) {
-                    Ok(f) => Some(i.offer(f, &status, temp, now)),
+                    Ok(f) => Some(i.offer(f, &status, temps, now)),
                     Err(e) => {
                         tracing::warn!(path = %p.display(), error = %e, "cannot open a bundle");
                         None

@@ -115,6 +115,7 @@ async fn rig(soc: f64) -> Rig {
         clock,
         counters,
     );
+    updater.set_soc_thermal_zone(dir.path().join("soc-temp"));
     let (live_tx, live) = crate::update::live::channel();
     updater.set_live_settings(live_tx);
     updater.set_reporter(Reporter::new(status.clone())).await;
@@ -200,6 +201,32 @@ async fn a_deferral_is_reported_once_per_kind_of_reason_then_the_install_at_prio
     assert_eq!(live.policy.camera_interval_ms, 7_000);
     // Later status records carry what is installed.
     assert_eq!(r.shared.update.status().settings, 1);
+}
+
+#[tokio::test]
+async fn a_hot_soc_defers_the_install_until_it_cools() {
+    let mut r = rig(0.9).await;
+    let zone = r
+        .incoming
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("soc-temp");
+    std::fs::write(&zone, "81250\n").unwrap();
+    std::fs::write(r.incoming.join("s1.fnb"), settings(1, &[10, 11])).unwrap();
+    assert!(r.updater.pass().await.is_none());
+    let results = r.shared.update.take_results();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].state, "deferred");
+    assert_eq!(results[0].reason, "SoC at 81.2 °C, above 75 °C");
+    assert!(r.live.borrow().is_none());
+    // Cooled down: installed at the next look.
+    std::fs::write(&zone, "62000\n").unwrap();
+    assert!(r.updater.pass().await.is_none());
+    let results = r.shared.update.take_results();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].state, "installed", "{results:?}");
 }
 
 #[tokio::test]
