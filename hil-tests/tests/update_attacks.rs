@@ -166,6 +166,11 @@ fn refused(node: &Node, attack: &str, bundle: &[u8], code: &str) -> Run {
     let run = node.run();
     let ctx = format!("{attack}: {}\n{}", run.summary, run.stderr);
     assert_eq!(run.summary["updates_refused"], 1, "{ctx}");
+    assert_eq!(
+        run.summary["updates_refused_by"],
+        serde_json::json!({ format!("refused.{code}"): 1 }),
+        "{ctx}"
+    );
     assert_eq!(run.summary["updates_installed"], 0, "{ctx}");
     assert_eq!(run.summary["update_last"]["result"], "refused", "{ctx}");
     let reason = run.summary["update_last"]["reason"]

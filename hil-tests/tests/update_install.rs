@@ -357,6 +357,11 @@ fn a_model_update_waits_for_power_then_runs_and_a_bad_one_rolls_back() {
     let (events, summary, stderr) = node.run(0.9);
     // The older bundle refused at `update apply`, then the rollback.
     assert_eq!(summary["updates_refused"], 2, "{summary}\n{stderr}");
+    assert_eq!(
+        summary["updates_refused_by"],
+        serde_json::json!({"refused.rollback": 1, "rolled_back.self_test": 1}),
+        "{summary}"
+    );
     assert_eq!(summary["update_last"]["result"], "rolled_back", "{summary}");
     let results = node.update_results();
     assert_eq!(

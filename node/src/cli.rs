@@ -709,6 +709,9 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
             "updates: {} installed, {} refused or rolled back, {} deferred",
             s.updates_installed, s.updates_refused, s.updates_deferred
         );
+        for (why, n) in &s.updates_refused_by {
+            println!("  {why}: {n}");
+        }
     }
     if let Some(l) = &s.update_last {
         println!(

@@ -98,6 +98,9 @@ pub struct RunSummary {
     pub updates_installed: u64,
     /// Updates refused or rolled back in this run.
     pub updates_refused: u64,
+    /// The same, by result and reason code (`refused.signatures`,
+    /// `rolled_back.self_test`, ...).
+    pub updates_refused_by: std::collections::BTreeMap<String, u64>,
     /// Times an offer was deferred by the power policy or the temperature.
     pub updates_deferred: u64,
     /// The last update result on record.
@@ -560,6 +563,7 @@ pub async fn run_node(
         sensor_errors: Counters::get(&counters.sensor_errors),
         updates_installed: Counters::get(&counters.updates_installed),
         updates_refused: Counters::get(&counters.updates_refused),
+        updates_refused_by: counters.refusals_by_reason(),
         updates_deferred: Counters::get(&counters.updates_deferred),
         update_last: installer.lock().ok().and_then(|i| i.state().last.clone()),
         power_mode: status.mode.as_str().to_string(),

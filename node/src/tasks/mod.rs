@@ -66,6 +66,9 @@ pub struct Counters {
     pub updates_installed: AtomicU64,
     /// Updates refused or rolled back.
     pub updates_refused: AtomicU64,
+    /// The same, by result and reason code (`refused.rollback`,
+    /// `rolled_back.self_test`, ...).
+    pub updates_refused_by: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     /// Offers deferred by the power policy or the temperature.
     pub updates_deferred: AtomicU64,
     /// Installs that used energy: a model staged and self-tested, or
@@ -76,6 +79,30 @@ pub struct Counters {
 impl Counters {
     pub(crate) fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one refused or rolled-back update under its result and the
+    /// code its reason starts with (`code: details`).
+    pub fn count_refusal(&self, result: &str, reason: &str) {
+        Self::add(&self.updates_refused, 1);
+        let code = reason
+            .split_once(':')
+            .map(|(c, _)| c)
+            .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .unwrap_or("other");
+        let mut by = self
+            .updates_refused_by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *by.entry(format!("{result}.{code}")).or_default() += 1;
+    }
+
+    /// [`Counters::updates_refused_by`] as it stands.
+    pub fn refusals_by_reason(&self) -> std::collections::BTreeMap<String, u64> {
+        self.updates_refused_by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn set(c: &AtomicU64, n: u64) {

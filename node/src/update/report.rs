@@ -208,7 +208,7 @@ impl Reporter {
             result: "refused".into(),
             reason: p.reason.clone(),
         };
-        crate::tasks::Counters::add(&self.status.counters.updates_refused, 1);
+        self.status.counters.count_refusal(&o.result, &o.reason);
         self.store(self.status.shared.update.status(), &o, now_ms)
             .await;
     }

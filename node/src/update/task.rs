@@ -60,7 +60,7 @@ fn report(o: &Outcome, counters: &Counters) {
             tracing::info!(kind = %o.kind, name = %o.name, version = o.version, reason = %o.reason, "update on trial");
         }
         _ => {
-            Counters::add(&counters.updates_refused, 1);
+            counters.count_refusal(&o.result, &o.reason);
             tracing::warn!(kind = %o.kind, name = %o.name, version = o.version, result = %o.result, reason = %o.reason, "update not installed");
         }
     }
