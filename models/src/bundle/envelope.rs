@@ -15,6 +15,9 @@ use super::keys::KeyId;
 pub const MAX_BODY: usize = 16 * 1024;
 /// Most signatures accepted on one envelope.
 pub const MAX_SIGNATURES: usize = 16;
+/// The longest envelope [`decode`] accepts: magic, body length, body,
+/// signature count and signatures.
+pub const MAX_LEN: usize = 4 + 2 + MAX_BODY + 1 + MAX_SIGNATURES * (8 + 64);
 
 /// One signature: the key's id and the 64 signature bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -185,12 +185,14 @@ impl Receiver {
         let offset = u64::from_le_bytes(off);
         let data = &rest[16..];
         let path = self.partial_dir().join(format!("{transfer}.part"));
-        let Ok(bytes) = std::fs::read(&path) else {
+        // The header and the file's length; the payload received so far is
+        // not read again.
+        let Ok((head, file_len)) = read_head(&path) else {
             let mut p = refused("unknown transfer: announce it first");
             p.transfer = transfer;
             return p;
         };
-        let Ok((bundle, header_len)) = Bundle::parse_header(&bytes) else {
+        let Ok((bundle, header_len)) = Bundle::parse_header(&head) else {
             let _ = std::fs::remove_file(&path);
             let mut p = refused("damaged partial file; announce again");
             p.transfer = transfer;
@@ -201,7 +203,7 @@ impl Receiver {
             kind: bundle.meta.kind.as_str().into(),
             name: bundle.meta.name.clone(),
             version: bundle.meta.version,
-            received: (bytes.len() - header_len) as u64,
+            received: file_len.saturating_sub(header_len as u64),
             total: bundle.meta.payload_len,
             state: "receiving".into(),
             reason: String::new(),
@@ -260,6 +262,18 @@ impl Receiver {
         }
         p
     }
+}
+
+/// The first bytes of a partial file (as many as a header can take) and
+/// the file's length.
+fn read_head(path: &Path) -> std::io::Result<(Vec<u8>, u64)> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut head = Vec::new();
+    f.take(models::bundle::envelope::MAX_LEN as u64)
+        .read_to_end(&mut head)?;
+    Ok((head, len))
 }
 
 #[cfg(test)]
