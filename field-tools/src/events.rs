@@ -99,7 +99,7 @@ pub fn read_events(data_dir: &Path, since_ms: Option<i64>) -> Result<ReadEvents,
 }
 
 /// The column names of the CSV output: the JSON field names, in order.
-pub const CSV_COLUMNS: [&str; 17] = [
+pub const CSV_COLUMNS: [&str; 20] = [
     "id",
     "node_id",
     "start_ms",
@@ -117,6 +117,9 @@ pub const CSV_COLUMNS: [&str; 17] = [
     "temp_delta_c",
     "temp_c",
     "model_version",
+    "time_source",
+    "time_uncertainty_ms",
+    "time_restamped",
 ];
 
 /// Writes events as JSON lines.
@@ -187,6 +190,7 @@ mod tests {
             },
             features: KeyFeatures::default(),
             model: ModelVersion(0),
+            time: Default::default(),
         }
     }
 
@@ -205,7 +209,7 @@ mod tests {
         assert_eq!(lines.next().unwrap(), CSV_COLUMNS.join(","));
         assert_eq!(
             lines.next().unwrap(),
-            "1,n,1000,1500,wildlife,0.7,0.5,,,,,,,,,,0"
+            "1,n,1000,1500,wildlife,0.7,0.5,,,,,,,,,,0,unknown,,false"
         );
     }
 

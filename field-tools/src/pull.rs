@@ -466,6 +466,7 @@ mod tests {
             scores: ModalityScores::default(),
             features: KeyFeatures::default(),
             model: ModelVersion::TRIGGERS_ONLY,
+            time: Default::default(),
         }
     }
 

@@ -328,6 +328,7 @@ mod tests {
             scores: ModalityScores::default(),
             features: KeyFeatures::default(),
             model: ModelVersion(0),
+            time: Default::default(),
         }
     }
 

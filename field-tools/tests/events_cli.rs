@@ -17,7 +17,7 @@ const T0: i64 = 1_700_000_000_000;
 
 /// The JSON field names of `docs/wire-format.md` ("JSON view"), in the CSV
 /// header's order.
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; 20] = [
     "id",
     "node_id",
     "start_ms",
@@ -35,6 +35,9 @@ const FIELDS: [&str; 17] = [
     "temp_delta_c",
     "temp_c",
     "model_version",
+    "time_source",
+    "time_uncertainty_ms",
+    "time_restamped",
 ];
 
 /// The three events, one minute apart, each with other fields present.
@@ -62,6 +65,7 @@ fn record(i: usize, id: u64) -> EventRecord {
                 temp_c100: Some(1850),
             },
             model: ModelVersion(0),
+            time: Default::default(),
         },
         1 => EventRecord {
             id,
@@ -81,6 +85,11 @@ fn record(i: usize, id: u64) -> EventRecord {
                 ..KeyFeatures::default()
             },
             model: ModelVersion(3),
+            time: messages::TimeQuality {
+                source: messages::TimeSource::Iridium,
+                uncertainty_ms: Some(1_200),
+                restamped: true,
+            },
         },
         _ => EventRecord {
             id,
@@ -92,6 +101,7 @@ fn record(i: usize, id: u64) -> EventRecord {
             scores: ModalityScores::default(),
             features: KeyFeatures::default(),
             model: ModelVersion(0),
+            time: Default::default(),
         },
     }
 }
@@ -121,6 +131,7 @@ fn expected() -> Vec<Value> {
             "audio_snr_db": 12.5, "audio_peak_hz": 2400, "motion_area": 0.05,
             "motion_x": 0.0, "motion_y": 1.0,
             "temp_delta_c": null, "temp_c": 18.5, "model_version": 0,
+            "time_source": "unknown", "time_uncertainty_ms": null, "time_restamped": false,
         }),
         json!({
             "id": 2, "node_id": "node-a", "start_ms": T0 + 60_000, "end_ms": T0 + 90_000,
@@ -129,6 +140,7 @@ fn expected() -> Vec<Value> {
             "audio_snr_db": null, "audio_peak_hz": null, "motion_area": null,
             "motion_x": null, "motion_y": null,
             "temp_delta_c": -1.5, "temp_c": 42.0, "model_version": 3,
+            "time_source": "iridium", "time_uncertainty_ms": 1200, "time_restamped": true,
         }),
         json!({
             "id": 3, "node_id": "node-a", "start_ms": T0 + 120_000, "end_ms": T0 + 132_000,
@@ -137,6 +149,7 @@ fn expected() -> Vec<Value> {
             "audio_snr_db": null, "audio_peak_hz": null, "motion_area": null,
             "motion_x": null, "motion_y": null,
             "temp_delta_c": null, "temp_c": null, "model_version": 0,
+            "time_source": "unknown", "time_uncertainty_ms": null, "time_restamped": false,
         }),
     ]
 }
@@ -267,6 +280,7 @@ fn csv_prints_a_header_and_one_row_per_event_with_the_same_values() {
             match &w[f] {
                 Value::Null => assert_eq!(cell, "", "{f}: null is an empty cell in {row:?}"),
                 Value::String(s) => assert_eq!(cell, s, "{f} in {row:?}"),
+                Value::Bool(b) => assert_eq!(cell, b.to_string(), "{f} in {row:?}"),
                 Value::Number(n) => {
                     let got: f64 = cell
                         .parse()
@@ -282,7 +296,7 @@ fn csv_prints_a_header_and_one_row_per_event_with_the_same_values() {
     assert_eq!(
         text.lines().nth(1).unwrap(),
         format!(
-            "1,node-a,{T0},{},wildlife,0.7,0.8,0.25,,12.5,2400,0.05,0.0,1.0,,18.5,0",
+            "1,node-a,{T0},{},wildlife,0.7,0.8,0.25,,12.5,2400,0.05,0.0,1.0,,18.5,0,unknown,,false",
             T0 + 1500
         )
     );

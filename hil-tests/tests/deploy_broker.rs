@@ -182,6 +182,7 @@ fn publish_lines(port: u16, files: &TlsFiles, topic: &str, node: &str, ids: std:
                 scores: Default::default(),
                 features: Default::default(),
                 model: ModelVersion::TRIGGERS_ONLY,
+                time: Default::default(),
             };
             let line = serde_json::to_string(&EventJson::from(&e)).expect("json");
             writeln!(stdin, "{line}").expect("write to mosquitto_pub");

@@ -94,6 +94,7 @@ fn event(p: Priority, id: u64) -> EventRecord {
         scores: ModalityScores::default(),
         features: KeyFeatures::default(),
         model: ModelVersion::TRIGGERS_ONLY,
+        time: Default::default(),
     }
 }
 

@@ -32,6 +32,7 @@ fn event(node: &str, id: u64) -> EventRecord {
         scores: ModalityScores::default(),
         features: KeyFeatures::default(),
         model: ModelVersion::TRIGGERS_ONLY,
+        time: Default::default(),
     }
 }
 

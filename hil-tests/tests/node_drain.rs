@@ -41,6 +41,7 @@ fn event(id: u64) -> EventRecord {
             ..KeyFeatures::default()
         },
         model: ModelVersion::TRIGGERS_ONLY,
+        time: Default::default(),
     }
 }
 

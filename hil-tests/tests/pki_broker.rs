@@ -54,6 +54,7 @@ fn event(node: &str, id: u64) -> EventRecord {
         scores: Default::default(),
         features: Default::default(),
         model: ModelVersion::TRIGGERS_ONLY,
+        time: Default::default(),
     }
 }
 

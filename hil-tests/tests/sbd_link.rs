@@ -70,6 +70,7 @@ fn event(id: u64) -> Message {
             temp_c100: Some(1_850),
         },
         model: ModelVersion::TRIGGERS_ONLY,
+        time: Default::default(),
     })
 }
 

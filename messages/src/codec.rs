@@ -3,11 +3,17 @@
 //! (varint integers, length-prefixed strings, one tag byte per `Option`).
 //! See `docs/wire-format.md`.
 
+use crate::event::EventRecordV1;
 use crate::status::{StatusRecordV1, StatusRecordV2};
 use crate::{EventRecord, StatusRecord};
 
-/// The first byte written by [`encode_event`]: an event record, version 1.
-pub const EVENT_RECORD_VERSION: u8 = 1;
+/// The first byte of an event record of version 1 (without
+/// [`EventRecord::time`]); still decoded, into an [`EventRecord`] whose
+/// time quality is unknown.
+pub const EVENT_RECORD_V1: u8 = 1;
+/// The first byte written by [`encode_event`]: an event record, version 2
+/// (with [`EventRecord::time`]).
+pub const EVENT_RECORD_VERSION: u8 = 5;
 /// The first byte of a status record of version 1 (without the update
 /// fields); still decoded, into a [`StatusRecord`] with those fields empty.
 pub const STATUS_RECORD_V1: u8 = 2;
@@ -63,7 +69,7 @@ pub enum DecodeError {
     Empty,
     /// A version byte this build does not understand.
     #[error(
-        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_VERSION} = event v1, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_VERSION} = status v3)"
+        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_V1} = event v1, {EVENT_RECORD_VERSION} = event v2, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_VERSION} = status v3)"
     )]
     UnsupportedVersion {
         /// The version byte found.
@@ -118,6 +124,9 @@ pub fn decode_event(bytes: &[u8]) -> Result<EventRecord, DecodeError> {
 pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
     let (&first, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     match first {
+        EVENT_RECORD_V1 => {
+            decode_body::<EventRecordV1>(body).map(|v1| Message::Event(EventRecord::from(v1)))
+        }
         EVENT_RECORD_VERSION => decode_body(body).map(Message::Event),
         STATUS_RECORD_V1 => {
             decode_body::<StatusRecordV1>(body).map(|v1| Message::Status(StatusRecord::from(v1)))
@@ -157,6 +166,11 @@ mod tests {
                 temp_c100: Some(1850),
             },
             model: ModelVersion::TRIGGERS_ONLY,
+            time: crate::TimeQuality {
+                source: crate::TimeSource::Iridium,
+                uncertainty_ms: Some(1_400),
+                restamped: true,
+            },
         }
     }
 
@@ -175,7 +189,37 @@ mod tests {
             "encoded size of a full record (7-character node id): {} bytes",
             bytes.len()
         );
-        assert!(bytes.len() <= 48, "encoded size {} bytes", bytes.len());
+        assert!(bytes.len() <= 52, "encoded size {} bytes", bytes.len());
+    }
+
+    #[test]
+    fn an_event_record_of_version_1_still_decodes_with_an_unknown_time_quality() {
+        let r = sample();
+        let v1 = crate::event::EventRecordV1 {
+            id: r.id,
+            node_id: r.node_id.clone(),
+            start_ms: r.start_ms,
+            duration_ms: r.duration_ms,
+            class: r.class,
+            confidence: r.confidence,
+            scores: r.scores,
+            features: r.features,
+            model: r.model,
+        };
+        let bytes = encode_with(EVENT_RECORD_V1, &v1);
+        let back = decode_event(&bytes).unwrap();
+        assert_eq!(back.time, crate::TimeQuality::default());
+        assert_eq!(
+            back,
+            EventRecord {
+                time: Default::default(),
+                ..r.clone()
+            }
+        );
+        // Version 2 is one byte per field longer, and the version byte says so.
+        let v2 = encode_event(&r);
+        assert_eq!(v2[0], EVENT_RECORD_VERSION);
+        assert_eq!(&v2[1..bytes.len()], &bytes[1..]);
     }
 
     #[test]

@@ -119,6 +119,80 @@ impl ModelVersion {
     pub const TRIGGERS_ONLY: ModelVersion = ModelVersion(0);
 }
 
+/// Where an event's time came from. The discriminants are part of the wire
+/// format: never reorder, only append.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TimeSource {
+    /// Not recorded (a record of event version 1, made before the node
+    /// judged its clock).
+    #[default]
+    Unknown,
+    /// A replayed scene's own time.
+    Scene,
+    /// The system clock, synchronised by NTP.
+    Synced,
+    /// The system clock, not synchronised, but not earlier than the build
+    /// time or the last stored event (set by the RTC at boot, or by hand).
+    Plausible,
+    /// The technician's time over the field link, carried on the monotonic
+    /// clock.
+    FieldLink,
+    /// Iridium network time, carried on the monotonic clock.
+    Iridium,
+    /// A GNSS receiver's time, carried on the monotonic clock.
+    Gnss,
+    /// The system clock was earlier than the build time or the last stored
+    /// event: the time counts on from the last trusted one on the monotonic
+    /// clock, and may be off by the whole time the node was off.
+    Untrusted,
+}
+
+impl TimeSource {
+    /// All sources, in wire order.
+    pub const ALL: [TimeSource; 8] = [
+        TimeSource::Unknown,
+        TimeSource::Scene,
+        TimeSource::Synced,
+        TimeSource::Plausible,
+        TimeSource::FieldLink,
+        TimeSource::Iridium,
+        TimeSource::Gnss,
+        TimeSource::Untrusted,
+    ];
+
+    /// The stable name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeSource::Unknown => "unknown",
+            TimeSource::Scene => "scene",
+            TimeSource::Synced => "synced",
+            TimeSource::Plausible => "plausible",
+            TimeSource::FieldLink => "field_link",
+            TimeSource::Iridium => "iridium",
+            TimeSource::Gnss => "gnss",
+            TimeSource::Untrusted => "untrusted",
+        }
+    }
+
+    /// Parses a stable name (see [`TimeSource::as_str`]).
+    pub fn parse(name: &str) -> Option<TimeSource> {
+        TimeSource::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// How far an event's time can be trusted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TimeQuality {
+    /// Where the time came from (after a re-stamp: the source that
+    /// corrected it).
+    pub source: TimeSource,
+    /// How far off the time may be, ms, where known.
+    pub uncertainty_ms: Option<u32>,
+    /// The event was stamped while the time was untrusted and corrected
+    /// once trusted time arrived (by the same run of the node).
+    pub restamped: bool,
+}
+
 /// One detected event, as stored in the node's outbox and sent over the links.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct EventRecord {
@@ -141,6 +215,39 @@ pub struct EventRecord {
     pub features: KeyFeatures,
     /// The detector that produced the class.
     pub model: ModelVersion,
+    /// How far `start_ms` can be trusted.
+    pub time: TimeQuality,
+}
+
+/// An event record of wire version 1 (without [`EventRecord::time`]).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct EventRecordV1 {
+    pub id: u64,
+    pub node_id: String,
+    pub start_ms: i64,
+    pub duration_ms: u32,
+    pub class: EventClass,
+    pub confidence: Permille,
+    pub scores: ModalityScores,
+    pub features: KeyFeatures,
+    pub model: ModelVersion,
+}
+
+impl From<EventRecordV1> for EventRecord {
+    fn from(v: EventRecordV1) -> Self {
+        EventRecord {
+            id: v.id,
+            node_id: v.node_id,
+            start_ms: v.start_ms,
+            duration_ms: v.duration_ms,
+            class: v.class,
+            confidence: v.confidence,
+            scores: v.scores,
+            features: v.features,
+            model: v.model,
+            time: TimeQuality::default(),
+        }
+    }
 }
 
 impl EventRecord {

@@ -43,6 +43,20 @@ pub struct EventJson {
     pub temp_c: Option<f32>,
     /// Detector version: 0 = triggers only, otherwise the fusion model version.
     pub model_version: u32,
+    /// Where the time came from (`synced`, `plausible`, `field_link`,
+    /// `iridium`, `gnss`, `untrusted`, `scene`, `unknown`).
+    #[serde(default = "unknown_source")]
+    pub time_source: String,
+    /// How far the time may be off, ms, where known.
+    #[serde(default)]
+    pub time_uncertainty_ms: Option<u32>,
+    /// Stamped while the time was untrusted, then corrected.
+    #[serde(default)]
+    pub time_restamped: bool,
+}
+
+fn unknown_source() -> String {
+    crate::TimeSource::Unknown.as_str().into()
 }
 
 impl From<&EventRecord> for EventJson {
@@ -66,6 +80,9 @@ impl From<&EventRecord> for EventJson {
             temp_delta_c: f.temp_delta_c100.map(|v| f32::from(v) / 100.0),
             temp_c: f.temp_c100.map(|v| f32::from(v) / 100.0),
             model_version: r.model.0,
+            time_source: r.time.source.as_str().into(),
+            time_uncertainty_ms: r.time.uncertainty_ms,
+            time_restamped: r.time.restamped,
         }
     }
 }
@@ -97,6 +114,7 @@ mod tests {
                 ..KeyFeatures::default()
             },
             model: ModelVersion(0),
+            time: Default::default(),
         };
         let v = serde_json::to_value(EventJson::from(&r)).unwrap();
         assert_eq!(v["end_ms"], 1500);
@@ -123,6 +141,9 @@ mod tests {
             "start_ms",
             "temp_c",
             "temp_delta_c",
+            "time_restamped",
+            "time_source",
+            "time_uncertainty_ms",
         ];
         assert_eq!(names, expected);
     }

@@ -32,7 +32,10 @@ pub use codec::{DecodeError, Message, decode_event, decode_message, encode_event
 #[cfg(feature = "json")]
 pub use command::parse_json;
 pub use command::{Command, CommandError, parse_mt};
-pub use event::{EventClass, EventRecord, KeyFeatures, ModalityScores, ModelVersion, Permille};
+pub use event::{
+    EventClass, EventRecord, KeyFeatures, ModalityScores, ModelVersion, Permille, TimeQuality,
+    TimeSource,
+};
 pub use json::EventJson;
 pub use pack::{PackError, Packed, UnpackError, pack, unpack};
 pub use status::{

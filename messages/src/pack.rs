@@ -17,7 +17,9 @@
 //!   IMEI and passes it to [`unpack`];
 //! - an event's nine optional fields are a presence bitmap in the head varint
 //!   (one bit each, instead of postcard's one tag byte each), together with
-//!   the record kind and the event class.
+//!   the record kind and the event class; a bit above the class says that
+//!   the event's time quality follows its body (set only when it is not the
+//!   unknown one of an event record of version 1).
 //!
 //! Integers use postcard's encodings (LEB128 varints, zigzag for signed).
 
@@ -25,7 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     DiskReport, DropCounters, EventClass, EventRecord, KeyFeatures, Message, ModalityScores,
-    ModelVersion, Permille, PowerModeCode, SensorHealth, StatusCause, StatusRecord, UpdateStatus,
+    ModelVersion, Permille, PowerModeCode, SensorHealth, StatusCause, StatusRecord, TimeQuality,
+    TimeSource, UpdateStatus,
 };
 
 /// The first byte of a packed message: SBD packing, version 1. Chosen apart
@@ -50,6 +53,13 @@ const STATUS_DISK_PART: u64 = 4;
 const PRESENCE_BITS: u32 = 9;
 /// The class starts above the kind bit and the presence bits.
 const CLASS_SHIFT: u32 = 1 + PRESENCE_BITS;
+/// In an event head: the time quality follows the body (above 7 bits of
+/// class).
+const EVENT_TIME_PART: u64 = 1 << (CLASS_SHIFT + 7);
+/// The time part's first varint: the source in the low 4 bits, then
+/// `restamped`, then whether an uncertainty (varint, ms) follows.
+const TIME_RESTAMPED: u64 = 1 << 4;
+const TIME_UNCERTAINTY: u64 = 1 << 5;
 
 /// A packed message and the ids of the records it carries, in order.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -210,8 +220,11 @@ fn class_index(c: EventClass) -> u64 {
 fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>) {
     match m {
         Message::Event(e) => {
-            let head =
+            let mut head =
                 KIND_EVENT | (event_presence(e) << 1) | (class_index(e.class) << CLASS_SHIFT);
+            if e.time != TimeQuality::default() {
+                head |= EVENT_TIME_PART;
+            }
             put(out, &head);
         }
         Message::Status(s) => put(out, &status_head(s)),
@@ -250,6 +263,24 @@ fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>) {
                 put(out, &v);
             }
             put(out, &e.model.0);
+            if e.time != TimeQuality::default() {
+                let t = &e.time;
+                let source = TimeSource::ALL
+                    .iter()
+                    .position(|&s| s == t.source)
+                    .unwrap_or(0) as u64;
+                let mut first = source;
+                if t.restamped {
+                    first |= TIME_RESTAMPED;
+                }
+                if t.uncertainty_ms.is_some() {
+                    first |= TIME_UNCERTAINTY;
+                }
+                put(out, &first);
+                if let Some(u) = t.uncertainty_ms {
+                    put(out, &u);
+                }
+            }
         }
         Message::Status(s) => put(
             out,
@@ -439,7 +470,8 @@ fn read_event(
     node_id: &str,
 ) -> Result<EventRecord, UnpackError> {
     let presence = (head >> 1) & ((1 << PRESENCE_BITS) - 1);
-    let class_idx = head >> CLASS_SHIFT;
+    let with_time = head & EVENT_TIME_PART != 0;
+    let class_idx = (head & !EVENT_TIME_PART) >> CLASS_SHIFT;
     let class = usize::try_from(class_idx)
         .ok()
         .and_then(|i| EventClass::ALL.get(i).copied())
@@ -465,6 +497,41 @@ fn read_event(
         temp_c100: r.opt(has(8), "temperature")?,
     };
     let model = ModelVersion(r.take("model")?);
+    let time = if with_time {
+        let at = r.offset();
+        let first: u64 = r.take("time quality")?;
+        let source = usize::try_from(first & 0xf)
+            .ok()
+            .and_then(|i| TimeSource::ALL.get(i).copied());
+        let (Some(source), 0) = (source, first & !(0xf | TIME_RESTAMPED | TIME_UNCERTAINTY)) else {
+            return Err(UnpackError::Invalid {
+                field: "time quality",
+                offset: at,
+                detail: format!("unknown source or reserved bits in {first}"),
+            });
+        };
+        let uncertainty_ms = if first & TIME_UNCERTAINTY != 0 {
+            Some(r.take("time uncertainty")?)
+        } else {
+            None
+        };
+        let time = TimeQuality {
+            source,
+            uncertainty_ms,
+            restamped: first & TIME_RESTAMPED != 0,
+        };
+        if time == TimeQuality::default() {
+            // Never written: the part is left out for the unknown quality.
+            return Err(UnpackError::Invalid {
+                field: "time quality",
+                offset: at,
+                detail: "the unknown quality is never sent".into(),
+            });
+        }
+        time
+    } else {
+        TimeQuality::default()
+    };
     Ok(EventRecord {
         id,
         node_id: node_id.to_owned(),
@@ -475,6 +542,7 @@ fn read_event(
         scores,
         features,
         model,
+        time,
     })
 }
 
@@ -576,6 +644,15 @@ mod tests {
                 temp_c100: rng.opt(|r| r.next() as i16),
             },
             model: ModelVersion(if rng.chance(80) { 0 } else { rng.next() as u32 }),
+            time: if rng.chance(30) {
+                crate::TimeQuality::default()
+            } else {
+                crate::TimeQuality {
+                    source: TimeSource::ALL[1 + rng.below(7) as usize],
+                    uncertainty_ms: rng.opt(|r| r.next() as u32),
+                    restamped: rng.chance(20),
+                }
+            },
         }
     }
 

@@ -38,6 +38,7 @@ fn event(id: u64) -> EventRecord {
             temp_c100: Some(1850),
         },
         model: ModelVersion(3),
+        time: Default::default(),
     }
 }
 

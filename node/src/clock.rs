@@ -34,6 +34,13 @@ pub trait Clock: Send + Sync + 'static {
     fn report(&self) -> Option<crate::timekeeping::ClockReport> {
         None
     }
+    /// The time to record for an event that started at `t_ms` (a time this
+    /// clock handed out), and its quality. A clock that judges itself
+    /// corrects a time handed out while it was untrusted once trusted time
+    /// has arrived.
+    fn stamp(&self, t_ms: i64) -> (i64, messages::TimeQuality) {
+        (t_ms, messages::TimeQuality::default())
+    }
 }
 
 /// Scene time: the scene's start plus the elapsed tokio time times a speed.
@@ -62,6 +69,14 @@ impl ReplayClock {
 }
 
 impl Clock for ReplayClock {
+    fn stamp(&self, t_ms: i64) -> (i64, messages::TimeQuality) {
+        let quality = messages::TimeQuality {
+            source: messages::TimeSource::Scene,
+            ..Default::default()
+        };
+        (t_ms, quality)
+    }
+
     fn now_ms(&self) -> i64 {
         let elapsed = self.origin.elapsed().as_secs_f64() * self.speed;
         self.start_ms + (elapsed * 1000.0) as i64

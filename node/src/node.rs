@@ -464,6 +464,7 @@ pub async fn run_node(
     let store_task = tokio::spawn(tasks::store::run(
         store.clone(),
         cfg.node.id.clone(),
+        clock.clone(),
         event_rx,
         on_stored,
         shutdown.clone(),

@@ -82,6 +82,7 @@ mod tests {
             scores: Default::default(),
             features: Default::default(),
             model: ModelVersion::default(),
+            time: Default::default(),
         }
     }
 

@@ -26,6 +26,7 @@ fn event(id: u64) -> EventRecord {
         scores: Default::default(),
         features: Default::default(),
         model: ModelVersion(0),
+        time: Default::default(),
     }
 }
 

@@ -139,6 +139,7 @@ mod tests {
             scores: Default::default(),
             features: Default::default(),
             model: ModelVersion(0),
+            time: Default::default(),
         }
     }
 

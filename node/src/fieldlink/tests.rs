@@ -102,6 +102,7 @@ pub(super) fn add_events(store: &EventStore, n: usize, first_start_ms: i64) {
                 scores: Default::default(),
                 features: Default::default(),
                 model: ModelVersion(0),
+                time: Default::default(),
             })
             .unwrap();
     }

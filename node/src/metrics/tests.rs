@@ -25,6 +25,7 @@ fn source(dir: &std::path::Path, events: usize) -> StatusSource {
                 scores: Default::default(),
                 features: Default::default(),
                 model: ModelVersion(0),
+                time: Default::default(),
             })
             .unwrap();
     }
@@ -138,6 +139,7 @@ async fn a_scrape_over_http_answers_the_current_figures() {
             scores: Default::default(),
             features: Default::default(),
             model: ModelVersion(0),
+            time: Default::default(),
         })
         .unwrap();
     assert_eq!(queued(&scrape().await), 3);

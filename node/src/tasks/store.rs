@@ -28,18 +28,26 @@ pub struct StoreOutcome {
     pub errors: u64,
 }
 
-fn to_record(id: u64, node_id: &str, c: &Classified) -> EventRecord {
+/// The record of `c`, with the time and quality the clock gives its start
+/// (`stamp`).
+fn to_record(
+    id: u64,
+    node_id: &str,
+    c: &Classified,
+    stamp: (i64, messages::TimeQuality),
+) -> EventRecord {
     let d = &c.detection;
     EventRecord {
         id,
         node_id: node_id.to_string(),
-        start_ms: d.start_ms,
+        start_ms: stamp.0,
         duration_ms: u32::try_from((d.end_ms - d.start_ms).max(0)).unwrap_or(u32::MAX),
         class: d.class,
         confidence: Permille::from_fraction(d.confidence),
         scores: d.scores,
         features: d.features,
         model: c.model,
+        time: stamp.1,
     }
 }
 
@@ -48,6 +56,7 @@ fn to_record(id: u64, node_id: &str, c: &Classified) -> EventRecord {
 pub async fn run(
     store: Arc<EventStore>,
     node_id: String,
+    clock: Arc<dyn crate::clock::Clock>,
     mut rx: mpsc::Receiver<Classified>,
     mut on_stored: OnStored,
     give_up: crate::shutdown::Shutdown,
@@ -64,6 +73,10 @@ pub async fn run(
             pending.push(c);
         }
         let batch = pending.clone();
+        let stamps: Vec<_> = batch
+            .iter()
+            .map(|c| clock.stamp(c.detection.start_ms))
+            .collect();
         let s = store.clone();
         let node = node_id.clone();
         // The service watchdog holds its ping while a write hangs.
@@ -71,7 +84,7 @@ pub async fn run(
         let result = tokio::task::spawn_blocking(move || {
             let mut i = 0;
             s.append_batch(batch.len(), |id| {
-                let r = to_record(id, &node, &batch[i]);
+                let r = to_record(id, &node, &batch[i], stamps[i]);
                 i += 1;
                 r
             })

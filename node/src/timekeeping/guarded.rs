@@ -126,6 +126,13 @@ pub struct UntrustedSpan {
     pub to_ms: i64,
     /// Trusted time minus the time handed out, once known, ms.
     pub correction_ms: Option<i64>,
+    /// The quality of the correction (its source and uncertainty).
+    #[serde(skip)]
+    pub corrected_by: Option<messages::TimeQuality>,
+    /// The first time handed out after the correction, ms: times from it
+    /// on are on the trusted time line.
+    #[serde(skip)]
+    pub resumed_ms: Option<i64>,
 }
 
 /// What the run summary and the status record carry.
@@ -250,6 +257,8 @@ impl<S: TimeSources> GuardedClock<S> {
                     from_ms: from,
                     to_ms: from,
                     correction_ms: None,
+                    corrected_by: None,
+                    resumed_ms: None,
                 });
                 tracing::warn!(
                     target: "clock",
@@ -262,8 +271,9 @@ impl<S: TimeSources> GuardedClock<S> {
             Mode::System => st.base_ms = wall - mono,
             Mode::Floor if wall >= floor => {
                 let correction = wall - (mono + st.base_ms);
-                self.end_span(st, mono, correction, "system clock");
                 st.mode = Mode::System;
+                let by = quality_of(st);
+                self.end_span(st, mono, correction, "system clock", by);
                 st.base_ms = wall - mono;
             }
             Mode::Floor => {}
@@ -277,22 +287,35 @@ impl<S: TimeSources> GuardedClock<S> {
         }
         let out = (mono + st.base_ms).max(st.last_out);
         st.last_out = out;
-        if let Some(s) = st.spans.last_mut()
-            && s.correction_ms.is_none()
-        {
-            s.to_ms = out;
+        if let Some(s) = st.spans.last_mut() {
+            if s.correction_ms.is_none() {
+                s.to_ms = out;
+            } else if s.resumed_ms.is_none() {
+                s.resumed_ms = Some(out);
+            }
         }
         st.started = true;
         out
     }
 
-    fn end_span(&self, st: &mut State, mono: i64, correction: i64, by: &'static str) {
+    fn end_span(
+        &self,
+        st: &mut State,
+        mono: i64,
+        correction: i64,
+        by: &'static str,
+        quality: messages::TimeQuality,
+    ) {
         let now = mono + st.base_ms;
         if let Some(s) = st.spans.last_mut()
             && s.correction_ms.is_none()
         {
             s.to_ms = s.to_ms.max(now.min(st.last_out));
             s.correction_ms = Some(correction);
+            s.corrected_by = Some(messages::TimeQuality {
+                restamped: true,
+                ..quality
+            });
             tracing::info!(
                 target: "clock",
                 by,
@@ -359,14 +382,16 @@ impl<S: TimeSources> GuardedClock<S> {
         if !take {
             return;
         }
-        if st.mode == Mode::Floor {
-            self.end_span(&mut st, mono, unix_ms - now, source.as_str());
-        }
+        let was_floor = st.mode == Mode::Floor;
         st.mode = Mode::Reference {
             source,
             uncertainty_ms,
             at_mono: mono,
         };
+        if was_floor {
+            let by = quality_of(&st);
+            self.end_span(&mut st, mono, unix_ms - now, source.as_str(), by);
+        }
         st.base_ms = unix_ms - mono;
     }
 
@@ -376,6 +401,34 @@ impl<S: TimeSources> GuardedClock<S> {
         if let Err(e) = st.floor.raise(t_ms) {
             st.floor_write_errors += 1;
             tracing::warn!(target: "clock", error = %e, "cannot persist the time floor");
+        }
+    }
+
+    /// The time to record for an event that started at `t_ms`, and its
+    /// quality: a time handed out during an untrusted span is corrected
+    /// once the span has its correction (and marked re-stamped), or marked
+    /// untrusted while it has none; other times carry the clock's quality
+    /// now.
+    pub fn stamp_event(&self, t_ms: i64) -> (i64, messages::TimeQuality) {
+        let mut st = self.lock();
+        self.tick(&mut st);
+        let span = st.spans.iter().rev().find(|s| {
+            (s.from_ms..=s.to_ms).contains(&t_ms) && s.resumed_ms.is_none_or(|r| t_ms < r)
+        });
+        match span {
+            Some(UntrustedSpan {
+                correction_ms: Some(c),
+                corrected_by: Some(q),
+                ..
+            }) => (t_ms.saturating_add(*c), *q),
+            Some(_) => (
+                t_ms,
+                messages::TimeQuality {
+                    source: messages::TimeSource::Untrusted,
+                    ..Default::default()
+                },
+            ),
+            None => (t_ms, quality_of(&st)),
         }
     }
 
@@ -436,6 +489,44 @@ impl<S: TimeSources> Clock for GuardedClock<S> {
 
     fn report(&self) -> Option<ClockReport> {
         Some(GuardedClock::report(self))
+    }
+
+    fn stamp(&self, t_ms: i64) -> (i64, messages::TimeQuality) {
+        self.stamp_event(t_ms)
+    }
+}
+
+/// The quality of the time handed out now, for an event record.
+fn quality_of(st: &State) -> messages::TimeQuality {
+    use messages::{TimeQuality, TimeSource};
+    let (source, uncertainty_ms) = match st.mode {
+        Mode::Floor => (TimeSource::Untrusted, None),
+        Mode::Reference {
+            source,
+            uncertainty_ms,
+            at_mono,
+        } => {
+            let grown = u64::try_from(st.last_mono - at_mono)
+                .unwrap_or(0)
+                .saturating_mul(crate::fieldlink::timeref::DRIFT_PPM)
+                .div_ceil(1_000_000);
+            let unc = u32::try_from(u64::from(uncertainty_ms) + grown).unwrap_or(u32::MAX);
+            let source = match source {
+                ReferenceSource::FieldLink => TimeSource::FieldLink,
+                ReferenceSource::Iridium => TimeSource::Iridium,
+                ReferenceSource::Gnss => TimeSource::Gnss,
+            };
+            (source, Some(unc))
+        }
+        Mode::System => match st.kernel {
+            Some(k) if k.synced => (TimeSource::Synced, k.max_error_ms),
+            _ => (TimeSource::Plausible, None),
+        },
+    };
+    TimeQuality {
+        source,
+        uncertainty_ms,
+        restamped: false,
     }
 }
 

@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use super::*;
+use messages::{TimeQuality, TimeSource};
 
 /// Clocks a test moves by hand.
 #[derive(Clone, Default)]
@@ -81,20 +82,41 @@ fn a_clock_reset_below_the_floor_counts_on_from_the_floor_and_is_corrected_later
         floor + 60_000,
         "counts on on the monotonic clock"
     );
+    // An event of that time is recorded as untrusted, as it is.
+    let untrusted = TimeQuality {
+        source: TimeSource::Untrusted,
+        ..Default::default()
+    };
+    assert_eq!(c.stamp_event(floor + 30_000), (floor + 30_000, untrusted));
     // NTP sets the clock: one step forward, and the span gets its correction.
     fake.set(NOW + 60_000);
     assert_eq!(c.now_ms(), NOW + 60_000);
     let r = c.report();
     assert_eq!(r.quality, "plausible");
     assert_eq!(r.steps, 1);
+    let corrected = TimeQuality {
+        source: TimeSource::Plausible,
+        uncertainty_ms: None,
+        restamped: true,
+    };
     assert_eq!(
         r.untrusted_spans,
         vec![UntrustedSpan {
             from_ms: floor,
             to_ms: floor + 60_000,
             correction_ms: Some(NOW - floor),
+            corrected_by: Some(corrected),
+            resumed_ms: Some(NOW + 60_000),
         }]
     );
+    // The same event is now re-stamped on the trusted time line; an event
+    // of the trusted time line is left alone.
+    assert_eq!(c.stamp_event(floor + 30_000), (NOW + 30_000, corrected));
+    let plausible = TimeQuality {
+        source: TimeSource::Plausible,
+        ..Default::default()
+    };
+    assert_eq!(c.stamp_event(NOW + 60_000), (NOW + 60_000, plausible));
 }
 
 #[test]
@@ -164,6 +186,19 @@ fn a_reference_ends_an_untrusted_span_with_its_correction() {
         Some(NOW - floor - 5_000)
     );
     assert_eq!(c.now_ms(), NOW);
+    // An event from the untrusted span takes Iridium's time and uncertainty.
+    let (t, q) = c.stamp_event(floor + 2_000);
+    assert_eq!(t, NOW - 3_000);
+    assert_eq!(
+        (q.source, q.uncertainty_ms, q.restamped),
+        (TimeSource::Iridium, Some(90), true)
+    );
+    // An event of now carries Iridium's quality, not re-stamped.
+    let (t, q) = c.stamp_event(NOW);
+    assert_eq!(
+        (t, q.source, q.restamped),
+        (NOW, TimeSource::Iridium, false)
+    );
 }
 
 #[test]

@@ -70,6 +70,38 @@ impl NodeTime {
         let _inside = self.handle.enter();
         self.clock.offer_reference(source, unix_ms, uncertainty_ms);
     }
+
+    /// Re-stamps an event stored while the time was untrusted, when the
+    /// clock has since learned the correction ([`Clock::stamp`]): the copy
+    /// that goes out carries the corrected time (the stored record is
+    /// left as it was). Returns whether it changed.
+    pub fn restamp(&self, item: &mut uplink::store::PendingItem) -> bool {
+        let messages::Message::Event(e) = &mut item.message else {
+            return false;
+        };
+        if e.time.source != messages::TimeSource::Untrusted {
+            return false;
+        }
+        let (t, q) = {
+            let _inside = self.handle.enter();
+            self.clock.stamp(e.start_ms)
+        };
+        if !q.restamped {
+            return false;
+        }
+        tracing::debug!(
+            id = e.id,
+            from_ms = e.start_ms,
+            to_ms = t,
+            source = q.source.as_str(),
+            "event re-stamped for sending"
+        );
+        e.start_ms = t;
+        e.time = q;
+        item.time_ms = t;
+        item.bytes = item.message.encode();
+        true
+    }
 }
 
 /// What the uplink did in a run.
@@ -225,5 +257,97 @@ impl UplinkHandle {
         // Joining blocks until the runtime is dropped: off the async threads.
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timekeeping::floor::TimeFloor;
+    use crate::timekeeping::guarded::{GuardedClock, ReferenceSource, TimeSources};
+    use crate::timekeeping::kernel::KernelSync;
+    use messages::{EventRecord, Message, TimeSource};
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    const NOW: i64 = 1_780_000_000_000;
+
+    /// A system clock reset to 1970 and a monotonic clock the test moves.
+    #[derive(Default)]
+    struct Reset {
+        mono: AtomicI64,
+    }
+
+    impl TimeSources for Arc<Reset> {
+        fn wall_ms(&self) -> i64 {
+            5_000 + self.mono.load(Ordering::SeqCst)
+        }
+        fn mono_ms(&self) -> i64 {
+            self.mono.load(Ordering::SeqCst)
+        }
+        fn kernel(&self) -> Option<KernelSync> {
+            None
+        }
+    }
+
+    fn item(e: EventRecord) -> uplink::store::PendingItem {
+        let message = Message::Event(e);
+        uplink::store::PendingItem {
+            id: message.id(),
+            priority: messages::Priority::Normal,
+            time_ms: 0,
+            bytes: message.encode(),
+            message,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_stored_untrusted_goes_out_re_stamped_once_trusted_time_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let floor_ms = NOW - 86_400_000;
+        let floor = TimeFloor::open(dir.path(), floor_ms).unwrap();
+        let sources = Arc::new(Reset::default());
+        let clock = Arc::new(GuardedClock::new(sources.clone(), floor));
+        let time = NodeTime::current(clock.clone());
+        sources.mono.store(10_000, Ordering::SeqCst);
+        let t = clock.now_ms();
+        let (start_ms, quality) = clock.stamp(t);
+        assert_eq!(quality.source, TimeSource::Untrusted);
+        let mut e = EventRecord {
+            id: 3,
+            node_id: "n".into(),
+            start_ms,
+            duration_ms: 1_000,
+            class: messages::EventClass::Wildlife,
+            confidence: messages::Permille(900),
+            scores: Default::default(),
+            features: Default::default(),
+            model: messages::ModelVersion(7),
+            time: quality,
+        };
+        // Still untrusted: it goes out as stored.
+        let mut i = item(e.clone());
+        assert!(!time.restamp(&mut i));
+        assert_eq!(i.message, Message::Event(e.clone()));
+        // Iridium time arrives 5 s later.
+        sources.mono.store(15_000, Ordering::SeqCst);
+        clock.offer(ReferenceSource::Iridium, NOW, 1_000);
+        let mut i = item(e.clone());
+        assert!(time.restamp(&mut i));
+        let Message::Event(sent) = &i.message else {
+            panic!("an event")
+        };
+        assert_eq!(sent.start_ms, NOW - 5_000);
+        assert_eq!(sent.time.source, TimeSource::Iridium);
+        assert!(sent.time.restamped);
+        assert_eq!(sent.time.uncertainty_ms, Some(1_000));
+        assert_eq!(i.time_ms, NOW - 5_000);
+        assert_eq!(
+            messages::decode_message(&i.bytes).ok(),
+            Some(i.message.clone())
+        );
+        // A record that was never untrusted is left alone.
+        e.time.source = TimeSource::Plausible;
+        let mut i = item(e);
+        assert!(!time.restamp(&mut i));
     }
 }

@@ -533,6 +533,10 @@ impl Uplink {
             .items
             .into_iter()
             .filter(|i| !self.in_flight.contains(&i.id))
+            .map(|mut i| {
+                self.time.restamp(&mut i);
+                i
+            })
             .collect();
         let mqtt_up = self.mqtt_up && link.is_some();
         self.ask_signal(mqtt_up, &items);

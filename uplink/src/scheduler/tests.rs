@@ -41,6 +41,7 @@ fn item_of(node: &str, id: u64, priority: Priority, age_ms: i64) -> PendingItem 
             ..KeyFeatures::default()
         },
         model: ModelVersion::TRIGGERS_ONLY,
+        time: Default::default(),
     };
     let message = Message::Event(e);
     PendingItem {

@@ -54,6 +54,7 @@ fn event(p: Priority, start_ms: i64, id: u64) -> EventRecord {
         scores: ModalityScores::default(),
         features: KeyFeatures::default(),
         model: ModelVersion::TRIGGERS_ONLY,
+        time: Default::default(),
     }
 }
 

@@ -33,6 +33,7 @@ pub(super) fn ev(p: Priority, start_ms: i64) -> impl FnOnce(u64) -> EventRecord 
         scores: ModalityScores::default(),
         features: KeyFeatures::default(),
         model: ModelVersion::TRIGGERS_ONLY,
+        time: Default::default(),
     }
 }
 

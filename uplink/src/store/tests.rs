@@ -20,6 +20,7 @@ fn rec(id: u64) -> EventRecord {
             ..KeyFeatures::default()
         },
         model: ModelVersion::TRIGGERS_ONLY,
+        time: Default::default(),
     }
 }
 
