@@ -18,8 +18,9 @@
 //! - an event's nine optional fields are a presence bitmap in the head varint
 //!   (one bit each, instead of postcard's one tag byte each), together with
 //!   the record kind and the event class; a bit above the class says that
-//!   the event's time quality follows its body (set only when it is not the
-//!   unknown one of an event record of version 1).
+//!   the event's time quality follows its body (set only when it differs
+//!   from the previous event's in the message, the first event's compared
+//!   with the unknown one of an event record of version 1).
 //!
 //! Integers use postcard's encodings (LEB128 varints, zigzag for signed).
 
@@ -53,8 +54,8 @@ const STATUS_DISK_PART: u64 = 4;
 const PRESENCE_BITS: u32 = 9;
 /// The class starts above the kind bit and the presence bits.
 const CLASS_SHIFT: u32 = 1 + PRESENCE_BITS;
-/// In an event head: the time quality follows the body (above 7 bits of
-/// class).
+/// In an event head: the time quality follows the body, because it is not
+/// the previous event's in the message (above 7 bits of class).
 const EVENT_TIME_PART: u64 = 1 << (CLASS_SHIFT + 7);
 /// The time part's first varint: the source in the low 4 bits, then
 /// `restamped`, then whether an uncertainty (varint, ms) follows.
@@ -216,13 +217,19 @@ fn class_index(c: EventClass) -> u64 {
     EventClass::ALL.iter().position(|&x| x == c).unwrap_or(0) as u64
 }
 
-/// Appends one record (head, deltas unless `first`, body) to `out`.
-fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>) {
+/// Appends one record (head, deltas unless `first`, body) to `out`;
+/// `quality` is the time quality of the previous event in the message (the
+/// unknown one before the first), and becomes this event's.
+fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>, quality: &mut TimeQuality) {
+    let new_time = match m {
+        Message::Event(e) if e.time != *quality => Some(e.time),
+        _ => None,
+    };
     match m {
         Message::Event(e) => {
             let mut head =
                 KIND_EVENT | (event_presence(e) << 1) | (class_index(e.class) << CLASS_SHIFT);
-            if e.time != TimeQuality::default() {
+            if new_time.is_some() {
                 head |= EVENT_TIME_PART;
             }
             put(out, &head);
@@ -263,8 +270,8 @@ fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>) {
                 put(out, &v);
             }
             put(out, &e.model.0);
-            if e.time != TimeQuality::default() {
-                let t = &e.time;
+            if let Some(t) = new_time {
+                *quality = t;
                 let source = TimeSource::ALL
                     .iter()
                     .position(|&s| s == t.source)
@@ -326,10 +333,12 @@ pub fn pack(records: &[Message], max_len: usize) -> Result<Packed, PackError> {
     put(&mut bytes, &record_time(first));
     let mut ids_included = Vec::new();
     let mut prev: Option<(u64, i64)> = None;
+    let mut quality = TimeQuality::default();
     let mut scratch = Vec::with_capacity(64);
     for m in records {
         scratch.clear();
-        put_record(&mut scratch, m, prev);
+        let mut next_quality = quality;
+        put_record(&mut scratch, m, prev, &mut next_quality);
         if bytes.len() + scratch.len() > max_len {
             if ids_included.is_empty() {
                 return Err(PackError::RecordTooLarge {
@@ -350,6 +359,7 @@ pub fn pack(records: &[Message], max_len: usize) -> Result<Packed, PackError> {
         bytes.extend_from_slice(&scratch);
         ids_included.push(m.id());
         prev = Some((m.id(), record_time(m)));
+        quality = next_quality;
     }
     Ok(Packed {
         bytes,
@@ -421,6 +431,7 @@ pub fn unpack(bytes: &[u8], node_id: &str) -> Result<Vec<Message>, UnpackError> 
     };
     let mut id: u64 = r.take("first id")?;
     let mut time: i64 = r.take("first time")?;
+    let mut quality = TimeQuality::default();
     let mut out = Vec::new();
     while !r.rest.is_empty() {
         let head_at = r.offset();
@@ -432,7 +443,11 @@ pub fn unpack(bytes: &[u8], node_id: &str) -> Result<Vec<Message>, UnpackError> 
             time = time.wrapping_add(time_delta);
         }
         let record = match head & 1 {
-            KIND_EVENT => Message::Event(read_event(&mut r, head, head_at, id, time, node_id)?),
+            KIND_EVENT => {
+                let e = read_event(&mut r, head, head_at, id, time, node_id, quality)?;
+                quality = e.time;
+                Message::Event(e)
+            }
             _ => {
                 if head & !(STATUS_UPDATE_PART | STATUS_DISK_PART) != KIND_STATUS {
                     return Err(UnpackError::Invalid {
@@ -468,6 +483,7 @@ fn read_event(
     id: u64,
     start_ms: i64,
     node_id: &str,
+    previous: TimeQuality,
 ) -> Result<EventRecord, UnpackError> {
     let presence = (head >> 1) & ((1 << PRESENCE_BITS) - 1);
     let with_time = head & EVENT_TIME_PART != 0;
@@ -520,17 +536,17 @@ fn read_event(
             uncertainty_ms,
             restamped: first & TIME_RESTAMPED != 0,
         };
-        if time == TimeQuality::default() {
-            // Never written: the part is left out for the unknown quality.
+        if time == previous {
+            // Never written: the part is left out when it repeats.
             return Err(UnpackError::Invalid {
                 field: "time quality",
                 offset: at,
-                detail: "the unknown quality is never sent".into(),
+                detail: "the previous event's quality is never repeated".into(),
             });
         }
         time
     } else {
-        TimeQuality::default()
+        previous
     };
     Ok(EventRecord {
         id,
