@@ -227,6 +227,13 @@ i2c_bus = "/dev/i2c-not-here"
             "{e}"
         );
         assert!(!e["score_audio"].is_null(), "{e}");
+        // Stamped by the judged system clock (this machine's clock is above
+        // the build time): never `unknown`, `scene` or `untrusted`.
+        assert!(
+            ["synced", "plausible"].contains(&e["time_source"].as_str().unwrap_or("")),
+            "{e}"
+        );
+        assert_eq!(e["time_restamped"], false, "{e}");
     }
     assert!(stderr.contains("status"), "no status line:\n{stderr}");
 }
