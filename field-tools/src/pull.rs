@@ -572,6 +572,7 @@ mod tests {
             cause: messages::StatusCause::Periodic,
             update: Default::default(),
             disk: Default::default(),
+            clock: Default::default(),
         }
     }
 
@@ -579,7 +580,13 @@ mod tests {
     fn status_records_with_an_update_result_are_written_whole_and_v1_and_v2_ones_still_read() {
         let periodic = status("n1", 8);
         let bytes = messages::encode_status(&periodic);
-        assert_eq!(bytes[0], 4, "status record v3");
+        assert_eq!(bytes[0], 6, "status record v4");
+        // Without the (unknown) clock part (five zero bytes): status v3.
+        assert_eq!(&bytes[bytes.len() - 5..], &[0; 5]);
+        let mut v3 = bytes[..bytes.len() - 5].to_vec();
+        v3[0] = 4;
+        assert!(decode_payload("field/n1/status", &v3).is_ok(), "v3");
+        let bytes = v3;
         // The same record as a node with the version 2 envelope sent it: kind
         // byte 3, without the (unknown) disk part (3 bytes: none, 255, 0).
         assert_eq!(&bytes[bytes.len() - 3..], &[0, 255, 0]);

@@ -4,7 +4,7 @@
 //! See `docs/wire-format.md`.
 
 use crate::event::EventRecordV1;
-use crate::status::{StatusRecordV1, StatusRecordV2};
+use crate::status::{StatusRecordV1, StatusRecordV2, StatusRecordV3};
 use crate::{EventRecord, StatusRecord};
 
 /// The first byte of an event record of version 1 (without
@@ -22,9 +22,13 @@ pub const STATUS_RECORD_V1: u8 = 2;
 /// [`StatusRecord::disk`]); still decoded, into a [`StatusRecord`] whose
 /// disk part is unknown.
 pub const STATUS_RECORD_V2: u8 = 3;
-/// The first byte written by [`encode_status`]: a status record, version 3
-/// (with [`StatusRecord::disk`]).
-pub const STATUS_RECORD_VERSION: u8 = 4;
+/// The first byte of a status record of version 3 (with
+/// [`StatusRecord::disk`], without [`StatusRecord::clock`]); still decoded,
+/// into a [`StatusRecord`] whose clock part is unknown.
+pub const STATUS_RECORD_V3: u8 = 4;
+/// The first byte written by [`encode_status`]: a status record, version 4
+/// (with [`StatusRecord::clock`]).
+pub const STATUS_RECORD_VERSION: u8 = 6;
 
 /// Any record of the outbox, as decoded by [`decode_message`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +73,7 @@ pub enum DecodeError {
     Empty,
     /// A version byte this build does not understand.
     #[error(
-        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_V1} = event v1, {EVENT_RECORD_VERSION} = event v2, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_VERSION} = status v3)"
+        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_V1} = event v1, {EVENT_RECORD_VERSION} = event v2, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_V3} = status v3, {STATUS_RECORD_VERSION} = status v4)"
     )]
     UnsupportedVersion {
         /// The version byte found.
@@ -133,6 +137,9 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
         }
         STATUS_RECORD_V2 => {
             decode_body::<StatusRecordV2>(body).map(|v2| Message::Status(StatusRecord::from(v2)))
+        }
+        STATUS_RECORD_V3 => {
+            decode_body::<StatusRecordV3>(body).map(|v3| Message::Status(StatusRecord::from(v3)))
         }
         STATUS_RECORD_VERSION => decode_body(body).map(Message::Status),
         found => Err(DecodeError::UnsupportedVersion { found }),
@@ -286,6 +293,7 @@ mod tests {
                 state: crate::DiskStateCode::Ok,
                 evicted: 0,
             },
+            clock: Default::default(),
         }
     }
 
@@ -387,19 +395,23 @@ mod tests {
     }
 
     #[test]
-    fn status_v3_round_trips_and_v2_still_decodes_with_an_unknown_disk() {
+    fn status_v4_round_trips_and_v2_still_decodes_with_an_unknown_disk() {
         let s = status_on_update();
         let bytes = encode_status(&s);
         assert_eq!(bytes[0], STATUS_RECORD_VERSION);
-        assert_eq!(bytes[0], 4);
+        assert_eq!(bytes[0], 6);
         assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         for cut in 1..bytes.len() {
             assert!(decode_message(&bytes[..cut]).is_err(), "prefix of {cut}");
         }
-        // The disk part is the last three fields: free MiB (Some, varint),
-        // the state's code byte, the eviction count (varint).
+        // The clock part is last; unknown, it is five zero bytes (source,
+        // no uncertainty, not re-stamped, no step, largest step 0).
         let plain = status();
         let b = encode_status(&plain);
+        assert_eq!(&b[b.len() - 5..], &[0; 5][..]);
+        let b = &b[..b.len() - 5];
+        // Before it, the disk part's three fields: free MiB (Some, varint),
+        // the state's code byte, the eviction count (varint).
         assert_eq!(&b[b.len() - 5..], &[1, 0xe2, 0x57, 0, 0][..]);
         // Unknown free space, unknown state.
         let unknown = StatusRecord {
@@ -407,11 +419,11 @@ mod tests {
             ..plain.clone()
         };
         let b = encode_status(&unknown);
-        assert_eq!(&b[b.len() - 3..], &[0, 255, 0][..]);
+        assert_eq!(&b[b.len() - 8..], &[0, 255, 0, 0, 0, 0, 0, 0][..]);
         assert_eq!(decode_message(&b), Ok(Message::Status(unknown)));
         // A state code this build does not know reads as unknown.
         let mut b = encode_status(&plain);
-        let at = b.len() - 2;
+        let at = b.len() - 7;
         b[at] = 7;
         match decode_message(&b) {
             Ok(Message::Status(r)) => {
@@ -430,8 +442,14 @@ mod tests {
                 ..s.clone()
             }))
         );
-        // The v2 body is a prefix of the v3 body: read as v3 it is cut short,
-        // and a v3 body read as v2 has bytes left over.
+        // A record written by a node with the version 3 envelope: the clock
+        // part unknown.
+        let v3 = &bytes[..bytes.len() - 5];
+        let mut v3 = v3.to_vec();
+        v3[0] = STATUS_RECORD_V3;
+        assert_eq!(decode_message(&v3), Ok(Message::Status(s.clone())));
+        // The v2 body is a prefix of the v4 body: read as v4 it is cut short,
+        // and a v4 body read as v2 has bytes left over.
         let mut as_v3 = old.clone();
         as_v3[0] = STATUS_RECORD_VERSION;
         assert!(decode_message(&as_v3).is_err());
@@ -514,14 +532,14 @@ mod tests {
         }
         s.disk = crate::DiskReport::default();
         let mut bytes = encode_status(&s);
-        // The reason is the last field before the (unknown) disk part:
-        // length 1, "x", then none, 255, 0.
-        let at = bytes.len() - 5;
-        assert_eq!(&bytes[at..], &[1, b'x', 0, 255, 0]);
+        // The reason is the last field before the (unknown) disk and clock
+        // parts: length 1, "x", then none, 255, 0, then five zeros.
+        let at = bytes.len() - 10;
+        assert_eq!(&bytes[at..], &[1, b'x', 0, 255, 0, 0, 0, 0, 0, 0]);
         bytes.truncate(at);
         bytes.push(65);
         bytes.extend(std::iter::repeat_n(b'x', 65));
-        bytes.extend([0, 255, 0]);
+        bytes.extend([0, 255, 0, 0, 0, 0, 0, 0]);
         assert!(matches!(
             decode_message(&bytes),
             Err(DecodeError::Malformed(_))
@@ -583,7 +601,7 @@ mod tests {
         let s = status();
         let bytes = encode_status(&s);
         eprintln!("encoded status record: {} bytes", bytes.len());
-        assert!(bytes.len() <= 64, "status record is {} bytes", bytes.len());
+        assert!(bytes.len() <= 70, "status record is {} bytes", bytes.len());
         assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         assert!(decode_event(&bytes).is_err());
         let e = sample();

@@ -39,8 +39,8 @@ pub use event::{
 pub use json::EventJson;
 pub use pack::{PackError, Packed, UnpackError, pack, unpack};
 pub use status::{
-    DiskReport, DiskStateCode, DropCounters, PowerModeCode, Priority, SensorHealth, SensorState,
-    StatusRecord,
+    ClockStatus, DiskReport, DiskStateCode, DropCounters, PowerModeCode, Priority, SensorHealth,
+    SensorState, StatusRecord,
 };
 pub use update_status::{
     BundleKindCode, ShortText, StatusCause, UpdateOutcome, UpdateResult, UpdateStatus,

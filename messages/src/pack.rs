@@ -50,6 +50,9 @@ const STATUS_UPDATE_PART: u64 = 2;
 /// update part when there is one; set only when the disk part is not the
 /// unknown one of a record from before status record v3).
 const STATUS_DISK_PART: u64 = 4;
+/// In a status head: the clock part follows (after the disk part; set only
+/// when it is not the unknown one of a record from before status record v4).
+const STATUS_CLOCK_PART: u64 = 8;
 /// Number of optional event fields, each one presence bit.
 const PRESENCE_BITS: u32 = 9;
 /// The class starts above the kind bit and the presence bits.
@@ -174,6 +177,9 @@ fn status_head(s: &StatusRecord) -> u64 {
     }
     if !s.disk.is_empty() {
         head |= STATUS_DISK_PART;
+    }
+    if !s.clock.is_empty() {
+        head |= STATUS_CLOCK_PART;
     }
     head
 }
@@ -313,6 +319,9 @@ fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>, quality:
         if !s.disk.is_empty() {
             put(out, &s.disk);
         }
+        if !s.clock.is_empty() {
+            put(out, &s.clock);
+        }
     }
 }
 
@@ -449,7 +458,9 @@ pub fn unpack(bytes: &[u8], node_id: &str) -> Result<Vec<Message>, UnpackError> 
                 Message::Event(e)
             }
             _ => {
-                if head & !(STATUS_UPDATE_PART | STATUS_DISK_PART) != KIND_STATUS {
+                if head & !(STATUS_UPDATE_PART | STATUS_DISK_PART | STATUS_CLOCK_PART)
+                    != KIND_STATUS
+                {
                     return Err(UnpackError::Invalid {
                         field: "record head",
                         offset: head_at,
@@ -458,6 +469,7 @@ pub fn unpack(bytes: &[u8], node_id: &str) -> Result<Vec<Message>, UnpackError> 
                 }
                 let with_update = head & STATUS_UPDATE_PART != 0;
                 let with_disk = head & STATUS_DISK_PART != 0;
+                let with_clock = head & STATUS_CLOCK_PART != 0;
                 Message::Status(read_status(
                     &mut r,
                     id,
@@ -465,6 +477,7 @@ pub fn unpack(bytes: &[u8], node_id: &str) -> Result<Vec<Message>, UnpackError> 
                     node_id,
                     with_update,
                     with_disk,
+                    with_clock,
                 )?)
             }
         };
@@ -569,6 +582,7 @@ fn read_status(
     node_id: &str,
     with_update: bool,
     with_disk: bool,
+    with_clock: bool,
 ) -> Result<StatusRecord, UnpackError> {
     let b: StatusBody = r.take("status body")?;
     let (cause, update): (StatusCause, UpdateStatus) = if with_update {
@@ -580,6 +594,11 @@ fn read_status(
         r.take("status disk part")?
     } else {
         DiskReport::default()
+    };
+    let clock: crate::ClockStatus = if with_clock {
+        r.take("status clock part")?
+    } else {
+        crate::ClockStatus::default()
     };
     Ok(StatusRecord {
         id,
@@ -599,6 +618,7 @@ fn read_status(
         cause,
         update,
         disk,
+        clock,
     })
 }
 
@@ -745,6 +765,7 @@ mod tests {
                     evicted: if rng.chance(70) { 0 } else { rng.next() as u32 },
                 }
             },
+            clock: Default::default(),
         }
     }
 
@@ -893,9 +914,9 @@ mod tests {
             })
         ));
         // Status head with reserved bits (bit 1 is the update part's, bit 2
-        // the disk part's).
+        // the disk part's, bit 3 the clock part's).
         assert!(matches!(
-            unpack(&[PACK_VERSION, 5, 0, 9], NODE),
+            unpack(&[PACK_VERSION, 5, 0, 17], NODE),
             Err(UnpackError::Invalid { .. })
         ));
         assert_eq!(pack(&[], SBD_MO_MAX), Ok(Packed::default()));

@@ -154,6 +154,78 @@ pub struct StatusRecord {
     /// record).
     #[serde(default)]
     pub disk: DiskReport,
+    /// The node's clock: the quality of the time it stamps with, and the
+    /// steps of the system clock it saw (status record v4; unknown before).
+    #[serde(default)]
+    pub clock: ClockStatus,
+}
+
+/// The node's clock in a status record.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ClockStatus {
+    /// The quality of the time the node stamps with now (`unknown` in a
+    /// record from before status record v4).
+    pub quality: crate::TimeQuality,
+    /// Steps of the system clock (over 2 s against the monotonic clock)
+    /// seen since the node started.
+    pub steps: u32,
+    /// The largest of them, ms (negative went backwards).
+    pub largest_step_ms: i64,
+}
+
+impl ClockStatus {
+    /// True for the unknown clock of a record from before status record v4.
+    pub fn is_empty(&self) -> bool {
+        *self == ClockStatus::default()
+    }
+}
+
+/// The status record as version 3 of its envelope carried it (kind/version
+/// byte 4): without [`StatusRecord::clock`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StatusRecordV3 {
+    pub id: u64,
+    pub node_id: String,
+    pub time_ms: i64,
+    pub uptime_s: u32,
+    pub battery_permille: u16,
+    pub battery_mv: u16,
+    pub power_mode: PowerModeCode,
+    pub air_temp_c100: Option<i16>,
+    pub board_temp_c100: Option<i16>,
+    pub sensors: SensorHealth,
+    pub queue: [u32; 4],
+    pub drops: DropCounters,
+    pub model: ModelVersion,
+    pub last_contact_ms: Option<i64>,
+    pub cause: StatusCause,
+    pub update: UpdateStatus,
+    pub disk: DiskReport,
+}
+
+impl From<StatusRecordV3> for StatusRecord {
+    fn from(v: StatusRecordV3) -> StatusRecord {
+        StatusRecord {
+            id: v.id,
+            node_id: v.node_id,
+            time_ms: v.time_ms,
+            uptime_s: v.uptime_s,
+            battery_permille: v.battery_permille,
+            battery_mv: v.battery_mv,
+            power_mode: v.power_mode,
+            air_temp_c100: v.air_temp_c100,
+            board_temp_c100: v.board_temp_c100,
+            sensors: v.sensors,
+            queue: v.queue,
+            drops: v.drops,
+            model: v.model,
+            last_contact_ms: v.last_contact_ms,
+            cause: v.cause,
+            update: v.update,
+            disk: v.disk,
+            clock: ClockStatus::default(),
+        }
+    }
 }
 
 /// Where the store stands against its disk reserve (`[outbox.budget]
@@ -343,6 +415,7 @@ impl From<StatusRecordV2> for StatusRecord {
             cause: v.cause,
             update: v.update,
             disk: DiskReport::default(),
+            clock: ClockStatus::default(),
         }
     }
 }

@@ -85,6 +85,7 @@ fn status() -> StatusRecord {
             state: messages::DiskStateCode::Evicting,
             evicted: 9,
         },
+        clock: Default::default(),
     }
 }
 

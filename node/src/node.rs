@@ -277,6 +277,7 @@ pub async fn run_node(
         started_ms: clock.now_ms(),
         thermal_zone: soc_thermal_zone,
         counters: counters.clone(),
+        clock: Some(clock.clone()),
     };
     // Update results reach the operator as status records (and on the
     // MQTT `update/status` topic); every status record carries the

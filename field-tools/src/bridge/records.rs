@@ -149,6 +149,7 @@ mod tests {
                 state: messages::DiskStateCode::Ok,
                 evicted: 0,
             },
+            clock: Default::default(),
         };
         let records = vec![
             Message::Event(event(5, "n7")),

@@ -55,6 +55,7 @@ pub(super) fn node(reads_need_auth: bool, events: usize) -> Node {
         started_ms: 0,
         thermal_zone: dir.path().join("no-thermal-zone"),
         counters: Arc::new(crate::tasks::Counters::default()),
+        clock: None,
     };
     let config_file = dir.path().join("fieldnode.toml");
     std::fs::write(&config_file, "[node]\nid = \"n1\"\n").unwrap();

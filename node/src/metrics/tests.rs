@@ -46,6 +46,7 @@ fn source(dir: &std::path::Path, events: usize) -> StatusSource {
         started_ms: 0,
         thermal_zone: dir.join("no-thermal-zone"),
         counters: Arc::new(crate::tasks::Counters::default()),
+        clock: None,
     }
 }
 

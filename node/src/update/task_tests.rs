@@ -103,6 +103,7 @@ async fn rig(soc: f64) -> Rig {
         started_ms: clock.now_ms(),
         thermal_zone: dir.path().join("no-thermal-zone"),
         counters: counters.clone(),
+        clock: None,
     };
     let incoming = cfg.node.data_dir.join("incoming");
     std::fs::create_dir_all(&incoming).unwrap();

@@ -87,6 +87,8 @@ pub struct StatusSource {
     pub thermal_zone: PathBuf,
     /// The tasks' counters (the last air temperature).
     pub counters: Arc<crate::tasks::Counters>,
+    /// The node's clock, for the clock part (none: unknown).
+    pub clock: Option<Arc<dyn crate::clock::Clock>>,
 }
 
 fn state(h: Option<&Health>) -> SensorState {
@@ -121,6 +123,21 @@ pub fn read_thermal_zone(path: &std::path::Path) -> Option<i16> {
 }
 
 impl StatusSource {
+    /// The clock part: the quality of the time stamped now, and the steps.
+    fn clock_status(&self, now_ms: i64) -> messages::ClockStatus {
+        let Some(clock) = &self.clock else {
+            return messages::ClockStatus::default();
+        };
+        let report = clock.report();
+        messages::ClockStatus {
+            quality: clock.stamp(now_ms).1,
+            steps: report
+                .as_ref()
+                .map_or(0, |r| u32::try_from(r.steps).unwrap_or(u32::MAX)),
+            largest_step_ms: report.as_ref().map_or(0, |r| r.largest_step_ms),
+        }
+    }
+
     /// The last air temperature read, if the climate sensor has read any.
     fn air_temp_c100(&self) -> Option<i16> {
         use std::sync::atomic::Ordering;
@@ -174,6 +191,7 @@ impl StatusSource {
             cause,
             update: self.shared.update.status(),
             disk: disk_report(&self.store.disk_status()),
+            clock: self.clock_status(now_ms),
         }
     }
 
@@ -229,7 +247,19 @@ mod tests {
             started_ms: 1_000_000,
             thermal_zone: dir.join("temp"),
             counters: Arc::new(crate::tasks::Counters::default()),
+            clock: None,
         }
+    }
+
+    #[test]
+    fn a_status_record_carries_the_clock_that_stamps_the_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = source(dir.path());
+        assert!(s.build(0, 1_000_000).clock.is_empty(), "no clock: unknown");
+        s.clock = Some(Arc::new(crate::clock::ReplayClock::new(1_000_000, 1.0)));
+        let c = s.build(0, 1_000_000).clock;
+        assert_eq!(c.quality.source, messages::TimeSource::Scene);
+        assert_eq!((c.steps, c.largest_step_ms), (0, 0));
     }
 
     #[test]

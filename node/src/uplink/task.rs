@@ -1024,6 +1024,7 @@ mod tests {
             started_ms: 0,
             thermal_zone: dir.join("no-thermal-zone"),
             counters: Arc::new(crate::tasks::Counters::default()),
+            clock: None,
         };
         let up = Uplink::new(UplinkParts {
             cfg: UplinkConfig::default(),
