@@ -87,6 +87,7 @@ fn status(node: &str, id: u64) -> StatusRecord {
         cause: Default::default(),
         update: Default::default(),
         disk: Default::default(),
+        clock: Default::default(),
     }
 }
 

@@ -36,6 +36,7 @@ fn status(id: u64, node: &str, time_ms: i64, hour: u32) -> StatusRecord {
         cause: Default::default(),
         update: Default::default(),
         disk: Default::default(),
+        clock: Default::default(),
     }
 }
 

@@ -56,6 +56,7 @@ fn status(time_ms: i64) -> impl FnOnce(u64) -> StatusRecord {
         cause: Default::default(),
         update: Default::default(),
         disk: Default::default(),
+        clock: Default::default(),
     }
 }
 
