@@ -88,34 +88,6 @@ impl ReferenceSource {
     }
 }
 
-/// How far the time handed out can be trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Quality {
-    /// The system clock, synchronised by NTP.
-    Synced,
-    /// A reference from another source, carried on the monotonic clock.
-    Reference(ReferenceSource),
-    /// The system clock, unsynchronised but not earlier than the floor
-    /// (set by the RTC at boot, or by nothing).
-    Plausible,
-    /// The system clock was earlier than the floor: time counts on from
-    /// the floor.
-    Untrusted,
-}
-
-impl Quality {
-    /// The stable name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Quality::Synced => "synced",
-            Quality::Reference(s) => s.as_str(),
-            Quality::Plausible => "plausible",
-            Quality::Untrusted => "untrusted",
-        }
-    }
-}
-
 /// A stretch of time handed out while untrusted, and the correction that
 /// trusted time brought (add it to a time in `[from_ms, to_ms]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -435,30 +407,10 @@ impl<S: TimeSources> GuardedClock<S> {
     /// Where the clock stands.
     pub fn report(&self) -> ClockReport {
         let st = self.lock();
-        let (quality, uncertainty_ms) = match st.mode {
-            Mode::Floor => (Quality::Untrusted, None),
-            Mode::Reference {
-                source,
-                uncertainty_ms,
-                at_mono,
-            } => {
-                let grown = u64::try_from(st.last_mono - at_mono)
-                    .unwrap_or(0)
-                    .saturating_mul(crate::fieldlink::timeref::DRIFT_PPM)
-                    .div_ceil(1_000_000);
-                (
-                    Quality::Reference(source),
-                    Some(u32::try_from(u64::from(uncertainty_ms) + grown).unwrap_or(u32::MAX)),
-                )
-            }
-            Mode::System => match st.kernel {
-                Some(k) if k.synced => (Quality::Synced, k.max_error_ms),
-                _ => (Quality::Plausible, None),
-            },
-        };
+        let q = quality_of(&st);
         ClockReport {
-            quality: quality.as_str(),
-            uncertainty_ms,
+            quality: q.source.as_str(),
+            uncertainty_ms: q.uncertainty_ms,
             steps: st.steps,
             largest_step_ms: st.largest_step_ms,
             floor_ms: st.floor.get(),

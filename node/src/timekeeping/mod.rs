@@ -26,4 +26,4 @@ pub mod guarded;
 pub mod kernel;
 
 pub use floor::TimeFloor;
-pub use guarded::{ClockReport, GuardedClock, Quality, SystemSources, TimeSources};
+pub use guarded::{ClockReport, GuardedClock, SystemSources, TimeSources};
