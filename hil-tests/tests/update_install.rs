@@ -149,30 +149,9 @@ impl Node {
         soc: f64,
         extra: &str,
     ) -> MqttNode {
-        let files = broker.client_files("node-u").unwrap();
         let mqtt = format!(
-            r#"
-{extra}
-[node]
-id = "node-u"
-[uplink]
-enabled = true
-round_interval_ms = 200
-[uplink.mqtt]
-host = "127.0.0.1"
-port = {port}
-connect_timeout_s = 5
-reconnect_min_ms = 100
-reconnect_max_ms = 500
-[uplink.mqtt.tls]
-ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
-"#,
-            port = broker.port(),
-            ca = files.ca.display(),
-            cert = files.cert.display(),
-            key = files.key.display(),
+            "{extra}\n[node]\nid = \"node-u\"\n[uplink]\nenabled = true\nround_interval_ms = 200\n{}",
+            broker.node_uplink_toml("node-u").unwrap()
         );
         let log = self.dir.path().join("node.log");
         let out = self.dir.path().join("node.jsonl");
