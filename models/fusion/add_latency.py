@@ -18,7 +18,7 @@ def main():
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     text = open(manifest, encoding="utf-8").read()
     model = re.search(r'^file = "([^"]+)"', text, re.M).group(1)
-    model = os.path.join(os.path.dirname(manifest), model)
+    model = os.path.join(os.path.dirname(os.path.abspath(manifest)), model)
     out = subprocess.run(
         ["cargo", "run", "--release", "-q", "-p", "fusion", "--example", "infer_bench", "--",
          model, "--runs", "500", "--wakes", "10", "--batches", "1,8"],

@@ -197,11 +197,11 @@ def softmax(z):
 
 
 def drop_modalities(x, mask, rng, p):
-    """Modality dropout: each present modality is removed with probability p,
-    keeping at least one."""
+    """Modality dropout: each present modality is removed with its
+    probability in `p` (one per modality), keeping at least one."""
     mask = mask.copy()
     x = {m: v.copy() for m, v in x.items()}
-    drop = (rng.random(mask.shape) < p) & (mask > 0)
+    drop = (rng.random(mask.shape) < np.asarray(p, dtype=np.float32)[None, :]) & (mask > 0)
     keep_one = drop.sum(1) >= mask.sum(1)
     drop[keep_one] = False
     for i, m in enumerate(MODALITIES):
@@ -230,7 +230,7 @@ def perturb(net, x, mask, rng, noise, feat_drop):
     return out
 
 
-def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, p_drop=0.25, smooth=0.05, noise=0.0, feat_drop=0.0):
+def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, p_drop=(0.25, 0.25, 0.25), smooth=0.05, noise=0.0, feat_drop=0.0):
     n = len(y)
     counts = np.bincount(y, minlength=len(CLASSES)).astype(np.float32)
     cw = (counts.sum() / np.maximum(counts, 1) / len(CLASSES)) ** 0.5
@@ -446,8 +446,16 @@ def main():
     ap.add_argument("--noise", type=float, default=0.5, help="training noise on features, in standard deviations")
     ap.add_argument("--feat-drop", type=float, default=0.0, help="probability that a training feature is replaced by its mean")
     ap.add_argument("--wd", type=float, default=1e-4, help="weight decay")
+    ap.add_argument(
+        "--modality-drop",
+        default="0.25,0.7,0.25",
+        help="training dropout probability of each modality (audio,camera,climate)",
+    )
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
+    p_drop = [float(v) for v in args.modality_drop.split(",")]
+    if len(p_drop) != len(MODALITIES) or not all(0.0 <= v < 1.0 for v in p_drop):
+        ap.error("--modality-drop takes one probability in [0, 1) per modality: audio,camera,climate")
     t0 = time.time()
     xall, mall, yall, scenes = load(args.train)
     # Whole scenes are held out for calibration, chosen by a hash of their
@@ -473,7 +481,7 @@ def main():
     for i, m in enumerate(MODALITIES):
         present = xtr[m][mtr[:, i] > 0]
         net.norm[m] = (present.mean(0).astype(np.float32), (present.std(0) + 1e-3).astype(np.float32))
-    train(net, xtr, mtr, ytr, rng, args.epochs, args.qat_epochs, wd=args.wd, noise=args.noise, feat_drop=args.feat_drop)
+    train(net, xtr, mtr, ytr, rng, args.epochs, args.qat_epochs, wd=args.wd, noise=args.noise, feat_drop=args.feat_drop, p_drop=p_drop)
     # Calibration: fit the temperature on the held-out scenes, fold it into
     # the last layer.
     temperature = fit_temperature(net.forward(xca, mca)[0], yca) if len(yca) else 1.0
