@@ -333,10 +333,14 @@ fn valid_callbacks_publish_every_record_under_the_modems_node() {
     );
     assert_eq!((code, text.trim()), (200, "duplicate"));
 
-    // Node 2, from the other modem, through `POST /` (the sentinel for the retry above).
+    // Node 2, from the other modem, through `POST /` (the sentinel for the
+    // retry above); a node built before the packing's version 2 (no record
+    // count, no checksum): the same records behind a one-byte header.
     let n2: Vec<Message> = (1..=3).map(|i| Message::Event(event("n2", i))).collect();
     let packed = messages::pack(&n2, messages::pack::SBD_MO_MAX).expect("packs");
-    let form = Form::new(IMEI_2, 7, &packed.bytes);
+    let mut v1 = vec![messages::pack::PACK_VERSION_1];
+    v1.extend_from_slice(&packed.bytes[4..]);
+    let form = Form::new(IMEI_2, 7, &v1);
     let jwt = sign_rs256(&form.claims(), &private_pem);
     let (code, text) = post(
         bridge.addr,
@@ -431,20 +435,26 @@ fn unauthenticated_undecodable_and_unknown_callbacks_publish_nothing() {
     };
     let jwt = sign_rs256(&odd_hex.claims(), &private_pem);
     cases.push(("odd-length hex", 400, odd_hex.body(Some(&jwt)), form_type));
-    // A cut inside a record (the packing has no count: cuts on a record
-    // boundary are valid shorter packings, so pick one that is not).
-    let cut = (2..packed.len())
-        .rev()
-        .find(|&c| messages::unpack(&packed[..c], "n1").is_err())
-        .expect("a cut inside a record");
+    // A cut on a record boundary: the first three of the four records, as
+    // a shorter message would carry them; the record count tells.
+    let cut = messages::pack(&records[..3], 340)
+        .expect("packs")
+        .bytes
+        .len();
     let truncated = Form::new(IMEI_1, 103, &packed[..cut]);
     let jwt = sign_rs256(&truncated.claims(), &private_pem);
     cases.push((
-        "truncated packing",
+        "packing cut on a record boundary",
         400,
         truncated.body(Some(&jwt)),
         form_type,
     ));
+    // One byte damaged: the checksum tells.
+    let mut damaged = packed.clone();
+    damaged[cut - 2] ^= 0x04;
+    let damaged = Form::new(IMEI_1, 106, &damaged);
+    let jwt = sign_rs256(&damaged.claims(), &private_pem);
+    cases.push(("damaged packing", 400, damaged.body(Some(&jwt)), form_type));
     let garbage = Form::new(IMEI_1, 104, &[0x77, 1, 2, 3, 4]);
     let jwt = sign_rs256(&garbage.claims(), &private_pem);
     cases.push((

@@ -3,7 +3,9 @@
 //! hours (same rate and shapes, ids and times continuing), one status report
 //! per hour is added, and the day is sent (a) one record per SBD message and
 //! (b) packed, either as full messages or in hourly batches (a session per
-//! hour, the last message of each batch partly filled).
+//! hour, the last message of each batch partly filled), as the node packs
+//! them and, for comparison, as the packing's version 1 did (without the
+//! record count and the checksum).
 //!
 //! `cargo test -p hil-tests --test sbd_measure -- --nocapture` prints the figures.
 
@@ -46,22 +48,36 @@ struct Cost {
     credits: u32,
 }
 
-fn packed_cost(batches: &[Vec<Message>], node: &str) -> Cost {
+/// Bytes the header of the packing's version 2 adds to version 1's: the
+/// record count and the CRC-16.
+const V2_HEADER_EXTRA: usize = 3;
+
+/// The cost of packing `batches`, as the node does (`version_1` false), or
+/// as a node of the packing's version 1 did: the same records without the
+/// record count and the checksum, so 3 bytes more room per message.
+fn packed_cost(batches: &[Vec<Message>], node: &str, version_1: bool) -> Cost {
     let mut c = Cost {
         messages: 0,
         bytes: 0,
         credits: 0,
     };
+    let extra = if version_1 { V2_HEADER_EXTRA } else { 0 };
     for batch in batches {
         let mut rest = &batch[..];
         while !rest.is_empty() {
-            let p = pack(rest, SBD_MO_MAX).unwrap();
-            assert!(p.bytes.len() <= SBD_MO_MAX);
-            let back = unpack(&p.bytes, node).unwrap();
+            let p = pack(rest, SBD_MO_MAX + extra).unwrap();
+            let mut bytes = p.bytes;
+            if version_1 {
+                let mut v1 = vec![messages::pack::PACK_VERSION_1];
+                v1.extend_from_slice(&bytes[1 + V2_HEADER_EXTRA..]);
+                bytes = v1;
+            }
+            assert!(bytes.len() <= SBD_MO_MAX);
+            let back = unpack(&bytes, node).unwrap();
             assert_eq!(back, rest[..back.len()].to_vec());
             c.messages += 1;
-            c.bytes += p.bytes.len();
-            c.credits += credits_for(p.bytes.len());
+            c.bytes += bytes.len();
+            c.credits += credits_for(bytes.len());
             rest = &rest[p.ids_included.len()..];
         }
     }
@@ -119,7 +135,8 @@ fn a_day_of_demo_events_on_the_satellite_link() {
     let single_bytes: usize = day.iter().map(|m| m.encode().len()).sum();
     let single_credits: u32 = day.iter().map(|m| credits_for(m.encode().len())).sum();
     // (b) packed into full messages, and in hourly batches.
-    let full = packed_cost(std::slice::from_ref(&day), &node);
+    let full = packed_cost(std::slice::from_ref(&day), &node, false);
+    let full_v1 = packed_cost(std::slice::from_ref(&day), &node, true);
     let mut hourly: Vec<Vec<Message>> = Vec::new();
     for m in &day {
         let t = match m {
@@ -132,7 +149,8 @@ fn a_day_of_demo_events_on_the_satellite_link() {
         }
         hourly[h].push(m.clone());
     }
-    let batched = packed_cost(&hourly, &node);
+    let batched = packed_cost(&hourly, &node, false);
+    let batched_v1 = packed_cost(&hourly, &node, true);
 
     let per = |x: f64| x / n_events as f64;
     eprintln!(
@@ -149,6 +167,11 @@ fn a_day_of_demo_events_on_the_satellite_link() {
     for (name, c) in [
         ("packed, full messages", &full),
         ("packed, hourly sessions", &batched),
+        ("packed v1 (no count, no checksum), full messages", &full_v1),
+        (
+            "packed v1 (no count, no checksum), hourly sessions",
+            &batched_v1,
+        ),
     ] {
         eprintln!(
             "{name}: {:.1} bytes/event, {:.3} credits/event ({} messages, {} credits, {:.0} bytes/message)",
@@ -163,6 +186,16 @@ fn a_day_of_demo_events_on_the_satellite_link() {
         full.credits * 10 < single_credits * 6,
         "packing saves at least 40% of the credits"
     );
+    // The record count and the checksum: 3 bytes per message, at most 2 %
+    // more credits.
+    for (v2, v1) in [(&full, &full_v1), (&batched, &batched_v1)] {
+        assert!(
+            v2.credits * 100 <= v1.credits * 102,
+            "version 2 costs {} credits, version 1 {}",
+            v2.credits,
+            v1.credits
+        );
+    }
     // Greedy packing is not optimal either way, so batching by hour may
     // land a credit above or below: it must cost no more than 5 % extra.
     assert!(

@@ -6,10 +6,16 @@
 //! and documented byte by byte in `docs/wire-format.md` ("SBD packing"):
 //!
 //! ```text
-//! header:  [PACK_VERSION] [first id: varint u64] [first time: zigzag varint i64, ms]
+//! header:  [PACK_VERSION] [record count: u8] [CRC-16: 2 bytes, big-endian]
+//!          [first id: varint u64] [first time: zigzag varint i64, ms]
 //! records: [head: varint] [id delta] [time delta] [body]   (deltas absent on the first record)
 //! ```
 //!
+//! - the record count and the checksum (CRC-16/IBM-3740 of the whole
+//!   message without its two checksum bytes) let [`unpack`] tell a message
+//!   cut short, even on a record boundary ([`UnpackError::Cut`]), or
+//!   damaged ([`UnpackError::Checksum`]) from a whole one; messages of the
+//!   first version ([`PACK_VERSION_1`], without them) still unpack;
 //! - ids and times are deltas from the previous record in the message
 //!   (`id - (previous id + 1)` and `time - previous time`, both zigzag varints,
 //!   so any order round-trips; consecutive ids cost one byte);
@@ -32,10 +38,29 @@ use crate::{
     TimeSource, UpdateStatus,
 };
 
-/// The first byte of a packed message: SBD packing, version 1. Chosen apart
-/// from the single-record kind bytes (1 = event, 2 = status) so that a
-/// receiver can tell a packed message from a lone record.
-pub const PACK_VERSION: u8 = 0x50;
+/// The first byte of a packed message as [`pack`] writes it: SBD packing,
+/// version 2 (a record count and a checksum in the header). Chosen apart
+/// from the single-record kind bytes (1 to 6) so that a receiver can tell a
+/// packed message from a lone record.
+pub const PACK_VERSION: u8 = 0x51;
+
+/// The first byte of a packed message of version 1 (no record count, no
+/// checksum), as nodes built before version 2 send it; [`unpack`] still
+/// reads it.
+pub const PACK_VERSION_1: u8 = 0x50;
+
+/// True when `first_byte` starts a packed message that [`unpack`] reads
+/// (either version), rather than a lone record.
+pub fn is_packed(first_byte: u8) -> bool {
+    matches!(first_byte, PACK_VERSION | PACK_VERSION_1)
+}
+
+/// Most records in one message: the count is one byte. A 340-byte message
+/// holds at most about 60 (every record takes at least 5 bytes).
+pub const MAX_RECORDS: usize = 255;
+
+/// Header bytes of version 2 before the first id: version, count, checksum.
+const HEADER_V2: usize = 4;
 
 /// The largest Iridium SBD mobile-originated message, bytes.
 pub const SBD_MO_MAX: usize = 340;
@@ -114,17 +139,37 @@ pub enum UnpackError {
     /// No bytes.
     #[error("empty packed message")]
     Empty,
-    /// The first byte is not [`PACK_VERSION`].
+    /// The first byte is neither [`PACK_VERSION`] nor [`PACK_VERSION_1`].
     #[error(
-        "not a packed message of a known version (first byte {found:#04x}, expected {PACK_VERSION:#04x})"
+        "not a packed message of a known version (first byte {found:#04x}, expected {PACK_VERSION:#04x} or {PACK_VERSION_1:#04x})"
     )]
     UnsupportedVersion {
         /// The first byte found.
         found: u8,
     },
-    /// A header without records.
+    /// A header without records (or, in version 2, a record count of 0).
     #[error("packed message holds no record")]
     NoRecords,
+    /// The message ends on a record boundary before the number of records
+    /// its header announces: it was cut short (version 2).
+    #[error("packed message cut short: it ends after {found} of its {expected} records")]
+    Cut {
+        /// Records the header announces.
+        expected: u8,
+        /// Whole records found before the end.
+        found: usize,
+    },
+    /// The checksum in the header does not match the message: it was
+    /// damaged (version 2).
+    #[error(
+        "packed message damaged: checksum {stored:#06x} in the header, {computed:#06x} computed"
+    )]
+    Checksum {
+        /// The checksum the message carries.
+        stored: u16,
+        /// The checksum of the bytes received.
+        computed: u16,
+    },
     /// The bytes end inside a field.
     #[error("packed message truncated in {field} at byte {offset}")]
     Truncated {
@@ -325,10 +370,36 @@ fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>, quality:
     }
 }
 
-/// Packs as many of `records` as fit in `max_len` bytes, in the order given,
-/// stopping at the first that does not fit (so the message carries a prefix
-/// of the input and `ids_included` says which). The result never exceeds
-/// `max_len`. No records gives an empty [`Packed`].
+/// CRC-16/IBM-3740 (also known as CRC-16/CCITT-FALSE: polynomial 0x1021,
+/// initial value 0xFFFF, not reflected, no final xor; its check value, of
+/// the ASCII bytes `123456789`, is 0x29B1) over `parts` in order.
+pub fn crc16(parts: &[&[u8]]) -> u16 {
+    let mut crc: u16 = 0xFFFF;
+    for &b in parts.iter().flat_map(|p| p.iter()) {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The checksum of a version 2 message: every byte but the checksum's own.
+fn message_crc(bytes: &[u8]) -> u16 {
+    crc16(&[&bytes[..2], &bytes[HEADER_V2..]])
+}
+
+/// Packs as many of `records` as fit in `max_len` bytes (at most
+/// [`MAX_RECORDS`]), in the order given, stopping at the first that does
+/// not fit (so the message carries a prefix of the input and
+/// `ids_included` says which). The result never exceeds `max_len`. No
+/// records gives an empty [`Packed`]. The message is of version 2
+/// ([`PACK_VERSION`]): its header carries the record count and the
+/// checksum.
 ///
 /// Errors: the first record does not fit alone ([`PackError::RecordTooLarge`]:
 /// it would never go out, so the caller must know), or a record of another
@@ -337,14 +408,15 @@ pub fn pack(records: &[Message], max_len: usize) -> Result<Packed, PackError> {
     let Some(first) = records.first() else {
         return Ok(Packed::default());
     };
-    let mut bytes = vec![PACK_VERSION];
+    // Count and checksum are filled in once the records are known.
+    let mut bytes = vec![PACK_VERSION, 0, 0, 0];
     put(&mut bytes, &first.id());
     put(&mut bytes, &record_time(first));
     let mut ids_included = Vec::new();
     let mut prev: Option<(u64, i64)> = None;
     let mut quality = TimeQuality::default();
     let mut scratch = Vec::with_capacity(64);
-    for m in records {
+    for m in records.iter().take(MAX_RECORDS) {
         scratch.clear();
         let mut next_quality = quality;
         put_record(&mut scratch, m, prev, &mut next_quality);
@@ -370,6 +442,10 @@ pub fn pack(records: &[Message], max_len: usize) -> Result<Packed, PackError> {
         prev = Some((m.id(), record_time(m)));
         quality = next_quality;
     }
+    // At most MAX_RECORDS (255) records were taken.
+    bytes[1] = u8::try_from(ids_included.len()).unwrap_or(u8::MAX);
+    let crc = message_crc(&bytes);
+    bytes[2..HEADER_V2].copy_from_slice(&crc.to_be_bytes());
     Ok(Packed {
         bytes,
         ids_included,
@@ -426,23 +502,92 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Unpacks a message written by [`pack`], giving every record `node_id`
-/// (the ground side knows the node from the modem's IMEI). Garbage, a prefix
-/// or a flipped bit gives an error or a valid decode, never a panic.
+/// Unpacks a message written by [`pack`] (version 2) or by a node of
+/// version 1, giving every record `node_id` (the ground side knows the node
+/// from the modem's IMEI). Never panics.
+///
+/// Version 2: a message cut short is an error, on a record boundary too
+/// ([`UnpackError::Cut`], or [`UnpackError::Truncated`] inside a record),
+/// and so is one whose checksum does not match ([`UnpackError::Checksum`]).
+/// Version 1 carries neither: a message cut on a record boundary unpacks
+/// to its first records, a damaged one to an error or to other records.
 pub fn unpack(bytes: &[u8], node_id: &str) -> Result<Vec<Message>, UnpackError> {
     let (&version, _) = bytes.split_first().ok_or(UnpackError::Empty)?;
-    if version != PACK_VERSION {
-        return Err(UnpackError::UnsupportedVersion { found: version });
+    match version {
+        PACK_VERSION => unpack_v2(bytes, node_id),
+        PACK_VERSION_1 => read_records(bytes, 1, usize::MAX, node_id),
+        found => Err(UnpackError::UnsupportedVersion { found }),
     }
+}
+
+fn unpack_v2(bytes: &[u8], node_id: &str) -> Result<Vec<Message>, UnpackError> {
+    let (Some(&count), Some(stored)) = (bytes.get(1), bytes.get(2..HEADER_V2)) else {
+        let (field, offset) = if bytes.len() < 2 {
+            ("record count", 1)
+        } else {
+            ("checksum", 2)
+        };
+        return Err(UnpackError::Truncated { field, offset });
+    };
+    let stored = u16::from_be_bytes([stored[0], stored[1]]);
+    let computed = message_crc(bytes);
+    let read = read_records(bytes, HEADER_V2, usize::from(count), node_id);
+    if stored != computed {
+        // Tell a message cut short (records end with the bytes, fewer than
+        // announced, or the bytes end inside a field) from one damaged.
+        return Err(match read {
+            Ok(records) if records.len() < usize::from(count) => UnpackError::Cut {
+                expected: count,
+                found: records.len(),
+            },
+            Err(UnpackError::NoRecords) if count > 0 => UnpackError::Cut {
+                expected: count,
+                found: 0,
+            },
+            Err(e @ UnpackError::Truncated { .. }) => e,
+            _ => UnpackError::Checksum { stored, computed },
+        });
+    }
+    let records = read?;
+    if count == 0 {
+        return Err(UnpackError::NoRecords);
+    }
+    if records.len() < usize::from(count) {
+        return Err(UnpackError::Cut {
+            expected: count,
+            found: records.len(),
+        });
+    }
+    Ok(records)
+}
+
+/// Reads the first id and time at `start`, then at most `max_records`
+/// records; bytes left after `max_records` are an error.
+fn read_records(
+    bytes: &[u8],
+    start: usize,
+    max_records: usize,
+    node_id: &str,
+) -> Result<Vec<Message>, UnpackError> {
     let mut r = Reader {
         all: bytes,
-        rest: &bytes[1..],
+        rest: bytes.get(start..).unwrap_or_default(),
     };
     let mut id: u64 = r.take("first id")?;
     let mut time: i64 = r.take("first time")?;
     let mut quality = TimeQuality::default();
     let mut out = Vec::new();
     while !r.rest.is_empty() {
+        if out.len() >= max_records {
+            return Err(UnpackError::Invalid {
+                field: "record count",
+                offset: r.offset(),
+                detail: format!(
+                    "{} bytes after the {max_records} records announced",
+                    r.rest.len()
+                ),
+            });
+        }
         let head_at = r.offset();
         let head: u64 = r.take("record head")?;
         if !out.is_empty() {
@@ -837,17 +982,37 @@ mod tests {
             let back = unpack(&packed.bytes, NODE).expect("own output unpacks");
             assert_eq!(back, rest[..back.len()].to_vec(), "round trip");
             assert_eq!(back.len(), packed.ids_included.len());
-            // Every prefix is an error or a prefix of the records.
+            assert_eq!(usize::from(packed.bytes[1]), back.len(), "record count");
+            // Every prefix is an error; in version 1 (no count, no
+            // checksum), an error or a prefix of the records.
+            let v1 = to_v1(&packed.bytes);
+            assert_eq!(
+                unpack(&v1, NODE).as_ref(),
+                Ok(&back),
+                "version 1 round trip"
+            );
             for cut in 0..packed.bytes.len() {
-                if let Ok(v) = unpack(&packed.bytes[..cut], NODE) {
-                    assert_eq!(v, back[..v.len()].to_vec(), "prefix of {cut} bytes");
+                assert!(
+                    unpack(&packed.bytes[..cut], NODE).is_err(),
+                    "prefix of {cut} bytes unpacked"
+                );
+            }
+            for cut in 0..v1.len() {
+                if let Ok(v) = unpack(&v1[..cut], NODE) {
+                    assert_eq!(v, back[..v.len()].to_vec(), "v1 prefix of {cut} bytes");
                 }
             }
-            // Bit flips and random damage never panic.
+            // A flipped bit after the version byte is always found; any
+            // damage never panics.
             for _ in 0..8 {
                 let mut b = packed.bytes.clone();
                 let i = rng.below(b.len() as u64) as usize;
                 b[i] ^= 1 << rng.below(8);
+                let r = unpack(&b, NODE);
+                assert!(i == 0 || r.is_err(), "bit flip at byte {i} unpacked");
+                let mut b = v1.clone();
+                let j = i.min(b.len() - 1);
+                b[j] ^= 1 << rng.below(8);
                 let _ = unpack(&b, NODE);
             }
             rest = &rest[packed.ids_included.len()..];
@@ -872,19 +1037,175 @@ mod tests {
         }
     }
 
+    /// A version 2 message as a node of version 1 would have sent it: the
+    /// records are encoded alike, only the header's count and checksum are
+    /// new.
+    fn to_v1(v2: &[u8]) -> Vec<u8> {
+        assert_eq!(v2[0], PACK_VERSION);
+        let mut v1 = vec![PACK_VERSION_1];
+        v1.extend_from_slice(&v2[HEADER_V2..]);
+        v1
+    }
+
     #[test]
     fn fuzz_garbage_never_panics() {
         let mut rng = Rng(0x0123_4567_89AB_CDEF);
-        for _ in 0..iterations(300) * 20 {
+        for i in 0..iterations(300) * 20 {
             let len = rng.below(350) as usize;
             let mut b: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-            if let Some(first) = b.first_mut() {
-                *first = PACK_VERSION;
+            if b.len() >= HEADER_V2 && i % 2 == 0 {
+                // Version 2 with a matching checksum, so that the garbage
+                // reaches the record reader.
+                b[0] = PACK_VERSION;
+                let crc = message_crc(&b);
+                b[2..HEADER_V2].copy_from_slice(&crc.to_be_bytes());
+            } else if let Some(first) = b.first_mut() {
+                *first = PACK_VERSION_1;
             }
             if let Ok(v) = unpack(&b, NODE) {
                 assert!(!v.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn the_checksum_is_crc16_ibm_3740() {
+        // The catalogue's check value.
+        assert_eq!(crc16(&[b"123456789"]), 0x29B1);
+        assert_eq!(crc16(&[b"1234", b"", b"56789"]), 0x29B1);
+        assert_eq!(crc16(&[]), 0xFFFF);
+    }
+
+    #[test]
+    fn a_cut_on_every_record_boundary_is_detected() {
+        let mut rng = Rng(99);
+        let mut t = 1_780_000_000_000i64;
+        let records: Vec<Message> = (500..512)
+            .map(|id| {
+                t += 60_000 + rng.below(600_000) as i64;
+                if id % 5 == 4 {
+                    Message::Status(status(&mut rng, id, t))
+                } else {
+                    Message::Event(event(&mut rng, id, t))
+                }
+            })
+            .collect();
+        let full = pack(&records, 4_000).unwrap();
+        assert_eq!(full.ids_included.len(), records.len());
+        let n = u8::try_from(records.len()).unwrap();
+        // The message of the first k records is the full one's header and
+        // first k records: a cut there ends on a record boundary.
+        for k in 0..records.len() {
+            let boundary = if k == 0 {
+                let mut header = vec![0; HEADER_V2];
+                put(&mut header, &records[0].id());
+                put(&mut header, &record_time(&records[0]));
+                header.len()
+            } else {
+                pack(&records[..k], 4_000).unwrap().bytes.len()
+            };
+            let cut = &full.bytes[..boundary];
+            assert_eq!(
+                unpack(cut, NODE),
+                Err(UnpackError::Cut {
+                    expected: n,
+                    found: k
+                }),
+                "cut after {k} records ({boundary} bytes)"
+            );
+            // Version 1 could not tell: the same cut reads as a shorter
+            // message (or, before the first record, as none).
+            let v1 = to_v1(&full.bytes);
+            let v1_cut = &v1[..boundary - (HEADER_V2 - 1)];
+            match unpack(v1_cut, NODE) {
+                Ok(v) => assert_eq!(v, records[..k].to_vec()),
+                Err(e) => assert_eq!((k, e), (0, UnpackError::NoRecords)),
+            }
+        }
+        // Every other cut is an error too, never records.
+        for cut in 0..full.bytes.len() {
+            assert!(unpack(&full.bytes[..cut], NODE).is_err(), "cut at {cut}");
+        }
+        assert_eq!(unpack(&full.bytes, NODE), Ok(records));
+    }
+
+    #[test]
+    fn a_flipped_byte_or_bit_is_detected() {
+        let records = golden_records();
+        let packed = pack(&records, SBD_MO_MAX).unwrap().bytes;
+        let mut checksum_errors = 0;
+        for i in 1..packed.len() {
+            for flip in (0..8).map(|b| 1u8 << b).chain([0xFF]) {
+                let mut b = packed.clone();
+                b[i] ^= flip;
+                match unpack(&b, NODE) {
+                    Ok(v) => panic!("byte {i} ^ {flip:#04x} unpacked to {v:?}"),
+                    Err(UnpackError::Checksum { .. }) => checksum_errors += 1,
+                    Err(_) => {}
+                }
+            }
+        }
+        // Most damage reads as damage (a flip in the count may read as a
+        // cut, one that ends a varint early as a truncation).
+        let flips = (packed.len() - 1) * 9;
+        assert!(
+            checksum_errors * 10 >= flips * 9,
+            "{checksum_errors} of {flips}"
+        );
+        // The version byte is outside what a checksum can protect: another
+        // version is refused, and 0x50 reads the rest as version 1 (an
+        // error here).
+        let mut b = packed.clone();
+        b[0] = 0x52;
+        assert_eq!(
+            unpack(&b, NODE),
+            Err(UnpackError::UnsupportedVersion { found: 0x52 })
+        );
+    }
+
+    #[test]
+    fn version_1_messages_from_older_nodes_still_unpack() {
+        // Packed by the version 1 packer (before the record count and the
+        // checksum) from `golden_records`.
+        let v1 = "502980a0a484ce67f68d08c413e60684079003ee02ce18197850f41c0325e807f61d00b0cc0bf855800584079003ee02ce18197850f41c030f02d0860380a305ac06ea620101fc1b01e4410000000000020100000000030180e6ec80ce67010000000001e25700000501e8070001ef2e";
+        let v1: Vec<u8> = (0..v1.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&v1[i..i + 2], 16).unwrap())
+            .collect();
+        let records = golden_records();
+        assert_eq!(unpack(&v1, NODE), Ok(records.clone()));
+        // Version 2 is the same records behind a longer header.
+        let v2 = pack(&records, SBD_MO_MAX).unwrap().bytes;
+        assert_eq!(v2.len(), v1.len() + 3);
+        assert_eq!(&v2[..2], &[PACK_VERSION, 3][..]);
+        assert_eq!(to_v1(&v2), v1);
+        assert_eq!(unpack(&v2, NODE), Ok(records));
+        assert!(is_packed(v1[0]) && is_packed(v2[0]));
+        assert!(!is_packed(
+            crate::encode_event(&event(&mut Rng(1), 1, 0))[0]
+        ));
+    }
+
+    #[test]
+    fn a_message_holds_at_most_255_records() {
+        let mut rng = Rng(5);
+        let records: Vec<Message> = (0..300)
+            .map(|id| Message::Event(event(&mut rng, id, 1_780_000_000_000 + id as i64)))
+            .collect();
+        let p = pack(&records, 100_000).unwrap();
+        assert_eq!(p.ids_included.len(), MAX_RECORDS);
+        assert_eq!(p.bytes[1], 255);
+        assert_eq!(unpack(&p.bytes, NODE), Ok(records[..MAX_RECORDS].to_vec()));
+    }
+
+    /// A version 2 message of `count` records around `body` (first id,
+    /// first time, records), with its checksum.
+    fn v2(count: u8, body: &[u8]) -> Vec<u8> {
+        let mut b = vec![PACK_VERSION, count, 0, 0];
+        b.extend_from_slice(body);
+        let crc = message_crc(&b);
+        b[2..HEADER_V2].copy_from_slice(&crc.to_be_bytes());
+        b
     }
 
     #[test]
@@ -894,30 +1215,103 @@ mod tests {
             unpack(&[1, 2], NODE),
             Err(UnpackError::UnsupportedVersion { found: 1 })
         );
-        assert_eq!(
-            unpack(&[PACK_VERSION, 5, 0], NODE),
-            Err(UnpackError::NoRecords)
-        );
+        for v in [PACK_VERSION_1, PACK_VERSION] {
+            let b = if v == PACK_VERSION {
+                v2(0, &[5, 0])
+            } else {
+                vec![v, 5, 0]
+            };
+            assert_eq!(unpack(&b, NODE), Err(UnpackError::NoRecords), "{v:#x}");
+            let b = if v == PACK_VERSION {
+                v2(1, &[5])
+            } else {
+                vec![v, 5]
+            };
+            assert!(
+                matches!(
+                    unpack(&b, NODE),
+                    Err(UnpackError::Truncated {
+                        field: "first time",
+                        ..
+                    })
+                ),
+                "{v:#x}"
+            );
+            // Event head with class index 7: unknown class.
+            let mut body = vec![5, 0];
+            put(&mut body, &(7u64 << CLASS_SHIFT));
+            let b = if v == PACK_VERSION {
+                v2(1, &body)
+            } else {
+                [&[v][..], &body].concat()
+            };
+            assert!(
+                matches!(
+                    unpack(&b, NODE),
+                    Err(UnpackError::Invalid {
+                        field: "event class",
+                        ..
+                    })
+                ),
+                "{v:#x}"
+            );
+            // Status head with reserved bits (bit 1 is the update part's,
+            // bit 2 the disk part's, bit 3 the clock part's).
+            let b = if v == PACK_VERSION {
+                v2(1, &[5, 0, 17])
+            } else {
+                vec![v, 5, 0, 17]
+            };
+            assert!(
+                matches!(unpack(&b, NODE), Err(UnpackError::Invalid { .. })),
+                "{v:#x}"
+            );
+        }
+        // Version 2: a header cut short, a count of none, records beyond
+        // the count, fewer records than the count with a valid checksum.
         assert!(matches!(
-            unpack(&[PACK_VERSION, 5], NODE),
-            Err(UnpackError::Truncated { .. })
+            unpack(&[PACK_VERSION], NODE),
+            Err(UnpackError::Truncated {
+                field: "record count",
+                offset: 1
+            })
         ));
-        // Event head with class index 7: unknown class.
-        let head = 7u64 << CLASS_SHIFT;
-        let mut b = vec![PACK_VERSION, 5, 0];
-        put(&mut b, &head);
         assert!(matches!(
-            unpack(&b, NODE),
+            unpack(&[PACK_VERSION, 1, 0], NODE),
+            Err(UnpackError::Truncated {
+                field: "checksum",
+                offset: 2
+            })
+        ));
+        let two = pack(
+            &[
+                Message::Event(event(&mut Rng(3), 1, 0)),
+                Message::Event(event(&mut Rng(4), 2, 10)),
+            ],
+            SBD_MO_MAX,
+        )
+        .unwrap()
+        .bytes;
+        assert!(matches!(
+            unpack(&v2(1, &two[HEADER_V2..]), NODE),
             Err(UnpackError::Invalid {
-                field: "event class",
+                field: "record count",
                 ..
             })
         ));
-        // Status head with reserved bits (bit 1 is the update part's, bit 2
-        // the disk part's, bit 3 the clock part's).
+        assert_eq!(
+            unpack(&v2(3, &two[HEADER_V2..]), NODE),
+            Err(UnpackError::Cut {
+                expected: 3,
+                found: 2
+            })
+        );
         assert!(matches!(
-            unpack(&[PACK_VERSION, 5, 0, 17], NODE),
-            Err(UnpackError::Invalid { .. })
+            unpack(&v2(0, &two[HEADER_V2..]), NODE),
+            Err(UnpackError::Invalid {
+                field: "record count",
+                ..
+            })
         ));
         assert_eq!(pack(&[], SBD_MO_MAX), Ok(Packed::default()));
     }
@@ -958,7 +1352,7 @@ mod tests {
         let head_of = |p: &Packed| {
             let mut r = Reader {
                 all: &p.bytes,
-                rest: &p.bytes[1..],
+                rest: &p.bytes[HEADER_V2..],
             };
             let _: u64 = r.take("id").unwrap();
             let _: i64 = r.take("time").unwrap();
@@ -1067,6 +1461,75 @@ mod tests {
             (bytes as f64) < single as f64 * 0.75,
             "packing saves at least a quarter"
         );
+    }
+
+    /// Two events and a status record with every part, as a node packs them.
+    fn golden_records() -> Vec<Message> {
+        let time = crate::TimeQuality {
+            source: TimeSource::Iridium,
+            uncertainty_ms: Some(1_000),
+            restamped: false,
+        };
+        let e1 = EventRecord {
+            id: 41,
+            node_id: NODE.into(),
+            start_ms: 1_780_000_000_000,
+            duration_ms: 2_500,
+            class: EventClass::Wildlife,
+            confidence: Permille(870),
+            scores: ModalityScores {
+                audio: Some(Permille(900)),
+                camera: Some(Permille(400)),
+                climate: None,
+            },
+            features: KeyFeatures {
+                audio_snr_db10: Some(183),
+                audio_peak_hz: Some(3_150),
+                motion_area: Some(Permille(25)),
+                motion_centroid: Some((120, 80)),
+                temp_delta_c100: None,
+                temp_c100: Some(1_850),
+            },
+            model: ModelVersion(3),
+            time,
+        };
+        let e2 = EventRecord {
+            id: 42,
+            start_ms: 1_780_000_095_000,
+            duration_ms: 11_000,
+            class: EventClass::HumanActivity,
+            confidence: Permille(640),
+            ..e1.clone()
+        };
+        let s = StatusRecord {
+            id: 44,
+            node_id: NODE.into(),
+            time_ms: 1_780_000_120_000,
+            uptime_s: 86_400,
+            battery_permille: 812,
+            battery_mv: 12_650,
+            power_mode: PowerModeCode::Saving,
+            air_temp_c100: Some(1_790),
+            board_temp_c100: Some(4_210),
+            sensors: SensorHealth::default(),
+            queue: [0, 2, 1, 0],
+            drops: DropCounters::default(),
+            model: ModelVersion(3),
+            last_contact_ms: Some(1_779_996_400_000),
+            cause: StatusCause::Requested,
+            update: UpdateStatus::default(),
+            disk: DiskReport {
+                free_mib: Some(11_234),
+                state: crate::DiskStateCode::Ok,
+                evicted: 0,
+            },
+            clock: crate::ClockStatus {
+                quality: time,
+                steps: 1,
+                largest_step_ms: -3_000,
+            },
+        };
+        vec![Message::Event(e1), Message::Event(e2), Message::Status(s)]
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! From a callback's payload bytes to the MQTT messages the node itself
 //! would have published: an SBD packing (`messages::pack`, first byte
-//! [`PACK_VERSION`]) is unpacked under the node id of the modem; a lone
-//! record (kind byte 1, or 2 to 4 for the status record's versions) is
-//! decoded and must name that same node. Each
+//! [`messages::pack::PACK_VERSION`], or [`messages::pack::PACK_VERSION_1`]
+//! from a node built before the packing carried a record count and a
+//! checksum) is unpacked under the node id of the modem; a lone record
+//! (kind byte 1, or 2 to 4 for the status record's versions) is decoded
+//! and must name that same node. Each
 //! record becomes its binary envelope (`encode_event` / `encode_status`) on
 //! `<prefix>/<node_id>/events` or `/status`, as `uplink::mqtt` sends it.
 
-use messages::pack::PACK_VERSION;
 use messages::{DecodeError, Message, UnpackError};
 use uplink::mqtt::Topics;
 
@@ -34,7 +35,8 @@ pub enum RecordsError {
 /// The records in `data`, sent by the modem of `node_id`.
 pub fn decode(data: &[u8], node_id: &str) -> Result<Vec<Message>, RecordsError> {
     match data.first() {
-        Some(&PACK_VERSION) | None => Ok(messages::unpack(data, node_id)?),
+        Some(&b) if messages::pack::is_packed(b) => Ok(messages::unpack(data, node_id)?),
+        None => Ok(messages::unpack(data, node_id)?),
         Some(_) => {
             let message = messages::decode_message(data)?;
             if message.node_id() != node_id {
@@ -170,21 +172,39 @@ mod tests {
     fn garbage_and_truncation_are_errors() {
         let records: Vec<Message> = (1..=3).map(|i| Message::Event(event(i, "n7"))).collect();
         let packed = messages::pack(&records, 340).expect("packs").bytes;
-        // The packing has no record count: a cut on a record boundary is a
-        // valid shorter packing. A cut never yields a wrong record.
-        let mut errors = 0;
+        // The packing carries its record count and a checksum: every cut,
+        // on a record boundary too, is refused.
         for cut in 1..packed.len() {
-            match decode(&packed[..cut], "n7") {
-                Ok(back) => assert_eq!(back, records[..back.len()], "cut at {cut}"),
-                Err(_) => errors += 1,
-            }
+            assert!(
+                matches!(decode(&packed[..cut], "n7"), Err(RecordsError::Unpack(_))),
+                "cut at {cut} decoded"
+            );
         }
-        assert!(
-            errors >= packed.len() - 3,
-            "{errors} of {} cuts refused",
-            packed.len() - 1
-        );
+        let mut flipped = packed.clone();
+        flipped[7] ^= 0x10;
+        assert!(matches!(
+            decode(&flipped, "n7"),
+            Err(RecordsError::Unpack(UnpackError::Checksum { .. }))
+        ));
         assert!(decode(&[], "n7").is_err());
         assert!(decode(&[0xee, 1, 2], "n7").is_err());
+    }
+
+    #[test]
+    fn a_packing_of_the_first_version_is_still_accepted() {
+        // What a node built before the record count and the checksum sends:
+        // the same records behind a one-byte header.
+        let records: Vec<Message> = (1..=3).map(|i| Message::Event(event(i, "n7"))).collect();
+        let v2 = messages::pack(&records, 340).expect("packs").bytes;
+        let mut v1 = vec![messages::pack::PACK_VERSION_1];
+        v1.extend_from_slice(&v2[4..]);
+        assert_eq!(decode(&v1, "n7").expect("decodes"), records);
+        // It cannot tell a cut on a record boundary: that is a shorter
+        // packing, never a wrong record.
+        for cut in 1..v1.len() {
+            if let Ok(back) = decode(&v1[..cut], "n7") {
+                assert_eq!(back, records[..back.len()], "cut at {cut}");
+            }
+        }
     }
 }
