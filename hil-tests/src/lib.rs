@@ -6,6 +6,7 @@
 //!   (seed and condition), for evaluating across generator families;
 //! - [`mosquitto`]: a real Mosquitto broker with mutual TLS, an ACL and
 //!   persistence on a free loopback port, for the MQTT tests;
+//! - [`gpsd`]: a real gpsd reading NMEA sentences from a pty, for GNSS time;
 //! - [`sbd_emu`]: an Iridium SBD modem emulator on a pty, with fault injection;
 //! - [`bme280_emu`], [`ina226_emu`]: register-level I2C chips (the climate
 //!   sensor, the battery and solar current monitors) under the real drivers;
@@ -19,6 +20,7 @@
 
 pub mod bme280_emu;
 pub mod fieldgen;
+pub mod gpsd;
 pub mod ina226_emu;
 pub mod linkshaper;
 pub mod mosquitto;

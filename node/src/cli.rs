@@ -650,6 +650,12 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
             untrusted as f64 / 1000.0
         );
     }
+    if let Some(g) = &s.gnss {
+        println!(
+            "gnss (gpsd): {} fixes, {} times offered to the clock, {} connections ({} failed), {} unreadable lines",
+            g.fixes, g.offers, g.connects, g.connect_failures, g.bad_lines
+        );
+    }
     if let Some(q) = &s.store_quarantined {
         println!("a corrupt store was moved aside to {}", q.display());
     }

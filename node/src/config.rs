@@ -41,6 +41,16 @@ pub struct Config {
     pub fieldlink: crate::fieldlink::FieldLinkConfig,
     /// `[metrics]`: the optional Prometheus endpoint.
     pub metrics: crate::metrics::MetricsConfig,
+    /// `[time]`: time sources beside the system clock (hardware mode).
+    pub time: TimeConfig,
+}
+
+/// `[time]`
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeConfig {
+    /// `[time.gpsd]`: GNSS time from gpsd (off unless an address is set).
+    pub gpsd: crate::timekeeping::gpsd::GpsdConfig,
 }
 
 /// `[node]`
@@ -421,6 +431,7 @@ impl Config {
             update: section(&mut table, "update", &mut errors),
             fieldlink: section(&mut table, "fieldlink", &mut errors),
             metrics: section(&mut table, "metrics", &mut errors),
+            time: section(&mut table, "time", &mut errors),
         };
         for key in table.keys() {
             errors.push(err(key.clone(), "unknown key"));
@@ -548,6 +559,7 @@ impl Config {
         ));
         e.extend(prefixed("power.monitor", self.power.monitor.validate()));
         e.extend(prefixed("power.sysfs", self.power.sysfs.validate()));
+        e.extend(prefixed("time.gpsd", self.time.gpsd.validate()));
         ConfigErrors(e)
     }
 }

@@ -125,6 +125,9 @@ pub struct RunSummary {
     /// How far the clock could be trusted (hardware mode; a replayed scene
     /// runs on scene time).
     pub clock: Option<crate::timekeeping::ClockReport>,
+    /// The gpsd link, when `[time.gpsd]` names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gnss: Option<crate::timekeeping::gpsd::GnssReport>,
 }
 
 /// `write_bytes` of `/proc/self/io`: bytes this process sent to the block layer.
@@ -462,6 +465,17 @@ pub async fn run_node(
     if let Some(u) = updater {
         handles.push(tokio::spawn(u.run(first_trial, shutdown.clone())));
     }
+    // GNSS time: fix times offered to the clock, which judges them.
+    let gnss = (!cfg.time.gpsd.address.is_empty()).then(|| {
+        let stats = Arc::new(crate::timekeeping::gpsd::GnssStats::default());
+        handles.push(tokio::spawn(crate::timekeeping::gpsd::run(
+            cfg.time.gpsd.clone(),
+            clock.clone(),
+            stats.clone(),
+            shutdown.clone(),
+        )));
+        stats
+    });
     let store_task = tokio::spawn(tasks::store::run(
         store.clone(),
         cfg.node.id.clone(),
@@ -576,5 +590,6 @@ pub async fn run_node(
         uplink,
         reboot_requested: reboot.is_requested(),
         clock: clock_report,
+        gnss: gnss.map(|g| g.report()),
     })
 }

@@ -12,7 +12,8 @@
 //! - the kernel's NTP synchronisation status ([`kernel`], `adjtimex`);
 //! - a time reference offered by another source (the technician's field
 //!   link, Iridium network time), which wins over an unsynchronised system
-//!   clock that disagrees with it by more than the reference's uncertainty.
+//!   clock that disagrees with it by more than the reference's uncertainty;
+//!   GNSS time comes from gpsd ([`gpsd`]).
 //!
 //! Every step of the system clock (it moved by more than
 //! [`guarded::STEP_MS`] against the monotonic clock) is logged and counted,
@@ -22,6 +23,7 @@
 //! status record carry.
 
 pub mod floor;
+pub mod gpsd;
 pub mod guarded;
 pub mod kernel;
 
