@@ -38,6 +38,7 @@ pub struct TimeFloor {
     path: PathBuf,
     floor_ms: i64,
     persisted_ms: Option<i64>,
+    durable: bool,
 }
 
 /// The file, under the data directory.
@@ -68,6 +69,7 @@ impl TimeFloor {
             floor_ms: persisted.unwrap_or(i64::MIN).max(build_ms),
             persisted_ms: persisted,
             path,
+            durable: true,
         })
     }
 
@@ -77,7 +79,14 @@ impl TimeFloor {
             path: path(data_dir),
             floor_ms,
             persisted_ms: None,
+            durable: false,
         }
+    }
+
+    /// The directory the floor was read from (`<data_dir>/time`), `None`
+    /// for a floor made with [`TimeFloor::in_memory`].
+    pub fn dir(&self) -> Option<&Path> {
+        self.durable.then(|| self.path.parent()).flatten()
     }
 
     /// The floor, ms since the epoch.

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::corrections::{Correction, Corrections};
 use super::floor::TimeFloor;
 use super::kernel::{self, KernelSync};
 use crate::clock::Clock;
@@ -124,7 +125,10 @@ pub struct ClockReport {
     pub floor_ms: i64,
     /// Spans of untrusted time in this run.
     pub untrusted_spans: Vec<UntrustedSpan>,
-    /// Times the floor could not be persisted.
+    /// Corrected untrusted spans kept on disk (this run's and earlier
+    /// runs'), for re-stamping events stored in them.
+    pub corrections_kept: usize,
+    /// Times the floor or a correction could not be persisted.
     pub floor_write_errors: u64,
 }
 
@@ -152,6 +156,8 @@ struct State {
     steps: u64,
     largest_step_ms: i64,
     spans: Vec<UntrustedSpan>,
+    /// Corrections of spans, this run's and earlier runs' (persisted).
+    corrections: Corrections,
     floor_write_errors: u64,
 }
 
@@ -162,8 +168,35 @@ pub struct GuardedClock<S: TimeSources = SystemSources> {
 }
 
 impl<S: TimeSources> GuardedClock<S> {
-    /// A clock judged against `floor`.
-    pub fn new(sources: S, floor: TimeFloor) -> Self {
+    /// A clock judged against `floor`, with the corrections kept beside it
+    /// by earlier runs.
+    pub fn new(sources: S, mut floor: TimeFloor) -> Self {
+        let corrections = match Corrections::open(floor.dir()) {
+            Ok((c, bad)) => {
+                if bad > 0 {
+                    tracing::warn!(target: "clock", lines = bad, "unreadable lines in the kept time corrections: skipped");
+                }
+                c
+            }
+            Err(e) => {
+                tracing::warn!(target: "clock", error = %e, "kept time corrections unreadable: earlier untrusted events cannot be re-stamped");
+                Corrections::default()
+            }
+        };
+        // The true time at the end of a corrected span is known: no time
+        // handed out from now on may fall inside a kept span.
+        let mut floor_write_errors = 0;
+        if let Some(end) = corrections
+            .spans()
+            .iter()
+            .map(|c| c.to_ms.saturating_add(c.correction_ms))
+            .max()
+            && end > floor.get()
+            && let Err(e) = floor.raise(end)
+        {
+            floor_write_errors += 1;
+            tracing::warn!(target: "clock", error = %e, "cannot persist the time floor");
+        }
         let clock = GuardedClock {
             sources,
             state: Mutex::new(State {
@@ -179,7 +212,8 @@ impl<S: TimeSources> GuardedClock<S> {
                 steps: 0,
                 largest_step_ms: 0,
                 spans: Vec::new(),
-                floor_write_errors: 0,
+                corrections,
+                floor_write_errors,
             }),
         };
         let now = clock.now_ms();
@@ -284,10 +318,26 @@ impl<S: TimeSources> GuardedClock<S> {
         {
             s.to_ms = s.to_ms.max(now.min(st.last_out));
             s.correction_ms = Some(correction);
-            s.corrected_by = Some(messages::TimeQuality {
+            let corrected = messages::TimeQuality {
                 restamped: true,
                 ..quality
-            });
+            };
+            s.corrected_by = Some(corrected);
+            let kept = Correction {
+                from_ms: s.from_ms,
+                to_ms: s.to_ms,
+                correction_ms: correction,
+                quality: corrected,
+            };
+            // A correction that moves time back is kept for this run only:
+            // the times after it pass through the span again, and after a
+            // restart nothing would tell them apart.
+            if correction > 0
+                && let Err(e) = st.corrections.record(kept)
+            {
+                st.floor_write_errors += 1;
+                tracing::warn!(target: "clock", error = %e, "cannot persist the time correction");
+            }
             tracing::info!(
                 target: "clock",
                 by,
@@ -334,6 +384,18 @@ impl<S: TimeSources> GuardedClock<S> {
             if let Err(e) = st.floor.reset(unix_ms) {
                 st.floor_write_errors += 1;
                 tracing::warn!(target: "clock", error = %e, "cannot persist the time floor");
+            }
+            match st.corrections.forget_from(unix_ms) {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    target: "clock",
+                    spans = n,
+                    "kept time corrections above the technician's time forgotten: their events keep their untrusted times"
+                ),
+                Err(e) => {
+                    st.floor_write_errors += 1;
+                    tracing::warn!(target: "clock", error = %e, "cannot persist the time corrections");
+                }
             }
             // The one time the clock goes back: to the technician's time.
             st.last_out = unix_ms;
@@ -400,7 +462,11 @@ impl<S: TimeSources> GuardedClock<S> {
                     ..Default::default()
                 },
             ),
-            None => (t_ms, quality_of(&st)),
+            None => match st.corrections.find(t_ms) {
+                // A span of an earlier run, corrected before a restart.
+                Some(c) => (t_ms.saturating_add(c.correction_ms), c.quality),
+                None => (t_ms, quality_of(&st)),
+            },
         }
     }
 
@@ -415,6 +481,7 @@ impl<S: TimeSources> GuardedClock<S> {
             largest_step_ms: st.largest_step_ms,
             floor_ms: st.floor.get(),
             untrusted_spans: st.spans.clone(),
+            corrections_kept: st.corrections.spans().len(),
             floor_write_errors: st.floor_write_errors,
         }
     }

@@ -248,3 +248,89 @@ fn the_technician_can_lower_a_floor_that_a_clock_running_ahead_raised() {
     assert_eq!(c.report().floor_ms, NOW);
     assert_eq!(c.now_ms(), NOW, "back to the technician's time");
 }
+
+#[test]
+fn a_correction_survives_a_restart_and_re_stamps_the_earlier_runs_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let floor = NOW - DAY;
+    // First run: the clock boots in 1970, time counts on from the floor;
+    // two events are stored with untrusted times.
+    let fake = Fake::at(0);
+    let c = GuardedClock::new(fake.clone(), TimeFloor::open(dir.path(), floor).unwrap());
+    fake.run(5_000);
+    let (t1, q1) = c.stamp_event(c.now_ms());
+    c.stored(t1);
+    fake.run(5_000);
+    let (t2, _) = c.stamp_event(c.now_ms());
+    c.stored(t2);
+    assert_eq!(q1.source, TimeSource::Untrusted);
+    assert_eq!((t1, t2), (floor + 5_000, floor + 10_000));
+    // Iridium time arrives; then the node restarts before sending.
+    c.offer(ReferenceSource::Iridium, NOW, 1_000);
+    let correction = NOW - (floor + 10_000);
+    assert_eq!(c.report().corrections_kept, 1);
+    drop(c);
+
+    // Second run: the clock is still wrong (no power lost, or it reset
+    // again). The earlier run's events are re-stamped with Iridium's time.
+    let fake = Fake::at(0);
+    let c = GuardedClock::new(fake.clone(), TimeFloor::open(dir.path(), floor).unwrap());
+    let (t, q) = c.stamp_event(t1);
+    assert_eq!(t, t1 + correction);
+    assert_eq!(
+        (q.source, q.uncertainty_ms, q.restamped),
+        (TimeSource::Iridium, Some(1_000), true)
+    );
+    assert_eq!(c.stamp_event(t2).0, NOW);
+    // No time of this run can fall inside the kept span: it starts where
+    // the first run's trusted time stood.
+    let now = c.now_ms();
+    assert!(now >= NOW, "{now} handed out inside the corrected span");
+    assert_eq!(c.report().quality, "untrusted");
+    assert_eq!(c.report().corrections_kept, 1);
+    let (_, q) = c.stamp_event(now);
+    assert_eq!(q.source, TimeSource::Untrusted, "this run's own span");
+}
+
+#[test]
+fn a_correction_back_in_time_is_not_kept_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // The floor was raised by a clock that ran ahead; the system clock then
+    // reset, and the technician's time is a day earlier than the floor.
+    let fake = Fake::at(0);
+    let c = GuardedClock::new(fake.clone(), TimeFloor::open(dir.path(), NOW).unwrap());
+    fake.run(5_000);
+    let (t, _) = c.stamp_event(c.now_ms());
+    c.offer(ReferenceSource::FieldLink, NOW - DAY, 500);
+    assert_eq!(
+        c.report().untrusted_spans[0].correction_ms.map(|x| x < 0),
+        Some(true)
+    );
+    assert_eq!(c.report().corrections_kept, 0);
+    drop(c);
+    // Times from the technician's on pass through the span again, so it
+    // is not kept: after a restart the event keeps its untrusted time.
+    let c = GuardedClock::new(Fake::at(0), TimeFloor::open(dir.path(), 0).unwrap());
+    let (same, q) = c.stamp_event(t);
+    assert_eq!(same, t);
+    assert!(!q.restamped);
+}
+
+#[test]
+fn kept_corrections_above_the_technicians_time_are_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let floor = NOW - DAY;
+    let fake = Fake::at(0);
+    let c = GuardedClock::new(fake.clone(), TimeFloor::open(dir.path(), floor).unwrap());
+    fake.run(5_000);
+    c.now_ms();
+    c.offer(ReferenceSource::Iridium, NOW, 1_000);
+    assert_eq!(c.report().corrections_kept, 1);
+    // Iridium was wrong by a year; the technician sets the time below the
+    // span, which will be handed out again.
+    c.offer(ReferenceSource::FieldLink, floor - 400 * DAY, 500);
+    assert_eq!(c.report().corrections_kept, 0);
+    drop(c);
+    let c = GuardedClock::new(Fake::at(0), TimeFloor::open(dir.path(), 0).unwrap());
+    assert_eq!(c.report().corrections_kept, 0);
+}

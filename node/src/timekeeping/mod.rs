@@ -22,6 +22,7 @@
 //! can be re-stamped. [`ClockReport`] is what the run summary and the
 //! status record carry.
 
+pub mod corrections;
 pub mod floor;
 pub mod gpsd;
 pub mod guarded;
