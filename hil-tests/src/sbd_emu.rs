@@ -11,7 +11,8 @@
 //! Fault injection: a scripted queue of MO statuses for the next sessions,
 //! MT messages waiting at the "gateway", corrupted MT checksums, a modem that
 //! stops answering (until power-cycled, or for N commands), no network time.
-//! Every MO message that a successful session delivered is recorded.
+//! Every MO message that a successful session delivered is recorded, and
+//! every session with the MO status it answered and the MO buffer it had.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -39,6 +40,15 @@ pub enum Silence {
     ForCommands(u32),
 }
 
+/// One `AT+SBDIX` session as the emulator answered it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The MO status answered (0 = delivered; see the scripted statuses).
+    pub mo_status: u8,
+    /// The MO buffer when the session ran (`None`: a mailbox check).
+    pub mo: Option<Vec<u8>>,
+}
+
 /// The emulated modem's state, shared between the serving thread and the test.
 #[derive(Debug)]
 struct State {
@@ -52,6 +62,7 @@ struct State {
     outcomes: VecDeque<u8>,
     gateway_mt: VecDeque<Vec<u8>>,
     delivered: Vec<Vec<u8>>,
+    session_log: Vec<Session>,
     momsn: u32,
     mtmsn: u32,
     silence: Silence,
@@ -78,6 +89,7 @@ impl Default for State {
             outcomes: VecDeque::new(),
             gateway_mt: VecDeque::new(),
             delivered: Vec::new(),
+            session_log: Vec::new(),
             momsn: 0,
             mtmsn: 0,
             silence: Silence::Answering,
@@ -212,6 +224,11 @@ impl SbdEmulator {
     /// Every MO message delivered by a successful session, in order.
     pub fn delivered(&self) -> Vec<Vec<u8>> {
         lock(&self.state).delivered.clone()
+    }
+
+    /// Every session answered, in order, failed ones included.
+    pub fn session_log(&self) -> Vec<Session> {
+        lock(&self.state).session_log.clone()
     }
 
     /// Every command line received (answered or not), in order.
@@ -382,6 +399,11 @@ fn handle(
         "AT+SBDIX" | "AT+SBDIXA" => {
             s.sessions += 1;
             let status = s.outcomes.pop_front().unwrap_or(0);
+            let session = Session {
+                mo_status: status,
+                mo: s.mo.clone(),
+            };
+            s.session_log.push(session);
             let success = status <= 4;
             let (mut mt_status, mut mt_len) = (0u8, 0usize);
             if success {

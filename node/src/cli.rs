@@ -710,6 +710,18 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
         s.power_mode,
         s.battery_soc * 100.0
     );
+    if let Some(u) = &s.uplink {
+        println!(
+            "uplink: {} delivered, {} handed to a link and not delivered (sent again), {} left in the outbox",
+            u.delivered, u.not_delivered, u.left_in_outbox
+        );
+        if u.sbd_refused + u.sbd_quarantine_held > 0 {
+            println!(
+                "satellite: {} messages refused for good by the gateway; {} items quarantined in this run, {} held (kept in the outbox, sent by MQTT only)",
+                u.sbd_refused, u.sbd_quarantined, u.sbd_quarantine_held
+            );
+        }
+    }
     if s.updates_installed + s.updates_refused + s.updates_deferred > 0 {
         println!(
             "updates: {} installed, {} refused or rolled back, {} deferred",

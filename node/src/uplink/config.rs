@@ -89,6 +89,12 @@ pub struct SbdConfig {
     /// A modem that cannot be opened or initialised, or stopped answering,
     /// is tried again this often (real time), ms.
     pub reopen_interval_ms: u64,
+    /// Messages refused for good by the gateway (MO status 12 or 14)
+    /// that may carry an item before it is quarantined: kept in the outbox,
+    /// no longer sent by satellite (MQTT may still carry it). After the
+    /// first refusal the item goes alone. Counts are kept in
+    /// `<data_dir>/sbd-refusals`.
+    pub max_permanent_failures: u32,
 }
 
 impl Default for SbdConfig {
@@ -106,6 +112,7 @@ impl Default for SbdConfig {
             credits_per_day: limits.per_day,
             credits_per_month: limits.per_month,
             reopen_interval_ms: 180_000,
+            max_permanent_failures: 3,
         }
     }
 }
@@ -170,6 +177,9 @@ impl SbdConfig {
         }
         if !(100..=86_400_000).contains(&self.reopen_interval_ms) {
             bad("reopen_interval_ms", "must be between 100 ms and one day");
+        }
+        if !(1..=100).contains(&self.max_permanent_failures) {
+            bad("max_permanent_failures", "must be between 1 and 100");
         }
         errs
     }
@@ -290,6 +300,7 @@ mod tests {
                 baud: 0,
                 backoff_min_ms: 200_000,
                 credits_per_day: 1_000,
+                max_permanent_failures: 0,
                 ..SbdConfig::default()
             }),
             ..UplinkConfig::default()
@@ -297,7 +308,12 @@ mod tests {
         let keys: Vec<String> = c.validate("n1").into_iter().map(|(k, _)| k).collect();
         assert_eq!(
             keys,
-            ["sbd.baud", "sbd.backoff_min_ms", "sbd.credits_per_day"]
+            [
+                "sbd.baud",
+                "sbd.backoff_min_ms",
+                "sbd.credits_per_day",
+                "sbd.max_permanent_failures"
+            ]
         );
     }
 

@@ -119,6 +119,16 @@ pub struct UplinkOutcome {
     pub commands_rejected: u64,
     /// Items still in the outbox when the uplink stopped.
     pub left_in_outbox: u64,
+    /// Satellite messages the gateway refused for good (MO status 12, 14
+    /// or 16).
+    pub sbd_refused: u64,
+    /// Items quarantined in this run: messages carrying them were refused
+    /// `[uplink.sbd] max_permanent_failures` times; kept in the outbox,
+    /// no longer sent by satellite.
+    pub sbd_quarantined: u64,
+    /// Items in quarantine when the uplink stopped (this run's and earlier
+    /// runs', still in the outbox).
+    pub sbd_quarantine_held: u64,
 }
 
 /// Why the uplink did not start.

@@ -13,7 +13,13 @@
 //! ids count as in flight until the result comes back, so MQTT does not
 //! send them meanwhile (simplest: one owner per item at a time). Only
 //! `Delivered` confirms them; any other outcome leaves them in the outbox.
-//! MT messages are parsed as binary commands and obeyed like MQTT ones.
+//! A message the gateway refuses for good because of the message (MO status
+//! 12, 14) counts against each item it carried (`uplink::sbd::Quarantine`,
+//! kept in `<data_dir>/sbd-refusals`): such an item goes again alone, and
+//! after `max_permanent_failures` refusals it is quarantined, kept in the
+//! outbox for MQTT and never again offered to the satellite. A locked modem
+//! (16) counts against no item. MT messages are parsed as binary commands
+//! and obeyed like MQTT ones.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -24,7 +30,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use uplink::mqtt::{Kind, LinkEvent, MqttLink, OutgoingMessage, PayloadFormat};
-use uplink::scheduler::{Action, CreditsLeft, Round, SbdState, Scheduler};
+use uplink::scheduler::{Action, CreditsLeft, NoRefusals, Round, SbdRefusals, SbdState, Scheduler};
 use uplink::store::PendingItem;
 use uplink::{EventStore, StoreError};
 
@@ -63,6 +69,12 @@ struct Satellite {
     /// `sbd_min_interval_ms` also holds across restarts (a node in a
     /// brown-out reboot loop must not open a session at every boot).
     last_session_file: std::path::PathBuf,
+    /// Items whose messages the gateway refused for good, and those
+    /// quarantined (`<data_dir>/sbd-refusals`).
+    quarantine: uplink::sbd::Quarantine,
+    /// The last refusal said the modem is locked (MO status 16); cleared by
+    /// a delivery. Logged when it starts and ends.
+    locked: bool,
 }
 
 /// The last session's start from `file`, no later than `now_ms` (a clock
@@ -182,6 +194,7 @@ impl Uplink {
                 .dir()
                 .parent()
                 .map_or_else(|| std::path::PathBuf::from("."), |p| p.to_path_buf());
+            let max_refusals = cfg.max_permanent_failures;
             let (requests, reports, task) = super::sbd::spawn(cfg, data_dir.join("sbd-budget"));
             sbd_reports = Some(reports);
             let last_session_file = data_dir.join("sbd-last-session");
@@ -192,6 +205,14 @@ impl Uplink {
                     "satellite minimum interval counts from the last session before the restart"
                 );
             }
+            let refusals_file = data_dir.join("sbd-refusals");
+            let opened = uplink::sbd::Quarantine::open(&refusals_file, max_refusals);
+            if let Some(e) = &opened.unreadable {
+                tracing::warn!(error = %e, "satellite refusal counts unreadable; counting from none");
+            }
+            for (line, text) in &opened.bad_lines {
+                tracing::warn!(path = %refusals_file.display(), line, text = %text, "satellite refusal count does not parse; ignored");
+            }
             self.sat = Some(Satellite {
                 requests,
                 task,
@@ -201,7 +222,20 @@ impl Uplink {
                 signal_asked: false,
                 last_signal: None,
                 last_session_file,
+                quarantine: opened.quarantine,
+                locked: false,
             });
+            self.prune_quarantine().await;
+            if let Some(q) = self.sat.as_ref().map(|s| &s.quarantine)
+                && !q.ids().is_empty()
+            {
+                tracing::info!(
+                    refused = q.ids().len(),
+                    quarantined = q.quarantined(),
+                    max_refusals = q.max_refusals(),
+                    "satellite refusals carried over from before the restart"
+                );
+            }
         }
         tracing::info!(
             sbd = self.sat.is_some(),
@@ -337,6 +371,51 @@ impl Uplink {
         if let Err(e) = blocking(move || store.expire(now)).await {
             tracing::error!(error = %e, "outbox expiry failed; retried later");
         }
+        self.prune_quarantine().await;
+    }
+
+    /// Forgets the refusal counts of items no longer in the outbox
+    /// (expired, evicted, or delivered before a restart).
+    async fn prune_quarantine(&mut self) {
+        let Some(ids) = self.sat.as_ref().map(|s| s.quarantine.ids()) else {
+            return;
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let gone = blocking(move || {
+            let mut gone = Vec::new();
+            for id in ids {
+                // A record that does not decode is still there.
+                if matches!(store.get_message(id), Ok(None)) {
+                    gone.push(id);
+                }
+            }
+            Ok(gone)
+        })
+        .await;
+        match gone {
+            Ok(gone) if !gone.is_empty() => {
+                tracing::debug!(
+                    count = gone.len(),
+                    "satellite refusals of items gone from the outbox forgotten"
+                );
+                self.forget_refusals(&gone);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot check refused items against the outbox"),
+        }
+    }
+
+    /// Forgets the refusal counts of `ids` (delivered, or gone), durably.
+    fn forget_refusals(&mut self, ids: &[u64]) {
+        let Some(sat) = self.sat.as_mut() else { return };
+        if sat.quarantine.forget(ids)
+            && let Err(e) = sat.quarantine.save()
+        {
+            tracing::warn!(error = %e, "cannot save the satellite refusal counts; they are kept in memory");
+        }
     }
 
     /// Handles `first` and every event already queued behind it; delivery
@@ -428,6 +507,7 @@ impl Uplink {
                 for id in &ids {
                     self.in_flight.remove(id);
                 }
+                self.forget_refusals(&ids);
                 self.out.delivered += ids.len() as u64;
                 self.status.shared.delivered_at(self.time.now_ms());
                 self.status.shared.uplink.delivered(ids.len());
@@ -520,7 +600,10 @@ impl Uplink {
         self.out.rounds += 1;
         let now = self.time.now_ms();
         let power = self.power.borrow().uplink.clone();
-        let limit = self.in_flight.len() + self.scheduler.config().mqtt_batch;
+        // Quarantined items come first in sending order but do not go by
+        // satellite: read that many more, so that they never hide the rest.
+        let quarantined = self.sat.as_ref().map_or(0, |s| s.quarantine.quarantined());
+        let limit = self.in_flight.len() + self.scheduler.config().mqtt_batch + quarantined;
         let store = self.store.clone();
         let pending = match blocking(move || store.pending(Priority::Low, limit)).await {
             Ok(p) => p,
@@ -545,6 +628,10 @@ impl Uplink {
             Some(sat) if sat.sending.is_none() => (sat.state, sat.credits),
             _ => (SbdState::Unavailable, Credits::default()),
         };
+        let refusals: &dyn SbdRefusals = match &self.sat {
+            Some(sat) => &sat.quarantine,
+            None => &NoRefusals,
+        };
         let decision = self.scheduler.decide(&Round {
             now_ms: now,
             mqtt_up,
@@ -552,6 +639,7 @@ impl Uplink {
             power: &power,
             credits: &credits,
             items: &items,
+            sbd_refusals: refusals,
         });
         self.status.shared.uplink.round(&decision.action);
         for e in &decision.unpackable {
@@ -732,6 +820,10 @@ impl Uplink {
                 };
                 match report.outcome {
                     uplink::sbd::MoOutcome::Delivered { momsn, ids: sent } => {
+                        if sat.locked {
+                            sat.locked = false;
+                            tracing::info!("satellite modem no longer locked: a message went");
+                        }
                         self.status.shared.uplink.sbd_delivered(self.time.now_ms());
                         tracing::info!(
                             momsn,
@@ -744,6 +836,11 @@ impl Uplink {
                             ids.iter().copied().filter(|i| !sent.contains(i)).collect();
                         self.not_sent(&others);
                         self.confirm(sent).await;
+                    }
+                    uplink::sbd::MoOutcome::Failed { status } => {
+                        self.out.sbd_refused += 1;
+                        self.not_sent(&ids);
+                        self.on_refused(status, &ids, report.sessions, report.credits);
                     }
                     other => {
                         tracing::warn!(
@@ -913,6 +1010,69 @@ impl Uplink {
         self.status.shared.update.push_result(p);
     }
 
+    /// The gateway refused a message carrying `ids` for good (MO status
+    /// `status`). Because of the message (12, 14): each item counts a
+    /// refusal, goes again alone, and is quarantined at
+    /// `max_permanent_failures`. Because the modem is locked (16): no item
+    /// is to blame; the modem counts as unavailable until its next signal
+    /// check.
+    fn on_refused(&mut self, status: u8, ids: &[u64], sessions: u32, credits: u32) {
+        let Some(sat) = self.sat.as_mut() else { return };
+        match uplink::sbd::refusal_cause(status) {
+            Some(uplink::sbd::RefusalCause::ModemLocked) => {
+                sat.state = SbdState::Unavailable;
+                self.status
+                    .shared
+                    .uplink
+                    .sbd_down(&format_args!("modem locked (MO status {status})"));
+                if !sat.locked {
+                    sat.locked = true;
+                    tracing::error!(
+                        status,
+                        ids = ids.len(),
+                        "satellite modem locked: it may make no SBD call (AT+CULK); the items stay in the outbox, not counted against them"
+                    );
+                }
+            }
+            cause => {
+                if cause.is_none() {
+                    // Not a documented permanent status: still bounded.
+                    tracing::warn!(
+                        status,
+                        "unknown permanent MO status; counted against the message's items"
+                    );
+                }
+                let quarantined = sat.quarantine.record(ids);
+                if let Err(e) = sat.quarantine.save() {
+                    tracing::warn!(error = %e, "cannot save the satellite refusal counts; they are kept in memory");
+                }
+                let q = &sat.quarantine;
+                let refusals = ids.iter().map(|&id| q.refusals(id)).max().unwrap_or(0);
+                tracing::warn!(
+                    status,
+                    ids = ids.len(),
+                    alone = ids.len() == 1,
+                    refusals,
+                    max_refusals = q.max_refusals(),
+                    sessions,
+                    credits,
+                    "satellite message refused for good by the gateway; its items stay in the outbox (each goes again alone until quarantined)"
+                );
+                if !quarantined.is_empty() {
+                    self.out.sbd_quarantined += quarantined.len() as u64;
+                    tracing::warn!(
+                        status,
+                        count = quarantined.len(),
+                        ids = ?quarantined,
+                        refusals = q.max_refusals(),
+                        held = q.quarantined(),
+                        "items quarantined for the satellite link: every message that carried them was refused; kept in the outbox, they go by MQTT only"
+                    );
+                }
+            }
+        }
+    }
+
     /// Ids handed to the satellite and not delivered: out of flight, so a
     /// later round offers them again.
     fn not_sent(&mut self, ids: &[u64]) {
@@ -949,7 +1109,7 @@ impl Uplink {
         link: Option<MqttLink>,
         events: Option<UnboundedReceiver<LinkEvent>>,
     ) -> UplinkOutcome {
-        if let Some(sat) = self.sat.take() {
+        if let Some(sat) = self.sat.as_ref() {
             // A send cut here may still have reached the gateway: its items
             // stay in the outbox and go again (receivers drop duplicates).
             sat.task.abort();
@@ -974,11 +1134,17 @@ impl Uplink {
             self.confirm(acknowledged).await;
         }
         self.out.left_in_outbox = self.outbox_len();
+        if let Some(sat) = self.sat.take() {
+            self.out.sbd_quarantine_held = sat.quarantine.quarantined() as u64;
+        }
         self.status.shared.uplink.stopped();
         tracing::info!(
             delivered = self.out.delivered,
             not_delivered = self.out.not_delivered,
             left = self.out.left_in_outbox,
+            sbd_refused = self.out.sbd_refused,
+            sbd_quarantined = self.out.sbd_quarantined,
+            sbd_quarantine_held = self.out.sbd_quarantine_held,
             "uplink stopped"
         );
         self.out

@@ -8,6 +8,9 @@
 //! - [`link`]: [`SbdLink`], one packed MO message sent with retries, backoff,
 //!   MT reads and power cycles;
 //! - [`budget`]: [`CreditBudget`], credits per day and month, persisted;
+//! - [`quarantine`]: [`Quarantine`], the items whose messages the gateway
+//!   refused for good, counted and persisted; past a limit they no longer go
+//!   by satellite;
 //! - [`power`]: [`ModemPower`], the modem's power switch at the hardware edge;
 //! - [`serial`]: opening the serial port with tokio-serial.
 //!
@@ -19,13 +22,18 @@ pub mod budget;
 pub mod link;
 pub mod modem;
 pub mod power;
+pub mod quarantine;
 pub mod serial;
 
 pub use budget::{BudgetError, BudgetLimits, CreditBudget, credits_for, session_credits};
 pub use link::{
     MoOutcome, MtMessage, SbdError, SbdLink, SbdLinkConfig, SendReport, SystemClock, WallClock,
 };
-pub use modem::{MoClass, ModemError, ModemTimeouts, SbdModem, SessionResult, classify_mo};
+pub use modem::{
+    MoClass, ModemError, ModemTimeouts, RefusalCause, SbdModem, SessionResult, classify_mo,
+    refusal_cause,
+};
 pub use power::{ModemPower, PowerError, ReportOnly};
+pub use quarantine::{Quarantine, QuarantineError};
 pub use serial::SerialError;
 pub use serial::{SerialStream, open_serial};

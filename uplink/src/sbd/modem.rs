@@ -85,6 +85,28 @@ pub fn classify_mo(status: u8) -> MoClass {
     }
 }
 
+/// What a permanent MO failure ([`MoClass::Permanent`]) is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalCause {
+    /// 12 (too many segments), 14 (invalid segment size): the gateway
+    /// refuses this message, by its size; a smaller one may go.
+    Message,
+    /// 16: the modem is locked and may make no SBD call at all
+    /// (`AT+CULK`); any message would be refused, so its records are not
+    /// to blame.
+    ModemLocked,
+}
+
+/// Why the gateway refused a message for good, for a status that
+/// [`classify_mo`] calls [`MoClass::Permanent`]; `None` for any other.
+pub fn refusal_cause(status: u8) -> Option<RefusalCause> {
+    match status {
+        12 | 14 => Some(RefusalCause::Message),
+        16 => Some(RefusalCause::ModemLocked),
+        _ => None,
+    }
+}
+
 /// Every field of a `+SBDIX:` response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionResult {
@@ -325,6 +347,17 @@ mod tests {
         ] {
             assert_eq!(classify_mo(s), MoClass::RetryLater, "{s}");
         }
+        // Every permanent status has a cause, and only those.
+        for s in 0..=u8::MAX {
+            assert_eq!(
+                refusal_cause(s).is_some(),
+                classify_mo(s) == MoClass::Permanent,
+                "{s}"
+            );
+        }
+        assert_eq!(refusal_cause(12), Some(RefusalCause::Message));
+        assert_eq!(refusal_cause(14), Some(RefusalCause::Message));
+        assert_eq!(refusal_cause(16), Some(RefusalCause::ModemLocked));
     }
 
     #[test]

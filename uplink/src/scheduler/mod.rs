@@ -12,7 +12,11 @@
 //!    by satellite when the modem is ready, the signal strong enough and the
 //!    last session at least `sbd_min_interval_ms` ago, and when the packed
 //!    message is full or its oldest item waited its priority's longest wait;
-//!    non-urgent items only within the credits left, urgent ones always.
+//!    non-urgent items only within the credits left, urgent ones always;
+//! 5. an item whose satellite message the gateway refused for good
+//!    ([`SbdRefusals`]) goes again alone, at once, when its turn comes, and
+//!    never again with others; a quarantined one no longer goes by
+//!    satellite (it waits for MQTT).
 
 #[cfg(test)]
 mod tests;
@@ -106,6 +110,38 @@ impl CreditsLeft for crate::sbd::CreditBudget {
     }
 }
 
+/// Items whose satellite messages the gateway refused for good (MO status
+/// 12 or 14), as the satellite link keeps them
+/// ([`crate::sbd::Quarantine`]).
+pub trait SbdRefusals {
+    /// Messages carrying `id` that were refused for good.
+    fn refusals(&self, id: u64) -> u32;
+    /// `id` no longer goes by satellite (it waits for MQTT).
+    fn is_quarantined(&self, id: u64) -> bool;
+}
+
+/// Nothing refused (no satellite link, or a test).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoRefusals;
+
+impl SbdRefusals for NoRefusals {
+    fn refusals(&self, _id: u64) -> u32 {
+        0
+    }
+    fn is_quarantined(&self, _id: u64) -> bool {
+        false
+    }
+}
+
+impl SbdRefusals for crate::sbd::Quarantine {
+    fn refusals(&self, id: u64) -> u32 {
+        crate::sbd::Quarantine::refusals(self, id)
+    }
+    fn is_quarantined(&self, id: u64) -> bool {
+        crate::sbd::Quarantine::is_quarantined(self, id)
+    }
+}
+
 /// The satellite modem, as the SBD link last saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SbdState {
@@ -133,6 +169,8 @@ pub struct Round<'a> {
     /// Items to consider, in sending order ([`crate::EventStore::pending`]),
     /// without those already handed to a link and not yet confirmed.
     pub items: &'a [PendingItem],
+    /// Items the satellite gateway refused for good, and those quarantined.
+    pub sbd_refusals: &'a dyn SbdRefusals,
 }
 
 /// What to do this round.
@@ -177,6 +215,14 @@ pub enum SbdTrigger {
         id: u64,
         /// How long it waited, ms.
         waited_ms: i64,
+    },
+    /// A message carrying this item was refused for good: it goes again
+    /// alone, without waiting for others.
+    Refused {
+        /// The item, the message's only one.
+        id: u64,
+        /// Messages carrying it refused so far.
+        refusals: u32,
     },
 }
 
@@ -353,7 +399,7 @@ impl Scheduler {
         let eligible: Vec<&PendingItem> = r
             .items
             .iter()
-            .filter(|i| i.priority >= c.sbd_min_priority)
+            .filter(|i| i.priority >= c.sbd_min_priority && !r.sbd_refusals.is_quarantined(i.id))
             .collect();
         let wait = |reason| Decision::of(Action::Wait { reason });
         if eligible.is_empty() {
@@ -385,11 +431,41 @@ impl Scheduler {
         let budget_bytes = (today.min(month) as usize)
             .saturating_mul(50)
             .min(c.sbd_max_bytes);
-        let (urgent, others): (Vec<&PendingItem>, Vec<&PendingItem>) = eligible
-            .into_iter()
-            .partition(|i| i.priority == Priority::Urgent);
         let mut unpackable = Vec::new();
         let hard = c.sbd_max_bytes;
+        // A refused item goes alone when its turn comes (first in sending
+        // order), and never rides with others.
+        let refusals = |i: &PendingItem| r.sbd_refusals.refusals(i.id);
+        if let Some(&first) = eligible.first().filter(|i| refusals(i) > 0) {
+            let cap = if first.priority == Priority::Urgent {
+                hard
+            } else {
+                budget_bytes
+            };
+            if let Some(p) = pack_skipping(&[first], cap, hard, &mut unpackable) {
+                return Decision {
+                    action: Action::SendSbd {
+                        credits: credits_for(p.message.len()),
+                        ids: p.ids,
+                        message: p.message,
+                        trigger: SbdTrigger::Refused {
+                            id: first.id,
+                            refusals: refusals(first),
+                        },
+                    },
+                    unpackable,
+                };
+            }
+            if unpackable.is_empty() {
+                return Decision::of(Action::Wait {
+                    reason: WaitReason::BudgetSpent { today, month },
+                });
+            }
+        }
+        let (urgent, others): (Vec<&PendingItem>, Vec<&PendingItem>) = eligible
+            .into_iter()
+            .filter(|i| refusals(i) == 0)
+            .partition(|i| i.priority == Priority::Urgent);
         let u = if urgent.is_empty() {
             None
         } else {

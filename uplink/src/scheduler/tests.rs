@@ -61,6 +61,7 @@ fn round<'a>(items: &'a [PendingItem], mqtt_up: bool, credits: &'a Credits) -> R
         power: &ALLOW,
         credits,
         items,
+        sbd_refusals: &NoRefusals,
     }
 }
 
@@ -292,6 +293,107 @@ fn items_that_cannot_be_packed_are_reported_and_the_rest_go() {
         [PackError::MixedNodes { id: 2, .. }] => {}
         other => panic!("{other:?}"),
     }
+}
+
+/// Refusal counts by id, with a quarantine limit.
+struct Refused(Vec<(u64, u32)>, u32);
+
+impl SbdRefusals for Refused {
+    fn refusals(&self, id: u64) -> u32 {
+        self.0.iter().find(|(i, _)| *i == id).map_or(0, |(_, n)| *n)
+    }
+    fn is_quarantined(&self, id: u64) -> bool {
+        self.refusals(id) >= self.1
+    }
+}
+
+#[test]
+fn a_refused_item_goes_alone_at_once_and_never_with_others() {
+    let items: Vec<_> = (1..=40).map(|id| item(id, Priority::High, 1000)).collect();
+    // Item 1 was in a refused message: first in sending order, it goes
+    // alone, without waiting to fill a message.
+    let refused = Refused(vec![(1, 1), (3, 2)], 3);
+    let r = Round {
+        sbd_refusals: &refused,
+        ..round(&items, false, &PLENTY)
+    };
+    let d = sched().decide(&r);
+    let (ids, message, credits, trigger) = sbd(&d);
+    assert_eq!(ids, [1]);
+    assert_eq!(trigger, SbdTrigger::Refused { id: 1, refusals: 1 });
+    assert_eq!(credits, credits_for(message.len()));
+    assert_eq!(unpack(message, "n1").unwrap(), [items[0].message.clone()]);
+    // Not first: the others are packed without it (item 3 is left out too).
+    let rest = &items[1..];
+    let r = Round {
+        sbd_refusals: &refused,
+        ..round(rest, false, &PLENTY)
+    };
+    let d = sched().decide(&r);
+    let (ids, _, _, trigger) = sbd(&d);
+    assert_eq!(trigger, SbdTrigger::Full);
+    assert_eq!(ids[0], 2);
+    assert!(!ids.contains(&3) && ids.contains(&4), "{ids:?}");
+    // Its turn: alone again. A spent budget holds it like any other.
+    let r = Round {
+        sbd_refusals: &refused,
+        ..round(&items[2..], false, &PLENTY)
+    };
+    assert_eq!(sbd(&sched().decide(&r)).0, [3]);
+    let r = Round {
+        sbd_refusals: &refused,
+        ..round(&items[2..], false, &Credits(0, 0))
+    };
+    assert_eq!(
+        wait_reason(&sched().decide(&r)),
+        &WaitReason::BudgetSpent { today: 0, month: 0 }
+    );
+    // Urgent: alone, whatever the budget.
+    let urgent = [item(7, Priority::Urgent, 0), item(8, Priority::Urgent, 0)];
+    let refused_urgent = Refused(vec![(7, 1)], 3);
+    let r = Round {
+        sbd_refusals: &refused_urgent,
+        ..round(&urgent, false, &Credits(0, 0))
+    };
+    assert_eq!(sbd(&sched().decide(&r)).0, [7]);
+}
+
+#[test]
+fn quarantined_items_wait_for_mqtt_and_still_go_by_mqtt() {
+    let items = [
+        item(1, Priority::Urgent, 600_000),
+        item(2, Priority::High, 7_200_000),
+    ];
+    let refused = Refused(vec![(1, 3), (2, 1)], 3);
+    // By satellite: item 1 never again; item 2 goes, alone.
+    let r = Round {
+        sbd_refusals: &refused,
+        ..round(&items, false, &PLENTY)
+    };
+    let d = sched().decide(&r);
+    let (ids, _, _, trigger) = sbd(&d);
+    assert_eq!(ids, [2]);
+    assert_eq!(trigger, SbdTrigger::Refused { id: 2, refusals: 1 });
+    // Nothing but quarantined items: they wait for MQTT.
+    let r = Round {
+        sbd_refusals: &refused,
+        ..round(&items[..1], false, &PLENTY)
+    };
+    assert_eq!(
+        wait_reason(&sched().decide(&r)),
+        &WaitReason::MqttDown {
+            waiting: [0, 0, 0, 1]
+        }
+    );
+    // MQTT takes them all, in order.
+    let r = Round {
+        sbd_refusals: &refused,
+        ..round(&items, true, &PLENTY)
+    };
+    assert_eq!(
+        sched().decide(&r).action,
+        Action::SendMqtt { ids: vec![1, 2] }
+    );
 }
 
 #[test]
