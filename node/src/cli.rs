@@ -649,6 +649,15 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
             c.untrusted_spans.len(),
             untrusted as f64 / 1000.0
         );
+        if let Some(r) = c.rtc {
+            println!(
+                "rtc: {}{}",
+                format_rfc3339_ms(r.unix_ms),
+                r.cell_mv
+                    .map(|mv| format!(", backup cell {:.2} V", f64::from(mv) / 1000.0))
+                    .unwrap_or_default()
+            );
+        }
     }
     if let Some(g) = &s.gnss {
         println!(

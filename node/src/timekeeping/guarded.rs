@@ -22,6 +22,7 @@ use serde::Serialize;
 use super::corrections::{Correction, Corrections};
 use super::floor::TimeFloor;
 use super::kernel::{self, KernelSync};
+use super::rtc::{LOW_CELL_MV, Rtc, RtcReading};
 use crate::clock::Clock;
 
 /// A move of the system clock against the monotonic clock larger than this
@@ -38,18 +39,24 @@ pub trait TimeSources: Send + Sync + 'static {
     fn mono_ms(&self) -> i64;
     /// The kernel's synchronisation status, if it can be read.
     fn kernel(&self) -> Option<KernelSync>;
+    /// The board's RTC, if there is one and it reads.
+    fn rtc(&self) -> Option<RtcReading> {
+        None
+    }
 }
 
 /// The real clocks.
 #[derive(Debug)]
 pub struct SystemSources {
     origin: std::time::Instant,
+    rtc: Rtc,
 }
 
 impl Default for SystemSources {
     fn default() -> Self {
         SystemSources {
             origin: std::time::Instant::now(),
+            rtc: Rtc::new(std::path::Path::new("/sys")),
         }
     }
 }
@@ -64,6 +71,9 @@ impl TimeSources for SystemSources {
     fn kernel(&self) -> Option<KernelSync> {
         kernel::read()
     }
+    fn rtc(&self) -> Option<RtcReading> {
+        self.rtc.read()
+    }
 }
 
 /// A source of time other than the system clock.
@@ -76,6 +86,9 @@ pub enum ReferenceSource {
     Iridium,
     /// A GNSS receiver (gpsd).
     Gnss,
+    /// The board's RTC, when the system clock is untrusted and the RTC is
+    /// not (its events are stamped `plausible`).
+    Rtc,
 }
 
 impl ReferenceSource {
@@ -85,6 +98,7 @@ impl ReferenceSource {
             ReferenceSource::FieldLink => "field_link",
             ReferenceSource::Iridium => "iridium",
             ReferenceSource::Gnss => "gnss",
+            ReferenceSource::Rtc => "rtc",
         }
     }
 }
@@ -125,6 +139,8 @@ pub struct ClockReport {
     pub floor_ms: i64,
     /// Spans of untrusted time in this run.
     pub untrusted_spans: Vec<UntrustedSpan>,
+    /// The board's RTC and its cell, when there is one.
+    pub rtc: Option<RtcReading>,
     /// Corrected untrusted spans kept on disk (this run's and earlier
     /// runs'), for re-stamping events stored in them.
     pub corrections_kept: usize,
@@ -217,6 +233,7 @@ impl<S: TimeSources> GuardedClock<S> {
             }),
         };
         let now = clock.now_ms();
+        clock.consult_rtc();
         let report = clock.report();
         tracing::info!(
             target: "clock",
@@ -226,6 +243,24 @@ impl<S: TimeSources> GuardedClock<S> {
             "clock judged at start"
         );
         clock
+    }
+
+    /// At start: a system clock judged untrusted takes the RTC's time when
+    /// the RTC reads at or above the floor; a low backup cell is logged.
+    fn consult_rtc(&self) {
+        let Some(r) = self.sources.rtc() else {
+            return;
+        };
+        if let Some(mv) = r.cell_mv.filter(|&mv| mv < LOW_CELL_MV) {
+            tracing::warn!(target: "clock", cell_mv = mv, "RTC backup cell low: the RTC will not keep time through a power cut");
+        }
+        let (untrusted, floor) = {
+            let st = self.lock();
+            (st.mode == Mode::Floor, st.floor.get())
+        };
+        if untrusted && r.unix_ms >= floor {
+            self.offer(ReferenceSource::Rtc, r.unix_ms, 1_000);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -481,6 +516,7 @@ impl<S: TimeSources> GuardedClock<S> {
             largest_step_ms: st.largest_step_ms,
             floor_ms: st.floor.get(),
             untrusted_spans: st.spans.clone(),
+            rtc: self.sources.rtc(),
             corrections_kept: st.corrections.spans().len(),
             floor_write_errors: st.floor_write_errors,
         }
@@ -530,12 +566,13 @@ fn quality_of(st: &State) -> messages::TimeQuality {
                 .saturating_mul(crate::fieldlink::timeref::DRIFT_PPM)
                 .div_ceil(1_000_000);
             let unc = u32::try_from(u64::from(uncertainty_ms) + grown).unwrap_or(u32::MAX);
-            let source = match source {
-                ReferenceSource::FieldLink => TimeSource::FieldLink,
-                ReferenceSource::Iridium => TimeSource::Iridium,
-                ReferenceSource::Gnss => TimeSource::Gnss,
-            };
-            (source, Some(unc))
+            match source {
+                ReferenceSource::FieldLink => (TimeSource::FieldLink, Some(unc)),
+                ReferenceSource::Iridium => (TimeSource::Iridium, Some(unc)),
+                ReferenceSource::Gnss => (TimeSource::Gnss, Some(unc)),
+                // The RTC's drift since it was last set is not known.
+                ReferenceSource::Rtc => (TimeSource::Plausible, None),
+            }
         }
         Mode::System => match st.kernel {
             Some(k) if k.synced => (TimeSource::Synced, k.max_error_ms),

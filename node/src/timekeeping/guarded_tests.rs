@@ -10,6 +10,7 @@ struct Fake {
     wall: Arc<AtomicI64>,
     mono: Arc<AtomicI64>,
     synced: Arc<AtomicBool>,
+    rtc: Arc<std::sync::Mutex<Option<crate::timekeeping::rtc::RtcReading>>>,
 }
 
 impl Fake {
@@ -41,6 +42,9 @@ impl TimeSources for Fake {
             synced: self.synced.load(Ordering::SeqCst),
             max_error_ms: Some(20),
         })
+    }
+    fn rtc(&self) -> Option<crate::timekeeping::rtc::RtcReading> {
+        *self.rtc.lock().unwrap()
     }
 }
 
@@ -333,4 +337,54 @@ fn kept_corrections_above_the_technicians_time_are_forgotten() {
     drop(c);
     let c = GuardedClock::new(Fake::at(0), TimeFloor::open(dir.path(), 0).unwrap());
     assert_eq!(c.report().corrections_kept, 0);
+}
+
+#[test]
+fn an_untrusted_system_clock_takes_the_rtcs_time_when_the_rtc_is_above_the_floor() {
+    use crate::timekeeping::rtc::RtcReading;
+    // The system clock came up at 1970 (set wrong after boot), the RTC
+    // kept time.
+    let fake = Fake::at(0);
+    *fake.rtc.lock().unwrap() = Some(RtcReading {
+        unix_ms: NOW,
+        cell_mv: Some(3_010),
+    });
+    let c = clock(&fake, NOW - DAY);
+    let r = c.report();
+    assert_eq!(r.quality, "plausible");
+    assert_eq!(r.uncertainty_ms, None, "the RTC's drift is not known");
+    assert_eq!(r.rtc.map(|r| r.cell_mv), Some(Some(3_010)));
+    assert_eq!(c.now_ms(), NOW);
+    // The few milliseconds before the RTC was read are a corrected span.
+    assert_eq!(r.untrusted_spans.len(), 1);
+    let (_, q) = c.stamp_event(NOW + 10);
+    assert_eq!(q.source, TimeSource::Plausible);
+    // A later reference that disagrees still wins over the RTC's time.
+    c.offer(ReferenceSource::Iridium, NOW + 60_000, 1_000);
+    assert_eq!(c.report().quality, "iridium");
+}
+
+#[test]
+fn an_rtc_that_lost_its_time_is_not_taken() {
+    use crate::timekeeping::rtc::RtcReading;
+    // A flat cell: the RTC restarted at its epoch along with the system.
+    let fake = Fake::at(0);
+    *fake.rtc.lock().unwrap() = Some(RtcReading {
+        unix_ms: 5_000,
+        cell_mv: Some(1_200),
+    });
+    let c = clock(&fake, NOW - DAY);
+    let r = c.report();
+    assert_eq!(r.quality, "untrusted");
+    assert_eq!(r.rtc.and_then(|r| r.cell_mv), Some(1_200));
+    assert_eq!(c.now_ms(), NOW - DAY);
+    // With a trusted system clock the RTC is only reported.
+    let fake = Fake::at(NOW);
+    *fake.rtc.lock().unwrap() = Some(RtcReading {
+        unix_ms: NOW + 3_600_000,
+        cell_mv: None,
+    });
+    let c = clock(&fake, NOW - DAY);
+    assert_eq!(c.now_ms(), NOW);
+    assert_eq!(c.report().quality, "plausible");
 }

@@ -13,7 +13,8 @@
 //! - a time reference offered by another source (the technician's field
 //!   link, Iridium network time), which wins over an unsynchronised system
 //!   clock that disagrees with it by more than the reference's uncertainty;
-//!   GNSS time comes from gpsd ([`gpsd`]).
+//!   GNSS time comes from gpsd ([`gpsd`]); the board's RTC ([`rtc`]) stands
+//!   in for a system clock judged untrusted when it reads above the floor.
 //!
 //! Every step of the system clock (it moved by more than
 //! [`guarded::STEP_MS`] against the monotonic clock) is logged and counted,
@@ -27,6 +28,7 @@ pub mod floor;
 pub mod gpsd;
 pub mod guarded;
 pub mod kernel;
+pub mod rtc;
 
 pub use floor::TimeFloor;
 pub use guarded::{ClockReport, GuardedClock, SystemSources, TimeSources};
