@@ -68,7 +68,7 @@ enum Command {
         format: ReportFormat,
     },
     /// Subscribe to nodes' events and status reports on an MQTT broker (persistent session).
-    Pull(PullArgs),
+    Pull(pull::cli::PullArgs),
     /// The ground bridge: receive RockBLOCK callbacks, publish their records to the broker.
     Bridge(bridge::cli::BridgeArgs),
     /// Talk to a running node over its Unix socket or a serial port (the field link).
@@ -540,94 +540,6 @@ fn run_publish(a: PublishArgs) -> ExitCode {
     }
 }
 
-#[derive(clap::Args)]
-struct PullArgs {
-    /// mqtts://host[:port] (mutual TLS) or mqtt://host[:port] (plain TCP).
-    #[arg(long)]
-    broker: String,
-    /// CA certificate of the broker (PEM).
-    #[arg(long)]
-    ca: Option<PathBuf>,
-    /// Your certificate (PEM).
-    #[arg(long)]
-    cert: Option<PathBuf>,
-    /// Your private key (PEM).
-    #[arg(long)]
-    key: Option<PathBuf>,
-    /// A node id, or `all`.
-    #[arg(long, default_value = "all")]
-    node: String,
-    /// First topic level.
-    #[arg(long, default_value = "field")]
-    prefix: String,
-    /// Only records at or after this time (RFC 3339 or ms since the epoch).
-    #[arg(long, value_parser = events::parse_since)]
-    since: Option<i64>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = EventFormat::Jsonl)]
-    format: EventFormat,
-    /// Client id of the persistent session; use the same one on every run.
-    #[arg(long, default_value = "field-tools-pull")]
-    client_id: String,
-    /// Append to this file (its records seed the de-duplication) instead of stdout.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Exit after this many seconds without a message.
-    #[arg(long)]
-    idle_exit: Option<u64>,
-}
-
-fn run_pull(a: PullArgs) -> Result<()> {
-    let tls = match (a.ca, a.cert, a.key) {
-        (Some(ca), Some(cert), Some(key)) => Some(uplink::mqtt::TlsFiles { ca, cert, key }),
-        (None, None, None) => None,
-        _ => anyhow::bail!("give all of --ca, --cert and --key, or none"),
-    };
-    let format = match a.format {
-        EventFormat::Jsonl => pull::PullFormat::Jsonl,
-        EventFormat::Csv => pull::PullFormat::Csv,
-    };
-    let opts = pull::PullOptions {
-        broker: a.broker,
-        tls,
-        prefix: a.prefix,
-        node: a.node,
-        since_ms: a.since,
-        format,
-        client_id: a.client_id,
-        idle_exit: a.idle_exit.map(std::time::Duration::from_secs),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let summary = match &a.out {
-        Some(path) => {
-            let (seen, header) = pull::read_seen(path, format)?;
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            let mut sink = pull::Sink::new(file, format, opts.since_ms, seen, header);
-            rt.block_on(pull::pull(&opts, &mut sink))?;
-            sink.summary
-        }
-        None => {
-            let stdout = std::io::stdout().lock();
-            let mut sink =
-                pull::Sink::new(stdout, format, opts.since_ms, Default::default(), false);
-            rt.block_on(pull::pull(&opts, &mut sink))?;
-            sink.summary
-        }
-    };
-    eprintln!(
-        "field-tools pull: {} written, {} duplicates dropped, {} before --since, {} undecodable, {} status reports not written (csv)",
-        summary.written, summary.duplicates, summary.too_old, summary.bad, summary.status_skipped
-    );
-    Ok(())
-}
-
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -666,7 +578,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &mut std::io::stdout(),
             );
         }
-        Command::Pull(args) => run_pull(args)?,
+        Command::Pull(args) => {
+            let summary = pull::cli::run(args)?;
+            eprintln!("{}", pull::cli::summary_line(&summary));
+        }
         Command::Bridge(args) => bridge::cli::run(args)?,
         Command::Events {
             data_dir,

@@ -7,6 +7,8 @@
 //! (manual acks): a crash between receipt and output makes the broker send
 //! it again, never lose it.
 
+pub mod cli;
+
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::time::Duration;

@@ -1,7 +1,8 @@
-//! `field-tools link`, `pki` and `bridge`, built inside `hil-tests` so its
+//! `field-tools link`, `pki`, `bridge` and `pull`, built inside `hil-tests` so its
 //! system tests can run them (Cargo only hands a package's tests the paths
 //! of its own binaries): the same arguments and the same code
-//! (`field_tools::link`, `field_tools::pki`, `field_tools::bridge::cli`) as
+//! (`field_tools::link`, `field_tools::pki`, `field_tools::bridge::cli`,
+//! `field_tools::pull::cli`) as
 //! in `field-tools`.
 
 use clap::Parser;
@@ -21,12 +22,24 @@ enum Command {
     Pki(field_tools::pki::PkiArgs),
     /// The RockBLOCK callback bridge.
     Bridge(field_tools::bridge::cli::BridgeArgs),
+    /// Subscribe to nodes' events and status reports (persistent session).
+    Pull(field_tools::pull::cli::PullArgs),
 }
 
 fn main() -> std::process::ExitCode {
     match Cli::parse().command {
         Command::Link(args) => field_tools::link::run(args),
         Command::Pki(args) => field_tools::pki::run(args),
+        Command::Pull(args) => match field_tools::pull::cli::run(args) {
+            Ok(summary) => {
+                eprintln!("{}", field_tools::pull::cli::summary_line(&summary));
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("field-tools: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Bridge(args) => match field_tools::bridge::cli::run(args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
