@@ -603,15 +603,18 @@ impl Uplink {
         // Quarantined items come first in sending order but do not go by
         // satellite: read that many more, so that they never hide the rest.
         let quarantined = self.sat.as_ref().map_or(0, |s| s.quarantine.quarantined());
-        let limit = self.in_flight.len() + self.scheduler.config().mqtt_batch + quarantined;
+        // Items in flight are skipped without being read back.
+        let limit = self.scheduler.config().mqtt_batch + quarantined;
         let store = self.store.clone();
-        let pending = match blocking(move || store.pending(Priority::Low, limit)).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the outbox; retrying next round");
-                return;
-            }
-        };
+        let skip = self.in_flight.clone();
+        let pending =
+            match blocking(move || store.pending_except(Priority::Low, limit, &skip)).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the outbox; retrying next round");
+                    return;
+                }
+            };
         let items: Vec<PendingItem> = pending
             .items
             .into_iter()

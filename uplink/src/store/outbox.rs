@@ -552,6 +552,18 @@ impl EventStore {
     /// decode are reported in [`Pending::corrupt`], moved out of the outbox
     /// (kept under `x` + id) and counted, durably, in one batch.
     pub fn pending(&self, min: Priority, limit: usize) -> Result<Pending, StoreError> {
+        self.pending_except(min, limit, &std::collections::HashSet::new())
+    }
+
+    /// As [`Self::pending`], skipping the ids in `skip` without reading
+    /// them (the items a link has in flight): `limit` counts the items
+    /// returned, not those skipped.
+    pub fn pending_except(
+        &self,
+        min: Priority,
+        limit: usize,
+        skip: &std::collections::HashSet<u64>,
+    ) -> Result<Pending, StoreError> {
         let mut out = Pending::default();
         let mut bad: Vec<(u64, Priority, Meta, sled::IVec, DecodeError)> = Vec::new();
         'priorities: for p in Priority::ALL.into_iter().rev().filter(|p| *p >= min) {
@@ -563,6 +575,9 @@ impl EventStore {
                 let (Some((p, id)), Some(meta)) = (parse_index_key(&k), Meta::decode(&v)) else {
                     continue;
                 };
+                if skip.contains(&id) {
+                    continue;
+                }
                 // Gone since the scan began: confirmed or evicted meanwhile.
                 let Some(bytes) = self
                     .tree

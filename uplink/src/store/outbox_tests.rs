@@ -615,3 +615,27 @@ fn outbox_figures() {
         disk as f64 / q.total_bytes() as f64
     );
 }
+
+#[test]
+fn pending_except_skips_items_in_flight_and_fills_the_limit_with_the_next() {
+    let t = tempfile::tempdir().unwrap();
+    let s = open_cfg(&t.path().join("store"), &OutboxConfig::default());
+    let ids: Vec<u64> = (0..6)
+        .map(|i| s.append(ev(Priority::Normal, T0 + i)).unwrap().id)
+        .collect();
+    let in_flight: std::collections::HashSet<u64> = ids[..3].iter().copied().collect();
+    let p = s.pending_except(Priority::Low, 2, &in_flight).unwrap();
+    assert_eq!(ids_of(&p), ids[3..5]);
+    let none = std::collections::HashSet::new();
+    assert_eq!(
+        ids_of(&s.pending_except(Priority::Low, 2, &none).unwrap()),
+        ids[..2]
+    );
+    let all: std::collections::HashSet<u64> = ids.iter().copied().collect();
+    assert!(
+        s.pending_except(Priority::Low, 10, &all)
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
