@@ -55,8 +55,9 @@ pub struct LinkArgs {
     pub json: bool,
     /// The technician's secret key file (as `field-tools keys generate`
     /// writes it): the session is authenticated with it before the
-    /// command. Needed for `time set` and `config set`, and for reads on a
-    /// node with `reads_need_auth`.
+    /// command. Needed for the control requests (`time set`, `config set`,
+    /// `probe`, `uplink flush`, `push`, `reboot`), and for reads on a node
+    /// with `reads_need_auth`.
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// What to do.

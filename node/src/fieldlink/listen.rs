@@ -38,8 +38,15 @@ pub enum ListenError {
     },
 }
 
-/// Binds the socket, replacing a stale socket file left by an earlier run.
+/// Mode of the socket file: the node's user and its group may connect
+/// (connecting needs write permission), others not, whatever the umask.
+pub const SOCKET_MODE: u32 = 0o660;
+
+/// Binds the socket, replacing a stale socket file left by an earlier run,
+/// and gives it [`SOCKET_MODE`] (the service's `UMask=0027` would leave the
+/// group without the write permission that connecting needs).
 pub fn bind(path: &Path) -> Result<UnixListener, ListenError> {
+    use std::os::unix::fs::PermissionsExt as _;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             return Err(ListenError::NotASocket {
@@ -48,10 +55,17 @@ pub fn bind(path: &Path) -> Result<UnixListener, ListenError> {
         }
         let _ = std::fs::remove_file(path);
     }
-    UnixListener::bind(path).map_err(|source| ListenError::Bind {
+    let listener = UnixListener::bind(path).map_err(|source| ListenError::Bind {
         path: path.to_path_buf(),
         source,
-    })
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE)).map_err(
+        |source| ListenError::Bind {
+            path: path.to_path_buf(),
+            source,
+        },
+    )?;
+    Ok(listener)
 }
 
 /// Accepts connections until `stop`, each served as its own task. Removes
@@ -139,5 +153,21 @@ pub async fn serve_serial(
                 SessionEnd::Idle(_) => continue,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod mode_tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[tokio::test]
+    async fn the_socket_lets_the_group_connect() {
+        // Whatever the umask (the service's 0027, a shell's 0022), the
+        // socket ends up read-write for the user and the group only.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("link.sock");
+        let _listener = super::bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, super::SOCKET_MODE);
     }
 }
