@@ -17,6 +17,7 @@
 //!   verifying and inspecting model and settings bundles.
 
 pub mod bridge;
+pub mod broker_args;
 pub mod events;
 pub mod link;
 mod newfile;

@@ -260,18 +260,9 @@ enum BundleCommand {
 struct PublishArgs {
     /// The bundle file.
     file: PathBuf,
-    /// mqtts://host[:port] (mutual TLS) or mqtt://host[:port].
-    #[arg(long)]
-    broker: String,
-    /// CA certificate of the broker (PEM).
-    #[arg(long)]
-    ca: Option<PathBuf>,
-    /// Your (operator) certificate (PEM).
-    #[arg(long)]
-    cert: Option<PathBuf>,
-    /// Your private key (PEM).
-    #[arg(long)]
-    key: Option<PathBuf>,
+    /// The broker and this operator's TLS files.
+    #[command(flatten)]
+    conn: field_tools::broker_args::BrokerArgs,
     /// The node's id.
     #[arg(long)]
     node: String,
@@ -434,11 +425,10 @@ fn run_update(command: UpdateCommand) -> ExitCode {
 }
 
 fn run_publish(a: PublishArgs) -> ExitCode {
-    let tls = match (a.ca, a.cert, a.key) {
-        (Some(ca), Some(cert), Some(key)) => Some(uplink::mqtt::TlsFiles { ca, cert, key }),
-        (None, None, None) => None,
-        _ => {
-            eprintln!("field-tools: give all of --ca, --cert and --key, or none");
+    let tls = match a.conn.tls() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("field-tools: {e}");
             return ExitCode::from(2);
         }
     };
@@ -450,7 +440,7 @@ fn run_publish(a: PublishArgs) -> ExitCode {
         }
     };
     let opts = field_tools::update::publish::PublishOptions {
-        broker: a.broker,
+        broker: a.conn.broker,
         tls,
         prefix: a.prefix,
         node: a.node,

@@ -10,18 +10,9 @@ pub struct BridgeArgs {
     /// Address to listen on for RockBLOCK's HTTP POST (e.g. 0.0.0.0:8080).
     #[arg(long)]
     pub listen: std::net::SocketAddr,
-    /// mqtts://host[:port] (mutual TLS) or mqtt://host[:port] (plain TCP).
-    #[arg(long)]
-    pub broker: String,
-    /// CA certificate of the broker (PEM).
-    #[arg(long)]
-    pub ca: Option<PathBuf>,
-    /// The bridge's certificate (PEM).
-    #[arg(long)]
-    pub cert: Option<PathBuf>,
-    /// The bridge's private key (PEM).
-    #[arg(long)]
-    pub key: Option<PathBuf>,
+    /// The broker and the bridge's TLS files (CN `field-bridge`).
+    #[command(flatten)]
+    pub conn: crate::broker_args::BrokerArgs,
     /// TOML file mapping modem IMEIs to node ids (`[nodes]` table).
     #[arg(long)]
     pub nodes: PathBuf,
@@ -48,15 +39,10 @@ pub struct BridgeArgs {
 
 /// Runs the bridge until SIGINT or SIGTERM.
 pub fn run(a: BridgeArgs) -> Result<(), RunError> {
-    let tls = match (a.ca, a.cert, a.key) {
-        (Some(ca), Some(cert), Some(key)) => Some(uplink::mqtt::TlsFiles { ca, cert, key }),
-        (None, None, None) => None,
-        _ => {
-            return Err(RunError::Args(
-                "give all of --ca, --cert and --key, or none",
-            ));
-        }
-    };
+    let tls = a
+        .conn
+        .tls()
+        .map_err(|_| RunError::Args("give all of --ca, --cert and --key, or none"))?;
     let auth = match (a.jwt_public_key, a.shared_secret) {
         (Some(path), _) => super::Auth::Rs256PublicKey(path),
         (None, Some(secret)) => super::Auth::Hs256Secret(secret),
@@ -68,7 +54,7 @@ pub fn run(a: BridgeArgs) -> Result<(), RunError> {
     };
     let cfg = super::RunConfig {
         listen: a.listen,
-        broker: a.broker,
+        broker: a.conn.broker,
         tls,
         nodes: a.nodes,
         prefix: a.prefix,

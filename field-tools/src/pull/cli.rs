@@ -17,18 +17,9 @@ pub enum FormatArg {
 /// `field-tools pull`.
 #[derive(clap::Args, Debug)]
 pub struct PullArgs {
-    /// mqtts://host[:port] (mutual TLS) or mqtt://host[:port] (plain TCP).
-    #[arg(long)]
-    pub broker: String,
-    /// CA certificate of the broker (PEM).
-    #[arg(long)]
-    pub ca: Option<PathBuf>,
-    /// Your certificate (PEM).
-    #[arg(long)]
-    pub cert: Option<PathBuf>,
-    /// Your private key (PEM).
-    #[arg(long)]
-    pub key: Option<PathBuf>,
+    /// The broker and this researcher's TLS files.
+    #[command(flatten)]
+    pub conn: crate::broker_args::BrokerArgs,
     /// A node id, or `all`.
     #[arg(long, default_value = "all")]
     pub node: String,
@@ -56,8 +47,8 @@ pub struct PullArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum PullRunError {
     /// Some but not all of the TLS files.
-    #[error("give all of --ca, --cert and --key, or none")]
-    PartialTls,
+    #[error(transparent)]
+    PartialTls(#[from] crate::broker_args::PartialTls),
     /// The async runtime did not start.
     #[error("starting the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -77,17 +68,13 @@ pub enum PullRunError {
 /// Runs `pull` until it is idle for `--idle-exit` (or forever); returns
 /// what it wrote.
 pub fn run(a: PullArgs) -> Result<PullSummary, PullRunError> {
-    let tls = match (a.ca, a.cert, a.key) {
-        (Some(ca), Some(cert), Some(key)) => Some(uplink::mqtt::TlsFiles { ca, cert, key }),
-        (None, None, None) => None,
-        _ => return Err(PullRunError::PartialTls),
-    };
+    let tls = a.conn.tls()?;
     let format = match a.format {
         FormatArg::Jsonl => PullFormat::Jsonl,
         FormatArg::Csv => PullFormat::Csv,
     };
     let opts = PullOptions {
-        broker: a.broker,
+        broker: a.conn.broker,
         tls,
         prefix: a.prefix,
         node: a.node,
