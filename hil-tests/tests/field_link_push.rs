@@ -42,11 +42,12 @@ struct Node {
 }
 
 impl Node {
-    /// Replays the demo scene at its own pace (its events come at 12, 38,
-    /// 66 and 104 s), and keeps serving the link after it.
+    /// Replays the demo scene at twice its pace (its events come at 6, 19,
+    /// 33 and 52 s of each pass; the configuration loops it three times),
+    /// and keeps serving the link after it.
     fn start(config: &Path, data: &Path, log: PathBuf) -> Node {
         let mut child = Command::new(common::NODE)
-            .args(["run", "--speed", "1", "--output", "jsonl", "--scene", DEMO])
+            .args(["run", "--speed", "2", "--output", "jsonl", "--scene", DEMO])
             .arg("--data-dir")
             .arg(data)
             .arg("--config")
@@ -173,7 +174,7 @@ fn a_model_pushed_over_the_link_is_installed_after_a_cut_and_a_tampered_one_is_r
     std::fs::write(
         &config,
         format!(
-            "[node]\nid = \"node-p\"\n\n[fieldlink]\nsocket = \"{}\"\ntechnician_keys = [\"{}\"]\n\n[update]\nroot = \"{}\"\nscan_interval_ms = 60000\ntrial_bursts = 1\n\n[power.simulation]\ninitial_soc = 0.9\n",
+            "[node]\nid = \"node-p\"\n\n[fieldlink]\nsocket = \"{}\"\ntechnician_keys = [\"{}\"]\n\n[update]\nroot = \"{}\"\nscan_interval_ms = 60000\ntrial_bursts = 1\n\n[power.simulation]\ninitial_soc = 0.9\n\n[scene]\nloops = 3\n",
             socket.display(),
             hex::encode(technician.verifying_key().as_bytes()),
             dir.join("root.fnr").display()
