@@ -115,10 +115,63 @@ pub fn probe(view: &NodeView) -> ProbeReply {
             ),
             ProbeDevice {
                 role: "power".into(),
-                device: "simulated supply".into(),
+                device: power_device(cfg),
                 state: SensorState::Ok,
                 detail: power,
             },
         ],
+    }
+}
+
+/// What the power readings come from, as `[power] source` says.
+fn power_device(cfg: &crate::config::Config) -> String {
+    use crate::config::PowerSourceKind;
+    match cfg.power.source {
+        PowerSourceKind::Simulated => "simulated supply".into(),
+        PowerSourceKind::Monitor => {
+            let m = &cfg.power.monitor;
+            let mut d = format!(
+                "INA226 on {} 0x{:02x} (battery)",
+                m.i2c_bus, m.battery.address
+            );
+            if let Some(solar) = &m.solar {
+                d.push_str(&format!(", 0x{:02x} (solar)", solar.address));
+            }
+            d
+        }
+        PowerSourceKind::Sysfs => format!(
+            "power_supply under {}",
+            cfg.power
+                .sysfs
+                .root
+                .join("sys/class/power_supply")
+                .display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod power_tests {
+    use super::power_device;
+    use crate::config::{Config, PowerSourceKind};
+
+    #[test]
+    fn the_power_line_names_the_configured_source() {
+        let mut cfg = Config::default();
+        assert_eq!(power_device(&cfg), "simulated supply");
+        cfg.power.source = PowerSourceKind::Monitor;
+        assert_eq!(
+            power_device(&cfg),
+            format!(
+                "INA226 on {} 0x{:02x} (battery)",
+                cfg.power.monitor.i2c_bus, cfg.power.monitor.battery.address
+            )
+        );
+        cfg.power.source = PowerSourceKind::Sysfs;
+        cfg.power.sysfs.root = "/tmp/fake".into();
+        assert_eq!(
+            power_device(&cfg),
+            "power_supply under /tmp/fake/sys/class/power_supply"
+        );
     }
 }
