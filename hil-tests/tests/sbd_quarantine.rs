@@ -20,7 +20,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -91,21 +90,7 @@ fn run(
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut stored = BTreeSet::new();
-        let mut summary = None;
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if let Some(id) = v.pointer("/stored/id").and_then(|i| i.as_u64()) {
-                stored.insert(id);
-            } else if let Some(s) = v.get("summary") {
-                summary = Some(s.clone());
-            }
-        }
-        (stored, summary)
-    });
+    let reader = common::read_stored_ids(out);
     let status = common::wait_or_fail(&mut child, Duration::from_secs(90), log);
     let (stored, summary) = reader.join().expect("stdout reader");
     let text = std::fs::read_to_string(log).unwrap_or_default();

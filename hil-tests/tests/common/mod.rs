@@ -229,3 +229,26 @@ pub fn explain(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// Reads a node's `--output jsonl` on a thread: the ids of the events it
+/// stored, and its run summary.
+pub fn read_stored_ids(
+    out: std::process::ChildStdout,
+) -> std::thread::JoinHandle<(std::collections::BTreeSet<u64>, Option<serde_json::Value>)> {
+    use std::io::BufRead as _;
+    std::thread::spawn(move || {
+        let mut stored = std::collections::BTreeSet::new();
+        let mut summary = None;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if let Some(id) = v.pointer("/stored/id").and_then(|i| i.as_u64()) {
+                stored.insert(id);
+            } else if let Some(s) = v.get("summary") {
+                summary = Some(s.clone());
+            }
+        }
+        (stored, summary)
+    })
+}
