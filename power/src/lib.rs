@@ -10,15 +10,20 @@
 //!   ([`MonitoredSupply`]), with [`gauge`]'s state of charge from volts and amps;
 //! - [`sysfs`]: real readings from Linux sysfs ([`SysfsSupply`]): a fuel-gauge
 //!   battery in `/sys/class/power_supply` (UPS HATs) and the Pi 5's
-//!   undervoltage flag and SoC temperature ([`BoardHealth`]).
+//!   undervoltage flag and SoC temperature ([`BoardHealth`]);
+//! - [`loads`]: switched loads (the camera, the accelerator HAT, a modem,
+//!   sensor power) behind GPIO load switches, with settle times and their
+//!   energy ([`SwitchedLoads`]), and GPIO input lines, on `rppal` or a fake.
 
 pub mod gauge;
+pub mod loads;
 pub mod monitor;
 pub mod policy;
 pub mod source;
 pub mod sysfs;
 
 pub use gauge::{BatteryGauge, GaugeConfig};
+pub use loads::{Load, LoadError, LoadsConfig, LoadsReport, SwitchedLoads};
 pub use monitor::{
     Ina226Monitor, Monitor, MonitorConfig, MonitorError, MonitoredConfig, MonitoredSupply, Sample,
 };
