@@ -55,6 +55,9 @@ pub trait Classifier: Send {
     /// Releases the accelerator if it was idle for long enough; `now_ms` is
     /// the node's clock.
     fn release_if_idle(&mut self, _now_ms: i64) {}
+    /// Releases the accelerator now, however long it was idle (before its
+    /// supply is switched off). A no-op when it is not awake.
+    fn release(&mut self) {}
     /// One line for the status report (`loaded`, `released`, `unavailable: ...`).
     fn status(&self) -> String;
 }

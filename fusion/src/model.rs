@@ -375,6 +375,10 @@ impl<A: Accelerator> Classifier for FusionModel<A> {
         self.runner.tick(Instant::now());
     }
 
+    fn release(&mut self) {
+        self.runner.release_now();
+    }
+
     fn status(&self) -> String {
         self.runner.status().to_string()
     }
@@ -510,5 +514,9 @@ mod tests {
         assert_eq!(v[1].contributions.audio, None);
         assert_eq!(model.version(), ModelVersion(7));
         assert_eq!(model.status(), "loaded");
+        // Released on demand (before its supply goes off), woken by the next burst.
+        model.release();
+        assert_eq!(model.status(), "released");
+        assert_eq!(model.runner().counters().releases, 1);
     }
 }

@@ -263,6 +263,10 @@ pub struct PowerConfig {
     pub monitor: power::MonitoredConfig,
     /// `[power.sysfs]`: the battery and external supply in sysfs.
     pub sysfs: power::SysfsConfig,
+    /// `[power.loads]`: loads behind GPIO load switches (none by default).
+    /// On hardware the GPIO drives them; in a scene replay they are
+    /// simulated (switched and counted, nothing driven).
+    pub loads: power::LoadsConfig,
 }
 
 /// `power.source`
@@ -286,6 +290,7 @@ impl Default for PowerConfig {
             source: PowerSourceKind::Simulated,
             monitor: power::MonitoredConfig::default(),
             sysfs: power::SysfsConfig::default(),
+            loads: power::LoadsConfig::default(),
         }
     }
 }
@@ -381,6 +386,8 @@ fn section<T: DeserializeOwned + Default>(
         serde_path_to_error::deserialize(de)
     };
     for u in unknown {
+        // serde_ignored writes an optional table's level as `?`.
+        let u = u.replace("?.", "");
         errors.push(err(format!("{name}.{u}"), "unknown key"));
     }
     match result {
@@ -559,6 +566,7 @@ impl Config {
         ));
         e.extend(prefixed("power.monitor", self.power.monitor.validate()));
         e.extend(prefixed("power.sysfs", self.power.sysfs.validate()));
+        e.extend(prefixed("power.loads", self.power.loads.validate()));
         e.extend(prefixed("time.gpsd", self.time.gpsd.validate()));
         ConfigErrors(e)
     }
@@ -628,6 +636,45 @@ mod tests {
                 "scene.speed"
             ]
         );
+    }
+
+    #[test]
+    fn switched_loads_are_read_and_checked() {
+        let c = Config::from_toml_str(
+            "[power.loads.accelerator]\npin = 17\nsettle_ms = 200\ndraw_mw = 2500\n\
+             [power.loads.camera]\npin = 27\nactive_low = true\ndraw_mw = 1100\n",
+        )
+        .unwrap();
+        let a = c.power.loads.accelerator.as_ref().unwrap();
+        assert_eq!((a.pin, a.active_low, a.settle_ms), (17, false, 200));
+        let cam = c.power.loads.camera.as_ref().unwrap();
+        assert_eq!((cam.pin, cam.active_low, cam.settle_ms), (27, true, 100));
+        assert!(c.power.loads.modem.is_none());
+
+        let mut got = keys(
+            "[power.loads.accelerator]\npin = 17\nsettle_ms = 999999\ndraw_mw = 2500\n\
+             [power.loads.modem]\npin = 17\ndraw_mw = 500\n\
+             [power.loads.camera]\npin = 3\ndraw_mw = -1\n\
+             [power.loads.sensors]\npin = 5\ndraw_mw = 1\nvolts = 5\n\
+             [power.loads.heater]\npin = 6\n",
+        );
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "power.loads.accelerator.settle_ms",
+                "power.loads.camera.draw_mw",
+                "power.loads.camera.pin",
+                "power.loads.heater",
+                "power.loads.modem.pin",
+                "power.loads.sensors.volts",
+            ]
+        );
+        // The draw is required: the table is named, the message names the key.
+        let e = Config::from_toml_str("[power.loads.modem]\npin = 22\n").unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        assert_eq!(e.0[0].key, "power.loads.modem");
+        assert!(e.0[0].message.contains("draw_mw"), "{}", e.0[0].message);
     }
 
     #[test]

@@ -173,6 +173,34 @@ pub fn open_sysfs_supply(cfg: &power::SysfsConfig) -> power::SysfsSupply {
     supply
 }
 
+/// The switched loads of `[power.loads]`, or `None` when none is
+/// configured: on the GPIO (`hardware`), else simulated by the fake switch
+/// (a scene replay). GPIO that cannot be opened is logged; the loads are
+/// then kept with a switch that fails every switching, so each attempt is
+/// counted and reported.
+pub fn open_loads(cfg: &power::LoadsConfig, hardware: bool) -> Option<power::SwitchedLoads> {
+    use power::loads::{FakeSwitch, GpioSwitch, LoadSwitch, UnavailableSwitch};
+    if cfg.is_empty() {
+        return None;
+    }
+    let switch: Box<dyn LoadSwitch> = if hardware {
+        match GpioSwitch::open(cfg) {
+            Ok(s) => Box::new(s),
+            Err(e) => {
+                tracing::error!(kind = e.kind(), error = %e, "cannot open the load switches' GPIO; the loads stay as their pull resistors hold them");
+                Box::new(UnavailableSwitch(e))
+            }
+        }
+    } else {
+        tracing::info!(
+            loads = cfg.lines().count(),
+            "switched loads simulated (scene replay)"
+        );
+        Box::new(FakeSwitch::new())
+    };
+    Some(power::SwitchedLoads::new(switch, cfg))
+}
+
 /// The BME280 on `climate.i2c_bus` at `climate.address`.
 fn open_climate(cfg: &Config, board: &HealthBoard) -> Option<AnyClimate> {
     let health = board.sensor("climate");

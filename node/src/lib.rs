@@ -14,6 +14,8 @@
 //! - [`shutdown`]: the signal every task receives;
 //! - [`service`]: systemd readiness, status, stopping and the progress watchdog;
 //! - [`model`]: opening the fusion model (or falling back to the triggers);
+//! - [`loads`]: switched loads in a run: the loads on for the run, and the
+//!   accelerator's supply around bursts;
 //! - [`update`]: signed model and settings updates (trust state, A/B slots, install);
 //! - [`uplink`]: forwarding the outbox over MQTT, status records, downlink commands;
 //! - [`logring`]: the recent log lines kept in memory for the field link;
@@ -26,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod fieldlink;
 pub mod hardware;
+pub mod loads;
 pub mod logring;
 pub mod metrics;
 pub mod model;

@@ -128,6 +128,10 @@ pub struct RunSummary {
     /// The gpsd link, when `[time.gpsd]` names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gnss: Option<crate::timekeeping::gpsd::GnssReport>,
+    /// The switched loads, when `[power.loads]` configures any: per load,
+    /// switch-ons (`wakes`), failures, time on and its energy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loads: Option<power::LoadsReport>,
 }
 
 /// `write_bytes` of `/proc/self/io`: bytes this process sent to the block layer.
@@ -241,6 +245,14 @@ pub async fn run_node(
     let first = tasks::power::initial_status(supply.as_mut(), &mut policy, power_start_ms);
     tracing::info!(mode = first.mode.as_str(), soc = first.reading.soc, "power");
     let (power_tx, power_rx) = watch::channel(first);
+
+    // Switched loads: the ones on for the whole run are powered (and
+    // settled) before anything opens a device or the uplink starts.
+    let loads = crate::hardware::open_loads(&cfg.power.loads, matches!(source, Source::Hardware));
+    let _loads_off = loads.clone().map(crate::loads::OffOnDrop);
+    if let Some(l) = &loads {
+        crate::loads::power_up_always_on(l).await;
+    }
 
     // Updates: one pass over the drop folder before the sensors start, so a
     // bundle that waited for a restart is handled before the first event.
@@ -455,6 +467,11 @@ pub async fn run_node(
     .with_health(model_health)
     .with_swaps(swap_rx)
     .with_live_settings(live_rx.clone())
+    .with_accelerator_supply(
+        loads
+            .as_ref()
+            .and_then(|l| crate::loads::AcceleratorSupply::new(l, cfg.fusion.idle_release_ms)),
+    )
     .with_fusion_config(&cfg.fusion)
     .map_err(|source| NodeError::Fusion {
         what: "dump_features",
@@ -550,6 +567,24 @@ pub async fn run_node(
         None => None,
     };
 
+    // Every load off, in the reverse of the power-up order, now that the
+    // uplink (which may need the modem) has stopped.
+    let loads = loads.map(|l| {
+        l.power_off_all();
+        let report = l.report();
+        for (name, s) in &report.loads {
+            tracing::info!(
+                load = %name,
+                wakes = s.wakes,
+                failures = s.failures,
+                on_s = s.on_ms as f64 / 1000.0,
+                energy_j = s.energy_j,
+                "switched load"
+            );
+        }
+        report
+    });
+
     let mut stored_by_class = BTreeMap::new();
     for r in store.iter_from(report.next_id).flatten() {
         *stored_by_class
@@ -591,5 +626,6 @@ pub async fn run_node(
         reboot_requested: reboot.is_requested(),
         clock: clock_report,
         gnss: gnss.map(|g| g.report()),
+        loads,
     })
 }

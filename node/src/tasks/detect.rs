@@ -13,6 +13,11 @@
 //! background (wind, rain, a hum): with a model, the model decides; without
 //! one (or when the power policy denies the burst) they are dropped unless
 //! `[detector.merge] report_background`, and counted (`background_dropped`).
+//!
+//! With an accelerator supply in `[power.loads]`, a burst the policy allows
+//! first switches the supply on and waits its settle time, and the supply
+//! goes off again after `[fusion] idle_release_ms` without a burst, once the
+//! model is released (`crate::loads`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -26,6 +31,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use super::{Counters, SensorMsg};
+use crate::loads::AcceleratorSupply;
 use crate::sensors::health::HealthHandle;
 
 /// A new model to run on trial: the next `bursts` bursts run on it. If one
@@ -90,6 +96,7 @@ pub struct DetectStage {
     swaps: Option<mpsc::Receiver<ModelSwap>>,
     trial: Option<Trial>,
     settings: Option<watch::Receiver<crate::update::live::Settings>>,
+    accelerator: Option<AcceleratorSupply>,
 }
 
 impl DetectStage {
@@ -122,6 +129,57 @@ impl DetectStage {
             swaps: None,
             trial: None,
             settings: None,
+            accelerator: None,
+        }
+    }
+
+    /// Switches the accelerator's supply around bursts (see the module
+    /// documentation); `None` leaves the supply alone.
+    pub fn with_accelerator_supply(mut self, supply: Option<AcceleratorSupply>) -> Self {
+        self.accelerator = supply;
+        self
+    }
+
+    /// When the accelerator's supply is due to go off; `None` while off or
+    /// without a switched supply.
+    pub fn release_due(&self) -> Option<tokio::time::Instant> {
+        self.accelerator.as_ref().and_then(|a| a.release_due())
+    }
+
+    /// Releases the model and switches the accelerator's supply off if it
+    /// has been idle for `[fusion] idle_release_ms`.
+    pub fn release_if_due(&mut self) -> bool {
+        match self.accelerator.as_mut() {
+            Some(a) => a.release_if_due(self.classifier.as_mut()),
+            None => false,
+        }
+    }
+
+    /// Releases the model and switches the accelerator's supply off now (at
+    /// the end of the run). Without a switched supply, nothing changes.
+    pub fn power_down(&mut self) {
+        if let Some(a) = self.accelerator.as_mut() {
+            a.release(self.classifier.as_mut());
+        }
+    }
+
+    /// Before a burst: switches the accelerator's supply on and waits its
+    /// settle time, if a burst will run (a classifier that can run, and the
+    /// power policy allows it).
+    async fn wake_accelerator(&mut self) {
+        let Some(a) = self.accelerator.as_mut() else {
+            return;
+        };
+        let runnable = self
+            .classifier
+            .as_ref()
+            .is_some_and(|c| !c.status().starts_with("unavailable"));
+        let allowed = matches!(
+            self.power.borrow().decide(Step::InferenceBurst),
+            Decision::Allow
+        );
+        if runnable && allowed {
+            a.wake().await;
         }
     }
 
@@ -209,7 +267,7 @@ impl DetectStage {
 
     /// Events finalised so far (all of them when `finish`), classified in
     /// one burst, without the excluded ones.
-    pub fn take(&mut self, finish: bool) -> Vec<Classified> {
+    pub async fn take(&mut self, finish: bool) -> Vec<Classified> {
         self.poll_swaps();
         self.poll_settings();
         let ds = if finish {
@@ -221,6 +279,7 @@ impl DetectStage {
             if let Some(c) = self.classifier.as_mut() {
                 c.release_if_idle(self.latest_ms);
             }
+            self.release_if_due();
             return Vec::new();
         }
         let feats: Vec<EventFeatures> = ds
@@ -232,7 +291,7 @@ impl DetectStage {
             &self.counters.events_cut_at_max,
             self.detector.stats().events_cut_at_max,
         );
-        let classified = self.classify(ds, &feats);
+        let classified = self.burst(ds, &feats).await;
         classified
             .into_iter()
             .filter(|c| self.keep_unclassified(c))
@@ -322,6 +381,17 @@ impl DetectStage {
             return false;
         }
         true
+    }
+
+    /// One burst: the accelerator's supply on (when switched), then
+    /// [`classify`](Self::classify).
+    async fn burst(&mut self, ds: Vec<Detection>, feats: &[EventFeatures]) -> Vec<Classified> {
+        self.wake_accelerator().await;
+        let classified = self.classify(ds, feats);
+        if let Some(a) = self.accelerator.as_mut() {
+            a.used();
+        }
+        classified
     }
 
     fn classify(&mut self, ds: Vec<Detection>, feats: &[EventFeatures]) -> Vec<Classified> {
@@ -474,24 +544,45 @@ impl DetectStage {
 }
 
 /// Runs until every sensor task has dropped its sender, then finalises
-/// everything pending and returns.
+/// everything pending, releases the accelerator's switched supply and
+/// returns.
 pub async fn run(
     mut stage: DetectStage,
+    rx: mpsc::Receiver<SensorMsg>,
+    tx: mpsc::Sender<Classified>,
+) {
+    drive(&mut stage, rx, tx).await;
+    stage.power_down();
+}
+
+async fn drive(
+    stage: &mut DetectStage,
     mut rx: mpsc::Receiver<SensorMsg>,
     tx: mpsc::Sender<Classified>,
 ) {
     let mut batch = Vec::with_capacity(32);
-    while rx.recv_many(&mut batch, 32).await > 0 {
+    loop {
+        let due = stage.release_due();
+        let n = tokio::select! {
+            n = rx.recv_many(&mut batch, 32) => n,
+            () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                stage.release_if_due();
+                continue;
+            }
+        };
+        if n == 0 {
+            break;
+        }
         for msg in batch.drain(..) {
             stage.push(msg);
         }
-        for c in stage.take(false) {
+        for c in stage.take(false).await {
             if tx.send(c).await.is_err() {
                 return;
             }
         }
     }
-    for c in stage.take(true) {
+    for c in stage.take(true).await {
         if tx.send(c).await.is_err() {
             return;
         }
@@ -634,6 +725,142 @@ mod tests {
         };
         assert!(stage.keep_unclassified(&c), "report_background keeps it");
         assert_eq!(Counters::get(&counters.background_dropped), 1);
+    }
+
+    /// A classifier that notes, on tokio's clock, when it ran a burst and
+    /// when it was released.
+    struct Timed {
+        seen: Arc<std::sync::Mutex<Vec<(tokio::time::Instant, &'static str)>>>,
+        status: &'static str,
+    }
+    impl Classifier for Timed {
+        fn version(&self) -> ModelVersion {
+            ModelVersion(3)
+        }
+        fn classify(
+            &mut self,
+            events: &[EventFeatures],
+        ) -> Result<Vec<fusion::Verdict>, fusion::ClassifyError> {
+            let now = tokio::time::Instant::now();
+            self.seen.lock().unwrap().push((now, "burst"));
+            Fixed.classify(events)
+        }
+        fn release(&mut self) {
+            let now = tokio::time::Instant::now();
+            self.seen.lock().unwrap().push((now, "release"));
+        }
+        fn status(&self) -> String {
+            self.status.into()
+        }
+    }
+
+    fn accelerator_loads() -> (power::loads::FakeSwitch, power::SwitchedLoads) {
+        let fake = power::loads::FakeSwitch::new();
+        let cfg = power::LoadsConfig {
+            accelerator: Some(power::loads::LoadLine {
+                pin: 17,
+                active_low: false,
+                settle_ms: 300,
+                draw_mw: 2500.0,
+            }),
+            ..power::LoadsConfig::default()
+        };
+        let loads = power::SwitchedLoads::new(Box::new(fake.clone()), &cfg);
+        (fake, loads)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_powers_the_accelerator_first_and_the_idle_release_powers_it_down() {
+        use std::time::Duration;
+        use tokio::time::Instant;
+        let ms = Duration::from_millis;
+        let (fake, loads) = accelerator_loads();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let classifier = Timed {
+            seen: seen.clone(),
+            status: "released",
+        };
+        let (_tx, rx) = watch::channel(status(0.9));
+        let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
+        let counters = Arc::new(Counters::default());
+        let mut stage = DetectStage::new(det, Some(Box::new(classifier)), rx, counters, &[])
+            .with_accelerator_supply(AcceleratorSupply::new(&loads, 5_000));
+        let f = [EventFeatures::default()];
+        let t0 = Instant::now();
+        assert_eq!(stage.release_due(), None, "off before the first burst");
+
+        let c = stage.burst(vec![detection()], &f).await.remove(0);
+        assert_eq!(c.model, ModelVersion(3));
+        // Switched on at once, the burst ran after the settle time.
+        let on: Vec<_> = fake.log().iter().map(|s| (s.at - t0, s.on)).collect();
+        assert_eq!(on, [(ms(0), true)]);
+        assert_eq!(seen.lock().unwrap()[0], (t0 + ms(300), "burst"));
+        assert_eq!(stage.release_due(), Some(t0 + ms(5_300)));
+
+        // Another burst before the release keeps it on, without switching
+        // or settling again, and starts the idle time again.
+        tokio::time::advance(ms(2_000)).await;
+        stage.burst(vec![detection()], &f).await;
+        assert_eq!(seen.lock().unwrap()[1], (t0 + ms(2_300), "burst"));
+        assert!(!stage.release_if_due());
+        tokio::time::sleep_until(stage.release_due().unwrap()).await;
+        assert!(stage.release_if_due());
+        assert_eq!(stage.release_due(), None);
+        // The model is released before its supply goes off.
+        let off = t0 + ms(7_300);
+        assert_eq!(seen.lock().unwrap()[2], (off, "release"));
+        let log: Vec<_> = fake.log().iter().map(|s| (s.at - t0, s.on)).collect();
+        assert_eq!(log, [(ms(0), true), (ms(7_300), false)]);
+        let a = &loads.report().loads["accelerator"];
+        assert_eq!((a.wakes, a.on_ms, a.on), (1, 7_300, false));
+        assert!((a.energy_j - 2.5 * 7.3).abs() < 1e-9, "{}", a.energy_j);
+
+        // The next burst wakes it again; the end of the run powers it down.
+        stage.burst(vec![detection()], &f).await;
+        assert!(loads.is_on(power::Load::Accelerator));
+        stage.power_down();
+        assert!(!loads.is_on(power::Load::Accelerator));
+        assert_eq!(loads.report().loads["accelerator"].wakes, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_burst_no_power_denied_or_unavailable_bursts_leave_the_supply_off() {
+        let (fake, loads) = accelerator_loads();
+        let f = [EventFeatures::default()];
+        let det = || Detector::new(&fusion::DetectorConfig::default(), 16_000);
+        // The power policy denies the burst.
+        let (_tx, rx) = watch::channel(status(0.05));
+        let mut stage = DetectStage::new(
+            det(),
+            Some(Box::new(Fixed)),
+            rx,
+            Arc::new(Counters::default()),
+            &[],
+        )
+        .with_accelerator_supply(AcceleratorSupply::new(&loads, 5_000));
+        stage.burst(vec![detection()], &f).await;
+        // A classifier that cannot run.
+        let (_tx, rx) = watch::channel(status(0.9));
+        let unavailable = Timed {
+            seen: Arc::default(),
+            status: "unavailable (no library)",
+        };
+        let mut stage = DetectStage::new(
+            det(),
+            Some(Box::new(unavailable)),
+            rx,
+            Arc::new(Counters::default()),
+            &[],
+        )
+        .with_accelerator_supply(AcceleratorSupply::new(&loads, 5_000));
+        stage.burst(vec![detection()], &f).await;
+        assert!(fake.log().is_empty(), "{:?}", fake.log());
+        // No accelerator line: no supply to drive.
+        let none = power::SwitchedLoads::new(
+            Box::new(power::loads::FakeSwitch::new()),
+            &power::LoadsConfig::default(),
+        );
+        assert!(AcceleratorSupply::new(&none, 5_000).is_none());
     }
 
     /// A model on trial whose bursts fail.
