@@ -582,10 +582,18 @@ mod tests {
     fn status_records_with_an_update_result_are_written_whole_and_v1_and_v2_ones_still_read() {
         let periodic = status("n1", 8);
         let bytes = messages::encode_status(&periodic);
-        assert_eq!(bytes[0], 6, "status record v4");
+        assert_eq!(bytes[0], 7, "status record v5");
+        // Without the (unknown) RTC (three zero bytes): status v4.
+        assert_eq!(&bytes[bytes.len() - 3..], &[0; 3]);
+        let mut v4 = bytes[..bytes.len() - 3].to_vec();
+        v4[0] = 6;
+        assert_eq!(
+            decode_payload("field/n1/status", &v4).expect("v4"),
+            Record::Status(periodic.clone())
+        );
         // Without the (unknown) clock part (five zero bytes): status v3.
-        assert_eq!(&bytes[bytes.len() - 5..], &[0; 5]);
-        let mut v3 = bytes[..bytes.len() - 5].to_vec();
+        assert_eq!(&v4[v4.len() - 5..], &[0; 5]);
+        let mut v3 = v4[..v4.len() - 5].to_vec();
         v3[0] = 4;
         assert!(decode_payload("field/n1/status", &v3).is_ok(), "v3");
         let bytes = v3;
@@ -625,6 +633,11 @@ mod tests {
             state: messages::DiskStateCode::Evicting,
             evicted: 12,
         };
+        on_update.clock.rtc = messages::RtcStatus {
+            state: messages::RtcState::Found,
+            offset_s: Some(-3),
+            cell_mv: Some(2_104),
+        };
         let mut out = Vec::new();
         let mut sink = Sink::new(&mut out, PullFormat::Jsonl, None, HashSet::new(), false);
         sink.accept("field/n1/status", &messages::encode_status(&on_update))
@@ -643,6 +656,11 @@ mod tests {
         assert_eq!(lines[0]["disk"]["free_mib"], 61);
         assert_eq!(lines[0]["disk"]["state"], "evicting");
         assert_eq!(lines[0]["disk"]["evicted"], 12);
+        assert_eq!(
+            lines[0]["clock"]["rtc"],
+            serde_json::json!({"state": "found", "offset_s": -3, "cell_mv": 2104})
+        );
+        assert_eq!(lines[1]["clock"]["rtc"]["state"], "unknown");
         assert_eq!(lines[1]["cause"], "periodic");
         assert!(lines[1]["update"]["last"].is_null());
         assert!(lines[1]["disk"]["free_mib"].is_null());

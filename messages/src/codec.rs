@@ -4,7 +4,7 @@
 //! See `docs/wire-format.md`.
 
 use crate::event::EventRecordV1;
-use crate::status::{StatusRecordV1, StatusRecordV2, StatusRecordV3};
+use crate::status::{StatusRecordV1, StatusRecordV2, StatusRecordV3, StatusRecordV4};
 use crate::{EventRecord, StatusRecord};
 
 /// The first byte of an event record of version 1 (without
@@ -26,9 +26,13 @@ pub const STATUS_RECORD_V2: u8 = 3;
 /// [`StatusRecord::disk`], without [`StatusRecord::clock`]); still decoded,
 /// into a [`StatusRecord`] whose clock part is unknown.
 pub const STATUS_RECORD_V3: u8 = 4;
-/// The first byte written by [`encode_status`]: a status record, version 4
-/// (with [`StatusRecord::clock`]).
-pub const STATUS_RECORD_VERSION: u8 = 6;
+/// The first byte of a status record of version 4 (with
+/// [`StatusRecord::clock`], without its RTC, [`crate::ClockStatus::rtc`]);
+/// still decoded, into a [`StatusRecord`] whose RTC is unknown.
+pub const STATUS_RECORD_V4: u8 = 6;
+/// The first byte written by [`encode_status`]: a status record, version 5
+/// (with the RTC, [`crate::ClockStatus::rtc`], at its end).
+pub const STATUS_RECORD_VERSION: u8 = 7;
 
 /// Any record of the outbox, as decoded by [`decode_message`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,7 +77,7 @@ pub enum DecodeError {
     Empty,
     /// A version byte this build does not understand.
     #[error(
-        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_V1} = event v1, {EVENT_RECORD_VERSION} = event v2, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_V3} = status v3, {STATUS_RECORD_VERSION} = status v4)"
+        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_V1} = event v1, {EVENT_RECORD_VERSION} = event v2, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_V3} = status v3, {STATUS_RECORD_V4} = status v4, {STATUS_RECORD_VERSION} = status v5)"
     )]
     UnsupportedVersion {
         /// The version byte found.
@@ -140,6 +144,9 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
         }
         STATUS_RECORD_V3 => {
             decode_body::<StatusRecordV3>(body).map(|v3| Message::Status(StatusRecord::from(v3)))
+        }
+        STATUS_RECORD_V4 => {
+            decode_body::<StatusRecordV4>(body).map(|v4| Message::Status(StatusRecord::from(v4)))
         }
         STATUS_RECORD_VERSION => decode_body(body).map(Message::Status),
         found => Err(DecodeError::UnsupportedVersion { found }),
@@ -370,7 +377,7 @@ mod tests {
         let full = encode_status(&status_on_update()).len();
         let periodic_v2 = encode_with(STATUS_RECORD_V2, &as_v2(&status())).len();
         eprintln!(
-            "status record v3: periodic without updates {periodic} bytes (as v2: {periodic_v2}), on a typical update result {typical} bytes, every field present with texts at their caps and the disk part at its largest {full} bytes"
+            "status record v5: periodic without updates {periodic} bytes (as v2: {periodic_v2}), on a typical update result {typical} bytes, every field present with texts at their caps and the disk part at its largest {full} bytes"
         );
         // Alone in an SBD packing (no node id, the head says a disk part
         // follows), with and without its disk part.
@@ -389,27 +396,54 @@ mod tests {
         );
         assert!(periodic_packed <= without_disk + 6, "{periodic_packed}");
         assert!(periodic <= 72, "{periodic}");
+        // On hardware: a synchronised clock and an RTC with its cell; as v4
+        // (without the RTC) and v5.
+        let hardware = status_with_rtc(HEALTHY_RTC);
+        let hardware_v4 = encode_with(STATUS_RECORD_V4, &as_v4(&hardware)).len();
+        let hardware_v5 = encode_status(&hardware).len();
+        let no_rtc = encode_status(&status_with_rtc(crate::RtcStatus::NONE)).len();
+        eprintln!(
+            "periodic status record on hardware (synchronised clock): v4 {hardware_v4} bytes, v5 with an RTC and its cell {hardware_v5} bytes, without an RTC {no_rtc} bytes"
+        );
+        assert_eq!(hardware_v5, hardware_v4 + 6);
+        assert_eq!(no_rtc, hardware_v4 + 3);
+        assert!(hardware_v5 <= 76, "{hardware_v5}");
+        // Packed alone: the RTC part costs the same, and the record stays
+        // within two credits.
+        let hardware_packed = [
+            crate::RtcStatus::default(),
+            crate::RtcStatus::NONE,
+            HEALTHY_RTC,
+        ]
+        .map(|rtc| packed(status_with_rtc(rtc)));
+        eprintln!(
+            "periodic status record on hardware packed alone: {} bytes without the RTC part (v4), {} with an RTC and its cell, {} without an RTC",
+            hardware_packed[0], hardware_packed[2], hardware_packed[1]
+        );
+        assert_eq!(hardware_packed[2], hardware_packed[0] + 6);
+        assert!(hardware_packed[2] <= 100, "{}", hardware_packed[2]);
         assert!(typical <= 120, "{typical}");
         // Far below one 340-byte satellite message.
         assert!(full <= 190, "{full}");
     }
 
     #[test]
-    fn status_v4_round_trips_and_v2_still_decodes_with_an_unknown_disk() {
+    fn status_v5_round_trips_and_v2_still_decodes_with_an_unknown_disk() {
         let s = status_on_update();
         let bytes = encode_status(&s);
         assert_eq!(bytes[0], STATUS_RECORD_VERSION);
-        assert_eq!(bytes[0], 6);
+        assert_eq!(bytes[0], 7);
         assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         for cut in 1..bytes.len() {
             assert!(decode_message(&bytes[..cut]).is_err(), "prefix of {cut}");
         }
-        // The clock part is last; unknown, it is five zero bytes (source,
-        // no uncertainty, not re-stamped, no step, largest step 0).
+        // The clock part is last, its RTC at its end; unknown, they are
+        // eight zero bytes (source, no uncertainty, not re-stamped, no
+        // step, largest step 0; RTC state unknown, no offset, no cell).
         let plain = status();
         let b = encode_status(&plain);
-        assert_eq!(&b[b.len() - 5..], &[0; 5][..]);
-        let b = &b[..b.len() - 5];
+        assert_eq!(&b[b.len() - 8..], &[0; 8][..]);
+        let b = &b[..b.len() - 8];
         // Before it, the disk part's three fields: free MiB (Some, varint),
         // the state's code byte, the eviction count (varint).
         assert_eq!(&b[b.len() - 5..], &[1, 0xe2, 0x57, 0, 0][..]);
@@ -419,11 +453,11 @@ mod tests {
             ..plain.clone()
         };
         let b = encode_status(&unknown);
-        assert_eq!(&b[b.len() - 8..], &[0, 255, 0, 0, 0, 0, 0, 0][..]);
+        assert_eq!(&b[b.len() - 11..], &[0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]);
         assert_eq!(decode_message(&b), Ok(Message::Status(unknown)));
         // A state code this build does not know reads as unknown.
         let mut b = encode_status(&plain);
-        let at = b.len() - 7;
+        let at = b.len() - 10;
         b[at] = 7;
         match decode_message(&b) {
             Ok(Message::Status(r)) => {
@@ -444,12 +478,12 @@ mod tests {
         );
         // A record written by a node with the version 3 envelope: the clock
         // part unknown.
-        let v3 = &bytes[..bytes.len() - 5];
+        let v3 = &bytes[..bytes.len() - 8];
         let mut v3 = v3.to_vec();
         v3[0] = STATUS_RECORD_V3;
         assert_eq!(decode_message(&v3), Ok(Message::Status(s.clone())));
-        // The v2 body is a prefix of the v4 body: read as v4 it is cut short,
-        // and a v4 body read as v2 has bytes left over.
+        // The v2 body is a prefix of the v5 body: read as v5 it is cut short,
+        // and a v5 body read as v2 has bytes left over.
         let mut as_v3 = old.clone();
         as_v3[0] = STATUS_RECORD_VERSION;
         assert!(decode_message(&as_v3).is_err());
@@ -459,6 +493,166 @@ mod tests {
             decode_message(&as_old),
             Err(DecodeError::Trailing(_))
         ));
+    }
+
+    /// A status record as a v4 node wrote it: its clock part without the RTC.
+    fn as_v4(s: &StatusRecord) -> StatusRecordV4 {
+        StatusRecordV4 {
+            id: s.id,
+            node_id: s.node_id.clone(),
+            time_ms: s.time_ms,
+            uptime_s: s.uptime_s,
+            battery_permille: s.battery_permille,
+            battery_mv: s.battery_mv,
+            power_mode: s.power_mode,
+            air_temp_c100: s.air_temp_c100,
+            board_temp_c100: s.board_temp_c100,
+            sensors: s.sensors,
+            queue: s.queue,
+            drops: s.drops,
+            model: s.model,
+            last_contact_ms: s.last_contact_ms,
+            cause: s.cause,
+            update: s.update.clone(),
+            disk: s.disk,
+            clock: (&s.clock).into(),
+        }
+    }
+
+    /// A periodic record of a node on hardware: a synchronised clock, and
+    /// an RTC a second behind with a charged cell.
+    fn status_with_rtc(rtc: crate::RtcStatus) -> StatusRecord {
+        StatusRecord {
+            clock: crate::ClockStatus {
+                quality: crate::TimeQuality {
+                    source: crate::TimeSource::Synced,
+                    uncertainty_ms: Some(20),
+                    restamped: false,
+                },
+                steps: 0,
+                largest_step_ms: 0,
+                rtc,
+            },
+            ..status()
+        }
+    }
+
+    const HEALTHY_RTC: crate::RtcStatus = crate::RtcStatus {
+        state: crate::RtcState::Found,
+        offset_s: Some(-1),
+        cell_mv: Some(3_012),
+    };
+
+    #[test]
+    fn status_v5_carries_the_rtc_and_round_trips() {
+        let cases = [
+            HEALTHY_RTC,
+            crate::RtcStatus::NONE,
+            // An RTC that lost its time (the read refused), cell flat.
+            crate::RtcStatus {
+                state: crate::RtcState::Found,
+                offset_s: None,
+                cell_mv: Some(1_180),
+            },
+            // An RTC at 1970 against a node in 2026, no cell voltage.
+            crate::RtcStatus {
+                state: crate::RtcState::Found,
+                offset_s: Some(-1_780_000_100),
+                cell_mv: None,
+            },
+            crate::RtcStatus {
+                state: crate::RtcState::Found,
+                offset_s: Some(i64::MIN),
+                cell_mv: Some(u16::MAX),
+            },
+            crate::RtcStatus::default(),
+        ];
+        for rtc in cases {
+            let s = status_with_rtc(rtc);
+            let bytes = encode_status(&s);
+            assert_eq!(bytes[0], STATUS_RECORD_VERSION);
+            assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
+            for cut in 1..bytes.len() {
+                assert!(decode_message(&bytes[..cut]).is_err(), "prefix of {cut}");
+            }
+            // The v4 body is the v5 body without the RTC at its end.
+            let v4 = encode_with(STATUS_RECORD_V4, &as_v4(&s));
+            assert_eq!(&bytes[1..v4.len()], &v4[1..]);
+        }
+        // The RTC's bytes: state (2 found), some offset (zigzag -1 = 1),
+        // some cell (3012 mV, a two-byte varint).
+        let b = encode_status(&status_with_rtc(HEALTHY_RTC));
+        assert_eq!(&b[b.len() - 6..], &[2, 1, 1, 1, 0xc4, 0x17][..]);
+        let b = encode_status(&status_with_rtc(crate::RtcStatus::NONE));
+        assert_eq!(&b[b.len() - 3..], &[1, 0, 0][..]);
+        // A state this build does not know is refused, not guessed.
+        let mut b = encode_status(&status_with_rtc(crate::RtcStatus::NONE));
+        let at = b.len() - 3;
+        b[at] = 3;
+        assert!(matches!(decode_message(&b), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn status_v4_still_decodes_with_an_unknown_rtc() {
+        let s = status_with_rtc(HEALTHY_RTC);
+        let v4 = encode_with(STATUS_RECORD_V4, &as_v4(&s));
+        assert_eq!(v4[0], 6);
+        let back = match decode_message(&v4) {
+            Ok(Message::Status(r)) => r,
+            other => panic!("{other:?}"),
+        };
+        assert!(back.clock.rtc.is_unknown());
+        assert_eq!(back.clock.rtc.state, crate::RtcState::Unknown);
+        assert_eq!(
+            back,
+            StatusRecord {
+                clock: crate::ClockStatus {
+                    rtc: crate::RtcStatus::default(),
+                    ..s.clock
+                },
+                ..s.clone()
+            }
+        );
+        // Bytes a v4 node wrote (encoded by the build before status record
+        // v5): the periodic record above, its clock synchronised within 20 ms.
+        let hex = "06d309076e6f64652d3037c0bab084ce6780a305de05ea620101f3030188400001020003780400110200030180a0a484ce67000000000001e2570000020114000000";
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(bytes, v4);
+        assert_eq!(decode_message(&bytes), Ok(Message::Status(back)));
+        // A v5 body read as v4 has bytes left over; a v4 body read as v5 is
+        // cut short.
+        let mut as_v4 = encode_status(&s);
+        as_v4[0] = STATUS_RECORD_V4;
+        assert_eq!(decode_message(&as_v4), Err(DecodeError::Trailing(6)));
+        let mut as_v5 = v4.clone();
+        as_v5[0] = STATUS_RECORD_VERSION;
+        assert!(decode_message(&as_v5).is_err());
+    }
+
+    #[test]
+    fn the_json_of_a_status_record_names_its_rtc() {
+        let j = serde_json::to_value(status_with_rtc(HEALTHY_RTC)).unwrap();
+        assert_eq!(
+            j["clock"]["rtc"],
+            serde_json::json!({"state": "found", "offset_s": -1, "cell_mv": 3012})
+        );
+        let none = serde_json::to_value(status_with_rtc(crate::RtcStatus::NONE)).unwrap();
+        assert_eq!(
+            none["clock"]["rtc"],
+            serde_json::json!({"state": "none", "offset_s": null, "cell_mv": null})
+        );
+        let back: StatusRecord = serde_json::from_value(j.clone()).unwrap();
+        assert_eq!(back, status_with_rtc(HEALTHY_RTC));
+        // JSON from before status record v5 (a clock without `rtc`) reads
+        // with the RTC unknown.
+        let mut old = j;
+        old["clock"].as_object_mut().unwrap().remove("rtc");
+        let back: StatusRecord = serde_json::from_value(old).unwrap();
+        assert!(back.clock.rtc.is_unknown());
+        assert_eq!(back.clock.quality.source, crate::TimeSource::Synced);
     }
 
     #[test]
@@ -533,13 +727,13 @@ mod tests {
         s.disk = crate::DiskReport::default();
         let mut bytes = encode_status(&s);
         // The reason is the last field before the (unknown) disk and clock
-        // parts: length 1, "x", then none, 255, 0, then five zeros.
-        let at = bytes.len() - 10;
-        assert_eq!(&bytes[at..], &[1, b'x', 0, 255, 0, 0, 0, 0, 0, 0]);
+        // parts: length 1, "x", then none, 255, 0, then eight zeros.
+        let at = bytes.len() - 13;
+        assert_eq!(&bytes[at..], &[1, b'x', 0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         bytes.truncate(at);
         bytes.push(65);
         bytes.extend(std::iter::repeat_n(b'x', 65));
-        bytes.extend([0, 255, 0, 0, 0, 0, 0, 0]);
+        bytes.extend([0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert!(matches!(
             decode_message(&bytes),
             Err(DecodeError::Malformed(_))

@@ -32,15 +32,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::status::ClockStatusV4;
 use crate::{
     DiskReport, DropCounters, EventClass, EventRecord, KeyFeatures, Message, ModalityScores,
-    ModelVersion, Permille, PowerModeCode, SensorHealth, StatusCause, StatusRecord, TimeQuality,
-    TimeSource, UpdateStatus,
+    ModelVersion, Permille, PowerModeCode, RtcStatus, SensorHealth, StatusCause, StatusRecord,
+    TimeQuality, TimeSource, UpdateStatus,
 };
 
 /// The first byte of a packed message as [`pack`] writes it: SBD packing,
 /// version 2 (a record count and a checksum in the header). Chosen apart
-/// from the single-record kind bytes (1 to 6) so that a receiver can tell a
+/// from the single-record kind bytes (1 to 7) so that a receiver can tell a
 /// packed message from a lone record.
 pub const PACK_VERSION: u8 = 0x51;
 
@@ -77,7 +78,15 @@ const STATUS_UPDATE_PART: u64 = 2;
 const STATUS_DISK_PART: u64 = 4;
 /// In a status head: the clock part follows (after the disk part; set only
 /// when it is not the unknown one of a record from before status record v4).
+/// It is the clock part of status record v4, without the RTC.
 const STATUS_CLOCK_PART: u64 = 8;
+/// In a status head: the RTC part follows (after the clock part, when
+/// there is one; set only when it is not the unknown one of a record from
+/// before status record v5).
+const STATUS_RTC_PART: u64 = 16;
+/// Every part bit of a status head.
+const STATUS_PARTS: u64 =
+    STATUS_UPDATE_PART | STATUS_DISK_PART | STATUS_CLOCK_PART | STATUS_RTC_PART;
 /// Number of optional event fields, each one presence bit.
 const PRESENCE_BITS: u32 = 9;
 /// The class starts above the kind bit and the presence bits.
@@ -223,10 +232,19 @@ fn status_head(s: &StatusRecord) -> u64 {
     if !s.disk.is_empty() {
         head |= STATUS_DISK_PART;
     }
-    if !s.clock.is_empty() {
+    if has_clock_part(s) {
         head |= STATUS_CLOCK_PART;
     }
+    if !s.clock.rtc.is_unknown() {
+        head |= STATUS_RTC_PART;
+    }
     head
+}
+
+/// True when a status record's clock part (without the RTC) is not the
+/// unknown one.
+fn has_clock_part(s: &StatusRecord) -> bool {
+    ClockStatusV4::from(&s.clock) != ClockStatusV4::default()
 }
 
 fn put<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
@@ -364,8 +382,11 @@ fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>, quality:
         if !s.disk.is_empty() {
             put(out, &s.disk);
         }
-        if !s.clock.is_empty() {
-            put(out, &s.clock);
+        if has_clock_part(s) {
+            put(out, &ClockStatusV4::from(&s.clock));
+        }
+        if !s.clock.rtc.is_unknown() {
+            put(out, &s.clock.rtc);
         }
     }
 }
@@ -603,27 +624,14 @@ fn read_records(
                 Message::Event(e)
             }
             _ => {
-                if head & !(STATUS_UPDATE_PART | STATUS_DISK_PART | STATUS_CLOCK_PART)
-                    != KIND_STATUS
-                {
+                if head & !STATUS_PARTS != KIND_STATUS {
                     return Err(UnpackError::Invalid {
                         field: "record head",
                         offset: head_at,
                         detail: format!("status head {head} has reserved bits set"),
                     });
                 }
-                let with_update = head & STATUS_UPDATE_PART != 0;
-                let with_disk = head & STATUS_DISK_PART != 0;
-                let with_clock = head & STATUS_CLOCK_PART != 0;
-                Message::Status(read_status(
-                    &mut r,
-                    id,
-                    time,
-                    node_id,
-                    with_update,
-                    with_disk,
-                    with_clock,
-                )?)
+                Message::Status(read_status(&mut r, id, time, node_id, head)?)
             }
         };
         out.push(record);
@@ -725,25 +733,28 @@ fn read_status(
     id: u64,
     time_ms: i64,
     node_id: &str,
-    with_update: bool,
-    with_disk: bool,
-    with_clock: bool,
+    head: u64,
 ) -> Result<StatusRecord, UnpackError> {
     let b: StatusBody = r.take("status body")?;
-    let (cause, update): (StatusCause, UpdateStatus) = if with_update {
+    let (cause, update): (StatusCause, UpdateStatus) = if head & STATUS_UPDATE_PART != 0 {
         r.take("status update part")?
     } else {
         Default::default()
     };
-    let disk: DiskReport = if with_disk {
+    let disk: DiskReport = if head & STATUS_DISK_PART != 0 {
         r.take("status disk part")?
     } else {
         DiskReport::default()
     };
-    let clock: crate::ClockStatus = if with_clock {
+    let clock: ClockStatusV4 = if head & STATUS_CLOCK_PART != 0 {
         r.take("status clock part")?
     } else {
-        crate::ClockStatus::default()
+        ClockStatusV4::default()
+    };
+    let rtc: RtcStatus = if head & STATUS_RTC_PART != 0 {
+        r.take("status rtc part")?
+    } else {
+        RtcStatus::default()
     };
     Ok(StatusRecord {
         id,
@@ -763,7 +774,7 @@ fn read_status(
         cause,
         update,
         disk,
-        clock,
+        clock: clock.with_rtc(rtc),
     })
 }
 
@@ -910,7 +921,34 @@ mod tests {
                     evicted: if rng.chance(70) { 0 } else { rng.next() as u32 },
                 }
             },
-            clock: Default::default(),
+            clock: crate::ClockStatus {
+                quality: if rng.chance(30) {
+                    TimeQuality::default()
+                } else {
+                    TimeQuality {
+                        source: TimeSource::ALL[rng.below(8) as usize],
+                        uncertainty_ms: rng.opt(|r| r.next() as u32),
+                        restamped: rng.chance(10),
+                    }
+                },
+                steps: if rng.chance(70) { 0 } else { rng.next() as u32 },
+                largest_step_ms: if rng.chance(70) { 0 } else { rng.next() as i64 },
+                rtc: match rng.below(4) {
+                    0 => RtcStatus::default(),
+                    1 => RtcStatus::NONE,
+                    _ => RtcStatus {
+                        state: crate::RtcState::Found,
+                        offset_s: rng.opt(|r| {
+                            if r.chance(20) {
+                                r.next() as i64
+                            } else {
+                                r.below(5) as i64 - 2
+                            }
+                        }),
+                        cell_mv: rng.opt(|r| r.next() as u16),
+                    },
+                },
+            },
         }
     }
 
@@ -1256,11 +1294,12 @@ mod tests {
                 "{v:#x}"
             );
             // Status head with reserved bits (bit 1 is the update part's,
-            // bit 2 the disk part's, bit 3 the clock part's).
+            // bit 2 the disk part's, bit 3 the clock part's, bit 4 the
+            // RTC part's).
             let b = if v == PACK_VERSION {
-                v2(1, &[5, 0, 17])
+                v2(1, &[5, 0, 33])
             } else {
-                vec![v, 5, 0, 17]
+                vec![v, 5, 0, 33]
             };
             assert!(
                 matches!(unpack(&b, NODE), Err(UnpackError::Invalid { .. })),
@@ -1321,6 +1360,7 @@ mod tests {
         use crate::update_status::{NAME_MAX, REASON_MAX};
         let mut rng = Rng(11);
         let mut s = status(&mut rng, 40, 1_780_000_000_000);
+        s.clock = Default::default();
         s.cause = StatusCause::UpdateResult;
         s.update = UpdateStatus {
             model_active: u64::MAX,
@@ -1396,6 +1436,79 @@ mod tests {
         assert_eq!(head_of(&p), KIND_STATUS | STATUS_DISK_PART);
         assert_eq!(&p.bytes[p.bytes.len() - 5..], &[1, 0xe8, 0x07, 1, 3][..]);
         assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(periodic)]));
+    }
+
+    #[test]
+    fn the_rtc_part_follows_the_clock_part_behind_its_own_head_bit() {
+        let head_of = |p: &Packed| {
+            let mut r = Reader {
+                all: &p.bytes,
+                rest: &p.bytes[HEADER_V2..],
+            };
+            let _: u64 = r.take("id").unwrap();
+            let _: i64 = r.take("time").unwrap();
+            r.take::<u64>("head").unwrap()
+        };
+        // The golden status record, made periodically.
+        let Some(Message::Status(mut s)) = golden_records().pop() else {
+            panic!("the golden records end with a status record")
+        };
+        s.cause = StatusCause::Periodic;
+        let synced = TimeQuality {
+            source: TimeSource::Synced,
+            uncertainty_ms: Some(20),
+            restamped: false,
+        };
+        s.clock = crate::ClockStatus {
+            quality: synced,
+            steps: 0,
+            largest_step_ms: 0,
+            rtc: RtcStatus::default(),
+        };
+        // Before status record v5: clock part alone, as packed before.
+        let before = pack(&[Message::Status(s.clone())], SBD_MO_MAX).unwrap();
+        assert_eq!(
+            head_of(&before),
+            KIND_STATUS | STATUS_DISK_PART | STATUS_CLOCK_PART
+        );
+        assert_eq!(
+            unpack(&before.bytes, NODE),
+            Ok(vec![Message::Status(s.clone())])
+        );
+        // A healthy RTC, a second ahead, with its cell: state, some offset
+        // (zigzag 1 = 2), some cell (3012 mV as a varint), after the clock
+        // part.
+        s.clock.rtc = RtcStatus {
+            state: crate::RtcState::Found,
+            offset_s: Some(1),
+            cell_mv: Some(3_012),
+        };
+        let p = pack(&[Message::Status(s.clone())], SBD_MO_MAX).unwrap();
+        assert_eq!(
+            head_of(&p),
+            KIND_STATUS | STATUS_DISK_PART | STATUS_CLOCK_PART | STATUS_RTC_PART
+        );
+        assert_eq!(&p.bytes[p.bytes.len() - 6..], &[2, 1, 2, 1, 0xc4, 0x17]);
+        assert_eq!(p.bytes.len(), before.bytes.len() + 6);
+        assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(s.clone())]));
+        eprintln!(
+            "a periodic status record with a synchronised clock packs alone into {} bytes, {} with a healthy RTC",
+            before.bytes.len(),
+            p.bytes.len()
+        );
+        assert!(credits_for(p.bytes.len()) <= 2, "{}", p.bytes.len());
+        // No RTC, with the clock part unknown: the RTC part alone (head 21).
+        s.clock = crate::ClockStatus {
+            rtc: RtcStatus::NONE,
+            ..Default::default()
+        };
+        let p = pack(&[Message::Status(s.clone())], SBD_MO_MAX).unwrap();
+        assert_eq!(
+            head_of(&p),
+            KIND_STATUS | STATUS_DISK_PART | STATUS_RTC_PART
+        );
+        assert_eq!(&p.bytes[p.bytes.len() - 3..], &[1, 0, 0]);
+        assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(s)]));
     }
 
     #[test]
@@ -1527,6 +1640,8 @@ mod tests {
                 quality: time,
                 steps: 1,
                 largest_step_ms: -3_000,
+                // Packed by nodes before status record v5: no RTC part.
+                rtc: RtcStatus::default(),
             },
         };
         vec![Message::Event(e1), Message::Event(e2), Message::Status(s)]

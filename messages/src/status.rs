@@ -155,7 +155,8 @@ pub struct StatusRecord {
     #[serde(default)]
     pub disk: DiskReport,
     /// The node's clock: the quality of the time it stamps with, and the
-    /// steps of the system clock it saw (status record v4; unknown before).
+    /// steps of the system clock it saw (status record v4; unknown before),
+    /// and the board's RTC (status record v5; unknown before).
     #[serde(default)]
     pub clock: ClockStatus,
 }
@@ -171,12 +172,142 @@ pub struct ClockStatus {
     pub steps: u32,
     /// The largest of them, ms (negative went backwards).
     pub largest_step_ms: i64,
+    /// The board's real-time clock and its backup cell (status record v5;
+    /// unknown in an older record, and in JSON without it).
+    #[serde(default)]
+    pub rtc: RtcStatus,
 }
 
 impl ClockStatus {
-    /// True for the unknown clock of a record from before status record v4.
+    /// True for the unknown clock of a record from before status record v4
+    /// (the RTC unknown too).
     pub fn is_empty(&self) -> bool {
         *self == ClockStatus::default()
+    }
+}
+
+/// Whether the node found an RTC. The discriminants are part of the wire
+/// format: never reorder, only append.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RtcState {
+    /// Not reported: a record from before status record v5, or a node
+    /// whose clock does not read an RTC (a replay).
+    #[default]
+    Unknown,
+    /// The node looked and found no RTC.
+    None,
+    /// The node found an RTC; its time and cell are given where they read.
+    Found,
+}
+
+/// The board's RTC in a status record (status record v5).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RtcStatus {
+    /// Whether there is an RTC.
+    pub state: RtcState,
+    /// The RTC's time minus the node's (the time it stamps with, read
+    /// together with the RTC's, about `time_ms`), whole seconds: the RTC
+    /// counts whole seconds, so both are truncated to the second first.
+    /// None = no RTC, or its time did not read (an RTC that lost its time
+    /// refuses the read).
+    pub offset_s: Option<i64>,
+    /// The RTC's backup cell, mV (65535 for more); none = no RTC, or the
+    /// driver does not report it.
+    pub cell_mv: Option<u16>,
+}
+
+impl RtcStatus {
+    /// No RTC found.
+    pub const NONE: RtcStatus = RtcStatus {
+        state: RtcState::None,
+        offset_s: None,
+        cell_mv: None,
+    };
+
+    /// True when not reported (what a record before v5 decodes to).
+    pub fn is_unknown(&self) -> bool {
+        *self == RtcStatus::default()
+    }
+}
+
+/// The clock part as status record v4 carried it: without
+/// [`ClockStatus::rtc`]. The SBD packing's clock part is this too.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct ClockStatusV4 {
+    pub quality: crate::TimeQuality,
+    pub steps: u32,
+    pub largest_step_ms: i64,
+}
+
+impl ClockStatusV4 {
+    /// The clock part of a later record: this one with `rtc`.
+    pub fn with_rtc(self, rtc: RtcStatus) -> ClockStatus {
+        ClockStatus {
+            quality: self.quality,
+            steps: self.steps,
+            largest_step_ms: self.largest_step_ms,
+            rtc,
+        }
+    }
+}
+
+impl From<&ClockStatus> for ClockStatusV4 {
+    fn from(c: &ClockStatus) -> ClockStatusV4 {
+        ClockStatusV4 {
+            quality: c.quality,
+            steps: c.steps,
+            largest_step_ms: c.largest_step_ms,
+        }
+    }
+}
+
+/// The status record as version 4 of its envelope carried it (kind/version
+/// byte 6): its clock part without [`ClockStatus::rtc`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StatusRecordV4 {
+    pub id: u64,
+    pub node_id: String,
+    pub time_ms: i64,
+    pub uptime_s: u32,
+    pub battery_permille: u16,
+    pub battery_mv: u16,
+    pub power_mode: PowerModeCode,
+    pub air_temp_c100: Option<i16>,
+    pub board_temp_c100: Option<i16>,
+    pub sensors: SensorHealth,
+    pub queue: [u32; 4],
+    pub drops: DropCounters,
+    pub model: ModelVersion,
+    pub last_contact_ms: Option<i64>,
+    pub cause: StatusCause,
+    pub update: UpdateStatus,
+    pub disk: DiskReport,
+    pub clock: ClockStatusV4,
+}
+
+impl From<StatusRecordV4> for StatusRecord {
+    fn from(v: StatusRecordV4) -> StatusRecord {
+        StatusRecord {
+            id: v.id,
+            node_id: v.node_id,
+            time_ms: v.time_ms,
+            uptime_s: v.uptime_s,
+            battery_permille: v.battery_permille,
+            battery_mv: v.battery_mv,
+            power_mode: v.power_mode,
+            air_temp_c100: v.air_temp_c100,
+            board_temp_c100: v.board_temp_c100,
+            sensors: v.sensors,
+            queue: v.queue,
+            drops: v.drops,
+            model: v.model,
+            last_contact_ms: v.last_contact_ms,
+            cause: v.cause,
+            update: v.update,
+            disk: v.disk,
+            clock: v.clock.with_rtc(RtcStatus::default()),
+        }
     }
 }
 

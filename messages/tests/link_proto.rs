@@ -85,7 +85,20 @@ fn status() -> StatusRecord {
             state: messages::DiskStateCode::Evicting,
             evicted: 9,
         },
-        clock: Default::default(),
+        clock: messages::ClockStatus {
+            quality: messages::TimeQuality {
+                source: messages::TimeSource::Synced,
+                uncertainty_ms: Some(20),
+                restamped: false,
+            },
+            steps: 1,
+            largest_step_ms: -3_000,
+            rtc: messages::RtcStatus {
+                state: messages::RtcState::Found,
+                offset_s: Some(-2),
+                cell_mv: Some(2_410),
+            },
+        },
     }
 }
 
@@ -686,6 +699,22 @@ fn the_big_messages_fit_a_frame() {
             .push(event(u64::MAX - batch.events.len() as u64));
     }
     assert!(batch.events.len() > 30, "{} events", batch.events.len());
+
+    // The status reply with every part at its largest (texts at their
+    // caps, the RTC's offset and cell at their extremes) is one small frame.
+    let mut largest = status();
+    if let Some(last) = largest.update.last.as_mut() {
+        last.name = messages::ShortText::new(&"n".repeat(100));
+        last.reason = messages::ShortText::new(&"r".repeat(100));
+    }
+    largest.clock.rtc.offset_s = Some(i64::MIN);
+    largest.clock.rtc.cell_mv = Some(u16::MAX);
+    let reply = ResponseEnvelope {
+        id: u32::MAX,
+        body: Response::Status(largest),
+    };
+    let len = frame_len(&reply).unwrap();
+    assert!(len <= 256, "a status reply of {len} bytes framed");
 }
 
 #[test]

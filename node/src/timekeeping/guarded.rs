@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::corrections::{Correction, Corrections};
 use super::floor::TimeFloor;
 use super::kernel::{self, KernelSync};
-use super::rtc::{LOW_CELL_MV, Rtc, RtcReading};
+use super::rtc::{LOW_CELL_MV, Rtc, RtcProbe, RtcReading};
 use crate::clock::Clock;
 
 /// A move of the system clock against the monotonic clock larger than this
@@ -42,6 +42,11 @@ pub trait TimeSources: Send + Sync + 'static {
     /// The board's RTC, if there is one and it reads.
     fn rtc(&self) -> Option<RtcReading> {
         None
+    }
+    /// The board's RTC, if there is one, with what of it reads (by default
+    /// [`TimeSources::rtc`]'s reading: no RTC unless its time reads).
+    fn rtc_probe(&self) -> Option<RtcProbe> {
+        self.rtc().map(RtcProbe::from)
     }
 }
 
@@ -73,6 +78,9 @@ impl TimeSources for SystemSources {
     }
     fn rtc(&self) -> Option<RtcReading> {
         self.rtc.read()
+    }
+    fn rtc_probe(&self) -> Option<RtcProbe> {
+        self.rtc.probe()
     }
 }
 
@@ -139,8 +147,13 @@ pub struct ClockReport {
     pub floor_ms: i64,
     /// Spans of untrusted time in this run.
     pub untrusted_spans: Vec<UntrustedSpan>,
-    /// The board's RTC and its cell, when there is one.
+    /// The board's RTC and its cell, when there is one and its time reads.
     pub rtc: Option<RtcReading>,
+    /// The board's RTC as the status record reports it: none when there is
+    /// no RTC, its time and cell where each reads (read with `rtc`; not in
+    /// the run summary, which has `rtc`).
+    #[serde(skip)]
+    pub rtc_probe: Option<RtcProbe>,
     /// Corrected untrusted spans kept on disk (this run's and earlier
     /// runs'), for re-stamping events stored in them.
     pub corrections_kept: usize,
@@ -507,6 +520,7 @@ impl<S: TimeSources> GuardedClock<S> {
 
     /// Where the clock stands.
     pub fn report(&self) -> ClockReport {
+        let rtc_probe = self.sources.rtc_probe();
         let st = self.lock();
         let q = quality_of(&st);
         ClockReport {
@@ -516,7 +530,8 @@ impl<S: TimeSources> GuardedClock<S> {
             largest_step_ms: st.largest_step_ms,
             floor_ms: st.floor.get(),
             untrusted_spans: st.spans.clone(),
-            rtc: self.sources.rtc(),
+            rtc: rtc_probe.and_then(RtcProbe::reading),
+            rtc_probe,
             corrections_kept: st.corrections.spans().len(),
             floor_write_errors: st.floor_write_errors,
         }

@@ -11,7 +11,10 @@
 //!   boot, or the kernel did not take the RTC's time);
 //! - the run summary reports the RTC's time and cell voltage: an RTC at
 //!   1970 with a cell under [`LOW_CELL_MV`] says why the clock was wrong at
-//!   boot, and that the cell needs charging or replacing.
+//!   boot, and that the cell needs charging or replacing;
+//! - every status record reports whether there is an RTC, its time against
+//!   the node's and its cell's voltage ([`Rtc::probe`]: an RTC whose time
+//!   does not read still says so, with its cell).
 //!
 //! The sysfs root is injectable, so the tests read a fake tree.
 
@@ -33,6 +36,35 @@ pub struct RtcReading {
     pub cell_mv: Option<u32>,
 }
 
+/// What an RTC's directory holds, each value where it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct RtcProbe {
+    /// The RTC's time, ms since the epoch (whole seconds); none when it
+    /// does not read (an RTC that lost its time refuses the read).
+    pub unix_ms: Option<i64>,
+    /// Its backup cell's voltage, mV, where the driver reports it.
+    pub cell_mv: Option<u32>,
+}
+
+impl RtcProbe {
+    /// The reading, when the time read.
+    pub fn reading(self) -> Option<RtcReading> {
+        Some(RtcReading {
+            unix_ms: self.unix_ms?,
+            cell_mv: self.cell_mv,
+        })
+    }
+}
+
+impl From<RtcReading> for RtcProbe {
+    fn from(r: RtcReading) -> RtcProbe {
+        RtcProbe {
+            unix_ms: Some(r.unix_ms),
+            cell_mv: r.cell_mv,
+        }
+    }
+}
+
 /// The RTC under a sysfs root.
 #[derive(Debug, Clone)]
 pub struct Rtc {
@@ -50,13 +82,21 @@ impl Rtc {
     /// Reads the RTC; `None` when there is none or its time does not read
     /// (an RTC that lost its time refuses the read with EINVAL).
     pub fn read(&self) -> Option<RtcReading> {
-        let secs: i64 = read_number(&self.dir.join("since_epoch"))?;
+        self.probe()?.reading()
+    }
+
+    /// Looks for the RTC and reads what it offers: `None` when there is no
+    /// RTC (no `rtc0` directory), otherwise its time and its cell's voltage,
+    /// each `None` where it does not read.
+    pub fn probe(&self) -> Option<RtcProbe> {
+        if !self.dir.is_dir() {
+            return None;
+        }
+        let unix_ms = read_number::<i64>(&self.dir.join("since_epoch"))
+            .and_then(|secs| secs.checked_mul(1000));
         let cell_mv = read_number::<u64>(&self.dir.join("battery_voltage"))
             .and_then(|uv| u32::try_from(uv / 1000).ok());
-        Some(RtcReading {
-            unix_ms: secs.checked_mul(1000)?,
-            cell_mv,
-        })
+        Some(RtcProbe { unix_ms, cell_mv })
     }
 }
 
@@ -100,5 +140,31 @@ mod tests {
         assert_eq!(Rtc::new(root.path()).read(), None, "overflows ms");
         let root = tree("1796000000", Some("-5"));
         assert_eq!(Rtc::new(root.path()).read().unwrap().cell_mv, None);
+    }
+
+    #[test]
+    fn a_probe_tells_no_rtc_from_one_whose_time_does_not_read() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(Rtc::new(root.path()).probe(), None, "no rtc0");
+        // An RTC that lost its time: found, no time, its cell still read.
+        let root = tree("garbage", Some("1180000\n"));
+        let p = Rtc::new(root.path()).probe().unwrap();
+        assert_eq!(
+            p,
+            RtcProbe {
+                unix_ms: None,
+                cell_mv: Some(1_180)
+            }
+        );
+        assert_eq!(p.reading(), None);
+        // No time file at all (the read refused), no cell file.
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("class/rtc/rtc0")).unwrap();
+        assert_eq!(Rtc::new(root.path()).probe(), Some(RtcProbe::default()));
+        // A readable one: the same as the reading.
+        let root = tree("1796000000\n", Some("3012000\n"));
+        let rtc = Rtc::new(root.path());
+        assert_eq!(rtc.probe(), rtc.read().map(RtcProbe::from));
+        assert_eq!(rtc.probe().unwrap().unix_ms, Some(1_796_000_000_000));
     }
 }

@@ -2,21 +2,23 @@
 //! itself through the outbox. [`StatusSource`] gathers it from the power
 //! status, the health board, the store's queue, drop counters and disk
 //! ([`EventStore::disk_status`]), the model version of the latest stored
-//! event and the last confirmed delivery.
+//! event, the last confirmed delivery, and the node's clock with the
+//! board's RTC ([`crate::timekeeping::ClockReport`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use messages::{
-    DiskReport, DiskStateCode, ModelVersion, PowerModeCode, SensorHealth, SensorState, StatusCause,
-    StatusRecord,
+    DiskReport, DiskStateCode, ModelVersion, PowerModeCode, RtcState, RtcStatus, SensorHealth,
+    SensorState, StatusCause, StatusRecord,
 };
 use power::{PowerMode, PowerStatus};
 use tokio::sync::watch;
 use uplink::{EventStore, StoreError};
 
 use crate::sensors::health::{Health, HealthBoard};
+use crate::timekeeping::rtc::RtcProbe;
 
 /// Where a Linux board reports its CPU temperature, millidegrees Celsius.
 pub const BOARD_THERMAL_ZONE: &str = "/sys/class/thermal/thermal_zone0/temp";
@@ -122,19 +124,42 @@ pub fn read_thermal_zone(path: &std::path::Path) -> Option<i16> {
     c100(milli as f64 / 1000.0)
 }
 
+/// The RTC part of a status record: `probe` (none = no RTC) against the
+/// node's time `now_ms`. The RTC counts whole seconds, so both times are
+/// truncated to the second before the difference.
+pub fn rtc_status(probe: Option<RtcProbe>, now_ms: i64) -> RtcStatus {
+    let Some(p) = probe else {
+        return RtcStatus::NONE;
+    };
+    RtcStatus {
+        state: RtcState::Found,
+        offset_s: p
+            .unix_ms
+            .map(|t| t.div_euclid(1000).saturating_sub(now_ms.div_euclid(1000))),
+        cell_mv: p.cell_mv.map(|mv| u16::try_from(mv).unwrap_or(u16::MAX)),
+    }
+}
+
 impl StatusSource {
-    /// The clock part: the quality of the time stamped now, and the steps.
+    /// The clock part: the quality of the time stamped now, the steps, and
+    /// the RTC (unknown for a clock that does not judge itself, a replay's).
     fn clock_status(&self, now_ms: i64) -> messages::ClockStatus {
         let Some(clock) = &self.clock else {
             return messages::ClockStatus::default();
         };
         let report = clock.report();
+        // The node's time as the RTC was read (with the report), rather
+        // than `now_ms`: the store may have taken a while since.
+        let rtc = report.as_ref().map_or(RtcStatus::default(), |r| {
+            rtc_status(r.rtc_probe, clock.now_ms())
+        });
         messages::ClockStatus {
             quality: clock.stamp(now_ms).1,
             steps: report
                 .as_ref()
                 .map_or(0, |r| u32::try_from(r.steps).unwrap_or(u32::MAX)),
             largest_step_ms: report.as_ref().map_or(0, |r| r.largest_step_ms),
+            rtc,
         }
     }
 
@@ -260,6 +285,136 @@ mod tests {
         let c = s.build(0, 1_000_000).clock;
         assert_eq!(c.quality.source, messages::TimeSource::Scene);
         assert_eq!((c.steps, c.largest_step_ms), (0, 0));
+    }
+
+    /// A system clock stopped at `wall_ms` and synchronised, and the RTC
+    /// of a sysfs tree under `sys`.
+    struct FakeSys {
+        wall_ms: i64,
+        rtc: crate::timekeeping::rtc::Rtc,
+    }
+
+    impl crate::timekeeping::TimeSources for FakeSys {
+        fn wall_ms(&self) -> i64 {
+            self.wall_ms
+        }
+        fn mono_ms(&self) -> i64 {
+            0
+        }
+        fn kernel(&self) -> Option<crate::timekeeping::kernel::KernelSync> {
+            Some(crate::timekeeping::kernel::KernelSync {
+                synced: true,
+                max_error_ms: Some(20),
+            })
+        }
+        fn rtc(&self) -> Option<crate::timekeeping::rtc::RtcReading> {
+            self.rtc.read()
+        }
+        fn rtc_probe(&self) -> Option<RtcProbe> {
+            self.rtc.probe()
+        }
+    }
+
+    /// A sysfs tree with an RTC reading `since_epoch` and, where given, its
+    /// cell at `battery_uv`.
+    fn rtc_tree(sys: &std::path::Path, since_epoch: &str, battery_uv: Option<&str>) {
+        let dir = sys.join("class/rtc/rtc0");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("since_epoch"), since_epoch).unwrap();
+        match battery_uv {
+            Some(uv) => std::fs::write(dir.join("battery_voltage"), uv).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(dir.join("battery_voltage"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_status_record_carries_the_rtcs_offset_and_cell() {
+        use crate::timekeeping::rtc::{LOW_CELL_MV, Rtc};
+        use crate::timekeeping::{GuardedClock, TimeFloor};
+        // The node's clock at 1_800_000_000.700 s, synchronised.
+        const NOW: i64 = 1_800_000_000_700;
+        let dir = tempfile::tempdir().unwrap();
+        let sys = dir.path().join("sys");
+        let clock = |sys: &std::path::Path| -> Arc<dyn crate::clock::Clock> {
+            Arc::new(GuardedClock::new(
+                FakeSys {
+                    wall_ms: NOW,
+                    rtc: Rtc::new(sys),
+                },
+                TimeFloor::in_memory(dir.path(), NOW - 86_400_000),
+            ))
+        };
+        let mut s = source(dir.path());
+        s.clock = Some(clock(&sys));
+        // No RTC under the sysfs root: none, nothing else.
+        let r = s.build(0, NOW);
+        assert_eq!(r.clock.rtc, RtcStatus::NONE);
+        assert_eq!(r.clock.quality.source, messages::TimeSource::Synced);
+        // An RTC 2 s ahead (whole seconds against the node's 700 ms into
+        // its second), its cell charged.
+        rtc_tree(&sys, "1800000002\n", Some("3012000\n"));
+        let r = s.append(NOW).unwrap();
+        assert_eq!(
+            r.clock.rtc,
+            RtcStatus {
+                state: RtcState::Found,
+                offset_s: Some(2),
+                cell_mv: Some(3_012),
+            }
+        );
+        // What was stored (status record v5) carries it too.
+        let p = s.store.pending(messages::Priority::Low, 10).unwrap();
+        assert_eq!(p.items[0].bytes[0], 7);
+        match messages::decode_message(&p.items[0].bytes).unwrap() {
+            messages::Message::Status(stored) => assert_eq!(stored.clock.rtc, r.clock.rtc),
+            other => panic!("{other:?}"),
+        }
+        // An RTC at 1970 (it lost its time and restarted), its cell low.
+        rtc_tree(&sys, "86\n", Some("2104000\n"));
+        let rtc = s.build(0, NOW).clock.rtc;
+        assert_eq!(rtc.state, RtcState::Found);
+        assert_eq!(rtc.offset_s, Some(86 - 1_800_000_000));
+        assert_eq!(rtc.cell_mv, Some(2_104));
+        assert!(rtc.cell_mv.is_some_and(|mv| u32::from(mv) < LOW_CELL_MV));
+        // An RTC whose time does not read: found, no offset, the cell still
+        // reported; a driver without a cell voltage: none.
+        rtc_tree(&sys, "", Some("1180000\n"));
+        let rtc = s.build(0, NOW).clock.rtc;
+        assert_eq!(
+            (rtc.state, rtc.offset_s, rtc.cell_mv),
+            (RtcState::Found, None, Some(1_180))
+        );
+        rtc_tree(&sys, "1799999999\n", None);
+        let rtc = s.build(0, NOW).clock.rtc;
+        assert_eq!(
+            (rtc.state, rtc.offset_s, rtc.cell_mv),
+            (RtcState::Found, Some(-1), None)
+        );
+        // A clock that does not read an RTC (a replay's): unknown.
+        s.clock = Some(Arc::new(crate::clock::ReplayClock::new(NOW, 1.0)));
+        assert!(s.build(0, NOW).clock.rtc.is_unknown());
+    }
+
+    #[test]
+    fn the_rtc_part_truncates_to_whole_seconds_and_caps_the_cell() {
+        let p = |unix_ms, cell_mv| Some(RtcProbe { unix_ms, cell_mv });
+        assert_eq!(rtc_status(None, 5_000), RtcStatus::NONE);
+        // The RTC reads whole seconds: 10 s against 10.999 s is no offset.
+        assert_eq!(rtc_status(p(Some(10_000), None), 10_999).offset_s, Some(0));
+        assert_eq!(rtc_status(p(Some(10_000), None), 11_000).offset_s, Some(-1));
+        // Before the epoch the seconds floor too.
+        assert_eq!(rtc_status(p(Some(0), None), -1).offset_s, Some(1));
+        assert_eq!(
+            rtc_status(p(Some(i64::MAX), None), i64::MIN).offset_s,
+            Some(i64::MAX / 1000 - i64::MIN.div_euclid(1000))
+        );
+        assert_eq!(
+            rtc_status(p(Some(i64::MIN), None), i64::MAX).offset_s,
+            Some(i64::MIN.div_euclid(1000) - i64::MAX / 1000)
+        );
+        assert_eq!(rtc_status(p(None, Some(70_000)), 0).cell_mv, Some(u16::MAX));
     }
 
     #[test]
