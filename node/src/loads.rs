@@ -113,3 +113,63 @@ impl AcceleratorSupply {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use power::loads::{FakeSwitch, LoadLine};
+    use power::{LoadsConfig, SwitchedLoads};
+
+    use super::*;
+
+    fn line(pin: u8, settle_ms: u64) -> Option<LoadLine> {
+        Some(LoadLine {
+            pin,
+            active_low: false,
+            settle_ms,
+            draw_mw: 1000.0,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn loads_for_the_run_go_on_in_order_each_after_the_previous_settled_and_off_in_reverse() {
+        let fake = FakeSwitch::new();
+        let cfg = LoadsConfig {
+            sensors: line(5, 50),
+            camera: line(6, 1_500),
+            accelerator: line(17, 300),
+            modem: line(22, 500),
+        };
+        let loads = SwitchedLoads::new(Box::new(fake.clone()), &cfg);
+        let t0 = Instant::now();
+        power_up_always_on(&loads).await;
+        // Done once the last one has settled.
+        assert_eq!(Instant::now() - t0, Duration::from_millis(2_050));
+        assert!(
+            !loads.is_on(Load::Accelerator),
+            "the accelerator waits for a burst"
+        );
+        tokio::time::advance(Duration::from_secs(10)).await;
+        drop(OffOnDrop(loads.clone()));
+        let log: Vec<(u64, &str, bool)> = fake
+            .log()
+            .iter()
+            .map(|s| ((s.at - t0).as_millis() as u64, s.load.as_str(), s.on))
+            .collect();
+        assert_eq!(
+            log,
+            [
+                (0, "sensors", true),
+                (50, "camera", true),
+                (1_550, "modem", true),
+                (12_050, "modem", false),
+                (12_050, "camera", false),
+                (12_050, "sensors", false),
+            ]
+        );
+        let r = loads.report();
+        assert_eq!(r.loads["modem"].on_ms, 10_500);
+        assert_eq!(r.loads["accelerator"].wakes, 0);
+    }
+}

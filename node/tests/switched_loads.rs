@@ -1,9 +1,10 @@
 //! The accelerator's switched supply in the node's real event loop
 //! ([`node::run_scene`] on tokio's paused clock, as `--speed max`): each
 //! burst switches the supply on (through the simulated load switch of a
-//! scene replay) and the idle release switches it off again, the run
-//! summary counts the wakes and their energy, and the events stored are
-//! exactly those of the same replay without switched loads.
+//! scene replay) and the idle release switches it off again, the loads on
+//! for the run stay on, the run summary counts the wakes and their energy,
+//! and the events stored are exactly those of the same replay without
+//! switched loads.
 //!
 //! Uses the committed fusion model on ONNX Runtime (`scripts/setup`
 //! installs it), since only a burst that runs a model wakes the accelerator.
@@ -97,7 +98,9 @@ async fn each_burst_wakes_the_accelerator_supply_and_the_idle_release_switches_i
     let t = tempfile::tempdir().unwrap();
     let scene = write_scene(t.path());
     let loads = format!(
-        "[power.loads.accelerator]\npin = 17\nsettle_ms = {SETTLE_MS}\ndraw_mw = {DRAW_MW}\n"
+        "[power.loads.accelerator]\npin = 17\nsettle_ms = {SETTLE_MS}\ndraw_mw = {DRAW_MW}\n\
+         [power.loads.sensors]\npin = 5\nsettle_ms = 50\ndraw_mw = 20\n\
+         [power.loads.modem]\npin = 22\nsettle_ms = 500\ndraw_mw = 250\n"
     );
 
     let (plain, plain_events) = replay(&scene, &t.path().join("plain"), None).await;
@@ -131,5 +134,16 @@ async fn each_burst_wakes_the_accelerator_supply_and_the_idle_release_switches_i
     assert_eq!(a.on_ms, a.wakes * (SETTLE_MS + IDLE_RELEASE_MS));
     let expected_j = DRAW_MW / 1000.0 * a.on_ms as f64 / 1000.0;
     assert!((a.energy_j - expected_j).abs() < 1e-6, "{} J", a.energy_j);
-    assert!((r.energy_j - a.energy_j).abs() < 1e-9);
+
+    // The sensors' power and the modem: on once, at the start, for the
+    // whole run, off at its end; the modem after the sensors had settled.
+    for name in ["sensors", "modem"] {
+        let l = &r.loads[name];
+        assert_eq!((l.wakes, l.failures, l.on), (1, 0, false), "{name}");
+    }
+    let (sensors, modem) = (&r.loads["sensors"], &r.loads["modem"]);
+    assert!(sensors.on_ms >= u64::from(SCENE_S) * 1000, "{sensors:?}");
+    assert_eq!(modem.on_ms, sensors.on_ms - 50);
+    let total: f64 = r.loads.values().map(|l| l.energy_j).sum();
+    assert!((r.energy_j - total).abs() < 1e-9);
 }
