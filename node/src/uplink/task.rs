@@ -21,7 +21,7 @@
 //! (16) counts against no item. MT messages are parsed as binary commands
 //! and obeyed like MQTT ones.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,10 +102,14 @@ pub(super) struct Uplink {
     mqtt_up: bool,
     sat: Option<Satellite>,
     /// Handed to a link, not yet confirmed or reported lost.
-    in_flight: HashSet<u64>,
+    /// Ids handed to a link and not yet removed, with their priority (so
+    /// the removal looks up one index entry, not four).
+    in_flight: HashMap<u64, Priority>,
     /// Acknowledged by the link, not yet removed from the store (gathered
     /// into groups, see `confirm_due`; also those whose removal failed).
     unconfirmed: Vec<u64>,
+    /// The removal of acknowledged items running now, if any.
+    confirming: Option<Confirming>,
     /// The last wait/skip reason logged at info, to log changes only.
     last_state: Option<String>,
     out: UplinkOutcome,
@@ -115,6 +119,33 @@ pub(super) struct Uplink {
     update_topic: Option<String>,
     /// Progress reports waiting to be published on `update/status`.
     update_replies: Vec<Vec<u8>>,
+}
+
+/// A removal of delivered items running on the blocking pool.
+struct Confirming {
+    ids: Vec<u64>,
+    handle: tokio::task::JoinHandle<Result<usize, StoreError>>,
+}
+
+/// The result of a removal started by `start_confirm`.
+async fn join_removal(
+    handle: tokio::task::JoinHandle<Result<usize, StoreError>>,
+) -> Result<usize, String> {
+    match handle.await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("store worker failed: {e}")),
+    }
+}
+
+/// Waits for the running removal, or forever when none runs.
+async fn removal_done(c: &mut Option<Confirming>) -> Result<usize, String> {
+    match c {
+        Some(c) => match (&mut c.handle).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("store worker failed: {e}")),
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs a blocking store call off the async thread.
@@ -159,8 +190,9 @@ impl Uplink {
             time,
             mqtt_up: false,
             sat: None,
-            in_flight: HashSet::new(),
+            in_flight: HashMap::new(),
             unconfirmed: Vec::new(),
+            confirming: None,
             last_state: None,
             out: UplinkOutcome::default(),
             incoming,
@@ -248,6 +280,7 @@ impl Uplink {
             .uplink
             .started(link.is_some(), self.sat.is_some());
         loop {
+            self.start_confirm();
             if round_due {
                 round_due = false;
                 self.round(link.as_ref()).await;
@@ -279,7 +312,16 @@ impl Uplink {
                     break;
                 }
             }
+            // Handlers below never start a removal (only the top of the
+            // loop does), so the one taken out here is the only one.
+            let mut confirming = self.confirming.take();
             tokio::select! {
+                r = removal_done(&mut confirming), if confirming.is_some() => {
+                    if let Some(c) = confirming.take() {
+                        self.confirmed(c.ids, r);
+                    }
+                    round_due = true;
+                }
                 ev = recv(&mut events) => match ev {
                     Some(ev) => {
                         round_due |= self.on_link_events(ev, &mut events).await;
@@ -321,6 +363,9 @@ impl Uplink {
                 _ = expire_tick.tick() => self.expire().await,
                 r = control.changed() => if r.is_err() { break },
                 () = sleep_until(drain_until) => {}
+            }
+            if confirming.is_some() {
+                self.confirming = confirming;
             }
         }
         self.shutdown(link, events).await
@@ -478,10 +523,6 @@ impl Uplink {
             self.unconfirmed.extend(delivered);
             round = true;
         }
-        if self.confirm_due() {
-            let ids = std::mem::take(&mut self.unconfirmed);
-            self.confirm(ids).await;
-        }
         round
     }
 
@@ -501,8 +542,44 @@ impl Uplink {
     /// out of flight (so they are never re-sent meanwhile).
     async fn confirm(&mut self, ids: Vec<u64>) {
         let store = self.store.clone();
-        let batch = ids.clone();
-        match blocking(move || store.confirm_delivered(&batch)).await {
+        let batch = self.with_priorities(&ids);
+        let result = blocking(move || store.confirm_delivered_hinted(&batch)).await;
+        self.confirmed(ids, result);
+    }
+
+    /// `ids` with the priorities they were sent with, as removal hints.
+    fn with_priorities(&self, ids: &[u64]) -> Vec<(u64, Option<Priority>)> {
+        ids.iter()
+            .map(|id| (*id, self.in_flight.get(id).copied()))
+            .collect()
+    }
+
+    /// Starts removing the acknowledged MQTT items on the blocking pool when
+    /// [`Self::confirm_due`] and no removal is running, so the link keeps
+    /// sending and reading acknowledgements meanwhile. The items stay in
+    /// flight (never re-sent) until [`Self::confirmed`] sees the result.
+    fn start_confirm(&mut self) {
+        if self.confirming.is_some() || !self.confirm_due() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.unconfirmed);
+        let store = self.store.clone();
+        let batch = self.with_priorities(&ids);
+        let handle = tokio::task::spawn_blocking(move || store.confirm_delivered_hinted(&batch));
+        self.confirming = Some(Confirming { ids, handle });
+    }
+
+    /// Waits for the removal [`Self::start_confirm`] started, if any.
+    async fn finish_confirm(&mut self) {
+        if let Some(c) = self.confirming.take() {
+            let result = join_removal(c.handle).await;
+            self.confirmed(c.ids, result);
+        }
+    }
+
+    /// Books the result of removing delivered items.
+    fn confirmed(&mut self, ids: Vec<u64>, result: Result<usize, String>) {
+        match result {
             Ok(removed) => {
                 for id in &ids {
                     self.in_flight.remove(id);
@@ -593,10 +670,6 @@ impl Uplink {
     }
 
     async fn round(&mut self, link: Option<&MqttLink>) {
-        if self.confirm_due() {
-            let ids = std::mem::take(&mut self.unconfirmed);
-            self.confirm(ids).await;
-        }
         self.out.rounds += 1;
         let now = self.time.now_ms();
         let power = self.power.borrow().uplink.clone();
@@ -606,7 +679,7 @@ impl Uplink {
         // Items in flight are skipped without being read back.
         let limit = self.scheduler.config().mqtt_batch + quarantined;
         let store = self.store.clone();
-        let skip = self.in_flight.clone();
+        let skip: HashSet<u64> = self.in_flight.keys().copied().collect();
         let pending =
             match blocking(move || store.pending_except(Priority::Low, limit, &skip)).await {
                 Ok(p) => p,
@@ -618,7 +691,7 @@ impl Uplink {
         let items: Vec<PendingItem> = pending
             .items
             .into_iter()
-            .filter(|i| !self.in_flight.contains(&i.id))
+            .filter(|i| !self.in_flight.contains_key(&i.id))
             .map(|mut i| {
                 self.time.restamp(&mut i);
                 i
@@ -664,7 +737,7 @@ impl Uplink {
                     let Some(msg) = self.encode(item) else {
                         continue;
                     };
-                    self.in_flight.insert(id);
+                    self.in_flight.insert(id, item.priority);
                     if link.send(msg).await.is_err() {
                         tracing::error!("the MQTT link has stopped; nothing more is sent");
                         self.in_flight.remove(&id);
@@ -717,7 +790,14 @@ impl Uplink {
                     "sending by satellite"
                 );
                 self.last_state = Some("sending_sbd".into());
-                self.in_flight.extend(ids.iter().copied());
+                for id in &ids {
+                    // A priority not found is only a hint missed.
+                    let p = items
+                        .iter()
+                        .find(|i| i.id == *id)
+                        .map_or(priority, |i| i.priority);
+                    self.in_flight.insert(*id, p);
+                }
                 sat.sending = Some(ids);
             }
             Action::Wait { reason } => {
@@ -1132,6 +1212,7 @@ impl Uplink {
             }
             self.unconfirmed.extend(delivered);
         }
+        self.finish_confirm().await;
         let acknowledged = std::mem::take(&mut self.unconfirmed);
         if !acknowledged.is_empty() {
             self.confirm(acknowledged).await;

@@ -640,21 +640,40 @@ impl EventStore {
     /// Ids not stored (already confirmed, evicted or expired) are ignored.
     /// Their ids are never reused.
     pub fn confirm_delivered(&self, ids: &[u64]) -> Result<usize, StoreError> {
-        let mut ids = ids.to_vec();
-        ids.sort_unstable();
-        ids.dedup();
+        let items: Vec<(u64, Option<Priority>)> = ids.iter().map(|&id| (id, None)).collect();
+        self.confirm_delivered_hinted(&items)
+    }
+
+    /// [`EventStore::confirm_delivered`] for items whose priority the caller
+    /// remembers from [`EventStore::pending`]: each index entry is looked up
+    /// under that priority first, and under the others only when it is not
+    /// there, so a wrong or missing hint costs time, never correctness.
+    pub fn confirm_delivered_hinted(
+        &self,
+        items: &[(u64, Option<Priority>)],
+    ) -> Result<usize, StoreError> {
+        let mut items = items.to_vec();
+        items.sort_unstable_by_key(|&(id, _)| id);
+        items.dedup_by_key(|&mut (id, _)| id);
+        let ids: Vec<u64> = items.iter().map(|&(id, _)| id).collect();
         let mut st = self.state();
-        st.journal.append(&[Entry::Gone(ids.clone())])?;
+        st.journal.append(&[Entry::Gone(ids)])?;
         let mut stats = st.stats;
         let mut batch = sled::Batch::default();
         let mut removed = 0;
-        for id in ids {
-            for p in Priority::ALL {
+        for (id, hint) in items {
+            let order = hint
+                .into_iter()
+                .chain(Priority::ALL.into_iter().filter(move |p| Some(*p) != hint));
+            for p in order {
                 let key = index_key(p, id);
                 if let Some(v) = self.tree.get(key).map_err(db_err("read outbox"))? {
                     batch.remove(&key[..]);
                     stats.sub(p, Meta::decode(&v).map_or(0, |m| m.len));
                     removed += 1;
+                    // The write path keeps one index entry per id (the
+                    // check at open removes any second one).
+                    break;
                 }
             }
             batch.remove(&event_key(id)[..]);

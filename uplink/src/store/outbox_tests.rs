@@ -150,6 +150,37 @@ fn confirm_removes_exactly_those_ids_durably() {
 }
 
 #[test]
+fn a_priority_hint_right_wrong_or_missing_removes_the_same_items() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let s = open_cfg(&dir, &OutboxConfig::default());
+    let ps = [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent];
+    let ids: Vec<u64> = (0..8)
+        .map(|i| s.append(ev(ps[i % 4], T0 + i as i64)).unwrap().id)
+        .collect();
+    assert_eq!(s.queue_depth(), [2, 2, 2, 2]);
+    // Right hints, a wrong one, none, and an id never stored.
+    let removed = s
+        .confirm_delivered_hinted(&[
+            (ids[0], Some(Priority::Low)),
+            (ids[1], Some(Priority::Normal)),
+            (ids[2], Some(Priority::Low)),
+            (ids[3], None),
+            (9999, Some(Priority::High)),
+        ])
+        .unwrap();
+    assert_eq!(removed, 4);
+    assert_eq!(s.queue_depth(), [1, 1, 1, 1]);
+    drop(s);
+    let (s, r) = EventStore::open(&dir, &StoreConfig::default()).unwrap();
+    assert_eq!(r.stored, 4);
+    assert_eq!(s.queue_depth(), [1, 1, 1, 1]);
+    let mut left = ids_of(&s.pending(Priority::Low, 100).unwrap());
+    left.sort_unstable();
+    assert_eq!(left, ids[4..]);
+}
+
+#[test]
 fn expiry_follows_the_ttl_of_each_priority_and_is_counted() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("store");
