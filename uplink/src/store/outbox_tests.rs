@@ -154,7 +154,12 @@ fn a_priority_hint_right_wrong_or_missing_removes_the_same_items() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("store");
     let s = open_cfg(&dir, &OutboxConfig::default());
-    let ps = [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent];
+    let ps = [
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Urgent,
+    ];
     let ids: Vec<u64> = (0..8)
         .map(|i| s.append(ev(ps[i % 4], T0 + i as i64)).unwrap().id)
         .collect();
