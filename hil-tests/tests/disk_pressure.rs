@@ -13,6 +13,11 @@
 //!    stored), never panic; once the file is gone, appends work again;
 //! 4. reopens: every acknowledged item not evicted or delivered is there,
 //!    the accounting needed no repair, the counters match.
+//!
+//! A second test fills a tmpfs that holds only the database (the journal
+//! is on the larger filesystem beside it), so that sled's own write fails:
+//! the store reopens the database by itself once space is back, and loses
+//! nothing acknowledged.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -42,13 +47,20 @@ const BELOW_ROUNDS: u64 = 200;
 /// the test fails).
 struct Tmpfs {
     path: PathBuf,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Tmpfs {
     fn mount(size: u64) -> Result<Tmpfs, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let path = dir.path().to_path_buf();
+        let mut fs = Tmpfs::mount_at(dir.path(), size)?;
+        fs._dir = Some(dir);
+        Ok(fs)
+    }
+
+    /// Mounts on `path`, an existing directory.
+    fn mount_at(path: &Path, size: u64) -> Result<Tmpfs, String> {
+        let path = path.to_path_buf();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(&path)
@@ -60,7 +72,7 @@ impl Tmpfs {
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        Ok(Tmpfs { path, _dir: dir })
+        Ok(Tmpfs { path, _dir: None })
     }
 }
 
@@ -391,6 +403,121 @@ fn a_filling_filesystem_evicts_by_priority_then_fails_cleanly_and_loses_nothing(
         model.stored.len(),
         model.disk_full_errors,
         report.journal_damaged_blocks
+    );
+    drop(s);
+    drop(fs);
+}
+
+/// Fills `dir`'s filesystem to the last byte with `dir/filler`.
+fn fill(dir: &Path) -> std::fs::File {
+    let mut filler = std::fs::File::create(dir.join("filler")).expect("create filler");
+    let chunk = vec![0xA5u8; 64 * 1024];
+    let mut small = false;
+    loop {
+        match filler.write(if small { &chunk[..512] } else { &chunk }) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(28) && !small => small = true,
+            Err(e) if e.raw_os_error() == Some(28) => break,
+            Err(e) => panic!("filler: {e}"),
+        }
+    }
+    let _ = filler.sync_all();
+    filler
+}
+
+#[test]
+fn a_database_write_failed_for_space_is_reopened_once_space_is_back() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().join("store");
+    std::fs::create_dir(&dir).expect("store dir");
+    let fs = match Tmpfs::mount_at(&dir, 6 * MIB) {
+        Ok(fs) => fs,
+        Err(why) if std::env::var_os("DISK_PRESSURE_REQUIRE_MOUNT").is_none() => {
+            eprintln!("SKIPPED: {why} (run as root, or set DISK_PRESSURE_REQUIRE_MOUNT=1 to fail)");
+            return;
+        }
+        Err(why) => panic!("{why}"),
+    };
+    // No reserve: the test wants the write itself to hit the full disk.
+    let cfg = OutboxConfig {
+        budget: BudgetConfig {
+            min_free_bytes: 0,
+            ..BudgetConfig::default()
+        },
+        ..OutboxConfig::default()
+    };
+    let store_cfg = StoreConfig {
+        cache_capacity_bytes: 1 << 20,
+    };
+    let (s, _) = EventStore::open_with(&dir, &store_cfg, cfg.clone()).expect("open on tmpfs");
+    let mut model = Model::default();
+    for round in 0..20 {
+        model
+            .append(&s, &batch(round), "before the disk fills")
+            .expect("append with room");
+    }
+    let acknowledged = model.stored.clone();
+    assert_eq!(acknowledged.len(), 800, "stored before the disk filled");
+
+    let filler = fill(&fs.path);
+    let mut failed = 0;
+    let mut round = 20;
+    while failed < 3 {
+        assert!(round < 2_000, "sled never ran out of space on a full tmpfs");
+        match model.append(&s, &batch(round), "disk full") {
+            Ok(()) => {}
+            Err(e) => {
+                assert!(
+                    matches!(
+                        e,
+                        StoreError::DiskFull { .. }
+                            | StoreError::Db { .. }
+                            | StoreError::Io { .. }
+                            | StoreError::Reopening { .. }
+                    ),
+                    "unexpected error on a full disk: {e:?}"
+                );
+                failed += 1;
+            }
+        }
+        round += 1;
+    }
+    eprintln!("the database's writes failed from round {}", round - 3);
+
+    // Space comes back: the next append reopens the database and works,
+    // without the store being opened again from outside.
+    drop(filler);
+    std::fs::remove_file(fs.path.join("filler")).expect("remove filler");
+    model
+        .append(&s, &batch(round), "space back")
+        .unwrap_or_else(|e| panic!("append after space came back: {e}"));
+    let got: BTreeMap<u64, Priority> = s
+        .pending(Priority::Low, usize::MAX)
+        .expect("pending after reopening")
+        .items
+        .into_iter()
+        .map(|i| (i.id, i.priority))
+        .collect();
+    for (id, p) in &model.stored {
+        assert_eq!(got.get(id), Some(p), "acknowledged item {id} lost");
+    }
+    assert!(acknowledged.iter().all(|(id, p)| got.get(id) == Some(p)));
+    // Items of the failed writes that the journal held were put back: they
+    // are stored now, and counted as such.
+    let extra = got.len() - model.stored.len();
+    assert_eq!(s.len(), got.len(), "the accounting after reopening");
+    let (q, d) = (s.queue_stats(), s.drop_stats());
+    drop(s);
+
+    // A cold open finds the same, with nothing to repair.
+    let (s, report) = EventStore::open_with(&dir, &store_cfg, cfg).expect("reopen");
+    assert!(!report.repaired, "{report:?}");
+    assert!(report.quarantined.is_none(), "{report:?}");
+    assert_eq!((s.queue_stats(), s.drop_stats()), (q, d));
+    eprintln!(
+        "{} items acknowledged and kept, {extra} of the failed writes put back by the journal",
+        model.stored.len()
     );
     drop(s);
     drop(fs);

@@ -57,7 +57,8 @@ mod recount;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use messages::{DecodeError, EventRecord, Message, decode_event, decode_message};
 use serde::{Deserialize, Serialize};
@@ -112,6 +113,13 @@ pub enum StoreError {
         op: &'static str,
         /// The error.
         source: sled::Error,
+    },
+    /// The database is being reopened after a failed write (for a moment;
+    /// or, when reopening failed, until the next write reopens it).
+    #[error("store {}: the database is closed for reopening after a failed write", path.display())]
+    Reopening {
+        /// The database directory.
+        path: PathBuf,
     },
     /// A stored record does not decode.
     #[error("stored record {id} does not decode: {source}")]
@@ -223,8 +231,14 @@ pub struct EventStore {
     dir: PathBuf,
     /// Held for the store's lifetime: one opener at a time, even within a process.
     _lock: std::fs::File,
-    db: sled::Db,
-    tree: sled::Tree,
+    cfg: StoreConfig,
+    /// sled's handles; `None` only while [`EventStore::heal`] reopens them.
+    sled: RwLock<Option<Sled>>,
+    /// Set when a write to sled failed: sled 0.34 then fails every later
+    /// call on the same handles, so the next write reopens them first.
+    failed: AtomicBool,
+    /// One reopening at a time.
+    healing: Mutex<()>,
     outbox: OutboxConfig,
     /// Where the free space of the store's filesystem is read.
     free_space: Arc<dyn FreeSpace>,
@@ -249,6 +263,12 @@ impl std::fmt::Debug for EventStore {
             .field("dir", &self.dir)
             .finish()
     }
+}
+
+/// The open database and its outbox tree.
+struct Sled {
+    db: sled::Db,
+    tree: sled::Tree,
 }
 
 struct OpenedDb {
@@ -510,8 +530,10 @@ impl EventStore {
         let store = EventStore {
             dir: dir.to_path_buf(),
             _lock: lock,
-            db,
-            tree,
+            cfg: cfg.clone(),
+            sled: RwLock::new(Some(Sled { db, tree })),
+            failed: AtomicBool::new(false),
+            healing: Mutex::new(()),
             outbox,
             free_space,
             state: Mutex::new(State {
@@ -534,10 +556,7 @@ impl EventStore {
             if unindexed + orphans > 0 {
                 tracing::warn!(path = %dir.display(), unindexed, orphans, "outbox index repaired (records without priority get normal)");
             }
-            store
-                .tree
-                .apply_batch(batch)
-                .map_err(db_err("repair outbox index"))?;
+            store.apply(batch, "repair outbox index")?;
             store.flush_durable()?;
         }
         // After the repair, which writes the accounting it recounted.
@@ -561,7 +580,11 @@ impl EventStore {
     /// The event with this id, if stored (a status report's id is a
     /// [`StoreError::Decode`] error: use [`EventStore::get_message`]).
     pub fn get(&self, id: u64) -> Result<Option<EventRecord>, StoreError> {
-        match self.tree.get(event_key(id)).map_err(db_err("read event"))? {
+        match self
+            .tree()?
+            .get(event_key(id))
+            .map_err(db_err("read event"))?
+        {
             Some(v) => decode_event(&v)
                 .map(Some)
                 .map_err(|source| StoreError::Decode { id, source }),
@@ -572,7 +595,7 @@ impl EventStore {
     /// The item (event or status report) with this id, if stored.
     pub fn get_message(&self, id: u64) -> Result<Option<Message>, StoreError> {
         match self
-            .tree
+            .tree()?
             .get(event_key(id))
             .map_err(db_err("read record"))?
         {
@@ -601,13 +624,19 @@ impl EventStore {
         id: u64,
     ) -> impl Iterator<Item = Result<Message, StoreError>> + '_ {
         let end = [EVENT_PREFIX + 1];
-        self.tree
-            .range(event_key(id).to_vec()..end.to_vec())
-            .map(|kv| {
-                let (k, v) = kv.map_err(db_err("scan records"))?;
-                let id = key_id(&k).unwrap_or(0);
-                decode_message(&v).map_err(|source| StoreError::Decode { id, source })
-            })
+        let (tree, closed) = match self.tree() {
+            Ok(t) => (Some(t), None),
+            Err(e) => (None, Some(Err(e))),
+        };
+        closed.into_iter().chain(
+            tree.into_iter()
+                .flat_map(move |t| t.range(event_key(id).to_vec()..end.to_vec()))
+                .map(|kv| {
+                    let (k, v) = kv.map_err(db_err("scan records"))?;
+                    let id = key_id(&k).unwrap_or(0);
+                    decode_message(&v).map_err(|source| StoreError::Decode { id, source })
+                }),
+        )
     }
 
     /// Number of stored items (events and status reports), from the
@@ -632,8 +661,111 @@ impl EventStore {
 
     /// sled flush, then fsync of every database file and the directory.
     pub fn flush_durable(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(db_err("flush"))?;
+        let db = self.db()?;
+        if let Err(e) = db.flush() {
+            return Err(self.write_failed("flush", e));
+        }
         durable::sync_tree(&self.dir)
+    }
+
+    /// The outbox tree (a cheap handle), or an error while the database is
+    /// being reopened.
+    fn tree(&self) -> Result<sled::Tree, StoreError> {
+        self.with_sled(|s| s.tree.clone())
+    }
+
+    fn db(&self) -> Result<sled::Db, StoreError> {
+        self.with_sled(|s| s.db.clone())
+    }
+
+    fn with_sled<T>(&self, f: impl FnOnce(&Sled) -> T) -> Result<T, StoreError> {
+        let guard = self.sled.read().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(f).ok_or_else(|| StoreError::Reopening {
+            path: self.dir.clone(),
+        })
+    }
+
+    /// Applies `batch` to the outbox tree; a failure marks the database
+    /// for reopening (see [`EventStore::heal`]).
+    fn apply(&self, batch: sled::Batch, op: &'static str) -> Result<(), StoreError> {
+        self.tree()?
+            .apply_batch(batch)
+            .map_err(|e| self.write_failed(op, e))
+    }
+
+    /// A write to sled failed: sled keeps that error for every later call
+    /// on these handles, so the next write reopens the database first.
+    fn write_failed(&self, op: &'static str, source: sled::Error) -> StoreError {
+        if !self.failed.swap(true, Ordering::SeqCst) {
+            tracing::error!(path = %self.dir.display(), op, error = %source, "database write failed: it is reopened before the next write");
+        }
+        StoreError::Db { op, source }
+    }
+
+    /// Reopens the database if a write to it failed: drops sled's handles,
+    /// opens the directory again (quarantining it if it no longer opens,
+    /// as at start), takes the accounting from the recount, and puts back
+    /// what the journal holds and the database lacks (the items of the
+    /// failed write were never acknowledged; when the journal took them,
+    /// they are stored from now on, and the caller that kept them may store
+    /// them a second time under new ids). Does nothing when no write
+    /// failed. Every write calls it first.
+    pub fn heal(&self) -> Result<(), StoreError> {
+        if !self.failed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let _one = self.healing.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.failed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let live = {
+            let mut st = self.state();
+            let mut handles = self.sled.write().unwrap_or_else(|p| p.into_inner());
+            // Closes the files, so that sled's lock on them is let go.
+            drop(handles.take());
+            let (journal, replay) = journal::Journal::open(&journal::journal_path(&self.dir))?;
+            let opened = match try_open(&self.dir, &self.cfg).checked(&self.dir, "reopen")? {
+                Ok(opened) => opened,
+                Err(why) => {
+                    let moved = durable::quarantine(&self.dir)?;
+                    tracing::error!(path = %self.dir.display(), moved_to = %moved.display(), reason = %why, "event store does not reopen: quarantined, starting a fresh one");
+                    try_open(&self.dir, &self.cfg)
+                        .checked(&self.dir, "open a fresh database")?
+                        .map_err(|why| StoreError::Io {
+                            path: self.dir.clone(),
+                            op: "open a fresh database after quarantine",
+                            source: std::io::Error::other(why),
+                        })?
+                }
+            };
+            let OpenedDb {
+                db,
+                tree,
+                next,
+                recount,
+            } = *opened;
+            if let Some(batch) = recount.repair {
+                tracing::warn!(path = %self.dir.display(), "outbox accounting repaired after reopening");
+                tree.apply_batch(batch)
+                    .map_err(db_err("repair outbox index"))?;
+                db.flush().map_err(db_err("flush"))?;
+            }
+            st.ids.next = st.ids.next.max(next).max(replay.max_id.saturating_add(1));
+            st.stats = recount.stats;
+            st.drops = recount.drops;
+            st.journal = journal;
+            st.disk = disk::DiskMemo::default();
+            *handles = Some(Sled { db, tree });
+            self.failed.store(false, Ordering::SeqCst);
+            replay.live
+        };
+        let restored = self.restore_from_journal(&live)?;
+        tracing::warn!(
+            path = %self.dir.display(),
+            restored = restored.len(),
+            "database reopened after a failed write"
+        );
+        Ok(())
     }
 
     /// Total size of the database files, bytes.

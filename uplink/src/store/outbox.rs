@@ -227,6 +227,7 @@ impl EventStore {
         if n == 0 {
             return Ok(Appended::default());
         }
+        self.heal()?;
         let mut st = self.state();
         let first = st.ids.next;
         let end = first + n as u64;
@@ -284,11 +285,7 @@ impl EventStore {
         };
         plan.appended.free_bytes = free;
         let evicting = !plan.appended.evicted.is_empty() || !plan.appended.dropped.is_empty();
-        if let Err(source) = self.tree.apply_batch(plan.batch) {
-            let e = StoreError::Db {
-                op: "write records",
-                source,
-            };
+        if let Err(e) = self.apply(plan.batch, "write records") {
             return Err(self.disk_full(&mut st, e, attempt));
         }
         // From here the ids are used whether or not the barrier succeeds.
@@ -350,7 +347,7 @@ impl EventStore {
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by_key(|&i| (new[i].priority, new[i].message.id()));
         let mut next_new = order.into_iter().peekable();
-        let mut old = self.tree.scan_prefix([INDEX_PREFIX]);
+        let mut old = self.tree()?.scan_prefix([INDEX_PREFIX]);
         let mut next_old = next_index_entry(&mut old)?;
         let mut keep = vec![true; n];
         let mut appended = Appended::default();
@@ -564,10 +561,12 @@ impl EventStore {
         limit: usize,
         skip: &std::collections::HashSet<u64>,
     ) -> Result<Pending, StoreError> {
+        self.heal()?;
+        let tree = self.tree()?;
         let mut out = Pending::default();
         let mut bad: Vec<(u64, Priority, Meta, sled::IVec, DecodeError)> = Vec::new();
         'priorities: for p in Priority::ALL.into_iter().rev().filter(|p| *p >= min) {
-            for kv in self.tree.scan_prefix(index_prefix(p)) {
+            for kv in tree.scan_prefix(index_prefix(p)) {
                 if out.items.len() >= limit {
                     break 'priorities;
                 }
@@ -579,11 +578,7 @@ impl EventStore {
                     continue;
                 }
                 // Gone since the scan began: confirmed or evicted meanwhile.
-                let Some(bytes) = self
-                    .tree
-                    .get(event_key(id))
-                    .map_err(db_err("read record"))?
-                else {
+                let Some(bytes) = tree.get(event_key(id)).map_err(db_err("read record"))? else {
                     continue;
                 };
                 match messages::decode_message(&bytes) {
@@ -605,7 +600,7 @@ impl EventStore {
             let mut moved = Vec::new();
             for (id, p, meta, bytes, e) in bad {
                 if self
-                    .tree
+                    .tree()?
                     .get(index_key(p, id))
                     .map_err(db_err("read outbox"))?
                     .is_none()
@@ -621,9 +616,7 @@ impl EventStore {
             }
             batch.insert(STATS_KEY, stats.encode());
             batch.insert(DROPS_KEY, drops.encode());
-            self.tree
-                .apply_batch(batch)
-                .map_err(db_err("move corrupt records"))?;
+            self.apply(batch, "move corrupt records")?;
             st.stats = stats;
             st.drops = drops;
             drop(st);
@@ -656,6 +649,8 @@ impl EventStore {
         items.sort_unstable_by_key(|&(id, _)| id);
         items.dedup_by_key(|&mut (id, _)| id);
         let ids: Vec<u64> = items.iter().map(|&(id, _)| id).collect();
+        self.heal()?;
+        let tree = self.tree()?;
         let mut st = self.state();
         st.journal.append(&[Entry::Gone(ids)])?;
         let mut stats = st.stats;
@@ -667,7 +662,7 @@ impl EventStore {
                 .chain(Priority::ALL.into_iter().filter(move |p| Some(*p) != hint));
             for p in order {
                 let key = index_key(p, id);
-                if let Some(v) = self.tree.get(key).map_err(db_err("read outbox"))? {
+                if let Some(v) = tree.get(key).map_err(db_err("read outbox"))? {
                     batch.remove(&key[..]);
                     stats.sub(p, Meta::decode(&v).map_or(0, |m| m.len));
                     removed += 1;
@@ -679,9 +674,7 @@ impl EventStore {
             batch.remove(&event_key(id)[..]);
         }
         batch.insert(STATS_KEY, stats.encode());
-        self.tree
-            .apply_batch(batch)
-            .map_err(db_err("remove delivered"))?;
+        self.apply(batch, "remove delivered")?;
         st.stats = stats;
         drop(st);
         self.flush_durable()?;
@@ -707,11 +700,11 @@ impl EventStore {
         let mut restored = Vec::new();
         for (&id, (priority, bytes)) in live {
             let present = self
-                .tree
+                .tree()?
                 .contains_key(event_key(id))
                 .map_err(db_err("read record"))?
                 || self
-                    .tree
+                    .tree()?
                     .contains_key(corrupt_key(id))
                     .map_err(db_err("read record"))?;
             if present {
@@ -735,9 +728,7 @@ impl EventStore {
         let journal_short = (live.len() as u64) < stats.total_items();
         if !restored.is_empty() {
             batch.insert(STATS_KEY, stats.encode());
-            self.tree
-                .apply_batch(batch)
-                .map_err(db_err("restore from journal"))?;
+            self.apply(batch, "restore from journal")?;
             st.stats = stats;
         }
         drop(st);
@@ -788,13 +779,13 @@ impl EventStore {
 
     fn compact_journal_locked(&self, st: &mut State) -> Result<(), StoreError> {
         let mut live = Vec::new();
-        for kv in self.tree.scan_prefix([INDEX_PREFIX]) {
+        for kv in self.tree()?.scan_prefix([INDEX_PREFIX]) {
             let (k, _) = kv.map_err(db_err("scan outbox"))?;
             let Some((p, id)) = parse_index_key(&k) else {
                 continue;
             };
             if let Some(bytes) = self
-                .tree
+                .tree()?
                 .get(event_key(id))
                 .map_err(db_err("read record"))?
             {
@@ -807,6 +798,7 @@ impl EventStore {
     /// Removes, durably, every item older than its priority's time to live
     /// at `now_ms` (age from the record's own time), and counts them.
     pub fn expire(&self, now_ms: i64) -> Result<Expired, StoreError> {
+        self.heal()?;
         let mut st = self.state();
         let (mut stats, mut drops) = (st.stats, st.drops);
         let mut batch = sled::Batch::default();
@@ -816,7 +808,7 @@ impl EventStore {
                 continue;
             };
             let cutoff = now_ms.saturating_sub(ttl);
-            for kv in self.tree.scan_prefix(index_prefix(p)) {
+            for kv in self.tree()?.scan_prefix(index_prefix(p)) {
                 let (k, v) = kv.map_err(db_err("scan outbox"))?;
                 let (Some((p, id)), Some(meta)) = (parse_index_key(&k), Meta::decode(&v)) else {
                     continue;
@@ -837,9 +829,7 @@ impl EventStore {
         batch.insert(DROPS_KEY, drops.encode());
         st.journal
             .append(&[Entry::Gone(out.items.iter().map(|(id, _)| *id).collect())])?;
-        self.tree
-            .apply_batch(batch)
-            .map_err(db_err("expire records"))?;
+        self.apply(batch, "expire records")?;
         st.stats = stats;
         st.drops = drops;
         drop(st);
@@ -894,7 +884,7 @@ impl EventStore {
     /// Records moved out of the outbox because they did not decode, with
     /// their raw bytes, for inspection.
     pub fn corrupt_records(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.tree
+        self.tree()?
             .scan_prefix([CORRUPT_PREFIX])
             .map(|kv| {
                 let (k, v) = kv.map_err(db_err("scan corrupt records"))?;
@@ -922,7 +912,7 @@ impl EventStore {
         let mut batch = sled::Batch::default();
         for p in Priority::ALL {
             if let Some(v) = self
-                .tree
+                .tree()?
                 .get(index_key(p, id))
                 .map_err(db_err("read outbox"))?
             {
@@ -938,7 +928,7 @@ impl EventStore {
         batch.insert(&event_key(id)[..], bytes);
         batch.insert(&index_key(Priority::Normal, id)[..], &meta.encode()[..]);
         batch.insert(STATS_KEY, stats.encode());
-        self.tree.apply_batch(batch).map_err(db_err("write raw"))?;
+        self.apply(batch, "write raw")?;
         st.stats = stats;
         drop(st);
         self.flush_durable()
