@@ -44,6 +44,12 @@ const IRIDIUM_TIME_UNCERTAINTY_MS: u32 = 1_000;
 /// Acknowledged items removed from the store in one durable change, at
 /// least (`Uplink::confirm_due`).
 const CONFIRM_GROUP: usize = 512;
+/// Items in flight beyond one round's `mqtt_batch`, at most: room for one
+/// group being removed and the next gathering. Past it a round sends
+/// nothing by MQTT until a removal ends, so a store slower than the link
+/// holds back the link instead of piling up acknowledged items (and the
+/// memory of removing them in one change).
+const IN_FLIGHT_SLACK: usize = 2 * CONFIRM_GROUP;
 
 /// Credits left as the modem task last reported them (none before).
 #[derive(Clone, Copy, Default)]
@@ -676,8 +682,19 @@ impl Uplink {
         // Quarantined items come first in sending order but do not go by
         // satellite: read that many more, so that they never hide the rest.
         let quarantined = self.sat.as_ref().map_or(0, |s| s.quarantine.quarantined());
-        // Items in flight are skipped without being read back.
-        let limit = self.scheduler.config().mqtt_batch + quarantined;
+        // Items in flight are skipped without being read back; while MQTT
+        // is up, a round reads no more than the room left in flight.
+        let batch = self.scheduler.config().mqtt_batch;
+        let room = (batch + IN_FLIGHT_SLACK).saturating_sub(self.in_flight.len());
+        let mqtt_up = self.mqtt_up && link.is_some();
+        if mqtt_up && room == 0 {
+            tracing::debug!(
+                in_flight = self.in_flight.len(),
+                "uplink round: in flight full, waiting for removals"
+            );
+            return;
+        }
+        let limit = if mqtt_up { batch.min(room) } else { batch } + quarantined;
         let store = self.store.clone();
         let skip: HashSet<u64> = self.in_flight.keys().copied().collect();
         let pending =
@@ -697,7 +714,6 @@ impl Uplink {
                 i
             })
             .collect();
-        let mqtt_up = self.mqtt_up && link.is_some();
         self.ask_signal(mqtt_up, &items);
         let (sbd, credits) = match &self.sat {
             // One satellite send at a time.
