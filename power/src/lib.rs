@@ -11,6 +11,8 @@
 //! - [`sysfs`]: real readings from Linux sysfs ([`SysfsSupply`]): a fuel-gauge
 //!   battery in `/sys/class/power_supply` (UPS HATs) and the Pi 5's
 //!   undervoltage flag and SoC temperature ([`BoardHealth`]);
+//! - [`sleep`]: `[power.sleep]` and when a sleep the policy calls should end
+//!   ([`plan_wake`]: solar recovery, a cap, a daily report);
 //! - [`loads`]: switched loads (the camera, the accelerator HAT, a modem,
 //!   sensor power) behind GPIO load switches, with settle times and their
 //!   energy ([`SwitchedLoads`]), and GPIO input lines, on `rppal` or a fake.
@@ -19,6 +21,7 @@ pub mod gauge;
 pub mod loads;
 pub mod monitor;
 pub mod policy;
+pub mod sleep;
 pub mod source;
 pub mod sysfs;
 
@@ -27,7 +30,10 @@ pub use loads::{Load, LoadError, LoadsConfig, LoadsReport, SwitchedLoads};
 pub use monitor::{
     Ina226Monitor, Monitor, MonitorConfig, MonitorError, MonitoredConfig, MonitoredSupply, Sample,
 };
-pub use policy::{Decision, PolicyConfig, PowerMode, PowerPolicy, PowerStatus, Step};
+pub use policy::{
+    Decision, PolicyConfig, PowerMode, PowerPolicy, PowerStatus, SleepCall, SleepReason, Step,
+};
+pub use sleep::{SleepConfig, WakeBound, WakePlan, plan_wake};
 pub use source::{
     EnergyUse, LoadConfig, PowerReading, PowerSource, SimulatedSupply, SimulationConfig,
     SupplyHealth,

@@ -1,6 +1,18 @@
 //! The power policy: from a [`PowerReading`] to a [`PowerMode`] (with
-//! hysteresis, so the node does not flap at a threshold), and from the mode to
-//! a [`Decision`] for each costly [`Step`] and a cadence for each sensor.
+//! hysteresis, so the node does not flap at a threshold, and a minimum dwell
+//! in every mode), from the mode to a [`Decision`] for each costly [`Step`]
+//! and a cadence for each sensor, and, at its lowest, whether the node
+//! should halt and sleep until the RTC wakes it ([`SleepCall`]).
+//!
+//! Rules on time: every reading carries its time (`t_ms`, the node's
+//! clock). A mode once entered is kept at least `min_dwell_ms`, except that
+//! the first reading sets the mode at once and a reading after new
+//! thresholds ([`PowerPolicy::set_config`]) is judged by them at once. The
+//! sleep call comes only in critical mode, after `min_dwell_ms` in it,
+//! below `sleep_below_soc` with the panel under `sleep_solar_below_w`;
+//! after a wake from such a sleep ([`PowerPolicy::resumed_from_sleep`]) the
+//! node sleeps again after its dwell until the charge is
+//! `hysteresis_soc` above `sleep_below_soc` (or the sun is out).
 
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +107,16 @@ pub struct PolicyConfig {
     /// No update is installed below this state of charge, nor outside
     /// normal mode.
     pub update_min_soc: f64,
+    /// A mode, once entered, is kept at least this long, milliseconds of
+    /// the node's clock; the sleep call also waits this long in critical
+    /// mode.
+    pub min_dwell_ms: u64,
+    /// In critical mode, below this state of charge (and with the panel
+    /// under `sleep_solar_below_w`), the node halts and sleeps until the RTC
+    /// wakes it. `None`: the node never sleeps.
+    pub sleep_below_soc: Option<f64>,
+    /// The sleep call comes only while the panel gives less than this, W.
+    pub sleep_solar_below_w: f64,
 }
 
 impl Default for PolicyConfig {
@@ -110,6 +132,9 @@ impl Default for PolicyConfig {
             burst_min_soc: 0.20,
             uplink_min_soc: 0.30,
             update_min_soc: 0.50,
+            min_dwell_ms: 300_000,
+            sleep_below_soc: None,
+            sleep_solar_below_w: 1.0,
         }
     }
 }
@@ -132,6 +157,26 @@ impl PolicyConfig {
                     "must be a state of charge between 0 and 1".to_string(),
                 ));
             }
+        }
+        if !(0..=86_400_000).contains(&self.min_dwell_ms) {
+            errs.push((
+                "min_dwell_ms".into(),
+                "must be between 0 and one day".into(),
+            ));
+        }
+        if let Some(v) = self.sleep_below_soc
+            && (!frac(v) || v > self.critical_below_soc)
+        {
+            errs.push((
+                "sleep_below_soc".into(),
+                "must be a state of charge between 0 and critical_below_soc".into(),
+            ));
+        }
+        if !(0.0..=1000.0).contains(&self.sleep_solar_below_w) {
+            errs.push((
+                "sleep_solar_below_w".into(),
+                "must be between 0 and 1000 W".into(),
+            ));
         }
         if !(0.0..=0.5).contains(&self.hysteresis_soc) {
             errs.push(("hysteresis_soc".into(), "must be between 0 and 0.5".into()));
@@ -179,6 +224,37 @@ pub struct PowerStatus {
     pub uplink: Decision,
     /// Whether an update may be installed, and why not.
     pub install: Decision,
+    /// Set when the node should flush, schedule its RTC wake and halt.
+    pub sleep: Option<SleepCall>,
+}
+
+/// Why the policy asks the node to sleep. The codes are part of the wire
+/// format (status record v6): never reorder, only append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SleepReason {
+    /// Critical mode, the charge below `sleep_below_soc` and no sun.
+    LowBattery,
+}
+
+impl SleepReason {
+    /// Stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SleepReason::LowBattery => "low_battery",
+        }
+    }
+}
+
+/// The policy's call to sleep, with the reading it was made on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SleepCall {
+    /// Why.
+    pub reason: SleepReason,
+    /// The state of charge it was made at, 0..1.
+    pub soc: f64,
+    /// The panel's output it was made at, W.
+    pub solar_w: f64,
 }
 
 impl PowerStatus {
@@ -205,15 +281,33 @@ impl PowerStatus {
 pub struct PowerPolicy {
     cfg: PolicyConfig,
     mode: PowerMode,
+    /// When the current mode was entered (the first reading's time for the
+    /// first mode); `None` before the first reading.
+    since_ms: Option<i64>,
+    /// New thresholds arrived: the next reading may change the mode at once.
+    fresh_config: bool,
+    /// The node woke from a sleep the policy called: the sleep condition
+    /// holds until the charge is `hysteresis_soc` above `sleep_below_soc`.
+    resumed_low: bool,
 }
 
 impl PowerPolicy {
-    /// A policy starting in normal mode.
+    /// A policy whose first reading sets the mode (normal until then).
     pub fn new(cfg: PolicyConfig) -> Self {
         PowerPolicy {
             cfg,
             mode: PowerMode::Normal,
+            since_ms: None,
+            fresh_config: false,
+            resumed_low: false,
         }
+    }
+
+    /// Tells the policy the node has just woken from a sleep it called for
+    /// a low battery: the sleep condition then has its hysteresis (it holds
+    /// until the charge is `hysteresis_soc` above `sleep_below_soc`).
+    pub fn resumed_from_sleep(&mut self) {
+        self.resumed_low = true;
     }
 
     /// The current mode.
@@ -225,6 +319,14 @@ impl PowerPolicy {
     /// [`PowerPolicy::update`] judges the reading by the new ones.
     pub fn set_config(&mut self, cfg: PolicyConfig) {
         self.cfg = cfg;
+        self.fresh_config = true;
+    }
+
+    /// True once the current mode has lasted `min_dwell_ms` at `t_ms`.
+    fn dwelt(&self, t_ms: i64) -> bool {
+        let dwell = i64::try_from(self.cfg.min_dwell_ms).unwrap_or(i64::MAX);
+        self.since_ms
+            .is_none_or(|since| t_ms.saturating_sub(since) >= dwell)
     }
 
     /// Updates the mode from a reading and returns what is allowed now.
@@ -232,7 +334,8 @@ impl PowerPolicy {
         let c = &self.cfg;
         let soc = reading.soc;
         let h = c.hysteresis_soc;
-        self.mode = match self.mode {
+        let t = reading.t_ms;
+        let wanted = match self.mode {
             PowerMode::Normal if soc < c.critical_below_soc => PowerMode::Critical,
             PowerMode::Normal if soc < c.saver_below_soc => PowerMode::Saver,
             PowerMode::Saver if soc < c.critical_below_soc => PowerMode::Critical,
@@ -241,6 +344,16 @@ impl PowerPolicy {
             PowerMode::Critical if soc >= c.critical_below_soc + h => PowerMode::Saver,
             m => m,
         };
+        if wanted != self.mode && (self.since_ms.is_none() || self.fresh_config || self.dwelt(t)) {
+            self.mode = wanted;
+            self.since_ms = Some(t);
+        }
+        if self.since_ms.is_none() {
+            self.since_ms = Some(t);
+        }
+        self.fresh_config = false;
+        let sleep = self.sleep_call(&reading);
+        let c = &self.cfg;
         let pct = soc * 100.0;
         let gate = |min: f64, what: &str| {
             if self.mode == PowerMode::Critical {
@@ -276,7 +389,29 @@ impl PowerPolicy {
                     soc * 100.0
                 )),
             },
+            sleep,
         }
+    }
+
+    /// The sleep condition (see the module's rules), updating its
+    /// hysteresis.
+    fn sleep_call(&mut self, reading: &PowerReading) -> Option<SleepCall> {
+        let below = self.cfg.sleep_below_soc?;
+        let soc = reading.soc;
+        if self.resumed_low && soc >= below + self.cfg.hysteresis_soc {
+            self.resumed_low = false;
+        }
+        let threshold = if self.resumed_low {
+            below + self.cfg.hysteresis_soc
+        } else {
+            below
+        };
+        let low = soc < threshold && reading.solar_w < self.cfg.sleep_solar_below_w;
+        (low && self.mode == PowerMode::Critical && self.dwelt(reading.t_ms)).then_some(SleepCall {
+            reason: SleepReason::LowBattery,
+            soc,
+            solar_w: reading.solar_w,
+        })
     }
 }
 
@@ -294,9 +429,27 @@ mod tests {
         }
     }
 
+    /// The default thresholds without a minimum dwell.
+    fn no_dwell() -> PolicyConfig {
+        PolicyConfig {
+            min_dwell_ms: 0,
+            ..PolicyConfig::default()
+        }
+    }
+
+    fn at_time(soc: f64, solar_w: f64, t_ms: i64) -> PowerReading {
+        PowerReading {
+            t_ms,
+            soc,
+            solar_w,
+            load_w: 3.0,
+            battery_mv: None,
+        }
+    }
+
     #[test]
     fn modes_follow_the_charge_with_hysteresis() {
-        let mut p = PowerPolicy::new(PolicyConfig::default());
+        let mut p = PowerPolicy::new(no_dwell());
         assert_eq!(p.update(at(0.8)).mode, PowerMode::Normal);
         assert_eq!(p.update(at(0.39)).mode, PowerMode::Saver);
         // Just above the threshold is not enough to leave saver mode.
@@ -309,7 +462,7 @@ mod tests {
 
     #[test]
     fn costly_steps_are_denied_with_a_reason() {
-        let mut p = PowerPolicy::new(PolicyConfig::default());
+        let mut p = PowerPolicy::new(no_dwell());
         let s = p.update(at(0.25));
         assert_eq!(s.decide(Step::InferenceBurst), Decision::Allow);
         match s.decide(Step::Uplink) {
@@ -348,7 +501,7 @@ mod tests {
 
     #[test]
     fn installs_wait_for_normal_mode_and_enough_charge() {
-        let mut p = PowerPolicy::new(PolicyConfig::default());
+        let mut p = PowerPolicy::new(no_dwell());
         assert!(p.update(at(0.8)).decide(Step::Install).allowed());
         match p.update(at(0.45)).decide(Step::Install) {
             Decision::Deny(why) => assert!(why.contains("45%"), "{why}"),
@@ -361,6 +514,71 @@ mod tests {
     }
 
     #[test]
+    fn a_mode_is_kept_for_its_minimum_dwell() {
+        let mut p = PowerPolicy::new(PolicyConfig::default()); // 300 s dwell
+        // The first reading sets the mode at once.
+        assert_eq!(p.update(at_time(0.10, 0.0, 0)).mode, PowerMode::Critical);
+        // Charged well above every threshold, but the dwell is not over.
+        assert_eq!(
+            p.update(at_time(0.9, 5.0, 299_999)).mode,
+            PowerMode::Critical
+        );
+        assert_eq!(p.update(at_time(0.9, 5.0, 300_000)).mode, PowerMode::Normal);
+        // Down again: normal was entered at 300 s, so it holds until 600 s.
+        assert_eq!(p.update(at_time(0.3, 0.0, 310_000)).mode, PowerMode::Normal);
+        assert_eq!(p.update(at_time(0.3, 0.0, 600_000)).mode, PowerMode::Saver);
+        // New thresholds are judged at once, whatever the dwell.
+        p.set_config(PolicyConfig {
+            saver_below_soc: 0.2,
+            critical_below_soc: 0.1,
+            ..PolicyConfig::default()
+        });
+        assert_eq!(p.update(at_time(0.3, 0.0, 610_000)).mode, PowerMode::Normal);
+    }
+
+    fn sleepy() -> PolicyConfig {
+        PolicyConfig {
+            min_dwell_ms: 60_000,
+            sleep_below_soc: Some(0.10),
+            ..PolicyConfig::default()
+        }
+    }
+
+    #[test]
+    fn sleep_is_called_in_critical_mode_after_the_dwell_without_sun() {
+        let mut p = PowerPolicy::new(sleepy());
+        let s = p.update(at_time(0.08, 0.0, 0));
+        assert_eq!(s.mode, PowerMode::Critical);
+        assert_eq!(s.sleep, None, "not before a minimum dwell awake");
+        assert_eq!(p.update(at_time(0.08, 0.0, 59_999)).sleep, None);
+        let s = p.update(at_time(0.08, 0.0, 60_000));
+        let call = s.sleep.expect("sleep after the dwell");
+        assert_eq!(call.reason, SleepReason::LowBattery);
+        assert!((call.soc - 0.08).abs() < 1e-9);
+        // The sun is out: charging beats sleeping.
+        assert_eq!(p.update(at_time(0.08, 5.0, 70_000)).sleep, None);
+        // Above the sleep threshold, still critical: no sleep.
+        assert_eq!(p.update(at_time(0.12, 0.0, 80_000)).sleep, None);
+        // Without the key the node never sleeps.
+        let mut p = PowerPolicy::new(PolicyConfig::default());
+        p.update(at_time(0.01, 0.0, 0));
+        assert_eq!(p.update(at_time(0.01, 0.0, 86_400_000)).sleep, None);
+    }
+
+    #[test]
+    fn after_a_wake_the_sleep_condition_has_hysteresis() {
+        let mut p = PowerPolicy::new(sleepy());
+        p.resumed_from_sleep();
+        p.update(at_time(0.12, 0.0, 0));
+        // 12 % is above the 10 % threshold but not 5 points above it.
+        assert!(p.update(at_time(0.12, 0.0, 60_000)).sleep.is_some());
+        // 16 % clears the hysteresis; from then on 10 % is the threshold.
+        assert!(p.update(at_time(0.16, 0.0, 70_000)).sleep.is_none());
+        assert!(p.update(at_time(0.12, 0.0, 80_000)).sleep.is_none());
+        assert!(p.update(at_time(0.09, 0.0, 90_000)).sleep.is_some());
+    }
+
+    #[test]
     fn validation_names_keys() {
         let cfg = PolicyConfig {
             critical_below_soc: 0.5,
@@ -369,5 +587,16 @@ mod tests {
         };
         let keys: Vec<_> = cfg.validate().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["critical_below_soc", "camera_interval_ms"]);
+        let cfg = PolicyConfig {
+            min_dwell_ms: 86_400_001,
+            sleep_below_soc: Some(0.2),
+            sleep_solar_below_w: -1.0,
+            ..Default::default()
+        };
+        let keys: Vec<_> = cfg.validate().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            ["min_dwell_ms", "sleep_below_soc", "sleep_solar_below_w"]
+        );
     }
 }
