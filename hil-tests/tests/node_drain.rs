@@ -189,19 +189,31 @@ fn a_stored_backlog_drains_once_each_and_leaves_the_store_empty() {
     drop(store);
 
     // The reference: mosquitto_pub, QoS 1, as many messages of the same
-    // size over the same kind of connection (mutual TLS, the node's identity).
+    // size over the same kind of connection (mutual TLS, the node's
+    // identity), to the same broker with a subscriber taking every message
+    // as the researcher's did during the node's drain (the broker's
+    // forwarding and the subscriber's work weigh on both runs alike).
     let node_files = broker.client_files(NODE_ID).expect("certificate");
     let lines: Vec<Vec<u8>> = (0..n).map(|_| vec![b'x'; mean_len]).collect();
+    let ref_topic = format!("field/{NODE_ID}/events");
+    let ref_sub =
+        Subscriber::start(&broker, &researcher, &ref_topic, None).unwrap_or_else(|e| panic!("{e}"));
     let start = Instant::now();
-    let (st, err) = publish_lines(
-        &broker,
-        &node_files,
-        &format!("field/{NODE_ID}/events"),
-        &lines,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (st, err) =
+        publish_lines(&broker, &node_files, &ref_topic, &lines).unwrap_or_else(|e| panic!("{e}"));
     let pub_s = start.elapsed().as_secs_f64();
     assert!(st.success(), "mosquitto_pub: {err}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = 0;
+    while Instant::now() < deadline {
+        got = ref_sub.messages().len() as u64;
+        if got >= n {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(ref_sub);
+    assert_eq!(got, n, "reference messages received");
 
     let node_rate = n as f64 / drain_s.max(1e-3);
     let pub_rate = n as f64 / pub_s.max(1e-3);
