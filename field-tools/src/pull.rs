@@ -582,10 +582,18 @@ mod tests {
     fn status_records_with_an_update_result_are_written_whole_and_v1_and_v2_ones_still_read() {
         let periodic = status("n1", 8);
         let bytes = messages::encode_status(&periodic);
-        assert_eq!(bytes[0], 7, "status record v5");
+        assert_eq!(bytes[0], 8, "status record v6");
+        // Without the last sleep (none: one zero byte): status v5.
+        assert_eq!(bytes[bytes.len() - 1], 0);
+        let mut v5 = bytes[..bytes.len() - 1].to_vec();
+        v5[0] = 7;
+        assert_eq!(
+            decode_payload("field/n1/status", &v5).expect("v5"),
+            Record::Status(periodic.clone())
+        );
         // Without the (unknown) RTC (three zero bytes): status v4.
-        assert_eq!(&bytes[bytes.len() - 3..], &[0; 3]);
-        let mut v4 = bytes[..bytes.len() - 3].to_vec();
+        assert_eq!(&v5[v5.len() - 3..], &[0; 3]);
+        let mut v4 = v5[..v5.len() - 3].to_vec();
         v4[0] = 6;
         assert_eq!(
             decode_payload("field/n1/status", &v4).expect("v4"),
@@ -638,6 +646,12 @@ mod tests {
             offset_s: Some(-3),
             cell_mv: Some(2_104),
         };
+        on_update.clock.sleep = Some(messages::LastSleep {
+            reason: messages::SleepReasonCode::LowBattery,
+            slept_s: 5_347,
+            planned_s: 5_340,
+            wake: messages::WakeCause::Rtc,
+        });
         let mut out = Vec::new();
         let mut sink = Sink::new(&mut out, PullFormat::Jsonl, None, HashSet::new(), false);
         sink.accept("field/n1/status", &messages::encode_status(&on_update))
@@ -660,7 +674,12 @@ mod tests {
             lines[0]["clock"]["rtc"],
             serde_json::json!({"state": "found", "offset_s": -3, "cell_mv": 2104})
         );
+        assert_eq!(
+            lines[0]["clock"]["sleep"],
+            serde_json::json!({"reason": "low_battery", "slept_s": 5347, "planned_s": 5340, "wake": "rtc"})
+        );
         assert_eq!(lines[1]["clock"]["rtc"]["state"], "unknown");
+        assert!(lines[1]["clock"]["sleep"].is_null());
         assert_eq!(lines[1]["cause"], "periodic");
         assert!(lines[1]["update"]["last"].is_null());
         assert!(lines[1]["disk"]["free_mib"].is_null());

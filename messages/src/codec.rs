@@ -4,7 +4,9 @@
 //! See `docs/wire-format.md`.
 
 use crate::event::EventRecordV1;
-use crate::status::{StatusRecordV1, StatusRecordV2, StatusRecordV3, StatusRecordV4};
+use crate::status::{
+    StatusRecordV1, StatusRecordV2, StatusRecordV3, StatusRecordV4, StatusRecordV5,
+};
 use crate::{EventRecord, StatusRecord};
 
 /// The first byte of an event record of version 1 (without
@@ -30,9 +32,14 @@ pub const STATUS_RECORD_V3: u8 = 4;
 /// [`StatusRecord::clock`], without its RTC, [`crate::ClockStatus::rtc`]);
 /// still decoded, into a [`StatusRecord`] whose RTC is unknown.
 pub const STATUS_RECORD_V4: u8 = 6;
-/// The first byte written by [`encode_status`]: a status record, version 5
-/// (with the RTC, [`crate::ClockStatus::rtc`], at its end).
-pub const STATUS_RECORD_VERSION: u8 = 7;
+/// The first byte of a status record of version 5 (with the RTC,
+/// [`crate::ClockStatus::rtc`], without the last sleep,
+/// [`crate::ClockStatus::sleep`]); still decoded, into a [`StatusRecord`]
+/// without a last sleep.
+pub const STATUS_RECORD_V5: u8 = 7;
+/// The first byte written by [`encode_status`]: a status record, version 6
+/// (with the last sleep, [`crate::ClockStatus::sleep`], at its end).
+pub const STATUS_RECORD_VERSION: u8 = 8;
 
 /// Any record of the outbox, as decoded by [`decode_message`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,7 +84,7 @@ pub enum DecodeError {
     Empty,
     /// A version byte this build does not understand.
     #[error(
-        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_V1} = event v1, {EVENT_RECORD_VERSION} = event v2, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_V3} = status v3, {STATUS_RECORD_V4} = status v4, {STATUS_RECORD_VERSION} = status v5)"
+        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_V1} = event v1, {EVENT_RECORD_VERSION} = event v2, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_V3} = status v3, {STATUS_RECORD_V4} = status v4, {STATUS_RECORD_V5} = status v5, {STATUS_RECORD_VERSION} = status v6)"
     )]
     UnsupportedVersion {
         /// The version byte found.
@@ -147,6 +154,9 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
         }
         STATUS_RECORD_V4 => {
             decode_body::<StatusRecordV4>(body).map(|v4| Message::Status(StatusRecord::from(v4)))
+        }
+        STATUS_RECORD_V5 => {
+            decode_body::<StatusRecordV5>(body).map(|v5| Message::Status(StatusRecord::from(v5)))
         }
         STATUS_RECORD_VERSION => decode_body(body).map(Message::Status),
         found => Err(DecodeError::UnsupportedVersion { found }),
@@ -377,7 +387,7 @@ mod tests {
         let full = encode_status(&status_on_update()).len();
         let periodic_v2 = encode_with(STATUS_RECORD_V2, &as_v2(&status())).len();
         eprintln!(
-            "status record v5: periodic without updates {periodic} bytes (as v2: {periodic_v2}), on a typical update result {typical} bytes, every field present with texts at their caps and the disk part at its largest {full} bytes"
+            "status record v6: periodic without updates {periodic} bytes (as v2: {periodic_v2}), on a typical update result {typical} bytes, every field present with texts at their caps and the disk part at its largest {full} bytes"
         );
         // Alone in an SBD packing (no node id, the head says a disk part
         // follows), with and without its disk part.
@@ -395,19 +405,20 @@ mod tests {
             "periodic status record packed alone: {periodic_packed} bytes (without its disk part: {without_disk})"
         );
         assert!(periodic_packed <= without_disk + 6, "{periodic_packed}");
-        assert!(periodic <= 72, "{periodic}");
+        assert!(periodic <= 73, "{periodic}");
         // On hardware: a synchronised clock and an RTC with its cell; as v4
-        // (without the RTC) and v5.
+        // (without the RTC) and v6 (with it, and no sleep: one byte more).
+        // The sleep's part is measured in `status_v6_carries_the_last_sleep`.
         let hardware = status_with_rtc(HEALTHY_RTC);
         let hardware_v4 = encode_with(STATUS_RECORD_V4, &as_v4(&hardware)).len();
         let hardware_v5 = encode_status(&hardware).len();
         let no_rtc = encode_status(&status_with_rtc(crate::RtcStatus::NONE)).len();
         eprintln!(
-            "periodic status record on hardware (synchronised clock): v4 {hardware_v4} bytes, v5 with an RTC and its cell {hardware_v5} bytes, without an RTC {no_rtc} bytes"
+            "periodic status record on hardware (synchronised clock): v4 {hardware_v4} bytes, v6 with an RTC and its cell {hardware_v5} bytes, without an RTC {no_rtc} bytes"
         );
-        assert_eq!(hardware_v5, hardware_v4 + 6);
-        assert_eq!(no_rtc, hardware_v4 + 3);
-        assert!(hardware_v5 <= 76, "{hardware_v5}");
+        assert_eq!(hardware_v5, hardware_v4 + 7);
+        assert_eq!(no_rtc, hardware_v4 + 4);
+        assert!(hardware_v5 <= 77, "{hardware_v5}");
         // Packed alone: the RTC part costs the same, and the record stays
         // within two credits.
         let hardware_packed = [
@@ -432,18 +443,19 @@ mod tests {
         let s = status_on_update();
         let bytes = encode_status(&s);
         assert_eq!(bytes[0], STATUS_RECORD_VERSION);
-        assert_eq!(bytes[0], 7);
+        assert_eq!(bytes[0], 8);
         assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         for cut in 1..bytes.len() {
             assert!(decode_message(&bytes[..cut]).is_err(), "prefix of {cut}");
         }
-        // The clock part is last, its RTC at its end; unknown, they are
-        // eight zero bytes (source, no uncertainty, not re-stamped, no
-        // step, largest step 0; RTC state unknown, no offset, no cell).
+        // The clock part is last, its RTC and its last sleep at its end;
+        // unknown, they are nine zero bytes (source, no uncertainty, not
+        // re-stamped, no step, largest step 0; RTC state unknown, no
+        // offset, no cell; no sleep).
         let plain = status();
         let b = encode_status(&plain);
-        assert_eq!(&b[b.len() - 8..], &[0; 8][..]);
-        let b = &b[..b.len() - 8];
+        assert_eq!(&b[b.len() - 9..], &[0; 9][..]);
+        let b = &b[..b.len() - 9];
         // Before it, the disk part's three fields: free MiB (Some, varint),
         // the state's code byte, the eviction count (varint).
         assert_eq!(&b[b.len() - 5..], &[1, 0xe2, 0x57, 0, 0][..]);
@@ -453,11 +465,14 @@ mod tests {
             ..plain.clone()
         };
         let b = encode_status(&unknown);
-        assert_eq!(&b[b.len() - 11..], &[0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]);
+        assert_eq!(
+            &b[b.len() - 12..],
+            &[0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]
+        );
         assert_eq!(decode_message(&b), Ok(Message::Status(unknown)));
         // A state code this build does not know reads as unknown.
         let mut b = encode_status(&plain);
-        let at = b.len() - 10;
+        let at = b.len() - 11;
         b[at] = 7;
         match decode_message(&b) {
             Ok(Message::Status(r)) => {
@@ -478,7 +493,7 @@ mod tests {
         );
         // A record written by a node with the version 3 envelope: the clock
         // part unknown.
-        let v3 = &bytes[..bytes.len() - 8];
+        let v3 = &bytes[..bytes.len() - 9];
         let mut v3 = v3.to_vec();
         v3[0] = STATUS_RECORD_V3;
         assert_eq!(decode_message(&v3), Ok(Message::Status(s.clone())));
@@ -532,6 +547,7 @@ mod tests {
                 steps: 0,
                 largest_step_ms: 0,
                 rtc,
+                sleep: None,
             },
             ..status()
         }
@@ -581,15 +597,69 @@ mod tests {
         }
         // The RTC's bytes: state (2 found), some offset (zigzag -1 = 1),
         // some cell (3012 mV, a two-byte varint).
+        // (then no sleep, one zero byte).
         let b = encode_status(&status_with_rtc(HEALTHY_RTC));
-        assert_eq!(&b[b.len() - 6..], &[2, 1, 1, 1, 0xc4, 0x17][..]);
+        assert_eq!(&b[b.len() - 7..], &[2, 1, 1, 1, 0xc4, 0x17, 0][..]);
         let b = encode_status(&status_with_rtc(crate::RtcStatus::NONE));
-        assert_eq!(&b[b.len() - 3..], &[1, 0, 0][..]);
+        assert_eq!(&b[b.len() - 4..], &[1, 0, 0, 0][..]);
         // A state this build does not know is refused, not guessed.
         let mut b = encode_status(&status_with_rtc(crate::RtcStatus::NONE));
-        let at = b.len() - 3;
+        let at = b.len() - 4;
         b[at] = 3;
         assert!(matches!(decode_message(&b), Err(DecodeError::Malformed(_))));
+    }
+
+    const SLEPT: crate::LastSleep = crate::LastSleep {
+        reason: crate::SleepReasonCode::LowBattery,
+        slept_s: 21_602,
+        planned_s: 21_600,
+        wake: crate::WakeCause::Rtc,
+    };
+
+    #[test]
+    fn status_v6_carries_the_last_sleep_and_v5_still_decodes_without_it() {
+        let mut s = status_with_rtc(HEALTHY_RTC);
+        s.clock.sleep = Some(SLEPT);
+        let bytes = encode_status(&s);
+        assert_eq!(bytes[0], 8);
+        assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
+        for cut in 1..bytes.len() {
+            assert!(decode_message(&bytes[..cut]).is_err(), "prefix of {cut}");
+        }
+        // Some, reason 0, 21602 s and 21600 s as varints, wake 0 (rtc).
+        assert_eq!(
+            &bytes[bytes.len() - 9..],
+            &[1, 0, 0xe2, 0xa8, 0x01, 0xe0, 0xa8, 0x01, 0][..]
+        );
+        let without = encode_status(&status_with_rtc(HEALTHY_RTC)).len();
+        eprintln!(
+            "status record v6 on hardware: {without} bytes without a sleep, {} with one",
+            bytes.len()
+        );
+        assert_eq!(bytes.len(), without + 8);
+        // A v5 record (kind byte 7): the v6 body without the sleep's byte.
+        let mut v5 = encode_status(&status_with_rtc(HEALTHY_RTC));
+        v5.pop();
+        v5[0] = STATUS_RECORD_V5;
+        assert_eq!(
+            decode_message(&v5),
+            Ok(Message::Status(status_with_rtc(HEALTHY_RTC)))
+        );
+        // A wake cause this build does not know is refused.
+        let mut b = bytes.clone();
+        let last = b.len() - 1;
+        b[last] = 3;
+        assert!(matches!(decode_message(&b), Err(DecodeError::Malformed(_))));
+        // JSON names it; JSON without it reads as no sleep.
+        let j = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            j["clock"]["sleep"],
+            serde_json::json!({"reason": "low_battery", "slept_s": 21602, "planned_s": 21600, "wake": "rtc"})
+        );
+        let mut j = j;
+        j["clock"].as_object_mut().unwrap().remove("sleep");
+        let back: StatusRecord = serde_json::from_value(j).unwrap();
+        assert_eq!(back.clock.sleep, None);
     }
 
     #[test]
@@ -626,7 +696,7 @@ mod tests {
         // cut short.
         let mut as_v4 = encode_status(&s);
         as_v4[0] = STATUS_RECORD_V4;
-        assert_eq!(decode_message(&as_v4), Err(DecodeError::Trailing(6)));
+        assert_eq!(decode_message(&as_v4), Err(DecodeError::Trailing(7)));
         let mut as_v5 = v4.clone();
         as_v5[0] = STATUS_RECORD_VERSION;
         assert!(decode_message(&as_v5).is_err());
@@ -727,13 +797,16 @@ mod tests {
         s.disk = crate::DiskReport::default();
         let mut bytes = encode_status(&s);
         // The reason is the last field before the (unknown) disk and clock
-        // parts: length 1, "x", then none, 255, 0, then eight zeros.
-        let at = bytes.len() - 13;
-        assert_eq!(&bytes[at..], &[1, b'x', 0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        // parts: length 1, "x", then none, 255, 0, then nine zeros.
+        let at = bytes.len() - 14;
+        assert_eq!(
+            &bytes[at..],
+            &[1, b'x', 0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
         bytes.truncate(at);
         bytes.push(65);
         bytes.extend(std::iter::repeat_n(b'x', 65));
-        bytes.extend([0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        bytes.extend([0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert!(matches!(
             decode_message(&bytes),
             Err(DecodeError::Malformed(_))

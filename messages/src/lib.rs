@@ -40,8 +40,8 @@ pub use event::{
 pub use json::EventJson;
 pub use pack::{PackError, Packed, UnpackError, pack, unpack};
 pub use status::{
-    ClockStatus, DiskReport, DiskStateCode, DropCounters, PowerModeCode, Priority, RtcState,
-    RtcStatus, SensorHealth, SensorState, StatusRecord,
+    ClockStatus, DiskReport, DiskStateCode, DropCounters, LastSleep, PowerModeCode, Priority,
+    RtcState, RtcStatus, SensorHealth, SensorState, SleepReasonCode, StatusRecord, WakeCause,
 };
 pub use update_status::{
     BundleKindCode, ShortText, StatusCause, UpdateOutcome, UpdateResult, UpdateStatus,

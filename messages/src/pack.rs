@@ -34,9 +34,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::status::ClockStatusV4;
 use crate::{
-    DiskReport, DropCounters, EventClass, EventRecord, KeyFeatures, Message, ModalityScores,
-    ModelVersion, Permille, PowerModeCode, RtcStatus, SensorHealth, StatusCause, StatusRecord,
-    TimeQuality, TimeSource, UpdateStatus,
+    DiskReport, DropCounters, EventClass, EventRecord, KeyFeatures, LastSleep, Message,
+    ModalityScores, ModelVersion, Permille, PowerModeCode, RtcStatus, SensorHealth, StatusCause,
+    StatusRecord, TimeQuality, TimeSource, UpdateStatus,
 };
 
 /// The first byte of a packed message as [`pack`] writes it: SBD packing,
@@ -84,9 +84,13 @@ const STATUS_CLOCK_PART: u64 = 8;
 /// there is one; set only when it is not the unknown one of a record from
 /// before status record v5).
 const STATUS_RTC_PART: u64 = 16;
+/// In a status head: the last sleep follows (after the RTC part, when
+/// there is one; set only when the record reports a sleep, status record
+/// v6).
+const STATUS_SLEEP_PART: u64 = 32;
 /// Every part bit of a status head.
 const STATUS_PARTS: u64 =
-    STATUS_UPDATE_PART | STATUS_DISK_PART | STATUS_CLOCK_PART | STATUS_RTC_PART;
+    STATUS_UPDATE_PART | STATUS_DISK_PART | STATUS_CLOCK_PART | STATUS_RTC_PART | STATUS_SLEEP_PART;
 /// Number of optional event fields, each one presence bit.
 const PRESENCE_BITS: u32 = 9;
 /// The class starts above the kind bit and the presence bits.
@@ -238,6 +242,9 @@ fn status_head(s: &StatusRecord) -> u64 {
     if !s.clock.rtc.is_unknown() {
         head |= STATUS_RTC_PART;
     }
+    if s.clock.sleep.is_some() {
+        head |= STATUS_SLEEP_PART;
+    }
     head
 }
 
@@ -387,6 +394,9 @@ fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>, quality:
         }
         if !s.clock.rtc.is_unknown() {
             put(out, &s.clock.rtc);
+        }
+        if let Some(sleep) = &s.clock.sleep {
+            put(out, sleep);
         }
     }
 }
@@ -756,6 +766,11 @@ fn read_status(
     } else {
         RtcStatus::default()
     };
+    let sleep: Option<LastSleep> = if head & STATUS_SLEEP_PART != 0 {
+        Some(r.take("status sleep part")?)
+    } else {
+        None
+    };
     Ok(StatusRecord {
         id,
         node_id: node_id.to_owned(),
@@ -774,7 +789,7 @@ fn read_status(
         cause,
         update,
         disk,
-        clock: clock.with_rtc(rtc),
+        clock: clock.with_rtc(rtc, sleep),
     })
 }
 
@@ -948,6 +963,16 @@ mod tests {
                         cell_mv: rng.opt(|r| r.next() as u16),
                     },
                 },
+                sleep: rng.opt(|r| LastSleep {
+                    reason: crate::SleepReasonCode::LowBattery,
+                    slept_s: r.next() as u32,
+                    planned_s: r.below(86_400) as u32,
+                    wake: [
+                        crate::WakeCause::Rtc,
+                        crate::WakeCause::WakeLine,
+                        crate::WakeCause::Cold,
+                    ][r.below(3) as usize],
+                }),
             },
         }
     }
@@ -1295,11 +1320,11 @@ mod tests {
             );
             // Status head with reserved bits (bit 1 is the update part's,
             // bit 2 the disk part's, bit 3 the clock part's, bit 4 the
-            // RTC part's).
+            // RTC part's, bit 5 the sleep part's).
             let b = if v == PACK_VERSION {
-                v2(1, &[5, 0, 33])
+                v2(1, &[5, 0, 65])
             } else {
-                vec![v, 5, 0, 33]
+                vec![v, 5, 0, 65]
             };
             assert!(
                 matches!(unpack(&b, NODE), Err(UnpackError::Invalid { .. })),
@@ -1464,6 +1489,7 @@ mod tests {
             steps: 0,
             largest_step_ms: 0,
             rtc: RtcStatus::default(),
+            sleep: None,
         };
         // Before status record v5: clock part alone, as packed before.
         let before = pack(&[Message::Status(s.clone())], SBD_MO_MAX).unwrap();
@@ -1508,6 +1534,25 @@ mod tests {
             KIND_STATUS | STATUS_DISK_PART | STATUS_RTC_PART
         );
         assert_eq!(&p.bytes[p.bytes.len() - 3..], &[1, 0, 0]);
+        assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(s.clone())]));
+        // A last sleep: its part after the RTC part, under head bit 5.
+        let before = p.bytes.len();
+        s.clock.sleep = Some(LastSleep {
+            reason: crate::SleepReasonCode::LowBattery,
+            slept_s: 21_602,
+            planned_s: 21_600,
+            wake: crate::WakeCause::Rtc,
+        });
+        let p = pack(&[Message::Status(s.clone())], SBD_MO_MAX).unwrap();
+        assert_eq!(
+            head_of(&p),
+            KIND_STATUS | STATUS_DISK_PART | STATUS_RTC_PART | STATUS_SLEEP_PART
+        );
+        assert_eq!(
+            &p.bytes[p.bytes.len() - 8..],
+            &[0, 0xe2, 0xa8, 0x01, 0xe0, 0xa8, 0x01, 0]
+        );
+        assert_eq!(p.bytes.len(), before + 8);
         assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(s)]));
     }
 
@@ -1642,6 +1687,7 @@ mod tests {
                 largest_step_ms: -3_000,
                 // Packed by nodes before status record v5: no RTC part.
                 rtc: RtcStatus::default(),
+                sleep: None,
             },
         };
         vec![Message::Event(e1), Message::Event(e2), Message::Status(s)]

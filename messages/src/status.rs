@@ -176,6 +176,49 @@ pub struct ClockStatus {
     /// unknown in an older record, and in JSON without it).
     #[serde(default)]
     pub rtc: RtcStatus,
+    /// The node's last deep sleep: why, how long, how it woke (status
+    /// record v6; none when the node has not slept since its data directory
+    /// was made, in an older record, and in JSON without it).
+    #[serde(default)]
+    pub sleep: Option<LastSleep>,
+}
+
+/// Why the node halted to sleep. The discriminants are part of the wire
+/// format: never reorder, only append.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SleepReasonCode {
+    /// The power policy's lowest mode: battery below its sleep threshold
+    /// and no sun.
+    LowBattery,
+}
+
+/// How the node started after its last sleep. The discriminants are part
+/// of the wire format: never reorder, only append.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WakeCause {
+    /// The RTC's wake alarm, at the planned time.
+    Rtc,
+    /// Before the planned time, with the configured wake line active.
+    WakeLine,
+    /// Before the planned time without the wake line: power restored, the
+    /// power button, a person.
+    Cold,
+}
+
+/// The node's last deep sleep in a status record (status record v6).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastSleep {
+    /// Why it slept.
+    pub reason: SleepReasonCode,
+    /// From the halt to the next start, whole seconds of the node's clock
+    /// ([`u32::MAX`] for more; 0 if the clock went back).
+    pub slept_s: u32,
+    /// How long the sleep was planned to last, whole seconds.
+    pub planned_s: u32,
+    /// How the node started again.
+    pub wake: WakeCause,
 }
 
 impl ClockStatus {
@@ -241,13 +284,85 @@ pub(crate) struct ClockStatusV4 {
 }
 
 impl ClockStatusV4 {
-    /// The clock part of a later record: this one with `rtc`.
-    pub fn with_rtc(self, rtc: RtcStatus) -> ClockStatus {
+    /// The clock part of a later record: this one with `rtc` and `sleep`.
+    pub fn with_rtc(self, rtc: RtcStatus, sleep: Option<LastSleep>) -> ClockStatus {
         ClockStatus {
             quality: self.quality,
             steps: self.steps,
             largest_step_ms: self.largest_step_ms,
             rtc,
+            sleep,
+        }
+    }
+}
+
+/// The clock part as status record v5 carried it: without
+/// [`ClockStatus::sleep`].
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct ClockStatusV5 {
+    pub quality: crate::TimeQuality,
+    pub steps: u32,
+    pub largest_step_ms: i64,
+    pub rtc: RtcStatus,
+}
+
+impl From<ClockStatusV5> for ClockStatus {
+    fn from(c: ClockStatusV5) -> ClockStatus {
+        ClockStatus {
+            quality: c.quality,
+            steps: c.steps,
+            largest_step_ms: c.largest_step_ms,
+            rtc: c.rtc,
+            sleep: None,
+        }
+    }
+}
+
+/// The status record as version 5 of its envelope carried it (kind/version
+/// byte 7): its clock part without [`ClockStatus::sleep`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StatusRecordV5 {
+    pub id: u64,
+    pub node_id: String,
+    pub time_ms: i64,
+    pub uptime_s: u32,
+    pub battery_permille: u16,
+    pub battery_mv: u16,
+    pub power_mode: PowerModeCode,
+    pub air_temp_c100: Option<i16>,
+    pub board_temp_c100: Option<i16>,
+    pub sensors: SensorHealth,
+    pub queue: [u32; 4],
+    pub drops: DropCounters,
+    pub model: ModelVersion,
+    pub last_contact_ms: Option<i64>,
+    pub cause: StatusCause,
+    pub update: UpdateStatus,
+    pub disk: DiskReport,
+    pub clock: ClockStatusV5,
+}
+
+impl From<StatusRecordV5> for StatusRecord {
+    fn from(v: StatusRecordV5) -> StatusRecord {
+        StatusRecord {
+            id: v.id,
+            node_id: v.node_id,
+            time_ms: v.time_ms,
+            uptime_s: v.uptime_s,
+            battery_permille: v.battery_permille,
+            battery_mv: v.battery_mv,
+            power_mode: v.power_mode,
+            air_temp_c100: v.air_temp_c100,
+            board_temp_c100: v.board_temp_c100,
+            sensors: v.sensors,
+            queue: v.queue,
+            drops: v.drops,
+            model: v.model,
+            last_contact_ms: v.last_contact_ms,
+            cause: v.cause,
+            update: v.update,
+            disk: v.disk,
+            clock: v.clock.into(),
         }
     }
 }
@@ -306,7 +421,7 @@ impl From<StatusRecordV4> for StatusRecord {
             cause: v.cause,
             update: v.update,
             disk: v.disk,
-            clock: v.clock.with_rtc(RtcStatus::default()),
+            clock: v.clock.with_rtc(RtcStatus::default(), None),
         }
     }
 }

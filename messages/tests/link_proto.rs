@@ -98,6 +98,12 @@ fn status() -> StatusRecord {
                 offset_s: Some(-2),
                 cell_mv: Some(2_410),
             },
+            sleep: Some(messages::LastSleep {
+                reason: messages::SleepReasonCode::LowBattery,
+                slept_s: 21_600,
+                planned_s: 21_600,
+                wake: messages::WakeCause::Rtc,
+            }),
         },
     }
 }

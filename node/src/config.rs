@@ -267,6 +267,10 @@ pub struct PowerConfig {
     /// On hardware the GPIO drives them; in a scene replay they are
     /// simulated (switched and counted, nothing driven).
     pub loads: power::LoadsConfig,
+    /// `[power.sleep]`: how long a deep sleep lasts and how a wake is told
+    /// from a cold boot. The node sleeps only when `[power.policy]
+    /// sleep_below_soc` is set.
+    pub sleep: power::SleepConfig,
 }
 
 /// `power.source`
@@ -291,6 +295,7 @@ impl Default for PowerConfig {
             monitor: power::MonitoredConfig::default(),
             sysfs: power::SysfsConfig::default(),
             loads: power::LoadsConfig::default(),
+            sleep: power::SleepConfig::default(),
         }
     }
 }
@@ -566,7 +571,25 @@ impl Config {
         ));
         e.extend(prefixed("power.monitor", self.power.monitor.validate()));
         e.extend(prefixed("power.sysfs", self.power.sysfs.validate()));
-        e.extend(prefixed("power.loads", self.power.loads.validate()));
+        // The wake line shares the GPIO numbers with the loads; its own
+        // range is checked with `[power.sleep]`.
+        let wake_line: Vec<(&str, &power::loads::InputLineConfig)> = self
+            .power
+            .sleep
+            .wake_line
+            .iter()
+            .filter(|l| power::loads::config::USABLE_PINS.contains(&l.pin))
+            .map(|l| ("sleep.wake_line", l))
+            .collect();
+        let (sleep_line, loads): (Vec<_>, Vec<_>) = self
+            .power
+            .loads
+            .validate_with_inputs(&wake_line)
+            .into_iter()
+            .partition(|(k, _)| k.starts_with("sleep."));
+        e.extend(prefixed("power.loads", loads));
+        e.extend(prefixed("power", sleep_line));
+        e.extend(prefixed("power.sleep", self.power.sleep.validate()));
         e.extend(prefixed("time.gpsd", self.time.gpsd.validate()));
         ConfigErrors(e)
     }
@@ -586,6 +609,35 @@ mod tests {
     #[test]
     fn empty_file_is_the_default() {
         assert_eq!(Config::from_toml_str("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn deep_sleep_keys_are_checked_and_the_wake_line_shares_the_gpio() {
+        let c = Config::from_toml_str(
+            "[power.policy]\nsleep_below_soc = 0.1\n[power.sleep]\nreport_utc_h = 12.5\n\
+             [power.sleep.wake_line]\npin = 22\nactive_low = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.power.policy.sleep_below_soc, Some(0.1));
+        assert_eq!(c.power.sleep.wake_line.as_ref().map(|l| l.pin), Some(22));
+        let e = Config::from_toml_str(
+            "[power.policy]\nsleep_below_soc = 0.5\nmin_dwell_ms = 999999999\n\
+             [power.sleep]\nmax_sleep_s = 1\n[power.sleep.wake_line]\npin = 17\n\
+             [power.loads.accelerator]\npin = 17\ndraw_mw = 1\n",
+        )
+        .unwrap_err();
+        let mut keys: Vec<_> = e.0.iter().map(|e| e.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "power.policy.min_dwell_ms",
+                "power.policy.sleep_below_soc",
+                "power.sleep.max_sleep_s",
+                "power.sleep.min_sleep_s",
+                "power.sleep.wake_line.pin",
+            ]
+        );
     }
 
     #[test]

@@ -298,3 +298,23 @@ pub fn probe_video(cfg: &Config, dev: &std::path::Path) -> Vec<crate::probe::Vid
         })
         .collect()
 }
+
+/// The wake line of `[power.sleep]`, read once at start: the GPIO input on
+/// hardware, an inactive simulated line in a replay; `None` when none is
+/// configured or the GPIO cannot be opened (logged).
+pub fn read_wake_line(cfg: &power::SleepConfig, hardware: bool) -> Option<bool> {
+    use power::loads::InputLine as _;
+    let line = cfg.wake_line.as_ref()?;
+    let read = if hardware {
+        power::loads::GpioInput::open(line).and_then(|mut l| l.is_active())
+    } else {
+        power::loads::FakeInput::new().is_active()
+    };
+    match read {
+        Ok(active) => Some(active),
+        Err(e) => {
+            tracing::warn!(target: "sleep", pin = line.pin, error = %e, "wake line unreadable; a wake before the planned time counts as a cold boot");
+            None
+        }
+    }
+}

@@ -38,6 +38,7 @@ pub mod scene;
 pub mod sensors;
 pub mod service;
 pub mod shutdown;
+pub mod sleep;
 pub mod tasks;
 pub mod timekeeping;
 pub mod update;

@@ -132,6 +132,13 @@ pub struct RunSummary {
     /// switch-ons (`wakes`), failures, time on and its energy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loads: Option<power::LoadsReport>,
+    /// How this start began (an RTC wake, the wake line, a cold boot) and
+    /// the last deep sleep.
+    pub boot: crate::sleep::BootReport,
+    /// Set when the run ended in a deep sleep the power policy called: the
+    /// planned wake, and whether the board was halted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<crate::sleep::SleepOutcome>,
 }
 
 /// `write_bytes` of `/proc/self/io`: bytes this process sent to the block layer.
@@ -241,6 +248,19 @@ pub async fn run_node(
         PowerSourceKind::Sysfs => Box::new(crate::hardware::open_sysfs_supply(&cfg.power.sysfs)),
     };
     let mut policy = PowerPolicy::new(cfg.power.policy.clone());
+    // Deep sleep: how this start began, before the first reading.
+    let hardware = matches!(source, Source::Hardware);
+    let boot = crate::sleep::on_boot(
+        &cfg.node.data_dir,
+        &cfg.power.sysfs.root,
+        clock.now_ms(),
+        crate::hardware::read_wake_line(&cfg.power.sleep, hardware),
+        cfg.power.sleep.wake_tolerance_s,
+    );
+    if boot.resumed {
+        policy.resumed_from_sleep();
+    }
+    let sleep_request = Arc::new(crate::sleep::SleepRequest::default());
     let power_start_ms = clock.now_ms();
     let first = tasks::power::initial_status(supply.as_mut(), &mut policy, power_start_ms);
     tracing::info!(mode = first.mode.as_str(), soc = first.reading.soc, "power");
@@ -283,6 +303,7 @@ pub async fn run_node(
     }
     // Uplink: status records and forwarding the outbox (its own thread).
     let shared = Arc::new(crate::uplink::SharedState::default());
+    shared.set_last_sleep(boot.last_sleep);
     let status_source = crate::uplink::StatusSource {
         node_id: cfg.node.id.clone(),
         board: board.clone(),
@@ -348,6 +369,21 @@ pub async fn run_node(
         reboot.clone(),
         handoff,
     );
+    // A start that ends a sleep reports it at once: the node may sleep
+    // again before the next periodic status record.
+    if boot.resumed && cfg.uplink.enabled {
+        let source = status_source.clone();
+        let now = clock.now_ms();
+        match tokio::task::spawn_blocking(move || source.append(now)).await {
+            Ok(Ok(r)) => {
+                tracing::info!(target: "sleep", id = r.id, "status record with the sleep stored")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot store the status record of the sleep")
+            }
+            Err(e) => tracing::error!(error = %e, "status record worker failed"),
+        }
+    }
     let uplink = if cfg.uplink.enabled {
         let mut ucfg = cfg.uplink.clone();
         ucfg.mqtt = cfg.uplink.mqtt_for(&cfg.node.id);
@@ -511,16 +547,20 @@ pub async fn run_node(
         cfg.power.interval_ms,
         done_rx,
         Some(live_rx),
+        Some((sleep_request.clone(), cfg.power.sleep.clone())),
         shutdown.clone(),
     ));
 
     // A reboot asked over the field link stops the node as a signal does.
+    // So does a deep sleep the power policy calls.
     let stop = {
         let reboot = reboot.clone();
+        let sleep_request = sleep_request.clone();
         async move {
             tokio::select! {
                 () = stop => {}
                 () = reboot.wait() => {}
+                () = sleep_request.wait() => {}
             }
         }
     };
@@ -585,6 +625,39 @@ pub async fn run_node(
         report
     });
 
+    // Deep sleep: everything is stored and flushed, the uplink stopped and
+    // the loads off; set the RTC alarm, write the sleep record, halt.
+    let sleep = match sleep_request.planned() {
+        Some(plan) => {
+            let mut halt: Box<dyn crate::sleep::halt::Halt> = if hardware {
+                Box::new(crate::sleep::halt::LogindHalt::default())
+            } else {
+                Box::new(crate::sleep::halt::FakeHalt::default())
+            };
+            let data_dir = cfg.node.data_dir.clone();
+            let root = cfg.power.sysfs.root.clone();
+            if !hardware && root == Path::new("/") {
+                // A replay never sets the host's own RTC alarm.
+                let why = "a replay sets the wake alarm only under a fake sysfs tree ([power.sysfs] root)";
+                tracing::error!(target: "sleep", reason = why, "not halting");
+                Some(crate::sleep::SleepOutcome::not_halted(
+                    &plan,
+                    halt.name(),
+                    Some(why.to_string()),
+                ))
+            } else {
+                Some(
+                    tokio::task::spawn_blocking(move || {
+                        crate::sleep::enter(&plan, &data_dir, &root, halt.as_mut())
+                    })
+                    .await
+                    .map_err(|e| NodeError::Task(e.to_string()))?,
+                )
+            }
+        }
+        None => None,
+    };
+
     let mut stored_by_class = BTreeMap::new();
     for r in store.iter_from(report.next_id).flatten() {
         *stored_by_class
@@ -627,5 +700,7 @@ pub async fn run_node(
         clock: clock_report,
         gnss: gnss.map(|g| g.report()),
         loads,
+        boot,
+        sleep,
     })
 }

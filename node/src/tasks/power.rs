@@ -1,6 +1,9 @@
 //! The power task: reads the supply at a fixed interval, charges it with the
 //! energy the other tasks spent, updates the policy and publishes what it
-//! allows. Mode changes are logged with the reading that caused them.
+//! allows. Mode changes are logged with the reading that caused them. When
+//! the policy calls for a deep sleep and a wake can be planned
+//! ([`power::plan_wake`]), it asks the node to stop and sleep
+//! ([`crate::sleep::SleepRequest`]) and ends.
 
 use std::sync::Arc;
 
@@ -49,7 +52,12 @@ pub fn initial_status(
     policy.update(source.read(t_ms, EnergyUse::default()))
 }
 
-/// Runs until shutdown, or until `done` says the sensors have all ended.
+/// Where a sleep the policy calls goes: the request the node's run waits
+/// on, and `[power.sleep]` to plan the wake.
+pub type SleepPlanning = Option<(Arc<crate::sleep::SleepRequest>, power::SleepConfig)>;
+
+/// Runs until shutdown, until `done` says the sensors have all ended, or
+/// until it has asked for a sleep.
 /// Readings fall at `start_ms` + k x `interval_ms` (the time of the initial
 /// status), whatever the task's own start was delayed by, so a replay at any
 /// speed reads the supply at the same scene times. Settings installed
@@ -66,6 +74,7 @@ pub async fn run(
     interval_ms: u64,
     mut done: watch::Receiver<bool>,
     mut settings: Option<watch::Receiver<crate::update::live::Settings>>,
+    sleep: SleepPlanning,
     mut shutdown: Shutdown,
 ) {
     let mut seen = Seen::default();
@@ -119,7 +128,35 @@ pub async fn run(
                 "power reading"
             );
         }
+        let call = status.sleep;
         tx.send_replace(status);
+        if let (Some(call), Some((request, cfg))) = (call, &sleep) {
+            match power::plan_wake(cfg, next) {
+                Some(wake) => {
+                    tracing::warn!(
+                        target: "sleep",
+                        reason = call.reason.as_str(),
+                        soc = call.soc,
+                        solar_w = call.solar_w,
+                        wake_ms = wake.wake_ms,
+                        bound = wake.bound.as_str(),
+                        "power policy calls for deep sleep; stopping"
+                    );
+                    request.request(crate::sleep::PlannedSleep {
+                        reason: call.reason,
+                        at_ms: next,
+                        wake,
+                        soc: call.soc,
+                        battery_mv: reading.battery_mv,
+                    });
+                    return;
+                }
+                None => tracing::debug!(
+                    target: "sleep",
+                    "sleep called but the wake would be closer than min_sleep_s; staying awake"
+                ),
+            }
+        }
         next += interval_ms as i64;
     }
 }

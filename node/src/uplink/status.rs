@@ -35,6 +35,8 @@ pub struct SharedState {
     last_contact_ms: AtomicI64,
     /// The running uplink's links, counters and rounds (for the field link).
     pub uplink: super::live::UplinkLive,
+    /// The node's last deep sleep, as found at start.
+    last_sleep: std::sync::Mutex<Option<messages::LastSleep>>,
 }
 
 impl Default for SharedState {
@@ -44,11 +46,22 @@ impl Default for SharedState {
             model: AtomicU32::new(0),
             last_contact_ms: AtomicI64::new(i64::MIN),
             uplink: Default::default(),
+            last_sleep: std::sync::Mutex::new(None),
         }
     }
 }
 
 impl SharedState {
+    /// Sets the last deep sleep that status records report.
+    pub fn set_last_sleep(&self, sleep: Option<messages::LastSleep>) {
+        *self.last_sleep.lock().unwrap_or_else(|e| e.into_inner()) = sleep;
+    }
+
+    /// The last deep sleep, if the node has slept.
+    pub fn last_sleep(&self) -> Option<messages::LastSleep> {
+        *self.last_sleep.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Records the model version of an event just stored.
     pub fn saw_model(&self, v: ModelVersion) {
         self.model.store(v.0, Ordering::Relaxed);
@@ -144,8 +157,12 @@ impl StatusSource {
     /// The clock part: the quality of the time stamped now, the steps, and
     /// the RTC (unknown for a clock that does not judge itself, a replay's).
     fn clock_status(&self, now_ms: i64) -> messages::ClockStatus {
+        let sleep = self.shared.last_sleep();
         let Some(clock) = &self.clock else {
-            return messages::ClockStatus::default();
+            return messages::ClockStatus {
+                sleep,
+                ..Default::default()
+            };
         };
         let report = clock.report();
         // The node's time as the RTC was read (with the report), rather
@@ -160,6 +177,7 @@ impl StatusSource {
                 .map_or(0, |r| u32::try_from(r.steps).unwrap_or(u32::MAX)),
             largest_step_ms: report.as_ref().map_or(0, |r| r.largest_step_ms),
             rtc,
+            sleep,
         }
     }
 
@@ -277,6 +295,27 @@ mod tests {
     }
 
     #[test]
+    fn a_status_record_reports_the_last_sleep() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = source(dir.path());
+        assert_eq!(s.build(0, 2_000_000).clock.sleep, None);
+        let slept = messages::LastSleep {
+            reason: messages::SleepReasonCode::LowBattery,
+            slept_s: 21_605,
+            planned_s: 21_600,
+            wake: messages::WakeCause::Rtc,
+        };
+        s.shared.set_last_sleep(Some(slept));
+        let r = s.append(2_000_000).unwrap();
+        assert_eq!(r.clock.sleep, Some(slept));
+        let p = s.store.pending(messages::Priority::Low, 10).unwrap();
+        match messages::decode_message(&p.items[0].bytes).unwrap() {
+            messages::Message::Status(stored) => assert_eq!(stored.clock.sleep, Some(slept)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_status_record_carries_the_clock_that_stamps_the_events() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = source(dir.path());
@@ -364,9 +403,9 @@ mod tests {
                 cell_mv: Some(3_012),
             }
         );
-        // What was stored (status record v5) carries it too.
+        // What was stored (status record v6) carries it too.
         let p = s.store.pending(messages::Priority::Low, 10).unwrap();
-        assert_eq!(p.items[0].bytes[0], 7);
+        assert_eq!(p.items[0].bytes[0], 8);
         match messages::decode_message(&p.items[0].bytes).unwrap() {
             messages::Message::Status(stored) => assert_eq!(stored.clock.rtc, r.clock.rtc),
             other => panic!("{other:?}"),
