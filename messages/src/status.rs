@@ -193,6 +193,15 @@ pub enum SleepReasonCode {
     LowBattery,
 }
 
+impl SleepReasonCode {
+    /// The stable name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SleepReasonCode::LowBattery => "low_battery",
+        }
+    }
+}
+
 /// How the node started after its last sleep. The discriminants are part
 /// of the wire format: never reorder, only append.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,6 +214,17 @@ pub enum WakeCause {
     /// Before the planned time without the wake line: power restored, the
     /// power button, a person.
     Cold,
+}
+
+impl WakeCause {
+    /// The stable name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WakeCause::Rtc => "rtc",
+            WakeCause::WakeLine => "wake_line",
+            WakeCause::Cold => "cold",
+        }
+    }
 }
 
 /// The node's last deep sleep in a status record (status record v6).

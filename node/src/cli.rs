@@ -738,6 +738,29 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
         s.power_mode,
         s.battery_soc * 100.0
     );
+    if let Some(l) = &s.boot.last_sleep {
+        println!(
+            "start: {}; last sleep: {}, {} s slept of {} s planned, woke by {}",
+            s.boot.cause.as_str(),
+            l.reason.as_str(),
+            l.slept_s,
+            l.planned_s,
+            l.wake.as_str()
+        );
+    }
+    if let Some(z) = &s.sleep {
+        match &z.error {
+            None => println!(
+                "deep sleep: {} for {} s (until {}, {} bound), halted ({})",
+                z.reason.as_str(),
+                z.planned_s,
+                format_rfc3339_ms(z.planned_wake_ms),
+                z.bound.as_str(),
+                z.halt
+            ),
+            Some(e) => println!("deep sleep: {} called, NOT halted: {e}", z.reason.as_str()),
+        }
+    }
     if let Some(u) = &s.uplink {
         println!(
             "uplink: {} delivered, {} handed to a link and not delivered (sent again), {} left in the outbox",

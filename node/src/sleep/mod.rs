@@ -139,7 +139,7 @@ pub fn on_boot(
             }
             tracing::info!(
                 target: "sleep",
-                cause = wake_name(cause),
+                cause = cause.as_str(),
                 reason = r.reason.as_str(),
                 slept_s = last_sleep.map_or(0, |s| s.slept_s),
                 planned_s = last_sleep.map_or(0, |s| s.planned_s),
@@ -150,7 +150,7 @@ pub fn on_boot(
         }
         _ => tracing::info!(
             target: "sleep",
-            cause = wake_name(cause),
+            cause = cause.as_str(),
             wake_line = ?wake_line,
             "start without a pending sleep"
         ),
@@ -159,15 +159,6 @@ pub fn on_boot(
         cause,
         last_sleep,
         resumed,
-    }
-}
-
-/// The stable name of a wake cause.
-pub fn wake_name(c: WakeCause) -> &'static str {
-    match c {
-        WakeCause::Rtc => "rtc",
-        WakeCause::WakeLine => "wake_line",
-        WakeCause::Cold => "cold",
     }
 }
 
