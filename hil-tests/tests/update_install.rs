@@ -651,6 +651,9 @@ fn a_model_bundle_published_over_mqtt_waits_for_charge_then_is_installed() {
 [power]
 source = "sysfs"
 interval_ms = 200
+# The charge recovers within the minute the run lasts: no minimum dwell.
+[power.policy]
+min_dwell_ms = 0
 [power.sysfs]
 root = "{sys}"
 battery = "BAT0"
