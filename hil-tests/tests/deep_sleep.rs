@@ -6,7 +6,8 @@
 //! simulated halt ends the run as a power-off would). The next start, with
 //! the clock past the planned wake, is an RTC wake; every event stored
 //! before the sleep is still in the store, and a status record reports the
-//! sleep with its reason and length.
+//! sleep with its reason and length. Without a writable wake alarm the
+//! node does not stop for a sleep nothing would end.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -169,4 +170,30 @@ fn a_deep_sleep_loses_nothing_and_the_next_start_is_an_rtc_wake() {
         );
         assert_eq!(i64::from(s.planned_s), (planned_ms - slept_at_ms) / 1000);
     }
+}
+
+#[test]
+fn without_a_writable_wake_alarm_the_node_stays_awake() {
+    let t = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenes/demo");
+    // A sysfs tree without an RTC: nothing could end the sleep.
+    let sys = t.path().join("no-rtc");
+    std::fs::create_dir_all(&sys).unwrap();
+    let low = config(t.path(), "low.toml", &sys, 0.08);
+    let (stored, s, err) = run(&demo, &t.path().join("data"), &low);
+    assert!(s.get("sleep").is_none(), "{s}");
+    assert_eq!(s["scene_ms"].as_i64(), Some(120_000), "{s}");
+    assert_eq!(s["power_mode"], "critical");
+    assert!(
+        err.contains("deep sleep called but the RTC wake alarm cannot be set"),
+        "{err}"
+    );
+    // Said once, not at every reading.
+    assert_eq!(
+        err.matches("cannot be set; staying awake").count(),
+        1,
+        "{err}"
+    );
+    assert!(!stored.is_empty());
+    assert!(!t.path().join("data/sleep.json").exists());
 }

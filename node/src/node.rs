@@ -547,7 +547,12 @@ pub async fn run_node(
         cfg.power.interval_ms,
         done_rx,
         Some(live_rx),
-        Some((sleep_request.clone(), cfg.power.sleep.clone())),
+        Some(tasks::power::SleepPlanning {
+            request: sleep_request.clone(),
+            cfg: cfg.power.sleep.clone(),
+            sys_root: cfg.power.sysfs.root.clone(),
+            hardware,
+        }),
         shutdown.clone(),
     ));
 

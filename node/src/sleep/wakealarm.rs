@@ -45,6 +45,17 @@ pub fn schedule(root: &Path, epoch_s: i64) -> Result<(), AlarmError> {
     write(format!("{epoch_s}\n"))
 }
 
+/// Checks that the alarm can be written (the file opens for writing),
+/// without changing it: the node checks before it stops to sleep.
+pub fn check_writable(root: &Path) -> Result<(), AlarmError> {
+    let p = path(root);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .map(drop)
+        .map_err(|source| AlarmError::Io { path: p, source })
+}
+
 /// The alarm set now, seconds since the epoch; `None` when none is (an
 /// empty file, or `0`).
 pub fn read(root: &Path) -> Result<Option<i64>, AlarmError> {
@@ -90,8 +101,21 @@ mod tests {
     }
 
     #[test]
+    fn the_check_opens_for_writing_and_changes_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(path(t.path()).parent().unwrap()).unwrap();
+        std::fs::write(path(t.path()), "1780300800\n").unwrap();
+        check_writable(t.path()).unwrap();
+        assert_eq!(read(t.path()).unwrap(), Some(1_780_300_800));
+    }
+
+    #[test]
     fn a_missing_rtc_is_an_error_not_a_panic() {
         let t = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            check_writable(t.path()),
+            Err(AlarmError::Io { .. })
+        ));
         assert!(matches!(schedule(t.path(), 1), Err(AlarmError::Io { .. })));
         assert!(matches!(read(t.path()), Err(AlarmError::Io { .. })));
     }

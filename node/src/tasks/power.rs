@@ -52,9 +52,33 @@ pub fn initial_status(
     policy.update(source.read(t_ms, EnergyUse::default()))
 }
 
-/// Where a sleep the policy calls goes: the request the node's run waits
-/// on, and `[power.sleep]` to plan the wake.
-pub type SleepPlanning = Option<(Arc<crate::sleep::SleepRequest>, power::SleepConfig)>;
+/// Where a sleep the policy calls goes.
+pub struct SleepPlanning {
+    /// The request the node's run waits on.
+    pub request: Arc<crate::sleep::SleepRequest>,
+    /// `[power.sleep]`, to plan the wake.
+    pub cfg: power::SleepConfig,
+    /// The sysfs root the wake alarm is under.
+    pub sys_root: std::path::PathBuf,
+    /// False in a replay: the host's own alarm (under `/`) is never set.
+    pub hardware: bool,
+}
+
+impl SleepPlanning {
+    /// Why the wake alarm cannot be set, if it cannot: then the node stays
+    /// awake rather than stop for a sleep nothing would end.
+    fn alarm_unusable(&self) -> Option<String> {
+        if !self.hardware && self.sys_root == std::path::Path::new("/") {
+            return Some(
+                "a replay sets the wake alarm only under a fake sysfs tree ([power.sysfs] root)"
+                    .to_string(),
+            );
+        }
+        crate::sleep::wakealarm::check_writable(&self.sys_root)
+            .err()
+            .map(|e| e.to_string())
+    }
+}
 
 /// Runs until shutdown, until `done` says the sensors have all ended, or
 /// until it has asked for a sleep.
@@ -74,9 +98,11 @@ pub async fn run(
     interval_ms: u64,
     mut done: watch::Receiver<bool>,
     mut settings: Option<watch::Receiver<crate::update::live::Settings>>,
-    sleep: SleepPlanning,
+    sleep: Option<SleepPlanning>,
     mut shutdown: Shutdown,
 ) {
+    // Set once the wake alarm proved unusable: no more sleep this run.
+    let mut no_alarm = false;
     let mut seen = Seen::default();
     let mut next = start_ms + interval_ms as i64;
     let mut health = source.health();
@@ -130,9 +156,19 @@ pub async fn run(
         }
         let call = status.sleep;
         tx.send_replace(status);
-        if let (Some(call), Some((request, cfg))) = (call, &sleep) {
-            match power::plan_wake(cfg, next) {
-                Some(wake) => {
+        if let (Some(call), Some(plan), false) = (call, &sleep, no_alarm) {
+            let wake = power::plan_wake(&plan.cfg, next);
+            match (wake, wake.and_then(|_| plan.alarm_unusable())) {
+                (Some(_), Some(why)) => {
+                    no_alarm = true;
+                    tracing::error!(
+                        target: "sleep",
+                        reason = call.reason.as_str(),
+                        error = %why,
+                        "deep sleep called but the RTC wake alarm cannot be set; staying awake for this run"
+                    );
+                }
+                (Some(wake), None) => {
                     tracing::warn!(
                         target: "sleep",
                         reason = call.reason.as_str(),
@@ -142,7 +178,7 @@ pub async fn run(
                         bound = wake.bound.as_str(),
                         "power policy calls for deep sleep; stopping"
                     );
-                    request.request(crate::sleep::PlannedSleep {
+                    plan.request.request(crate::sleep::PlannedSleep {
                         reason: call.reason,
                         at_ms: next,
                         wake,
@@ -151,7 +187,7 @@ pub async fn run(
                     });
                     return;
                 }
-                None => tracing::debug!(
+                (None, _) => tracing::debug!(
                     target: "sleep",
                     "sleep called but the wake would be closer than min_sleep_s; staying awake"
                 ),
