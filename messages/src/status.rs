@@ -156,7 +156,8 @@ pub struct StatusRecord {
     pub disk: DiskReport,
     /// The node's clock: the quality of the time it stamps with, and the
     /// steps of the system clock it saw (status record v4; unknown before),
-    /// and the board's RTC (status record v5; unknown before).
+    /// the board's RTC (status record v5; unknown before) and the last
+    /// deep sleep (status record v6; none before).
     #[serde(default)]
     pub clock: ClockStatus,
 }

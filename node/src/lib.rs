@@ -16,6 +16,8 @@
 //! - [`model`]: opening the fusion model (or falling back to the triggers);
 //! - [`loads`]: switched loads in a run: the loads on for the run, and the
 //!   accelerator's supply around bursts;
+//! - [`sleep`]: deep sleep on the power policy's call (RTC wake alarm,
+//!   sleep record, the [`sleep::halt::Halt`] edge) and how a start began;
 //! - [`update`]: signed model and settings updates (trust state, A/B slots, install);
 //! - [`uplink`]: forwarding the outbox over MQTT, status records, downlink commands;
 //! - [`logring`]: the recent log lines kept in memory for the field link;
