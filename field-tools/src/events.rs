@@ -99,7 +99,7 @@ pub fn read_events(data_dir: &Path, since_ms: Option<i64>) -> Result<ReadEvents,
 }
 
 /// The column names of the CSV output: the JSON field names, in order.
-pub const CSV_COLUMNS: [&str; 20] = [
+pub const CSV_COLUMNS: [&str; 22] = [
     "id",
     "node_id",
     "start_ms",
@@ -120,6 +120,8 @@ pub const CSV_COLUMNS: [&str; 20] = [
     "time_source",
     "time_uncertainty_ms",
     "time_restamped",
+    "time_boot",
+    "time_mono_ms",
 ];
 
 /// Writes events as JSON lines.
@@ -191,6 +193,7 @@ mod tests {
             features: KeyFeatures::default(),
             model: ModelVersion(0),
             time: Default::default(),
+            mono: None,
         }
     }
 
@@ -209,7 +212,7 @@ mod tests {
         assert_eq!(lines.next().unwrap(), CSV_COLUMNS.join(","));
         assert_eq!(
             lines.next().unwrap(),
-            "1,n,1000,1500,wildlife,0.7,0.5,,,,,,,,,,0,unknown,,false"
+            "1,n,1000,1500,wildlife,0.7,0.5,,,,,,,,,,0,unknown,,false,,"
         );
     }
 

@@ -469,6 +469,7 @@ mod tests {
             features: KeyFeatures::default(),
             model: ModelVersion::TRIGGERS_ONLY,
             time: Default::default(),
+            mono: None,
         }
     }
 

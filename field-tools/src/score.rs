@@ -329,6 +329,7 @@ mod tests {
             features: KeyFeatures::default(),
             model: ModelVersion(0),
             time: Default::default(),
+            mono: None,
         }
     }
 

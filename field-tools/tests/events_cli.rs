@@ -17,7 +17,7 @@ const T0: i64 = 1_700_000_000_000;
 
 /// The JSON field names of `docs/wire-format.md` ("JSON view"), in the CSV
 /// header's order.
-const FIELDS: [&str; 20] = [
+const FIELDS: [&str; 22] = [
     "id",
     "node_id",
     "start_ms",
@@ -38,6 +38,8 @@ const FIELDS: [&str; 20] = [
     "time_source",
     "time_uncertainty_ms",
     "time_restamped",
+    "time_boot",
+    "time_mono_ms",
 ];
 
 /// The three events, one minute apart, each with other fields present.
@@ -66,6 +68,7 @@ fn record(i: usize, id: u64) -> EventRecord {
             },
             model: ModelVersion(0),
             time: Default::default(),
+            mono: None,
         },
         1 => EventRecord {
             id,
@@ -90,6 +93,7 @@ fn record(i: usize, id: u64) -> EventRecord {
                 uncertainty_ms: Some(1_200),
                 restamped: true,
             },
+            mono: None,
         },
         _ => EventRecord {
             id,
@@ -101,7 +105,14 @@ fn record(i: usize, id: u64) -> EventRecord {
             scores: ModalityScores::default(),
             features: KeyFeatures::default(),
             model: ModelVersion(0),
-            time: Default::default(),
+            time: messages::TimeQuality {
+                source: messages::TimeSource::Untrusted,
+                ..Default::default()
+            },
+            mono: Some(messages::MonoRef {
+                boot: 0x5e3a_0c11_9d24_7f60,
+                offset_ms: 61_250,
+            }),
         },
     }
 }
@@ -132,6 +143,7 @@ fn expected() -> Vec<Value> {
             "motion_x": 0.0, "motion_y": 1.0,
             "temp_delta_c": null, "temp_c": 18.5, "model_version": 0,
             "time_source": "unknown", "time_uncertainty_ms": null, "time_restamped": false,
+            "time_boot": null, "time_mono_ms": null,
         }),
         json!({
             "id": 2, "node_id": "node-a", "start_ms": T0 + 60_000, "end_ms": T0 + 90_000,
@@ -141,6 +153,7 @@ fn expected() -> Vec<Value> {
             "motion_x": null, "motion_y": null,
             "temp_delta_c": -1.5, "temp_c": 42.0, "model_version": 3,
             "time_source": "iridium", "time_uncertainty_ms": 1200, "time_restamped": true,
+            "time_boot": null, "time_mono_ms": null,
         }),
         json!({
             "id": 3, "node_id": "node-a", "start_ms": T0 + 120_000, "end_ms": T0 + 132_000,
@@ -149,7 +162,8 @@ fn expected() -> Vec<Value> {
             "audio_snr_db": null, "audio_peak_hz": null, "motion_area": null,
             "motion_x": null, "motion_y": null,
             "temp_delta_c": null, "temp_c": null, "model_version": 0,
-            "time_source": "unknown", "time_uncertainty_ms": null, "time_restamped": false,
+            "time_source": "untrusted", "time_uncertainty_ms": null, "time_restamped": false,
+            "time_boot": "5e3a0c119d247f60", "time_mono_ms": 61_250,
         }),
     ]
 }
@@ -296,7 +310,7 @@ fn csv_prints_a_header_and_one_row_per_event_with_the_same_values() {
     assert_eq!(
         text.lines().nth(1).unwrap(),
         format!(
-            "1,node-a,{T0},{},wildlife,0.7,0.8,0.25,,12.5,2400,0.05,0.0,1.0,,18.5,0,unknown,,false",
+            "1,node-a,{T0},{},wildlife,0.7,0.8,0.25,,12.5,2400,0.05,0.0,1.0,,18.5,0,unknown,,false,,",
             T0 + 1500
         )
     );

@@ -65,6 +65,7 @@ fn event(node: &str, id: u64) -> EventRecord {
         features: KeyFeatures::default(),
         model: ModelVersion::TRIGGERS_ONLY,
         time: Default::default(),
+        mono: None,
     }
 }
 

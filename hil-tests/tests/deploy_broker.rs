@@ -183,6 +183,7 @@ fn publish_lines(port: u16, files: &TlsFiles, topic: &str, node: &str, ids: std:
                 features: Default::default(),
                 model: ModelVersion::TRIGGERS_ONLY,
                 time: Default::default(),
+                mono: None,
             };
             let line = serde_json::to_string(&EventJson::from(&e)).expect("json");
             writeln!(stdin, "{line}").expect("write to mosquitto_pub");

@@ -107,6 +107,7 @@ fn event(p: Priority, id: u64) -> EventRecord {
         features: KeyFeatures::default(),
         model: ModelVersion::TRIGGERS_ONLY,
         time: Default::default(),
+        mono: None,
     }
 }
 

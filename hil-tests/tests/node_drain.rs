@@ -42,6 +42,7 @@ fn event(id: u64) -> EventRecord {
         },
         model: ModelVersion::TRIGGERS_ONLY,
         time: Default::default(),
+        mono: None,
     }
 }
 

@@ -55,6 +55,7 @@ fn event(node: &str, id: u64) -> EventRecord {
         features: Default::default(),
         model: ModelVersion::TRIGGERS_ONLY,
         time: Default::default(),
+        mono: None,
     }
 }
 

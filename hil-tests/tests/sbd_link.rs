@@ -71,6 +71,7 @@ fn event(id: u64) -> Message {
         },
         model: ModelVersion::TRIGGERS_ONLY,
         time: Default::default(),
+        mono: None,
     })
 }
 

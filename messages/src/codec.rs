@@ -3,7 +3,7 @@
 //! (varint integers, length-prefixed strings, one tag byte per `Option`).
 //! See `docs/wire-format.md`.
 
-use crate::event::EventRecordV1;
+use crate::event::{EventRecordV1, EventRecordV2};
 use crate::status::{
     StatusRecordV1, StatusRecordV2, StatusRecordV3, StatusRecordV4, StatusRecordV5,
 };
@@ -13,9 +13,13 @@ use crate::{EventRecord, StatusRecord};
 /// [`EventRecord::time`]); still decoded, into an [`EventRecord`] whose
 /// time quality is unknown.
 pub const EVENT_RECORD_V1: u8 = 1;
-/// The first byte written by [`encode_event`]: an event record, version 2
-/// (with [`EventRecord::time`]).
-pub const EVENT_RECORD_VERSION: u8 = 5;
+/// The first byte of an event record of version 2 (with
+/// [`EventRecord::time`], without [`EventRecord::mono`]); still decoded,
+/// into an [`EventRecord`] without a monotonic reference.
+pub const EVENT_RECORD_V2: u8 = 5;
+/// The first byte written by [`encode_event`]: an event record, version 3
+/// (with [`EventRecord::mono`] at its end).
+pub const EVENT_RECORD_VERSION: u8 = 9;
 /// The first byte of a status record of version 1 (without the update
 /// fields); still decoded, into a [`StatusRecord`] with those fields empty.
 pub const STATUS_RECORD_V1: u8 = 2;
@@ -84,7 +88,7 @@ pub enum DecodeError {
     Empty,
     /// A version byte this build does not understand.
     #[error(
-        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_V1} = event v1, {EVENT_RECORD_VERSION} = event v2, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_V3} = status v3, {STATUS_RECORD_V4} = status v4, {STATUS_RECORD_V5} = status v5, {STATUS_RECORD_VERSION} = status v6)"
+        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_V1} = event v1, {EVENT_RECORD_V2} = event v2, {EVENT_RECORD_VERSION} = event v3, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_V3} = status v3, {STATUS_RECORD_V4} = status v4, {STATUS_RECORD_V5} = status v5, {STATUS_RECORD_VERSION} = status v6)"
     )]
     UnsupportedVersion {
         /// The version byte found.
@@ -142,6 +146,9 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
         EVENT_RECORD_V1 => {
             decode_body::<EventRecordV1>(body).map(|v1| Message::Event(EventRecord::from(v1)))
         }
+        EVENT_RECORD_V2 => {
+            decode_body::<EventRecordV2>(body).map(|v2| Message::Event(EventRecord::from(v2)))
+        }
         EVENT_RECORD_VERSION => decode_body(body).map(Message::Event),
         STATUS_RECORD_V1 => {
             decode_body::<StatusRecordV1>(body).map(|v1| Message::Status(StatusRecord::from(v1)))
@@ -195,6 +202,7 @@ mod tests {
                 uncertainty_ms: Some(1_400),
                 restamped: true,
             },
+            mono: None,
         }
     }
 
@@ -240,10 +248,50 @@ mod tests {
                 ..r.clone()
             }
         );
-        // Version 2 is one byte per field longer, and the version byte says so.
-        let v2 = encode_event(&r);
-        assert_eq!(v2[0], EVENT_RECORD_VERSION);
-        assert_eq!(&v2[1..bytes.len()], &bytes[1..]);
+        // The current version only adds fields at the end, and the version
+        // byte says so.
+        let now = encode_event(&r);
+        assert_eq!(now[0], EVENT_RECORD_VERSION);
+        assert_eq!(&now[1..bytes.len()], &bytes[1..]);
+    }
+
+    #[test]
+    fn an_event_record_of_version_2_still_decodes_without_a_monotonic_reference() {
+        let r = EventRecord {
+            mono: Some(crate::MonoRef {
+                boot: 0x9f3c_2a11_0b7e_44d2,
+                offset_ms: 4_000_123,
+            }),
+            ..sample()
+        };
+        let v2 = crate::event::EventRecordV2 {
+            id: r.id,
+            node_id: r.node_id.clone(),
+            start_ms: r.start_ms,
+            duration_ms: r.duration_ms,
+            class: r.class,
+            confidence: r.confidence,
+            scores: r.scores,
+            features: r.features,
+            model: r.model,
+            time: r.time,
+        };
+        let old = encode_with(EVENT_RECORD_V2, &v2);
+        assert_eq!(
+            decode_event(&old).unwrap(),
+            EventRecord {
+                mono: None,
+                ..r.clone()
+            }
+        );
+        // Version 3 carries the reference (and round-trips it); without one
+        // it costs a single byte more than version 2.
+        let now = encode_event(&r);
+        assert_eq!(now[0], EVENT_RECORD_VERSION);
+        assert_eq!(decode_event(&now).unwrap(), r);
+        let without = encode_event(&sample());
+        assert_eq!(without.len(), old.len() + 1);
+        assert_eq!(&without[1..old.len()], &old[1..]);
     }
 
     #[test]
@@ -251,8 +299,8 @@ mod tests {
         let bytes = encode_event(&sample());
         assert_eq!(decode_event(&[]), Err(DecodeError::Empty));
         assert_eq!(
-            decode_event(&[9, 1, 2]),
-            Err(DecodeError::UnsupportedVersion { found: 9 })
+            decode_event(&[10, 1, 2]),
+            Err(DecodeError::UnsupportedVersion { found: 10 })
         );
         for cut in 1..bytes.len() {
             assert!(

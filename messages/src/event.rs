@@ -193,6 +193,37 @@ pub struct TimeQuality {
     pub restamped: bool,
 }
 
+/// Where an event sits on the monotonic clock of the boot that stored it:
+/// kept with events stamped while the time was untrusted, so that their
+/// time can be worked out again from any trusted time seen during the same
+/// boot (by the node, or on the ground from a status record).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MonoRef {
+    /// The first 64 bits of the kernel's boot id
+    /// (`/proc/sys/kernel/random/boot_id`), different for every boot.
+    pub boot: u64,
+    /// The event's start on the boot's monotonic clock (`CLOCK_BOOTTIME`:
+    /// time since the boot, suspend included), ms.
+    pub offset_ms: u64,
+}
+
+impl MonoRef {
+    /// The boot id as 16 hexadecimal digits (as it starts in `boot_id`,
+    /// without the dash).
+    pub fn boot_hex(&self) -> String {
+        format!("{:016x}", self.boot)
+    }
+
+    /// Parses the kernel's boot id text (a UUID): its first 64 bits.
+    pub fn parse_boot_id(text: &str) -> Option<u64> {
+        let hex: String = text.trim().chars().filter(|c| *c != '-').take(16).collect();
+        if hex.len() != 16 {
+            return None;
+        }
+        u64::from_str_radix(&hex, 16).ok()
+    }
+}
+
 /// One detected event, as stored in the node's outbox and sent over the links.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct EventRecord {
@@ -217,6 +248,43 @@ pub struct EventRecord {
     pub model: ModelVersion,
     /// How far `start_ms` can be trusted.
     pub time: TimeQuality,
+    /// The start on the monotonic clock of the boot that stored it, for an
+    /// event stamped while the time was untrusted (wire version 3; none
+    /// otherwise and in older records).
+    pub mono: Option<MonoRef>,
+}
+
+/// An event record of wire version 2 (without [`EventRecord::mono`]).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct EventRecordV2 {
+    pub id: u64,
+    pub node_id: String,
+    pub start_ms: i64,
+    pub duration_ms: u32,
+    pub class: EventClass,
+    pub confidence: Permille,
+    pub scores: ModalityScores,
+    pub features: KeyFeatures,
+    pub model: ModelVersion,
+    pub time: TimeQuality,
+}
+
+impl From<EventRecordV2> for EventRecord {
+    fn from(v: EventRecordV2) -> Self {
+        EventRecord {
+            id: v.id,
+            node_id: v.node_id,
+            start_ms: v.start_ms,
+            duration_ms: v.duration_ms,
+            class: v.class,
+            confidence: v.confidence,
+            scores: v.scores,
+            features: v.features,
+            model: v.model,
+            time: v.time,
+            mono: None,
+        }
+    }
 }
 
 /// An event record of wire version 1 (without [`EventRecord::time`]).
@@ -246,6 +314,7 @@ impl From<EventRecordV1> for EventRecord {
             features: v.features,
             model: v.model,
             time: TimeQuality::default(),
+            mono: None,
         }
     }
 }

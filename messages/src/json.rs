@@ -53,6 +53,14 @@ pub struct EventJson {
     /// Stamped while the time was untrusted, then corrected.
     #[serde(default)]
     pub time_restamped: bool,
+    /// For an event stamped while the time was untrusted: the boot that
+    /// stored it (the first 16 hexadecimal digits of the kernel's boot id).
+    #[serde(default)]
+    pub time_boot: Option<String>,
+    /// With `time_boot`: the event's start on that boot's monotonic clock
+    /// (time since the boot), ms.
+    #[serde(default)]
+    pub time_mono_ms: Option<u64>,
 }
 
 fn unknown_source() -> String {
@@ -83,6 +91,8 @@ impl From<&EventRecord> for EventJson {
             time_source: r.time.source.as_str().into(),
             time_uncertainty_ms: r.time.uncertainty_ms,
             time_restamped: r.time.restamped,
+            time_boot: r.mono.map(|m| m.boot_hex()),
+            time_mono_ms: r.mono.map(|m| m.offset_ms),
         }
     }
 }
@@ -115,12 +125,18 @@ mod tests {
             },
             model: ModelVersion(0),
             time: Default::default(),
+            mono: Some(crate::MonoRef {
+                boot: 0x0123_4567_89ab_cdef,
+                offset_ms: 93_000,
+            }),
         };
         let v = serde_json::to_value(EventJson::from(&r)).unwrap();
         assert_eq!(v["end_ms"], 1500);
         assert_eq!(v["class"], "human_activity");
         assert_eq!(v["temp_delta_c"], -1.5);
         assert!(v["score_audio"].is_null());
+        assert_eq!(v["time_boot"], "0123456789abcdef");
+        assert_eq!(v["time_mono_ms"], 93_000);
         let mut names: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
         names.sort();
         let expected = [
@@ -141,6 +157,8 @@ mod tests {
             "start_ms",
             "temp_c",
             "temp_delta_c",
+            "time_boot",
+            "time_mono_ms",
             "time_restamped",
             "time_source",
             "time_uncertainty_ms",

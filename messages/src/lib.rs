@@ -34,8 +34,8 @@ pub use codec::{DecodeError, Message, decode_event, decode_message, encode_event
 pub use command::parse_json;
 pub use command::{Command, CommandError, parse_mt};
 pub use event::{
-    EventClass, EventRecord, KeyFeatures, ModalityScores, ModelVersion, Permille, TimeQuality,
-    TimeSource,
+    EventClass, EventRecord, KeyFeatures, ModalityScores, ModelVersion, MonoRef, Permille,
+    TimeQuality, TimeSource,
 };
 pub use json::EventJson;
 pub use pack::{PackError, Packed, UnpackError, pack, unpack};

@@ -735,6 +735,7 @@ fn read_event(
         features,
         model,
         time,
+        mono: None,
     })
 }
 
@@ -860,6 +861,7 @@ mod tests {
                     restamped: rng.chance(20),
                 }
             },
+            mono: None,
         }
     }
 
@@ -1650,6 +1652,7 @@ mod tests {
             },
             model: ModelVersion(3),
             time,
+            mono: None,
         };
         let e2 = EventRecord {
             id: 42,

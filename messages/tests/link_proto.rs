@@ -39,6 +39,7 @@ fn event(id: u64) -> EventRecord {
         },
         model: ModelVersion(3),
         time: Default::default(),
+        mono: None,
     }
 }
 

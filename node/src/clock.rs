@@ -41,6 +41,13 @@ pub trait Clock: Send + Sync + 'static {
     fn stamp(&self, t_ms: i64) -> (i64, messages::TimeQuality) {
         (t_ms, messages::TimeQuality::default())
     }
+    /// [`Clock::stamp`], with the event's place on the monotonic clock of
+    /// this boot while the time is untrusted (a clock that does not judge
+    /// itself has none).
+    fn stamp_mono(&self, t_ms: i64) -> (i64, messages::TimeQuality, Option<messages::MonoRef>) {
+        let (t, q) = self.stamp(t_ms);
+        (t, q, None)
+    }
 }
 
 /// Scene time: the scene's start plus the elapsed tokio time times a speed.

@@ -85,6 +85,7 @@ mod tests {
             features: Default::default(),
             model: ModelVersion::default(),
             time: Default::default(),
+            mono: None,
         }
     }
 

@@ -27,6 +27,7 @@ fn event(id: u64) -> EventRecord {
         features: Default::default(),
         model: ModelVersion(0),
         time: Default::default(),
+        mono: None,
     }
 }
 

@@ -140,6 +140,7 @@ mod tests {
             features: Default::default(),
             model: ModelVersion(0),
             time: Default::default(),
+            mono: None,
         }
     }
 

@@ -104,6 +104,7 @@ pub(super) fn add_events(store: &EventStore, n: usize, first_start_ms: i64) {
                 features: Default::default(),
                 model: ModelVersion(0),
                 time: Default::default(),
+                mono: None,
             })
             .unwrap();
     }

@@ -26,6 +26,7 @@ fn source(dir: &std::path::Path, events: usize) -> StatusSource {
                 features: Default::default(),
                 model: ModelVersion(0),
                 time: Default::default(),
+                mono: None,
             })
             .unwrap();
     }
@@ -141,6 +142,7 @@ async fn a_scrape_over_http_answers_the_current_figures() {
             features: Default::default(),
             model: ModelVersion(0),
             time: Default::default(),
+            mono: None,
         })
         .unwrap();
     assert_eq!(queued(&scrape().await), 3);

@@ -34,7 +34,7 @@ fn to_record(
     id: u64,
     node_id: &str,
     c: &Classified,
-    stamp: (i64, messages::TimeQuality),
+    stamp: (i64, messages::TimeQuality, Option<messages::MonoRef>),
 ) -> EventRecord {
     let d = &c.detection;
     EventRecord {
@@ -48,6 +48,7 @@ fn to_record(
         features: d.features,
         model: c.model,
         time: stamp.1,
+        mono: stamp.2,
     }
 }
 
@@ -75,7 +76,7 @@ pub async fn run(
         let batch = pending.clone();
         let stamps: Vec<_> = batch
             .iter()
-            .map(|c| clock.stamp(c.detection.start_ms))
+            .map(|c| clock.stamp_mono(c.detection.start_ms))
             .collect();
         let s = store.clone();
         let node = node_id.clone();

@@ -35,8 +35,14 @@ const KERNEL_POLL_MS: i64 = 10_000;
 pub trait TimeSources: Send + Sync + 'static {
     /// The system clock, ms since the epoch.
     fn wall_ms(&self) -> i64;
-    /// A monotonic clock, ms from any origin.
+    /// A monotonic clock, ms from any origin (on the system: since the
+    /// boot, so that with [`TimeSources::boot_id`] a time on it names a
+    /// moment of one boot).
     fn mono_ms(&self) -> i64;
+    /// The first 64 bits of the kernel's boot id, when it can be read.
+    fn boot_id(&self) -> Option<u64> {
+        None
+    }
     /// The kernel's synchronisation status, if it can be read.
     fn kernel(&self) -> Option<KernelSync>;
     /// The board's RTC, if there is one and it reads.
@@ -55,15 +61,38 @@ pub trait TimeSources: Send + Sync + 'static {
 pub struct SystemSources {
     origin: std::time::Instant,
     rtc: Rtc,
+    boot_id: Option<u64>,
 }
+
+/// Where the kernel gives the boot id.
+const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
 impl Default for SystemSources {
     fn default() -> Self {
+        let boot_id = match std::fs::read_to_string(BOOT_ID_PATH) {
+            Ok(text) => messages::MonoRef::parse_boot_id(&text),
+            Err(e) => {
+                tracing::warn!(target: "clock", path = BOOT_ID_PATH, error = %e, "boot id unreadable: untrusted events carry no monotonic reference");
+                None
+            }
+        };
         SystemSources {
             origin: std::time::Instant::now(),
             rtc: Rtc::new(std::path::Path::new("/sys")),
+            boot_id,
         }
     }
+}
+
+/// Time since the boot, suspend included (`CLOCK_BOOTTIME`), ms.
+fn since_boot_ms() -> Option<i64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    (r == 0).then(|| ts.tv_sec * 1_000 + ts.tv_nsec / 1_000_000)
 }
 
 impl TimeSources for SystemSources {
@@ -71,7 +100,11 @@ impl TimeSources for SystemSources {
         crate::fieldlink::timeref::system_ms()
     }
     fn mono_ms(&self) -> i64 {
-        i64::try_from(self.origin.elapsed().as_millis()).unwrap_or(i64::MAX)
+        since_boot_ms()
+            .unwrap_or_else(|| i64::try_from(self.origin.elapsed().as_millis()).unwrap_or(i64::MAX))
+    }
+    fn boot_id(&self) -> Option<u64> {
+        self.boot_id
     }
     fn kernel(&self) -> Option<KernelSync> {
         kernel::read()
@@ -128,6 +161,10 @@ pub struct UntrustedSpan {
     /// on are on the trusted time line.
     #[serde(skip)]
     pub resumed_ms: Option<i64>,
+    /// The time handed out minus the monotonic clock during the span, ms
+    /// (a time `t` of the span was handed out at `t - mono_base_ms` on it).
+    #[serde(skip)]
+    pub mono_base_ms: i64,
 }
 
 /// What the run summary and the status record carry.
@@ -313,6 +350,7 @@ impl<S: TimeSources> GuardedClock<S> {
                     correction_ms: None,
                     corrected_by: None,
                     resumed_ms: None,
+                    mono_base_ms: st.base_ms,
                 });
                 tracing::warn!(
                     target: "clock",
@@ -492,6 +530,17 @@ impl<S: TimeSources> GuardedClock<S> {
     /// untrusted while it has none; other times carry the clock's quality
     /// now.
     pub fn stamp_event(&self, t_ms: i64) -> (i64, messages::TimeQuality) {
+        let (t, q, _) = self.stamp_event_mono(t_ms);
+        (t, q)
+    }
+
+    /// [`GuardedClock::stamp_event`], with the event's place on the
+    /// monotonic clock of this boot when its time is untrusted (and the
+    /// boot id reads).
+    pub fn stamp_event_mono(
+        &self,
+        t_ms: i64,
+    ) -> (i64, messages::TimeQuality, Option<messages::MonoRef>) {
         let mut st = self.lock();
         self.tick(&mut st);
         let span = st.spans.iter().rev().find(|s| {
@@ -502,20 +551,35 @@ impl<S: TimeSources> GuardedClock<S> {
                 correction_ms: Some(c),
                 corrected_by: Some(q),
                 ..
-            }) => (t_ms.saturating_add(*c), *q),
-            Some(_) => (
+            }) => (t_ms.saturating_add(*c), *q, None),
+            Some(s) => (
                 t_ms,
                 messages::TimeQuality {
                     source: messages::TimeSource::Untrusted,
                     ..Default::default()
                 },
+                self.mono_ref(t_ms, s.mono_base_ms),
             ),
             None => match st.corrections.find(t_ms) {
                 // A span of an earlier run, corrected before a restart.
-                Some(c) => (t_ms.saturating_add(c.correction_ms), c.quality),
-                None => (t_ms, quality_of(&st)),
+                Some(c) => (t_ms.saturating_add(c.correction_ms), c.quality, None),
+                None => {
+                    let q = quality_of(&st);
+                    let mono = (q.source == messages::TimeSource::Untrusted)
+                        .then(|| self.mono_ref(t_ms, st.base_ms))
+                        .flatten();
+                    (t_ms, q, mono)
+                }
             },
         }
+    }
+
+    /// Where `t_ms`, handed out as `mono_base_ms` plus the monotonic clock,
+    /// sits on this boot's monotonic clock.
+    fn mono_ref(&self, t_ms: i64, mono_base_ms: i64) -> Option<messages::MonoRef> {
+        let boot = self.sources.boot_id()?;
+        let offset_ms = u64::try_from(t_ms.saturating_sub(mono_base_ms)).unwrap_or(0);
+        Some(messages::MonoRef { boot, offset_ms })
     }
 
     /// Where the clock stands.
@@ -563,6 +627,10 @@ impl<S: TimeSources> Clock for GuardedClock<S> {
 
     fn stamp(&self, t_ms: i64) -> (i64, messages::TimeQuality) {
         self.stamp_event(t_ms)
+    }
+
+    fn stamp_mono(&self, t_ms: i64) -> (i64, messages::TimeQuality, Option<messages::MonoRef>) {
+        self.stamp_event_mono(t_ms)
     }
 }
 

@@ -46,7 +46,13 @@ impl TimeSources for Fake {
     fn rtc(&self) -> Option<crate::timekeeping::rtc::RtcReading> {
         *self.rtc.lock().unwrap()
     }
+    fn boot_id(&self) -> Option<u64> {
+        Some(BOOT)
+    }
 }
+
+/// The fake's boot id.
+const BOOT: u64 = 0x0c0f_fee0_0000_0001;
 
 const DAY: i64 = 86_400_000;
 const NOW: i64 = 1_800_000_000_000;
@@ -92,6 +98,15 @@ fn a_clock_reset_below_the_floor_counts_on_from_the_floor_and_is_corrected_later
         ..Default::default()
     };
     assert_eq!(c.stamp_event(floor + 30_000), (floor + 30_000, untrusted));
+    // With its place on this boot's monotonic clock (30 s after the boot).
+    let mono = messages::MonoRef {
+        boot: BOOT,
+        offset_ms: 30_000,
+    };
+    assert_eq!(
+        c.stamp_event_mono(floor + 30_000),
+        (floor + 30_000, untrusted, Some(mono))
+    );
     // NTP sets the clock: one step forward, and the span gets its correction.
     fake.set(NOW + 60_000);
     assert_eq!(c.now_ms(), NOW + 60_000);
@@ -111,11 +126,17 @@ fn a_clock_reset_below_the_floor_counts_on_from_the_floor_and_is_corrected_later
             correction_ms: Some(NOW - floor),
             corrected_by: Some(corrected),
             resumed_ms: Some(NOW + 60_000),
+            mono_base_ms: floor,
         }]
     );
     // The same event is now re-stamped on the trusted time line; an event
     // of the trusted time line is left alone.
     assert_eq!(c.stamp_event(floor + 30_000), (NOW + 30_000, corrected));
+    // The trusted time needs no monotonic reference.
+    assert_eq!(
+        c.stamp_event_mono(floor + 30_000),
+        (NOW + 30_000, corrected, None)
+    );
     let plausible = TimeQuality {
         source: TimeSource::Plausible,
         ..Default::default()
@@ -387,4 +408,40 @@ fn an_rtc_that_lost_its_time_is_not_taken() {
     let c = clock(&fake, NOW - DAY);
     assert_eq!(c.now_ms(), NOW);
     assert_eq!(c.report().quality, "plausible");
+}
+
+#[test]
+fn the_system_sources_name_the_boot_and_count_from_it() {
+    let s = SystemSources::default();
+    let text = std::fs::read_to_string(BOOT_ID_PATH).unwrap();
+    assert_eq!(s.boot_id(), messages::MonoRef::parse_boot_id(&text));
+    assert!(s.boot_id().is_some(), "boot id {text:?} does not parse");
+    // The monotonic clock counts from the boot: it agrees with the
+    // kernel's uptime to within the two readings' rounding.
+    let uptime_ms = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|s| (s * 1000.0) as i64)
+        .unwrap();
+    let mono = s.mono_ms();
+    assert!(
+        (mono - uptime_ms).abs() < 5_000,
+        "monotonic {mono} ms against uptime {uptime_ms} ms"
+    );
+}
+
+#[test]
+fn boot_ids_parse_from_the_kernel_text_or_not_at_all() {
+    assert_eq!(
+        messages::MonoRef::parse_boot_id("3f2a9c1e-77b0-4d1e-9a55-0c3e1f2a4b6d\n"),
+        Some(0x3f2a_9c1e_77b0_4d1e)
+    );
+    assert_eq!(messages::MonoRef::parse_boot_id("3f2a9c1e-77b0"), None);
+    assert_eq!(
+        messages::MonoRef::parse_boot_id("zz2a9c1e-77b0-4d1e-9a55"),
+        None
+    );
+    assert_eq!(messages::MonoRef::parse_boot_id(""), None);
 }

@@ -333,6 +333,7 @@ mod tests {
             features: Default::default(),
             model: messages::ModelVersion(7),
             time: quality,
+            mono: None,
         };
         // Still untrusted: it goes out as stored.
         let mut i = item(e.clone());

@@ -42,6 +42,7 @@ fn item_of(node: &str, id: u64, priority: Priority, age_ms: i64) -> PendingItem 
         },
         model: ModelVersion::TRIGGERS_ONLY,
         time: Default::default(),
+        mono: None,
     };
     let message = Message::Event(e);
     PendingItem {

@@ -55,6 +55,7 @@ fn event(p: Priority, start_ms: i64, id: u64) -> EventRecord {
         features: KeyFeatures::default(),
         model: ModelVersion::TRIGGERS_ONLY,
         time: Default::default(),
+        mono: None,
     }
 }
 

@@ -34,6 +34,7 @@ pub(super) fn ev(p: Priority, start_ms: i64) -> impl FnOnce(u64) -> EventRecord 
         features: KeyFeatures::default(),
         model: ModelVersion::TRIGGERS_ONLY,
         time: Default::default(),
+        mono: None,
     }
 }
 

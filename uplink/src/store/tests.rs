@@ -21,6 +21,7 @@ fn rec(id: u64) -> EventRecord {
         },
         model: ModelVersion::TRIGGERS_ONLY,
         time: Default::default(),
+        mono: None,
     }
 }
 
