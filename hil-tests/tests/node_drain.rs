@@ -5,7 +5,8 @@
 //! The default suite drains 2,000 records and checks that every one arrives
 //! exactly once and that the store is empty afterwards. The benchmark in
 //! `docs/performance.md` is the same test with more records:
-//! `NODE_DRAIN=50000 cargo test --release -p hil-tests --test node_drain -- --nocapture`.
+//! `NODE_DRAIN=50000 cargo test --release -p hil-tests --test node_drain -- --nocapture`,
+//! which also measures both again with nobody subscribed.
 
 mod common;
 
@@ -96,24 +97,7 @@ fn a_stored_backlog_drains_once_each_and_leaves_the_store_empty() {
     let data = tmp.path().join("data");
     let store_dir = data.join("store");
 
-    // The backlog, stored as the node stores events (batches, durable).
-    let mut record_bytes = 0usize;
-    {
-        let (store, _) = uplink::EventStore::open(&store_dir, &uplink::StoreConfig::default())
-            .expect("open the store");
-        let mut left = n;
-        while left > 0 {
-            let k = left.min(1_000);
-            let stored = store.append_batch(k as usize, event).expect("append");
-            assert_eq!(stored.len() as u64, k, "the budget dropped records");
-            record_bytes += stored
-                .iter()
-                .map(|e| messages::encode_event(e).len())
-                .sum::<usize>();
-            left -= k;
-        }
-    }
-    let mean_len = record_bytes / n as usize;
+    let mean_len = fill(&store_dir, n);
 
     let scene = tmp.path().join("scene");
     common::scenegen(
@@ -130,29 +114,7 @@ fn a_stored_backlog_drains_once_each_and_leaves_the_store_empty() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
 
-    // The node, under /usr/bin/time for its peak resident memory.
-    let log = tmp.path().join("node.log");
-    let rss_file = tmp.path().join("rss");
-    let node = common::node_run(&scene, &data, &["--speed", "1"]);
-    let mut cmd = Command::new("/usr/bin/time");
-    cmd.args(["-f", "%M", "-o"])
-        .arg(&rss_file)
-        .arg(node.get_program())
-        .args(node.get_args())
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"));
-    let mut child = cmd.spawn().expect("start the node");
-    let st = common::wait_or_fail(&mut child, Duration::from_secs(900), &log);
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(st.success(), "fieldnode failed: {st}\n{text}");
-    let drain_s = drain_seconds(&text).unwrap_or_else(|| panic!("no drain in the log\n{text}"));
-    let rss_kib: u64 = std::fs::read_to_string(&rss_file)
-        .ok()
-        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
-        .unwrap_or(0);
+    let (drain_s, rss_kib) = drain(tmp.path(), &scene, &data, &config, "with-sub");
 
     // Every record arrived once, and none is left in the store.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -176,18 +138,7 @@ fn a_stored_backlog_drains_once_each_and_leaves_the_store_empty() {
     assert_eq!(*ids.keys().last().expect("ids"), n);
     let twice: Vec<_> = ids.iter().filter(|(_, c)| **c > 1).collect();
     assert!(twice.is_empty(), "received more than once: {twice:?}");
-    let (store, _) = uplink::EventStore::open(&store_dir, &uplink::StoreConfig::default())
-        .expect("reopen the store");
-    assert_eq!(
-        store
-            .queue_depth()
-            .iter()
-            .map(|&d| u64::from(d))
-            .sum::<u64>(),
-        0,
-        "records left in the outbox"
-    );
-    drop(store);
+    assert_eq!(outbox_len(&store_dir), 0, "records left in the outbox");
 
     // The reference: mosquitto_pub, QoS 1, as many messages of the same
     // size over the same kind of connection (mutual TLS, the node's
@@ -216,10 +167,93 @@ fn a_stored_backlog_drains_once_each_and_leaves_the_store_empty() {
     drop(ref_sub);
     assert_eq!(got, n, "reference messages received");
 
+    report(
+        "a subscriber taking every message",
+        n,
+        mean_len,
+        drain_s,
+        pub_s,
+        rss_kib,
+    );
+
+    // The benchmark also runs both again with nobody subscribed (the broker
+    // accepts and drops): the publishers alone, so the cost of the store's
+    // removals shows against a reference that has no receiver to feed.
+    if std::env::var_os("NODE_DRAIN").is_some() {
+        let mean_len = fill(&store_dir, n);
+        let (drain_s, rss_kib) = drain(tmp.path(), &scene, &data, &config, "no-sub");
+        assert_eq!(outbox_len(&store_dir), 0, "records left in the outbox");
+        let lines: Vec<Vec<u8>> = (0..n).map(|_| vec![b'x'; mean_len]).collect();
+        let start = Instant::now();
+        let (st, err) = publish_lines(&broker, &node_files, &ref_topic, &lines)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pub_s = start.elapsed().as_secs_f64();
+        assert!(st.success(), "mosquitto_pub: {err}");
+        report("nobody subscribed", n, mean_len, drain_s, pub_s, rss_kib);
+    }
+}
+
+/// Stores `n` events as the node stores them (batches of 1,000, durable);
+/// returns their mean encoded size.
+fn fill(store_dir: &Path, n: u64) -> usize {
+    let (store, _) = uplink::EventStore::open(store_dir, &uplink::StoreConfig::default())
+        .expect("open the store");
+    let mut record_bytes = 0usize;
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(1_000);
+        let stored = store.append_batch(k as usize, event).expect("append");
+        assert_eq!(stored.len() as u64, k, "the budget dropped records");
+        record_bytes += stored
+            .iter()
+            .map(|e| messages::encode_event(e).len())
+            .sum::<usize>();
+        left -= k;
+    }
+    record_bytes / n as usize
+}
+
+/// Items left in the store's outbox.
+fn outbox_len(store_dir: &Path) -> u64 {
+    let (store, _) = uplink::EventStore::open(store_dir, &uplink::StoreConfig::default())
+        .expect("reopen the store");
+    store.queue_depth().iter().map(|&d| u64::from(d)).sum()
+}
+
+/// Runs the node under /usr/bin/time (for its peak resident memory) until
+/// it has drained its store and replayed the scene; returns the drain's
+/// seconds and the peak RSS, KiB.
+fn drain(dir: &Path, scene: &Path, data: &Path, config: &Path, tag: &str) -> (f64, u64) {
+    let log = dir.join(format!("node-{tag}.log"));
+    let rss_file = dir.join(format!("rss-{tag}"));
+    let node = common::node_run(scene, data, &["--speed", "1"]);
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.args(["-f", "%M", "-o"])
+        .arg(&rss_file)
+        .arg(node.get_program())
+        .args(node.get_args())
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"));
+    let mut child = cmd.spawn().expect("start the node");
+    let st = common::wait_or_fail(&mut child, Duration::from_secs(900), &log);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(st.success(), "fieldnode failed: {st}\n{text}");
+    let drain_s = drain_seconds(&text).unwrap_or_else(|| panic!("no drain in the log\n{text}"));
+    let rss_kib = std::fs::read_to_string(&rss_file)
+        .ok()
+        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
+        .unwrap_or(0);
+    (drain_s, rss_kib)
+}
+
+fn report(setting: &str, n: u64, mean_len: usize, drain_s: f64, pub_s: f64, rss_kib: u64) {
     let node_rate = n as f64 / drain_s.max(1e-3);
     let pub_rate = n as f64 / pub_s.max(1e-3);
     eprintln!(
-        "drain: {n} records of {mean_len} bytes on average: fieldnode {drain_s:.2} s \
+        "drain, {setting}: {n} records of {mean_len} bytes on average: fieldnode {drain_s:.2} s \
          ({node_rate:.0}/s, delete on each PUBACK), mosquitto_pub -q 1 {pub_s:.2} s \
          ({pub_rate:.0}/s), ratio {:.2}; fieldnode peak RSS {:.1} MiB",
         node_rate / pub_rate,

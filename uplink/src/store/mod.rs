@@ -82,7 +82,7 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
-            cache_capacity_bytes: 2 * 1024 * 1024,
+            cache_capacity_bytes: 4 * 1024 * 1024,
         }
     }
 }
