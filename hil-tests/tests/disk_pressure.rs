@@ -305,19 +305,7 @@ fn a_filling_filesystem_evicts_by_priority_then_fails_cleanly_and_loses_nothing(
 
     // 3. Another writer fills the filesystem to the last byte.
     let filler_path = fs.path.join("filler");
-    let mut filler = std::fs::File::create(&filler_path).expect("create filler");
-    let chunk = vec![0xA5u8; 64 * 1024];
-    let mut small = false;
-    loop {
-        match filler.write(if small { &chunk[..512] } else { &chunk }) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(28) && !small => small = true,
-            Err(e) if e.raw_os_error() == Some(28) => break,
-            Err(e) => panic!("filler: {e}"),
-        }
-    }
-    let _ = filler.sync_all();
+    let filler = fill(&fs.path);
     assert!(
         free(&fs.path) < 64 * 1024,
         "filler left {} bytes",
