@@ -167,13 +167,7 @@ impl Model {
     }
 
     fn check(&self, s: &EventStore, ctx: &str) {
-        let got: BTreeMap<u64, Priority> = s
-            .pending(Priority::Low, usize::MAX)
-            .expect("pending")
-            .items
-            .into_iter()
-            .map(|i| (i.id, i.priority))
-            .collect();
+        let got = outbox(s, ctx);
         assert_eq!(got.len(), self.stored.len(), "{ctx}: item count");
         assert!(
             got == self.stored,
@@ -183,6 +177,16 @@ impl Model {
         assert_eq!(d.evicted_disk, self.evicted_disk, "{ctx}: evicted_disk");
         assert_eq!(d.evicted_budget, [0; 4], "{ctx}: evicted_budget");
     }
+}
+
+/// Every item in the outbox, id -> priority.
+fn outbox(s: &EventStore, ctx: &str) -> BTreeMap<u64, Priority> {
+    s.pending(Priority::Low, usize::MAX)
+        .unwrap_or_else(|e| panic!("{ctx}: pending: {e}"))
+        .items
+        .into_iter()
+        .map(|i| (i.id, i.priority))
+        .collect()
 }
 
 /// A batch of mostly low and normal events with some high and urgent ones.
@@ -354,13 +358,7 @@ fn a_filling_filesystem_evicts_by_priority_then_fails_cleanly_and_loses_nothing(
         // Every acknowledged item is there; the journal may also put back
         // the items of the append that sled failed (taken by the journal,
         // never acknowledged), which from now on count as stored.
-        let got: BTreeMap<u64, Priority> = s
-            .pending(Priority::Low, usize::MAX)
-            .expect("pending after reopening")
-            .items
-            .into_iter()
-            .map(|i| (i.id, i.priority))
-            .collect();
+        let got = outbox(&s, "after reopening");
         for (id, p) in &model.stored {
             assert_eq!(
                 got.get(id),
@@ -481,13 +479,7 @@ fn a_database_write_failed_for_space_is_reopened_once_space_is_back() {
     model
         .append(&s, &batch(round), "space back")
         .unwrap_or_else(|e| panic!("append after space came back: {e}"));
-    let got: BTreeMap<u64, Priority> = s
-        .pending(Priority::Low, usize::MAX)
-        .expect("pending after reopening")
-        .items
-        .into_iter()
-        .map(|i| (i.id, i.priority))
-        .collect();
+    let got = outbox(&s, "after reopening");
     for (id, p) in &model.stored {
         assert_eq!(got.get(id), Some(p), "acknowledged item {id} lost");
     }

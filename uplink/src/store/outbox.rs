@@ -599,8 +599,7 @@ impl EventStore {
             let mut batch = sled::Batch::default();
             let mut moved = Vec::new();
             for (id, p, meta, bytes, e) in bad {
-                if self
-                    .tree()?
+                if tree
                     .get(index_key(p, id))
                     .map_err(db_err("read outbox"))?
                     .is_none()
@@ -698,13 +697,12 @@ impl EventStore {
         let mut stats = st.stats;
         let mut batch = sled::Batch::default();
         let mut restored = Vec::new();
+        let tree = self.tree()?;
         for (&id, (priority, bytes)) in live {
-            let present = self
-                .tree()?
+            let present = tree
                 .contains_key(event_key(id))
                 .map_err(db_err("read record"))?
-                || self
-                    .tree()?
+                || tree
                     .contains_key(corrupt_key(id))
                     .map_err(db_err("read record"))?;
             if present {
@@ -779,16 +777,13 @@ impl EventStore {
 
     fn compact_journal_locked(&self, st: &mut State) -> Result<(), StoreError> {
         let mut live = Vec::new();
-        for kv in self.tree()?.scan_prefix([INDEX_PREFIX]) {
+        let tree = self.tree()?;
+        for kv in tree.scan_prefix([INDEX_PREFIX]) {
             let (k, _) = kv.map_err(db_err("scan outbox"))?;
             let Some((p, id)) = parse_index_key(&k) else {
                 continue;
             };
-            if let Some(bytes) = self
-                .tree()?
-                .get(event_key(id))
-                .map_err(db_err("read record"))?
-            {
+            if let Some(bytes) = tree.get(event_key(id)).map_err(db_err("read record"))? {
                 live.push((id, p, bytes.to_vec()));
             }
         }
