@@ -12,12 +12,21 @@
 //!   battery in `/sys/class/power_supply` (UPS HATs) and the Pi 5's
 //!   undervoltage flag and SoC temperature ([`BoardHealth`]);
 //! - [`sleep`]: `[power.sleep]` and when a sleep the policy calls should end
-//!   ([`plan_wake`]: solar recovery, a cap, a daily report);
+//!   ([`plan_wake`]: solar recovery, a cap, a daily report, a listening window);
+//! - [`ledger`]: `[power.costs]` and the [`EnergyLedger`] of what each
+//!   costed action spent, per consumer;
+//! - [`endurance`]: the endurance simulation, the real policy on a
+//!   simulated clock, battery, panel, weather and event rate;
+//! - [`listen`]: listening windows in local solar time, when the node stays
+//!   awake whatever its mode;
 //! - [`loads`]: switched loads (the camera, the accelerator HAT, a modem,
 //!   sensor power) behind GPIO load switches, with settle times and their
 //!   energy ([`SwitchedLoads`]), and GPIO input lines, on `rppal` or a fake.
 
+pub mod endurance;
 pub mod gauge;
+pub mod ledger;
+pub mod listen;
 pub mod loads;
 pub mod monitor;
 pub mod policy;
@@ -26,6 +35,8 @@ pub mod source;
 pub mod sysfs;
 
 pub use gauge::{BatteryGauge, GaugeConfig};
+pub use ledger::{Actions, Consumer, EnergyCosts, EnergyLedger, LedgerCheck};
+pub use listen::{Listening, ListeningWindow};
 pub use loads::{Load, LoadError, LoadsConfig, LoadsReport, SwitchedLoads};
 pub use monitor::{
     Ina226Monitor, Monitor, MonitorConfig, MonitorError, MonitoredConfig, MonitoredSupply, Sample,

@@ -8,15 +8,18 @@
 //! clock). A mode once entered is kept at least `min_dwell_ms`, except that
 //! the first reading sets the mode at once and a reading after new
 //! thresholds ([`PowerPolicy::set_config`]) is judged by them at once. The
-//! sleep call comes only in critical mode, after `min_dwell_ms` in it,
-//! below `sleep_below_soc` with the panel under `sleep_solar_below_w`;
-//! after a wake from such a sleep ([`PowerPolicy::resumed_from_sleep`]) the
-//! node sleeps again after its dwell until the charge is
-//! `hysteresis_soc` above `sleep_below_soc` (or the sun is out).
+//! sleep call comes after `min_dwell_ms` in the current mode, below
+//! `sleep_below_soc` with the panel under `sleep_solar_below_w`, and never
+//! inside a listening window ([`PowerPolicy::set_listening`]) unless the
+//! charge is below the windows' survival threshold; after a wake from such
+//! a sleep ([`PowerPolicy::resumed_from_sleep`]) the node sleeps again
+//! after its dwell until the charge is `hysteresis_soc` above
+//! `sleep_below_soc` (or the sun is out, or a window holds it awake).
 
 use serde::{Deserialize, Serialize};
 
 use crate::PowerReading;
+use crate::listen::Listening;
 
 /// How much the node may spend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -111,13 +114,20 @@ pub struct PolicyConfig {
     /// the node's clock; the sleep call also waits this long in critical
     /// mode.
     pub min_dwell_ms: u64,
-    /// In critical mode, below this state of charge (and with the panel
-    /// under `sleep_solar_below_w`), the node halts and sleeps until the RTC
-    /// wakes it. `None`: the node never sleeps.
+    /// Below this state of charge (with the panel under
+    /// `sleep_solar_below_w`, and outside the listening windows), the node
+    /// halts and sleeps until the RTC wakes it, in any mode. `None`: the
+    /// node never sleeps.
     pub sleep_below_soc: Option<f64>,
     /// The sleep call comes only while the panel gives less than this, W.
     pub sleep_solar_below_w: f64,
 }
+
+/// The default `sleep_below_soc`: unless the battery is nearly full, the
+/// node sleeps whenever the panel does not cover its draw, outside the
+/// listening windows; this keeps a 100 Wh node alive a week without sun
+/// (`docs/energy.md`, the simulation's trade-off table).
+pub const DEFAULT_SLEEP_BELOW_SOC: f64 = 0.95;
 
 impl Default for PolicyConfig {
     fn default() -> Self {
@@ -133,8 +143,8 @@ impl Default for PolicyConfig {
             uplink_min_soc: 0.30,
             update_min_soc: 0.50,
             min_dwell_ms: 300_000,
-            sleep_below_soc: None,
-            sleep_solar_below_w: 1.0,
+            sleep_below_soc: Some(DEFAULT_SLEEP_BELOW_SOC),
+            sleep_solar_below_w: 3.0,
         }
     }
 }
@@ -165,11 +175,11 @@ impl PolicyConfig {
             ));
         }
         if let Some(v) = self.sleep_below_soc
-            && (!frac(v) || v > self.critical_below_soc)
+            && !frac(v)
         {
             errs.push((
                 "sleep_below_soc".into(),
-                "must be a state of charge between 0 and critical_below_soc".into(),
+                "must be a state of charge between 0 and 1".into(),
             ));
         }
         if !(0.0..=1000.0).contains(&self.sleep_solar_below_w) {
@@ -233,7 +243,8 @@ pub struct PowerStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SleepReason {
-    /// Critical mode, the charge below `sleep_below_soc` and no sun.
+    /// The charge below `sleep_below_soc`, no sun, outside the listening
+    /// windows (or below their survival threshold).
     LowBattery,
 }
 
@@ -289,6 +300,8 @@ pub struct PowerPolicy {
     /// The node woke from a sleep the policy called: the sleep condition
     /// holds until the charge is `hysteresis_soc` above `sleep_below_soc`.
     resumed_low: bool,
+    /// Listening windows: no sleep call inside one above survival.
+    listening: Option<Listening>,
 }
 
 impl PowerPolicy {
@@ -300,7 +313,22 @@ impl PowerPolicy {
             since_ms: None,
             fresh_config: false,
             resumed_low: false,
+            listening: None,
         }
+    }
+
+    /// Sets the listening windows (`[power.sleep] listening`): inside one,
+    /// with the charge at or above its survival threshold, the policy makes
+    /// no sleep call.
+    pub fn set_listening(&mut self, listening: Option<Listening>) {
+        self.listening = listening.filter(|l| !l.windows.is_empty());
+    }
+
+    /// Whether a listening window holds the node awake at `t_ms` with `soc`.
+    pub fn listening_holds(&self, t_ms: i64, soc: f64) -> bool {
+        self.listening
+            .as_ref()
+            .is_some_and(|l| l.holds_awake(t_ms, soc))
     }
 
     /// Tells the policy the node has just woken from a sleep it called for
@@ -407,7 +435,8 @@ impl PowerPolicy {
             below
         };
         let low = soc < threshold && reading.solar_w < self.cfg.sleep_solar_below_w;
-        (low && self.mode == PowerMode::Critical && self.dwelt(reading.t_ms)).then_some(SleepCall {
+        let held = self.listening_holds(reading.t_ms, soc);
+        (low && !held && self.dwelt(reading.t_ms)).then_some(SleepCall {
             reason: SleepReason::LowBattery,
             soc,
             solar_w: reading.solar_w,
@@ -560,9 +589,53 @@ mod tests {
         // Above the sleep threshold, still critical: no sleep.
         assert_eq!(p.update(at_time(0.12, 0.0, 80_000)).sleep, None);
         // Without the key the node never sleeps.
-        let mut p = PowerPolicy::new(PolicyConfig::default());
+        let mut p = PowerPolicy::new(PolicyConfig {
+            sleep_below_soc: None,
+            ..PolicyConfig::default()
+        });
         p.update(at_time(0.01, 0.0, 0));
         assert_eq!(p.update(at_time(0.01, 0.0, 86_400_000)).sleep, None);
+    }
+
+    #[test]
+    fn no_sleep_inside_a_listening_window_above_survival() {
+        use crate::ListeningWindow;
+        // 2026-06-01T00:00:00Z; windows 05:00-06:00 local at UTC + 0.
+        const DAY0: i64 = 1_780_272_000_000;
+        let h = |x: f64| DAY0 + (x * 3_600_000.0) as i64;
+        let mut p = PowerPolicy::new(sleepy());
+        p.set_listening(Some(Listening {
+            windows: vec![ListeningWindow {
+                start_h: 5.0,
+                end_h: 6.0,
+            }],
+            utc_offset_h: 0.0,
+            survival_below_soc: 0.05,
+        }));
+        p.update(at_time(0.08, 0.0, h(4.0)));
+        assert!(p.update(at_time(0.08, 0.0, h(4.9))).sleep.is_some());
+        assert!(p.update(at_time(0.08, 0.0, h(5.0))).sleep.is_none());
+        assert!(p.update(at_time(0.06, 0.0, h(5.9))).sleep.is_none());
+        // Below survival the window does not hold.
+        let call = p.update(at_time(0.04, 0.0, h(5.95))).sleep;
+        assert_eq!(call.map(|c| c.reason), Some(SleepReason::LowBattery));
+        assert!(p.update(at_time(0.06, 0.0, h(6.0))).sleep.is_some());
+        // Without windows the same reading at 05:30 sleeps.
+        p.set_listening(None);
+        assert!(p.update(at_time(0.08, 0.0, h(5.5))).sleep.is_some());
+    }
+
+    #[test]
+    fn the_sleep_call_comes_in_any_mode_below_its_threshold() {
+        let mut p = PowerPolicy::new(PolicyConfig {
+            min_dwell_ms: 0,
+            sleep_below_soc: Some(0.6),
+            ..PolicyConfig::default()
+        });
+        let s = p.update(at_time(0.55, 0.0, 0));
+        assert_eq!(s.mode, PowerMode::Normal);
+        assert!(s.sleep.is_some());
+        assert!(p.update(at_time(0.65, 0.0, 1)).sleep.is_none());
     }
 
     #[test]
@@ -589,7 +662,7 @@ mod tests {
         assert_eq!(keys, ["critical_below_soc", "camera_interval_ms"]);
         let cfg = PolicyConfig {
             min_dwell_ms: 86_400_001,
-            sleep_below_soc: Some(0.2),
+            sleep_below_soc: Some(1.2),
             sleep_solar_below_w: -1.0,
             ..Default::default()
         };

@@ -7,13 +7,17 @@
 //!   least `min_sleep_s` away;
 //! - `max_sleep_s` from now;
 //! - the next daily status report (`report_utc_h`, UTC), when configured,
-//!   so the node is awake to send it.
+//!   so the node is awake to send it;
+//! - the start of the next listening window (`listening`, local solar
+//!   time, [`crate::listen`]).
 //!
 //! A wake closer than `min_sleep_s` (a report due soon) is no sleep at all:
 //! halting and booting cost more than they save, and the policy asks again
 //! at its next reading.
 
 use serde::{Deserialize, Serialize};
+
+use crate::listen::{Listening, ListeningWindow};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -42,6 +46,12 @@ pub struct SleepConfig {
     /// board's power button or its enable), read at start to tell a
     /// wake-line wake from a cold boot.
     pub wake_line: Option<crate::loads::InputLineConfig>,
+    /// Listening windows, local solar time: the node stays awake in them
+    /// whatever its mode and wakes for their start.
+    pub listening: Vec<ListeningWindow>,
+    /// Below this state of charge the listening windows do not hold the
+    /// node awake (it sleeps as the policy calls, to survive).
+    pub survival_below_soc: f64,
 }
 
 impl Default for SleepConfig {
@@ -49,16 +59,42 @@ impl Default for SleepConfig {
         SleepConfig {
             recovery_h: 9.0,
             utc_offset_h: 0.0,
-            max_sleep_s: 6 * 3600,
+            max_sleep_s: 12 * 3600,
             min_sleep_s: 900,
-            report_utc_h: None,
+            report_utc_h: Some(12.0),
             wake_tolerance_s: 120,
             wake_line: None,
+            listening: default_windows(),
+            survival_below_soc: 0.05,
         }
     }
 }
 
+/// Dawn 05:00 to 06:00 and dusk 18:30 to 19:30, local solar time: two
+/// hours a day of choruses (`docs/energy.md` for the trade-off).
+fn default_windows() -> Vec<ListeningWindow> {
+    vec![
+        ListeningWindow {
+            start_h: 5.0,
+            end_h: 6.0,
+        },
+        ListeningWindow {
+            start_h: 18.5,
+            end_h: 19.5,
+        },
+    ]
+}
+
 impl SleepConfig {
+    /// The listening windows on this configuration's local solar time.
+    pub fn listening(&self) -> Listening {
+        Listening {
+            windows: self.listening.clone(),
+            utc_offset_h: self.utc_offset_h,
+            survival_below_soc: self.survival_below_soc,
+        }
+    }
+
     /// Range checks, as `(key path relative to this table, problem)`.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut e = Vec::new();
@@ -91,6 +127,13 @@ impl SleepConfig {
                 "must be a BCM GPIO from 4 to 27 (0 and 1 are the HAT ID EEPROM's, 2 and 3 the I2C bus)",
             );
         }
+        if !(0.0..=1.0).contains(&self.survival_below_soc) {
+            bad(
+                "survival_below_soc",
+                "must be a state of charge between 0 and 1",
+            );
+        }
+        e.extend(crate::listen::validate(&self.listening));
         e
     }
 }
@@ -106,6 +149,8 @@ pub enum WakeBound {
     MaxSleep,
     /// The daily status report (`report_utc_h`).
     Report,
+    /// The start of a listening window (`listening`).
+    Listening,
 }
 
 impl WakeBound {
@@ -115,6 +160,7 @@ impl WakeBound {
             WakeBound::Recovery => "recovery",
             WakeBound::MaxSleep => "max_sleep",
             WakeBound::Report => "report",
+            WakeBound::Listening => "listening",
         }
     }
 }
@@ -173,6 +219,14 @@ pub fn plan_wake(cfg: &SleepConfig, now_ms: i64) -> Option<WakePlan> {
             };
         }
     }
+    if let Some(start) = cfg.listening().next_start(now_ms)
+        && start < plan.wake_ms
+    {
+        plan = WakePlan {
+            wake_ms: start,
+            bound: WakeBound::Listening,
+        };
+    }
     // Whole seconds, never earlier than planned.
     plan.wake_ms = (plan.wake_ms + 999).div_euclid(1000) * 1000;
     (plan.wake_ms - now_ms >= min_ms).then_some(plan)
@@ -189,17 +243,47 @@ mod tests {
         DAY0 + (h * HOUR_MS as f64) as i64
     }
 
+    /// The defaults without listening windows or a daily report.
+    fn bare() -> SleepConfig {
+        SleepConfig {
+            listening: vec![],
+            report_utc_h: None,
+            max_sleep_s: 6 * 3600,
+            ..SleepConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_next_listening_window_is_a_bound() {
+        // Default windows 05:00-06:00 and 18:30-19:30 local, UTC + 2.
+        let cfg = SleepConfig {
+            utc_offset_h: 2.0,
+            max_sleep_s: 12 * 3600,
+            report_utc_h: None,
+            ..SleepConfig::default()
+        };
+        // 22:00 UTC is midnight local: dawn at 05:00 local is 03:00 UTC.
+        let p = plan_wake(&cfg, at(22.0)).unwrap();
+        assert_eq!((p.wake_ms, p.bound), (at(27.0), WakeBound::Listening));
+        // Asleep below survival inside the dawn window (03:30 UTC): the
+        // next window is dusk, 16:30 UTC, after the 09:00 local recovery.
+        let p = plan_wake(&cfg, at(3.5)).unwrap();
+        assert_eq!((p.wake_ms, p.bound), (at(7.0), WakeBound::Recovery));
+        let p = plan_wake(&cfg, at(10.0)).unwrap();
+        assert_eq!((p.wake_ms, p.bound), (at(16.5), WakeBound::Listening));
+    }
+
     #[test]
     fn the_wake_is_the_earliest_bound() {
         let cfg = SleepConfig {
             max_sleep_s: 12 * 3600,
-            ..SleepConfig::default()
+            ..bare()
         };
         // 22:00 UTC, recovery at 09:00 is 11 h away, under the 12 h cap.
         let p = plan_wake(&cfg, at(22.0)).unwrap();
         assert_eq!((p.wake_ms, p.bound), (at(33.0), WakeBound::Recovery));
         // A 6 h cap wins.
-        let p = plan_wake(&SleepConfig::default(), at(22.0)).unwrap();
+        let p = plan_wake(&bare(), at(22.0)).unwrap();
         assert_eq!((p.wake_ms, p.bound), (at(28.0), WakeBound::MaxSleep));
         // A daily report at 02:30 UTC comes first.
         let cfg = SleepConfig {
@@ -216,7 +300,7 @@ mod tests {
         let cfg = SleepConfig {
             utc_offset_h: 10.0,
             max_sleep_s: 7 * 86_400,
-            ..SleepConfig::default()
+            ..bare()
         };
         let p = plan_wake(&cfg, at(20.0)).unwrap();
         assert_eq!((p.wake_ms, p.bound), (at(23.0), WakeBound::Recovery));
@@ -229,7 +313,7 @@ mod tests {
     fn a_report_due_soon_means_no_sleep() {
         let cfg = SleepConfig {
             report_utc_h: Some(12.0),
-            ..SleepConfig::default()
+            ..bare()
         };
         assert_eq!(plan_wake(&cfg, at(11.9)), None);
         // Just after the report: the next one is a day away.
@@ -239,7 +323,7 @@ mod tests {
 
     #[test]
     fn wakes_fall_on_whole_seconds() {
-        let p = plan_wake(&SleepConfig::default(), at(22.0) + 1_234).unwrap();
+        let p = plan_wake(&bare(), at(22.0) + 1_234).unwrap();
         assert_eq!(p.wake_ms % 1000, 0);
         assert!(p.wake_ms >= at(28.0) + 1_234);
     }
@@ -251,12 +335,24 @@ mod tests {
             max_sleep_s: 10,
             min_sleep_s: 11,
             report_utc_h: Some(-1.0),
-            ..SleepConfig::default()
+            survival_below_soc: 1.5,
+            listening: vec![ListeningWindow {
+                start_h: 3.0,
+                end_h: 3.0,
+            }],
+            ..bare()
         };
         let keys: Vec<_> = cfg.validate().into_iter().map(|(k, _)| k).collect();
         assert_eq!(
             keys,
-            ["recovery_h", "max_sleep_s", "min_sleep_s", "report_utc_h"]
+            [
+                "recovery_h",
+                "max_sleep_s",
+                "min_sleep_s",
+                "report_utc_h",
+                "survival_below_soc",
+                "listening[0].end_h"
+            ]
         );
     }
 }
