@@ -1,4 +1,5 @@
-//! The `fieldnode` command line: `run`, `check-config`, `probe` and `update`. The binary is a
+//! The `fieldnode` command line: `run`, `check-config`, `probe`, `update` and
+//! `simulate-energy`. The binary is a
 //! one-line wrapper around [`main`], so system tests can build the same
 //! program under another name.
 
@@ -48,6 +49,11 @@ enum Command {
     /// Signed model and settings updates (docs/updates.md).
     #[command(subcommand)]
     Update(UpdateCommand),
+    /// Replay the power policy, its sleeps and listening windows for days
+    /// on a simulated clock, battery, panel and weather; print the
+    /// timeline, brownouts, events captured per mode and energy per
+    /// consumer, and plot them to SVG (docs/energy.md).
+    SimulateEnergy(crate::energy_sim::SimArgs),
 }
 
 #[derive(Subcommand)]
@@ -178,6 +184,13 @@ pub fn main() -> ExitCode {
         },
         Command::Update(cmd) => match update(cmd) {
             Ok(code) => code,
+            Err(e) => {
+                eprintln!("fieldnode: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::SimulateEnergy(args) => match crate::energy_sim::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("fieldnode: {e:#}");
                 ExitCode::from(2)

@@ -268,9 +268,12 @@ pub struct PowerConfig {
     /// simulated (switched and counted, nothing driven).
     pub loads: power::LoadsConfig,
     /// `[power.sleep]`: how long a deep sleep lasts and how a wake is told
-    /// from a cold boot. The node sleeps only when `[power.policy]
-    /// sleep_below_soc` is set.
+    /// from a cold boot, and the listening windows. The node sleeps only
+    /// when `[power.policy] sleep_below_soc` is set.
     pub sleep: power::SleepConfig,
+    /// `[power.costs]`: what each costed action spends, for the energy
+    /// ledger and the endurance simulation (`docs/energy.md`).
+    pub costs: power::EnergyCosts,
 }
 
 /// `power.source`
@@ -296,6 +299,7 @@ impl Default for PowerConfig {
             sysfs: power::SysfsConfig::default(),
             loads: power::LoadsConfig::default(),
             sleep: power::SleepConfig::default(),
+            costs: power::EnergyCosts::default(),
         }
     }
 }
@@ -590,6 +594,7 @@ impl Config {
         e.extend(prefixed("power.loads", loads));
         e.extend(prefixed("power", sleep_line));
         e.extend(prefixed("power.sleep", self.power.sleep.validate()));
+        e.extend(prefixed("power.costs", self.power.costs.validate()));
         e.extend(prefixed("time.gpsd", self.time.gpsd.validate()));
         ConfigErrors(e)
     }
@@ -620,8 +625,24 @@ mod tests {
         .unwrap();
         assert_eq!(c.power.policy.sleep_below_soc, Some(0.1));
         assert_eq!(c.power.sleep.wake_line.as_ref().map(|l| l.pin), Some(22));
+        let c = Config::from_toml_str(
+            "[power.sleep]\nsurvival_below_soc = 0.1\n\
+             listening = [{ start_h = 4.5, end_h = 6.0 }]\n\
+             [power.costs]\nboot_j = 90.0\n",
+        )
+        .unwrap();
+        assert_eq!(c.power.sleep.listening.len(), 1);
+        assert_eq!(c.power.sleep.listening[0].start_h, 4.5);
+        assert_eq!(c.power.costs.boot_j, 90.0);
         let e = Config::from_toml_str(
-            "[power.policy]\nsleep_below_soc = 0.5\nmin_dwell_ms = 999999999\n\
+            "[power.sleep]\nlistening = [{ start_h = 5.0, end_h = 7.0 }, { start_h = 6.0, end_h = 8.0 }]\n\
+             [power.costs]\nhalted_w = -1.0\n",
+        )
+        .unwrap_err();
+        let keys: Vec<_> = e.0.iter().map(|x| x.key.as_str()).collect();
+        assert_eq!(keys, ["power.sleep.listening[1]", "power.costs.halted_w"]);
+        let e = Config::from_toml_str(
+            "[power.policy]\nsleep_below_soc = 1.5\nmin_dwell_ms = 999999999\n\
              [power.sleep]\nmax_sleep_s = 1\n[power.sleep.wake_line]\npin = 17\n\
              [power.loads.accelerator]\npin = 17\ndraw_mw = 1\n",
         )

@@ -22,12 +22,15 @@
 //! - [`uplink`]: forwarding the outbox over MQTT, status records, downlink commands;
 //! - [`logring`]: the recent log lines kept in memory for the field link;
 //! - [`fieldlink`]: serving `field-tools link` on a Unix socket or a serial device;
+//! - [`energy_sim`]: `fieldnode simulate-energy`, the endurance simulation
+//!   with the configuration's power tables, and its SVG plots;
 //! - [`node`]: wiring the tasks for a run and its [`node::RunSummary`];
 //! - [`cli`]: the `fieldnode` command line.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod energy_sim;
 pub mod fieldlink;
 pub mod hardware;
 pub mod loads;

@@ -260,6 +260,20 @@ pub async fn run_node(
     if boot.resumed {
         policy.resumed_from_sleep();
     }
+    policy.set_listening(Some(cfg.power.sleep.listening()));
+    // The energy ledger: this start's boot, and the sleep it ended.
+    let energy = Arc::new(tasks::energy::EnergyBook::new(
+        cfg.power.costs.clone(),
+        !matches!(cfg.power.source, PowerSourceKind::Simulated),
+    ));
+    energy.record(&power::Actions {
+        boots: 1,
+        halted_s: match (boot.resumed, boot.last_sleep) {
+            (true, Some(s)) => f64::from(s.slept_s),
+            _ => 0.0,
+        },
+        ..power::Actions::default()
+    });
     let sleep_request = Arc::new(crate::sleep::SleepRequest::default());
     let power_start_ms = clock.now_ms();
     let first = tasks::power::initial_status(supply.as_mut(), &mut policy, power_start_ms);
@@ -485,6 +499,7 @@ pub async fn run_node(
         uplink
             .as_ref()
             .map(|_| (status_source.clone(), cfg.uplink.status_interval_ms)),
+        Some(energy.clone()),
         done_rx.clone(),
         shutdown.clone(),
     )));
@@ -553,6 +568,7 @@ pub async fn run_node(
             sys_root: cfg.power.sysfs.root.clone(),
             hardware,
         }),
+        Some(energy.clone()),
         shutdown.clone(),
     ));
 

@@ -11,7 +11,7 @@ use crate::EnergyUse;
 
 /// `[power.costs]`: what each action costs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct EnergyCosts {
     /// The board awake and idle (CPU, memory, SD card, regulators), W.
     pub awake_idle_w: f64,

@@ -15,7 +15,6 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// One window, hours of local solar time.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ListeningWindow {
     /// Start, hours (0..24), included.
     pub start_h: f64,
@@ -97,7 +96,7 @@ impl Listening {
 
     /// Total window hours per day.
     pub fn hours_per_day(&self) -> f64 {
-        self.windows.iter().map(ListeningWindow::hours).sum()
+        self.windows.iter().fold(0.0, |a, w| a + w.hours())
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod camera;
 pub mod climate;
 pub mod detect;
+pub mod energy;
 pub mod microphone;
 pub mod power;
 pub mod status;

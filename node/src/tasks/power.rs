@@ -3,7 +3,8 @@
 //! allows. Mode changes are logged with the reading that caused them. When
 //! the policy calls for a deep sleep and a wake can be planned
 //! ([`power::plan_wake`]), it asks the node to stop and sleep
-//! ([`crate::sleep::SleepRequest`]) and ends.
+//! ([`crate::sleep::SleepRequest`]) and ends. Each reading's interval is
+//! counted in the energy ledger ([`super::energy::EnergyBook`]).
 
 use std::sync::Arc;
 
@@ -99,6 +100,7 @@ pub async fn run(
     mut done: watch::Receiver<bool>,
     mut settings: Option<watch::Receiver<crate::update::live::Settings>>,
     sleep: Option<SleepPlanning>,
+    energy: Option<Arc<super::energy::EnergyBook>>,
     mut shutdown: Shutdown,
 ) {
     // Set once the wake alarm proved unusable: no more sleep this run.
@@ -120,8 +122,21 @@ pub async fn run(
             policy.set_config(s.policy.clone());
         }
         let before = policy.mode();
-        let reading = source.read(next, take_use(&counters, &mut seen));
+        let used = take_use(&counters, &mut seen);
+        let reading = source.read(next, used);
         let now = source.health();
+        if let Some(book) = &energy {
+            // Only a measured reading checks the ledger.
+            let load_w = if now == SupplyHealth::Ok {
+                reading.load_w
+            } else {
+                f64::NAN
+            };
+            book.reading(
+                &power::Actions::from_use(&used, interval_ms as f64 / 1000.0),
+                load_w,
+            );
+        }
         if now != health {
             match &now {
                 SupplyHealth::Ok => {

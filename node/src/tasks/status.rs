@@ -1,5 +1,6 @@
 //! The status task: every `interval_ms`, one structured log line with each
-//! sensor's health and the power state, so that a technician reading the log
+//! sensor's health, the power state and the energy ledger (Wh per
+//! consumer, and estimated over measured where the supply is measured), so that a technician reading the log
 //! sees a degraded sensor without waiting for the end of the run; and, when
 //! the uplink is enabled, a status record (`messages::StatusRecord`) appended
 //! to the outbox every `[uplink] status_interval_ms`. It stops at shutdown or
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use power::PowerStatus;
 use tokio::sync::watch;
 
+use super::energy::EnergyBook;
 use crate::clock::Clock;
 use crate::sensors::health::HealthBoard;
 use crate::shutdown::Shutdown;
@@ -18,16 +20,27 @@ use crate::uplink::StatusSource;
 /// Status records to append: what they are built from and how often (ms).
 pub type StatusRecords = Option<(StatusSource, u64)>;
 
-fn log_status(board: &HealthBoard, power: &watch::Receiver<PowerStatus>) {
+fn log_status(
+    board: &HealthBoard,
+    power: &watch::Receiver<PowerStatus>,
+    energy: Option<&EnergyBook>,
+) {
     let sensors = board.snapshot();
     let state = |name: &str| sensors.get(name).map_or("absent", |s| s.health.as_str());
     let p = power.borrow().clone();
+    let e = energy.map(EnergyBook::snapshot);
     tracing::info!(
         audio = state("audio"),
         camera = state("camera"),
         climate = state("climate"),
         mode = p.mode.as_str(),
         soc = p.reading.soc,
+        energy_wh = e.as_ref().map_or(0.0, |e| e.total_wh),
+        energy = %e.as_ref().map_or(String::new(), |e| e.per_consumer_text()),
+        ledger_vs_measured = %e
+            .as_ref()
+            .and_then(|e| e.ratio)
+            .map_or("unmeasured".to_string(), |r| format!("{r:.3}")),
         "status"
     );
 }
@@ -41,6 +54,7 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     interval_ms: u64,
     records: StatusRecords,
+    energy: Option<Arc<EnergyBook>>,
     mut sensors_done: watch::Receiver<bool>,
     mut shutdown: Shutdown,
 ) {
@@ -62,7 +76,7 @@ pub async fn run(
         let now = clock.now_ms();
         if now >= next_log {
             next_log += interval_ms as i64;
-            log_status(&board, &power);
+            log_status(&board, &power, energy.as_deref());
         }
         if let (Some((source, every)), Some(at)) = (&records, next_record.as_mut())
             && now >= *at
