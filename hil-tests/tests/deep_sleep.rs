@@ -197,3 +197,53 @@ fn without_a_writable_wake_alarm_the_node_stays_awake() {
     assert!(!stored.is_empty());
     assert!(!t.path().join("data/sleep.json").exists());
 }
+
+/// A fake sysfs tree with an RTC whose alarm is unset.
+fn rtc_tree(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let sys = root.join("sys-root");
+    let alarm = sys.join("sys/class/rtc/rtc0/wakealarm");
+    std::fs::create_dir_all(alarm.parent().unwrap()).unwrap();
+    std::fs::write(&alarm, "").unwrap();
+    (sys, alarm)
+}
+
+#[test]
+fn inside_a_listening_window_the_node_stays_awake_at_a_low_charge() {
+    let t = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenes/demo");
+    let (sys, alarm) = rtc_tree(t.path());
+    // 05:10 UTC is inside the default dawn window (05:00-06:00 local solar
+    // time, UTC here); 8 % is below sleep_below_soc but above survival.
+    let dawn = t.path().join("dawn");
+    scene_at(&demo, &dawn, "2026-06-01T05:10:00Z");
+    let low = config(t.path(), "low.toml", &sys, 0.08);
+    let (stored, s, err) = run(&dawn, &t.path().join("data"), &low);
+    assert!(s.get("sleep").is_none(), "{s}\n{err}");
+    assert_eq!(s["scene_ms"].as_i64(), Some(120_000), "{s}");
+    assert!(!err.contains("calls for deep sleep"), "{err}");
+    assert_eq!(std::fs::read_to_string(&alarm).unwrap().trim(), "");
+    assert!(!stored.is_empty());
+}
+
+#[test]
+fn a_sleep_before_a_listening_window_wakes_for_its_start() {
+    let t = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenes/demo");
+    let (sys, alarm) = rtc_tree(t.path());
+    // 04:30 UTC, 8 %, no sun: the sleep comes after the 60 s dwell, and
+    // the dawn window's start (05:00) is the earliest bound.
+    let night = t.path().join("night");
+    scene_at(&demo, &night, "2026-06-01T04:30:00Z");
+    let low = config(t.path(), "low.toml", &sys, 0.08);
+    let (_, s, err) = run(&night, &t.path().join("data"), &low);
+    let sleep = &s["sleep"];
+    assert_eq!(sleep["halted"], true, "{s}\n{err}");
+    assert_eq!(sleep["bound"], "listening", "{s}");
+    // 2026-06-01T05:00:00Z.
+    let planned_ms = 1_780_290_000_000_i64;
+    assert_eq!(sleep["planned_wake_ms"].as_i64(), Some(planned_ms));
+    assert_eq!(
+        std::fs::read_to_string(&alarm).unwrap().trim(),
+        (planned_ms / 1000).to_string()
+    );
+}

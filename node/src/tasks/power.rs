@@ -211,3 +211,69 @@ pub async fn run(
         next += interval_ms as i64;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use power::{EnergyCosts, PolicyConfig, PowerReading};
+
+    use super::*;
+    use crate::tasks::energy::EnergyBook;
+
+    /// A measured supply: a constant 3.5 W load, the sun out.
+    struct Measured;
+
+    impl PowerSource for Measured {
+        fn read(&mut self, t_ms: i64, _used: EnergyUse) -> PowerReading {
+            PowerReading {
+                t_ms,
+                soc: 0.8,
+                solar_w: 20.0,
+                load_w: 3.5,
+                battery_mv: None,
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_reading_is_counted_in_the_ledger_and_checked_against_the_measured_draw() {
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::ReplayClock::new(0, 1.0));
+        let counters = Arc::new(Counters::default());
+        let mut policy = PowerPolicy::new(PolicyConfig::default());
+        let first = initial_status(&mut Measured, &mut policy, 0);
+        let (tx, _rx) = watch::channel(first);
+        let (_done_tx, done_rx) = watch::channel(false);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let book = Arc::new(EnergyBook::new(EnergyCosts::default(), true));
+        // 30 s of audio and 3 frames before the first reading.
+        Counters::add(&counters.audio_ms, 30_000);
+        Counters::add(&counters.camera_frames, 3);
+        let task = tokio::spawn(run(
+            Box::new(Measured),
+            policy,
+            tx,
+            clock,
+            counters,
+            0,
+            10_000,
+            done_rx,
+            None,
+            None,
+            Some(book.clone()),
+            shutdown,
+        ));
+        // Three readings, at 10, 20 and 30 s.
+        tokio::time::sleep(Duration::from_millis(30_500)).await;
+        trigger.trigger();
+        task.await.unwrap();
+        let s = book.snapshot();
+        // 30 s awake at 3 W, 30 s of audio at 0.15 W, 3 frames of 0.4 J.
+        let estimated = 90.0 + 4.5 + 1.2;
+        assert!((s.total_wh - estimated / 3600.0).abs() < 1e-9, "{s:?}");
+        // Measured: 3.5 W over the same 30 s.
+        let ratio = s.ratio.unwrap_or(0.0);
+        assert!((ratio - estimated / 105.0).abs() < 1e-9, "{ratio}");
+        assert_eq!(s.per_consumer_text(), "idle=0.025 audio=0.001 camera=0.000");
+    }
+}
