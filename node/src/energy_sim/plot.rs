@@ -187,13 +187,20 @@ pub fn energy(path: &Path, o: &Outcome) -> Result<()> {
         })
         .draw()
         .map_err(err)?;
+    // One bar per consumer, in a fixed order (the file is reproducible).
+    let style = RGBColor(40, 110, 180).filled();
     chart
-        .draw_series(
-            Histogram::vertical(&chart)
-                .style(RGBColor(40, 110, 180).filled())
-                .margin(10)
-                .data(rows.iter().enumerate().map(|(i, (_, wh))| (i, *wh))),
-        )
+        .draw_series(rows.iter().enumerate().map(|(i, (_, wh))| {
+            let mut bar = Rectangle::new(
+                [
+                    (SegmentValue::Exact(i), 0.0),
+                    (SegmentValue::Exact(i + 1), *wh),
+                ],
+                style,
+            );
+            bar.set_margin(0, 0, 10, 10);
+            bar
+        }))
         .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
