@@ -437,6 +437,8 @@ pub async fn run_node(
         Some(mic) => handles.push(tokio::spawn(tasks::microphone::run(
             mic,
             sensor_tx.clone(),
+            clock.clone(),
+            power_rx.clone(),
             counters.clone(),
             shutdown.clone(),
         ))),

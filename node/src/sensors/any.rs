@@ -25,6 +25,13 @@ impl Microphone for AnyMicrophone {
             AnyMicrophone::Alsa(m) => m.next_chunk().await,
         }
     }
+
+    fn pause(&mut self) {
+        match self {
+            AnyMicrophone::Replay(m) => m.pause(),
+            AnyMicrophone::Alsa(m) => m.pause(),
+        }
+    }
 }
 
 /// A camera: a replayed scene, a UVC device, or a CSI camera's pipe.

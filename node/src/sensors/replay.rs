@@ -56,6 +56,10 @@ pub struct ReplayMicrophone {
     start_ms: i64,
     chunk: usize,
     delivered: u64,
+    /// Paused: the file's audio up to the next call's time is skipped.
+    paused: bool,
+    /// Samples skipped while paused (never delivered).
+    skipped: u64,
 }
 
 impl ReplayMicrophone {
@@ -81,7 +85,38 @@ impl ReplayMicrophone {
             start_ms,
             chunk,
             delivered: 0,
+            paused: false,
+            skipped: 0,
         })
+    }
+
+    /// Samples of the file skipped while the microphone was paused.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Skips the file's audio up to `t_ms` (what a stopped device never
+    /// recorded); `false` when the replay ends first.
+    fn skip_to(&mut self, t_ms: i64) -> Result<bool, SceneError> {
+        loop {
+            let rate = u64::from(self.audio.sample_rate());
+            let want = (t_ms - self.start_ms).max(0) as u64 * rate / 1000;
+            if self.delivered >= want {
+                return Ok(true);
+            }
+            let n = (want - self.delivered).min(self.chunk as u64 * 16) as usize;
+            match self.audio.next_chunk(n)? {
+                Some(s) => {
+                    self.delivered += s.len() as u64;
+                    self.skipped += s.len() as u64;
+                }
+                None => {
+                    if !self.next_pass()? {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
     }
 
     /// Replays the file `passes.count` times.
@@ -105,6 +140,12 @@ impl ReplayMicrophone {
 
 impl Microphone for ReplayMicrophone {
     async fn next_chunk(&mut self) -> Result<Option<AudioChunk>, SensorError> {
+        if self.paused {
+            self.paused = false;
+            if !self.skip_to(self.clock.now_ms())? {
+                return Ok(None);
+            }
+        }
         let samples = loop {
             if let Some(samples) = self.audio.next_chunk(self.chunk)? {
                 break samples;
@@ -124,6 +165,10 @@ impl Microphone for ReplayMicrophone {
             sample_rate: self.audio.sample_rate(),
             samples,
         }))
+    }
+
+    fn pause(&mut self) {
+        self.paused = true;
     }
 }
 

@@ -44,6 +44,19 @@ pub struct Counters {
     pub air_temp_c100: std::sync::atomic::AtomicI64,
     /// Milliseconds of audio captured.
     pub audio_ms: AtomicU64,
+    /// Times the microphone's capture was stopped by the duty cycle.
+    pub audio_pauses: AtomicU64,
+    /// Milliseconds the microphone's capture was stopped by the duty cycle.
+    pub audio_paused_ms: AtomicU64,
+    /// Requests for the on-demand camera made by audio activity.
+    pub camera_requests_audio: AtomicU64,
+    /// Requests for the on-demand camera made by the wake line.
+    pub camera_requests_wake_line: AtomicU64,
+    /// Times the on-demand camera was switched on by a request.
+    pub camera_demand_wakes: AtomicU64,
+    /// Debounced rises of the wake line while the node ran (a PIR's
+    /// detections).
+    pub wake_line_triggers: AtomicU64,
     /// Inference bursts run.
     pub bursts: AtomicU64,
     /// Inference bursts skipped by the power policy.
