@@ -687,7 +687,10 @@ mod tests {
         let mut p = PowerPolicy::new(no_dwell());
         assert_eq!(p.update(at(0.8)).audio_duty, None);
         assert_eq!(p.update(at(0.3)).audio_duty, None);
-        let duty = p.update(at(0.05)).audio_duty.expect("duty in critical mode");
+        let duty = p
+            .update(at(0.05))
+            .audio_duty
+            .expect("duty in critical mode");
         assert_eq!(
             duty,
             AudioDuty {
@@ -720,7 +723,10 @@ mod tests {
         assert_eq!(d.next_start(60_000), 60_000);
         assert_eq!(d.next_start(-30_000), 0);
         // Over a long stretch the share listened is listen / cycle.
-        let listened = (0..3_600_000).step_by(100).filter(|&t| d.listening_at(t)).count();
+        let listened = (0..3_600_000)
+            .step_by(100)
+            .filter(|&t| d.listening_at(t))
+            .count();
         assert_eq!(listened, 12_000);
     }
 

@@ -293,7 +293,10 @@ mod tests {
         assert_eq!(seen.violations, 0);
         assert_eq!(Counters::get(&r.counters.audio_ms), 6_000);
         assert_eq!(Counters::get(&r.counters.audio_pauses), 3);
-        assert_eq!(Counters::get(&r.counters.audio_paused_ms), 4_000 * 2 + 4_000);
+        assert_eq!(
+            Counters::get(&r.counters.audio_paused_ms),
+            4_000 * 2 + 4_000
+        );
         // The detector sees audio unavailable for each stop and available
         // again with the first chunk after it.
         let avail: Vec<_> = r
