@@ -156,6 +156,8 @@ pub struct AudioTrigger {
     frames_since_gap: u64,
     /// Gaps seen in the stream.
     gaps: u64,
+    /// Activations confirmed.
+    confirmed: u64,
 }
 
 impl AudioTrigger {
@@ -216,6 +218,7 @@ impl AudioTrigger {
             settle_until_ms: None,
             frames_since_gap: 0,
             gaps: 0,
+            confirmed: 0,
         }
     }
 
@@ -224,9 +227,10 @@ impl AudioTrigger {
         self.gaps
     }
 
-    /// Whether a confirmed activation is open (something is being heard).
-    pub fn active(&self) -> bool {
-        self.open.as_ref().is_some_and(|o| o.confirmed)
+    /// Activations confirmed so far (each counted when it has lasted
+    /// `min_duration_ms`, while it is still open).
+    pub fn confirmed(&self) -> u64 {
+        self.confirmed
     }
 
     /// Feeds a chunk (at the trigger's rate; others are ignored by the detector).
@@ -448,10 +452,13 @@ impl AudioTrigger {
         } else if (o.env_rising && level > o.env_prev) || (!o.env_rising && level < o.env_prev) {
             o.env_prev = level;
         }
-        if !o.confirmed && o.last_above_ms - o.start_ms >= min_dur {
-            o.confirmed = true;
+        let newly = !o.confirmed && o.last_above_ms - o.start_ms >= min_dur;
+        o.confirmed |= newly;
+        let ended = o.confirmed && frame_end - o.last_above_ms > hang;
+        if newly {
+            self.confirmed += 1;
         }
-        if o.confirmed && frame_end - o.last_above_ms > hang {
+        if ended {
             self.close();
         }
     }

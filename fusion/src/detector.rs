@@ -145,10 +145,10 @@ impl Detector {
         self.pending.extend(self.audio.take());
     }
 
-    /// Whether the audio trigger hears something now (a confirmed
-    /// activation is open).
-    pub fn audio_active(&self) -> bool {
-        self.audio.active()
+    /// Audio activations confirmed so far: it rises as soon as the audio
+    /// trigger is sure it hears something, before the activation ends.
+    pub fn audio_heard(&self) -> u64 {
+        self.audio.confirmed()
     }
 
     /// A modality available again has its first input at `t_ms`: that is

@@ -60,6 +60,14 @@ impl Camera for AnyCamera {
             AnyCamera::Pipe(c) => c.blocking(),
         }
     }
+
+    fn standby(&mut self) {
+        match self {
+            AnyCamera::Replay(c) => c.standby(),
+            AnyCamera::V4l(c) => c.standby(),
+            AnyCamera::Pipe(c) => c.standby(),
+        }
+    }
 }
 
 /// The BME280 on a Linux I2C bus.

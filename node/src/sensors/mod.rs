@@ -89,6 +89,10 @@ pub trait Camera: Send + 'static {
     fn blocking(&self) -> bool {
         false
     }
+
+    /// Closes the device (stops its stream or its command) before its power
+    /// is switched off; the next `capture` opens it again.
+    fn standby(&mut self);
 }
 
 /// A climate sensor.

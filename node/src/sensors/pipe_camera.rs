@@ -477,6 +477,13 @@ impl Camera for PipeCamera {
     fn blocking(&self) -> bool {
         true
     }
+
+    fn standby(&mut self) {
+        if self.running.is_some() {
+            self.stop();
+            tracing::debug!(sensor = SENSOR, "camera command stopped for standby");
+        }
+    }
 }
 
 impl Drop for PipeCamera {

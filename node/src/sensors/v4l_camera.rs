@@ -751,6 +751,12 @@ impl Camera for V4lCamera {
     fn blocking(&self) -> bool {
         true
     }
+
+    fn standby(&mut self) {
+        if self.dev.take().is_some() {
+            tracing::debug!(sensor = SENSOR, "camera closed for standby");
+        }
+    }
 }
 
 /// One format a device offers.
