@@ -280,7 +280,12 @@ impl DetectStage {
                 self.bank.push_climate(&s);
                 self.detector.push_climate(&s);
             }
-            SensorMsg::Available(m, a) => self.detector.set_available(m, a),
+            SensorMsg::Available(m, a) => {
+                if !a {
+                    self.bank.stopped(m);
+                }
+                self.detector.set_available(m, a);
+            }
             SensorMsg::Closed(m) => self.detector.close(m),
         }
     }
