@@ -17,6 +17,14 @@
 //! adapt like the floor, so rain's constant patter raises the bar instead of
 //! firing it. An activation's features come only from the bands above
 //! `off_db`.
+//!
+//! A gap in the stream (the microphone stopped by the duty cycle, or out
+//! and reopened) ends whatever activation was open, and the first
+//! [`RESTART_SETTLE_MS`] after it only restart the framing, the level
+//! smoothing and the flux history: a device's start-up transient teaches
+//! the noise model nothing and opens nothing, and the flux is never taken
+//! across the gap, so the sound after a gap is not an onset because it
+//! differs from the sound before it.
 
 use std::sync::Arc;
 
@@ -49,6 +57,12 @@ const SUSTAIN_S: f32 = 1.5;
 /// An onset lets an activation open at `onset_on_db` for this long after it,
 /// ms: the smoothed level needs a few frames to climb.
 const ONSET_WINDOW_MS: i64 = 150;
+/// After a gap in the stream, this long of audio only restarts the
+/// analysis, ms: a MEMS microphone starts within tens of milliseconds and a
+/// USB audio device's first buffers may hold its start-up transient.
+pub const RESTART_SETTLE_MS: i64 = 250;
+/// A chunk starting this far from where the previous one ended is a gap, ms.
+const GAP_MS: f64 = 50.0;
 
 /// Log-spaced analysis bands over `bins` FFT bins: `(first bin, end bin)`.
 fn analysis_bands(rate: u32, n: usize) -> Vec<(usize, usize)> {
@@ -134,6 +148,16 @@ pub struct AudioTrigger {
     stream_start_ms: i64,
     out: Vec<Activation>,
     frames_seen: u64,
+    /// Where the last chunk ended, ms.
+    stream_end_ms: Option<f64>,
+    /// After a gap: frames before this time only restart the analysis, and
+    /// the frames since the gap (the flux needs two).
+    settle_until_ms: Option<i64>,
+    frames_since_gap: u64,
+    /// Gaps seen in the stream.
+    gaps: u64,
+    /// Activations confirmed.
+    confirmed: u64,
 }
 
 impl AudioTrigger {
@@ -190,12 +214,42 @@ impl AudioTrigger {
             sustained_since_ms: None,
             out: Vec::new(),
             frames_seen: 0,
+            stream_end_ms: None,
+            settle_until_ms: None,
+            frames_since_gap: 0,
+            gaps: 0,
+            confirmed: 0,
         }
+    }
+
+    /// Gaps seen in the stream.
+    pub fn gaps(&self) -> u64 {
+        self.gaps
+    }
+
+    /// Activations confirmed so far (each counted when it has lasted
+    /// `min_duration_ms`, while it is still open).
+    pub fn confirmed(&self) -> u64 {
+        self.confirmed
     }
 
     /// Feeds a chunk (at the trigger's rate; others are ignored by the detector).
     pub fn push(&mut self, chunk: &AudioChunk) {
         let ms_per_sample = 1000.0 / self.rate as f64;
+        let gap = self
+            .stream_end_ms
+            .is_some_and(|end| (chunk.start_ms as f64 - end).abs() > GAP_MS);
+        self.stream_end_ms =
+            Some(chunk.start_ms as f64 + chunk.samples.len() as f64 * ms_per_sample);
+        if gap && self.frames_seen > 0 {
+            // What was open ends where the sound was last heard.
+            self.close();
+            self.gaps += 1;
+            self.settle_until_ms = Some(chunk.start_ms + RESTART_SETTLE_MS);
+            self.frames_since_gap = 0;
+            self.sustained_since_ms = None;
+            self.last_onset_ms = None;
+        }
         let expected = self.buf_start_ms + self.buf.len() as f64 * ms_per_sample;
         if self.buf.is_empty() || (chunk.start_ms as f64 - expected).abs() > 50.0 {
             // First chunk, or a gap in the stream: restart framing at the chunk.
@@ -239,6 +293,11 @@ impl AudioTrigger {
         self.frames_seen += 1;
         let hop_s = self.hop as f32 / self.rate as f32;
         let mut flux = 0f32;
+        // Frames since a gap (1 for the first), while settling after one:
+        // the flux compares a frame with one two frames back, so it needs
+        // two frames after the gap; the smoothing restarts at the first.
+        let after_gap = self.settle_until_ms.map(|_| self.frames_since_gap + 1);
+        let no_flux = after_gap.is_some_and(|k| k <= 2);
         for (b, &(lo, hi)) in self.bands.iter().enumerate() {
             let p: f64 = self.spectrum[lo..hi]
                 .iter()
@@ -247,7 +306,7 @@ impl AudioTrigger {
                 + 1e-12;
             self.power[b] = p;
             let l = 10.0 * p.log10() as f32;
-            if self.frames_seen > 2 {
+            if self.frames_seen > 2 && !no_flux {
                 let rise = l - self.prev_db[1][b];
                 flux += (rise - FLUX_BAND_SLACK * self.wobble_db[b]).max(0.0);
                 let a = (hop_s / FLUX_TAU_S).max(1.0 / self.frames_seen as f32);
@@ -256,11 +315,20 @@ impl AudioTrigger {
             self.prev_db[1][b] = self.prev_db[0][b];
             self.prev_db[0][b] = l;
             // Smoothing over a few frames steadies noise-only bands.
-            self.level_db[b] = if self.initialised {
+            self.level_db[b] = if self.initialised && after_gap != Some(1) {
                 self.level_db[b] + (l - self.level_db[b]) * LEVEL_SMOOTHING
             } else {
                 l
             };
+        }
+        if let Some(until) = self.settle_until_ms {
+            self.frames_since_gap += 1;
+            if t_ms < until || self.frames_since_gap <= 2 {
+                // Settling after a gap: levels and flux history only.
+                self.processed_ms = t_ms;
+                return;
+            }
+            self.settle_until_ms = None;
         }
         let event_age_s = self
             .open
@@ -384,10 +452,13 @@ impl AudioTrigger {
         } else if (o.env_rising && level > o.env_prev) || (!o.env_rising && level < o.env_prev) {
             o.env_prev = level;
         }
-        if !o.confirmed && o.last_above_ms - o.start_ms >= min_dur {
-            o.confirmed = true;
+        let newly = !o.confirmed && o.last_above_ms - o.start_ms >= min_dur;
+        o.confirmed |= newly;
+        let ended = o.confirmed && frame_end - o.last_above_ms > hang;
+        if newly {
+            self.confirmed += 1;
         }
-        if o.confirmed && frame_end - o.last_above_ms > hang {
+        if ended {
             self.close();
         }
     }
@@ -548,6 +619,75 @@ mod tests {
         let acts = run(&x);
         // The hum is there from the first frame: it is the floor, nothing triggers.
         assert!(acts.is_empty(), "{acts:?}");
+    }
+
+    /// Noise, a gap (the microphone stopped), then the same place again
+    /// starting with a device's start-up thump, and a chirp 5 s later.
+    fn gap_scene(thump: bool) -> (AudioTrigger, Vec<f32>, Vec<f32>) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut t = AudioTrigger::new(&AudioTriggerConfig::default(), 16_000);
+        let push = |t: &mut AudioTrigger, start_ms: i64, x: &[f32]| {
+            for (i, c) in x.chunks(8000).enumerate() {
+                t.push(&AudioChunk {
+                    start_ms: start_ms + i as i64 * 500,
+                    sample_rate: 16_000,
+                    samples: c.to_vec(),
+                });
+            }
+        };
+        push(&mut t, 0, &noise(&mut rng, 16_000 * 20, 0.01));
+        let before = t.noise.floors().to_vec();
+        let mut after = noise(&mut rng, 16_000 * 10, 0.01);
+        if thump {
+            // 100 ms: a step decaying with a ring, at -6 dBFS.
+            for (i, x) in after.iter_mut().take(1600).enumerate() {
+                let s = i as f32 / 16_000.0;
+                *x += 0.5
+                    * (-s * 40.0).exp()
+                    * (1.0 + (2.0 * std::f32::consts::PI * 900.0 * s).sin());
+            }
+        }
+        let mut phase = 0f32;
+        for i in 0..6400 {
+            let f = 3000.0 + 600.0 * i as f32 / 6400.0;
+            phase += 2.0 * std::f32::consts::PI * f / 16_000.0;
+            after[80_000 + i] += 0.2 * phase.sin();
+        }
+        // Listening again 20 s later.
+        push(&mut t, 40_000, &after[..16_000 * 4]);
+        let settled = t.noise.floors().to_vec();
+        push(&mut t, 44_000, &after[16_000 * 4..]);
+        t.finish();
+        (t, before, settled)
+    }
+
+    #[test]
+    fn a_gap_is_no_onset_and_the_restart_teaches_the_floors_nothing() {
+        let (mut t, before, settled) = gap_scene(true);
+        assert_eq!(t.gaps(), 1);
+        let acts = t.take();
+        // Only the chirp at 45 s: neither the restart nor its thump.
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        assert!(
+            (44_900..=45_100).contains(&acts[0].start_ms),
+            "{:?}",
+            acts[0]
+        );
+        for (b, (x, y)) in before.iter().zip(&settled).enumerate() {
+            assert!(
+                (x - y).abs() < 1.5,
+                "band {b}: floor {x} dB before, {y} dB after"
+            );
+        }
+        // The same thump inside a stream is a sound like any other.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+        let mut x = noise(&mut rng, 16_000 * 20, 0.01);
+        for (i, v) in x[16_000 * 15..].iter_mut().take(1600).enumerate() {
+            let s = i as f32 / 16_000.0;
+            *v += 0.5 * (-s * 40.0).exp() * (1.0 + (2.0 * std::f32::consts::PI * 900.0 * s).sin());
+        }
+        let acts = run(&x);
+        assert_eq!(acts.len(), 1, "{acts:?}");
     }
 
     #[test]

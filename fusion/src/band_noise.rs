@@ -120,6 +120,11 @@ impl BandNoise {
         }
     }
 
+    /// Each band's floor, dB.
+    pub fn floors(&self) -> &[f32] {
+        &self.floor_db
+    }
+
     /// Updates the model with one frame of smoothed band levels (dB) and
     /// writes each band's margin beyond its floor, wind share and spread
     /// into `margins`. `event_age_s`: how long the open activation has been

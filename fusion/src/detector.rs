@@ -56,6 +56,8 @@ pub struct Detector {
     state: [ModalityState; 3],
     /// Availability changes per modality: (modality time, available).
     avail_log: [Vec<(i64, bool)>; 3],
+    /// Available again, from the time of the modality's next input.
+    resuming: [bool; 3],
     pending: Vec<Activation>,
     /// Climate activations already attached to an event as context.
     climate_used: Vec<(i64, i64)>,
@@ -118,6 +120,7 @@ impl Detector {
             climate: ClimateTrigger::new(&cfg.climate),
             state: [st; 3],
             avail_log: [Vec::new(), Vec::new(), Vec::new()],
+            resuming: [false; 3],
             pending: Vec::new(),
             climate_used: Vec::new(),
             temps: VecDeque::new(),
@@ -137,12 +140,29 @@ impl Detector {
             );
             return;
         }
+        self.resumed(Modality::Audio, chunk.start_ms);
         self.audio.push(chunk);
         self.pending.extend(self.audio.take());
     }
 
+    /// Audio activations confirmed so far: it rises as soon as the audio
+    /// trigger is sure it hears something, before the activation ends.
+    pub fn audio_heard(&self) -> u64 {
+        self.audio.confirmed()
+    }
+
+    /// A modality available again has its first input at `t_ms`: that is
+    /// when it counts as available.
+    fn resumed(&mut self, m: Modality, t_ms: i64) {
+        let i = idx(m);
+        if std::mem::take(&mut self.resuming[i]) {
+            self.avail_log[i].push((t_ms, true));
+        }
+    }
+
     /// Feeds a camera frame.
     pub fn push_frame(&mut self, frame: &GrayFrame) {
+        self.resumed(Modality::Camera, frame.t_ms);
         if !self.motion.push(frame) {
             self.stats.bad_frames += 1;
             tracing::warn!(
@@ -159,6 +179,7 @@ impl Detector {
 
     /// Feeds a climate reading.
     pub fn push_climate(&mut self, s: &ClimateSample) {
+        self.resumed(Modality::Climate, s.t_ms);
         if !self.climate.push(s) {
             self.stats.bad_climate += 1;
             tracing::warn!(t_ms = s.t_ms, "malformed climate reading ignored");
@@ -181,7 +202,10 @@ impl Detector {
 
     /// Marks a modality (un)available: absent, degraded or off by policy. An
     /// unavailable modality no longer holds events back, and events while it
-    /// is unavailable carry no score for it.
+    /// is unavailable carry no score for it. Available again, it counts as
+    /// available from its next input (not from where it stopped), and the
+    /// camera's motion trigger starts its background again from its next
+    /// frame: the scene may have changed while nobody looked.
     pub fn set_available(&mut self, m: Modality, available: bool) {
         let i = idx(m);
         if self.state[i].available == available {
@@ -197,7 +221,15 @@ impl Detector {
             self.collect();
         }
         let t = self.modality_time(m);
-        self.avail_log[i].push((t, available));
+        if available && !self.avail_log[i].is_empty() {
+            self.resuming[i] = true;
+            if m == Modality::Camera {
+                self.motion.restart();
+            }
+        } else {
+            self.resuming[i] = false;
+            self.avail_log[i].push((t, available));
+        }
         self.state[i].available = available;
         if !available && self.avail_log[i].len() == 1 && t == i64::MIN {
             self.state[i].ever_available = false;
@@ -597,6 +629,51 @@ mod tests {
         }
         out.extend(d.finish());
         out
+    }
+
+    /// The camera off from 10 s to 30 s (on demand, or by the policy), as
+    /// the node's camera task tells it: unavailable at once, available
+    /// again just before its next frame.
+    #[test]
+    fn a_camera_that_was_off_counts_as_missing_until_its_next_frame() {
+        let (a, f, c) = inputs();
+        let mut d = Detector::new(&DetectorConfig::default(), 16_000);
+        let mut out = Vec::new();
+        for i in 0..120 {
+            let t = i as i64 * 500;
+            if t == 10_000 {
+                d.set_available(Modality::Camera, false);
+            }
+            if t == 30_000 {
+                d.set_available(Modality::Camera, true);
+            }
+            if !(10_000..30_000).contains(&t) {
+                d.push_frame(&f[i]);
+            }
+            d.push_audio(&a[i]);
+            if i % 2 == 0 {
+                d.push_climate(&c[i / 2]);
+            }
+            out.extend(d.poll());
+        }
+        out.extend(d.finish());
+        let call = out
+            .iter()
+            .find(|e| (19_000..=21_000).contains(&e.start_ms))
+            .unwrap_or_else(|| panic!("no event for the call: {out:?}"));
+        // The camera was off for the call: its score is missing, not 0.
+        assert_eq!(call.scores.camera, None, "{call:?}");
+        assert!(call.scores.audio.is_some(), "{call:?}");
+        let knocks = out
+            .iter()
+            .find(|e| (39_000..=42_000).contains(&e.start_ms))
+            .unwrap_or_else(|| panic!("no event for the knocks: {out:?}"));
+        assert!(knocks.scores.camera.is_some(), "{knocks:?}");
+        // Nothing came of the scene looking different after the gap.
+        assert!(
+            out.iter().all(|e| !(30_000..32_000).contains(&e.start_ms)),
+            "{out:?}"
+        );
     }
 
     #[test]

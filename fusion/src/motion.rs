@@ -157,6 +157,8 @@ pub struct MotionTrigger {
     noise_slow: Option<f32>,
     since_seed: u32,
     light_changes: u64,
+    /// The next frame restarts the background (the camera was off).
+    restart: bool,
     last_t: Option<i64>,
     open: Option<Open>,
     out: Vec<Activation>,
@@ -186,6 +188,7 @@ impl MotionTrigger {
             noise_slow: None,
             since_seed: 0,
             light_changes: 0,
+            restart: false,
             last_t: None,
             open: None,
             out: Vec::new(),
@@ -214,6 +217,13 @@ impl MotionTrigger {
         let dt = (f.t_ms - self.last_t.unwrap_or(f.t_ms)).max(0) as f32;
         self.last_t = Some(f.t_ms);
         self.processed_ms = f.t_ms;
+        if std::mem::take(&mut self.restart) && self.size == (f.width, f.height) {
+            // Back after the camera was off: what changed meanwhile is not
+            // motion. The background starts again from this frame.
+            self.reseed(&f.luma);
+            self.advance(f.t_ms, None);
+            return true;
+        }
         if self.size != (f.width, f.height) {
             // New camera or new size: start again.
             self.size = (f.width, f.height);
@@ -720,6 +730,12 @@ impl MotionTrigger {
             score,
             features: Features::Motion(o.best),
         });
+    }
+
+    /// The camera is back after being off: the next frame restarts the
+    /// background, as after a light change.
+    pub fn restart(&mut self) {
+        self.restart = true;
     }
 
     /// Closes whatever is open (end of input, or the camera going away).

@@ -19,6 +19,8 @@ use node::sensors::health::HealthHandle;
 struct Devices {
     _dir: tempfile::TempDir,
     fifo: PathBuf,
+    /// A second live source, for the pause test (tests run in parallel).
+    fifo_pause: PathBuf,
 }
 
 const RAMP_LEN: usize = 16_000;
@@ -64,11 +66,14 @@ fn devices() -> &'static Devices {
         write_raw(&tone_path, &tone_48k_stereo(2.0, 1000.0));
         let fifo = dir.path().join("live.fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let fifo_pause = dir.path().join("pause.fifo");
+        nix::unistd::mkfifo(&fifo_pause, nix::sys::stat::Mode::S_IRWXU).unwrap();
         let conf = dir.path().join("asound.conf");
         let mut text = String::new();
         text += &pcm("ramp", &ramp_path);
         text += &pcm("tone", &tone_path);
         text += &pcm("live", &fifo);
+        text += &pcm("paused", &fifo_pause);
 
         std::fs::write(&conf, text).unwrap();
         // SAFETY: set before any thread of this test process uses ALSA, and
@@ -79,7 +84,11 @@ fn devices() -> &'static Devices {
                 format!("/usr/share/alsa/alsa.conf:{}", conf.display()),
             )
         };
-        Devices { _dir: dir, fifo }
+        Devices {
+            _dir: dir,
+            fifo,
+            fifo_pause,
+        }
     })
 }
 
@@ -181,6 +190,16 @@ fn stream_fifo(
     fifo: PathBuf,
     samples: Vec<i16>,
 ) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    stream_fifo_counting(fifo, samples, Arc::default())
+}
+
+/// [`stream_fifo`], counting in `gone` the times the reader went (the
+/// write failing with EPIPE: the reading end was closed).
+fn stream_fifo_counting(
+    fifo: PathBuf,
+    samples: Vec<i16>,
+    gone: Arc<std::sync::atomic::AtomicU64>,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
     use std::os::unix::fs::OpenOptionsExt;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let handle = std::thread::spawn(move || {
@@ -206,7 +225,10 @@ fn stream_fifo(
                 Ok(n) => at = (at + n) % bytes.len(),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(pause),
                 // The reader went (EPIPE): wait for the next one.
-                Err(_) => out = None,
+                Err(_) => {
+                    gone.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    out = None;
+                }
             }
         }
     });
@@ -269,6 +291,53 @@ async fn the_watchdog_reopens_a_stream_that_stops() {
     assert_eq!(health.snapshot().outages, 1);
     drop(mic);
     let _ = close.send(());
+    writer.join().unwrap();
+}
+
+/// The duty cycle's pause closes the stream for real: the device's reading
+/// end goes (the source's writes fail with EPIPE), no failure is counted,
+/// and the next chunk opens it again and delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_closes_the_stream_and_the_next_chunk_opens_it_again() {
+    use std::sync::atomic::Ordering;
+    let d = devices();
+    let tone: Vec<i16> = (0..16_000)
+        .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
+        .collect();
+    let gone = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (stop, writer) = stream_fifo_counting(d.fifo_pause.clone(), tone, gone.clone());
+    let health = HealthHandle::detached("audio");
+    let mut s = settings("paused", 16_000, 1);
+    s.silence_ms = 60_000;
+    let mut mic =
+        AlsaMicrophone::open(s, 16_000, 100, Arc::new(SystemClock), health.clone()).unwrap();
+    let before = read_n(&mut mic, 8_000).await;
+    assert!(before.iter().any(|&x| x != 0.0));
+    // While the stream is open, the source has a reader.
+    let gone_before = gone.load(Ordering::Relaxed);
+    mic.pause();
+    // The capture thread drops the stream; ALSA closes the FIFO. Waiting
+    // for that event (bounded, so a stream left open fails the test).
+    let mut closed = false;
+    for _ in 0..500 {
+        if gone.load(Ordering::Relaxed) > gone_before {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(closed, "the stream was not closed by the pause");
+    assert!(health.is_ok(), "{:?}", health.snapshot());
+    // The next chunk opens the device again and delivers, without a
+    // failure counted.
+    let after = read_n(&mut mic, 8_000).await;
+    assert!(after.iter().any(|&x| x != 0.0));
+    let h = health.snapshot();
+    assert!(health.is_ok(), "{h:?}");
+    assert_eq!(h.outages, 0, "{h:?}");
+    assert!(h.errors.is_empty(), "{h:?}");
+    drop(mic);
+    let _ = stop.send(());
     writer.join().unwrap();
 }
 

@@ -712,6 +712,18 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
             format!("; absent: {}", s.absent_sensors.join(", "))
         }
     );
+    let d = &s.duty;
+    if *d != crate::tasks::DutyReport::default() {
+        println!(
+            "duty cycle: microphone stopped {} times ({:.0} s); camera on demand: {} requests from audio, {} from the wake line, {} switch-ons; wake line: {} rises",
+            d.audio_pauses,
+            d.audio_paused_s,
+            d.camera_requests_audio,
+            d.camera_requests_wake_line,
+            d.camera_demand_wakes,
+            d.wake_line_triggers
+        );
+    }
     let model = match s.sensors.get("model").map(|st| &st.health) {
         Some(crate::sensors::health::Health::Ok) => "fusion model",
         _ => "triggers only",

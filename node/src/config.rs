@@ -594,6 +594,9 @@ impl Config {
         e.extend(prefixed("power.loads", loads));
         e.extend(prefixed("power", sleep_line));
         e.extend(prefixed("power.sleep", self.power.sleep.validate()));
+        if let Some(l) = &self.power.sleep.wake_line {
+            e.extend(prefixed("power.sleep.wake_line", l.validate_timing()));
+        }
         e.extend(prefixed("power.costs", self.power.costs.validate()));
         e.extend(prefixed("time.gpsd", self.time.gpsd.validate()));
         ConfigErrors(e)
@@ -614,6 +617,42 @@ mod tests {
     #[test]
     fn empty_file_is_the_default() {
         assert_eq!(Config::from_toml_str("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn duty_cycle_keys_have_defaults_and_are_checked() {
+        let c = Config::from_toml_str("[power.sleep.wake_line]\npin = 22\n").unwrap();
+        let l = c
+            .power
+            .sleep
+            .wake_line
+            .as_ref()
+            .map(|l| (l.poll_ms, l.debounce_ms));
+        assert_eq!(l, Some((50, 100)));
+        assert_eq!(c.power.policy.camera_on_demand, [power::PowerMode::Saver]);
+        let c = Config::from_toml_str(
+            "[power.policy]\ncamera_on_demand = [\"normal\", \"saver\"]\ncamera_hold_s = 90\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.power.policy.camera_on_demand,
+            [power::PowerMode::Normal, power::PowerMode::Saver]
+        );
+        let e = Config::from_toml_str(
+            "[power.policy]\ncritical_audio_listen_s = 90\ncamera_on_demand = [\"critical\"]\n\
+             camera_hold_s = 0\n[power.sleep.wake_line]\npin = 22\npoll_ms = 1\n",
+        )
+        .unwrap_err();
+        let keys: Vec<String> = e.0.into_iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "power.policy.critical_audio_listen_s",
+                "power.policy.camera_on_demand",
+                "power.policy.camera_hold_s",
+                "power.sleep.wake_line.poll_ms"
+            ]
+        );
     }
 
     #[test]

@@ -318,3 +318,39 @@ pub fn read_wake_line(cfg: &power::SleepConfig, hardware: bool) -> Option<bool> 
         }
     }
 }
+
+/// The wake line of `[power.sleep]`, to read while the node runs (a PIR
+/// asks for the camera through it): the GPIO input on hardware; `None`
+/// without a line, in a scene replay (which has no such input), or when
+/// the GPIO cannot be opened (then `wake_line` is absent on the health
+/// board, with the reason).
+pub fn open_wake_line(
+    cfg: &power::SleepConfig,
+    hardware: bool,
+    board: &HealthBoard,
+) -> Option<(
+    Box<dyn power::loads::InputLine>,
+    power::loads::InputLineConfig,
+)> {
+    let line = cfg.wake_line.as_ref()?;
+    if !hardware {
+        return None;
+    }
+    match power::loads::GpioInput::open(line) {
+        Ok(input) => {
+            tracing::info!(
+                pin = line.pin,
+                poll_ms = line.poll_ms,
+                debounce_ms = line.debounce_ms,
+                "wake line read while the node runs"
+            );
+            Some((Box::new(input), line.clone()))
+        }
+        Err(e) => {
+            board
+                .sensor("wake_line")
+                .set_absent(format!("cannot open GPIO {}: {e}", line.pin));
+            None
+        }
+    }
+}

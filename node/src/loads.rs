@@ -6,6 +6,10 @@
 //!   configured, in that order) are switched on, each given its settle time
 //!   before the next, before any device is opened; at the end of the run,
 //!   once the uplink has stopped, every load is switched off.
+//! - The camera's load, on at start so that its device opens, then follows
+//!   the camera task (`crate::tasks::camera`): off while the power policy
+//!   has the camera off or it is on demand and not asked for, on again
+//!   (with its settle time) before its next capture.
 //! - [`AcceleratorSupply`]: before a burst the detect task switches the
 //!   accelerator's supply on and waits its settle time; the burst then wakes
 //!   the model on it. After `[fusion] idle_release_ms` without a burst (on

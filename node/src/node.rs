@@ -73,6 +73,9 @@ pub struct RunSummary {
     pub camera_frames: u64,
     /// Camera frames skipped by the power policy.
     pub camera_skipped: u64,
+    /// Duty-cycling while awake: the microphone's stops, the on-demand
+    /// camera's requests and wakes, the wake line's rises.
+    pub duty: crate::tasks::DutyReport,
     /// Climate readings taken.
     pub climate_readings: u64,
     /// Inference bursts run / skipped by the power policy.
@@ -447,10 +450,28 @@ pub async fn run_node(
         Source::Hardware => crate::hardware::open_devices(cfg, clock.clone(), &board),
     };
     let (audio, camera, climate) = (sensors.microphone, sensors.camera, sensors.climate);
+    // Requests for the on-demand camera: audio activity (the detect task)
+    // and the wake line.
+    let camera_demand = Arc::new(tasks::demand::CameraDemand::default());
+    if let Some((line, line_cfg)) =
+        crate::hardware::open_wake_line(&cfg.power.sleep, hardware, &board)
+    {
+        handles.push(tokio::spawn(tasks::wake_line::run(
+            line,
+            line_cfg,
+            camera_demand.clone(),
+            clock.clone(),
+            counters.clone(),
+            board.sensor("wake_line"),
+            shutdown.clone(),
+        )));
+    }
     match audio {
         Some(mic) => handles.push(tokio::spawn(tasks::microphone::run(
             mic,
             sensor_tx.clone(),
+            clock.clone(),
+            power_rx.clone(),
             counters.clone(),
             shutdown.clone(),
         ))),
@@ -470,6 +491,10 @@ pub async fn run_node(
                 power_rx.clone(),
                 counters.clone(),
                 plan,
+                tasks::camera::CameraPower {
+                    demand: camera_demand.clone(),
+                    loads: loads.clone(),
+                },
                 shutdown.clone(),
             )))
         }
@@ -516,6 +541,7 @@ pub async fn run_node(
         &absent,
     )
     .with_health(model_health)
+    .with_camera_demand(camera_demand.clone())
     .with_swaps(swap_rx)
     .with_live_settings(live_rx.clone())
     .with_accelerator_supply(
@@ -697,6 +723,7 @@ pub async fn run_node(
         audio_s: Counters::get(&counters.audio_ms) as f64 / 1000.0,
         camera_frames: Counters::get(&counters.camera_frames),
         camera_skipped: Counters::get(&counters.camera_skipped),
+        duty: counters.duty(),
         climate_readings: Counters::get(&counters.climate_readings),
         bursts: Counters::get(&counters.bursts),
         bursts_skipped: Counters::get(&counters.bursts_skipped),

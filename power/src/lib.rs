@@ -42,7 +42,8 @@ pub use monitor::{
     Ina226Monitor, Monitor, MonitorConfig, MonitorError, MonitoredConfig, MonitoredSupply, Sample,
 };
 pub use policy::{
-    Decision, PolicyConfig, PowerMode, PowerPolicy, PowerStatus, SleepCall, SleepReason, Step,
+    AudioDuty, Decision, PolicyConfig, PowerMode, PowerPolicy, PowerStatus, SleepCall, SleepReason,
+    Step,
 };
 pub use sleep::{SleepConfig, WakeBound, WakePlan, plan_wake};
 pub use source::{

@@ -15,6 +15,13 @@
 //! a sleep ([`PowerPolicy::resumed_from_sleep`]) the node sleeps again
 //! after its dwell until the charge is `hysteresis_soc` above
 //! `sleep_below_soc` (or the sun is out, or a window holds it awake).
+//!
+//! Duty-cycling while awake: in critical mode the microphone listens
+//! `critical_audio_listen_s` of every `critical_audio_cycle_s`
+//! ([`AudioDuty`]); in the modes listed in `camera_on_demand` (saver by
+//! default) the camera is off unless audio activity or the wake line asks
+//! for it, for `camera_hold_s` after the last request
+//! ([`PowerStatus::camera_hold_ms`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +128,17 @@ pub struct PolicyConfig {
     pub sleep_below_soc: Option<f64>,
     /// The sleep call comes only while the panel gives less than this, W.
     pub sleep_solar_below_w: f64,
+    /// In critical mode the microphone listens this many seconds of every
+    /// `critical_audio_cycle_s` (equal values: it listens all the time).
+    pub critical_audio_listen_s: u64,
+    /// The length of one listening cycle in critical mode, seconds.
+    pub critical_audio_cycle_s: u64,
+    /// The modes (`normal`, `saver`) in which the camera is off unless
+    /// audio activity or the wake line asks for it; in the others it runs
+    /// at its mode's cadence. Critical mode has no camera at all.
+    pub camera_on_demand: Vec<PowerMode>,
+    /// On demand, the camera stays on this long after the last request, s.
+    pub camera_hold_s: u64,
 }
 
 /// The default `sleep_below_soc`: unless the battery is nearly full, the
@@ -145,6 +163,10 @@ impl Default for PolicyConfig {
             min_dwell_ms: 300_000,
             sleep_below_soc: Some(DEFAULT_SLEEP_BELOW_SOC),
             sleep_solar_below_w: 3.0,
+            critical_audio_listen_s: 20,
+            critical_audio_cycle_s: 60,
+            camera_on_demand: vec![PowerMode::Saver],
+            camera_hold_s: 30,
         }
     }
 }
@@ -213,7 +235,74 @@ impl PolicyConfig {
                 ));
             }
         }
+        if !(2..=3600).contains(&self.critical_audio_cycle_s) {
+            errs.push((
+                "critical_audio_cycle_s".into(),
+                "must be between 2 s and one hour".into(),
+            ));
+        }
+        if self.critical_audio_listen_s == 0
+            || self.critical_audio_listen_s > self.critical_audio_cycle_s
+        {
+            errs.push((
+                "critical_audio_listen_s".into(),
+                "must be at least 1 s and at most critical_audio_cycle_s".into(),
+            ));
+        }
+        if self.camera_on_demand.contains(&PowerMode::Critical) {
+            errs.push((
+                "camera_on_demand".into(),
+                "may list normal and saver only (the camera is off in critical mode)".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.camera_hold_s) {
+            errs.push((
+                "camera_hold_s".into(),
+                "must be between 1 s and one hour".into(),
+            ));
+        }
         errs
+    }
+}
+
+/// The microphone's duty cycle: it listens the first `listen_ms` of every
+/// `cycle_ms` of the node's clock (cycles start at multiples of `cycle_ms`
+/// from the clock's zero, so every run and every replay cuts them alike),
+/// and its capture is stopped for the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AudioDuty {
+    /// Listening time per cycle, ms (at least 1, at most `cycle_ms`).
+    pub listen_ms: u64,
+    /// Cycle length, ms (at least 1).
+    pub cycle_ms: u64,
+}
+
+impl AudioDuty {
+    fn phase(&self, t_ms: i64) -> i64 {
+        t_ms.rem_euclid(self.cycle_ms.max(1) as i64)
+    }
+
+    /// Whether the microphone listens at `t_ms`.
+    pub fn listening_at(&self, t_ms: i64) -> bool {
+        self.phase(t_ms) < self.listen_ms as i64
+    }
+
+    /// The end of the listening window that holds `t_ms` (`None` when
+    /// `t_ms` is outside one).
+    pub fn window_end(&self, t_ms: i64) -> Option<i64> {
+        let phase = self.phase(t_ms);
+        (phase < self.listen_ms as i64).then(|| t_ms - phase + self.listen_ms as i64)
+    }
+
+    /// The start of the next listening window after `t_ms` (`t_ms` itself
+    /// when a window starts then).
+    pub fn next_start(&self, t_ms: i64) -> i64 {
+        let phase = self.phase(t_ms);
+        if phase == 0 {
+            t_ms
+        } else {
+            t_ms - phase + self.cycle_ms.max(1) as i64
+        }
     }
 }
 
@@ -236,6 +325,12 @@ pub struct PowerStatus {
     pub install: Decision,
     /// Set when the node should flush, schedule its RTC wake and halt.
     pub sleep: Option<SleepCall>,
+    /// The microphone's duty cycle; `None`: it listens all the time.
+    pub audio_duty: Option<AudioDuty>,
+    /// Set when the camera is on demand: it stays off unless audio activity
+    /// or the wake line asks for it, and stays on this long (ms) after the
+    /// last request. `None`: it runs at `camera_interval_ms` (if any).
+    pub camera_hold_ms: Option<u64>,
 }
 
 /// Why the policy asks the node to sleep. The codes are part of the wire
@@ -418,6 +513,15 @@ impl PowerPolicy {
                 )),
             },
             sleep,
+            audio_duty: (self.mode == PowerMode::Critical
+                && c.critical_audio_listen_s < c.critical_audio_cycle_s)
+                .then(|| AudioDuty {
+                    listen_ms: c.critical_audio_listen_s.max(1) * 1000,
+                    cycle_ms: c.critical_audio_cycle_s.max(1) * 1000,
+                }),
+            camera_hold_ms: (self.mode != PowerMode::Critical
+                && c.camera_on_demand.contains(&self.mode))
+            .then(|| c.camera_hold_s * 1000),
         }
     }
 
@@ -649,6 +753,108 @@ mod tests {
         assert!(p.update(at_time(0.16, 0.0, 70_000)).sleep.is_none());
         assert!(p.update(at_time(0.12, 0.0, 80_000)).sleep.is_none());
         assert!(p.update(at_time(0.09, 0.0, 90_000)).sleep.is_some());
+    }
+
+    #[test]
+    fn audio_is_duty_cycled_in_critical_mode_only() {
+        let mut p = PowerPolicy::new(no_dwell());
+        assert_eq!(p.update(at(0.8)).audio_duty, None);
+        assert_eq!(p.update(at(0.3)).audio_duty, None);
+        let duty = p
+            .update(at(0.05))
+            .audio_duty
+            .expect("duty in critical mode");
+        assert_eq!(
+            duty,
+            AudioDuty {
+                listen_ms: 20_000,
+                cycle_ms: 60_000
+            }
+        );
+        // Listening equal to the cycle is listening all the time.
+        p.set_config(PolicyConfig {
+            critical_audio_listen_s: 60,
+            ..no_dwell()
+        });
+        assert_eq!(p.update(at(0.05)).audio_duty, None);
+    }
+
+    #[test]
+    fn the_duty_cycle_cuts_the_clock_into_windows() {
+        let d = AudioDuty {
+            listen_ms: 20_000,
+            cycle_ms: 60_000,
+        };
+        assert!(d.listening_at(0) && d.listening_at(19_999));
+        assert!(!d.listening_at(20_000) && !d.listening_at(59_999));
+        assert!(d.listening_at(60_000) && d.listening_at(-45_000));
+        assert!(!d.listening_at(-30_000));
+        assert_eq!(d.window_end(5_000), Some(20_000));
+        assert_eq!(d.window_end(65_000), Some(80_000));
+        assert_eq!(d.window_end(25_000), None);
+        assert_eq!(d.next_start(25_000), 60_000);
+        assert_eq!(d.next_start(60_000), 60_000);
+        assert_eq!(d.next_start(-30_000), 0);
+        // Over a long stretch the share listened is listen / cycle.
+        let listened = (0..3_600_000)
+            .step_by(100)
+            .filter(|&t| d.listening_at(t))
+            .count();
+        assert_eq!(listened, 12_000);
+    }
+
+    #[test]
+    fn the_camera_is_on_demand_in_the_listed_modes() {
+        let mut p = PowerPolicy::new(no_dwell());
+        let s = p.update(at(0.8));
+        assert_eq!((s.camera_interval_ms, s.camera_hold_ms), (Some(500), None));
+        let s = p.update(at(0.3));
+        assert_eq!(
+            (s.camera_interval_ms, s.camera_hold_ms),
+            (Some(2_000), Some(30_000))
+        );
+        let s = p.update(at(0.05));
+        assert_eq!((s.camera_interval_ms, s.camera_hold_ms), (None, None));
+        p.set_config(PolicyConfig {
+            camera_on_demand: vec![PowerMode::Normal, PowerMode::Saver],
+            camera_hold_s: 90,
+            ..no_dwell()
+        });
+        assert_eq!(p.update(at(0.8)).camera_hold_ms, Some(90_000));
+        p.set_config(PolicyConfig {
+            camera_on_demand: vec![],
+            ..no_dwell()
+        });
+        assert_eq!(p.update(at(0.3)).camera_hold_ms, None);
+    }
+
+    #[test]
+    fn duty_cycle_keys_are_validated() {
+        let keys = |cfg: PolicyConfig| -> Vec<String> {
+            cfg.validate().into_iter().map(|(k, _)| k).collect()
+        };
+        assert!(keys(PolicyConfig::default()).is_empty());
+        assert_eq!(
+            keys(PolicyConfig {
+                critical_audio_listen_s: 61,
+                camera_on_demand: vec![PowerMode::Critical],
+                camera_hold_s: 0,
+                ..Default::default()
+            }),
+            [
+                "critical_audio_listen_s",
+                "camera_on_demand",
+                "camera_hold_s"
+            ]
+        );
+        assert_eq!(
+            keys(PolicyConfig {
+                critical_audio_listen_s: 0,
+                critical_audio_cycle_s: 1,
+                ..Default::default()
+            }),
+            ["critical_audio_cycle_s", "critical_audio_listen_s"]
+        );
     }
 
     #[test]

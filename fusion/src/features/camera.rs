@@ -75,6 +75,12 @@ impl CameraHistory {
         }
     }
 
+    /// The camera was off: the next frame is not compared with the last
+    /// one before (what changed meanwhile is not motion).
+    pub fn gap(&mut self) {
+        self.prev = None;
+    }
+
     /// Features of `[start_ms, end_ms]` (with a margin), or `None` when
     /// fewer than two frame differences cover it.
     pub fn features(&self, start_ms: i64, end_ms: i64) -> Option<Vec<f32>> {
@@ -259,6 +265,30 @@ mod tests {
         let g = l.features(0, 5_000).unwrap_or_default();
         assert!(g[0] < 0.05, "light change seen as motion: {}", g[0]);
         assert!(g[CAMERA_DIM - 3] > 0.0, "light change not measured");
+    }
+
+    #[test]
+    fn no_difference_is_taken_across_the_time_the_camera_was_off() {
+        let mut c = CameraHistory::new();
+        c.push(&frame(0, 1.0, None));
+        c.push(&frame(500, 1.0, None));
+        c.gap();
+        // Back 30 s later, with something parked in view meanwhile.
+        for i in 0..4 {
+            c.push(&frame(30_000 + i * 500, 1.0, Some((30, 20))));
+        }
+        let f = c.features(30_000, 31_500).unwrap_or_default();
+        assert_eq!(f.len(), CAMERA_DIM);
+        assert_eq!(f[0], 0.0, "the parked thing taken for motion: {f:?}");
+        // Without the gap, the first frame back would be a difference.
+        let mut d = CameraHistory::new();
+        d.push(&frame(0, 1.0, None));
+        d.push(&frame(500, 1.0, None));
+        for i in 0..4 {
+            d.push(&frame(30_000 + i * 500, 1.0, Some((30, 20))));
+        }
+        let g = d.features(30_000, 31_500).unwrap_or_default();
+        assert!(g[0] > 0.0, "{g:?}");
     }
 
     #[test]

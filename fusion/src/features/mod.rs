@@ -100,6 +100,16 @@ impl FeatureBank {
         self.climate.push(s);
     }
 
+    /// Modality `m` stopped (off by the power policy or on demand, or out):
+    /// no feature is taken across the time it was off. (Audio and climate
+    /// history are kept by time, so only the camera's frame differences
+    /// need telling.)
+    pub fn stopped(&mut self, m: crate::Modality) {
+        if m == crate::Modality::Camera {
+            self.camera.gap();
+        }
+    }
+
     /// Features of the event `[start_ms, end_ms]`.
     pub fn event(&self, start_ms: i64, end_ms: i64) -> EventFeatures {
         EventFeatures {

@@ -421,6 +421,8 @@ pub struct AlsaMicrophone {
     retry_at_ms: i64,
     backoff_ms: u64,
     scratch: Vec<f32>,
+    /// Paused: no stream until the next `next_chunk`.
+    paused: bool,
 }
 
 impl AlsaMicrophone {
@@ -452,6 +454,7 @@ impl AlsaMicrophone {
             silent_frames: 0,
             retry_at_ms: 0,
             scratch: Vec::new(),
+            paused: false,
         };
         let timeout = std::time::Duration::from_millis(mic.settings.open_timeout_ms);
         let absent = |reason: String| SensorError::Absent {
@@ -643,6 +646,23 @@ impl AlsaMicrophone {
 impl Microphone for AlsaMicrophone {
     async fn next_chunk(&mut self) -> Result<Option<AudioChunk>, SensorError> {
         let poll_ms = (self.chunk as u64 * 1000 / u64::from(self.rate.max(1)) / 4).clamp(5, 100);
+        if self.paused {
+            self.paused = false;
+            // The stream closed by the pause: its thread ends within a few
+            // milliseconds unless the driver holds it.
+            let deadline = self.clock.now_ms() + self.settings.open_timeout_ms as i64;
+            while self
+                .last_thread
+                .as_ref()
+                .is_some_and(|ended| !ended.load(Ordering::Relaxed))
+                && self.clock.now_ms() < deadline
+            {
+                let next = self.clock.now_ms() + poll_ms as i64;
+                self.clock.sleep_until(next).await;
+            }
+            self.retry_at_ms = self.clock.now_ms();
+            tracing::debug!(sensor = "audio", "microphone capture resumed");
+        }
         loop {
             if self.capture.is_none() {
                 if self.opening.is_none() {
@@ -675,5 +695,20 @@ impl Microphone for AlsaMicrophone {
             let next = self.clock.now_ms() + poll_ms as i64;
             self.clock.sleep_until(next).await;
         }
+    }
+
+    fn pause(&mut self) {
+        if let Some((cap, _)) = self.capture.take() {
+            // Dropping it tells its thread to drop the stream.
+            self.last_thread = Some(cap.ended.clone());
+        }
+        if let Some((opening, _)) = self.opening.take() {
+            // Its stop channel closes with it: the thread drops the stream
+            // as soon as the open finishes.
+            self.last_thread = Some(opening.ended.clone());
+        }
+        self.next_ms = None;
+        self.paused = true;
+        tracing::debug!(sensor = "audio", "microphone capture stopped");
     }
 }

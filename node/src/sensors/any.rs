@@ -25,6 +25,13 @@ impl Microphone for AnyMicrophone {
             AnyMicrophone::Alsa(m) => m.next_chunk().await,
         }
     }
+
+    fn pause(&mut self) {
+        match self {
+            AnyMicrophone::Replay(m) => m.pause(),
+            AnyMicrophone::Alsa(m) => m.pause(),
+        }
+    }
 }
 
 /// A camera: a replayed scene, a UVC device, or a CSI camera's pipe.
@@ -51,6 +58,14 @@ impl Camera for AnyCamera {
             AnyCamera::Replay(c) => c.blocking(),
             AnyCamera::V4l(c) => c.blocking(),
             AnyCamera::Pipe(c) => c.blocking(),
+        }
+    }
+
+    fn standby(&mut self) {
+        match self {
+            AnyCamera::Replay(c) => c.standby(),
+            AnyCamera::V4l(c) => c.standby(),
+            AnyCamera::Pipe(c) => c.standby(),
         }
     }
 }

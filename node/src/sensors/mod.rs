@@ -1,7 +1,8 @@
 //! The hardware edge: small traits for each sensor, so that the event loop
 //! runs the same against real devices and against a replayed scene.
 //!
-//! - [`Microphone`]: a continuous stream of mono chunks at the pipeline rate;
+//! - [`Microphone`]: a continuous stream of mono chunks at the pipeline rate,
+//!   whose capture can be stopped (the power policy's duty cycle);
 //! - [`Camera`]: a frame captured on demand, at the cadence the power policy allows;
 //! - [`ClimateSensor`]: a reading taken on demand.
 //!
@@ -69,6 +70,13 @@ pub trait Microphone: Send + 'static {
     fn next_chunk(
         &mut self,
     ) -> impl Future<Output = Result<Option<AudioChunk>, SensorError>> + Send;
+
+    /// Stops capturing until the next [`Microphone::next_chunk`]: the
+    /// device's stream is closed (no callbacks, no conversion, and a USB
+    /// device stops streaming), and nothing it would have recorded
+    /// meanwhile is ever delivered. The next chunk starts at the time of
+    /// that call or later.
+    fn pause(&mut self);
 }
 
 /// A camera.
@@ -81,6 +89,10 @@ pub trait Camera: Send + 'static {
     fn blocking(&self) -> bool {
         false
     }
+
+    /// Closes the device (stops its stream or its command) before its power
+    /// is switched off; the next `capture` opens it again.
+    fn standby(&mut self);
 }
 
 /// A climate sensor.

@@ -477,6 +477,16 @@ impl Camera for PipeCamera {
     fn blocking(&self) -> bool {
         true
     }
+
+    fn standby(&mut self) {
+        // The next capture starts the command; the time off is no reason to
+        // stop it again after that capture.
+        self.last_t_ms = None;
+        if self.running.is_some() {
+            self.stop();
+            tracing::debug!(sensor = SENSOR, "camera command stopped for standby");
+        }
+    }
 }
 
 impl Drop for PipeCamera {
@@ -679,6 +689,30 @@ mod tests {
         // Close together again: kept running.
         assert!(cam.capture(10_500).unwrap().is_some());
         assert!(cam.pid().is_some());
+    }
+
+    #[test]
+    fn standby_stops_the_command_and_the_next_capture_starts_it_without_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = frame_files(dir.path(), 1);
+        let mut s = settings(&format!("while true; do cat {}; sleep 0.05; done", f[0]));
+        s.idle_close_ms = 1000;
+        let (mut cam, health) = open(&s);
+        assert!(cam.capture(0).unwrap().is_some());
+        let pid = cam.pid().unwrap();
+        cam.standby();
+        assert_eq!(cam.pid(), None);
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "pid {pid} still runs"
+        );
+        // Back a minute later (on demand): started again, and kept running
+        // for the captures that follow, however long the time off was.
+        assert!(cam.capture(60_000).unwrap().is_some());
+        assert!(cam.pid().is_some());
+        assert!(cam.capture(60_500).unwrap().is_some());
+        assert!(health.is_ok());
+        assert_eq!(health.errors("restart"), 0);
     }
 
     #[test]

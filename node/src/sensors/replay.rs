@@ -56,6 +56,10 @@ pub struct ReplayMicrophone {
     start_ms: i64,
     chunk: usize,
     delivered: u64,
+    /// Paused: the file's audio up to the next call's time is skipped.
+    paused: bool,
+    /// Samples skipped while paused (never delivered).
+    skipped: u64,
 }
 
 impl ReplayMicrophone {
@@ -81,7 +85,38 @@ impl ReplayMicrophone {
             start_ms,
             chunk,
             delivered: 0,
+            paused: false,
+            skipped: 0,
         })
+    }
+
+    /// Samples of the file skipped while the microphone was paused.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Skips the file's audio up to `t_ms` (what a stopped device never
+    /// recorded); `false` when the replay ends first.
+    fn skip_to(&mut self, t_ms: i64) -> Result<bool, SceneError> {
+        loop {
+            let rate = u64::from(self.audio.sample_rate());
+            let want = (t_ms - self.start_ms).max(0) as u64 * rate / 1000;
+            if self.delivered >= want {
+                return Ok(true);
+            }
+            let n = (want - self.delivered).min(self.chunk as u64 * 16) as usize;
+            match self.audio.next_chunk(n)? {
+                Some(s) => {
+                    self.delivered += s.len() as u64;
+                    self.skipped += s.len() as u64;
+                }
+                None => {
+                    if !self.next_pass()? {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
     }
 
     /// Replays the file `passes.count` times.
@@ -105,6 +140,12 @@ impl ReplayMicrophone {
 
 impl Microphone for ReplayMicrophone {
     async fn next_chunk(&mut self) -> Result<Option<AudioChunk>, SensorError> {
+        if self.paused {
+            self.paused = false;
+            if !self.skip_to(self.clock.now_ms())? {
+                return Ok(None);
+            }
+        }
         let samples = loop {
             if let Some(samples) = self.audio.next_chunk(self.chunk)? {
                 break samples;
@@ -124,6 +165,10 @@ impl Microphone for ReplayMicrophone {
             sample_rate: self.audio.sample_rate(),
             samples,
         }))
+    }
+
+    fn pause(&mut self) {
+        self.paused = true;
     }
 }
 
@@ -233,6 +278,10 @@ impl Camera for ReplayCamera {
         self.last = Some(frame.clone());
         Ok(Some(frame))
     }
+
+    /// A file has nothing to close: frames of the time it was off are
+    /// never asked for.
+    fn standby(&mut self) {}
 }
 
 /// `climate.csv` as a climate sensor: a reading at time t returns the latest
@@ -292,5 +341,51 @@ impl ClimateSensor for ReplayClimate {
             humidity_pct: r.humidity_pct,
             pressure_hpa: r.pressure_hpa,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ReplayClock;
+
+    /// 10 s of 16 kHz mono whose sample i is i / 16000 (its own time, s).
+    fn ramp_wav(path: &Path) {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16_000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for i in 0..160_000 {
+            w.write_sample(i as f32 / 16_000.0).unwrap();
+        }
+        w.finalize().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paused_replay_skips_what_a_stopped_microphone_never_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.wav");
+        ramp_wav(&path);
+        let clock: Arc<dyn Clock> = Arc::new(ReplayClock::new(0, 1.0));
+        let mut mic = ReplayMicrophone::open(&path, 16_000, 500, 0, clock.clone()).unwrap();
+        let first = mic.next_chunk().await.unwrap().unwrap();
+        assert_eq!((first.start_ms, clock.now_ms()), (0, 500));
+        mic.pause();
+        clock.sleep_until(4_000).await;
+        let next = mic.next_chunk().await.unwrap().unwrap();
+        // The chunk after the stop starts at the time of the call, with the
+        // file's own samples of that time: nothing dropped from a delivered
+        // stretch, nothing made up.
+        assert_eq!(next.start_ms, 4_000);
+        assert!((next.samples[0] - 4.0).abs() < 1e-4, "{}", next.samples[0]);
+        assert_eq!(clock.now_ms(), 4_500);
+        assert_eq!(mic.skipped(), 3_500 * 16);
+        // Stopped past the end: the stream ends.
+        mic.pause();
+        clock.sleep_until(12_000).await;
+        assert!(mic.next_chunk().await.unwrap().is_none());
     }
 }

@@ -751,6 +751,15 @@ impl Camera for V4lCamera {
     fn blocking(&self) -> bool {
         true
     }
+
+    fn standby(&mut self) {
+        // The next capture opens the device; the time off is no reason to
+        // close it again after that capture.
+        self.last_t_ms = None;
+        if self.dev.take().is_some() {
+            tracing::debug!(sensor = SENSOR, "camera closed for standby");
+        }
+    }
 }
 
 /// One format a device offers.

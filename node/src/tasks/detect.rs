@@ -14,6 +14,10 @@
 //! one (or when the power policy denies the burst) they are dropped unless
 //! `[detector.merge] report_background`, and counted (`background_dropped`).
 //!
+//! When the audio trigger starts hearing something (a confirmed activation
+//! opens), the on-demand camera is asked for ([`CameraDemand`]); the camera
+//! task decides whether that matters in the current power mode.
+//!
 //! With an accelerator supply in `[power.loads]`, a burst the policy allows
 //! first switches the supply on and waits its settle time, and the supply
 //! goes off again after `[fusion] idle_release_ms` without a burst, once the
@@ -30,6 +34,7 @@ use power::{Decision, PowerStatus, Step};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
+use super::demand::{CameraDemand, DemandSource};
 use super::{Counters, SensorMsg};
 use crate::loads::AcceleratorSupply;
 use crate::sensors::health::HealthHandle;
@@ -97,6 +102,7 @@ pub struct DetectStage {
     trial: Option<Trial>,
     settings: Option<watch::Receiver<crate::update::live::Settings>>,
     accelerator: Option<AcceleratorSupply>,
+    camera_demand: Option<Arc<CameraDemand>>,
 }
 
 impl DetectStage {
@@ -130,7 +136,15 @@ impl DetectStage {
             trial: None,
             settings: None,
             accelerator: None,
+            camera_demand: None,
         }
+    }
+
+    /// Asks `demand` for the camera when the audio trigger starts hearing
+    /// something.
+    pub fn with_camera_demand(mut self, demand: Arc<CameraDemand>) -> Self {
+        self.camera_demand = Some(demand);
+        self
     }
 
     /// Switches the accelerator's supply around bursts (see the module
@@ -248,7 +262,13 @@ impl DetectStage {
             SensorMsg::Audio(c) => {
                 self.latest_ms = self.latest_ms.max(c.end_ms());
                 self.bank.push_audio(&c);
+                let heard = self.detector.audio_heard();
                 self.detector.push_audio(&c);
+                if self.detector.audio_heard() > heard
+                    && let Some(d) = &self.camera_demand
+                {
+                    d.request(DemandSource::Audio, c.end_ms(), &self.counters);
+                }
             }
             SensorMsg::Frame(f) => {
                 self.latest_ms = self.latest_ms.max(f.t_ms);
@@ -260,7 +280,12 @@ impl DetectStage {
                 self.bank.push_climate(&s);
                 self.detector.push_climate(&s);
             }
-            SensorMsg::Available(m, a) => self.detector.set_available(m, a),
+            SensorMsg::Available(m, a) => {
+                if !a {
+                    self.bank.stopped(m);
+                }
+                self.detector.set_available(m, a);
+            }
             SensorMsg::Closed(m) => self.detector.close(m),
         }
     }
@@ -861,6 +886,40 @@ mod tests {
             &power::LoadsConfig::default(),
         );
         assert!(AcceleratorSupply::new(&none, 5_000).is_none());
+    }
+
+    #[test]
+    fn the_camera_is_asked_for_when_the_audio_trigger_starts_hearing_something() {
+        use rand::{Rng, SeedableRng};
+        let (_tx, rx) = watch::channel(status(0.3));
+        let counters = Arc::new(Counters::default());
+        let demand = Arc::new(CameraDemand::default());
+        let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
+        let mut stage = DetectStage::new(det, None, rx, counters.clone(), &[])
+            .with_camera_demand(demand.clone());
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut x: Vec<f32> = (0..16_000 * 20)
+            .map(|_| (rng.random::<f32>() - 0.5) * 0.02)
+            .collect();
+        // A 0.4 s call at 15 s.
+        let mut ph = 0f32;
+        for v in x[240_000..246_400].iter_mut() {
+            ph += 2.0 * std::f32::consts::PI * 3200.0 / 16_000.0;
+            *v += 0.2 * ph.sin();
+        }
+        for (i, c) in x.chunks(8000).enumerate() {
+            stage.push(SensorMsg::Audio(fusion::AudioChunk {
+                start_ms: i as i64 * 500,
+                sample_rate: 16_000,
+                samples: c.to_vec(),
+            }));
+            let t = i as i64 * 500;
+            // Nothing heard before the call; asked with the chunk that
+            // holds its start.
+            assert_eq!(demand.last_ms().is_some(), t >= 15_000, "at {t} ms");
+        }
+        assert_eq!(demand.last_ms(), Some(15_500));
+        assert_eq!(Counters::get(&counters.camera_requests_audio), 1);
     }
 
     /// A model on trial whose bursts fail.

@@ -4,12 +4,14 @@
 
 pub mod camera;
 pub mod climate;
+pub mod demand;
 pub mod detect;
 pub mod energy;
 pub mod microphone;
 pub mod power;
 pub mod status;
 pub mod store;
+pub mod wake_line;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,6 +47,19 @@ pub struct Counters {
     pub air_temp_c100: std::sync::atomic::AtomicI64,
     /// Milliseconds of audio captured.
     pub audio_ms: AtomicU64,
+    /// Times the microphone's capture was stopped by the duty cycle.
+    pub audio_pauses: AtomicU64,
+    /// Milliseconds the microphone's capture was stopped by the duty cycle.
+    pub audio_paused_ms: AtomicU64,
+    /// Requests for the on-demand camera made by audio activity.
+    pub camera_requests_audio: AtomicU64,
+    /// Requests for the on-demand camera made by the wake line.
+    pub camera_requests_wake_line: AtomicU64,
+    /// Times the on-demand camera was switched on by a request.
+    pub camera_demand_wakes: AtomicU64,
+    /// Debounced rises of the wake line while the node ran (a PIR's
+    /// detections).
+    pub wake_line_triggers: AtomicU64,
     /// Inference bursts run.
     pub bursts: AtomicU64,
     /// Inference bursts skipped by the power policy.
@@ -77,7 +92,36 @@ pub struct Counters {
     pub installs: AtomicU64,
 }
 
+/// Duty-cycling while awake, for the run summary.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct DutyReport {
+    /// Times the microphone's capture was stopped by the duty cycle.
+    pub audio_pauses: u64,
+    /// Time it was stopped, seconds.
+    pub audio_paused_s: f64,
+    /// Requests for the on-demand camera made by audio activity.
+    pub camera_requests_audio: u64,
+    /// Requests for the on-demand camera made by the wake line.
+    pub camera_requests_wake_line: u64,
+    /// Times the on-demand camera was switched on by a request.
+    pub camera_demand_wakes: u64,
+    /// Debounced rises of the wake line while the node ran.
+    pub wake_line_triggers: u64,
+}
+
 impl Counters {
+    /// The duty-cycling figures so far.
+    pub fn duty(&self) -> DutyReport {
+        DutyReport {
+            audio_pauses: Self::get(&self.audio_pauses),
+            audio_paused_s: Self::get(&self.audio_paused_ms) as f64 / 1000.0,
+            camera_requests_audio: Self::get(&self.camera_requests_audio),
+            camera_requests_wake_line: Self::get(&self.camera_requests_wake_line),
+            camera_demand_wakes: Self::get(&self.camera_demand_wakes),
+            wake_line_triggers: Self::get(&self.wake_line_triggers),
+        }
+    }
+
     pub(crate) fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
     }

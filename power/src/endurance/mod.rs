@@ -8,17 +8,20 @@
 //! - awake, the node reads its supply every `interval_ms` (the power task's
 //!   interval) and the policy rules on that reading, exactly as in the
 //!   node: the step before a reading spends what the previous status
-//!   allowed (audio all the time, camera frames and climate readings at the
-//!   status's cadences, a burst per event when bursts are allowed, a
-//!   satellite session for a pending daily report when uplink is allowed);
+//!   allowed (audio all the time or its duty cycle's share, camera frames
+//!   at the status's cadence or, on demand, for the hold after each
+//!   captured event, climate readings at the status's cadence, a burst per
+//!   event when bursts are allowed, a satellite session for a pending daily
+//!   report when uplink is allowed);
 //! - a sleep call with a wake from [`plan_wake`] halts the node until that
 //!   wake; asleep, time advances in steps of `sample_ms` at the halted draw,
 //!   and each wake costs a boot and starts a new policy that knows it
 //!   resumed from a sleep (as the node's start does);
 //! - the battery reaching empty is a brownout: the node is off (no draw)
 //!   until the panel has charged it back to `restart_soc`, then cold-boots;
-//! - an event is captured when the node is awake (audio runs in every
-//!   awake mode) and classified when the policy also allows a burst.
+//! - an event is captured when the node is awake and its microphone
+//!   listening (always, or inside the duty cycle's listening part), and
+//!   classified when the policy also allows a burst.
 
 pub mod weather;
 
@@ -406,6 +409,7 @@ struct Sim<'a> {
     last_burst: Option<i64>,
     frames_due: f64,
     climate_due: f64,
+    camera_on_until: i64,
 }
 
 impl Sim<'_> {
@@ -521,21 +525,28 @@ impl Sim<'_> {
             .max(1);
         let dt_s = dt as f64 / 1000.0;
         let state = State::awake(status.mode);
+        // Audio: all the time, or the duty cycle's share.
+        let audio_s = match status.audio_duty {
+            Some(d) => dt_s * d.listen_ms as f64 / d.cycle_ms.max(1) as f64,
+            None => dt_s,
+        };
         let mut a = Actions {
             awake_s: dt_s,
-            audio_s: dt_s,
+            audio_s,
             ..Actions::default()
         };
-        if let Some(every) = status.camera_interval_ms {
-            self.frames_due += dt as f64 / every.max(1) as f64;
-            a.camera_frames = self.frames_due.floor() as u64;
-            self.frames_due -= a.camera_frames as f64;
-        }
         self.climate_due += dt as f64 / status.climate_interval_ms.max(1) as f64;
         a.climate_readings = self.climate_due.floor() as u64;
         self.climate_due -= a.climate_readings as f64;
         let bursts = status.decide(Step::InferenceBurst).allowed();
+        let mut captured = Vec::new();
         for e in self.take_events(self.t, self.t + dt, state) {
+            // Under a duty cycle, an event while the microphone is
+            // stopped is missed.
+            if status.audio_duty.is_some_and(|d| !d.listening_at(e)) {
+                continue;
+            }
+            captured.push(e);
             let tally = self.tally.entry(state).or_default();
             tally.captured += 1;
             if bursts {
@@ -548,6 +559,31 @@ impl Sim<'_> {
                 }
                 self.last_burst = Some(e);
             }
+        }
+        // The camera: at its cadence, or on demand for `hold` after each
+        // captured event (audio activity asks for it).
+        if let Some(every) = status.camera_interval_ms {
+            let on_ms = match status.camera_hold_ms {
+                None => dt,
+                Some(hold) => {
+                    let hold = i64::try_from(hold).unwrap_or(i64::MAX / 2);
+                    let end = self.t + dt;
+                    // On from the previous requests, then from each new one.
+                    let mut on = self.camera_on_until.min(end).saturating_sub(self.t).max(0);
+                    let mut covered = self.camera_on_until.max(self.t);
+                    for &e in &captured {
+                        let from = e.max(covered);
+                        let to = e.saturating_add(hold).min(end);
+                        on += (to - from).max(0);
+                        covered = covered.max(e.saturating_add(hold));
+                    }
+                    self.camera_on_until = covered;
+                    on
+                }
+            };
+            self.frames_due += on_ms as f64 / every.max(1) as f64;
+            a.camera_frames = self.frames_due.floor() as u64;
+            self.frames_due -= a.camera_frames as f64;
         }
         self.due_reports();
         if self.report_pending && status.decide(Step::Uplink).allowed() {
@@ -697,6 +733,7 @@ pub fn simulate(s: &Setup) -> Outcome {
         last_burst: None,
         frames_due: 0.0,
         climate_due: 0.0,
+        camera_on_until: i64::MIN,
     };
     let mut node = sim.boot(false);
     while sim.t < end {

@@ -56,6 +56,35 @@ pub struct InputLineConfig {
     /// The SoC's pull resistor on the line.
     #[serde(default)]
     pub pull: Pull,
+    /// While the node runs, the line is read this often, ms.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    /// A level counts once it has read the same this long, ms.
+    #[serde(default = "default_debounce_ms")]
+    pub debounce_ms: u64,
+}
+
+fn default_poll_ms() -> u64 {
+    50
+}
+
+fn default_debounce_ms() -> u64 {
+    100
+}
+
+impl InputLineConfig {
+    /// Problems with the read timing, as (key, message); the pin is checked
+    /// with the other GPIOs ([`LoadsConfig::validate_with_inputs`]).
+    pub fn validate_timing(&self) -> Vec<(String, String)> {
+        let mut e = Vec::new();
+        if !(10..=5_000).contains(&self.poll_ms) {
+            e.push(("poll_ms".into(), "must be between 10 and 5000 ms".into()));
+        }
+        if self.debounce_ms > 10_000 {
+            e.push(("debounce_ms".into(), "must be at most 10000 ms".into()));
+        }
+        e
+    }
 }
 
 /// `[power.loads]`: one optional table per load.
@@ -214,6 +243,26 @@ mod tests {
     }
 
     #[test]
+    fn an_input_line_has_read_timing_defaults_and_bounds() {
+        let l = InputLineConfig {
+            pin: 22,
+            active_low: false,
+            pull: Pull::None,
+            poll_ms: default_poll_ms(),
+            debounce_ms: default_debounce_ms(),
+        };
+        assert_eq!((l.poll_ms, l.debounce_ms), (50, 100));
+        assert!(l.validate_timing().is_empty());
+        let l = InputLineConfig {
+            poll_ms: 5,
+            debounce_ms: 10_001,
+            ..l
+        };
+        let keys: Vec<_> = l.validate_timing().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["poll_ms", "debounce_ms"]);
+    }
+
+    #[test]
     fn an_input_may_not_share_a_loads_pin() {
         let cfg = LoadsConfig {
             camera: Some(line(17)),
@@ -223,6 +272,8 @@ mod tests {
             pin: 17,
             active_low: false,
             pull: Pull::Down,
+            poll_ms: 50,
+            debounce_ms: 100,
         };
         let e = cfg.validate_with_inputs(&[("wake", &pir)]);
         assert_eq!(e.len(), 1);

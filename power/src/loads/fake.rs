@@ -93,10 +93,12 @@ impl LoadSwitch for FakeSwitch {
     }
 }
 
-/// An [`InputLine`] whose level is set from outside; clones share it.
+/// An [`InputLine`] whose level is set from outside, and which can be
+/// told to fail; clones share both.
 #[derive(Clone, Default)]
 pub struct FakeInput {
     active: Arc<AtomicBool>,
+    failing: Arc<AtomicBool>,
 }
 
 impl FakeInput {
@@ -109,10 +111,20 @@ impl FakeInput {
     pub fn set(&self, active: bool) {
         self.active.store(active, Ordering::Relaxed);
     }
+
+    /// Makes reading the line fail (or work again).
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
+    }
 }
 
 impl InputLine for FakeInput {
     fn is_active(&mut self) -> Result<bool, LoadError> {
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(LoadError::Unavailable(
+                "failure injected by the test".into(),
+            ));
+        }
         Ok(self.active.load(Ordering::Relaxed))
     }
 }
@@ -151,6 +163,10 @@ mod tests {
         let mut line: Box<dyn InputLine> = Box::new(pir.clone());
         assert!(!line.is_active().unwrap());
         pir.set(true);
+        assert!(line.is_active().unwrap());
+        pir.fail(true);
+        assert!(line.is_active().is_err());
+        pir.fail(false);
         assert!(line.is_active().unwrap());
     }
 }

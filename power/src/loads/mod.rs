@@ -16,13 +16,16 @@
 //! - [`rppal`]: [`GpioSwitch`] and [`GpioInput`] on the Raspberry Pi's GPIO
 //!   through the `rppal` crate;
 //! - [`fake`]: [`FakeSwitch`] and [`FakeInput`], which record or replay line
-//!   levels with their times, for tests and for the simulated hardware.
+//!   levels with their times, for tests and for the simulated hardware;
+//! - [`debounce`]: [`Debouncer`], which turns the readings of an input line
+//!   into debounced edges.
 //!
 //! A line that cannot be driven is a counted, logged failure, never a panic:
 //! the node carries on with the load in whatever state its switch left it.
 
 pub mod bank;
 pub mod config;
+pub mod debounce;
 pub mod fake;
 pub mod rppal;
 
@@ -30,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bank::{LoadStats, LoadsReport, SwitchedLoads};
 pub use config::{InputLineConfig, LoadLine, LoadsConfig, Pull};
+pub use debounce::Debouncer;
 pub use fake::{FakeInput, FakeSwitch, Switching};
 pub use rppal::{GpioInput, GpioSwitch};
 
