@@ -367,6 +367,24 @@ impl Broker {
         }
     }
 
+    /// Freezes the broker (SIGSTOP): its connections stay open but nothing
+    /// is read or acknowledged until [`Broker::resume`].
+    pub fn pause(&mut self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused broker run again (SIGCONT).
+    pub fn resume(&mut self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&mut self, sig: i32) {
+        if let Some(pid) = self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok()) {
+            // SAFETY: signalling our own child, which has not been reaped yet.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+
     /// Kills the broker (SIGKILL: nothing since the last autosave is kept).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

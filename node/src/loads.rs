@@ -5,7 +5,9 @@
 //! - At start, the sensor power, the camera and the modem (those
 //!   configured, in that order) are switched on, each given its settle time
 //!   before the next, before any device is opened; at the end of the run,
-//!   once the uplink has stopped, every load is switched off.
+//!   once the uplink has stopped, every load is switched off. A modem that
+//!   carries MQTT (the uplink enabled with `[uplink.mqtt]`) is not: the
+//!   uplink powers it for upload windows only (`crate::uplink::window`).
 //! - The camera's load, on at start so that its device opens, then follows
 //!   the camera task (`crate::tasks::camera`): off while the power policy
 //!   has the camera off or it is on demand and not asked for, on again
@@ -26,14 +28,22 @@ use fusion::Classifier;
 use power::{Load, SwitchedLoads};
 use tokio::time::Instant;
 
-/// The loads switched on for the whole run, in the order they are powered.
+/// The loads switched on for the whole run, in the order they are powered
+/// (the modem only when it has no upload windows).
 pub const ALWAYS_ON: [Load; 3] = [Load::Sensors, Load::Camera, Load::Modem];
 
 /// Switches on the configured loads of [`ALWAYS_ON`], one after the other,
-/// each after the previous one has settled. A load that cannot be switched
-/// is logged and counted by `loads`; the others go on.
-pub async fn power_up_always_on(loads: &SwitchedLoads) {
+/// each after the previous one has settled; not the modem when
+/// `modem_windows` (the uplink powers it for its windows). A load that
+/// cannot be switched is logged and counted by `loads`; the others go on.
+pub async fn power_up_always_on(loads: &SwitchedLoads, modem_windows: bool) {
     for load in ALWAYS_ON {
+        if load == Load::Modem && modem_windows {
+            if loads.has(load) {
+                tracing::info!(load = load.as_str(), "load on for upload windows only");
+            }
+            continue;
+        }
         if loads.has(load) && loads.power_on(load).await.is_ok() {
             tracing::info!(load = load.as_str(), "load on for the run");
         }
@@ -147,7 +157,7 @@ mod tests {
         };
         let loads = SwitchedLoads::new(Box::new(fake.clone()), &cfg);
         let t0 = Instant::now();
-        power_up_always_on(&loads).await;
+        power_up_always_on(&loads, false).await;
         // Done once the last one has settled.
         assert_eq!(Instant::now() - t0, Duration::from_millis(2_050));
         assert!(
@@ -175,5 +185,20 @@ mod tests {
         let r = loads.report();
         assert_eq!(r.loads["modem"].on_ms, 10_500);
         assert_eq!(r.loads["accelerator"].wakes, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_modem_with_upload_windows_stays_off_at_start() {
+        let fake = FakeSwitch::new();
+        let cfg = LoadsConfig {
+            sensors: line(5, 50),
+            modem: line(22, 500),
+            ..LoadsConfig::default()
+        };
+        let loads = SwitchedLoads::new(Box::new(fake.clone()), &cfg);
+        power_up_always_on(&loads, true).await;
+        assert!(loads.is_on(Load::Sensors));
+        assert!(!loads.is_on(Load::Modem));
+        assert!(fake.log_of(Load::Modem).is_empty());
     }
 }

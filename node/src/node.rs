@@ -285,10 +285,12 @@ pub async fn run_node(
 
     // Switched loads: the ones on for the whole run are powered (and
     // settled) before anything opens a device or the uplink starts.
+    // A modem that carries MQTT is powered for upload windows only.
     let loads = crate::hardware::open_loads(&cfg.power.loads, matches!(source, Source::Hardware));
     let _loads_off = loads.clone().map(crate::loads::OffOnDrop);
+    let modem_windows = cfg.uplink.enabled && cfg.uplink.mqtt.is_some();
     if let Some(l) = &loads {
-        crate::loads::power_up_always_on(l).await;
+        crate::loads::power_up_always_on(l, modem_windows).await;
     }
 
     // Updates: one pass over the drop folder before the sensors start, so a
@@ -412,6 +414,8 @@ pub async fn run_node(
             time: crate::uplink::NodeTime::current(clock.clone()),
             incoming: cfg.node.data_dir.join("incoming"),
             update_cap: cfg.update.max_bundle_bytes,
+            loads: loads.clone(),
+            sys_root: cfg.power.sysfs.root.clone(),
         }) {
             Ok(u) => {
                 shared.uplink.set_waker(u.waker());

@@ -24,6 +24,7 @@ fn log_status(
     board: &HealthBoard,
     power: &watch::Receiver<PowerStatus>,
     energy: Option<&EnergyBook>,
+    shared: Option<&crate::uplink::SharedState>,
 ) {
     let sensors = board.snapshot();
     let state = |name: &str| sensors.get(name).map_or("absent", |s| s.health.as_str());
@@ -43,6 +44,25 @@ fn log_status(
             .map_or("unmeasured".to_string(), |r| format!("{r:.3}")),
         "status"
     );
+    // The switched modem's upload windows, when it has them.
+    if let Some(w) = shared.and_then(|s| s.uplink.windows()) {
+        let last = w.last.as_ref();
+        tracing::info!(
+            windows = w.opened,
+            windows_failed = w.failed,
+            window_on_ms = w.on_ms,
+            window_energy_j = w.energy_j,
+            window_messages = w.messages,
+            window_bytes = w.bytes,
+            last_opened = last.map_or("none", |l| l.opened.as_str()),
+            last_closed = last.map_or("none", |l| l.closed.as_str()),
+            last_ms = last.map_or(0, |l| l.duration_ms),
+            last_energy_j = last.map_or(0.0, |l| l.energy_j),
+            last_messages = last.map_or(0, |l| l.messages),
+            last_success = last.is_some_and(|l| l.success),
+            "status: link windows"
+        );
+    }
 }
 
 /// Logs the status (and appends status records) until shutdown or until
@@ -76,7 +96,12 @@ pub async fn run(
         let now = clock.now_ms();
         if now >= next_log {
             next_log += interval_ms as i64;
-            log_status(&board, &power, energy.as_deref());
+            log_status(
+                &board,
+                &power,
+                energy.as_deref(),
+                records.as_ref().map(|(s, _)| &*s.shared),
+            );
         }
         if let (Some((source, every)), Some(at)) = (&records, next_record.as_mut())
             && now >= *at

@@ -42,6 +42,8 @@ pub struct UplinkConfig {
     pub sbd: Option<SbdConfig>,
     /// `[uplink.scheduler]`: which link carries what, and when.
     pub scheduler: SchedulerConfig,
+    /// `[uplink.window]`: upload windows of a switched cellular modem.
+    pub window: super::window::WindowConfig,
 }
 
 impl Default for UplinkConfig {
@@ -59,6 +61,7 @@ impl Default for UplinkConfig {
             mqtt: None,
             sbd: None,
             scheduler: SchedulerConfig::default(),
+            window: super::window::WindowConfig::default(),
         }
     }
 }
@@ -239,6 +242,12 @@ impl UplinkConfig {
                 .validate()
                 .into_iter()
                 .map(|(k, m)| (format!("scheduler.{k}"), m)),
+        );
+        errs.extend(
+            self.window
+                .validate()
+                .into_iter()
+                .map(|(k, m)| (format!("window.{k}"), m)),
         );
         if self.enabled && self.mqtt.is_none() && self.sbd.is_none() {
             errs.push((

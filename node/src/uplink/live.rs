@@ -40,6 +40,10 @@ pub struct UplinkLive {
     rounds: AtomicU64,
     waker: OnceLock<Arc<Notify>>,
     links: Mutex<Links>,
+    /// A window of the switched modem was asked for (`flush`).
+    window_requested: AtomicBool,
+    /// The switched modem's windows, when it has them.
+    windows: Mutex<Option<super::window::WindowStats>>,
 }
 
 impl UplinkLive {
@@ -70,15 +74,36 @@ impl UplinkLive {
         let _ = self.waker.set(wake);
     }
 
-    /// Asks the running uplink for a round now; false when it does not run.
+    /// Asks the running uplink for a round now (and, with a switched
+    /// modem, for a window, which then drains the outbox); false when it
+    /// does not run.
     pub fn flush(&self) -> bool {
         match self.waker.get() {
             Some(w) if self.is_running() => {
+                self.window_requested.store(true, Ordering::Relaxed);
                 w.notify_one();
                 true
             }
             _ => false,
         }
+    }
+
+    /// Whether a window was asked for since the last call.
+    pub fn take_window_request(&self) -> bool {
+        self.window_requested.swap(false, Ordering::Relaxed)
+    }
+
+    /// The switched modem's windows so far.
+    pub fn set_windows(&self, stats: super::window::WindowStats) {
+        *self.windows.lock().unwrap_or_else(|p| p.into_inner()) = Some(stats);
+    }
+
+    /// The switched modem's windows so far; `None` without one.
+    pub fn windows(&self) -> Option<super::window::WindowStats> {
+        self.windows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// MQTT connected.
@@ -232,7 +257,11 @@ mod tests {
             live.last_round().map(|r| r.detail),
             Some("battery low".into())
         );
+        assert!(live.take_window_request(), "a flush asks for a window");
+        assert!(!live.take_window_request());
+        assert_eq!(live.windows(), None);
         live.stopped();
         assert!(!live.flush());
+        assert!(!live.take_window_request());
     }
 }

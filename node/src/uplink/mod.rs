@@ -12,13 +12,16 @@
 //! - [`status`]: the status record and what it is built from;
 //! - [`live`]: the running uplink's state, shared with the field link;
 //! - `sbd`: the task that owns the satellite modem;
-//! - `task`: the loop (links, scheduler rounds, confirmations, commands).
+//! - `task`: the loop (links, scheduler rounds, confirmations, commands);
+//! - [`window`]: upload windows of the switched cellular modem
+//!   (`[uplink.window]`, `[power.loads.modem]`).
 
 pub mod config;
 pub mod live;
 mod sbd;
 pub mod status;
 mod task;
+pub mod window;
 
 use std::sync::Arc;
 
@@ -169,6 +172,31 @@ pub struct UplinkParts {
     pub incoming: std::path::PathBuf,
     /// Largest bundle taken over the update topic, bytes.
     pub update_cap: u64,
+    /// The switched loads: with a modem line (`[power.loads.modem]`) and
+    /// MQTT, the modem is powered only for upload windows (`window`).
+    pub loads: Option<power::SwitchedLoads>,
+    /// The root the modem's interface is read under (`[power.sysfs] root`).
+    pub sys_root: std::path::PathBuf,
+}
+
+impl UplinkParts {
+    /// Whether MQTT rides on a switched modem, powered for windows only.
+    pub fn windowed(&self) -> bool {
+        self.cfg.mqtt.is_some()
+            && self
+                .loads
+                .as_ref()
+                .is_some_and(|l| l.has(power::Load::Modem))
+    }
+}
+
+/// What [`MqttLink::start`] checks before it connects.
+fn check_mqtt(cfg: &uplink::mqtt::MqttConfig) -> Result<(), StartError> {
+    cfg.validate()?;
+    if let Some(files) = &cfg.tls {
+        uplink::mqtt::tls::client_config(files)?;
+    }
+    Ok(())
 }
 
 /// The running uplink.
@@ -201,11 +229,23 @@ impl UplinkHandle {
                     }
                 };
                 rt.block_on(async move {
-                    let mqtt = match parts.cfg.mqtt.as_ref().map(MqttLink::start).transpose() {
-                        Ok(m) => m,
-                        Err(e) => {
-                            let _ = started_tx.send(Err(UplinkError::Mqtt(e)));
-                            return;
+                    // With windows the link starts in each window; its
+                    // configuration and TLS files are checked now.
+                    let mqtt = if parts.windowed() {
+                        match parts.cfg.mqtt.as_ref().map(check_mqtt).transpose() {
+                            Ok(_) => None,
+                            Err(e) => {
+                                let _ = started_tx.send(Err(UplinkError::Mqtt(e)));
+                                return;
+                            }
+                        }
+                    } else {
+                        match parts.cfg.mqtt.as_ref().map(MqttLink::start).transpose() {
+                            Ok(m) => m,
+                            Err(e) => {
+                                let _ = started_tx.send(Err(UplinkError::Mqtt(e)));
+                                return;
+                            }
                         }
                     };
                     let _ = started_tx.send(Ok(()));

@@ -20,6 +20,16 @@
 //! outbox for MQTT and never again offered to the satellite. A locked modem
 //! (16) counts against no item. MT messages are parsed as binary commands
 //! and obeyed like MQTT ones.
+//!
+//! With a switched modem (`super::window`), MQTT runs only inside upload
+//! windows: before each round the window is moved on (opened when
+//! something is worth sending, up once the interface is, closed when
+//! drained, too long or denied); the MQTT client starts when it is up and
+//! is shut down before the modem is switched off. Items acknowledged by
+//! then are confirmed; every other item handed to MQTT goes back to
+//! pending (nothing leaves the outbox without its PUBACK). While a window
+//! is open the satellite carries nothing; between windows it carries what
+//! may go by satellite, as when MQTT is down.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -35,7 +45,9 @@ use uplink::store::PendingItem;
 use uplink::{EventStore, StoreError};
 
 use super::sbd::{SbdReport, SbdRequest};
+use super::window::{CloseReason, Poll, Window, worth_sending};
 use super::{Control, NodeTime, StatusSource, UplinkConfig, UplinkOutcome, UplinkParts};
+use uplink::mqtt::MqttConfig;
 
 /// How far Iridium network time can be off as the node reads it: the
 /// 90 ms frame it counts in, plus the serial round trip and the time the
@@ -125,6 +137,12 @@ pub(super) struct Uplink {
     update_topic: Option<String>,
     /// Progress reports waiting to be published on `update/status`.
     update_replies: Vec<Vec<u8>>,
+    /// The switched modem's windows, when MQTT rides on one.
+    window: Option<Window>,
+    /// The MQTT settings, for a link started in each window.
+    mqtt_cfg: Option<MqttConfig>,
+    /// Bytes of the items handed to MQTT in the open window.
+    window_bytes: HashMap<u64, u64>,
 }
 
 /// A removal of delivered items running on the blocking pool.
@@ -181,8 +199,22 @@ impl Uplink {
             time,
             incoming,
             update_cap,
+            loads,
+            sys_root,
         } = parts;
         let update_topic = cfg.mqtt.as_ref().map(|m| m.topics().update);
+        let window = match (&loads, &cfg.mqtt) {
+            (Some(l), Some(_)) => {
+                let draw_mw = l
+                    .report()
+                    .loads
+                    .get(power::Load::Modem.as_str())
+                    .map_or(0.0, |s| s.draw_mw);
+                Window::new(cfg.window.clone(), l, power::Load::Modem, draw_mw, sys_root)
+            }
+            _ => None,
+        };
+        let mqtt_cfg = window.as_ref().and(cfg.mqtt.clone());
         Uplink {
             scheduler: Scheduler::new(cfg.scheduler.clone()),
             payload: cfg
@@ -205,6 +237,9 @@ impl Uplink {
             update_cap,
             update_topic,
             update_replies: Vec::new(),
+            mqtt_cfg,
+            window,
+            window_bytes: HashMap::new(),
         }
     }
 
@@ -214,7 +249,7 @@ impl Uplink {
         wake: Arc<Notify>,
         mut control: watch::Receiver<Control>,
     ) -> UplinkOutcome {
-        let (link, mut events) = match mqtt {
+        let (mut link, mut events) = match mqtt {
             Some((l, e)) => (Some(l), Some(e)),
             None => (None, None),
         };
@@ -284,11 +319,14 @@ impl Uplink {
         self.status
             .shared
             .uplink
-            .started(link.is_some(), self.sat.is_some());
+            .started(self.cfg.mqtt.is_some(), self.sat.is_some());
+        self.publish_windows();
         loop {
             self.start_confirm();
             if round_due {
                 round_due = false;
+                self.window_step(&mut link, &mut events, drain_until.is_some())
+                    .await;
                 self.round(link.as_ref()).await;
             }
             let c = *control.borrow_and_update();
@@ -369,6 +407,7 @@ impl Uplink {
                 _ = expire_tick.tick() => self.expire().await,
                 r = control.changed() => if r.is_err() { break },
                 () = sleep_until(drain_until) => {}
+                () = sleep_until(self.window.as_ref().and_then(Window::next_check)) => round_due = true,
             }
             if confirming.is_some() {
                 self.confirming = confirming;
@@ -525,6 +564,13 @@ impl Uplink {
             }
         }
         if !delivered.is_empty() {
+            if let Some(w) = self.window.as_mut() {
+                let bytes = delivered
+                    .iter()
+                    .filter_map(|id| self.window_bytes.remove(id))
+                    .sum();
+                w.delivered(delivered.len() as u64, bytes);
+            }
             self.status.shared.uplink.mqtt_delivered(self.time.now_ms());
             self.unconfirmed.extend(delivered);
             round = true;
@@ -715,9 +761,11 @@ impl Uplink {
             })
             .collect();
         self.ask_signal(mqtt_up, &items);
+        let window_open = self.window.as_ref().is_some_and(Window::is_open);
         let (sbd, credits) = match &self.sat {
-            // One satellite send at a time.
-            Some(sat) if sat.sending.is_none() => (sat.state, sat.credits),
+            // One satellite send at a time, and none while a window of the
+            // switched modem is open.
+            Some(sat) if sat.sending.is_none() && !window_open => (sat.state, sat.credits),
             _ => (SbdState::Unavailable, Credits::default()),
         };
         let refusals: &dyn SbdRefusals = match &self.sat {
@@ -754,7 +802,24 @@ impl Uplink {
                         continue;
                     };
                     self.in_flight.insert(id, item.priority);
-                    if link.send(msg).await.is_err() {
+                    if self.window.is_some() {
+                        self.window_bytes.insert(id, item.bytes.len() as u64);
+                    }
+                    // In a window, a link that takes nothing more (its
+                    // in-flight messages unacknowledged) must not hold the
+                    // loop past the window's end.
+                    let ends = self.window.as_ref().and_then(Window::ends_at);
+                    let sent = match ends {
+                        Some(at) => tokio::time::timeout_at(at, link.send(msg)).await.ok(),
+                        None => Some(link.send(msg).await),
+                    };
+                    let Some(sent) = sent else {
+                        self.in_flight.remove(&id);
+                        self.window_bytes.remove(&id);
+                        tracing::debug!(id, "link window at its end: no more sent in it");
+                        return;
+                    };
+                    if sent.is_err() {
                         tracing::error!("the MQTT link has stopped; nothing more is sent");
                         self.in_flight.remove(&id);
                         self.mqtt_up = false;
@@ -834,6 +899,162 @@ impl Uplink {
                 tracing::debug!(action = "skip", reason = %reason, ids = 0, "uplink round");
                 self.log_state("power_denied", &reason);
             }
+        }
+    }
+
+    /// Moves the switched modem's window on (see the module docs): polls an
+    /// opening one, starts MQTT once it is up, closes it when drained, too
+    /// long or denied, opens one when something is worth sending.
+    async fn window_step(
+        &mut self,
+        link: &mut Option<MqttLink>,
+        events: &mut Option<UnboundedReceiver<LinkEvent>>,
+        draining: bool,
+    ) {
+        let Some(w) = self.window.as_mut() else {
+            return;
+        };
+        match w.poll() {
+            Poll::Up => self.start_mqtt(link, events).await,
+            Poll::Failed(_) => self.publish_windows(),
+            Poll::Wait(_) | Poll::Idle => {}
+        }
+        let power_allows = self.power.borrow().uplink.allowed();
+        let requested = self.status.shared.uplink.take_window_request() || draining;
+        let batch = self.scheduler.config().mqtt_batch;
+        let store = self.store.clone();
+        let skip: HashSet<u64> = self.in_flight.keys().copied().collect();
+        let items = match blocking(move || store.pending_except(Priority::Low, batch, &skip)).await
+        {
+            Ok(p) => p.items,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the outbox for the link window; retrying next round");
+                return;
+            }
+        };
+        let Some(w) = self.window.as_mut() else {
+            return;
+        };
+        let worth = worth_sending(w.config(), &items, self.time.now_ms(), requested);
+        if w.is_open() {
+            let done = if w.reason() == super::window::OpenReason::Request {
+                items.is_empty()
+            } else {
+                worth.is_none()
+            };
+            let drained = done
+                && self.in_flight.is_empty()
+                && self.unconfirmed.is_empty()
+                && self.confirming.is_none();
+            if let Some(reason) = w.should_close(power_allows, drained) {
+                self.close_window(reason, link, events).await;
+            }
+        } else if let Some(reason) = worth {
+            match w.open_if_allowed(reason, power_allows) {
+                Ok(true) => {
+                    // A modem without settle time may be up at once.
+                    if w.poll() == Poll::Up {
+                        self.start_mqtt(link, events).await;
+                    }
+                }
+                Ok(false) => {}
+                Err(_failed) => {}
+            }
+            self.publish_windows();
+        }
+    }
+
+    /// Starts the MQTT client in a window that just came up; a client that
+    /// cannot start fails the window.
+    async fn start_mqtt(
+        &mut self,
+        link: &mut Option<MqttLink>,
+        events: &mut Option<UnboundedReceiver<LinkEvent>>,
+    ) {
+        let Some(cfg) = self.mqtt_cfg.as_ref() else {
+            return;
+        };
+        match MqttLink::start(cfg) {
+            Ok((l, e)) => {
+                *link = Some(l);
+                *events = Some(e);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "MQTT client not started in the link window");
+                self.close_window(CloseReason::LinkFailed, link, events)
+                    .await;
+            }
+        }
+    }
+
+    /// Closes the open window: shuts the MQTT client down (it waits a few
+    /// seconds for outstanding acknowledgements and reports the rest not
+    /// delivered), books what it reported, puts every other item it held
+    /// back to pending, then switches the modem off.
+    async fn close_window(
+        &mut self,
+        reason: CloseReason,
+        link: &mut Option<MqttLink>,
+        events: &mut Option<UnboundedReceiver<LinkEvent>>,
+    ) {
+        if let Some(l) = link.take()
+            && l.shutdown().await.is_err()
+        {
+            tracing::error!("the MQTT link task failed while the window closed");
+        }
+        if let Some(mut rx) = events.take()
+            && let Ok(first) = rx.try_recv()
+        {
+            let mut rest = Some(rx);
+            // Everything it reported: acknowledgements, what stays unconfirmed.
+            let mut next = Some(first);
+            while let Some(ev) = next.take() {
+                self.on_link_events(ev, &mut rest).await;
+                next = rest.as_mut().and_then(|r| r.try_recv().ok());
+            }
+        }
+        self.mqtt_up = false;
+        self.status
+            .shared
+            .uplink
+            .mqtt_down(&format_args!("link window closed ({})", reason.as_str()));
+        let sbd: HashSet<u64> = self
+            .sat
+            .as_ref()
+            .and_then(|s| s.sending.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let acked: HashSet<u64> = self
+            .unconfirmed
+            .iter()
+            .chain(self.confirming.iter().flat_map(|c| c.ids.iter()))
+            .copied()
+            .collect();
+        let back: Vec<u64> = self
+            .in_flight
+            .keys()
+            .filter(|id| !sbd.contains(id) && !acked.contains(id))
+            .copied()
+            .collect();
+        if !back.is_empty() {
+            tracing::info!(
+                count = back.len(),
+                "items in flight at the window's close stay in the outbox"
+            );
+            self.not_sent(&back);
+        }
+        self.window_bytes.clear();
+        if let Some(w) = self.window.as_mut() {
+            w.close(reason);
+        }
+        self.publish_windows();
+    }
+
+    /// The windows' figures, for the status line and the field link.
+    fn publish_windows(&self) {
+        if let Some(w) = self.window.as_ref() {
+            self.status.shared.uplink.set_windows(w.stats().clone());
         }
     }
 
@@ -1205,13 +1426,17 @@ impl Uplink {
 
     async fn shutdown(
         mut self,
-        link: Option<MqttLink>,
-        events: Option<UnboundedReceiver<LinkEvent>>,
+        mut link: Option<MqttLink>,
+        mut events: Option<UnboundedReceiver<LinkEvent>>,
     ) -> UplinkOutcome {
         if let Some(sat) = self.sat.as_ref() {
             // A send cut here may still have reached the gateway: its items
             // stay in the outbox and go again (receivers drop duplicates).
             sat.task.abort();
+        }
+        if self.window.as_ref().is_some_and(Window::is_open) {
+            self.close_window(CloseReason::Stopped, &mut link, &mut events)
+                .await;
         }
         if let Some(link) = link
             && link.shutdown().await.is_err()
@@ -1300,6 +1525,8 @@ mod tests {
             time: NodeTime::current(clock),
             incoming: dir.join("incoming"),
             update_cap: 1 << 20,
+            loads: None,
+            sys_root: dir.join("no-sysfs"),
         });
         (up, store)
     }

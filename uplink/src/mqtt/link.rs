@@ -188,6 +188,10 @@ pub const MAX_PACKET: usize = 64 * 1024;
 pub struct MqttLink {
     tx: mpsc::Sender<OutgoingMessage>,
     task: JoinHandle<()>,
+    /// Tells the task to stop even while it takes no message (its
+    /// in-flight messages unacknowledged, as with a broker that stopped
+    /// answering).
+    stop: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl MqttLink {
@@ -235,8 +239,9 @@ impl MqttLink {
             connected: false,
             events: events_tx,
         };
-        let task = tokio::spawn(task.run(input));
-        Ok((MqttLink { tx, task }, events))
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(task.run(input, stop.clone()));
+        Ok((MqttLink { tx, task, stop }, events))
     }
 
     /// Queues a message. Waits while the link has `max_in_flight` messages
@@ -248,10 +253,13 @@ impl MqttLink {
 
     /// Publishes the retained `offline` state, waits (a few seconds at most)
     /// for outstanding acknowledgements, disconnects cleanly and reports what
-    /// stayed unconfirmed as `NotDelivered`; returns when the task has ended.
+    /// stayed unconfirmed (and what was still queued) as `NotDelivered`;
+    /// returns when the task has ended, also while the broker does not
+    /// answer.
     pub async fn shutdown(self) -> Result<(), LinkClosed> {
-        let MqttLink { tx, task } = self;
+        let MqttLink { tx, task, stop } = self;
         drop(tx);
+        stop.notify_one();
         task.await.map_err(|_| LinkClosed)
     }
 }
@@ -280,11 +288,28 @@ impl Task {
         }
     }
 
-    async fn run(mut self, mut input: mpsc::Receiver<OutgoingMessage>) {
+    async fn run(
+        mut self,
+        mut input: mpsc::Receiver<OutgoingMessage>,
+        stop: std::sync::Arc<tokio::sync::Notify>,
+    ) {
         let mut retry_at: Option<Instant> = None;
         loop {
             let can_take = !self.connected || self.tracker.outstanding() < self.max_in_flight;
             tokio::select! {
+                // Only while no message can be taken: otherwise the queue
+                // runs dry and ends the loop, as before.
+                () = stop.notified(), if !can_take => {
+                    // Queued messages not handed to rumqttc: not delivered.
+                    let mut queued = Vec::new();
+                    while let Ok(msg) = input.try_recv() {
+                        if msg.kind != Kind::UpdateStatus {
+                            queued.push(msg.id);
+                        }
+                    }
+                    self.not_delivered(queued);
+                    break;
+                }
                 polled = self.eventloop.poll(), if retry_at.is_none() => match polled {
                     Ok(event) => self.on_event(event),
                     Err(e) => retry_at = Some(self.on_error(&e)),
