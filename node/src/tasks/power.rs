@@ -66,10 +66,15 @@ pub struct SleepPlanning {
 }
 
 impl SleepPlanning {
+    /// A replay on the host's own sysfs: no alarm is ever set.
+    fn replay_without_alarm(&self) -> bool {
+        !self.hardware && self.sys_root == std::path::Path::new("/")
+    }
+
     /// Why the wake alarm cannot be set, if it cannot: then the node stays
     /// awake rather than stop for a sleep nothing would end.
     fn alarm_unusable(&self) -> Option<String> {
-        if !self.hardware && self.sys_root == std::path::Path::new("/") {
+        if self.replay_without_alarm() {
             return Some(
                 "a replay sets the wake alarm only under a fake sysfs tree ([power.sysfs] root)"
                     .to_string(),
@@ -174,6 +179,17 @@ pub async fn run(
         if let (Some(call), Some(plan), false) = (call, &sleep, no_alarm) {
             let wake = power::plan_wake(&plan.cfg, next);
             match (wake, wake.and_then(|_| plan.alarm_unusable())) {
+                (Some(_), Some(why)) if plan.replay_without_alarm() => {
+                    // Expected in a replay on the host's own sysfs: the run
+                    // stays awake, as the scene's recording did.
+                    no_alarm = true;
+                    tracing::info!(
+                        target: "sleep",
+                        reason = call.reason.as_str(),
+                        why = %why,
+                        "deep sleep called; a replay without a fake sysfs tree stays awake"
+                    );
+                }
                 (Some(_), Some(why)) => {
                     no_alarm = true;
                     tracing::error!(
