@@ -288,6 +288,9 @@ pub async fn run_node(
     // A modem that carries MQTT is powered for upload windows only.
     let loads = crate::hardware::open_loads(&cfg.power.loads, matches!(source, Source::Hardware));
     let _loads_off = loads.clone().map(crate::loads::OffOnDrop);
+    if let Some(l) = &loads {
+        energy.count_loads(l);
+    }
     let modem_windows = cfg.uplink.enabled && cfg.uplink.mqtt.is_some();
     if let Some(l) = &loads {
         crate::loads::power_up_always_on(l, modem_windows).await;

@@ -1,7 +1,9 @@
 //! The node's energy ledger, shared by the power task (which counts every
 //! costed action at each reading: audio seconds, camera frames, climate
 //! readings, bursts, installs, the time awake, and at start the boot and
-//! the sleep it ended) and the status task (which logs the energy per
+//! the sleep it ended; with switched loads ([`EnergyBook::count_loads`])
+//! also the accelerator's wakes and the modem's time on, as the cellular
+//! modem's) and the status task (which logs the energy per
 //! consumer). Where the supply is measured (monitors or sysfs, not the
 //! simulation), the ledger's estimate is compared with the measured draw
 //! over the same readings: the ratio is estimated over measured.
@@ -9,6 +11,7 @@
 use std::sync::Mutex;
 
 use power::{Actions, Consumer, EnergyCosts, EnergyLedger, LedgerCheck};
+use power::{Load, SwitchedLoads};
 
 /// The ledger and its check against the measured draw.
 #[derive(Debug)]
@@ -21,6 +24,41 @@ pub struct EnergyBook {
 struct Inner {
     ledger: EnergyLedger,
     check: LedgerCheck,
+    loads: Option<LoadsSeen>,
+}
+
+/// The switched loads, and their counts at the last reading.
+struct LoadsSeen {
+    loads: SwitchedLoads,
+    accelerator_wakes: u64,
+    modem_on_ms: u64,
+}
+
+impl std::fmt::Debug for LoadsSeen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadsSeen")
+            .field("accelerator_wakes", &self.accelerator_wakes)
+            .field("modem_on_ms", &self.modem_on_ms)
+            .finish()
+    }
+}
+
+impl LoadsSeen {
+    /// The accelerator's wakes and the modem's seconds on since the last
+    /// call.
+    fn take(&mut self) -> (u64, f64) {
+        let report = self.loads.report();
+        let get = |l: Load| report.loads.get(l.as_str());
+        let wakes = get(Load::Accelerator).map_or(0, |s| s.wakes);
+        let on_ms = get(Load::Modem).map_or(0, |s| s.on_ms);
+        let d = (
+            wakes.saturating_sub(self.accelerator_wakes),
+            on_ms.saturating_sub(self.modem_on_ms) as f64 / 1000.0,
+        );
+        self.accelerator_wakes = wakes;
+        self.modem_on_ms = on_ms;
+        d
+    }
 }
 
 /// What the status line reports.
@@ -56,12 +94,26 @@ impl EnergyBook {
                     estimated_j: 0.0,
                     measured_j: 0.0,
                 },
+                loads: None,
             }),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// From now on each reading also counts the accelerator's wakes and the
+    /// modem's time on (charged at `cellular_w`) that `loads` switched.
+    pub fn count_loads(&self, loads: &SwitchedLoads) {
+        let mut seen = LoadsSeen {
+            loads: loads.clone(),
+            accelerator_wakes: 0,
+            modem_on_ms: 0,
+        };
+        // What happened before this call is not this ledger's.
+        seen.take();
+        self.lock().loads = Some(seen);
     }
 
     /// Counts actions outside a reading (the boot, the sleep it ended).
@@ -73,6 +125,13 @@ impl EnergyBook {
     /// average load `load_w` over the same `a.awake_s`.
     pub fn reading(&self, a: &Actions, load_w: f64) -> f64 {
         let mut g = self.lock();
+        let mut a = *a;
+        if let Some(seen) = g.loads.as_mut() {
+            let (wakes, modem_s) = seen.take();
+            a.accelerator_wakes += wakes;
+            a.cellular_s += modem_s;
+        }
+        let a = &a;
         let j = g.ledger.record(a);
         if self.measured && load_w.is_finite() && load_w >= 0.0 && a.awake_s > 0.0 {
             g.check.estimated_j += j;
@@ -132,5 +191,50 @@ mod tests {
         // A reading without a finite load is left out of the check.
         book.reading(&a, f64::NAN);
         assert!((book.snapshot().ratio.unwrap_or(0.0) - 0.9).abs() < 1e-9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_accelerator_wakes_and_the_modem_time_on_are_counted_from_the_loads() {
+        use power::LoadsConfig;
+        use power::loads::{FakeSwitch, LoadLine};
+        let line = |pin| LoadLine {
+            pin,
+            active_low: false,
+            settle_ms: 100,
+            draw_mw: 1000.0,
+        };
+        let cfg = LoadsConfig {
+            accelerator: Some(line(17)),
+            modem: Some(line(22)),
+            ..LoadsConfig::default()
+        };
+        let loads = SwitchedLoads::new(Box::new(FakeSwitch::new()), &cfg);
+        // A wake before the ledger counts the loads is not its own.
+        loads.power_on(Load::Accelerator).await.unwrap();
+        loads.power_off(Load::Accelerator).unwrap();
+        let book = EnergyBook::new(EnergyCosts::default(), false);
+        book.count_loads(&loads);
+        for _ in 0..2 {
+            loads.power_on(Load::Accelerator).await.unwrap();
+            loads.power_off(Load::Accelerator).unwrap();
+        }
+        loads.power_on(Load::Modem).await.unwrap();
+        tokio::time::advance(std::time::Duration::from_millis(9_900)).await;
+        loads.power_off(Load::Modem).unwrap();
+        book.reading(&Actions::default(), f64::NAN);
+        let costs = EnergyCosts::default();
+        let wh = |c: Consumer| {
+            book.snapshot()
+                .per_consumer_wh
+                .iter()
+                .find(|(k, _)| *k == c)
+                .map_or(0.0, |(_, wh)| *wh)
+        };
+        let (accel, cell) = (Consumer::Accelerator, Consumer::Cellular);
+        assert!((wh(accel) - 2.0 * costs.accelerator_wake_j / 3600.0).abs() < 1e-9);
+        assert!((wh(cell) - 10.0 * costs.cellular_w / 3600.0).abs() < 1e-9);
+        // Counted once: a second reading adds nothing.
+        book.reading(&Actions::default(), f64::NAN);
+        assert!((wh(accel) - 2.0 * costs.accelerator_wake_j / 3600.0).abs() < 1e-9);
     }
 }
