@@ -10,6 +10,8 @@
 //! Triggers only (no fusion model), so the test does not depend on ONNX
 //! Runtime.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +23,6 @@ use node::{Config, RunSummary};
 
 /// Length of the generated scene, seconds.
 const SCENE_S: u32 = 120;
-const RATE: u32 = 16_000;
 /// Loud 3 kHz tone bursts, (start_s, end_s): 50 s apart, more than the
 /// camera's hold time, each inside a listening window of the critical
 /// mode's default duty cycle (the first 20 s of each minute, the scene
@@ -40,26 +41,7 @@ fn write_scene(dir: &Path) -> PathBuf {
         "start = \"2026-06-01T05:30:00Z\"\nname = \"duty-cycle\"\n",
     )
     .unwrap();
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(s.join("audio.wav"), spec).unwrap();
-    let mut lcg: u32 = 0x1234_5678;
-    for i in 0..SCENE_S * RATE {
-        lcg = lcg.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        let noise = f64::from((lcg >> 16) as i16 as i32 % 60);
-        let t = f64::from(i) / f64::from(RATE);
-        let tone = if TONES.iter().any(|&(a, b)| t >= a && t < b) {
-            8_000.0 * (2.0 * std::f64::consts::PI * 3_000.0 * t).sin()
-        } else {
-            0.0
-        };
-        w.write_sample((noise + tone).round() as i16).unwrap();
-    }
-    w.finalize().unwrap();
+    common::write_tone_wav(&s.join("audio.wav"), SCENE_S, &TONES);
     let mut y4m = b"YUV4MPEG2 W16 H12 F2:1 Cmono\n".to_vec();
     for _ in 0..SCENE_S * 2 {
         y4m.extend_from_slice(b"FRAME\n");

@@ -7,6 +7,8 @@
 //! here the stored events must be identical whichever way time passes, and
 //! carry scene time.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +26,6 @@ const START_MS: i64 = 1_780_291_800_000;
 /// Length of the generated scene, seconds.
 const SCENE_S: u32 = 90;
 /// Audio sample rate of the generated scene (also the node's default).
-const RATE: u32 = 16_000;
 /// Loud 3 kHz tone bursts, `(start_s, end_s)` from the scene's start: tonal,
 /// high-pitched sound is what the triggers call wildlife. Gaps are far
 /// longer than the merger's gap plus the trigger's hangover.
@@ -46,27 +47,7 @@ fn write_scene(dir: &Path) -> PathBuf {
     )
     .unwrap();
 
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(s.join("audio.wav"), spec).unwrap();
-    let mut lcg: u32 = 0x1234_5678;
-    for i in 0..SCENE_S * RATE {
-        // Deterministic low-level white noise, so the trigger has a floor.
-        lcg = lcg.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        let noise = f64::from((lcg >> 16) as i16 as i32 % 60);
-        let t = f64::from(i) / f64::from(RATE);
-        let tone = if BURSTS.iter().any(|&(a, b)| t >= a && t < b) {
-            8_000.0 * (2.0 * std::f64::consts::PI * 3_000.0 * t).sin()
-        } else {
-            0.0
-        };
-        w.write_sample((noise + tone).round() as i16).unwrap();
-    }
-    w.finalize().unwrap();
+    common::write_tone_wav(&s.join("audio.wav"), SCENE_S, &BURSTS);
 
     let mut csv = String::from("t_s,temperature_c,humidity_pct,pressure_hpa\n");
     for t in (0..=SCENE_S).step_by(10) {

@@ -9,6 +9,8 @@
 //! Uses the committed fusion model on ONNX Runtime (`scripts/setup`
 //! installs it), since only a burst that runs a model wakes the accelerator.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,6 @@ use node::{Config, RunSummary};
 
 /// Length of the generated scene, seconds.
 const SCENE_S: u32 = 90;
-const RATE: u32 = 16_000;
 /// Loud 3 kHz tone bursts, (start_s, end_s): 25 s apart, far more than the
 /// idle release below.
 const TONES: [(f64, f64); 3] = [(10.0, 12.0), (35.0, 36.5), (60.0, 63.0)];
@@ -39,26 +40,7 @@ fn write_scene(dir: &Path) -> PathBuf {
         "start = \"2026-06-01T05:30:00Z\"\nname = \"switched-loads\"\n",
     )
     .unwrap();
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(s.join("audio.wav"), spec).unwrap();
-    let mut lcg: u32 = 0x1234_5678;
-    for i in 0..SCENE_S * RATE {
-        lcg = lcg.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        let noise = f64::from((lcg >> 16) as i16 as i32 % 60);
-        let t = f64::from(i) / f64::from(RATE);
-        let tone = if TONES.iter().any(|&(a, b)| t >= a && t < b) {
-            8_000.0 * (2.0 * std::f64::consts::PI * 3_000.0 * t).sin()
-        } else {
-            0.0
-        };
-        w.write_sample((noise + tone).round() as i16).unwrap();
-    }
-    w.finalize().unwrap();
+    common::write_tone_wav(&s.join("audio.wav"), SCENE_S, &TONES);
     s
 }
 
