@@ -166,23 +166,6 @@ async fn conversion_keeps_a_tones_frequency() {
     assert!((rms - want).abs() < 0.02, "rms {rms}, expected {want}");
 }
 
-/// Writes `samples` into the FIFO from a thread: opens it (blocking until
-/// ALSA opens the reading end), writes, then holds it open without writing
-/// (so the capture stalls) until told to close it, or for 60 s at most.
-fn feed_fifo(
-    fifo: PathBuf,
-    samples: Vec<i16>,
-) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
-    let (close, closed) = std::sync::mpsc::channel::<()>();
-    let handle = std::thread::spawn(move || {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-        let _ = f.write_all(&bytes);
-        let _ = closed.recv_timeout(std::time::Duration::from_secs(60));
-    });
-    (close, handle)
-}
-
 /// A live source on the FIFO, from a thread: whenever a reader has it open,
 /// streams `samples` over and over (as a microphone never stops); when the
 /// reader goes, waits for the next one. Until told to stop.
@@ -190,15 +173,17 @@ fn stream_fifo(
     fifo: PathBuf,
     samples: Vec<i16>,
 ) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
-    stream_fifo_counting(fifo, samples, Arc::default())
+    stream_fifo_counting(fifo, samples, Arc::default(), Arc::default())
 }
 
 /// [`stream_fifo`], counting in `gone` the times the reader went (the
-/// write failing with EPIPE: the reading end was closed).
+/// write failing with EPIPE: the reading end was closed). While `quiet` is
+/// set it writes nothing but keeps the FIFO open, so the capture stalls.
 fn stream_fifo_counting(
     fifo: PathBuf,
     samples: Vec<i16>,
     gone: Arc<std::sync::atomic::AtomicU64>,
+    quiet: Arc<std::sync::atomic::AtomicBool>,
 ) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
     use std::os::unix::fs::OpenOptionsExt;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -220,6 +205,10 @@ fn stream_fifo_counting(
                 }
                 continue;
             };
+            if quiet.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(pause);
+                continue;
+            }
             let end = (at + 3_200).min(bytes.len());
             match f.write(&bytes[at..end]) {
                 Ok(n) => at = (at + n) % bytes.len(),
@@ -241,8 +230,14 @@ async fn the_watchdog_reopens_a_stream_that_stops() {
     let tone: Vec<i16> = (0..16_000)
         .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
         .collect();
-    // A second of audio, then the source goes quiet (no data at all).
-    let (close, writer) = feed_fifo(d.fifo.clone(), tone.clone());
+    // A live source until a second of audio has arrived, then it goes
+    // quiet (no data at all) while holding the FIFO open. Live rather than
+    // one second written once: cpal probing the device opens the FIFO
+    // several times, and a probe that read the only second would leave the
+    // real stream short of it.
+    let quiet = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (close, writer) =
+        stream_fifo_counting(d.fifo.clone(), tone.clone(), Arc::default(), quiet.clone());
     let health = HealthHandle::detached("audio");
     let mut s = settings("live", 16_000, 1);
     s.silence_ms = 60_000;
@@ -250,6 +245,7 @@ async fn the_watchdog_reopens_a_stream_that_stops() {
         AlsaMicrophone::open(s, 16_000, 100, Arc::new(SystemClock), health.clone()).unwrap();
     let first = read_n(&mut mic, 16_000).await;
     assert!(first.iter().any(|&x| x != 0.0));
+    quiet.store(true, std::sync::atomic::Ordering::Relaxed);
     // Now nothing arrives: the watchdog must notice and drop the stream.
     let err = loop {
         match mic.next_chunk().await {
@@ -305,7 +301,8 @@ async fn a_pause_closes_the_stream_and_the_next_chunk_opens_it_again() {
         .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
         .collect();
     let gone = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (stop, writer) = stream_fifo_counting(d.fifo_pause.clone(), tone, gone.clone());
+    let (stop, writer) =
+        stream_fifo_counting(d.fifo_pause.clone(), tone, gone.clone(), Arc::default());
     let health = HealthHandle::detached("audio");
     let mut s = settings("paused", 16_000, 1);
     s.silence_ms = 60_000;
