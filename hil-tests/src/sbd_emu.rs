@@ -13,6 +13,13 @@
 //! stops answering (until power-cycled, or for N commands), no network time.
 //! Every MO message that a successful session delivered is recorded, and
 //! every session with the MO status it answered and the MO buffer it had.
+//!
+//! Power: by default the modem is always powered. With a power probe
+//! ([`SbdEmulator::set_power_probe`], for example the state of the load
+//! switch the code under test drives, and its count of switch-ons), the
+//! modem answers only while the probe says it is on; a command that
+//! arrives while it is off is counted and ignored, as an unpowered modem
+//! would, and each new switch-on boots it (as a power cycle does).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -50,7 +57,6 @@ pub struct Session {
 }
 
 /// The emulated modem's state, shared between the serving thread and the test.
-#[derive(Debug)]
 struct State {
     echo: bool,
     ring_alerts: bool,
@@ -75,6 +81,29 @@ struct State {
     /// How long a session takes before its answer (real ones take seconds).
     session_delay: Duration,
     binary_timeout: Duration,
+    /// Whether the modem has power; `None`: always.
+    probe: Option<PowerProbe>,
+    /// The probe's last count of switch-ons.
+    switch_ons: u64,
+    /// Switch-ons seen.
+    power_ups: u32,
+    /// Commands that arrived while the modem had no power.
+    unpowered_commands: u32,
+}
+
+/// Says whether the emulated modem has power now, and how many times its
+/// power was switched on so far.
+pub type PowerProbe = Arc<dyn Fn() -> (bool, u64) + Send + Sync>;
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("sessions", &self.sessions)
+            .field("power_cycles", &self.power_cycles)
+            .field("power_ups", &self.power_ups)
+            .field("unpowered_commands", &self.unpowered_commands)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for State {
@@ -100,6 +129,10 @@ impl Default for State {
             billed: 0,
             session_delay: Duration::ZERO,
             binary_timeout: Duration::from_secs(2),
+            probe: None,
+            switch_ons: 0,
+            power_ups: 0,
+            unpowered_commands: 0,
         }
     }
 }
@@ -116,6 +149,22 @@ impl State {
             self.silence = Silence::Answering;
         }
         self.power_cycles += 1;
+    }
+
+    /// Reads the power probe; a switch-on boots the modem. Returns whether
+    /// it has power.
+    fn check_power(&mut self) -> bool {
+        let Some(probe) = &self.probe else {
+            return true;
+        };
+        let (on, switch_ons) = probe();
+        if switch_ons > self.switch_ons {
+            self.power_cycle();
+            self.power_cycles -= 1;
+            self.power_ups += 1;
+        }
+        self.switch_ons = switch_ons;
+        on
     }
 }
 
@@ -264,6 +313,25 @@ impl SbdEmulator {
     pub fn set_session_delay(&self, delay: Duration) {
         lock(&self.state).session_delay = delay;
     }
+
+    /// From now on the modem has power only while `probe` says so (see
+    /// the module documentation); switch-ons count from the probe's count
+    /// now.
+    pub fn set_power_probe(&self, probe: PowerProbe) {
+        let mut s = lock(&self.state);
+        s.switch_ons = probe().1;
+        s.probe = Some(probe);
+    }
+
+    /// Switch-ons seen since the power probe was set.
+    pub fn power_ups(&self) -> u32 {
+        lock(&self.state).power_ups
+    }
+
+    /// Commands that arrived while the modem had no power.
+    pub fn unpowered_commands(&self) -> u32 {
+        lock(&self.state).unpowered_commands
+    }
 }
 
 impl Drop for SbdEmulator {
@@ -323,8 +391,17 @@ fn serve(mut master: File, state: &Mutex<State>, stop: &AtomicBool) {
                 return;
             }
         }
-        match read_some(&mut master, stop, Duration::from_millis(200)) {
-            Some(bytes) => pending.extend(bytes),
+        match read_some(&mut master, stop, Duration::from_millis(20)) {
+            Some(bytes) => {
+                let mut s = lock(state);
+                if s.check_power() {
+                    pending.extend(bytes);
+                } else {
+                    // No power: the bytes fall on a dead UART.
+                    s.unpowered_commands += bytes.iter().filter(|&&b| b == b'\r').count() as u32;
+                    pending.clear();
+                }
+            }
             None => return,
         }
     }

@@ -189,9 +189,13 @@ pub struct ClockStatus {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SleepReasonCode {
-    /// The power policy's lowest mode: battery below its sleep threshold
-    /// and no sun.
+    /// Battery below its sleep threshold and below the critical one, and
+    /// no sun.
     LowBattery,
+    /// Battery below its sleep threshold but above the critical one, and
+    /// no sun: the node sleeps to keep its charge for the hours without
+    /// sun.
+    EnergySaving,
 }
 
 impl SleepReasonCode {
@@ -199,6 +203,7 @@ impl SleepReasonCode {
     pub fn as_str(self) -> &'static str {
         match self {
             SleepReasonCode::LowBattery => "low_battery",
+            SleepReasonCode::EnergySaving => "energy_saving",
         }
     }
 }

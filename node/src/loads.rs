@@ -8,6 +8,8 @@
 //!   once the uplink has stopped, every load is switched off. A modem that
 //!   carries MQTT (the uplink enabled with `[uplink.mqtt]`) is not: the
 //!   uplink powers it for upload windows only (`crate::uplink::window`).
+//!   The satellite modem is never on for the run: the uplink's modem task
+//!   powers it for its requests (`crate::uplink`'s `sbd`).
 //! - The camera's load, on at start so that its device opens, then follows
 //!   the camera task (`crate::tasks::camera`): off while the power policy
 //!   has the camera off or it is on demand and not asked for, on again
@@ -154,6 +156,7 @@ mod tests {
             camera: line(6, 1_500),
             accelerator: line(17, 300),
             modem: line(22, 500),
+            satellite: line(23, 1_000),
         };
         let loads = SwitchedLoads::new(Box::new(fake.clone()), &cfg);
         let t0 = Instant::now();

@@ -338,9 +338,15 @@ pub struct PowerStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SleepReason {
-    /// The charge below `sleep_below_soc`, no sun, outside the listening
-    /// windows (or below their survival threshold).
+    /// The charge below `sleep_below_soc` and below `critical_below_soc`,
+    /// no sun, outside the listening windows (or below their survival
+    /// threshold).
     LowBattery,
+    /// The charge below `sleep_below_soc` but at or above
+    /// `critical_below_soc`, no sun, outside the listening windows: a sleep
+    /// that saves the charge for the hours without sun, not one forced by
+    /// an empty battery.
+    EnergySaving,
 }
 
 impl SleepReason {
@@ -348,6 +354,7 @@ impl SleepReason {
     pub fn as_str(self) -> &'static str {
         match self {
             SleepReason::LowBattery => "low_battery",
+            SleepReason::EnergySaving => "energy_saving",
         }
     }
 }
@@ -540,8 +547,13 @@ impl PowerPolicy {
         };
         let low = soc < threshold && reading.solar_w < self.cfg.sleep_solar_below_w;
         let held = self.listening_holds(reading.t_ms, soc);
+        let reason = if soc < self.cfg.critical_below_soc {
+            SleepReason::LowBattery
+        } else {
+            SleepReason::EnergySaving
+        };
         (low && !held && self.dwelt(reading.t_ms)).then_some(SleepCall {
-            reason: SleepReason::LowBattery,
+            reason,
             soc,
             solar_w: reading.solar_w,
         })
@@ -692,6 +704,17 @@ mod tests {
         assert_eq!(p.update(at_time(0.08, 5.0, 70_000)).sleep, None);
         // Above the sleep threshold, still critical: no sleep.
         assert_eq!(p.update(at_time(0.12, 0.0, 80_000)).sleep, None);
+        // With the default threshold (nearly full), a sleep at a charge
+        // above the critical one saves energy: it is not a low battery.
+        let mut p = PowerPolicy::new(PolicyConfig {
+            min_dwell_ms: 0,
+            sleep_below_soc: Some(DEFAULT_SLEEP_BELOW_SOC),
+            ..PolicyConfig::default()
+        });
+        let call = p.update(at_time(0.60, 0.0, 0)).sleep;
+        assert_eq!(call.map(|c| c.reason), Some(SleepReason::EnergySaving));
+        let call = p.update(at_time(0.10, 0.0, 1_000)).sleep;
+        assert_eq!(call.map(|c| c.reason), Some(SleepReason::LowBattery));
         // Without the key the node never sleeps.
         let mut p = PowerPolicy::new(PolicyConfig {
             sleep_below_soc: None,

@@ -51,6 +51,7 @@ impl SleepRecord {
         Some(LastSleep {
             reason: match self.reason {
                 SleepReason::LowBattery => SleepReasonCode::LowBattery,
+                SleepReason::EnergySaving => SleepReasonCode::EnergySaving,
             },
             slept_s: secs(woke.at_ms - self.slept_at_ms),
             planned_s: secs(self.planned_wake_ms - self.slept_at_ms),

@@ -1,7 +1,7 @@
 //! The node's energy ledger, shared by the power task (which counts every
 //! costed action at each reading: audio seconds, camera frames, climate
-//! readings, bursts, installs, the time awake, and at start the boot and
-//! the sleep it ended; with switched loads ([`EnergyBook::count_loads`])
+//! readings, bursts, installs, satellite sessions, the time awake, and at
+//! start the boot and the sleep it ended; with switched loads ([`EnergyBook::count_loads`])
 //! also the accelerator's wakes and the modem's time on, as the cellular
 //! modem's) and the status task (which logs the energy per
 //! consumer). Where the supply is measured (monitors or sysfs, not the

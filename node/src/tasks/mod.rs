@@ -90,6 +90,8 @@ pub struct Counters {
     /// Installs that used energy: a model staged and self-tested, or
     /// settings stored (for the power simulation's costs).
     pub installs: AtomicU64,
+    /// Satellite sessions (`AT+SBDIX`) the modem ran, delivered or not.
+    pub sbd_sessions: AtomicU64,
 }
 
 /// Duty-cycling while awake, for the run summary.

@@ -22,6 +22,7 @@ struct Seen {
     audio_ms: u64,
     bursts: u64,
     installs: u64,
+    sbd_sessions: u64,
 }
 
 fn take_use(counters: &Counters, seen: &mut Seen) -> EnergyUse {
@@ -31,13 +32,14 @@ fn take_use(counters: &Counters, seen: &mut Seen) -> EnergyUse {
         audio_ms: Counters::get(&counters.audio_ms),
         bursts: Counters::get(&counters.bursts),
         installs: Counters::get(&counters.installs),
+        sbd_sessions: Counters::get(&counters.sbd_sessions),
     };
     let used = EnergyUse {
         camera_frames: now.camera_frames - seen.camera_frames,
         climate_readings: now.climate_readings - seen.climate_readings,
         audio_seconds: (now.audio_ms - seen.audio_ms) as f64 / 1000.0,
         bursts: now.bursts - seen.bursts,
-        uplink_sessions: 0,
+        uplink_sessions: now.sbd_sessions - seen.sbd_sessions,
         installs: now.installs - seen.installs,
     };
     *seen = now;
@@ -262,9 +264,11 @@ mod tests {
         let (_done_tx, done_rx) = watch::channel(false);
         let (trigger, shutdown) = crate::shutdown::channel();
         let book = Arc::new(EnergyBook::new(EnergyCosts::default(), true));
-        // 30 s of audio and 3 frames before the first reading.
+        // 30 s of audio, 3 frames and 2 satellite sessions before the
+        // first reading.
         Counters::add(&counters.audio_ms, 30_000);
         Counters::add(&counters.camera_frames, 3);
+        Counters::add(&counters.sbd_sessions, 2);
         let task = tokio::spawn(run(
             Box::new(Measured),
             policy,
@@ -284,12 +288,16 @@ mod tests {
         trigger.trigger();
         task.await.unwrap();
         let s = book.snapshot();
-        // 30 s awake at 3 W, 30 s of audio at 0.15 W, 3 frames of 0.4 J.
-        let estimated = 90.0 + 4.5 + 1.2;
+        // 30 s awake at 3 W, 30 s of audio at 0.15 W, 3 frames of 0.4 J,
+        // 2 satellite sessions of 60 J.
+        let estimated = 90.0 + 4.5 + 1.2 + 120.0;
         assert!((s.total_wh - estimated / 3600.0).abs() < 1e-9, "{s:?}");
         // Measured: 3.5 W over the same 30 s.
         let ratio = s.ratio.unwrap_or(0.0);
         assert!((ratio - estimated / 105.0).abs() < 1e-9, "{ratio}");
-        assert_eq!(s.per_consumer_text(), "idle=0.025 audio=0.001 camera=0.000");
+        assert_eq!(
+            s.per_consumer_text(),
+            "idle=0.025 audio=0.001 camera=0.000 satellite=0.033"
+        );
     }
 }

@@ -98,6 +98,9 @@ pub struct SbdConfig {
     /// first refusal the item goes alone. Counts are kept in
     /// `<data_dir>/sbd-refusals`.
     pub max_permanent_failures: u32,
+    /// With a switched modem (`[power.loads.satellite]`): how long it stays
+    /// on after a request for the next one, before it is switched off, ms.
+    pub power_hold_ms: u64,
 }
 
 impl Default for SbdConfig {
@@ -116,6 +119,7 @@ impl Default for SbdConfig {
             credits_per_month: limits.per_month,
             reopen_interval_ms: 180_000,
             max_permanent_failures: 3,
+            power_hold_ms: 30_000,
         }
     }
 }
@@ -183,6 +187,9 @@ impl SbdConfig {
         }
         if !(1..=100).contains(&self.max_permanent_failures) {
             bad("max_permanent_failures", "must be between 1 and 100");
+        }
+        if !(100..=3_600_000).contains(&self.power_hold_ms) {
+            bad("power_hold_ms", "must be between 100 ms and one hour");
         }
         errs
     }

@@ -173,7 +173,9 @@ pub struct UplinkParts {
     /// Largest bundle taken over the update topic, bytes.
     pub update_cap: u64,
     /// The switched loads: with a modem line (`[power.loads.modem]`) and
-    /// MQTT, the modem is powered only for upload windows (`window`).
+    /// MQTT, the modem is powered only for upload windows (`window`); with
+    /// a satellite line (`[power.loads.satellite]`) and `[uplink.sbd]`, the
+    /// satellite modem only for its requests (`sbd`).
     pub loads: Option<power::SwitchedLoads>,
     /// The root the modem's interface is read under (`[power.sysfs] root`).
     pub sys_root: std::path::PathBuf,

@@ -19,7 +19,10 @@
 //! after `max_permanent_failures` refusals it is quarantined, kept in the
 //! outbox for MQTT and never again offered to the satellite. A locked modem
 //! (16) counts against no item. MT messages are parsed as binary commands
-//! and obeyed like MQTT ones.
+//! and obeyed like MQTT ones. With `[power.loads.satellite]` the modem
+//! task powers the modem for its requests only (`super::sbd`). Every
+//! session the modem ran is counted (`Counters::sbd_sessions`) for the
+//! power task's energy accounting.
 //!
 //! With a switched modem (`super::window`), MQTT runs only inside upload
 //! windows: before each round the window is moved on (opened when
@@ -137,6 +140,8 @@ pub(super) struct Uplink {
     update_topic: Option<String>,
     /// Progress reports waiting to be published on `update/status`.
     update_replies: Vec<Vec<u8>>,
+    /// The switched loads when they include the satellite modem's.
+    sat_loads: Option<power::SwitchedLoads>,
     /// The switched modem's windows, when MQTT rides on one.
     window: Option<Window>,
     /// The MQTT settings, for a link started in each window.
@@ -215,7 +220,9 @@ impl Uplink {
             _ => None,
         };
         let mqtt_cfg = window.as_ref().and(cfg.mqtt.clone());
+        let sat_loads = loads.filter(|l| l.has(power::Load::Satellite));
         Uplink {
+            sat_loads,
             scheduler: Scheduler::new(cfg.scheduler.clone()),
             payload: cfg
                 .mqtt
@@ -268,7 +275,18 @@ impl Uplink {
                 .parent()
                 .map_or_else(|| std::path::PathBuf::from("."), |p| p.to_path_buf());
             let max_refusals = cfg.max_permanent_failures;
-            let (requests, reports, task) = super::sbd::spawn(cfg, data_dir.join("sbd-budget"));
+            let power = self
+                .sat_loads
+                .as_ref()
+                .and_then(|l| super::sbd::SatellitePower::new(l, cfg.power_hold_ms));
+            if power.is_some() {
+                tracing::info!(
+                    hold_ms = cfg.power_hold_ms,
+                    "satellite modem switched: on for its sessions only"
+                );
+            }
+            let (requests, reports, task) =
+                super::sbd::spawn(cfg, data_dir.join("sbd-budget"), power);
             sbd_reports = Some(reports);
             let last_session_file = data_dir.join("sbd-last-session");
             if let Some(ms) = read_last_session(&last_session_file, self.time.now_ms()) {
@@ -1130,7 +1148,14 @@ impl Uplink {
                 sat.sending = None;
                 sat.credits = Credits(credits);
                 let report = match result {
-                    Ok(r) => r,
+                    Ok(r) => {
+                        // For the power task's energy accounting.
+                        crate::tasks::Counters::add(
+                            &self.status.counters.sbd_sessions,
+                            u64::from(r.sessions),
+                        );
+                        r
+                    }
                     Err(error) => {
                         sat.state = SbdState::Unavailable;
                         self.not_sent(&ids);

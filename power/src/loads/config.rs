@@ -97,8 +97,10 @@ pub struct LoadsConfig {
     pub camera: Option<LoadLine>,
     /// `[power.loads.accelerator]`: the accelerator HAT's supply.
     pub accelerator: Option<LoadLine>,
-    /// `[power.loads.modem]`: a modem.
+    /// `[power.loads.modem]`: the cellular modem.
     pub modem: Option<LoadLine>,
+    /// `[power.loads.satellite]`: the satellite (Iridium SBD) modem.
+    pub satellite: Option<LoadLine>,
 }
 
 impl LoadsConfig {
@@ -109,6 +111,7 @@ impl LoadsConfig {
             Load::Camera => self.camera.as_ref(),
             Load::Accelerator => self.accelerator.as_ref(),
             Load::Modem => self.modem.as_ref(),
+            Load::Satellite => self.satellite.as_ref(),
         }
     }
 
@@ -213,6 +216,7 @@ mod tests {
                 draw_mw: f64::NAN,
                 ..line(28)
             }),
+            satellite: Some(line(6)),
         };
         assert_eq!(
             keys(&cfg),

@@ -1,5 +1,6 @@
 //! Switched loads: the node's power-hungry parts (sensor power, the camera,
-//! the accelerator HAT's supply, a modem) each sit behind a load switch whose
+//! the accelerator HAT's supply, the cellular modem, the satellite modem)
+//! each sit behind a load switch whose
 //! enable input is a GPIO output, and an external wake or trigger line (a PIR
 //! sensor, for example) is a GPIO input.
 //!
@@ -47,13 +48,21 @@ pub enum Load {
     Camera,
     /// The accelerator HAT's supply.
     Accelerator,
-    /// A modem (cellular or satellite).
+    /// The cellular modem (MQTT rides on it).
     Modem,
+    /// The satellite (Iridium SBD) modem.
+    Satellite,
 }
 
 impl Load {
     /// Every load, in the order the node powers them up at start.
-    pub const ALL: [Load; 4] = [Load::Sensors, Load::Camera, Load::Accelerator, Load::Modem];
+    pub const ALL: [Load; 5] = [
+        Load::Sensors,
+        Load::Camera,
+        Load::Accelerator,
+        Load::Modem,
+        Load::Satellite,
+    ];
 
     /// The load's name in the configuration and in reports.
     pub fn as_str(self) -> &'static str {
@@ -62,6 +71,7 @@ impl Load {
             Load::Camera => "camera",
             Load::Accelerator => "accelerator",
             Load::Modem => "modem",
+            Load::Satellite => "satellite",
         }
     }
 }
