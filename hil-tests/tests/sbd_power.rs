@@ -6,7 +6,8 @@
 //! power the modem before it talks to it.
 //!
 //! Checked:
-//! - with nothing to send, the modem is never switched on;
+//! - with nothing to send, or with the power policy denying the uplink,
+//!   the modem is never switched on;
 //! - stored items switch it on, go out, and it is switched off again after
 //!   its hold; a second batch does the same: two power windows, each
 //!   switch-on with its switch-off, the modem off at the end;
@@ -113,15 +114,16 @@ async fn the_satellite_modem_is_powered_only_for_its_sessions() {
     let (store, _) =
         EventStore::open(&dir.path().join("store"), &uplink::StoreConfig::default()).unwrap();
     let store = Arc::new(store);
-    let status =
+    let at_charge = |soc: f64| {
         power::PowerPolicy::new(power::PolicyConfig::default()).update(power::PowerReading {
             t_ms: 0,
-            soc: 0.9,
+            soc,
             solar_w: 0.0,
             load_w: 3.0,
             battery_mv: None,
-        });
-    let (_power_tx, power_rx) = tokio::sync::watch::channel(status);
+        })
+    };
+    let (power_tx, power_rx) = tokio::sync::watch::channel(at_charge(0.9));
     let shared = Arc::new(SharedState::default());
     let counters = Arc::new(node::tasks::Counters::default());
     let source = StatusSource {
@@ -184,10 +186,26 @@ async fn the_satellite_modem_is_powered_only_for_its_sessions() {
         "the modem was switched with nothing to send: {:?}",
         fake.log_of(Load::Satellite)
     );
-
-    // Three batches: the second after the modem went off again, the third
-    // with a modem that ignores the first command after it is switched on.
+    // Items wait, but the policy denies the uplink: still off.
+    let low = at_charge(0.10);
+    assert!(!low.uplink.allowed(), "{low:?}");
+    power_tx.send(low).unwrap();
     let mut want = BTreeSet::new();
+    for _ in 0..4 {
+        want.insert(store.append(event).unwrap().id);
+    }
+    uplink.waker().notify_one();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(
+        fake.log_of(Load::Satellite).is_empty(),
+        "the modem was switched on against the power policy: {:?}",
+        fake.log_of(Load::Satellite)
+    );
+    power_tx.send(at_charge(0.9)).unwrap();
+
+    // Three batches (the first with the items that waited): the second
+    // after the modem went off again, the third with a modem that ignores
+    // the first command after it is switched on.
     for batch in 0..3 {
         if batch == 2 {
             emu.set_silence(Silence::ForCommands(1));

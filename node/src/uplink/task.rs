@@ -778,7 +778,7 @@ impl Uplink {
                 i
             })
             .collect();
-        self.ask_signal(mqtt_up, &items);
+        self.ask_signal(mqtt_up, &items, power.allowed());
         let window_open = self.window.as_ref().is_some_and(Window::is_open);
         let (sbd, credits) = match &self.sat {
             // One satellite send at a time, and none while a window of the
@@ -1076,15 +1076,18 @@ impl Uplink {
         }
     }
 
-    /// Asks the modem for its signal when it may be needed: MQTT down, the
-    /// modem idle, items at or above `sbd_min_priority` waiting, and the
-    /// last answer older than `sbd_min_interval_ms` (and a round).
-    fn ask_signal(&mut self, mqtt_up: bool, items: &[PendingItem]) {
+    /// Asks the modem for its signal when it may be needed: the power
+    /// policy allowing the uplink (a switched modem is powered for the
+    /// check), MQTT down, the modem idle, items at or above
+    /// `sbd_min_priority` waiting, and the last answer older than
+    /// `sbd_min_interval_ms` (and a round).
+    fn ask_signal(&mut self, mqtt_up: bool, items: &[PendingItem], power_allows: bool) {
         let c = self.scheduler.config();
         let min = c.sbd_min_priority;
         let every = Duration::from_millis(c.sbd_min_interval_ms.max(self.cfg.round_interval_ms));
         let Some(sat) = self.sat.as_mut() else { return };
-        if mqtt_up
+        if !power_allows
+            || mqtt_up
             || sat.sending.is_some()
             || sat.signal_asked
             || !items.iter().any(|i| i.priority >= min)
