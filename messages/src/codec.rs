@@ -708,6 +708,21 @@ mod tests {
         j["clock"].as_object_mut().unwrap().remove("sleep");
         let back: StatusRecord = serde_json::from_value(j).unwrap();
         assert_eq!(back.clock.sleep, None);
+        // An energy-saving sleep is reason 1, and named in JSON.
+        s.clock.sleep = Some(crate::LastSleep {
+            reason: crate::SleepReasonCode::EnergySaving,
+            ..SLEPT
+        });
+        let bytes = encode_status(&s);
+        assert_eq!(bytes[bytes.len() - 8], 1);
+        assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
+        let j = serde_json::to_value(&s).unwrap();
+        assert_eq!(j["clock"]["sleep"]["reason"], "energy_saving");
+        // A reason this build does not know is refused.
+        let mut b = bytes.clone();
+        let at = b.len() - 8;
+        b[at] = 2;
+        assert!(matches!(decode_message(&b), Err(DecodeError::Malformed(_))));
     }
 
     #[test]
