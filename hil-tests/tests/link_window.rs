@@ -10,15 +10,19 @@
 //! in the outbox. With the broker running again, the next window delivers
 //! every item, and the outbox ends empty.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::uplink::{fresh_event, power_at, status_source, wait_for};
 
 use hil_tests::mosquitto::{Broker, BrokerOptions, RESEARCHER, Subscriber};
 use messages::Message;
 use node::uplink::window::{CloseReason, OpenReason, WindowConfig};
-use node::uplink::{NodeTime, SharedState, StatusSource, UplinkConfig, UplinkHandle, UplinkParts};
+use node::uplink::{NodeTime, SharedState, UplinkConfig, UplinkHandle, UplinkParts};
 use power::loads::{FakeSwitch, LoadLine};
 use power::{Load, LoadsConfig, SwitchedLoads};
 use uplink::EventStore;
@@ -38,38 +42,6 @@ fn fake_interface(root: &Path) {
          wwan0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\n",
     )
     .unwrap();
-}
-
-/// An event stamped now (an old one would have expired from the outbox).
-fn event(id: u64) -> messages::EventRecord {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    messages::EventRecord {
-        id,
-        node_id: NODE_ID.into(),
-        start_ms: now_ms,
-        duration_ms: 1_000,
-        class: messages::EventClass::Wildlife,
-        confidence: messages::Permille(900),
-        scores: Default::default(),
-        features: Default::default(),
-        model: messages::ModelVersion(1),
-        time: Default::default(),
-        mono: None,
-    }
-}
-
-/// Waits (real time) until `done`, at most `limit`.
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    done()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +68,7 @@ async fn items_in_flight_when_a_window_closes_are_sent_in_the_next_one() {
         EventStore::open(&dir.path().join("store"), &uplink::StoreConfig::default()).unwrap();
     let store = Arc::new(store);
     for _ in 0..ITEMS {
-        store.append(event).unwrap();
+        store.append(|id| fresh_event(id, NODE_ID)).unwrap();
     }
     let fake = FakeSwitch::new();
     let loads = SwitchedLoads::new(
@@ -111,28 +83,17 @@ async fn items_in_flight_when_a_window_closes_are_sent_in_the_next_one() {
             ..LoadsConfig::default()
         },
     );
-    let status =
-        power::PowerPolicy::new(power::PolicyConfig::default()).update(power::PowerReading {
-            t_ms: 0,
-            soc: 0.9,
-            solar_w: 0.0,
-            load_w: 3.0,
-            battery_mv: None,
-        });
-    let (_power_tx, power_rx) = tokio::sync::watch::channel(status);
+    let (_power_tx, power_rx) = tokio::sync::watch::channel(power_at(0.9));
     let clock: Arc<dyn node::clock::Clock> = Arc::new(node::clock::SystemClock);
     let shared = Arc::new(SharedState::default());
-    let source = StatusSource {
-        node_id: NODE_ID.into(),
-        board: node::sensors::health::HealthBoard::default(),
-        power: power_rx.clone(),
-        store: store.clone(),
-        shared: shared.clone(),
-        started_ms: 0,
-        thermal_zone: dir.path().join("no-thermal-zone"),
-        counters: Arc::new(node::tasks::Counters::default()),
-        clock: None,
-    };
+    let source = status_source(
+        NODE_ID,
+        power_rx.clone(),
+        store.clone(),
+        shared.clone(),
+        Arc::new(node::tasks::Counters::default()),
+        dir.path(),
+    );
     let cfg = UplinkConfig {
         enabled: true,
         round_interval_ms: 50,

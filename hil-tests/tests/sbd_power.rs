@@ -16,54 +16,24 @@
 //! - a modem that does not answer when switched on is switched off again,
 //!   and the next request powers it again and sends.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::uplink::{fresh_event, power_at, status_source, wait_for};
 
 use hil_tests::sbd_emu::{SbdEmulator, Silence};
 use messages::Message;
 use messages::pack::unpack;
-use node::uplink::{
-    NodeTime, SbdConfig, SharedState, StatusSource, UplinkConfig, UplinkHandle, UplinkParts,
-};
+use node::uplink::{NodeTime, SbdConfig, SharedState, UplinkConfig, UplinkHandle, UplinkParts};
 use power::loads::{FakeSwitch, LoadLine};
 use power::{Load, LoadsConfig, SwitchedLoads};
 use uplink::EventStore;
 use uplink::scheduler::SchedulerConfig;
 
 const NODE_ID: &str = "node-p";
-
-/// An event stamped now (an old one would have expired from the outbox).
-fn event(id: u64) -> messages::EventRecord {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    messages::EventRecord {
-        id,
-        node_id: NODE_ID.into(),
-        start_ms: now_ms,
-        duration_ms: 1_000,
-        class: messages::EventClass::Wildlife,
-        confidence: messages::Permille(900),
-        scores: Default::default(),
-        features: Default::default(),
-        model: messages::ModelVersion(1),
-        time: Default::default(),
-        mono: None,
-    }
-}
-
-/// Waits (real time) until `done`, at most `limit`.
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    done()
-}
 
 fn outbox_empty(store: &EventStore) -> bool {
     store.queue_depth().iter().all(|&n| n == 0)
@@ -114,29 +84,17 @@ async fn the_satellite_modem_is_powered_only_for_its_sessions() {
     let (store, _) =
         EventStore::open(&dir.path().join("store"), &uplink::StoreConfig::default()).unwrap();
     let store = Arc::new(store);
-    let at_charge = |soc: f64| {
-        power::PowerPolicy::new(power::PolicyConfig::default()).update(power::PowerReading {
-            t_ms: 0,
-            soc,
-            solar_w: 0.0,
-            load_w: 3.0,
-            battery_mv: None,
-        })
-    };
-    let (power_tx, power_rx) = tokio::sync::watch::channel(at_charge(0.9));
+    let (power_tx, power_rx) = tokio::sync::watch::channel(power_at(0.9));
     let shared = Arc::new(SharedState::default());
     let counters = Arc::new(node::tasks::Counters::default());
-    let source = StatusSource {
-        node_id: NODE_ID.into(),
-        board: node::sensors::health::HealthBoard::default(),
-        power: power_rx.clone(),
-        store: store.clone(),
-        shared: shared.clone(),
-        started_ms: 0,
-        thermal_zone: dir.path().join("no-thermal-zone"),
-        counters: counters.clone(),
-        clock: None,
-    };
+    let source = status_source(
+        NODE_ID,
+        power_rx.clone(),
+        store.clone(),
+        shared.clone(),
+        counters.clone(),
+        dir.path(),
+    );
     let cfg = UplinkConfig {
         enabled: true,
         round_interval_ms: 100,
@@ -187,12 +145,12 @@ async fn the_satellite_modem_is_powered_only_for_its_sessions() {
         fake.log_of(Load::Satellite)
     );
     // Items wait, but the policy denies the uplink: still off.
-    let low = at_charge(0.10);
+    let low = power_at(0.10);
     assert!(!low.uplink.allowed(), "{low:?}");
     power_tx.send(low).unwrap();
     let mut want = BTreeSet::new();
     for _ in 0..4 {
-        want.insert(store.append(event).unwrap().id);
+        want.insert(store.append(|id| fresh_event(id, NODE_ID)).unwrap().id);
     }
     uplink.waker().notify_one();
     tokio::time::sleep(Duration::from_millis(1_000)).await;
@@ -201,7 +159,7 @@ async fn the_satellite_modem_is_powered_only_for_its_sessions() {
         "the modem was switched on against the power policy: {:?}",
         fake.log_of(Load::Satellite)
     );
-    power_tx.send(at_charge(0.9)).unwrap();
+    power_tx.send(power_at(0.9)).unwrap();
 
     // Three batches (the first with the items that waited): the second
     // after the modem went off again, the third with a modem that ignores
@@ -211,7 +169,7 @@ async fn the_satellite_modem_is_powered_only_for_its_sessions() {
             emu.set_silence(Silence::ForCommands(1));
         }
         for _ in 0..4 {
-            want.insert(store.append(event).unwrap().id);
+            want.insert(store.append(|id| fresh_event(id, NODE_ID)).unwrap().id);
         }
         uplink.waker().notify_one();
         let sent = wait_for(Duration::from_secs(60), || {

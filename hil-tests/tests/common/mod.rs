@@ -4,6 +4,7 @@
 
 pub mod pull;
 pub mod update;
+pub mod uplink;
 
 use std::path::Path;
 use std::process::Command;
