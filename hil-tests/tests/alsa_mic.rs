@@ -167,8 +167,13 @@ async fn conversion_keeps_a_tones_frequency() {
 }
 
 /// A live source on the FIFO, from a thread: whenever a reader has it open,
-/// streams `samples` over and over (as a microphone never stops); when the
+/// streams `samples` (16 kHz mono) over and over at the pace of a real
+/// microphone, at most [`LIVE_AHEAD_S`] ahead of real time (the device
+/// reads as fast as data comes, so an unpaced source would outrun the
+/// capture ring whenever the test's reader is slow: an overrun); when the
 /// reader goes, waits for the next one. Until told to stop.
+const LIVE_AHEAD_S: f64 = 0.5;
+
 fn stream_fifo(
     fifo: PathBuf,
     samples: Vec<i16>,
@@ -192,6 +197,9 @@ fn stream_fifo_counting(
         let pause = std::time::Duration::from_millis(20);
         let mut out: Option<std::fs::File> = None;
         let mut at = 0;
+        // Since the reader opened it: when, and the bytes written.
+        let mut since = std::time::Instant::now();
+        let mut sent = 0u64;
         while stopped.try_recv().is_err() {
             let Some(f) = out.as_mut() else {
                 // Non-blocking: fails (ENXIO) while no reader has it open.
@@ -200,18 +208,26 @@ fn stream_fifo_counting(
                     .custom_flags(libc::O_NONBLOCK)
                     .open(&fifo)
                 {
-                    Ok(f) => out = Some(f),
+                    Ok(f) => {
+                        out = Some(f);
+                        since = std::time::Instant::now();
+                        sent = 0;
+                    }
                     Err(_) => std::thread::sleep(pause),
                 }
                 continue;
             };
-            if quiet.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(pause);
+            let due = (since.elapsed().as_secs_f64() + LIVE_AHEAD_S) * 16_000.0 * 2.0;
+            if quiet.load(std::sync::atomic::Ordering::Relaxed) || sent as f64 >= due {
+                std::thread::sleep(std::time::Duration::from_millis(10));
                 continue;
             }
             let end = (at + 3_200).min(bytes.len());
             match f.write(&bytes[at..end]) {
-                Ok(n) => at = (at + n) % bytes.len(),
+                Ok(n) => {
+                    at = (at + n) % bytes.len();
+                    sent += n as u64;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(pause),
                 // The reader went (EPIPE): wait for the next one.
                 Err(_) => {
