@@ -92,5 +92,5 @@ done
 f="$work/features"
 "$py" "$here/train.py" --train "$f/a-train" "$f/r-train" --test "b=$f/b-train,$f/b-test" "real=$f/r-test" --out "$work/cross-a-to-b" > "$work/cross-a-to-b.log"
 "$py" "$here/train.py" --train "$f/b-train" "$f/r-train" --test "a=$f/a-train,$f/a-test" "real=$f/r-test" --out "$work/cross-b-to-a" > "$work/cross-b-to-a.log"
-"$py" "$here/train.py" --train "$f/a-train" "$f/b-train" "$f/r-train" --test "a=$f/a-test" "b=$f/b-test" "real=$f/r-test" --out "$here" --version 8
+"$py" "$here/train.py" --train "$f/a-train" "$f/b-train" "$f/r-train" --test "a=$f/a-test" "b=$f/b-test" "real=$f/r-test" --out "$here" --version 9
 for m in int4 float; do python3 "$here/add_latency.py" "$here/fusion.$m.manifest.toml"; done

@@ -3,7 +3,8 @@
 
 Reads the feature vectors that the node itself dumped for every detected
 event (models/fusion/dump_features.sh), labels each event from its scene's
-labels.csv by time overlap, and trains, with numpy only, one small network:
+labels.csv by time overlap, and trains, with numpy only, an ensemble of
+small networks (`--ensemble`, 3 by default), each:
 
     audio   [N, A] -> normalise -> 256 -> 128 (ReLU) -> x mask[:,0]
     camera  [N, C] -> normalise -> 128 ->  64 (ReLU) -> x mask[:,1]
@@ -16,16 +17,22 @@ branch output is multiplied by the mask, so zeros are never read as values.
 Training drops present modalities at random (modality dropout) so the model
 degrades gracefully without one. The last epochs train through a fake 4-bit
 quantiser (straight-through estimator) with the same block-wise scheme as
-ONNX Runtime's MatMulNBits, so the 4-bit export loses little.
+ONNX Runtime's MatMulNBits, so the 4-bit export loses little. The
+networks are trained one after the other from the same random stream, and
+the model's output is the softmax of their mean logit: an ensemble is less
+often confidently wrong on data unlike its training data than any of its
+members.
 
 Training uses label smoothing, and the probabilities are calibrated by
 temperature scaling: a held-out part of the training scenes (whole scenes,
 `--calib-share`) fits one temperature that minimises their negative
-log-likelihood, and the temperature is folded into the last layer, so the
-exported model's softmax is the calibrated probability.
+log-likelihood of the mean logit, and the temperature is folded into each
+network's last layer, so the exported model's softmax is the calibrated
+probability.
 
-Exports `fusion.float.onnx` (plain MatMul) and `fusion.int4.onnx`
-(MatMulNBits, 4 bits, block 32, symmetric, by onnxruntime's own quantiser),
+Exports the ensemble as one graph, `fusion.float.onnx` (plain MatMul) and
+`fusion.int4.onnx` (MatMulNBits, 4 bits, block 32, symmetric, by
+onnxruntime's own quantiser),
 evaluates both with onnxruntime on each test set (`--test NAME=DIR ...`:
 per-class precision/recall/F1 of the detected events, expected calibration
 error, confident mistakes), and writes a JSON report. Deterministic for a
@@ -280,7 +287,11 @@ def f1_table(y, pred):
     return out
 
 
-def export(net, dims, path):
+def export(nets, dims, path):
+    """One graph for the ensemble: the inputs are normalised once (the
+    members share the normalisation), each member computes its logits,
+    and their sum (each member's last layer already carries 1 / (K x
+    temperature)) goes through one softmax."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -290,33 +301,38 @@ def export(net, dims, path):
         inits.append(numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name))
         return name
 
-    def dense(inp, name, relu=True):
-        w = const(name + ".w", net.p[name + ".w"])
-        b = const(name + ".b", net.p[name + ".b"])
-        nodes.append(helper.make_node("MatMul", [inp, w], [name + ".mm"], name=name + "/MatMul"))
-        nodes.append(helper.make_node("Add", [name + ".mm", b], [name + ".z"], name=name + "/Add"))
+    def dense(net, pre, inp, name, relu=True):
+        w = const(pre + name + ".w", net.p[name + ".w"])
+        b = const(pre + name + ".b", net.p[name + ".b"])
+        nodes.append(helper.make_node("MatMul", [inp, w], [pre + name + ".mm"], name=pre + name + "/MatMul"))
+        nodes.append(helper.make_node("Add", [pre + name + ".mm", b], [pre + name + ".z"], name=pre + name + "/Add"))
         if not relu:
-            return name + ".z"
-        nodes.append(helper.make_node("Relu", [name + ".z"], [name + ".a"], name=name + "/Relu"))
-        return name + ".a"
+            return pre + name + ".z"
+        nodes.append(helper.make_node("Relu", [pre + name + ".z"], [pre + name + ".a"], name=pre + name + "/Relu"))
+        return pre + name + ".a"
 
     inputs = [helper.make_tensor_value_info(m, TensorProto.FLOAT, ["batch", dims[m]]) for m in MODALITIES]
     inputs.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", len(MODALITIES)]))
     nodes.append(helper.make_node("Split", ["mask", "mask_split"], [f"mask_{m}" for m in MODALITIES], name="mask/Split", axis=1))
     inits.append(numpy_helper.from_array(np.array([1, 1, 1], dtype=np.int64), "mask_split"))
-    branch_outs = []
     for m in MODALITIES:
-        mu, sd = net.norm[m]
+        mu, sd = nets[0].norm[m]
         nodes.append(helper.make_node("Sub", [m, const(m + ".mu", mu)], [m + ".c"], name=m + "/Sub"))
         nodes.append(helper.make_node("Mul", [m + ".c", const(m + ".isd", 1.0 / sd)], [m + ".n"], name=m + "/Mul"))
-        h = dense(m + ".n", m + "1")
-        h = dense(h, m + "2")
-        nodes.append(helper.make_node("Mul", [h, f"mask_{m}"], [m + ".out"], name=m + "/Mask"))
-        branch_outs.append(m + ".out")
-    nodes.append(helper.make_node("Concat", branch_outs + ["mask"], ["fused"], name="fuse/Concat", axis=1))
-    h = dense("fused", "fuse1")
-    logits = dense(h, "fuse2", relu=False)
-    nodes.append(helper.make_node("Softmax", [logits], ["probs"], name="probs/Softmax", axis=-1))
+    member_logits = []
+    for k, net in enumerate(nets):
+        pre = f"m{k}."
+        branch_outs = []
+        for m in MODALITIES:
+            h = dense(net, pre, m + ".n", m + "1")
+            h = dense(net, pre, h, m + "2")
+            nodes.append(helper.make_node("Mul", [h, f"mask_{m}"], [pre + m + ".out"], name=pre + m + "/Mask"))
+            branch_outs.append(pre + m + ".out")
+        nodes.append(helper.make_node("Concat", branch_outs + ["mask"], [pre + "fused"], name=pre + "fuse/Concat", axis=1))
+        h = dense(net, pre, pre + "fused", "fuse1")
+        member_logits.append(dense(net, pre, h, "fuse2", relu=False))
+    nodes.append(helper.make_node("Sum", member_logits, ["logits"], name="ensemble/Sum"))
+    nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], name="probs/Softmax", axis=-1))
     outputs = [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", len(CLASSES)])]
     graph = helper.make_graph(nodes, "fusion", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="fieldnode-train")
@@ -446,6 +462,7 @@ def main():
     ap.add_argument("--noise", type=float, default=0.5, help="training noise on features, in standard deviations")
     ap.add_argument("--feat-drop", type=float, default=0.0, help="probability that a training feature is replaced by its mean")
     ap.add_argument("--wd", type=float, default=1e-4, help="weight decay")
+    ap.add_argument("--ensemble", type=int, default=3, help="networks in the ensemble (their mean logit is the output)")
     ap.add_argument(
         "--modality-drop",
         default="0.25,0.7,0.25",
@@ -477,31 +494,47 @@ def main():
         + ", ".join(f"{k} {len(v[2])}" for k, v in tests.items()),
         file=sys.stderr,
     )
-    net = Net(dims, rng)
+    # The ensemble: K networks trained one after the other from the same
+    # random stream (different initialisations, batches, dropout and noise),
+    # sharing the normalisation of the training features.
+    norm = {}
     for i, m in enumerate(MODALITIES):
         present = xtr[m][mtr[:, i] > 0]
-        net.norm[m] = (present.mean(0).astype(np.float32), (present.std(0) + 1e-3).astype(np.float32))
-    train(net, xtr, mtr, ytr, rng, args.epochs, args.qat_epochs, wd=args.wd, noise=args.noise, feat_drop=args.feat_drop, p_drop=p_drop)
-    # Calibration: fit the temperature on the held-out scenes, fold it into
-    # the last layer.
-    temperature = fit_temperature(net.forward(xca, mca)[0], yca) if len(yca) else 1.0
-    net.p["fuse2.w"] = (net.p["fuse2.w"] / temperature).astype(np.float32)
-    net.p["fuse2.b"] = (net.p["fuse2.b"] / temperature).astype(np.float32)
+        norm[m] = (present.mean(0).astype(np.float32), (present.std(0) + 1e-3).astype(np.float32))
+    nets = []
+    for _ in range(args.ensemble):
+        net = Net(dims, rng)
+        net.norm = dict(norm)
+        train(net, xtr, mtr, ytr, rng, args.epochs, args.qat_epochs, wd=args.wd, noise=args.noise, feat_drop=args.feat_drop, p_drop=p_drop)
+        nets.append(net)
+
+    def logits(x, mask):
+        return np.sum([n.forward(x, mask)[0] for n in nets], axis=0)
+
+    # Calibration: fit the temperature of the members' mean logits on the
+    # held-out scenes, and fold 1 / (K x temperature) into each member's
+    # last layer, so the sum of the members' logits is the calibrated logit.
+    k = len(nets)
+    temperature = fit_temperature(logits(xca, mca) / k, yca) if len(yca) else 1.0
+    for net in nets:
+        net.p["fuse2.w"] = (net.p["fuse2.w"] / (k * temperature)).astype(np.float32)
+        net.p["fuse2.b"] = (net.p["fuse2.b"] / (k * temperature)).astype(np.float32)
     thresholds = [args.threshold] * 3
     report = {
         "train_events": len(ytr),
         "train_support": np.bincount(ytr, minlength=4).tolist(),
         "calibration_events": len(yca),
+        "ensemble": k,
         "temperature": round(temperature, 4),
         "threshold": args.threshold,
         "dims": dims,
     }
-    report["numpy_float"] = {name: evaluate(softmax(net.forward(t[0], t[1])[0]), t[2], thresholds) for name, t in tests.items()}
+    report["numpy_float"] = {name: evaluate(softmax(logits(t[0], t[1])), t[2], thresholds) for name, t in tests.items()}
     if not args.no_export:
         os.makedirs(args.out, exist_ok=True)
         fpath = os.path.join(args.out, "fusion.float.onnx")
         qpath = os.path.join(args.out, "fusion.int4.onnx")
-        export(net, dims, fpath)
+        export(nets, dims, fpath)
         report["int4_ops"] = quantize(fpath, qpath)
         for name, path in [("float", fpath), ("int4", qpath)]:
             report[name] = {"size_bytes": os.path.getsize(path)}
