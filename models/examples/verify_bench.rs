@@ -1,5 +1,5 @@
 //! Measures the verifier on a bundle carrying the committed 4-bit model
-//! (97 KB): whole-file verification (signatures, SHA-256, checks) and its
+//! (about 290 KB): whole-file verification (signatures, SHA-256, checks) and its
 //! parts, on this machine. `cargo run --release -p models --example
 //! verify_bench [ROUNDS]`.
 

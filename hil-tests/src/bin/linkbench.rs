@@ -8,7 +8,7 @@
 //! - `field-tools link --port P --baud B events` (every event held, as
 //!   JSON lines, to a file);
 //! - `field-tools link --port P --baud B --key K --json push FILE` of a
-//!   signed model bundle (the committed 4-bit fusion model, about 100 KB).
+//!   signed model bundle (the committed 4-bit fusion model, about 290 KB).
 //!
 //! For each baud rate it reports the wall time of each command, the
 //! payload (the events' stored encoding, the bundle's bytes), the bytes on
