@@ -1,8 +1,12 @@
 //! Runs the detector's triggers over a scene's `audio.wav` (16-bit PCM,
-//! mono, any rate the file has) and prints the audio activations: a
+//! any rate, channels averaged) and prints the audio activations: a
 //! diagnostic for tuning the audio trigger on recordings.
 //!
 //!     cargo run --release -p fusion --example trigger_trace -- SCENE/audio.wav
+//!
+//! With `TRACE_BANDS` set it also prints, every 5 s, each band's
+//! excess over its floor, spread, floor and margin (dB), as
+//! `excess/spread/floor/margin`.
 
 use fusion::audio_trigger::AudioTrigger;
 use fusion::{AudioChunk, AudioTriggerConfig};
@@ -45,10 +49,11 @@ fn main() -> Result<(), String> {
             let row: Vec<String> = (0..n)
                 .map(|b| {
                     format!(
-                        "{:.0}/{:.0}/{:.0}",
+                        "{:.0}/{:.0}/{:.0}/{:.0}",
                         t.levels_db()[b] - t.noise().floor_db(b),
                         t.noise().spread_db(b),
-                        t.noise().floor_db(b)
+                        t.noise().floor_db(b),
+                        t.margins_db()[b]
                     )
                 })
                 .collect();

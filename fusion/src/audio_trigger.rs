@@ -539,6 +539,12 @@ impl AudioTrigger {
         &self.level_db
     }
 
+    /// Each band's margin in the last frame: its excess beyond floor, wind
+    /// share and usual spread, dB.
+    pub fn margins_db(&self) -> &[f32] {
+        &self.margin_db
+    }
+
     /// Frames whose band levels rose in the shape of wind.
     pub fn windy_frames(&self) -> u64 {
         self.noise.windy_frames()

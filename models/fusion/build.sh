@@ -21,6 +21,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 work=${1:-/tmp/fusion-build}
 mkdir -p "$work"
+"$root/scripts/setup" --model-build
 cargo build --release -q -p hil-tests --bin scenegen --bin fieldgen -p node --bin fieldnode --manifest-path "$root/Cargo.toml"
 [ -x "$work/venv/bin/python" ] || python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q -r "$root/models/requirements.txt"
