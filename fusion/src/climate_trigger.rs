@@ -2,11 +2,6 @@
 //! against a slowly moving baseline, so the daily cycle (a few hundredths of
 //! a degree per minute) never triggers but heat from a nearby machine (a
 //! degree or more per minute) does.
-//!
-//! An activation starts at the foot of the rise and ends at its top: the
-//! reading with the highest temperature. The rate over the window stays
-//! above the off rate for up to a window after the heating stops, so ending
-//! at the last such reading would stretch an event by up to a window.
 
 use std::collections::VecDeque;
 
@@ -17,8 +12,6 @@ use crate::{ClimateSample, Modality};
 struct Open {
     start_ms: i64,
     last_ms: i64,
-    /// When the temperature was highest.
-    max_ms: i64,
     start_temp: f32,
     max_temp: f32,
     temp_sum: f64,
@@ -96,7 +89,6 @@ impl ClimateTrigger {
                 self.open = Some(Open {
                     start_ms: foot,
                     last_ms: t,
-                    max_ms: t,
                     start_temp: temp0.min(base),
                     max_temp: temp,
                     temp_sum: f64::from(temp),
@@ -107,9 +99,6 @@ impl ClimateTrigger {
             None => {}
             Some(o) if rate >= self.cfg.off_rate_c_per_min => {
                 o.last_ms = t;
-                if temp > o.max_temp {
-                    o.max_ms = t;
-                }
                 o.max_temp = o.max_temp.max(temp);
                 o.temp_sum += f64::from(temp);
                 o.n += 1;
@@ -130,7 +119,7 @@ impl ClimateTrigger {
         self.out.push(Activation {
             modality: Modality::Climate,
             start_ms: o.start_ms,
-            end_ms: o.max_ms.clamp(o.start_ms, o.last_ms),
+            end_ms: o.last_ms,
             score: (o.max_rate / (4.0 * self.cfg.on_rate_c_per_min)).clamp(0.1, 1.0),
             features: Features::Climate(f),
         });
@@ -185,28 +174,6 @@ mod tests {
             )
         }));
         assert!(acts.is_empty(), "{acts:?}");
-    }
-
-    #[test]
-    fn an_activation_ends_where_the_heating_did_not_a_window_later() {
-        // Five minutes of heating at 1 °C/min from t = 300 s, then cooling
-        // back with a 3-minute time constant; a reading every 10 s.
-        let temp = |t: i64| {
-            let s = t as f32 / 1000.0;
-            if s < 300.0 {
-                15.0
-            } else if s < 600.0 {
-                15.0 + (s - 300.0) / 60.0
-            } else {
-                15.0 + 5.0 * (-(s - 600.0) / 180.0).exp()
-            }
-        };
-        let acts = run((0..180).map(|i| (i * 10_000, temp(i * 10_000))));
-        assert_eq!(acts.len(), 1, "{acts:?}");
-        let a = &acts[0];
-        assert!((250_000..=320_000).contains(&a.start_ms), "{a:?}");
-        // The heating stopped at 600 s.
-        assert!((590_000..=610_000).contains(&a.end_ms), "{a:?}");
     }
 
     #[test]
