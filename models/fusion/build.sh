@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Rebuilds the fusion model from nothing, reproducibly, and measures how it
 # generalises across scene families:
-#   1. scenes from two independent generator families, each over randomised
-#      field conditions (scenegen with --condition, fieldgen), and audio-only
-#      scenes mixed from real recordings (real/fetch.sh, real/realmix.py;
-#      sources and licences in DATA.md); fixed seeds, held-out seeds never
-#      trained on;
+#   1. scenes from three independent generator families, each over randomised
+#      field conditions (a: scenegen with --condition, b: fieldgen, c:
+#      synth/wildgen.py), and audio-only scenes mixed from real recordings
+#      (real/fetch.sh, real/realmix.py; sources and licences in DATA.md);
+#      fixed seeds, held-out seeds never trained on;
 #   2. the node dumps its feature vectors over each (dump_features.sh); the
 #      training scenes are deleted once dumped;
-#   3. cross-family runs: trained on one family (plus the real training
-#      clips), tested on the other, both ways (report only, models kept in
-#      WORK_DIR/cross-*);
-#   4. the committed model: trained on both families and the real training
-#      clips, calibrated, exported float and 4-bit (train.py, numpy only);
+#   3. cross-family runs: trained on two families (plus the real training
+#      clips), tested on the third, each family in turn (report only, models
+#      kept in WORK_DIR/cross-*);
+#   4. the committed model: trained on the three families and the real
+#      training clips, calibrated, exported float and 4-bit (train.py, numpy
+#      only);
 #   5. latency into the manifests (add_latency.py).
 # End-to-end figures per condition: models/fusion/evaluate.sh (docs/detection.md).
 #   models/fusion/build.sh [WORK_DIR]      (default /tmp/fusion-build)
@@ -78,6 +79,20 @@ for c in "${conditions[@]}"; do
   s=$((9000 + i)); i=$((i + 1))
   make b-test "field-$c-$s" "$fieldgen" --seed "$s" --duration "$d" --condition "$c"
 done
+# Family C: wildgen.
+i=0
+for s in $(seq 2001 2018); do
+  c=${conditions[$((i % 6))]}; i=$((i + 1))
+  make c-train "wild-$c-$s" "$py" "$here/synth/wildgen.py" --seed "$s" --duration "$d" --condition "$c"
+done
+for c in "${conditions[@]}"; do
+  s=$((6000 + i)); i=$((i + 1))
+  make c-train "wild-background-$c-$s" "$py" "$here/synth/wildgen.py" --seed "$s" --duration "$d" --condition "$c" --background-only
+done
+for c in "${conditions[@]}"; do
+  s=$((9100 + i)); i=$((i + 1))
+  make c-test "wild-$c-$s" "$py" "$here/synth/wildgen.py" --seed "$s" --duration "$d" --condition "$c"
+done
 # Real recordings (audio only).
 i=0
 for s in $(seq 1 30); do
@@ -91,7 +106,9 @@ for s in 101 102; do
 done
 
 f="$work/features"
-"$py" "$here/train.py" --train "$f/a-train" "$f/r-train" --test "b=$f/b-train,$f/b-test" "real=$f/r-test" --out "$work/cross-a-to-b" > "$work/cross-a-to-b.log"
-"$py" "$here/train.py" --train "$f/b-train" "$f/r-train" --test "a=$f/a-train,$f/a-test" "real=$f/r-test" --out "$work/cross-b-to-a" > "$work/cross-b-to-a.log"
-"$py" "$here/train.py" --train "$f/a-train" "$f/b-train" "$f/r-train" --test "a=$f/a-test" "b=$f/b-test" "real=$f/r-test" --out "$here" --version 9
+# cross-X: trained on the two families other than X.
+"$py" "$here/train.py" --train "$f/b-train" "$f/c-train" "$f/r-train" --test "a=$f/a-train,$f/a-test" "real=$f/r-test" --out "$work/cross-a" > "$work/cross-a.log"
+"$py" "$here/train.py" --train "$f/a-train" "$f/c-train" "$f/r-train" --test "b=$f/b-train,$f/b-test" "real=$f/r-test" --out "$work/cross-b" > "$work/cross-b.log"
+"$py" "$here/train.py" --train "$f/a-train" "$f/b-train" "$f/r-train" --test "c=$f/c-train,$f/c-test" "real=$f/r-test" --out "$work/cross-c" > "$work/cross-c.log"
+"$py" "$here/train.py" --train "$f/a-train" "$f/b-train" "$f/c-train" "$f/r-train" --test "a=$f/a-test" "b=$f/b-test" "c=$f/c-test" "real=$f/r-test" --out "$here" --version 10
 for m in int4 float; do python3 "$here/add_latency.py" "$here/fusion.$m.manifest.toml"; done

@@ -5,17 +5,20 @@
 #
 # Scenes (generated here from seeds that no model was trained on; each is
 # deleted once scored):
-#   - both generator families (a = scenegen, b = fieldgen), conditions calm,
-#     windy, hum, rain, night: one 30-minute scene with labelled events and
-#     one 2-hour scene of background only (false events per hour);
+#   - the three generator families (a = scenegen, b = fieldgen, c =
+#     synth/wildgen.py), conditions calm, windy, hum, rain, night: one
+#     30-minute scene with labelled events and one 2-hour scene of background
+#     only (false events per hour);
 #   - each missing modality: the random-condition event scene without
 #     audio.wav, camera.y4m or climate.csv;
 #   - real recordings (audio only): BUILD_DIR/scenes/r-test (calm and strong
 #     wind), made by build.sh from the held-out sources.
 # Models:
-#   - own:   the committed model (trained on both families): own-family figures;
-#   - cross: the model trained on the other family only (BUILD_DIR/cross-*),
-#            so family a is scored with the model trained on b and vice versa;
+#   - own:   the committed model (trained on the three families): own-family
+#            figures;
+#   - cross: the model trained on the two other families only
+#            (BUILD_DIR/cross-X for family X), so no scene is scored by a
+#            model that saw its generator;
 #   - none:  triggers alone.
 #   models/fusion/evaluate.sh BUILD_DIR [OUT_DIR]
 #   EVAL_MODELS="own cross" models/fusion/evaluate.sh ...   (a subset of the models)
@@ -38,8 +41,8 @@ run() {
   local manifest
   case $model in
     own) manifest="$here/fusion.int4.manifest.toml" ;;
-    cross) case $name in a-*) manifest="$build/cross-b-to-a/fusion.int4.manifest.toml" ;;
-                         *) manifest="$build/cross-a-to-b/fusion.int4.manifest.toml" ;; esac ;;
+    cross) case $name in a-*|b-*|c-*) manifest="$build/cross-${name%%-*}/fusion.int4.manifest.toml" ;;
+                         *) manifest="$build/cross-c/fusion.int4.manifest.toml" ;; esac ;;
     none) manifest="" ;;
   esac
   local tmp
@@ -69,18 +72,19 @@ without() {
 scratch="$out/scenes"
 mkdir -p "$scratch"
 seed=70000
-for fam in a b; do
+for fam in a b c; do
   for c in calm windy hum rain night random; do
     seed=$((seed + 1))
     ev="$scratch/$fam-$c"
     bg="$scratch/$fam-$c-bg"
-    if [ "$fam" = a ]; then
-      gen=("$bin/scenegen" --preset mixed --condition "$c")
-      genbg=("$bin/scenegen" --preset background --condition "$c")
-    else
-      gen=("$bin/fieldgen" --condition "$c")
-      genbg=("$bin/fieldgen" --condition "$c" --background-only)
-    fi
+    case $fam in
+      a) gen=("$bin/scenegen" --preset mixed --condition "$c")
+         genbg=("$bin/scenegen" --preset background --condition "$c") ;;
+      b) gen=("$bin/fieldgen" --condition "$c")
+         genbg=("$bin/fieldgen" --condition "$c" --background-only) ;;
+      c) gen=("$build/venv/bin/python" "$here/synth/wildgen.py" --condition "$c")
+         genbg=("$build/venv/bin/python" "$here/synth/wildgen.py" --condition "$c" --background-only) ;;
+    esac
     [ -f "$out/own-$fam-$c.json" ] || { rm -rf "$ev"; "${gen[@]}" --seed "$seed" --duration 1800 --out "$ev" >/dev/null; }
     for model in $models; do
       [ -d "$ev" ] && run "$ev" "$fam-$c" "$model"
