@@ -461,7 +461,7 @@ def main():
     ap.add_argument("--version", type=int, default=1, help="model version written into the manifests")
     ap.add_argument("--noise", type=float, default=0.5, help="training noise on features, in standard deviations")
     ap.add_argument("--feat-drop", type=float, default=0.0, help="probability that a training feature is replaced by its mean")
-    ap.add_argument("--wd", type=float, default=1e-4, help="weight decay")
+    ap.add_argument("--wd", type=float, default=1e-3, help="weight decay")
     ap.add_argument("--ensemble", type=int, default=3, help="networks in the ensemble (their mean logit is the output)")
     ap.add_argument(
         "--modality-drop",
