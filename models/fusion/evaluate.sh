@@ -17,8 +17,8 @@
 #   - own:   the committed model (trained on families a and b): own-family
 #            figures on a and b; on family c it is the cross model;
 #   - cross: the model trained on the two other families only
-#            (BUILD_DIR/cross-X for family X), so no scene is scored by a
-#            model that saw its generator;
+#            (BUILD_DIR/cross-a, cross-b), so no scene is scored by a model
+#            that saw its generator;
 #   - none:  triggers alone.
 #   models/fusion/evaluate.sh BUILD_DIR [OUT_DIR]
 #   EVAL_MODELS="own cross" models/fusion/evaluate.sh ...   (a subset of the models)
