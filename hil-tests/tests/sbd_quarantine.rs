@@ -16,6 +16,10 @@
 //! - after a restart on the same data directory, with a modem that
 //!   delivers everything, the quarantined items are still not sent by
 //!   satellite and still on disk.
+//!
+//! A modem locked for good (16 at every session), with an hour's
+//! `sbd_locked_retry_ms`, gets one session in a whole run, not one per
+//! round, and every stored item stays in the outbox.
 
 mod common;
 
@@ -33,7 +37,7 @@ const MAX_REFUSALS: u32 = 2;
 /// The scripted MO statuses of the first sessions.
 const SCRIPT: [u8; 5] = [12, 16, 14, 12, 14];
 
-fn config(port: &Path) -> String {
+fn config(port: &Path, locked_retry_ms: u64) -> String {
     format!(
         r#"
 [node]
@@ -46,6 +50,7 @@ drain_timeout_ms = 10000
 sbd_min_priority = "low"
 sbd_min_signal_bars = 1
 sbd_min_interval_ms = 0
+sbd_locked_retry_ms = {locked_retry_ms}
 sbd_fill_bytes = 120
 sbd_urgent_max_wait_ms = 0
 sbd_max_wait_ms = 0
@@ -70,7 +75,7 @@ machinery_anomaly = {{ priority = "normal", thresholds = [] }}
 human_activity = {{ priority = "normal", thresholds = [] }}
 background = {{ priority = "normal", thresholds = [] }}
 "#,
-        port = port.display()
+        port = port.display(),
     )
 }
 
@@ -131,7 +136,9 @@ fn items_refused_for_good_are_retried_alone_a_bounded_number_of_times_then_quara
         &["--preset", "mixed", "--seed", "21", "--duration", "600"],
     );
     let config_file = tmp.path().join("fieldnode.toml");
-    std::fs::write(&config_file, config(emu.path())).unwrap();
+    // The script goes on after the lock: the locked modem is tried again at
+    // once.
+    std::fs::write(&config_file, config(emu.path(), 0)).unwrap();
     let data = tmp.path().join("data");
     let (stored, summary, text) = run(&scene, &data, &config_file, &tmp.path().join("1.log"));
     assert!(stored.len() >= 3, "scene gave too few events: {stored:?}");
@@ -287,4 +294,39 @@ fn items_refused_for_good_are_retried_alone_a_bounded_number_of_times_then_quara
         refusals.len(),
         quarantined.len()
     );
+}
+
+#[test]
+fn a_locked_modem_is_left_alone_until_the_retry_interval() {
+    let emu = SbdEmulator::start().expect("modem emulator on a pty");
+    emu.set_signal(4);
+    emu.script_sessions(&[16; 64]);
+    let tmp = tempfile::tempdir().unwrap();
+    let scene = tmp.path().join("scene");
+    common::scenegen(
+        &scene,
+        &["--preset", "mixed", "--seed", "23", "--duration", "300"],
+    );
+    let config_file = tmp.path().join("fieldnode.toml");
+    std::fs::write(&config_file, config(emu.path(), 3_600_000)).unwrap();
+    let data = tmp.path().join("data");
+    let (stored, summary, text) = run(&scene, &data, &config_file, &tmp.path().join("1.log"));
+    assert!(!stored.is_empty(), "the scene gave no event\n{text}");
+    // Rounds every 100 ms, no interval between sessions, and the drain at
+    // the end: without the retry interval the modem would be tried again
+    // and again.
+    let statuses: Vec<u8> = emu.session_log().iter().map(|s| s.mo_status).collect();
+    assert_eq!(statuses, [16], "{text}");
+    let n = |k: &str| summary.pointer(k).and_then(|v| v.as_u64());
+    assert_eq!(n("/uplink/sbd_refused"), Some(1), "{summary}");
+    assert_eq!(n("/uplink/sbd_quarantined"), Some(0), "{summary}");
+    // Nothing was lost or blamed: every stored item is still pending.
+    let left = outbox_ids(&data);
+    assert!(stored.is_subset(&left), "stored {stored:?}, left {left:?}");
+    let counts = std::fs::read_to_string(data.join("sbd-refusals")).unwrap_or_default();
+    assert!(
+        counts.lines().all(|l| l.starts_with('#')),
+        "a locked modem's refusal was counted against items: {counts}"
+    );
+    assert_eq!(text.matches("satellite modem locked").count(), 1, "{text}");
 }

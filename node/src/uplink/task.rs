@@ -18,7 +18,8 @@
 //! kept in `<data_dir>/sbd-refusals`): such an item goes again alone, and
 //! after `max_permanent_failures` refusals it is quarantined, kept in the
 //! outbox for MQTT and never again offered to the satellite. A locked modem
-//! (16) counts against no item. MT messages are parsed as binary commands
+//! (16) counts against no item and is left alone for
+//! `sbd_locked_retry_ms` before the next signal check. MT messages are parsed as binary commands
 //! and obeyed like MQTT ones. With `[power.loads.satellite]` the modem
 //! task powers the modem for its requests only (`super::sbd`). Every
 //! session the modem ran is counted (`Counters::sbd_sessions`) for the
@@ -93,9 +94,10 @@ struct Satellite {
     /// Items whose messages the gateway refused for good, and those
     /// quarantined (`<data_dir>/sbd-refusals`).
     quarantine: uplink::sbd::Quarantine,
-    /// The last refusal said the modem is locked (MO status 16); cleared by
-    /// a delivery. Logged when it starts and ends.
-    locked: bool,
+    /// The last refusal said the modem is locked (MO status 16): when it
+    /// said so. Cleared by a delivery. Logged when it starts and ends; no
+    /// signal check until `sbd_locked_retry_ms` after it.
+    locked: Option<Instant>,
 }
 
 /// The last session's start from `file`, no later than `now_ms` (a clock
@@ -314,7 +316,7 @@ impl Uplink {
                 last_signal: None,
                 last_session_file,
                 quarantine: opened.quarantine,
-                locked: false,
+                locked: None,
             });
             self.prune_quarantine().await;
             if let Some(q) = self.sat.as_ref().map(|s| &s.quarantine)
@@ -1092,6 +1094,9 @@ impl Uplink {
             || sat.signal_asked
             || !items.iter().any(|i| i.priority >= min)
             || sat.last_signal.is_some_and(|t| t.elapsed() < every)
+            || sat
+                .locked
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(c.sbd_locked_retry_ms))
         {
             return;
         }
@@ -1168,8 +1173,7 @@ impl Uplink {
                 };
                 match report.outcome {
                     uplink::sbd::MoOutcome::Delivered { momsn, ids: sent } => {
-                        if sat.locked {
-                            sat.locked = false;
+                        if sat.locked.take().is_some() {
                             tracing::info!("satellite modem no longer locked: a message went");
                         }
                         self.status.shared.uplink.sbd_delivered(self.time.now_ms());
@@ -1362,8 +1366,8 @@ impl Uplink {
     /// `status`). Because of the message (12, 14): each item counts a
     /// refusal, goes again alone, and is quarantined at
     /// `max_permanent_failures`. Because the modem is locked (16): no item
-    /// is to blame; the modem counts as unavailable until its next signal
-    /// check.
+    /// is to blame; the modem counts as unavailable, and its signal is not
+    /// checked again before `sbd_locked_retry_ms`.
     fn on_refused(&mut self, status: u8, ids: &[u64], sessions: u32, credits: u32) {
         let Some(sat) = self.sat.as_mut() else { return };
         match uplink::sbd::refusal_cause(status) {
@@ -1373,12 +1377,19 @@ impl Uplink {
                     .shared
                     .uplink
                     .sbd_down(&format_args!("modem locked (MO status {status})"));
-                if !sat.locked {
-                    sat.locked = true;
+                let retry_ms = self.scheduler.config().sbd_locked_retry_ms;
+                if sat.locked.replace(Instant::now()).is_none() {
                     tracing::error!(
                         status,
                         ids = ids.len(),
-                        "satellite modem locked: it may make no SBD call (AT+CULK); the items stay in the outbox, not counted against them"
+                        retry_ms,
+                        "satellite modem locked: it may make no SBD call (AT+CULK); the items stay in the outbox, not counted against them, and the modem is tried again after retry_ms"
+                    );
+                } else {
+                    tracing::warn!(
+                        status,
+                        retry_ms,
+                        "satellite modem still locked; tried again after retry_ms"
                     );
                 }
             }

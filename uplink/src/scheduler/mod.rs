@@ -41,6 +41,11 @@ pub struct SchedulerConfig {
     pub sbd_min_signal_bars: u8,
     /// Least time between the starts of two satellite sessions, ms.
     pub sbd_min_interval_ms: u64,
+    /// After the modem reported itself locked (MO status 16, `AT+CULK`),
+    /// no signal check and no session for this long, ms: the lock stays
+    /// until someone unlocks the modem, and every try costs the modem's
+    /// power for nothing.
+    pub sbd_locked_retry_ms: u64,
     /// Largest packed message, bytes (Iridium's MO limit is 340).
     pub sbd_max_bytes: usize,
     /// A packed message this long counts as full and goes at once, bytes.
@@ -58,6 +63,7 @@ impl Default for SchedulerConfig {
             sbd_min_priority: Priority::High,
             sbd_min_signal_bars: 2,
             sbd_min_interval_ms: 300_000,
+            sbd_locked_retry_ms: 3_600_000,
             sbd_max_bytes: SBD_MO_MAX,
             sbd_fill_bytes: 300,
             sbd_urgent_max_wait_ms: 60_000,
