@@ -20,10 +20,10 @@
 //! outbox for MQTT and never again offered to the satellite. A locked modem
 //! (16) counts against no item and is left alone for
 //! `sbd_locked_retry_ms` before the next signal check. MT messages are
-//! parsed as binary commands and obeyed like MQTT ones. With `[power.loads.satellite]` the modem
-//! task powers the modem for its requests only (`super::sbd`). Every
-//! session the modem ran is counted (`Counters::sbd_sessions`) for the
-//! power task's energy accounting.
+//! parsed as binary commands and obeyed like MQTT ones. With
+//! `[power.loads.satellite]` the modem task powers the modem for its
+//! requests only (`super::sbd`). Every session the modem ran is counted
+//! (`Counters::sbd_sessions`) for the power task's energy accounting.
 //!
 //! With a switched modem (`super::window`), MQTT runs only inside upload
 //! windows: before each round the window is moved on (opened when
