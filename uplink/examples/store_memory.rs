@@ -47,7 +47,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u64 = args.get(2).map_or(Ok(20_000), |s| s.parse())?;
     let every: u64 = args.get(3).map_or(Ok(2_000), |s| s.parse())?;
     let dir = tempfile::tempdir()?;
-    let cfg = uplink::StoreConfig::default();
+    let mut cfg = uplink::StoreConfig::default();
+    if let Some(c) = std::env::var("SLED_CACHE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        cfg.cache_capacity_bytes = c;
+    }
     println!("items rss_kib mode={mode}");
     println!("0 {}", rss_kib());
     match mode {
