@@ -1,9 +1,10 @@
 //! Resident memory of a process that keeps appending to the store:
 //! `store` appends events one at a time through `EventStore` (as the node
 //! does), `sled` writes the same keys straight into a bare sled tree with
-//! the same cache. Prints VmRSS every `--every` items.
+//! the same cache. Prints VmRSS every EVERY items. `SLED_CACHE` sets the
+//! page cache (`cache_capacity_bytes`), default the store's.
 //!
-//!     cargo run --release -p uplink --example store_memory -- store 20000 2000
+//!     cargo run --release -p uplink --example store_memory -- store|sled ITEMS EVERY
 
 use messages::{EventClass, EventRecord, KeyFeatures, ModalityScores, ModelVersion, Permille};
 
