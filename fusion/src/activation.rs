@@ -38,6 +38,11 @@ pub struct ClimateFeatures {
     pub mean_temp_c: f32,
     /// Fastest rise, °C per minute.
     pub max_rate_c_per_min: f32,
+    /// When the temperature last reached a new high (by more than the
+    /// readings' noise), ms since the epoch: where the heating stopped. The
+    /// activation itself ends later, when the rise over the rate window has
+    /// fallen below the off rate.
+    pub peak_ms: i64,
 }
 
 /// Per-modality features.
@@ -64,4 +69,15 @@ pub struct Activation {
     pub score: f32,
     /// Features.
     pub features: Features,
+}
+
+impl Activation {
+    /// Where what the activation saw ended: for a heat rise its highest
+    /// reading, for the others [`Activation::end_ms`].
+    pub fn settled_end_ms(&self) -> i64 {
+        match self.features {
+            Features::Climate(f) => f.peak_ms.clamp(self.start_ms, self.end_ms),
+            _ => self.end_ms,
+        }
+    }
 }

@@ -145,6 +145,7 @@ mod tests {
                 temp_delta_c: 3.0,
                 mean_temp_c: 20.0,
                 max_rate_c_per_min: 2.0,
+                peak_ms: 0,
             }),
             audio: audio([0.1, 0.3, 0.6], 3000.0, 0.6, 8.0),
             audio_ms: 40_000,

@@ -9,11 +9,20 @@ use crate::activation::{Activation, ClimateFeatures, Features};
 use crate::config::ClimateTriggerConfig;
 use crate::{ClimateSample, Modality};
 
+/// A reading this much above the last high is a new high, °C: above a
+/// BME280's reading noise (about 0.02 °C), below what a rise at the on
+/// rate adds between two readings.
+const PEAK_STEP_C: f32 = 0.05;
+
 struct Open {
     start_ms: i64,
     last_ms: i64,
     start_temp: f32,
     max_temp: f32,
+    /// The last new high, at least [`PEAK_STEP_C`] above the one before
+    /// (reading noise on a plateau does not move it), and when it was read.
+    peak_c: f32,
+    peak_ms: i64,
     temp_sum: f64,
     n: u32,
     max_rate: f32,
@@ -91,6 +100,8 @@ impl ClimateTrigger {
                     last_ms: t,
                     start_temp: temp0.min(base),
                     max_temp: temp,
+                    peak_c: temp,
+                    peak_ms: t,
                     temp_sum: f64::from(temp),
                     n: 1,
                     max_rate: rate,
@@ -100,6 +111,10 @@ impl ClimateTrigger {
             Some(o) if rate >= self.cfg.off_rate_c_per_min => {
                 o.last_ms = t;
                 o.max_temp = o.max_temp.max(temp);
+                if temp >= o.peak_c + PEAK_STEP_C {
+                    o.peak_c = temp;
+                    o.peak_ms = t;
+                }
                 o.temp_sum += f64::from(temp);
                 o.n += 1;
                 o.max_rate = o.max_rate.max(rate);
@@ -115,6 +130,7 @@ impl ClimateTrigger {
             temp_delta_c: o.max_temp - o.start_temp,
             mean_temp_c: (o.temp_sum / f64::from(o.n.max(1))) as f32,
             max_rate_c_per_min: o.max_rate,
+            peak_ms: o.peak_ms,
         };
         self.out.push(Activation {
             modality: Modality::Climate,
@@ -174,6 +190,25 @@ mod tests {
             )
         }));
         assert!(acts.is_empty(), "{acts:?}");
+    }
+
+    #[test]
+    fn a_rise_ends_at_its_last_high_not_when_the_rate_falls() {
+        // +3 °C from 200 s to 320 s, then a plateau with reading noise.
+        let acts = run((0..60).map(|i| {
+            let t = i * 10_000;
+            let rise = 3.0 * ((t - 200_000) as f32 / 120_000.0).clamp(0.0, 1.0);
+            (t, 15.0 + rise + ((i * 7919) % 3) as f32 * 0.01)
+        }));
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        let Features::Climate(f) = acts[0].features else {
+            panic!()
+        };
+        assert!((310_000..=330_000).contains(&f.peak_ms), "{f:?}");
+        // The rate over the window stays above the off rate for a while
+        // after the heating stopped.
+        assert!(acts[0].end_ms >= f.peak_ms + 20_000, "{:?}", acts[0]);
+        assert_eq!(acts[0].settled_end_ms(), f.peak_ms);
     }
 
     #[test]

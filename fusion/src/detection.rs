@@ -7,8 +7,14 @@ use messages::{EventClass, KeyFeatures, ModalityScores};
 pub struct Detection {
     /// Start, milliseconds since the Unix epoch (UTC).
     pub start_ms: i64,
-    /// End, milliseconds since the Unix epoch (UTC); `>= start_ms`.
+    /// End, milliseconds since the Unix epoch (UTC); `>= start_ms`: where
+    /// what the triggers saw ended (a heat rise at its highest reading).
     pub end_ms: i64,
+    /// End of the span the event's evidence covers, `>= end_ms`: the
+    /// triggers' activations until they closed (a heat rise closes up to a
+    /// rate window after its highest reading). The model's features are
+    /// taken over `start_ms..span_end_ms`.
+    pub span_end_ms: i64,
     /// The class where the triggers can tell, else [`EventClass::Unknown`].
     pub class: EventClass,
     /// Confidence in `class`, 0..=1.

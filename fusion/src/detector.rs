@@ -500,9 +500,18 @@ impl Detector {
             temp_c100: temp_c.map(c100),
         };
         self.stats.events += 1;
+        // A heat rise ends at its highest reading, not when its rate over
+        // the window has fallen: the span stays for the features.
+        let settled = cluster
+            .iter()
+            .map(Activation::settled_end_ms)
+            .max()
+            .unwrap_or(end)
+            .clamp(start, end);
         self.out.push(Detection {
             start_ms: start,
-            end_ms: end,
+            end_ms: settled,
+            span_end_ms: end,
             class,
             confidence,
             scores,
@@ -856,6 +865,11 @@ mod tests {
         let (out, _) = run_audio_climate(&x, sun, false);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].class, EventClass::MachineryAnomaly);
+        // The sun stops warming at 300 s: the event ends at its last high,
+        // its evidence goes on until the rate over the window fell.
+        let e = &out[0];
+        assert!((290_000..=310_000).contains(&e.end_ms), "{e:?}");
+        assert!(e.span_end_ms > e.end_ms, "{e:?}");
     }
 
     #[test]

@@ -309,7 +309,7 @@ impl DetectStage {
         }
         let feats: Vec<EventFeatures> = ds
             .iter()
-            .map(|d| self.bank.event(d.start_ms, d.end_ms))
+            .map(|d| self.bank.event(d.start_ms, d.span_end_ms))
             .collect();
         self.write_dump(&ds, &feats);
         Counters::set(
@@ -352,7 +352,7 @@ impl DetectStage {
         for (d, f) in ds.iter().zip(feats) {
             let line = DumpLine {
                 start_ms: d.start_ms,
-                end_ms: d.end_ms,
+                end_ms: d.span_end_ms,
                 trigger_class: d.class.as_str(),
                 features: f,
             };
@@ -657,6 +657,7 @@ mod tests {
         Detection {
             start_ms: 0,
             end_ms: 1000,
+            span_end_ms: 1000,
             class: EventClass::Unknown,
             confidence: 0.4,
             scores: ModalityScores::default(),
