@@ -106,6 +106,62 @@ pub fn status(s: &StatusRecord, json: bool) {
         "last contact: {}",
         s.last_contact_ms.map_or("never".into(), rfc3339)
     );
+    let [clock, rtc, sleep] = clock_lines(&s.clock);
+    println!("clock:     {clock}");
+    println!("rtc:       {rtc}");
+    println!("sleep:     {sleep}");
+}
+
+/// The clock part of a status record in three lines: the time the node
+/// stamps with and the steps of its system clock, the board's RTC, the
+/// last deep sleep.
+pub fn clock_lines(c: &messages::ClockStatus) -> [String; 3] {
+    let clock = if c.is_empty() {
+        "not reported".to_string()
+    } else {
+        let q = &c.quality;
+        let within = q
+            .uncertainty_ms
+            .map_or(", uncertainty unknown".into(), |u| {
+                format!(" within {u} ms")
+            });
+        let steps = match c.steps {
+            0 => "no step of the system clock".to_string(),
+            n => format!(
+                "{n} step{} of the system clock (largest {:+} ms)",
+                if n == 1 { "" } else { "s" },
+                c.largest_step_ms
+            ),
+        };
+        format!("time from {}{within}; {steps}", q.source.as_str())
+    };
+    let r = &c.rtc;
+    let rtc = match r.state {
+        messages::RtcState::Unknown => "not reported".to_string(),
+        messages::RtcState::None => "none found".to_string(),
+        messages::RtcState::Found => {
+            let offset = r.offset_s.map_or(
+                "its time does not read (lost with its backup cell?)".into(),
+                |o| format!("{o:+} s against the node's clock"),
+            );
+            let cell = r.cell_mv.map_or("backup cell not reported".into(), |mv| {
+                format!("backup cell {mv} mV")
+            });
+            format!("found, {offset}, {cell}")
+        }
+    };
+    let sleep = c
+        .sleep
+        .map_or("none since the data directory was made".into(), |z| {
+            format!(
+                "{}: {} s of {} s planned, woke by {}",
+                z.reason.as_str(),
+                z.slept_s,
+                z.planned_s,
+                z.wake.as_str()
+            )
+        });
+    [clock, rtc, sleep]
 }
 
 /// The store's disk in one line: `512 MiB free, ok, 0 evicted for disk`.
@@ -480,6 +536,64 @@ pub fn ports(ports: &[super::ports::PortInfo], json: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clock_lines_name_source_steps_rtc_and_sleep() {
+        assert_eq!(
+            clock_lines(&messages::ClockStatus::default()),
+            [
+                "not reported",
+                "not reported",
+                "none since the data directory was made"
+            ]
+        );
+        let mut c = messages::ClockStatus {
+            quality: messages::TimeQuality {
+                source: messages::TimeSource::Gnss,
+                uncertainty_ms: Some(50),
+                restamped: false,
+            },
+            steps: 2,
+            largest_step_ms: -3_600_000,
+            rtc: messages::RtcStatus {
+                state: messages::RtcState::Found,
+                offset_s: Some(-2),
+                cell_mv: Some(3012),
+            },
+            sleep: Some(messages::LastSleep {
+                reason: messages::SleepReasonCode::LowBattery,
+                slept_s: 5347,
+                planned_s: 5340,
+                wake: messages::WakeCause::Rtc,
+            }),
+        };
+        assert_eq!(
+            clock_lines(&c),
+            [
+                "time from gnss within 50 ms; 2 steps of the system clock (largest -3600000 ms)",
+                "found, -2 s against the node's clock, backup cell 3012 mV",
+                "low_battery: 5347 s of 5340 s planned, woke by rtc",
+            ]
+        );
+        c.steps = 0;
+        c.quality.uncertainty_ms = None;
+        c.rtc = messages::RtcStatus {
+            state: messages::RtcState::Found,
+            offset_s: None,
+            cell_mv: None,
+        };
+        let [clock, rtc, _] = clock_lines(&c);
+        assert_eq!(
+            clock,
+            "time from gnss, uncertainty unknown; no step of the system clock"
+        );
+        assert_eq!(
+            rtc,
+            "found, its time does not read (lost with its backup cell?), backup cell not reported"
+        );
+        c.rtc = messages::RtcStatus::NONE;
+        assert_eq!(clock_lines(&c)[1], "none found");
+    }
 
     #[test]
     fn the_disk_line_names_free_space_state_and_evictions() {
