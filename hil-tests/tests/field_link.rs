@@ -234,6 +234,14 @@ fn field_tools_link_reads_a_running_node_over_its_socket() {
     assert!(o.status.success(), "status: {}", explain(&o));
     let status: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(status["node_id"], "node-l");
+    // As text, with the clock part: a replay's time comes from its scene,
+    // and it reads no RTC.
+    let o = link(&target, &["status"]);
+    assert!(o.status.success(), "status: {}", explain(&o));
+    let text = stdout(&o);
+    assert!(text.contains("clock:     time from scene"), "{}", explain(&o));
+    assert!(text.contains("rtc:       not reported"), "{}", explain(&o));
+    assert!(text.contains("sleep:     none"), "{}", explain(&o));
 
     let o = link(&target, &["time"]);
     assert!(o.status.success(), "time: {}", explain(&o));
