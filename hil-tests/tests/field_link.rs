@@ -239,7 +239,11 @@ fn field_tools_link_reads_a_running_node_over_its_socket() {
     let o = link(&target, &["status"]);
     assert!(o.status.success(), "status: {}", explain(&o));
     let text = stdout(&o);
-    assert!(text.contains("clock:     time from scene"), "{}", explain(&o));
+    assert!(
+        text.contains("clock:     time from scene"),
+        "{}",
+        explain(&o)
+    );
     assert!(text.contains("rtc:       not reported"), "{}", explain(&o));
     assert!(text.contains("sleep:     none"), "{}", explain(&o));
 
