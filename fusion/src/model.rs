@@ -320,24 +320,23 @@ impl<A: Accelerator> Classifier for FusionModel<A> {
     }
 
     fn classify(&mut self, events: &[EventFeatures]) -> Result<Vec<Verdict>, ClassifyError> {
-        let mut batch = Batch::default();
         let mut layout: Vec<Vec<Option<Modality>>> = Vec::with_capacity(events.len());
+        let mut all_rows = Vec::new();
         for f in events {
             let rows = ablation_rows(f);
             layout.push(rows.iter().map(|(m, _)| *m).collect());
-            for (_, r) in &rows {
-                batch.push(r);
-            }
+            all_rows.extend(rows.into_iter().map(|(_, r)| r));
         }
-        let n = batch.rows;
-        let tensor = |data: Vec<f32>, dim: usize| {
-            TensorF32::matrix(n, dim, data).map_err(|e| ClassifyError::Inference(e.to_string()))
+        let batch = Batch::from_rows(&all_rows.iter().collect::<Vec<_>>());
+        let n = batch.rows();
+        let tensor = |m: ndarray::Array2<f32>| {
+            TensorF32::from_array(m).map_err(|e| ClassifyError::Inference(e.to_string()))
         };
         let inputs = NamedTensors::new()
-            .with("audio", tensor(batch.audio, AUDIO_DIM)?)
-            .with("camera", tensor(batch.camera, CAMERA_DIM)?)
-            .with("climate", tensor(batch.climate, CLIMATE_DIM)?)
-            .with("mask", tensor(batch.mask, 3)?);
+            .with("audio", tensor(batch.audio)?)
+            .with("camera", tensor(batch.camera)?)
+            .with("climate", tensor(batch.climate)?)
+            .with("mask", tensor(batch.mask)?);
         let out = self
             .runner
             .run_burst(&inputs, Instant::now())

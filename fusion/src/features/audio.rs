@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 
+use ndarray::{Array1, Array2};
 use realfft::RealFftPlanner;
 
 use super::logmel::{LogMel, MEL_BANDS, MelFrame};
@@ -105,19 +106,22 @@ impl AudioHistory {
             .range(start_ms - FLOOR_WINDOW_MS, start_ms - 1000)
             .collect();
         let floor_src: &[&MelFrame] = if before.len() >= 50 { &before } else { &ev };
-        let mut floor = [0f32; MEL_BANDS];
-        let mut col = Vec::with_capacity(floor_src.len().max(ev.len()));
-        for (b, fl) in floor.iter_mut().enumerate() {
-            col.clear();
-            col.extend(floor_src.iter().map(|f| f.mel_db[b]));
-            *fl = percentile(&mut col, 0.2);
-        }
+        let levels = |frames: &[&MelFrame]| {
+            Array2::from_shape_fn((frames.len(), MEL_BANDS), |(i, b)| frames[i].mel_db[b])
+        };
+        // Each band's floor: the 20th percentile of its level before the event.
+        let floor: Array1<f32> = levels(floor_src)
+            .columns()
+            .into_iter()
+            .map(|c| percentile(&mut c.to_vec(), 0.2))
+            .collect();
+        // Each band's excess over its floor during the event, frames x bands.
+        let excess = levels(&ev) - &floor;
         let mut out = Vec::with_capacity(AUDIO_DIM);
         let mut p90 = Vec::with_capacity(MEL_BANDS);
         let mut sd = Vec::with_capacity(MEL_BANDS);
-        for (b, fl) in floor.iter().enumerate() {
-            col.clear();
-            col.extend(ev.iter().map(|f| f.mel_db[b] - fl));
+        for band in excess.columns() {
+            let mut col = band.to_vec();
             out.push(mean(&col));
             sd.push(std_dev(&col));
             p90.push(percentile(&mut col, 0.9));
@@ -126,7 +130,7 @@ impl AudioHistory {
         out.extend(sd);
         // Loudness envelope: total power over the floor's total power, dB.
         let power = |db: &[f32]| db.iter().map(|v| 10f32.powf(v / 10.0)).sum::<f32>();
-        let floor_db = 10.0 * power(&floor).max(1e-12).log10();
+        let floor_db = 10.0 * power(&floor.to_vec()).max(1e-12).log10();
         let env: Vec<f32> = ev
             .iter()
             .map(|f| (10.0 * power(&f.mel_db).max(1e-12).log10() - floor_db).max(0.0))

@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 
+use ndarray::Array2;
+
 use super::stats::{max, mean, std_dev};
 use crate::GrayFrame;
 
@@ -99,14 +101,11 @@ impl CameraHistory {
         let mut out = Vec::with_capacity(CAMERA_DIM);
         out.push(max(&area).sqrt());
         out.push(mean(&area).sqrt());
-        for c in 0..GRID * GRID {
-            let v: Vec<f32> = ev.iter().map(|m| m.grid[c]).collect();
-            out.push(max(&v).sqrt());
-        }
-        for c in 0..GRID * GRID {
-            let v: Vec<f32> = ev.iter().map(|m| m.grid[c]).collect();
-            out.push(mean(&v).sqrt());
-        }
+        // Moving share of each grid cell, frames x cells.
+        let grid = Array2::from_shape_fn((ev.len(), GRID * GRID), |(i, c)| ev[i].grid[c]);
+        let cells: Vec<Vec<f32>> = grid.columns().into_iter().map(|c| c.to_vec()).collect();
+        out.extend(cells.iter().map(|v| max(v).sqrt()));
+        out.extend(cells.iter().map(|v| mean(v).sqrt()));
         let moving: Vec<&&MotionFrame> =
             ev.iter().filter(|m| m.area >= MOTION_FRAME_AREA).collect();
         let widths: Vec<f32> = moving

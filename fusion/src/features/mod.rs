@@ -25,6 +25,7 @@ pub mod climate;
 pub mod logmel;
 mod stats;
 
+use ndarray::{Array2, ArrayView1};
 use serde::{Deserialize, Serialize};
 
 pub use audio::AUDIO_DIM;
@@ -120,41 +121,52 @@ impl FeatureBank {
     }
 }
 
-/// Model input tensors for a batch of rows, row-major `[rows, dim]`.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Model inputs for a batch of rows: one `[rows, dim]` matrix per modality
+/// and the `[rows, 3]` mask (1 where the modality is present).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
-    /// Rows.
-    pub rows: usize,
     /// `[rows, AUDIO_DIM]`.
-    pub audio: Vec<f32>,
+    pub audio: Array2<f32>,
     /// `[rows, CAMERA_DIM]`.
-    pub camera: Vec<f32>,
+    pub camera: Array2<f32>,
     /// `[rows, CLIMATE_DIM]`.
-    pub climate: Vec<f32>,
+    pub climate: Array2<f32>,
     /// `[rows, 3]`: 1 where the modality is present.
-    pub mask: Vec<f32>,
+    pub mask: Array2<f32>,
 }
 
 impl Batch {
-    /// Appends one row. A vector of the wrong length is treated as missing.
-    pub fn push(&mut self, f: &EventFeatures) {
-        fn put(dst: &mut Vec<f32>, v: &Option<Vec<f32>>, dim: usize) -> f32 {
-            match v {
-                Some(v) if v.len() == dim => {
-                    dst.extend_from_slice(v);
-                    1.0
-                }
-                _ => {
-                    dst.resize(dst.len() + dim, 0.0);
-                    0.0
+    /// One row per event. A vector of the wrong length is treated as
+    /// missing: its row stays zero and its mask 0.
+    pub fn from_rows(rows: &[&EventFeatures]) -> Batch {
+        let n = rows.len();
+        let mut b = Batch {
+            audio: Array2::zeros((n, AUDIO_DIM)),
+            camera: Array2::zeros((n, CAMERA_DIM)),
+            climate: Array2::zeros((n, CLIMATE_DIM)),
+            mask: Array2::zeros((n, 3)),
+        };
+        for (i, f) in rows.iter().enumerate() {
+            for (k, (dst, v)) in [
+                (&mut b.audio, &f.audio),
+                (&mut b.camera, &f.camera),
+                (&mut b.climate, &f.climate),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if let Some(v) = v.as_deref().filter(|v| v.len() == dst.ncols()) {
+                    dst.row_mut(i).assign(&ArrayView1::from(v));
+                    b.mask[[i, k]] = 1.0;
                 }
             }
         }
-        let a = put(&mut self.audio, &f.audio, AUDIO_DIM);
-        let c = put(&mut self.camera, &f.camera, CAMERA_DIM);
-        let k = put(&mut self.climate, &f.climate, CLIMATE_DIM);
-        self.mask.extend([a, c, k]);
-        self.rows += 1;
+        b
+    }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.mask.nrows()
     }
 }
 
@@ -169,14 +181,16 @@ mod tests {
             camera: None,
             climate: Some(vec![2.0; CLIMATE_DIM + 1]),
         };
-        let mut b = Batch::default();
-        b.push(&f);
-        b.push(&f.without(Modality::Audio));
-        assert_eq!(b.rows, 2);
-        assert_eq!(b.mask, vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
-        assert_eq!(b.audio.len(), 2 * AUDIO_DIM);
-        assert!(b.audio[AUDIO_DIM..].iter().all(|&v| v == 0.0));
-        assert_eq!(b.camera.len(), 2 * CAMERA_DIM);
-        assert_eq!(b.climate.len(), 2 * CLIMATE_DIM);
+        let without = f.without(Modality::Audio);
+        let b = Batch::from_rows(&[&f, &without]);
+        assert_eq!(b.rows(), 2);
+        assert_eq!(b.mask, ndarray::array![[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]);
+        assert_eq!(b.audio.dim(), (2, AUDIO_DIM));
+        assert!(b.audio.row(0).iter().all(|&v| v == 1.0));
+        assert!(b.audio.row(1).iter().all(|&v| v == 0.0));
+        assert_eq!(b.camera.dim(), (2, CAMERA_DIM));
+        assert!(b.camera.iter().all(|&v| v == 0.0));
+        assert_eq!(b.climate.dim(), (2, CLIMATE_DIM));
+        assert!(b.climate.iter().all(|&v| v == 0.0));
     }
 }

@@ -310,7 +310,7 @@ impl Accelerator for OrtBackend {
                 let t = inputs
                     .get(&spec.name)
                     .ok_or_else(|| format!("input `{}` vanished", spec.name))?;
-                let view = TensorRef::from_array_view((t.shape().to_vec(), t.data()))
+                let view = TensorRef::from_array_view(t.view())
                     .map_err(|e| format!("input `{}`: {e}", spec.name))?;
                 feed.push((spec.name.as_str(), view));
             }
@@ -320,10 +320,10 @@ impl Accelerator for OrtBackend {
                 let value = outputs
                     .get(&spec.name)
                     .ok_or_else(|| format!("output `{}` is missing", spec.name))?;
-                let (shape, data) = value
-                    .try_extract_tensor::<f32>()
+                let array = value
+                    .try_extract_array::<f32>()
                     .map_err(|e| format!("output `{}`: {e}", spec.name))?;
-                let dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+                let dims = array.shape();
                 let want_rest: Vec<usize> = spec.shape[1..].iter().map(|&d| d as usize).collect();
                 if dims.first() != Some(&rows) || dims[1..] != want_rest[..] {
                     return Err(format!(
@@ -336,7 +336,7 @@ impl Accelerator for OrtBackend {
                             .join(", ")
                     ));
                 }
-                let tensor = TensorF32::new(dims, data.to_vec())
+                let tensor = TensorF32::from_array(array.to_owned())
                     .map_err(|e| format!("output `{}`: {e}", spec.name))?;
                 result.insert(&spec.name, tensor);
             }

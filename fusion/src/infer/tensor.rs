@@ -1,6 +1,8 @@
 //! Named `f32` tensors with the batch as their first dimension, and the
 //! specification a model's inputs and outputs are checked against.
 
+use ndarray::{Array, ArrayD, ArrayViewD, Axis, Dimension, IxDyn};
+
 use super::error::InferError;
 
 /// Element type of a tensor. Only `float32` is supported: the node's models
@@ -82,30 +84,21 @@ impl IoSpec {
     }
 }
 
-/// A dense row-major `f32` tensor whose first dimension is the batch.
+/// A dense row-major `f32` tensor whose first dimension is the batch: an
+/// [`ndarray`] array in standard layout with at least one dimension.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorF32 {
-    shape: Vec<usize>,
-    data: Vec<f32>,
+    array: ArrayD<f32>,
 }
 
 impl TensorF32 {
     /// A tensor of `shape` holding `data` (row-major); the lengths must agree.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<TensorF32, InferError> {
-        if shape.is_empty() {
-            return Err(InferError::BadInput(
-                "a tensor needs at least one dimension".into(),
-            ));
-        }
-        let want = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-        if want != Some(data.len()) {
-            return Err(InferError::BadInput(format!(
-                "shape {shape:?} needs {} values, got {}",
-                want.map_or_else(|| "too many".to_string(), |n| n.to_string()),
-                data.len()
-            )));
-        }
-        Ok(TensorF32 { shape, data })
+        let len = data.len();
+        let array = ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| {
+            InferError::BadInput(format!("shape {shape:?} cannot hold {len} values: {e}"))
+        })?;
+        TensorF32::from_array(array)
     }
 
     /// A `[rows, cols]` matrix.
@@ -113,35 +106,54 @@ impl TensorF32 {
         TensorF32::new(vec![rows, cols], data)
     }
 
+    /// A tensor holding `array` (copied into row-major order if it is not).
+    pub fn from_array<D: Dimension>(array: Array<f32, D>) -> Result<TensorF32, InferError> {
+        if array.ndim() == 0 {
+            return Err(InferError::BadInput(
+                "a tensor needs at least one dimension".into(),
+            ));
+        }
+        let array = if array.is_standard_layout() {
+            array.into_dyn()
+        } else {
+            array.as_standard_layout().into_owned().into_dyn()
+        };
+        Ok(TensorF32 { array })
+    }
+
+    /// The values as an array view.
+    pub fn view(&self) -> ArrayViewD<'_, f32> {
+        self.array.view()
+    }
+
     /// The shape.
     pub fn shape(&self) -> &[usize] {
-        &self.shape
+        self.array.shape()
     }
 
     /// The values, row-major.
     pub fn data(&self) -> &[f32] {
-        &self.data
+        // Always `Some`: every constructor keeps the standard layout.
+        self.array.as_slice().unwrap_or_default()
     }
 
     /// The batch size (first dimension).
     pub fn rows(&self) -> usize {
-        self.shape[0]
+        self.array.len_of(Axis(0))
     }
 
     /// Elements per batch row.
     pub fn row_len(&self) -> usize {
-        self.shape[1..].iter().product()
+        self.array.shape()[1..].iter().product()
     }
 
     /// Row `i` of the batch, if it exists.
     pub fn row(&self, i: usize) -> Option<&[f32]> {
+        if i >= self.rows() {
+            return None;
+        }
         let n = self.row_len();
-        self.data.get(i * n..(i + 1) * n)
-    }
-
-    /// The values, consuming the tensor.
-    pub fn into_data(self) -> Vec<f32> {
-        self.data
+        self.data().get(i * n..(i + 1) * n)
     }
 }
 
