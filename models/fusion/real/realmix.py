@@ -12,7 +12,8 @@ DIR is the output of fetch.sh (clips.csv and clips/). The scene has:
 - events with gaps of 10 to 40 s: wildlife (one recording, or a few songs of
   one bird), human activity (a few prompts or sentences of one speaker with
   short pauses) and machinery (a machine sound repeated a few times), each
-  at a signal-to-floor ratio drawn from 0 to 25 dB. Every clip is trimmed to
+  at a signal-to-floor ratio drawn from 0 to 25 dB (--snr LO:HI sets
+  that range). Every clip is trimmed to
   where it has energy before it is placed, so labels start and end with the
   sound;
 - with --wind moderate|strong, gusty wind: low-passed noise (energy mostly
@@ -296,9 +297,17 @@ def main():
     ap.add_argument("--wind", choices=["calm", "moderate", "strong"], default="calm")
     ap.add_argument("--rain", choices=["none", "showers"], default="none",
                     help="rain showers of 1 to 3 min from real rain recordings (labelled background)")
+    ap.add_argument("--snr", default="0:25", metavar="LO:HI",
+                    help="range of the events' signal-to-floor ratio, dB (default 0:25)")
     ap.add_argument("--start", default="2026-06-01T05:00:00Z", help="scene start, RFC 3339")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    try:
+        snr_lo, snr_hi = (float(v) for v in a.snr.split(":"))
+    except ValueError:
+        raise SystemExit(f"--snr {a.snr}: expected LO:HI in dB, for example 0:25")
+    if not -40.0 <= snr_lo <= snr_hi <= 60.0:
+        raise SystemExit(f"--snr {a.snr}: LO must not be above HI, both within -40 to 60 dB")
 
     clips = Clips(a.clips, a.split)
     if not clips.rows:
@@ -318,7 +327,7 @@ def main():
     while True:
         cls = classes[rng_events.choice(len(classes), p=weights)]
         sig, act_p = compose_event(rng_events, clips, cls)
-        snr = float(rng_events.uniform(0.0, 25.0))
+        snr = float(rng_events.uniform(snr_lo, snr_hi))
         a0 = int(t * RATE)
         if a0 + len(sig) > n - RATE:
             break
