@@ -14,7 +14,10 @@ use realfft::{RealFftPlanner, RealToComplex};
 pub const MEL_BANDS: usize = 32;
 /// Lowest band edge, Hz.
 const FMIN_HZ: f32 = 60.0;
-/// Highest band edge, Hz (capped by Nyquist).
+/// Highest band edge, Hz. The bands are the same at every sample rate, so
+/// a feature means one frequency range whatever the microphone's rate; at
+/// rates below about 15.2 kHz the bands above Nyquist see no bins and stay
+/// at the power floor, as silence would.
 const FMAX_HZ: f32 = 7600.0;
 /// Power floor before the logarithm (-120 dB re full scale).
 const POWER_EPS: f32 = 1e-12;
@@ -42,18 +45,21 @@ fn mel_to_hz(mel: f32) -> f32 {
     700.0 * (10f32.powf(mel / 2595.0) - 1.0)
 }
 
-/// Triangular mel filters: for each band, `(first bin, weights)`.
+/// Triangular mel filters from [`FMIN_HZ`] to [`FMAX_HZ`]: for each band,
+/// `(first bin, weights)`; no weights for a band that starts above Nyquist.
 fn mel_filters(rate: u32, n: usize) -> Vec<(usize, Vec<f32>)> {
     let bins = n / 2 + 1;
     let hz_per_bin = rate as f32 / n as f32;
-    let fmax = FMAX_HZ.min(rate as f32 / 2.0 - hz_per_bin);
-    let (mlo, mhi) = (hz_to_mel(FMIN_HZ), hz_to_mel(fmax));
+    let (mlo, mhi) = (hz_to_mel(FMIN_HZ), hz_to_mel(FMAX_HZ));
     let edges: Vec<f32> = (0..MEL_BANDS + 2)
         .map(|i| mel_to_hz(mlo + (mhi - mlo) * i as f32 / (MEL_BANDS + 1) as f32) / hz_per_bin)
         .collect();
     (0..MEL_BANDS)
         .map(|b| {
             let (lo, mid, hi) = (edges[b], edges[b + 1], edges[b + 2]);
+            if lo >= (bins - 1) as f32 {
+                return (0, Vec::new());
+            }
             let first = (lo.floor() as usize).min(bins - 1);
             let last = (hi.ceil() as usize).min(bins - 1);
             let mut w: Vec<f32> = (first..=last)
@@ -244,6 +250,40 @@ mod tests {
             // A 0.5-amplitude sine has power 0.125: about -9 dB in its band.
             assert!((m.mel_db[best] + 9.0).abs() < 4.0, "{}", m.mel_db[best]);
         }
+    }
+
+    #[test]
+    fn a_band_means_the_same_frequencies_at_every_sample_rate() {
+        let loudest = |m: &MelFrame| {
+            (0..MEL_BANDS)
+                .max_by(|&a, &b| m.mel_db[a].total_cmp(&m.mel_db[b]))
+                .unwrap_or(0)
+        };
+        for hz in [300.0f32, 1500.0, 3500.0] {
+            let at16 = loudest(&frames(16_000, &tone(16_000, hz, 0.5, 16_000))[10]);
+            for rate in [8_000u32, 11_025, 22_050, 48_000] {
+                let m = frames(rate, &tone(rate, hz, 0.5, rate as usize))[10];
+                assert_eq!(loudest(&m), at16, "{hz} Hz at {rate} Hz");
+            }
+        }
+        // At 8 kHz the bands above Nyquist hear nothing: they sit at the
+        // power floor whatever the input, like silence at any rate.
+        let m = frames(8_000, &tone(8_000, 3000.0, 0.5, 8_000))[10];
+        let above = (0..MEL_BANDS)
+            .filter(|&b| {
+                mel_to_hz(
+                    hz_to_mel(FMIN_HZ)
+                        + (hz_to_mel(FMAX_HZ) - hz_to_mel(FMIN_HZ)) * b as f32
+                            / (MEL_BANDS + 1) as f32,
+                ) >= 4_000.0
+            })
+            .collect::<Vec<_>>();
+        assert!(above.len() >= 6, "{above:?}");
+        assert!(
+            above.iter().all(|&b| m.mel_db[b] <= -119.0),
+            "{:?}",
+            m.mel_db
+        );
     }
 
     #[test]
