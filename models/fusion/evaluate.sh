@@ -12,7 +12,8 @@
 #   - each missing modality: the random-condition event scene without
 #     audio.wav, camera.y4m or climate.csv;
 #   - real recordings (audio only): BUILD_DIR/scenes/r-test (calm and strong
-#     wind), made by build.sh from the held-out sources.
+#     wind), made by build.sh from the held-out sources, and the same scenes
+#     resampled to 8 kHz by sox (r8-*).
 # Models:
 #   - own:   the committed model (trained on families a and b): own-family
 #            figures on a and b; on family c it is the cross model;
@@ -112,6 +113,20 @@ for dir in "$build"/scenes/r-test/*/; do
   for model in $models; do
     run "$dir" "$name" "$model"
   done
+done
+# The same real scenes recorded at 8 kHz (sox resamples the audio): nothing
+# above 4 kHz, as from a node or a recorder set to a low rate.
+for dir in "$build"/scenes/r-test/*/; do
+  name="r8-$(basename "$dir" | sed 's/^real-//')"
+  low="$scratch/$name"
+  rm -rf "$low"
+  mkdir -p "$low"
+  cp "$dir/labels.csv" "$dir/scene.toml" "$low/"
+  sox "$dir/audio.wav" -r 8000 "$low/audio.wav"
+  for model in $models; do
+    run "$low" "$name" "$model"
+  done
+  rm -rf "$low"
 done
 
 python3 - "$out" <<'PY'

@@ -23,7 +23,11 @@ the model's output is the softmax of their mean logit: an ensemble is less
 often confidently wrong on data unlike its training data than any of its
 members.
 
-Training uses label smoothing, and the probabilities are calibrated by
+Training adds Gaussian noise to the features and drops modalities, and
+makes a share of the rows look recorded at 8 or 11.025 kHz
+(`--narrow-band`: the bands above that Nyquist frequency emptied), so
+that a missing top octave is not read as a class. It uses label
+smoothing, and the probabilities are calibrated by
 temperature scaling: a held-out part of the training scenes (whole scenes,
 `--calib-share`) fits one temperature that minimises their negative
 log-likelihood of the mean logit, and the temperature is folded into each
@@ -217,6 +221,45 @@ def drop_modalities(x, mask, rng, p):
     return x, mask
 
 
+# The audio vector starts with three blocks of MEL_BANDS per-band values
+# (mean, 90th percentile and spread of the excess over the floor), on mel
+# bands from FMIN_HZ to FMAX_HZ (fusion/src/features/logmel.rs).
+MEL_BANDS, FMIN_HZ, FMAX_HZ = 32, 60.0, 7600.0
+
+
+def _band_lower_edges():
+    mel = lambda hz: 2595.0 * np.log10(1.0 + hz / 700.0)
+    hz = lambda m: 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    return hz(np.linspace(mel(FMIN_HZ), mel(FMAX_HZ), MEL_BANDS + 2))[:MEL_BANDS]
+
+
+# Recordings made at 8 and 11.025 kHz hold nothing above their Nyquist
+# frequency: the bands starting above it show no excess over their floor.
+NARROW_BAND_CUTS = [_band_lower_edges() >= cut for cut in (4000.0, 5512.5)]
+
+
+def band_limit(x, mask, rng, p):
+    """Bandwidth augmentation: each row with audio is, with probability `p`,
+    made to look recorded at 8 or 11.025 kHz (the per-band values of the
+    bands above that rate's Nyquist frequency set to 0, as the node
+    computes them for bands that hear nothing). Otherwise a missing top
+    octave is learned as a class's sign: the training speech was recorded
+    at 8 kHz, and a node or a recording at a low rate calls everything
+    speech."""
+    if p <= 0:
+        return x
+    a = x["audio"].copy()
+    rows = np.flatnonzero((rng.random(len(a)) < p) & (mask[:, 0] > 0))
+    cuts = rng.integers(len(NARROW_BAND_CUTS), size=len(rows))
+    for r, c in zip(rows, cuts):
+        dead = NARROW_BAND_CUTS[c]
+        for block in range(3):
+            a[r, block * MEL_BANDS : (block + 1) * MEL_BANDS][dead] = 0.0
+    out = dict(x)
+    out["audio"] = a
+    return out
+
+
 def perturb(net, x, mask, rng, noise, feat_drop):
     """Feature-space augmentation against one generator's habits: Gaussian
     noise of `noise` standard deviations on every present feature, and each
@@ -237,7 +280,7 @@ def perturb(net, x, mask, rng, noise, feat_drop):
     return out
 
 
-def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, p_drop=(0.25, 0.25, 0.25), smooth=0.05, noise=0.0, feat_drop=0.0):
+def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, p_drop=(0.25, 0.25, 0.25), smooth=0.05, noise=0.0, feat_drop=0.0, narrow=0.0):
     n = len(y)
     counts = np.bincount(y, minlength=len(CLASSES)).astype(np.float32)
     cw = (counts.sum() / np.maximum(counts, 1) / len(CLASSES)) ** 0.5
@@ -251,6 +294,7 @@ def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, 
         for s in range(0, n, batch):
             idx = order[s : s + batch]
             xb, mb = drop_modalities({m: x[m][idx] for m in MODALITIES}, mask[idx], rng, p_drop)
+            xb = band_limit(xb, mb, rng, narrow)
             xb = perturb(net, xb, mb, rng, noise, feat_drop)
             logits, cache = net.forward(xb, mb)
             p = softmax(logits)
@@ -461,6 +505,7 @@ def main():
     ap.add_argument("--version", type=int, default=1, help="model version written into the manifests")
     ap.add_argument("--noise", type=float, default=0.5, help="training noise on features, in standard deviations")
     ap.add_argument("--feat-drop", type=float, default=0.0, help="probability that a training feature is replaced by its mean")
+    ap.add_argument("--narrow-band", type=float, default=0.2, help="probability that a training row is made to look recorded at 8 or 11.025 kHz")
     ap.add_argument("--wd", type=float, default=1e-3, help="weight decay")
     ap.add_argument("--ensemble", type=int, default=3, help="networks in the ensemble (their mean logit is the output)")
     ap.add_argument(
@@ -505,7 +550,7 @@ def main():
     for _ in range(args.ensemble):
         net = Net(dims, rng)
         net.norm = dict(norm)
-        train(net, xtr, mtr, ytr, rng, args.epochs, args.qat_epochs, wd=args.wd, noise=args.noise, feat_drop=args.feat_drop, p_drop=p_drop)
+        train(net, xtr, mtr, ytr, rng, args.epochs, args.qat_epochs, wd=args.wd, noise=args.noise, feat_drop=args.feat_drop, p_drop=p_drop, narrow=args.narrow_band)
         nets.append(net)
 
     def logits(x, mask):
