@@ -229,7 +229,7 @@ fn refused(node: &Node, attack: &str, bundle: &[u8], code: &str) -> Run {
 fn next_bundle(edit: impl FnOnce(&mut models::bundle::Metadata), signers: &[u8]) -> Vec<u8> {
     let (mut meta, payload) = model_parts(next_version() + 1, tests());
     edit(&mut meta);
-    signed(meta, payload, signers).to_bytes()
+    signed(meta, payload, signers).to_bytes().unwrap()
 }
 
 #[test]
@@ -248,7 +248,7 @@ fn endless_data_announced_by_a_signed_length_over_the_cap_is_refused() {
     // start of it: refused on the signed length.
     let (meta, _) = model_parts(next_version() + 1, tests());
     let long = signed(meta, vec![7; CAP as usize + 1], &[10, 11]);
-    let mut file = long.header_bytes();
+    let mut file = long.header_bytes().unwrap();
     file.extend(&long.payload[..4096]);
     refused(&node, "signed-length", &file, "too_large");
 }
@@ -273,7 +273,7 @@ fn mix_and_match_metadata_with_another_payload_is_refused() {
     // model (the float one) as its payload.
     let (meta, payload) = model_parts(next_version() + 1, tests());
     let b = signed(meta, payload, &[10, 11]);
-    let mut mixed = b.header_bytes();
+    let mut mixed = b.header_bytes().unwrap();
     mixed.extend(std::fs::read(FLOAT_MODEL).unwrap());
     assert!(
         (mixed.len() as u64) < CAP,
@@ -289,7 +289,7 @@ fn fast_forward_a_refused_huge_version_does_not_lock_out_the_next_one() {
     // the one it comes with.
     let (meta, payload) = model_parts(1 << 40, tests());
     let b = signed(meta, payload, &[10, 11]);
-    let mut forward = b.header_bytes();
+    let mut forward = b.header_bytes().unwrap();
     forward.extend(std::fs::read(FLOAT_MODEL).unwrap());
     refused(&node, "fast-forward", &forward, "payload_mismatch");
     let s = node.status();

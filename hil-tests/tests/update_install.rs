@@ -388,7 +388,7 @@ fn strict_settings() -> Vec<u8> {
     let mut b = Bundle::new(meta, patch.to_bytes());
     b.sign(&key(10));
     b.sign(&key(11));
-    b.to_bytes()
+    b.to_bytes().unwrap()
 }
 
 #[test]

@@ -61,7 +61,7 @@ fn bundle(self_tests: Vec<models::bundle::SelfTest>) -> Vec<u8> {
     let mut b = Bundle::new(meta, std::fs::read(MODEL).unwrap());
     b.sign(&generate([10; 32]));
     b.sign(&generate([11; 32]));
-    b.to_bytes()
+    b.to_bytes().unwrap()
 }
 
 /// What a start would find under `data`: checks and returns the committed
@@ -105,7 +105,11 @@ fn setup(t: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
             threshold: 2,
         },
     };
-    std::fs::write(t.join("root.fnr"), root.sign(&[&generate([1; 32])])).unwrap();
+    std::fs::write(
+        t.join("root.fnr"),
+        root.sign(&[&generate([1; 32])]).unwrap(),
+    )
+    .unwrap();
     let config = t.join("node.toml");
     std::fs::write(
         &config,

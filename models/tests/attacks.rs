@@ -31,7 +31,7 @@ fn root_v1() -> SignedRoot {
         root: role(&[&key(1), &key(2)], 2),
         bundles: role(&[&key(10), &key(11)], 2),
     };
-    SignedRoot::parse(&root.sign(&[&key(1), &key(2)])).unwrap()
+    SignedRoot::parse(&root.sign(&[&key(1), &key(2)]).unwrap()).unwrap()
 }
 
 fn target() -> ModelTarget {
@@ -90,7 +90,7 @@ fn verify(state: &TrustState, bytes: &[u8]) -> Result<Bundle, Refusal> {
 fn a_well_signed_bundle_is_taken() {
     let state = TrustState::new(root_v1());
     let b = model_bundle(3, b"onnx bytes", &[&key(10), &key(11)]);
-    let got = verify(&state, &b.to_bytes()).unwrap();
+    let got = verify(&state, &b.to_bytes().unwrap()).unwrap();
     assert_eq!(got.payload, b"onnx bytes");
     assert_eq!(got.meta.version, 3);
 }
@@ -100,7 +100,7 @@ fn arbitrary_payload_is_refused() {
     let state = TrustState::new(root_v1());
     let b = model_bundle(3, b"the real model", &[&key(10), &key(11)]);
     // Same length, other bytes.
-    let mut bytes = b.to_bytes();
+    let mut bytes = b.to_bytes().unwrap();
     let n = bytes.len();
     bytes[n - 1] ^= 0x55;
     assert_eq!(
@@ -108,7 +108,7 @@ fn arbitrary_payload_is_refused() {
         Refusal::Payload { what: "sha256" }
     );
     // Another length.
-    let mut bytes = b.to_bytes();
+    let mut bytes = b.to_bytes().unwrap();
     bytes.extend_from_slice(b"more");
     assert_eq!(
         verify(&state, &bytes).unwrap_err(),
@@ -118,7 +118,7 @@ fn arbitrary_payload_is_refused() {
     // does not know.
     let evil = model_bundle(3, b"the attacker's model", &[&key(66), &key(67)]);
     assert_eq!(
-        verify(&state, &evil.to_bytes()).unwrap_err(),
+        verify(&state, &evil.to_bytes().unwrap()).unwrap_err(),
         Refusal::Signatures {
             found: 0,
             needed: 2
@@ -153,14 +153,14 @@ fn endless_data_is_refused_without_reading_past_the_cap() {
 fn rollback_is_refused_also_after_a_restart() {
     let mut state = TrustState::new(root_v1());
     let v3 = model_bundle(3, b"v3", &[&key(10), &key(11)]);
-    let taken = verify(&state, &v3.to_bytes()).unwrap();
+    let taken = verify(&state, &v3.to_bytes().unwrap()).unwrap();
     state.record(&taken.meta);
     // The state as persisted and read back at the next start.
     let state = TrustState::from_bytes(&state.to_bytes()).unwrap();
     for v in [1, 2, 3] {
         let old = model_bundle(v, b"old", &[&key(10), &key(11)]);
         assert_eq!(
-            verify(&state, &old.to_bytes()).unwrap_err(),
+            verify(&state, &old.to_bytes().unwrap()).unwrap_err(),
             Refusal::Rollback {
                 installed: 3,
                 offered: v
@@ -170,7 +170,9 @@ fn rollback_is_refused_also_after_a_restart() {
     assert!(
         verify(
             &state,
-            &model_bundle(4, b"v4", &[&key(10), &key(11)]).to_bytes()
+            &model_bundle(4, b"v4", &[&key(10), &key(11)])
+                .to_bytes()
+                .unwrap()
         )
         .is_ok()
     );
@@ -185,7 +187,7 @@ fn indefinite_freeze_is_refused_even_with_the_clock_set_back() {
     stale.sign(&key(10));
     stale.sign(&key(11));
     assert_eq!(
-        verify(&state, &stale.to_bytes()).unwrap_err(),
+        verify(&state, &stale.to_bytes().unwrap()).unwrap_err(),
         Refusal::Expired {
             expires_s: NOW - 1,
             floor_s: NOW
@@ -198,15 +200,29 @@ fn indefinite_freeze_is_refused_even_with_the_clock_set_back() {
     let mut b = Bundle::new(fresh, b"v4".to_vec());
     b.sign(&key(10));
     b.sign(&key(11));
-    state.record(&verify(&state, &b.to_bytes()).unwrap().meta);
+    state.record(&verify(&state, &b.to_bytes().unwrap()).unwrap().meta);
     let floor = state.time_floor(0, 0);
     assert_eq!(floor, NOW);
-    let err = verify_bundle(&state, &stale.to_bytes()[..], &expect(), floor, CAP).unwrap_err();
+    let err = verify_bundle(
+        &state,
+        &stale.to_bytes().unwrap()[..],
+        &expect(),
+        floor,
+        CAP,
+    )
+    .unwrap_err();
     assert_eq!(err.code(), "expired");
     // ...and so is the build time.
     let blank = TrustState::new(root_v1());
     let floor = blank.time_floor(0, NOW);
-    let err = verify_bundle(&blank, &stale.to_bytes()[..], &expect(), floor, CAP).unwrap_err();
+    let err = verify_bundle(
+        &blank,
+        &stale.to_bytes().unwrap()[..],
+        &expect(),
+        floor,
+        CAP,
+    )
+    .unwrap_err();
     assert_eq!(err.code(), "expired");
 }
 
@@ -217,7 +233,7 @@ fn fast_forward_cannot_lock_out_real_updates() {
     // A huge version signed by one trusted key and one stranger.
     let ff = model_bundle(u64::MAX, b"ff", &[&key(10), &key(66)]);
     assert_eq!(
-        verify(&state, &ff.to_bytes()).unwrap_err(),
+        verify(&state, &ff.to_bytes().unwrap()).unwrap_err(),
         Refusal::Signatures {
             found: 1,
             needed: 2
@@ -227,14 +243,16 @@ fn fast_forward_cannot_lock_out_real_updates() {
     let mut ff = model_bundle(u64::MAX, b"ff", &[&key(10), &key(11)]);
     ff.payload = b"xx".to_vec();
     assert_eq!(
-        verify(&state, &ff.to_bytes()).unwrap_err().code(),
+        verify(&state, &ff.to_bytes().unwrap()).unwrap_err().code(),
         "payload_mismatch"
     );
     // Nothing refused moved the state; the next real version is taken.
     assert_eq!(state.to_bytes(), before);
     let real = verify(
         &state,
-        &model_bundle(3, b"v3", &[&key(10), &key(11)]).to_bytes(),
+        &model_bundle(3, b"v3", &[&key(10), &key(11)])
+            .to_bytes()
+            .unwrap(),
     )
     .unwrap();
     state.record(&real.meta);
@@ -250,14 +268,16 @@ fn mix_and_match_is_refused() {
     let mut mixed = a.clone();
     mixed.payload = b.payload.clone();
     assert_eq!(
-        verify(&state, &mixed.to_bytes()).unwrap_err().code(),
+        verify(&state, &mixed.to_bytes().unwrap())
+            .unwrap_err()
+            .code(),
         "payload_mismatch"
     );
     // A's metadata with B's signatures.
     let mut mixed = a.clone();
     mixed.sigs = b.sigs.clone();
     assert_eq!(
-        verify(&state, &mixed.to_bytes()).unwrap_err(),
+        verify(&state, &mixed.to_bytes().unwrap()).unwrap_err(),
         Refusal::Signatures {
             found: 0,
             needed: 2
@@ -308,7 +328,7 @@ fn wrong_target_is_refused() {
         let mut b = Bundle::new(m, b"x".to_vec());
         b.sign(&key(10));
         b.sign(&key(11));
-        let err = verify(&state, &b.to_bytes()).unwrap_err();
+        let err = verify(&state, &b.to_bytes().unwrap()).unwrap_err();
         assert_eq!(err.code(), "wrong_target", "{what}: {err}");
     }
 }
@@ -319,7 +339,7 @@ fn key_compromise_below_the_threshold_is_refused() {
     // One stolen key alone.
     let one = model_bundle(3, b"x", &[&key(10)]);
     assert_eq!(
-        verify(&state, &one.to_bytes()).unwrap_err(),
+        verify(&state, &one.to_bytes().unwrap()).unwrap_err(),
         Refusal::Signatures {
             found: 1,
             needed: 2
@@ -329,7 +349,7 @@ fn key_compromise_below_the_threshold_is_refused() {
     let mut twice = one.clone();
     twice.sigs.push(twice.sigs[0].clone());
     assert_eq!(
-        verify(&state, &twice.to_bytes()).unwrap_err(),
+        verify(&state, &twice.to_bytes().unwrap()).unwrap_err(),
         Refusal::Signatures {
             found: 1,
             needed: 2
@@ -341,7 +361,7 @@ fn key_compromise_below_the_threshold_is_refused() {
     fake.key = models::bundle::keys::key_id(&key(11).verifying_key());
     forged.sigs.push(fake);
     assert_eq!(
-        verify(&state, &forged.to_bytes()).unwrap_err(),
+        verify(&state, &forged.to_bytes().unwrap()).unwrap_err(),
         Refusal::Signatures {
             found: 1,
             needed: 2
@@ -350,7 +370,9 @@ fn key_compromise_below_the_threshold_is_refused() {
     // Root keys do not sign bundles.
     let by_root = model_bundle(3, b"x", &[&key(1), &key(2)]);
     assert_eq!(
-        verify(&state, &by_root.to_bytes()).unwrap_err().code(),
+        verify(&state, &by_root.to_bytes().unwrap())
+            .unwrap_err()
+            .code(),
         "signatures"
     );
 }
@@ -364,6 +386,7 @@ fn root_v2(signers: &[&SigningKey], version: u64) -> Vec<u8> {
         bundles: role(&[&key(12), &key(13)], 2),
     }
     .sign(signers)
+    .unwrap()
 }
 
 #[test]
@@ -400,13 +423,17 @@ fn a_tampered_root_is_refused() {
     assert_eq!(state.root.root.version, 2);
     let old_keys = model_bundle(3, b"x", &[&key(10), &key(11)]);
     assert_eq!(
-        verify(&state, &old_keys.to_bytes()).unwrap_err().code(),
+        verify(&state, &old_keys.to_bytes().unwrap())
+            .unwrap_err()
+            .code(),
         "signatures"
     );
     assert!(
         verify(
             &state,
-            &model_bundle(3, b"x", &[&key(12), &key(13)]).to_bytes()
+            &model_bundle(3, b"x", &[&key(12), &key(13)])
+                .to_bytes()
+                .unwrap()
         )
         .is_ok()
     );
@@ -420,10 +447,10 @@ fn an_expired_root_vouches_for_nothing() {
         root: role(&[&key(1)], 1),
         bundles: role(&[&key(10)], 1),
     };
-    let state = TrustState::new(SignedRoot::parse(&root.sign(&[&key(1)])).unwrap());
+    let state = TrustState::new(SignedRoot::parse(&root.sign(&[&key(1)]).unwrap()).unwrap());
     let b = model_bundle(3, b"x", &[&key(10)]);
     assert_eq!(
-        verify(&state, &b.to_bytes()).unwrap_err().code(),
+        verify(&state, &b.to_bytes().unwrap()).unwrap_err().code(),
         "root_expired"
     );
 }
@@ -446,7 +473,7 @@ fn a_settings_bundle_with_two_signatures_fits_one_sbd_message() {
     let mut b = Bundle::new(m, patch.to_bytes());
     b.sign(&key(10));
     b.sign(&key(11));
-    let bytes = b.to_bytes();
+    let bytes = b.to_bytes().unwrap();
     assert!(
         bytes.len() <= models::bundle::settings::SBD_MT_MAX,
         "{} bytes",

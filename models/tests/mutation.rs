@@ -72,7 +72,7 @@ fn mutated_files_are_refused_and_never_panic() {
         root: role(&[1, 2], 2),
         bundles: role(&[10, 11], 2),
     };
-    let root_bytes = root.sign(&[&k(1), &k(2)]);
+    let root_bytes = root.sign(&[&k(1), &k(2)]).unwrap();
     let state = TrustState::new(SignedRoot::parse(&root_bytes).unwrap());
     let state_bytes = state.to_bytes();
     let target = ModelTarget {
@@ -105,7 +105,7 @@ fn mutated_files_are_refused_and_never_panic() {
     let mut bundle = Bundle::new(meta, b"some model bytes".to_vec());
     bundle.sign(&k(10));
     bundle.sign(&k(11));
-    let bundle_bytes = bundle.to_bytes();
+    let bundle_bytes = bundle.to_bytes().unwrap();
     let expect = Expect {
         firmware: [0, 1, 0],
         model: target,
@@ -120,7 +120,7 @@ fn mutated_files_are_refused_and_never_panic() {
         let _ = Bundle::parse_header(&b);
         if let Ok(got) = verify_bundle(&state, &b[..], &expect, NOW, 1 << 20) {
             assert_eq!(
-                got.to_bytes(),
+                got.to_bytes().unwrap(),
                 bundle_bytes,
                 "a changed bundle was accepted"
             );

@@ -23,7 +23,7 @@ use super::transport::Target;
 fn bundle_file(payload: usize) -> PushFile {
     let meta = Metadata::settings("settings", 3, 1, 2, [0, 0, 0]);
     let bytes: Vec<u8> = (0..payload).map(|i| (i * 31) as u8).collect();
-    PushFile::parse(Bundle::new(meta, bytes).to_bytes()).unwrap()
+    PushFile::parse(Bundle::new(meta, bytes).to_bytes().unwrap()).unwrap()
 }
 
 async fn send(s: &mut UnixStream, id: u32, body: Response) {

@@ -205,7 +205,9 @@ pub fn pack(a: &PackArgs) -> Result<BundleReport, UpdateError> {
             bundle.meta_bytes.len()
         )));
     }
-    let bytes = bundle.to_bytes();
+    let bytes = bundle
+        .to_bytes()
+        .map_err(|e| usage(format!("the bundle cannot be written: {e}")))?;
     if bytes.len() as u64 > BUNDLE_CAP {
         return Err(usage(format!(
             "the bundle would be {} bytes; nodes take at most {BUNDLE_CAP}",
@@ -639,7 +641,9 @@ pub fn sign(key: &Path, file: &Path) -> Result<SignReport, UpdateError> {
         )));
     }
     b.sign(&secret);
-    let out = b.to_bytes();
+    let out = b
+        .to_bytes()
+        .map_err(|e| usage(format!("{}: {e}; file unchanged", file.display())))?;
     if Bundle::parse(&out).as_ref() != Ok(&b) {
         return Err(usage(
             "the signed bundle does not parse back; file unchanged",

@@ -131,7 +131,9 @@ pub async fn publish(
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<(Ended, Progress), UpdateError> {
     let bundle = Bundle::parse(bytes).map_err(|e| failed("malformed", e.to_string()))?;
-    let header = bundle.header_bytes();
+    let header = bundle
+        .header_bytes()
+        .map_err(|e| failed("malformed", e.to_string()))?;
     if !bytes.starts_with(&header) {
         return Err(failed(
             "malformed",

@@ -28,6 +28,7 @@ const ROOT_CAP: u64 = 1 << 20;
 pub fn root_code(e: &RootError) -> &'static str {
     match e {
         RootError::Envelope(_) | RootError::Body(_) | RootError::Trailing(_) => "malformed",
+        RootError::Encode(_) => "encode",
         RootError::Role { .. } => "role",
         RootError::Threshold { .. } => "signatures",
         RootError::Version { .. } => "version",
@@ -232,7 +233,10 @@ pub fn init(args: &InitArgs) -> Result<RootReport, UpdateError> {
         .map(|p| load_secret(p))
         .collect::<Result<_, _>>()?;
     let refs: Vec<&SigningKey> = secrets.iter().collect();
-    let bytes = root.sign(&refs);
+    let bytes = root.sign(&refs).map_err(|e| UpdateError::Refused {
+        code: root_code(&e),
+        message: format!("{e}; nothing written"),
+    })?;
     let signed = SignedRoot::parse(&bytes).map_err(|e| UpdateError::Refused {
         code: root_code(&e),
         message: format!("{e}; nothing written"),

@@ -205,7 +205,7 @@ fn model_bundle(fieldnode: &Path) -> Result<Vec<u8>> {
     for k in [10u8, 11] {
         b.sign(&generate([k; 32]));
     }
-    Ok(b.to_bytes())
+    Ok(b.to_bytes()?)
 }
 
 /// The trust root: root keys 1 and 2, bundle keys 10 and 11.
@@ -223,7 +223,7 @@ fn write_root(path: &Path) -> Result<()> {
         root: role(&[1, 2], 2),
         bundles: role(&[10, 11], 2),
     };
-    std::fs::write(path, root.sign(&[&generate([1; 32]), &generate([2; 32])]))?;
+    std::fs::write(path, root.sign(&[&generate([1; 32]), &generate([2; 32])])?)?;
     Ok(())
 }
 

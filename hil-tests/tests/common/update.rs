@@ -72,7 +72,7 @@ pub fn key(n: u8) -> SigningKey {
 /// The committed model as a bundle of `version`, signed by `signers`.
 pub fn model_bundle(version: u64, tests: Vec<SelfTest>, signers: &[u8]) -> Vec<u8> {
     let (meta, payload) = model_parts(version, tests);
-    signed(meta, payload, signers).to_bytes()
+    signed(meta, payload, signers).to_bytes().unwrap()
 }
 
 /// The metadata and payload of the committed model as a bundle of
@@ -155,7 +155,7 @@ pub fn root_file(version: u64, root_keys: &[u8], bundle_keys: &[u8], signers: &[
         bundles: role(bundle_keys, 2),
     };
     let keys: Vec<SigningKey> = signers.iter().map(|&n| key(n)).collect();
-    root.sign(&keys.iter().collect::<Vec<_>>())
+    root.sign(&keys.iter().collect::<Vec<_>>()).unwrap()
 }
 
 /// One replay of the demo scene: what was stored, the summary, the log.

@@ -60,16 +60,41 @@ pub enum EnvelopeError {
     },
 }
 
-/// Appends an envelope.
-pub fn encode(out: &mut Vec<u8>, magic: &[u8; 4], body: &[u8], sigs: &[Sig]) {
+/// Appends an envelope. A body or a signature count over what [`decode`]
+/// accepts is refused (nothing is appended): no file is written that no
+/// node would read.
+pub fn encode(
+    out: &mut Vec<u8>,
+    magic: &[u8; 4],
+    body: &[u8],
+    sigs: &[Sig],
+) -> Result<(), EnvelopeError> {
+    if body.len() > MAX_BODY {
+        return Err(EnvelopeError::TooLarge {
+            what: "the signed body",
+            found: body.len(),
+            max: MAX_BODY,
+        });
+    }
+    if sigs.len() > MAX_SIGNATURES {
+        return Err(EnvelopeError::TooLarge {
+            what: "the signature count",
+            found: sigs.len(),
+            max: MAX_SIGNATURES,
+        });
+    }
+    // Both fit: MAX_BODY < 2^16 and MAX_SIGNATURES < 2^8.
+    let body_len = u16::try_from(body.len()).unwrap_or(u16::MAX);
+    let count = u8::try_from(sigs.len()).unwrap_or(u8::MAX);
     out.extend_from_slice(magic);
-    out.extend_from_slice(&(body.len() as u16).to_le_bytes());
+    out.extend_from_slice(&body_len.to_le_bytes());
     out.extend_from_slice(body);
-    out.push(sigs.len() as u8);
+    out.push(count);
     for s in sigs {
         out.extend_from_slice(&s.key);
         out.extend_from_slice(&s.sig);
     }
+    Ok(())
 }
 
 /// Parses the envelope at the start of `bytes`.
@@ -154,7 +179,7 @@ mod tests {
             },
         ];
         let mut v = Vec::new();
-        encode(&mut v, b"TEST", b"hello", &sigs);
+        encode(&mut v, b"TEST", b"hello", &sigs).unwrap();
         v.extend_from_slice(b"payload");
         let e = decode(&v, b"TEST", "test").unwrap();
         assert_eq!(e.body, b"hello");
@@ -168,5 +193,38 @@ mod tests {
             decode(&v, b"ROOT", "root"),
             Err(EnvelopeError::Magic("root"))
         );
+    }
+
+    #[test]
+    fn what_decode_would_refuse_is_not_encoded() {
+        let sig = Sig {
+            key: [1; 8],
+            sig: [2; 64],
+        };
+        let mut v = Vec::new();
+        // The largest accepted body and signature count round-trip.
+        let body = vec![7u8; MAX_BODY];
+        encode(&mut v, b"TEST", &body, &vec![sig.clone(); MAX_SIGNATURES]).unwrap();
+        let e = decode(&v, b"TEST", "test").unwrap();
+        assert_eq!(
+            (e.body.len(), e.sigs.len(), e.len),
+            (MAX_BODY, MAX_SIGNATURES, v.len())
+        );
+        // One more of either is refused and nothing is written. (A body
+        // of 65 536 bytes used to wrap its u16 length to 0.)
+        for (body, n) in [
+            (MAX_BODY + 1, 1),
+            (65_536, 1),
+            (10, MAX_SIGNATURES + 1),
+            (10, 256),
+        ] {
+            let mut v = b"keep".to_vec();
+            let r = encode(&mut v, b"TEST", &vec![0u8; body], &vec![sig.clone(); n]);
+            assert!(
+                matches!(r, Err(EnvelopeError::TooLarge { .. })),
+                "{body} bytes, {n} signatures: {r:?}"
+            );
+            assert_eq!(v, b"keep");
+        }
     }
 }

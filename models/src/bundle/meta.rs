@@ -201,20 +201,21 @@ impl Bundle {
         });
     }
 
-    /// The file's bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = self.header_bytes();
+    /// The file's bytes; refused when the metadata or the signatures are
+    /// over what a node accepts.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, BundleError> {
+        let mut out = self.header_bytes()?;
         out.extend_from_slice(&self.payload);
-        out
+        Ok(out)
     }
 
     /// The envelope alone (metadata and signatures), as announced before a
     /// payload sent in chunks.
-    pub fn header_bytes(&self) -> Vec<u8> {
+    pub fn header_bytes(&self) -> Result<Vec<u8>, BundleError> {
         let mut out =
             Vec::with_capacity(envelope::overhead(self.sigs.len()) + self.meta_bytes.len());
-        envelope::encode(&mut out, BUNDLE_MAGIC, &self.meta_bytes, &self.sigs);
-        out
+        envelope::encode(&mut out, BUNDLE_MAGIC, &self.meta_bytes, &self.sigs)?;
+        Ok(out)
     }
 
     /// Parses a header (envelope) alone; returns the bundle with an empty

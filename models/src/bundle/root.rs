@@ -50,6 +50,9 @@ pub enum RootError {
     /// The body does not decode, or is not in canonical form.
     #[error("root file: the signed body does not decode ({0})")]
     Body(String),
+    /// The root could not be encoded (signing side).
+    #[error("root: the body cannot be encoded ({0})")]
+    Encode(String),
     /// Bytes after the envelope.
     #[error("root file: {0} bytes after the signatures")]
     Trailing(usize),
@@ -160,9 +163,10 @@ impl Role {
 
 impl Root {
     /// Signs this root with `keys` (a threshold of its root keys, and for a
-    /// rotation also a threshold of the previous root's keys).
-    pub fn sign(&self, keys: &[&SigningKey]) -> Vec<u8> {
-        let body = postcard::to_allocvec(self).unwrap_or_default();
+    /// rotation also a threshold of the previous root's keys): the root
+    /// file's bytes, or why they cannot be written.
+    pub fn sign(&self, keys: &[&SigningKey]) -> Result<Vec<u8>, RootError> {
+        let body = postcard::to_allocvec(self).map_err(|e| RootError::Encode(e.to_string()))?;
         let sigs: Vec<Sig> = keys
             .iter()
             .map(|k| Sig {
@@ -171,8 +175,8 @@ impl Root {
             })
             .collect();
         let mut out = Vec::new();
-        envelope::encode(&mut out, ROOT_MAGIC, &body, &sigs);
-        out
+        envelope::encode(&mut out, ROOT_MAGIC, &body, &sigs)?;
+        Ok(out)
     }
 }
 

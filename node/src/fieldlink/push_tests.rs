@@ -25,7 +25,7 @@ use crate::update::handoff::Handoff;
 fn bundle(payload: usize) -> Vec<u8> {
     let meta = Metadata::settings("settings", 7, 1, 2, [0, 0, 0]);
     let bytes: Vec<u8> = (0..payload).map(|i| (i * 13) as u8).collect();
-    Bundle::new(meta, bytes).to_bytes()
+    Bundle::new(meta, bytes).to_bytes().unwrap()
 }
 
 fn sha(b: &[u8]) -> [u8; 32] {

@@ -670,7 +670,12 @@ mod tests {
             bundles: role(&[10, 11]),
         };
         let path = dir.join("root.fnr");
-        std::fs::write(&path, root.sign(&[&generate([1; 32]), &generate([2; 32])])).unwrap();
+        std::fs::write(
+            &path,
+            root.sign(&[&generate([1; 32]), &generate([2; 32])])
+                .unwrap(),
+        )
+        .unwrap();
         let mut cfg = Config::default();
         cfg.node.data_dir = dir.join("data");
         cfg.update.root = Some(path);
@@ -681,7 +686,7 @@ mod tests {
         let mut b = Bundle::new(meta, vec![1, 2, 3, 4]);
         b.sign(&generate([10; 32]));
         b.sign(&generate([11; 32]));
-        b.to_bytes()
+        b.to_bytes().unwrap()
     }
 
     /// A model bundle for this node (its payload is not a model: the trust

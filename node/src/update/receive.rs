@@ -283,7 +283,7 @@ mod tests {
 
     fn bundle(payload: &[u8]) -> Vec<u8> {
         let meta = Metadata::settings("settings", 4, 1, 2, [0, 0, 0]);
-        Bundle::new(meta, payload.to_vec()).to_bytes()
+        Bundle::new(meta, payload.to_vec()).to_bytes().unwrap()
     }
 
     fn chunk(id: &str, offset: u64, data: &[u8]) -> Vec<u8> {

@@ -343,8 +343,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let meta = Metadata::settings("settings", 3, 0, 10, [0, 0, 0]);
         let b = Bundle::new(meta, vec![1, 2, 3]);
-        let bytes = b.to_bytes();
-        let header = b.header_bytes();
+        let bytes = b.to_bytes().unwrap();
+        let header = b.header_bytes().unwrap();
         let path = dir.path().join("x.fnb");
         std::fs::write(&path, &bytes).unwrap();
         let o = origin(&path);

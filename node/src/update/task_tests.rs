@@ -44,7 +44,7 @@ fn settings(version: u64, signers: &[u8]) -> Vec<u8> {
     for &k in signers {
         b.sign(&generate([k; 32]));
     }
-    b.to_bytes()
+    b.to_bytes().unwrap()
 }
 
 struct Rig {
@@ -77,7 +77,8 @@ async fn rig(soc: f64) -> Rig {
     let root_path = dir.path().join("root.fnr");
     std::fs::write(
         &root_path,
-        root.sign(&[&generate([1; 32]), &generate([2; 32])]),
+        root.sign(&[&generate([1; 32]), &generate([2; 32])])
+            .unwrap(),
     )
     .unwrap();
     let mut cfg = Config::default();

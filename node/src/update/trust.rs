@@ -174,7 +174,7 @@ mod tests {
             bundles: role(bundle_keys),
         };
         let keys: Vec<_> = signers.iter().map(|&n| generate([n; 32])).collect();
-        root.sign(&keys.iter().collect::<Vec<_>>())
+        root.sign(&keys.iter().collect::<Vec<_>>()).unwrap()
     }
 
     #[test]

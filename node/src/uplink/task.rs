@@ -1574,7 +1574,7 @@ mod tests {
         let mut b = Bundle::new(meta, vec![1, 2, 3]);
         b.sign(&generate([10; 32]));
         b.sign(&generate([11; 32]));
-        b.to_bytes()
+        b.to_bytes().unwrap()
     }
 
     /// The update results in the outbox, as (result, reason).
