@@ -156,7 +156,7 @@ fn rollback_is_refused_also_after_a_restart() {
     let taken = verify(&state, &v3.to_bytes().unwrap()).unwrap();
     state.record(&taken.meta);
     // The state as persisted and read back at the next start.
-    let state = TrustState::from_bytes(&state.to_bytes()).unwrap();
+    let state = TrustState::from_bytes(&state.to_bytes().unwrap()).unwrap();
     for v in [1, 2, 3] {
         let old = model_bundle(v, b"old", &[&key(10), &key(11)]);
         assert_eq!(
@@ -229,7 +229,7 @@ fn indefinite_freeze_is_refused_even_with_the_clock_set_back() {
 #[test]
 fn fast_forward_cannot_lock_out_real_updates() {
     let mut state = TrustState::new(root_v1());
-    let before = state.to_bytes();
+    let before = state.to_bytes().unwrap();
     // A huge version signed by one trusted key and one stranger.
     let ff = model_bundle(u64::MAX, b"ff", &[&key(10), &key(66)]);
     assert_eq!(
@@ -247,7 +247,7 @@ fn fast_forward_cannot_lock_out_real_updates() {
         "payload_mismatch"
     );
     // Nothing refused moved the state; the next real version is taken.
-    assert_eq!(state.to_bytes(), before);
+    assert_eq!(state.to_bytes().unwrap(), before);
     let real = verify(
         &state,
         &model_bundle(3, b"v3", &[&key(10), &key(11)])
@@ -399,7 +399,7 @@ fn a_tampered_root_is_refused() {
         assert!(SignedRoot::parse(&bytes).is_err(), "flip at {i} accepted");
     }
     let mut state = TrustState::new(v1);
-    let before = state.to_bytes();
+    let before = state.to_bytes().unwrap();
     // Signed by the new root keys only: the current ones did not agree.
     let only_new = SignedRoot::parse(&root_v2(&[&key(1), &key(3)], 2)).unwrap();
     let err = state.rotate_root(only_new).unwrap_err();
@@ -415,11 +415,11 @@ fn a_tampered_root_is_refused() {
             .to_string()
             .contains("does not follow")
     );
-    assert_eq!(state.to_bytes(), before);
+    assert_eq!(state.to_bytes().unwrap(), before);
     // A proper rotation: old bundle keys stop counting, new ones count.
     let v2 = SignedRoot::parse(&root_v2(&[&key(1), &key(2), &key(3)], 2)).unwrap();
     state.rotate_root(v2).unwrap();
-    let state = TrustState::from_bytes(&state.to_bytes()).unwrap();
+    let state = TrustState::from_bytes(&state.to_bytes().unwrap()).unwrap();
     assert_eq!(state.root.root.version, 2);
     let old_keys = model_bundle(3, b"x", &[&key(10), &key(11)]);
     assert_eq!(

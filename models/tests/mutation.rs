@@ -74,7 +74,7 @@ fn mutated_files_are_refused_and_never_panic() {
     };
     let root_bytes = root.sign(&[&k(1), &k(2)]).unwrap();
     let state = TrustState::new(SignedRoot::parse(&root_bytes).unwrap());
-    let state_bytes = state.to_bytes();
+    let state_bytes = state.to_bytes().unwrap();
     let target = ModelTarget {
         family: "fusion".into(),
         features: "f1".into(),

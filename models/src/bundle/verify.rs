@@ -121,6 +121,9 @@ pub enum StateError {
     /// Its root does not parse.
     #[error("trust state: {0}")]
     Root(#[from] RootError),
+    /// The state cannot be encoded (nothing is written).
+    #[error("trust state cannot be encoded ({0})")]
+    Encode(String),
 }
 
 /// What the node's trust decisions depend on; persisted atomically after
@@ -155,15 +158,16 @@ impl TrustState {
     }
 
     /// The bytes to persist.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>, StateError> {
         let wire = StateWire {
             root: self.root.bytes.clone(),
             installed: self.installed.clone(),
             verified_time_s: self.verified_time_s,
         };
+        let body = postcard::to_allocvec(&wire).map_err(|e| StateError::Encode(e.to_string()))?;
         let mut out = STATE_MAGIC.to_vec();
-        out.extend(postcard::to_allocvec(&wire).unwrap_or_default());
-        out
+        out.extend(body);
+        Ok(out)
     }
 
     /// Reads persisted bytes.

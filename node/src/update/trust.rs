@@ -35,6 +35,14 @@ pub enum TrustError {
         /// Why.
         source: models::bundle::verify::StateError,
     },
+    /// The state cannot be encoded to be saved; the file is left as it was.
+    #[error("{}: cannot be saved: {source}", path.display())]
+    Save {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: models::bundle::verify::StateError,
+    },
     /// The durable write failed.
     #[error(transparent)]
     Store(#[from] uplink::StoreError),
@@ -149,7 +157,11 @@ pub fn save(path: &Path, state: &TrustState) -> Result<(), TrustError> {
             source,
         })?;
     }
-    uplink::store::durable::replace_atomically(path, &state.to_bytes())?;
+    let bytes = state.to_bytes().map_err(|source| TrustError::Save {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    uplink::store::durable::replace_atomically(path, &bytes)?;
     Ok(())
 }
 
