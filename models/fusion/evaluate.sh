@@ -13,7 +13,8 @@
 #     audio.wav, camera.y4m or climate.csv;
 #   - real recordings (audio only): BUILD_DIR/scenes/r-test (calm and strong
 #     wind), made by build.sh from the held-out sources, and the same scenes
-#     resampled to 8 kHz by sox (r8-*).
+#     resampled to 8 kHz by sox (r8-*; `scripts/setup --model-build`, which
+#     build.sh runs, installs sox).
 # Models:
 #   - own:   the committed model (trained on families a and b): own-family
 #            figures on a and b; on family c it is the cross model;
