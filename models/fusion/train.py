@@ -225,6 +225,8 @@ def drop_modalities(x, mask, rng, p):
 # (mean, 90th percentile and spread of the excess over the floor), on mel
 # bands from FMIN_HZ to FMAX_HZ (fusion/src/features/logmel.rs).
 MEL_BANDS, FMIN_HZ, FMAX_HZ = 32, 60.0, 7600.0
+# Audio features after the three per-band blocks (modulation, statistics).
+AUDIO_REST = 14
 
 
 def _band_lower_edges():
@@ -233,12 +235,32 @@ def _band_lower_edges():
     return hz(np.linspace(mel(FMIN_HZ), mel(FMAX_HZ), MEL_BANDS + 2))[:MEL_BANDS]
 
 
-# Recordings made at 8 and 11.025 kHz hold nothing above their Nyquist
-# frequency: the bands starting above it show no excess over their floor.
-NARROW_BAND_CUTS = [_band_lower_edges() >= cut for cut in (4000.0, 5512.5)]
+def narrow_band_cuts(pool=1):
+    """Recordings made at 8 and 11.025 kHz hold nothing above their Nyquist
+    frequency: the bands starting above it show no excess over their floor.
+    One mask per rate over the (pooled) bands."""
+    lower = _band_lower_edges()[::pool]
+    return [lower >= cut for cut in (4000.0, 5512.5)]
 
 
-def band_limit(x, mask, rng, p):
+NARROW_BAND_CUTS = narrow_band_cuts()
+
+
+def pool_matrix(pool):
+    """`[A, A']` matrix that averages groups of `pool` adjacent mel bands in
+    each of the three per-band blocks and keeps the other audio features."""
+    a = 3 * MEL_BANDS + AUDIO_REST
+    nb = MEL_BANDS // pool
+    out = np.zeros((a, 3 * nb + AUDIO_REST), np.float32)
+    for block in range(3):
+        for b in range(MEL_BANDS):
+            out[block * MEL_BANDS + b, block * nb + b // pool] = 1.0 / pool
+    for i in range(AUDIO_REST):
+        out[3 * MEL_BANDS + i, 3 * nb + i] = 1.0
+    return out
+
+
+def band_limit(x, mask, rng, p, cuts=NARROW_BAND_CUTS):
     """Bandwidth augmentation: each row with audio is, with probability `p`,
     made to look recorded at 8 or 11.025 kHz (the per-band values of the
     bands above that rate's Nyquist frequency set to 0, as the node
@@ -249,12 +271,13 @@ def band_limit(x, mask, rng, p):
     if p <= 0:
         return x
     a = x["audio"].copy()
+    nb = len(cuts[0])
     rows = np.flatnonzero((rng.random(len(a)) < p) & (mask[:, 0] > 0))
-    cuts = rng.integers(len(NARROW_BAND_CUTS), size=len(rows))
-    for r, c in zip(rows, cuts):
-        dead = NARROW_BAND_CUTS[c]
+    which = rng.integers(len(cuts), size=len(rows))
+    for r, c in zip(rows, which):
+        dead = cuts[c]
         for block in range(3):
-            a[r, block * MEL_BANDS : (block + 1) * MEL_BANDS][dead] = 0.0
+            a[r, block * nb : (block + 1) * nb][dead] = 0.0
     out = dict(x)
     out["audio"] = a
     return out
@@ -280,7 +303,7 @@ def perturb(net, x, mask, rng, noise, feat_drop):
     return out
 
 
-def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, p_drop=(0.25, 0.25, 0.25), smooth=0.05, noise=0.0, feat_drop=0.0, narrow=0.0):
+def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, p_drop=(0.25, 0.25, 0.25), smooth=0.05, noise=0.0, feat_drop=0.0, narrow=0.0, cuts=NARROW_BAND_CUTS):
     n = len(y)
     counts = np.bincount(y, minlength=len(CLASSES)).astype(np.float32)
     cw = (counts.sum() / np.maximum(counts, 1) / len(CLASSES)) ** 0.5
@@ -294,7 +317,7 @@ def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, 
         for s in range(0, n, batch):
             idx = order[s : s + batch]
             xb, mb = drop_modalities({m: x[m][idx] for m in MODALITIES}, mask[idx], rng, p_drop)
-            xb = band_limit(xb, mb, rng, narrow)
+            xb = band_limit(xb, mb, rng, narrow, cuts)
             xb = perturb(net, xb, mb, rng, noise, feat_drop)
             logits, cache = net.forward(xb, mb)
             p = softmax(logits)
@@ -331,7 +354,7 @@ def f1_table(y, pred):
     return out
 
 
-def export(nets, dims, path):
+def export(nets, dims, path, pool=None):
     """One graph for the ensemble: the inputs are normalised once (the
     members share the normalisation), each member computes its logits,
     and their sum (each member's last layer already carries 1 / (K x
@@ -355,13 +378,21 @@ def export(nets, dims, path):
         nodes.append(helper.make_node("Relu", [pre + name + ".z"], [pre + name + ".a"], name=pre + name + "/Relu"))
         return pre + name + ".a"
 
-    inputs = [helper.make_tensor_value_info(m, TensorProto.FLOAT, ["batch", dims[m]]) for m in MODALITIES]
+    in_dims = dict(dims)
+    if pool is not None:
+        in_dims["audio"] = pool.shape[0]
+    inputs = [helper.make_tensor_value_info(m, TensorProto.FLOAT, ["batch", in_dims[m]]) for m in MODALITIES]
     inputs.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", len(MODALITIES)]))
     nodes.append(helper.make_node("Split", ["mask", "mask_split"], [f"mask_{m}" for m in MODALITIES], name="mask/Split", axis=1))
     inits.append(numpy_helper.from_array(np.array([1, 1, 1], dtype=np.int64), "mask_split"))
+    source = {m: m for m in MODALITIES}
+    if pool is not None:
+        # The node's audio vector, its mel bands averaged in groups.
+        nodes.append(helper.make_node("MatMul", ["audio", const("audio.pool", pool)], ["audio.pooled"], name=POOL_NODE))
+        source["audio"] = "audio.pooled"
     for m in MODALITIES:
         mu, sd = nets[0].norm[m]
-        nodes.append(helper.make_node("Sub", [m, const(m + ".mu", mu)], [m + ".c"], name=m + "/Sub"))
+        nodes.append(helper.make_node("Sub", [source[m], const(m + ".mu", mu)], [m + ".c"], name=m + "/Sub"))
         nodes.append(helper.make_node("Mul", [m + ".c", const(m + ".isd", 1.0 / sd)], [m + ".n"], name=m + "/Mul"))
     member_logits = []
     for k, net in enumerate(nets):
@@ -385,12 +416,16 @@ def export(nets, dims, path):
     onnx.save(model, path)
 
 
+# The band-pooling MatMul stays in float: its weights are exact averages.
+POOL_NODE = "audio/Pool"
+
+
 def quantize(src, dst):
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
     cfg = DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True)
-    q = MatMulNBitsQuantizer(onnx.load(src), block_size=BLOCK, is_symmetric=True, algo_config=cfg)
+    q = MatMulNBitsQuantizer(onnx.load(src), block_size=BLOCK, is_symmetric=True, algo_config=cfg, nodes_to_exclude=[POOL_NODE])
     q.process()
     model = q.model.model
     model.ir_version = 10
@@ -506,6 +541,7 @@ def main():
     ap.add_argument("--noise", type=float, default=0.5, help="training noise on features, in standard deviations")
     ap.add_argument("--feat-drop", type=float, default=0.0, help="probability that a training feature is replaced by its mean")
     ap.add_argument("--narrow-band", type=float, default=0.2, help="probability that a training row is made to look recorded at 8 or 11.025 kHz")
+    ap.add_argument("--pool-bands", type=int, default=1, choices=[1, 2, 4], help="average this many adjacent mel bands (in the exported graph, so the node's features are unchanged)")
     ap.add_argument("--wd", type=float, default=1e-3, help="weight decay")
     ap.add_argument("--ensemble", type=int, default=3, help="networks in the ensemble (their mean logit is the output)")
     ap.add_argument(
@@ -530,10 +566,22 @@ def main():
     xtr, mtr, ytr = subset(xall, mall, yall, ~is_cal)
     xca, mca, yca = subset(xall, mall, yall, is_cal)
     tests = {}
-    dims = {m: xtr[m].shape[1] for m in MODALITIES}
+    in_dims = {m: xtr[m].shape[1] for m in MODALITIES}
     for spec in args.test:
         name, _, dirs = spec.partition("=")
-        tests[name] = load(dirs.split(","), dims)[:3]
+        tests[name] = load(dirs.split(","), in_dims)[:3]
+    # The networks see the pooled audio vector; ONNX Runtime is fed the
+    # node's own vector (the exported graph pools it first).
+    pool = pool_matrix(args.pool_bands) if args.pool_bands > 1 else None
+
+    def pooled(x):
+        return x if pool is None else {**x, "audio": (x["audio"] @ pool).astype(np.float32)}
+
+    raw_tests = tests
+    tests = {k: (pooled(v[0]), v[1], v[2]) for k, v in raw_tests.items()}
+    xtr, xca = pooled(xtr), pooled(xca)
+    dims = {m: xtr[m].shape[1] for m in MODALITIES}
+    cuts = narrow_band_cuts(args.pool_bands)
     print(
         f"train {len(ytr)} events {np.bincount(ytr, minlength=4).tolist()}, calibration {len(yca)}, "
         + ", ".join(f"{k} {len(v[2])}" for k, v in tests.items()),
@@ -550,7 +598,7 @@ def main():
     for _ in range(args.ensemble):
         net = Net(dims, rng)
         net.norm = dict(norm)
-        train(net, xtr, mtr, ytr, rng, args.epochs, args.qat_epochs, wd=args.wd, noise=args.noise, feat_drop=args.feat_drop, p_drop=p_drop, narrow=args.narrow_band)
+        train(net, xtr, mtr, ytr, rng, args.epochs, args.qat_epochs, wd=args.wd, noise=args.noise, feat_drop=args.feat_drop, p_drop=p_drop, narrow=args.narrow_band, cuts=cuts)
         nets.append(net)
 
     def logits(x, mask):
@@ -572,18 +620,21 @@ def main():
         "ensemble": k,
         "temperature": round(temperature, 4),
         "threshold": args.threshold,
-        "dims": dims,
+        "dims": in_dims,
     }
+    if pool is not None:
+        report["pool_bands"] = args.pool_bands
+        report["network_dims"] = dims
     report["numpy_float"] = {name: evaluate(softmax(logits(t[0], t[1])), t[2], thresholds) for name, t in tests.items()}
     if not args.no_export:
         os.makedirs(args.out, exist_ok=True)
         fpath = os.path.join(args.out, "fusion.float.onnx")
         qpath = os.path.join(args.out, "fusion.int4.onnx")
-        export(nets, dims, fpath)
+        export(nets, dims, fpath, pool)
         report["int4_ops"] = quantize(fpath, qpath)
         for name, path in [("float", fpath), ("int4", qpath)]:
             report[name] = {"size_bytes": os.path.getsize(path)}
-            for tname, (xte, mte, yte) in tests.items():
+            for tname, (xte, mte, yte) in raw_tests.items():
                 r = evaluate(run_onnx(path, xte, mte), yte, thresholds)
                 ablation = {}
                 for i, m in enumerate(MODALITIES):
@@ -595,13 +646,13 @@ def main():
                 r["ablation_macro_f1"] = ablation
                 report[name][tname] = r
         report["size_ratio_int4_over_float"] = round(report["int4"]["size_bytes"] / report["float"]["size_bytes"], 4)
-        write_manifest(os.path.join(args.out, "fusion.float.manifest.toml"), fpath, args.version, "none (float32)", dims)
+        write_manifest(os.path.join(args.out, "fusion.float.manifest.toml"), fpath, args.version, "none (float32)", in_dims)
         write_manifest(
             os.path.join(args.out, "fusion.int4.manifest.toml"),
             qpath,
             args.version,
             f"MatMulNBits, 4 bits, block {BLOCK}, symmetric (onnxruntime MatMulNBitsQuantizer)",
-            dims,
+            in_dims,
         )
     report["train_seconds"] = round(time.time() - t0, 1)
     os.makedirs(args.out, exist_ok=True)
