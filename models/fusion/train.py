@@ -6,11 +6,14 @@ event (models/fusion/dump_features.sh), labels each event from its scene's
 labels.csv by time overlap, and trains, with numpy only, an ensemble of
 small networks (`--ensemble`, 3 by default), each:
 
-    audio   [N, A] -> normalise -> 256 -> 128 (ReLU) -> x mask[:,0]
+    audio   [N, A] -> pool bands -> normalise -> 256 -> 128 (ReLU) -> x mask[:,0]
     camera  [N, C] -> normalise -> 128 ->  64 (ReLU) -> x mask[:,1]
     climate [N, K] -> normalise ->  32 ->  16 (ReLU) -> x mask[:,2]
     concat(branches, mask) -> 256 (ReLU) -> 4 -> softmax -> probs [N, 4]
 
+"pool bands" averages adjacent mel bands of the audio vector's per-band
+blocks (`--pool-bands`; 1, the default and the committed model, averages
+nothing), as a constant MatMul in the graph.
 Classes, in output order: wildlife, machinery_anomaly, human_activity,
 background. A missing modality arrives as zeros with a 0 in the mask; its
 branch output is multiplied by the mask, so zeros are never read as values.
