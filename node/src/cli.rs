@@ -501,6 +501,9 @@ fn run(args: RunArgs) -> Result<Stopped> {
     let output = args.output;
     let wall = std::time::Instant::now();
     let summary = runtime.block_on(async {
+        // The handlers go in before the first line is logged: whoever sees
+        // that line may signal at once.
+        let stop = stop_signal();
         let clock: Arc<dyn Clock> = Arc::new(ReplayClock::new(scene.meta.start_ms, speed));
         tracing::info!(
             scene = %scene.dir.display(),
@@ -511,7 +514,7 @@ fn run(args: RunArgs) -> Result<Stopped> {
             "replaying scene"
         );
         let on_stored = Box::new(move |r: &EventRecord| print_event(output, r));
-        crate::run_scene(&cfg, &scene, clock, stop_signal(), on_stored).await
+        crate::run_scene(&cfg, &scene, clock, stop, on_stored).await
     })?;
     finish(output, &summary, wall.elapsed().as_secs_f64())
 }
@@ -525,17 +528,11 @@ fn run_hardware(cfg: &Config, output: Output) -> Result<Stopped> {
         .context("starting the async runtime")?;
     let wall = std::time::Instant::now();
     let summary = runtime.block_on(async {
+        let stop = stop_signal();
         let clock: Arc<dyn Clock> = Arc::new(judged_clock(&cfg.node.data_dir));
         tracing::info!(data_dir = %cfg.node.data_dir.display(), "sampling the real sensors");
         let on_stored = Box::new(move |r: &EventRecord| print_event(output, r));
-        crate::node::run_node(
-            cfg,
-            crate::node::Source::Hardware,
-            clock,
-            stop_signal(),
-            on_stored,
-        )
-        .await
+        crate::node::run_node(cfg, crate::node::Source::Hardware, clock, stop, on_stored).await
     });
     // Everything is stored by now. A driver call stuck on the blocking pool
     // (a camera or I2C transfer that never returns) must not keep the
