@@ -4,9 +4,9 @@
 //!
 //!     cargo run --release -p fusion --example trigger_trace -- SCENE/audio.wav
 //!
-//! With `TRACE_BANDS` set it also prints, every 5 s, each band's
-//! excess over its floor, spread, floor and margin (dB), as
-//! `excess/spread/floor/margin`.
+//! With `TRACE_BANDS` set it also prints, every 5 s (`TRACE_BANDS=K`:
+//! every K half seconds), each band's excess over its floor, spread, floor
+//! and margin (dB), as `excess/spread/floor/margin`.
 
 use fusion::audio_trigger::AudioTrigger;
 use fusion::{AudioChunk, AudioTriggerConfig};
@@ -28,6 +28,10 @@ fn main() -> Result<(), String> {
                 / channels.max(1) as f32
         })
         .collect();
+    // Every this many half-second chunks (TRACE_BANDS=K; empty: 10).
+    let trace_every = std::env::var("TRACE_BANDS")
+        .ok()
+        .map(|v| v.parse::<usize>().unwrap_or(10).max(1));
     let chunk = rate as usize / 2;
     for (i, c) in samples.chunks(chunk).enumerate() {
         t.push(&AudioChunk {
@@ -44,7 +48,7 @@ fn main() -> Result<(), String> {
                 a.features
             );
         }
-        if std::env::var("TRACE_BANDS").is_ok() && i % 10 == 0 {
+        if trace_every.is_some_and(|k| i % k == 0) {
             let n = t.levels_db().len();
             let row: Vec<String> = (0..n)
                 .map(|b| {
@@ -57,7 +61,7 @@ fn main() -> Result<(), String> {
                     )
                 })
                 .collect();
-            println!("t={:5} {}", i / 2, row.join(" "));
+            println!("t={:7.1} {}", i as f64 / 2.0, row.join(" "));
         }
     }
     t.finish();

@@ -116,14 +116,15 @@ for dir in "$build"/scenes/r-test/*/; do
   done
 done
 # The same real scenes recorded at 8 kHz (sox resamples the audio): nothing
-# above 4 kHz, as from a node or a recorder set to a low rate.
+# above 4 kHz, as from a node or a recorder set to a low rate. -D: no
+# dither, whose noise is random on every run.
 for dir in "$build"/scenes/r-test/*/; do
   name="r8-$(basename "$dir" | sed 's/^real-//')"
   low="$scratch/$name"
   rm -rf "$low"
   mkdir -p "$low"
   cp "$dir/labels.csv" "$dir/scene.toml" "$low/"
-  sox "$dir/audio.wav" -r 8000 "$low/audio.wav"
+  sox "$dir/audio.wav" -D -r 8000 "$low/audio.wav"
   for model in $models; do
     run "$low" "$name" "$model"
   done
