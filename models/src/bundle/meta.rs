@@ -212,6 +212,11 @@ impl Bundle {
     /// The envelope alone (metadata and signatures), as announced before a
     /// payload sent in chunks.
     pub fn header_bytes(&self) -> Result<Vec<u8>, BundleError> {
+        if self.meta_bytes.is_empty() {
+            // Metadata always encodes to some bytes: none means encoding
+            // failed, and a node would refuse the file.
+            return Err(BundleError::Metadata("could not be encoded".into()));
+        }
         let mut out =
             Vec::with_capacity(envelope::overhead(self.sigs.len()) + self.meta_bytes.len());
         envelope::encode(&mut out, BUNDLE_MAGIC, &self.meta_bytes, &self.sigs)?;
@@ -240,5 +245,22 @@ impl Bundle {
         let (mut b, len) = Bundle::parse_header(bytes)?;
         b.payload = bytes[len..].to_vec();
         Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_that_did_not_encode_is_not_written() {
+        let meta = Metadata::settings("s", 1, 0, 0, [0, 0, 0]);
+        let mut b = Bundle::new(meta, vec![1, 2, 3]);
+        let good = b.to_bytes().unwrap();
+        assert_eq!(Bundle::parse(&good).unwrap().payload, [1, 2, 3]);
+        // What `Bundle::new` holds when the metadata fails to encode.
+        b.meta_bytes.clear();
+        assert!(matches!(b.to_bytes(), Err(BundleError::Metadata(_))));
+        assert!(matches!(b.header_bytes(), Err(BundleError::Metadata(_))));
     }
 }

@@ -65,6 +65,10 @@ pub enum BudgetError {
     /// Writing it failed; the spend is kept in memory.
     #[error("cannot persist credit budget: {0}")]
     Write(#[from] StoreError),
+    /// Encoding it failed; the spend is kept in memory and the file keeps
+    /// the previous spend.
+    #[error("cannot encode credit budget: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// What the file holds.
@@ -182,8 +186,7 @@ impl CreditBudget {
         s.day_spent = s.day_spent.saturating_add(credits);
         s.month_spent = s.month_spent.saturating_add(credits);
         self.spent = s;
-        // Serialising a plain struct of integers cannot fail.
-        let bytes = serde_json::to_vec(&s).unwrap_or_default();
+        let bytes = serde_json::to_vec(&s)?;
         replace_atomically(&self.path, &bytes)?;
         Ok(())
     }
