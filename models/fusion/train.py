@@ -31,11 +31,15 @@ makes a share of the rows look recorded at 8 or 11.025 kHz
 (`--narrow-band`: the bands above that Nyquist frequency emptied), so
 that a missing top octave is not read as a class. It uses label
 smoothing, and the probabilities are calibrated by
-temperature scaling: a held-out part of the training scenes (whole scenes,
-`--calib-share`) fits one temperature that minimises their negative
-log-likelihood of the mean logit, and the temperature is folded into each
-network's last layer, so the exported model's softmax is the calibrated
-probability.
+temperature scaling: one temperature minimises the negative
+log-likelihood of the mean logit on scenes the networks did not learn,
+and it is folded into each network's last layer, so the exported model's
+softmax is the calibrated probability. By default (`--calibration
+cross-fit`) the ensemble learns every training scene and the temperature is
+fitted to out-of-fold logits: the scenes are split into `--folds` folds of
+whole scenes, and for each fold an ensemble of the same recipe trained on
+the others predicts it. `--calibration held-out` instead keeps a share of
+the scenes out of training (`--calib-share`) and fits on those.
 
 Exports the ensemble as one graph, `fusion.float.onnx` (plain MatMul) and
 `fusion.int4.onnx` (MatMulNBits, 4 bits, block 32, symmetric, by
@@ -537,7 +541,14 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=160)
     ap.add_argument("--qat-epochs", type=int, default=30)
-    ap.add_argument("--calib-share", type=float, default=0.2, help="share of training scenes held out to fit the temperature")
+    ap.add_argument(
+        "--calibration",
+        choices=["held-out", "cross-fit"],
+        default="cross-fit",
+        help="fit the temperature on held-out training scenes, or train on every scene and fit it to out-of-fold logits (--folds)",
+    )
+    ap.add_argument("--folds", type=int, default=5, help="folds of whole scenes for --calibration cross-fit")
+    ap.add_argument("--calib-share", type=float, default=0.2, help="share of training scenes held out to fit the temperature (--calibration held-out)")
     ap.add_argument("--threshold", type=float, default=0.5, help="per-class threshold below which a verdict is unknown (reported)")
     ap.add_argument("--no-export", action="store_true", help="report only: write report.json but no model files")
     ap.add_argument("--version", type=int, default=1, help="model version written into the manifests")
@@ -559,15 +570,22 @@ def main():
         ap.error("--modality-drop takes one probability in [0, 1) per modality: audio,camera,climate")
     t0 = time.time()
     xall, mall, yall, scenes = load(args.train)
-    # Whole scenes are held out for calibration, chosen by a hash of their
-    # names so that adding a scene does not reshuffle the others.
+    # Whole scenes are held out for calibration, or assigned to folds for
+    # cross-fitting, by a hash of their names so that adding a scene does not
+    # reshuffle the others.
     import hashlib
 
-    names = sorted(set(scenes))
-    calib_names = {n for n in names if int(hashlib.sha256(n.encode()).hexdigest()[:8], 16) / 2**32 < args.calib_share}
-    is_cal = np.array([s in calib_names for s in scenes], dtype=bool)
+    def scene_hash(n):
+        return int(hashlib.sha256(n.encode()).hexdigest()[:8], 16)
+
+    if args.calibration == "held-out":
+        calib_names = {n for n in set(scenes) if scene_hash(n) / 2**32 < args.calib_share}
+        is_cal = np.array([s in calib_names for s in scenes], dtype=bool)
+    else:
+        is_cal = np.zeros(len(yall), dtype=bool)
     xtr, mtr, ytr = subset(xall, mall, yall, ~is_cal)
     xca, mca, yca = subset(xall, mall, yall, is_cal)
+    fold = np.array([scene_hash(s) % args.folds for s, c in zip(scenes, is_cal) if not c])
     tests = {}
     in_dims = {m: xtr[m].shape[1] for m in MODALITIES}
     for spec in args.test:
@@ -593,25 +611,52 @@ def main():
     # The ensemble: K networks trained one after the other from the same
     # random stream (different initialisations, batches, dropout and noise),
     # sharing the normalisation of the training features.
-    norm = {}
-    for i, m in enumerate(MODALITIES):
-        present = xtr[m][mtr[:, i] > 0]
-        norm[m] = (present.mean(0).astype(np.float32), (present.std(0) + 1e-3).astype(np.float32))
-    nets = []
-    for _ in range(args.ensemble):
-        net = Net(dims, rng)
-        net.norm = dict(norm)
-        train(net, xtr, mtr, ytr, rng, args.epochs, args.qat_epochs, wd=args.wd, noise=args.noise, feat_drop=args.feat_drop, p_drop=p_drop, narrow=args.narrow_band, cuts=cuts)
-        nets.append(net)
+    def normalisation(x, mask):
+        """Mean and spread of each modality's present features."""
+        out = {}
+        for i, m in enumerate(MODALITIES):
+            present = x[m][mask[:, i] > 0]
+            out[m] = (present.mean(0).astype(np.float32), (present.std(0) + 1e-3).astype(np.float32))
+        return out
+
+    def ensemble(x, mask, y, rng):
+        norm = normalisation(x, mask)
+        nets = []
+        for _ in range(args.ensemble):
+            net = Net(dims, rng)
+            net.norm = dict(norm)
+            train(net, x, mask, y, rng, args.epochs, args.qat_epochs, wd=args.wd, noise=args.noise, feat_drop=args.feat_drop, p_drop=p_drop, narrow=args.narrow_band, cuts=cuts)
+            nets.append(net)
+        return nets
+
+    nets = ensemble(xtr, mtr, ytr, rng)
 
     def logits(x, mask):
         return np.sum([n.forward(x, mask)[0] for n in nets], axis=0)
 
-    # Calibration: fit the temperature of the members' mean logits on the
-    # held-out scenes, and fold 1 / (K x temperature) into each member's
-    # last layer, so the sum of the members' logits is the calibrated logit.
     k = len(nets)
-    temperature = fit_temperature(logits(xca, mca) / k, yca) if len(yca) else 1.0
+    if args.calibration == "cross-fit":
+        # Cross-fitting: every training scene is trained on, and the
+        # temperature is fitted to out-of-fold logits. For each fold of
+        # whole scenes, an ensemble of the same recipe trained on the other
+        # folds gives its mean logits there.
+        fold_rng = np.random.default_rng(args.seed + 1_000_003)
+        fold_logits, fold_y = [], []
+        for g in range(args.folds):
+            xi, mi, yi = subset(xtr, mtr, ytr, fold != g)
+            xo, mo, yo = subset(xtr, mtr, ytr, fold == g)
+            if not len(yo):
+                continue
+            fold_nets = ensemble(xi, mi, yi, fold_rng)
+            fold_logits.append(np.mean([n.forward(xo, mo)[0] for n in fold_nets], axis=0))
+            fold_y.append(yo)
+        temperature = fit_temperature(np.concatenate(fold_logits), np.concatenate(fold_y))
+    else:
+        # Calibration on the held-out scenes.
+        temperature = fit_temperature(logits(xca, mca) / k, yca) if len(yca) else 1.0
+    # The temperature of the members' mean logit: 1 / (K x temperature) is
+    # folded into each member's last layer, so the sum of the members'
+    # logits is the calibrated logit.
     for net in nets:
         net.p["fuse2.w"] = (net.p["fuse2.w"] / (k * temperature)).astype(np.float32)
         net.p["fuse2.b"] = (net.p["fuse2.b"] / (k * temperature)).astype(np.float32)
