@@ -10,7 +10,10 @@
 # `apt-get download`, no root needed), dpkg-deb, unzip, tar, and sox with
 # Ogg Vorbis support (Debian packages sox and libsox-fmt-base).
 # Downloads about 350 MB into OUT_DIR/downloads (kept, so a second run
-# downloads nothing); the clips take about 130 MB.
+# downloads nothing); the clips take about 130 MB. A run with nothing
+# changed (downloads, committed clips, these scripts; OUT_DIR/clips.stamp)
+# leaves the clips alone; otherwise the new clips replace the old ones
+# only once all are written.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -79,6 +82,16 @@ deb asterisk-core-sounds-fr-wav 1.6.1-1 8d4e1bc32ed5ba7fbda40841ca1825ed20cc6232
 deb asterisk-core-sounds-it-wav 1.6.1-1 5a26638089e134b8ac39363fe249c5c93c50cd8bfdc9b2499ae61ec4a35e2fcb
 deb megaglest-data 3.13.0-3 ed4783d9fc78e201a548b266f7c30325eb16cfd58a20bf4597dd6e622f84a07e
 
+# --- up to date? ----------------------------------------------------------
+# The clips depend only on the pinned downloads (checked above), the
+# committed clips and these scripts: when none changed since the clips were
+# made, they are left alone, so a build reading them is never disturbed.
+stamp="$(cat "$0" "$here/realclips.py" $(find "$here/clips" -type f | LC_ALL=C sort) | sha256sum | cut -d' ' -f1)"
+if [ -f "$out/clips.csv" ] && [ "$(cat "$out/clips.stamp" 2>/dev/null)" = "$stamp" ]; then
+    echo "clips and manifest (up to date): $out/clips.csv"
+    exit 0
+fi
+
 # --- unpack only what is used --------------------------------------------
 rm -rf "$ex"
 mkdir -p "$ex"/{pykanto,opensoundscape,pocketsphinx,opensfx,asterisk-en,asterisk-fr,asterisk-it,megaglest,megaglest-wav}
@@ -115,10 +128,16 @@ for f in "$here"/clips/machinery/*.ogg; do
 done
 
 # --- convert, write the manifest -----------------------------------------
-"$py" "$here/realclips.py" build "$ex" "$here/clips" "$out"
+# Into a staging directory first: the clips and manifest in OUT_DIR are
+# replaced only once the new ones are complete.
+stage="$out/.staging.$$"
+rm -rf "$stage" "$out/clips.stamp"
+mkdir -p "$stage"
+trap 'rm -rf "$stage"' EXIT
+"$py" "$here/realclips.py" build "$ex" "$here/clips" "$stage"
 
 # licence and attribution texts beside the clips
-lic="$out/clips/LICENSES"
+lic="$stage/clips/LICENSES"
 mkdir -p "$lic"
 cp "$ex/pykanto/pykanto-0.1.8.dist-info/LICENSE" "$lic/pykanto-LICENSE"
 cp "$ex/opensoundscape/opensoundscape-0.13.2.dist-info/licenses/LICENSE" "$lic/opensoundscape-LICENSE"
@@ -132,5 +151,10 @@ dpkg-deb --fsys-tarfile "$dl/megaglest-data_3.13.0-3_all.deb" |
     tar -xO ./usr/share/doc/megaglest-data/copyright > "$lic/megaglest-data-copyright"
 cp "$here/clips/scikit-maad/ATTRIBUTION.md" "$lic/scikit-maad-ATTRIBUTION.md"
 cp "$here/clips/machinery/SOURCES.md" "$lic/machinery-SOURCES.md"
-rm -rf "$ex"
+rm -rf "$ex" "$out/clips.old"
+[ -d "$out/clips" ] && mv "$out/clips" "$out/clips.old"
+mv "$stage/clips" "$out/clips"
+mv "$stage/clips.csv" "$out/clips.csv"
+rm -rf "$out/clips.old"
+echo "$stamp" > "$out/clips.stamp"
 echo "clips and manifest: $out/clips.csv"
