@@ -48,12 +48,7 @@ run() {
            manifest="$build/cross-${name%%-*}/fusion.int4.manifest.toml" ;;
     none) manifest="" ;;
   esac
-  local tmp
-  tmp=$(mktemp -d)
-  printf '[fusion]\nmodel = "%s"\n[log]\nlevel = "warn"\n' "$manifest" > "$tmp/config.toml"
-  (cd "$root" && "$bin/fieldnode" run --config "$tmp/config.toml" --scene "$scene" --data-dir "$tmp/var" --speed max --exit-at-end > "$tmp/run.log")
-  "$bin/field-tools" score --data-dir "$tmp/var" --scene "$scene" --format json > "$res"
-  rm -rf "$tmp"
+  "$here/score_scene.sh" "$scene" "$manifest" "$res"
 }
 
 # without SCENE MODALITY: a copy of SCENE (links) without that sensor's file.

@@ -17,7 +17,6 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 py="$build/venv/bin/python"
 cargo build --release -q -p node --bin fieldnode -p field-tools --bin field-tools --manifest-path "$root/Cargo.toml"
-bin="$root/target/release"
 mkdir -p "$out"
 for snr in -10:-5 -5:0 0:5 5:10 10:15 15:20 20:25; do
   for wind in calm moderate strong; do
@@ -34,12 +33,7 @@ for snr in -10:-5 -5:0 0:5 5:10 10:15 15:20 20:25; do
       for model in $todo; do
         manifest=""
         [ "$model" = own ] && manifest="$here/fusion.int4.manifest.toml"
-        tmp=$(mktemp -d)
-        printf '[fusion]\nmodel = "%s"\n[log]\nlevel = "warn"\n' "$manifest" > "$tmp/config.toml"
-        (cd "$root" && "$bin/fieldnode" run --config "$tmp/config.toml" --scene "$scene" --data-dir "$tmp/var" --speed max --exit-at-end > "$tmp/run.log" 2>&1) \
-          || { echo "fieldnode failed on $name ($model):" >&2; cat "$tmp/run.log" >&2; exit 1; }
-        "$bin/field-tools" score --data-dir "$tmp/var" --scene "$scene" --format json > "$out/$model-$name.json"
-        rm -rf "$tmp"
+        "$here/score_scene.sh" "$scene" "$manifest" "$out/$model-$name.json"
       done
       rm -rf "$scene"
     done
