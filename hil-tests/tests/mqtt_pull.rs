@@ -8,9 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use hil_tests::mosquitto::{Broker, BrokerOptions, ClientFiles, RESEARCHER, publish};
-use messages::{
-    EventClass, EventJson, EventRecord, KeyFeatures, ModalityScores, ModelVersion, Permille,
-};
+use messages::{EventClass, EventJson, EventRecord, Permille};
 use uplink::mqtt::{Kind, LinkEvent, MqttConfig, MqttLink, OutgoingMessage, TlsFiles};
 
 fn tls(f: &ClientFiles) -> TlsFiles {
@@ -23,17 +21,10 @@ fn tls(f: &ClientFiles) -> TlsFiles {
 
 fn event(node: &str, id: u64) -> EventRecord {
     EventRecord {
-        id,
-        node_id: node.into(),
-        start_ms: 1_780_000_000_000 + id as i64,
         duration_ms: 800,
         class: EventClass::HumanActivity,
         confidence: Permille(600),
-        scores: ModalityScores::default(),
-        features: KeyFeatures::default(),
-        model: ModelVersion::TRIGGERS_ONLY,
-        time: Default::default(),
-        mono: None,
+        ..common::event(node, id)
     }
 }
 

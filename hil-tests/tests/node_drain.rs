@@ -16,16 +16,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hil_tests::mosquitto::{Broker, BrokerOptions, RESEARCHER, Subscriber, publish_lines};
-use messages::{
-    EventClass, EventRecord, KeyFeatures, Message, ModalityScores, ModelVersion, Permille,
-};
+use messages::{EventClass, EventRecord, KeyFeatures, Message, ModalityScores, Permille};
 
 const NODE_ID: &str = "node-d";
 
 fn event(id: u64) -> EventRecord {
     EventRecord {
-        id,
-        node_id: NODE_ID.into(),
         start_ms: 1_780_000_000_000 + id as i64 * 7_000,
         duration_ms: 800 + (id % 5_000) as u32,
         class: EventClass::ALL[(id % 3) as usize],
@@ -41,9 +37,7 @@ fn event(id: u64) -> EventRecord {
             temp_c100: Some(1_850),
             ..KeyFeatures::default()
         },
-        model: ModelVersion::TRIGGERS_ONLY,
-        time: Default::default(),
-        mono: None,
+        ..common::event(NODE_ID, id)
     }
 }
 

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use hil_tests::mosquitto::{Broker, BrokerOptions, ClientFiles, RESEARCHER, publish};
-use messages::{EventClass, EventJson, EventRecord, ModelVersion, Permille};
+use messages::{EventJson, EventRecord, Permille};
 use uplink::mqtt::TlsFiles;
 
 fn pki(dir: &Path, args: &[&str]) -> std::process::Output {
@@ -45,17 +45,9 @@ fn files(dir: &Path, role: &str, name: &str) -> ClientFiles {
 
 fn event(node: &str, id: u64) -> EventRecord {
     EventRecord {
-        id,
-        node_id: node.into(),
-        start_ms: 1_780_000_000_000 + id as i64,
         duration_ms: 900,
-        class: EventClass::Wildlife,
         confidence: Permille(910),
-        scores: Default::default(),
-        features: Default::default(),
-        model: ModelVersion::TRIGGERS_ONLY,
-        time: Default::default(),
-        mono: None,
+        ..common::event(node, id)
     }
 }
 

@@ -253,3 +253,22 @@ pub fn read_stored_ids(
         (stored, summary)
     })
 }
+
+/// A plain event record of `node` (wildlife, confidence 0.8, from the
+/// trigger-only detector, no modality scores or features); a test sets the
+/// fields it looks at with `EventRecord { .., ..common::event(node, id) }`.
+pub fn event(node: &str, id: u64) -> messages::EventRecord {
+    messages::EventRecord {
+        id,
+        node_id: node.into(),
+        start_ms: 1_780_000_000_000 + id as i64,
+        duration_ms: 1_000,
+        class: messages::EventClass::Wildlife,
+        confidence: messages::Permille(800),
+        scores: Default::default(),
+        features: Default::default(),
+        model: messages::ModelVersion::TRIGGERS_ONLY,
+        time: Default::default(),
+        mono: None,
+    }
+}
