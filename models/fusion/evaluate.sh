@@ -16,11 +16,12 @@
 #     resampled to 8 kHz by sox (r8-*; `scripts/setup --model-build`, which
 #     build.sh runs, installs sox).
 # Models:
-#   - own:   the committed model (trained on families a and b): own-family
-#            figures on a and b; on family c it is the cross model;
+#   - own:   the committed model (trained on all three families): own-family
+#            figures on a, b and c (seeds it was not trained on); on the real
+#            scenes, sources it never heard;
 #   - cross: the model trained on the two other families only
-#            (BUILD_DIR/cross-a, cross-b), so no scene is scored by a model
-#            that saw its generator;
+#            (BUILD_DIR/cross-a, cross-b, cross-c), so no scene is scored by
+#            a model that saw its generator;
 #   - none:  triggers alone.
 #   models/fusion/evaluate.sh BUILD_DIR [OUT_DIR]
 #   EVAL_MODELS="own cross" models/fusion/evaluate.sh ...   (a subset of the models)
@@ -43,8 +44,8 @@ run() {
   local manifest
   case $model in
     own) manifest="$here/fusion.int4.manifest.toml" ;;
-    # Family c and the real sources were never trained on: own is cross there.
-    cross) case $name in a-*|b-*) ;; *) return 0 ;; esac
+    # The real sources were never trained on: own is cross there.
+    cross) case $name in a-*|b-*|c-*) ;; *) return 0 ;; esac
            manifest="$build/cross-${name%%-*}/fusion.int4.manifest.toml" ;;
     none) manifest="" ;;
   esac
