@@ -14,7 +14,8 @@
 #   - real recordings (audio only): BUILD_DIR/scenes/r-test (calm and strong
 #     wind), made by build.sh from the held-out sources, and the same scenes
 #     resampled to 8 kHz by sox (r8-*; `scripts/setup --model-build`, which
-#     build.sh runs, installs sox).
+#     build.sh runs, installs sox); twelve more mixtures of the held-out
+#     sources, calm, moderate and strong wind (rx-*).
 # Models:
 #   - own:   the committed model (trained on all three families): own-family
 #            figures on a, b and c (seeds it was not trained on); on the real
@@ -68,6 +69,21 @@ without() {
   echo "$dst"
 }
 
+# missing "MODELS" NAME...: true when a score of one of MODELS on one of the
+# named scenes is not in OUT yet (a scene is generated only then).
+missing() {
+  local want=$1 n m
+  shift
+  for n in "$@"; do
+    for m in $want; do
+      case $m-$n in
+        cross-[abc]-*|own-*|none-*) [ -f "$out/$m-$n.json" ] || return 0 ;;
+      esac
+    done
+  done
+  return 1
+}
+
 scratch="$out/scenes"
 mkdir -p "$scratch"
 seed=70000
@@ -84,19 +100,28 @@ for fam in a b c; do
       c) gen=("$build/venv/bin/python" "$here/synth/wildgen.py" --condition "$c")
          genbg=("$build/venv/bin/python" "$here/synth/wildgen.py" --condition "$c" --background-only) ;;
     esac
-    [ -f "$out/own-$fam-$c.json" ] || { rm -rf "$ev"; "${gen[@]}" --seed "$seed" --duration 1800 --out "$ev" >/dev/null; }
+    if missing "$models" "$fam-$c" ||
+      { [ "$c" = random ] && missing "own cross" "$fam-no-audio" "$fam-no-camera" "$fam-no-climate"; }; then
+      rm -rf "$ev"
+      "${gen[@]}" --seed "$seed" --duration 1800 --out "$ev" >/dev/null
+    fi
     for model in $models; do
       [ -d "$ev" ] && run "$ev" "$fam-$c" "$model"
     done
     if [ "$c" = random ]; then
       for m in audio camera climate; do
         for model in own cross; do
-          [ -f "$out/$model-$fam-no-$m.json" ] || run "$(without "$ev" "$m")" "$fam-no-$m" "$model"
+          if missing "$model" "$fam-no-$m"; then
+            run "$(without "$ev" "$m")" "$fam-no-$m" "$model"
+          fi
         done
       done
       rm -rf "$ev"-no-*
     else
-      [ -f "$out/own-$fam-$c-bg.json" ] || { rm -rf "$bg"; "${genbg[@]}" --seed "$((seed + 500))" --duration 7200 --out "$bg" >/dev/null; }
+      if missing "$models" "$fam-$c-bg"; then
+        rm -rf "$bg"
+        "${genbg[@]}" --seed "$((seed + 500))" --duration 7200 --out "$bg" >/dev/null
+      fi
       for model in $models; do
         [ -d "$bg" ] && run "$bg" "$fam-$c-bg" "$model"
       done
@@ -125,6 +150,23 @@ for dir in "$build"/scenes/r-test/*/; do
     run "$low" "$name" "$model"
   done
   rm -rf "$low"
+done
+
+# More mixtures of the held-out real sources (rx-*): seeds 103 to 106, each
+# in calm air, moderate and strong wind.
+for seed in 103 104 105 106; do
+  for wind in calm moderate strong; do
+    name="rx-$wind-$seed"
+    missing "$models" "$name" || continue
+    scene="$scratch/$name"
+    rm -rf "$scene"
+    "$build/venv/bin/python" "$here/real/realmix.py" --clips "$build/real" --split eval --seed "$seed" \
+      --duration 900 --wind "$wind" --out "$scene" >/dev/null
+    for model in $models; do
+      run "$scene" "$name" "$model"
+    done
+    rm -rf "$scene"
+  done
 done
 
 python3 - "$out" <<'PY'
