@@ -419,8 +419,26 @@ def export(nets, dims, path, pool=None):
     graph = helper.make_graph(nodes, "fusion", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="fieldnode-train")
     model.ir_version = 10
+    flush_subnormals(model)
     onnx.checker.check_model(model)
     onnx.save(model, path)
+
+
+def flush_subnormals(model):
+    """Sets the float weights too small for a normal float32 to 0. Weight
+    decay leaves a few hundred of them; on x86 every multiply by a
+    subnormal runs many times slower (the committed model, batch of 8: 1.04
+    ms with them, 0.22 ms without), and each weighs under 1e-37 in a sum."""
+    from onnx import numpy_helper
+
+    tiny = np.finfo(np.float32).tiny
+    for i, t in enumerate(model.graph.initializer):
+        a = numpy_helper.to_array(t)
+        if a.dtype != np.float32:
+            continue
+        small = (a != 0) & (np.abs(a) < tiny)
+        if small.any():
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(np.where(small, np.float32(0), a), t.name))
 
 
 # The band-pooling MatMul stays in float: its weights are exact averages.
@@ -436,6 +454,7 @@ def quantize(src, dst):
     q.process()
     model = q.model.model
     model.ir_version = 10
+    flush_subnormals(model)
     onnx.save(model, dst)
     kinds = {}
     for node in model.graph.node:
