@@ -285,6 +285,21 @@ impl Detector {
         std::mem::take(&mut self.out)
     }
 
+    /// No event finalised later can start before this time: the earliest
+    /// of the watermark and the start of every activation not yet
+    /// finalised (`i64::MAX` once nothing is open or pending).
+    pub fn next_start_bound_ms(&self) -> i64 {
+        let pending = self.pending.iter().map(|a| a.start_ms).min();
+        self.watermark_ms()
+            .unwrap_or(i64::MAX)
+            .min(pending.unwrap_or(i64::MAX))
+    }
+
+    /// The longest an event may be (`merge.max_event_ms`), ms.
+    pub fn max_event_ms(&self) -> u32 {
+        self.cfg.merge.max_event_ms
+    }
+
     /// Whether events the triggers class as background are to be kept when
     /// no model gives its verdict (`merge.report_background`).
     pub fn reports_background(&self) -> bool {
@@ -857,6 +872,48 @@ mod tests {
         let mut x = quiet_with_call(120, 20.0);
         add_call(&mut x, 25.0, 500.0);
         assert_eq!(audio_only(&x).len(), 2);
+    }
+
+    #[test]
+    fn no_event_starts_before_the_bound_given_earlier() {
+        // Calls of several kinds and gaps: whatever the detector finalises
+        // later starts at or after the bound it gave before.
+        let mut x = quiet_with_call(200, 20.0);
+        for (at, hz) in [
+            (25.0, 3000.0),
+            (30.0, 3000.0),
+            (60.0, 500.0),
+            (100.0, 1200.0),
+        ] {
+            add_call(&mut x, at, hz);
+        }
+        let mut d = Detector::new(&DetectorConfig::default(), 16_000);
+        for m in [Modality::Camera, Modality::Climate] {
+            d.set_available(m, false);
+            d.close(m);
+        }
+        let mut bounds = Vec::new();
+        let mut seen = 0;
+        for (i, c) in x.chunks(8000).enumerate() {
+            d.push_audio(&AudioChunk {
+                start_ms: i as i64 * 500,
+                sample_rate: 16_000,
+                samples: c.to_vec(),
+            });
+            let out = d.poll();
+            for e in &out {
+                for &b in &bounds {
+                    assert!(e.start_ms >= b, "{e:?} starts before the bound {b}");
+                }
+            }
+            seen += out.len();
+            let b = d.next_start_bound_ms();
+            assert!(b <= (i as i64 + 1) * 500, "bound {b} beyond the input");
+            bounds.push(b);
+        }
+        let rest = d.finish();
+        assert!(rest.iter().all(|e| bounds.iter().all(|&b| e.start_ms >= b)));
+        assert!(seen + rest.len() >= 3, "{seen} + {} events", rest.len());
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub struct FusionConfig {
     pub thresholds: BTreeMap<String, f32>,
     /// Classes that are not stored (counted and logged instead).
     pub exclude: Vec<String>,
+    /// Events the model gives the same class (not `unknown`) that follow
+    /// each other within this gap are stored as one event: a bird's songs
+    /// or a machine's bursts that the triggers split at their pauses, ms
+    /// (0: never joined). Each event is held until no later one can join it.
+    pub join_gap_ms: u32,
     /// Where to append each event's feature vectors as JSON lines (for
     /// training); empty: not written.
     pub dump_features: Option<PathBuf>,
@@ -56,6 +61,7 @@ impl Default for FusionConfig {
                 .map(|c| (c.to_string(), 0.5))
                 .collect(),
             exclude: vec!["background".into()],
+            join_gap_ms: 6_000,
             dump_features: None,
         }
     }
@@ -67,6 +73,9 @@ impl FusionConfig {
         let mut e = Vec::new();
         if !(1..=16).contains(&self.threads) {
             e.push(("threads".into(), "must be between 1 and 16".into()));
+        }
+        if self.join_gap_ms > 60_000 {
+            e.push(("join_gap_ms".into(), "must be at most 60000 ms".into()));
         }
         if self.idle_release_ms > 86_400_000 {
             e.push(("idle_release_ms".into(), "must be at most one day".into()));

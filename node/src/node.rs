@@ -95,6 +95,9 @@ pub struct RunSummary {
     /// Events cut at `[detector.merge] max_event_ms`: a sign that something
     /// kept the triggers on.
     pub events_cut_at_max: u64,
+    /// Events joined to the previous event of their class, stored as one
+    /// (`[fusion] join_gap_ms`).
+    pub events_joined: u64,
     /// Sensor failures.
     pub sensor_errors: u64,
     /// Updates installed in this run (models after their trial, settings).
@@ -739,6 +742,7 @@ pub async fn run_node(
         background_dropped: Counters::get(&counters.background_dropped),
         events_uncertain: Counters::get(&counters.events_uncertain),
         events_cut_at_max: Counters::get(&counters.events_cut_at_max),
+        events_joined: Counters::get(&counters.events_joined),
         sensor_errors: Counters::get(&counters.sensor_errors),
         updates_installed: Counters::get(&counters.updates_installed),
         updates_refused: Counters::get(&counters.updates_refused),

@@ -7,7 +7,9 @@
 //! `[fusion] thresholds` becomes `unknown` (stored, at low priority, and
 //! counted as `events_uncertain`) rather than a confident wrong class.
 //! Classes listed in `[fusion] exclude` are not stored; they are counted
-//! (`events_excluded`) and logged.
+//! (`events_excluded`) and logged. Events of one class that follow each
+//! other within `[fusion] join_gap_ms` are stored as one ([`super::bouts`];
+//! counted as `events_joined`).
 //!
 //! The detector hands over every event, including those its rules call
 //! background (wind, rain, a hum): with a model, the model decides; without
@@ -34,6 +36,7 @@ use power::{Decision, PowerStatus, Step};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
+use super::bouts::BoutJoiner;
 use super::demand::{CameraDemand, DemandSource};
 use super::{Counters, SensorMsg};
 use crate::loads::AcceleratorSupply;
@@ -94,6 +97,7 @@ pub struct DetectStage {
     burst_denied: bool,
     thresholds: BTreeMap<EventClass, f32>,
     exclude: Vec<EventClass>,
+    bouts: BoutJoiner,
     dump: Option<std::io::BufWriter<std::fs::File>>,
     latest_ms: i64,
     health: Option<HealthHandle>,
@@ -115,6 +119,7 @@ impl DetectStage {
         absent: &[Modality],
     ) -> Self {
         let mut detector = detector;
+        let bouts = BoutJoiner::new(FusionConfig::default().join_gap_ms, detector.max_event_ms());
         for m in absent {
             detector.set_available(*m, false);
             detector.close(*m);
@@ -128,6 +133,7 @@ impl DetectStage {
             burst_denied: false,
             thresholds: BTreeMap::new(),
             exclude: Vec::new(),
+            bouts,
             dump: None,
             latest_ms: i64::MIN,
             health: None,
@@ -227,6 +233,7 @@ impl DetectStage {
             .iter()
             .filter_map(|k| EventClass::parse(k))
             .collect();
+        self.bouts.set_gap(cfg.join_gap_ms);
     }
 
     /// Takes the class thresholds and exclusions of settings installed
@@ -300,12 +307,17 @@ impl DetectStage {
         } else {
             self.detector.poll()
         };
+        let bound = if finish {
+            i64::MAX
+        } else {
+            self.detector.next_start_bound_ms()
+        };
         if ds.is_empty() {
             if let Some(c) = self.classifier.as_mut() {
                 c.release_if_idle(self.latest_ms);
             }
             self.release_if_due();
-            return Vec::new();
+            return self.join_bouts(Vec::new(), bound);
         }
         let feats: Vec<EventFeatures> = ds
             .iter()
@@ -317,12 +329,20 @@ impl DetectStage {
             self.detector.stats().events_cut_at_max,
         );
         let classified = self.burst(ds, &feats).await;
-        classified
+        let kept: Vec<Classified> = classified
             .into_iter()
             .filter(|c| self.keep_unclassified(c))
             .map(|c| self.apply_threshold(c))
             .filter(|c| self.keep(c))
-            .collect()
+            .collect();
+        self.join_bouts(kept, bound)
+    }
+
+    /// Passes `kept` through the bout joiner: what no later event can join.
+    fn join_bouts(&mut self, kept: Vec<Classified>, bound: i64) -> Vec<Classified> {
+        let out = self.bouts.push(kept, bound);
+        Counters::set(&self.counters.events_joined, self.bouts.joined());
+        out
     }
 
     /// An event that only the triggers classed as background (no model, or
@@ -921,6 +941,67 @@ mod tests {
         }
         assert_eq!(demand.last_ms(), Some(15_500));
         assert_eq!(Counters::get(&counters.camera_requests_audio), 1);
+    }
+
+    /// Runs `x` (16 kHz, audio only) through a stage whose model calls
+    /// everything wildlife, with `[fusion] join_gap_ms = gap`: the events
+    /// stored and the events joined.
+    async fn stored_with_join_gap(x: &[f32], gap: u32) -> (Vec<(i64, i64)>, u64) {
+        let (_tx, rx) = watch::channel(status(0.9));
+        let counters = Arc::new(Counters::default());
+        let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
+        let absent = [Modality::Camera, Modality::Climate];
+        let cfg = FusionConfig {
+            join_gap_ms: gap,
+            ..FusionConfig::default()
+        };
+        let mut stage = DetectStage::new(det, Some(Box::new(Fixed)), rx, counters.clone(), &absent)
+            .with_fusion_config(&cfg)
+            .expect("no dump file");
+        let mut stored = Vec::new();
+        for (i, c) in x.chunks(8000).enumerate() {
+            stage.push(SensorMsg::Audio(fusion::AudioChunk {
+                start_ms: i as i64 * 500,
+                sample_rate: 16_000,
+                samples: c.to_vec(),
+            }));
+            stored.extend(stage.take(false).await);
+        }
+        stored.extend(stage.take(true).await);
+        let spans = stored
+            .iter()
+            .map(|c| (c.detection.start_ms, c.detection.end_ms))
+            .collect();
+        (spans, Counters::get(&counters.events_joined))
+    }
+
+    #[tokio::test]
+    async fn events_of_one_class_a_few_seconds_apart_are_stored_as_one() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut x: Vec<f32> = (0..16_000 * 120)
+            .map(|_| (rng.random::<f32>() - 0.5) * 0.02)
+            .collect();
+        // Two sounds the triggers keep apart (a 3.2 kHz whistle, then 4.5 s
+        // later a 400 Hz one two octaves down), and a third 40 s later.
+        let mut add = |at_s: usize, hz: f32| {
+            let mut ph = 0f32;
+            for v in x[at_s * 16_000..at_s * 16_000 + 16_000].iter_mut() {
+                ph += 2.0 * std::f32::consts::PI * hz / 16_000.0;
+                *v += 0.2 * ph.sin();
+            }
+        };
+        add(40, 3200.0);
+        add(45, 400.0);
+        add(85, 3200.0);
+        let (apart, joined) = stored_with_join_gap(&x, 0).await;
+        assert_eq!(apart.len(), 3, "{apart:?}");
+        assert_eq!(joined, 0);
+        let (bouts, joined) = stored_with_join_gap(&x, 6_000).await;
+        assert_eq!(bouts.len(), 2, "{bouts:?}");
+        assert_eq!(joined, 1);
+        assert_eq!(bouts[0], (apart[0].0, apart[1].1));
+        assert_eq!(bouts[1], apart[2]);
     }
 
     /// A model on trial whose bursts fail.

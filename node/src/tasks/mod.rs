@@ -2,6 +2,7 @@
 //! through bounded channels, reads time from the injected clock and stops on
 //! the shutdown signal. See `docs/architecture.md` for the wiring.
 
+pub mod bouts;
 pub mod camera;
 pub mod climate;
 pub mod demand;
@@ -76,6 +77,9 @@ pub struct Counters {
     pub events_uncertain: AtomicU64,
     /// Events the detector cut at `merge.max_event_ms`.
     pub events_cut_at_max: AtomicU64,
+    /// Events joined to the previous event of their class (`[fusion]
+    /// join_gap_ms`).
+    pub events_joined: AtomicU64,
     /// Sensor errors.
     pub sensor_errors: AtomicU64,
     /// Updates installed (models after their trial, settings).
