@@ -805,17 +805,9 @@ mod tests {
         }
         let mut cfg = DetectorConfig::default();
         cfg.merge.max_event_ms = 60_000;
-        let mut d = Detector::new(&cfg, 16_000);
-        for m in [Modality::Camera, Modality::Climate] {
-            d.set_available(m, false);
-            d.close(m);
-        }
+        let mut d = audio_detector(&cfg);
         for (i, c) in x.chunks(8000).enumerate() {
-            d.push_audio(&AudioChunk {
-                start_ms: i as i64 * 500,
-                sample_rate: 16_000,
-                samples: c.to_vec(),
-            });
+            d.push_audio(&chunk(i, c));
         }
         let out = d.finish();
         assert!(out.len() >= 3, "{out:?}");
@@ -833,19 +825,30 @@ mod tests {
         }
     }
 
-    fn audio_only(x: &[f32]) -> Vec<Detection> {
-        let mut d = Detector::new(&DetectorConfig::default(), 16_000);
+    /// A detector with only the microphone (16 kHz).
+    fn audio_detector(cfg: &DetectorConfig) -> Detector {
+        let mut d = Detector::new(cfg, 16_000);
         for m in [Modality::Camera, Modality::Climate] {
             d.set_available(m, false);
             d.close(m);
         }
+        d
+    }
+
+    /// The `i`th half-second chunk of 16 kHz audio.
+    fn chunk(i: usize, c: &[f32]) -> AudioChunk {
+        AudioChunk {
+            start_ms: i as i64 * 500,
+            sample_rate: 16_000,
+            samples: c.to_vec(),
+        }
+    }
+
+    fn audio_only(x: &[f32]) -> Vec<Detection> {
+        let mut d = audio_detector(&DetectorConfig::default());
         let mut out = Vec::new();
         for (i, c) in x.chunks(8000).enumerate() {
-            d.push_audio(&AudioChunk {
-                start_ms: i as i64 * 500,
-                sample_rate: 16_000,
-                samples: c.to_vec(),
-            });
+            d.push_audio(&chunk(i, c));
             out.extend(d.poll());
         }
         out.extend(d.finish());
@@ -887,19 +890,11 @@ mod tests {
         ] {
             add_call(&mut x, at, hz);
         }
-        let mut d = Detector::new(&DetectorConfig::default(), 16_000);
-        for m in [Modality::Camera, Modality::Climate] {
-            d.set_available(m, false);
-            d.close(m);
-        }
+        let mut d = audio_detector(&DetectorConfig::default());
         let mut bounds = Vec::new();
         let mut seen = 0;
         for (i, c) in x.chunks(8000).enumerate() {
-            d.push_audio(&AudioChunk {
-                start_ms: i as i64 * 500,
-                sample_rate: 16_000,
-                samples: c.to_vec(),
-            });
+            d.push_audio(&chunk(i, c));
             let out = d.poll();
             for e in &out {
                 for &b in &bounds {
