@@ -39,10 +39,11 @@ pub struct FusionConfig {
     pub thresholds: BTreeMap<String, f32>,
     /// Classes that are not stored (counted and logged instead).
     pub exclude: Vec<String>,
-    /// Events the model gives the same class (not `unknown`) that follow
-    /// each other within this gap are stored as one event: a bird's songs
-    /// or a machine's bursts that the triggers split at their pauses, ms
-    /// (0: never joined). Each event is held until no later one can join it.
+    /// Events the model gives the same class that follow each other within
+    /// this gap are stored as one event: a bird's songs or a machine's
+    /// bursts that the triggers split at their pauses (an `unknown` verdict
+    /// counts as the class it fell short in), ms (0: never joined). Each
+    /// event is held until no later one can join it.
     pub join_gap_ms: u32,
     /// Where to append each event's feature vectors as JSON lines (for
     /// training); empty: not written.

@@ -5,11 +5,14 @@
 //! stored apart, each piece costs a record, a satellite message's bytes and
 //! a line in the researcher's table, and tells less than the whole bout.
 //!
-//! Only classified events join (`wildlife`, `machinery_anomaly`,
+//! Only events of one class join (`wildlife`, `machinery_anomaly`,
 //! `human_activity`), and only events of the same detector (model version):
-//! `unknown` verdicts, the triggers' own classes and events of different
-//! classes stay apart. A joined event spans both, keeps the higher
-//! confidence and that event's key features, and never grows beyond the
+//! the triggers' own classes and events of different classes stay apart.
+//! An `unknown` verdict (below its class's threshold) counts as the class
+//! it fell short in: the uncertain tail of a bout, a song half drowned by a
+//! gust, joins the sure verdict beside it. A joined event spans both, keeps
+//! the class and key features of the surer verdict (a class over
+//! `unknown`, then the higher confidence), and never grows beyond the
 //! detector's `merge.max_event_ms`.
 //!
 //! The last event is held back until no later event can join it: the
@@ -52,19 +55,26 @@ impl BoutJoiner {
         self.joined
     }
 
-    fn joinable_class(c: EventClass) -> bool {
+    /// The class an event joins by: its own, or for `unknown` the class
+    /// it fell short in; `None` for classes that never join.
+    fn bout_class(c: &Classified) -> Option<EventClass> {
+        let class = match c.detection.class {
+            EventClass::Unknown => c.short_of?,
+            other => other,
+        };
         matches!(
-            c,
+            class,
             EventClass::Wildlife | EventClass::MachineryAnomaly | EventClass::HumanActivity
         )
+        .then_some(class)
     }
 
     fn can_join(&self, a: &Classified, b: &Classified) -> bool {
         let (x, y) = (&a.detection, &b.detection);
         self.gap_ms > 0
             && a.model == b.model
-            && x.class == y.class
-            && Self::joinable_class(x.class)
+            && Self::bout_class(a).is_some()
+            && Self::bout_class(a) == Self::bout_class(b)
             && y.start_ms >= x.start_ms
             && y.start_ms.saturating_sub(x.end_ms) <= self.gap_ms
             && x.end_ms.max(y.end_ms).saturating_sub(x.start_ms) <= self.max_ms
@@ -74,11 +84,13 @@ impl BoutJoiner {
         let end_ms = a.detection.end_ms.max(b.detection.end_ms);
         let span_end_ms = a.detection.span_end_ms.max(b.detection.span_end_ms);
         let start_ms = a.detection.start_ms;
-        let mut best = if b.detection.confidence > a.detection.confidence {
-            b
-        } else {
-            a
+        let sure = |c: &Classified| {
+            (
+                c.detection.class != EventClass::Unknown,
+                c.detection.confidence,
+            )
         };
+        let mut best = if sure(&b) > sure(&a) { b } else { a };
         best.detection.start_ms = start_ms;
         best.detection.end_ms = end_ms;
         best.detection.span_end_ms = span_end_ms;
@@ -107,7 +119,7 @@ impl BoutJoiner {
                 Some(h) => out.push(h),
                 None => {}
             }
-            if self.gap_ms > 0 && Self::joinable_class(e.detection.class) {
+            if self.gap_ms > 0 && Self::bout_class(&e).is_some() {
                 self.held = Some(e);
             } else {
                 out.push(e);
@@ -145,6 +157,15 @@ mod tests {
                 },
             },
             model: ModelVersion(3),
+            short_of: None,
+        }
+    }
+
+    /// An `unknown` verdict that fell short in `class`.
+    fn uncertain(start: i64, end: i64, class: EventClass, confidence: f32) -> Classified {
+        Classified {
+            short_of: Some(class),
+            ..ev(start, end, EventClass::Unknown, confidence)
         }
     }
 
@@ -207,6 +228,35 @@ mod tests {
             ]
         );
         assert_eq!(j.joined(), 0);
+    }
+
+    #[test]
+    fn an_uncertain_piece_joins_the_sure_verdict_of_its_class_beside_it() {
+        let mut j = BoutJoiner::new(6_000, 180_000);
+        let out = j.push(
+            vec![
+                ev(10_000, 16_000, W, 0.95),
+                uncertain(19_000, 27_000, W, 0.42),
+                uncertain(40_000, 45_000, H, 0.45),
+                ev(48_000, 50_000, W, 0.9),
+                uncertain(60_000, 62_000, W, 0.4),
+                uncertain(64_000, 66_000, W, 0.45),
+            ],
+            i64::MAX,
+        );
+        assert_eq!(
+            spans(&out),
+            vec![
+                (10_000, 27_000, W),
+                (40_000, 45_000, EventClass::Unknown),
+                (48_000, 50_000, W),
+                (60_000, 66_000, EventClass::Unknown),
+            ]
+        );
+        assert_eq!(out[0].detection.confidence, 0.95);
+        assert_eq!(out[3].detection.confidence, 0.45);
+        assert_eq!(out[3].short_of, Some(W));
+        assert_eq!(j.joined(), 2);
     }
 
     #[test]

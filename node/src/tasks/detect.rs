@@ -75,6 +75,9 @@ pub struct Classified {
     pub detection: Detection,
     /// Which detector that was.
     pub model: ModelVersion,
+    /// For a model's verdict stored as `unknown` (below its class's
+    /// threshold): the class it fell short in.
+    pub short_of: Option<EventClass>,
 }
 
 /// One line of the feature dump (`[fusion] dump_features`).
@@ -409,6 +412,7 @@ impl DetectStage {
                 "below its class threshold: stored as unknown"
             );
             c.detection.class = EventClass::Unknown;
+            c.short_of = Some(class);
         }
         c
     }
@@ -445,6 +449,7 @@ impl DetectStage {
                 .map(|detection| Classified {
                     detection,
                     model: ModelVersion::TRIGGERS_ONLY,
+                    short_of: None,
                 })
                 .collect()
         };
@@ -505,6 +510,7 @@ impl DetectStage {
                                     ..d
                                 },
                                 model,
+                                short_of: None,
                             })
                             .collect()
                     }
@@ -768,6 +774,7 @@ mod tests {
         let c = Classified {
             detection: background(),
             model: ModelVersion::TRIGGERS_ONLY,
+            short_of: None,
         };
         assert!(stage.keep_unclassified(&c), "report_background keeps it");
         assert_eq!(Counters::get(&counters.background_dropped), 1);
