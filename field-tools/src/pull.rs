@@ -576,6 +576,10 @@ mod tests {
             update: Default::default(),
             disk: Default::default(),
             clock: Default::default(),
+            detection: Some(messages::DetectionHealth {
+                events_cut_at_max: 0,
+                events_joined: 5,
+            }),
         }
     }
 
@@ -583,10 +587,27 @@ mod tests {
     fn status_records_with_an_update_result_are_written_whole_and_v1_and_v2_ones_still_read() {
         let periodic = status("n1", 8);
         let bytes = messages::encode_status(&periodic);
-        assert_eq!(bytes[0], 8, "status record v6");
+        assert_eq!(bytes[0], 10, "status record v7");
+        assert_eq!(
+            decode_payload("field/n1/status", &bytes).expect("v7"),
+            Record::Status(periodic.clone())
+        );
+        // Without the detector's counts (some, 0 cut, 5 joined): status v6,
+        // read with the counts not reported.
+        assert_eq!(&bytes[bytes.len() - 3..], &[1, 0, 5]);
+        let mut v6 = bytes[..bytes.len() - 3].to_vec();
+        v6[0] = 8;
+        let periodic = StatusRecord {
+            detection: None,
+            ..periodic
+        };
+        assert_eq!(
+            decode_payload("field/n1/status", &v6).expect("v6"),
+            Record::Status(periodic.clone())
+        );
         // Without the last sleep (none: one zero byte): status v5.
-        assert_eq!(bytes[bytes.len() - 1], 0);
-        let mut v5 = bytes[..bytes.len() - 1].to_vec();
+        assert_eq!(v6[v6.len() - 1], 0);
+        let mut v5 = v6[..v6.len() - 1].to_vec();
         v5[0] = 7;
         assert_eq!(
             decode_payload("field/n1/status", &v5).expect("v5"),
@@ -653,12 +674,19 @@ mod tests {
             planned_s: 5_340,
             wake: messages::WakeCause::Rtc,
         });
+        on_update.detection = Some(messages::DetectionHealth {
+            events_cut_at_max: 3,
+            events_joined: 140,
+        });
         let mut out = Vec::new();
         let mut sink = Sink::new(&mut out, PullFormat::Jsonl, None, HashSet::new(), false);
         sink.accept("field/n1/status", &messages::encode_status(&on_update))
             .expect("accept");
         sink.accept("field/n1/status", &v1).expect("accept");
-        assert_eq!(sink.summary.written, 2);
+        let mut v6_line = v6.clone();
+        v6_line[1] = 10; // another id: id 8 is a one-byte varint
+        sink.accept("field/n1/status", &v6_line).expect("accept");
+        assert_eq!(sink.summary.written, 3);
         let text = String::from_utf8(out).expect("utf8");
         let lines: Vec<serde_json::Value> = text
             .lines()
@@ -679,6 +707,14 @@ mod tests {
             lines[0]["clock"]["sleep"],
             serde_json::json!({"reason": "low_battery", "slept_s": 5347, "planned_s": 5340, "wake": "rtc"})
         );
+        assert_eq!(
+            lines[0]["detection"],
+            serde_json::json!({"events_cut_at_max": 3, "events_joined": 140})
+        );
+        // A v6 record and a v1 record: the counts not reported (null).
+        assert!(lines[1]["detection"].is_null(), "{}", lines[1]);
+        assert!(lines[2]["detection"].is_null(), "{}", lines[2]);
+        assert_eq!(lines[2]["id"], 10);
         assert_eq!(lines[1]["clock"]["rtc"]["state"], "unknown");
         assert!(lines[1]["clock"]["sleep"].is_null());
         assert_eq!(lines[1]["cause"], "periodic");

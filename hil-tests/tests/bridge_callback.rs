@@ -89,6 +89,10 @@ fn status(node: &str, id: u64) -> StatusRecord {
         update: Default::default(),
         disk: Default::default(),
         clock: Default::default(),
+        detection: Some(messages::DetectionHealth {
+            events_cut_at_max: 1,
+            events_joined: 9,
+        }),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use crate::event::{EventRecordV1, EventRecordV2};
 use crate::status::{
-    StatusRecordV1, StatusRecordV2, StatusRecordV3, StatusRecordV4, StatusRecordV5,
+    StatusRecordV1, StatusRecordV2, StatusRecordV3, StatusRecordV4, StatusRecordV5, StatusRecordV6,
 };
 use crate::{EventRecord, StatusRecord};
 
@@ -41,9 +41,14 @@ pub const STATUS_RECORD_V4: u8 = 6;
 /// [`crate::ClockStatus::sleep`]); still decoded, into a [`StatusRecord`]
 /// without a last sleep.
 pub const STATUS_RECORD_V5: u8 = 7;
-/// The first byte written by [`encode_status`]: a status record, version 6
-/// (with the last sleep, [`crate::ClockStatus::sleep`], at its end).
-pub const STATUS_RECORD_VERSION: u8 = 8;
+/// The first byte of a status record of version 6 (with the last sleep,
+/// [`crate::ClockStatus::sleep`], without the detector's health,
+/// [`StatusRecord::detection`]); still decoded, into a [`StatusRecord`]
+/// whose detection part is not reported (none).
+pub const STATUS_RECORD_V6: u8 = 8;
+/// The first byte written by [`encode_status`]: a status record, version 7
+/// (with the detector's health, [`StatusRecord::detection`], at its end).
+pub const STATUS_RECORD_VERSION: u8 = 10;
 
 /// Any record of the outbox, as decoded by [`decode_message`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +93,7 @@ pub enum DecodeError {
     Empty,
     /// A version byte this build does not understand.
     #[error(
-        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_V1} = event v1, {EVENT_RECORD_V2} = event v2, {EVENT_RECORD_VERSION} = event v3, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_V3} = status v3, {STATUS_RECORD_V4} = status v4, {STATUS_RECORD_V5} = status v5, {STATUS_RECORD_VERSION} = status v6)"
+        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_V1} = event v1, {EVENT_RECORD_V2} = event v2, {EVENT_RECORD_VERSION} = event v3, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_V3} = status v3, {STATUS_RECORD_V4} = status v4, {STATUS_RECORD_V5} = status v5, {STATUS_RECORD_V6} = status v6, {STATUS_RECORD_VERSION} = status v7)"
     )]
     UnsupportedVersion {
         /// The version byte found.
@@ -164,6 +169,9 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
         }
         STATUS_RECORD_V5 => {
             decode_body::<StatusRecordV5>(body).map(|v5| Message::Status(StatusRecord::from(v5)))
+        }
+        STATUS_RECORD_V6 => {
+            decode_body::<StatusRecordV6>(body).map(|v6| Message::Status(StatusRecord::from(v6)))
         }
         STATUS_RECORD_VERSION => decode_body(body).map(Message::Status),
         found => Err(DecodeError::UnsupportedVersion { found }),
@@ -299,8 +307,8 @@ mod tests {
         let bytes = encode_event(&sample());
         assert_eq!(decode_event(&[]), Err(DecodeError::Empty));
         assert_eq!(
-            decode_event(&[10, 1, 2]),
-            Err(DecodeError::UnsupportedVersion { found: 10 })
+            decode_event(&[11, 1, 2]),
+            Err(DecodeError::UnsupportedVersion { found: 11 })
         );
         for cut in 1..bytes.len() {
             assert!(
@@ -359,8 +367,16 @@ mod tests {
                 evicted: 0,
             },
             clock: Default::default(),
+            detection: Some(DETECTED),
         }
     }
+
+    /// The detector's counts of [`status`]: 2 events cut at their maximum
+    /// length, 37 joined (one byte each: `01 02 25` with the option tag).
+    const DETECTED: crate::DetectionHealth = crate::DetectionHealth {
+        events_cut_at_max: 2,
+        events_joined: 37,
+    };
 
     /// A v3 status record as a v2 node wrote it: everything but the disk part.
     fn as_v2(s: &StatusRecord) -> StatusRecordV2 {
@@ -435,7 +451,7 @@ mod tests {
         let full = encode_status(&status_on_update()).len();
         let periodic_v2 = encode_with(STATUS_RECORD_V2, &as_v2(&status())).len();
         eprintln!(
-            "status record v6: periodic without updates {periodic} bytes (as v2: {periodic_v2}), on a typical update result {typical} bytes, every field present with texts at their caps and the disk part at its largest {full} bytes"
+            "status record v7: periodic without updates {periodic} bytes (as v2: {periodic_v2}), on a typical update result {typical} bytes, every field present with texts at their caps and the disk part at its largest {full} bytes"
         );
         // Alone in an SBD packing (no node id, the head says a disk part
         // follows), with and without its disk part.
@@ -453,20 +469,22 @@ mod tests {
             "periodic status record packed alone: {periodic_packed} bytes (without its disk part: {without_disk})"
         );
         assert!(periodic_packed <= without_disk + 6, "{periodic_packed}");
-        assert!(periodic <= 73, "{periodic}");
+        assert!(periodic <= 76, "{periodic}");
         // On hardware: a synchronised clock and an RTC with its cell; as v4
-        // (without the RTC) and v6 (with it, and no sleep: one byte more).
-        // The sleep's part is measured in `status_v6_carries_the_last_sleep`.
+        // (without the RTC) and v7 (with it, no sleep: one byte more, and
+        // the detector's counts: three bytes more). The sleep's part is
+        // measured in `status_v6_carries_the_last_sleep`, the detector's in
+        // `status_v7_carries_the_detectors_counts`.
         let hardware = status_with_rtc(HEALTHY_RTC);
         let hardware_v4 = encode_with(STATUS_RECORD_V4, &as_v4(&hardware)).len();
         let hardware_v5 = encode_status(&hardware).len();
         let no_rtc = encode_status(&status_with_rtc(crate::RtcStatus::NONE)).len();
         eprintln!(
-            "periodic status record on hardware (synchronised clock): v4 {hardware_v4} bytes, v6 with an RTC and its cell {hardware_v5} bytes, without an RTC {no_rtc} bytes"
+            "periodic status record on hardware (synchronised clock): v4 {hardware_v4} bytes, v7 with an RTC and its cell {hardware_v5} bytes, without an RTC {no_rtc} bytes"
         );
-        assert_eq!(hardware_v5, hardware_v4 + 7);
-        assert_eq!(no_rtc, hardware_v4 + 4);
-        assert!(hardware_v5 <= 77, "{hardware_v5}");
+        assert_eq!(hardware_v5, hardware_v4 + 10);
+        assert_eq!(no_rtc, hardware_v4 + 7);
+        assert!(hardware_v5 <= 80, "{hardware_v5}");
         // Packed alone: the RTC part costs the same, and the record stays
         // within two credits.
         let hardware_packed = [
@@ -491,19 +509,23 @@ mod tests {
         let s = status_on_update();
         let bytes = encode_status(&s);
         assert_eq!(bytes[0], STATUS_RECORD_VERSION);
-        assert_eq!(bytes[0], 8);
+        assert_eq!(bytes[0], 10);
         assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         for cut in 1..bytes.len() {
             assert!(decode_message(&bytes[..cut]).is_err(), "prefix of {cut}");
         }
-        // The clock part is last, its RTC and its last sleep at its end;
-        // unknown, they are nine zero bytes (source, no uncertainty, not
-        // re-stamped, no step, largest step 0; RTC state unknown, no
-        // offset, no cell; no sleep).
+        // The detector's counts are last (some, 2, 37); before them the
+        // clock part, its RTC and its last sleep at its end; unknown, they
+        // are nine zero bytes (source, no uncertainty, not re-stamped, no
+        // step, largest step 0; RTC state unknown, no offset, no cell; no
+        // sleep).
         let plain = status();
         let b = encode_status(&plain);
-        assert_eq!(&b[b.len() - 9..], &[0; 9][..]);
-        let b = &b[..b.len() - 9];
+        assert_eq!(
+            &b[b.len() - 12..],
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 37][..]
+        );
+        let b = &b[..b.len() - 12];
         // Before it, the disk part's three fields: free MiB (Some, varint),
         // the state's code byte, the eviction count (varint).
         assert_eq!(&b[b.len() - 5..], &[1, 0xe2, 0x57, 0, 0][..]);
@@ -514,13 +536,13 @@ mod tests {
         };
         let b = encode_status(&unknown);
         assert_eq!(
-            &b[b.len() - 12..],
-            &[0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]
+            &b[b.len() - 15..],
+            &[0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 37][..]
         );
         assert_eq!(decode_message(&b), Ok(Message::Status(unknown)));
         // A state code this build does not know reads as unknown.
         let mut b = encode_status(&plain);
-        let at = b.len() - 11;
+        let at = b.len() - 14;
         b[at] = 7;
         match decode_message(&b) {
             Ok(Message::Status(r)) => {
@@ -536,15 +558,22 @@ mod tests {
             decode_message(&old),
             Ok(Message::Status(StatusRecord {
                 disk: crate::DiskReport::default(),
+                detection: None,
                 ..s.clone()
             }))
         );
         // A record written by a node with the version 3 envelope: the clock
-        // part unknown.
-        let v3 = &bytes[..bytes.len() - 9];
+        // part unknown, the detector's counts not reported.
+        let v3 = &bytes[..bytes.len() - 12];
         let mut v3 = v3.to_vec();
         v3[0] = STATUS_RECORD_V3;
-        assert_eq!(decode_message(&v3), Ok(Message::Status(s.clone())));
+        assert_eq!(
+            decode_message(&v3),
+            Ok(Message::Status(StatusRecord {
+                detection: None,
+                ..s.clone()
+            }))
+        );
         // The v2 body is a prefix of the v5 body: read as v5 it is cut short,
         // and a v5 body read as v2 has bytes left over.
         let mut as_v3 = old.clone();
@@ -645,14 +674,17 @@ mod tests {
         }
         // The RTC's bytes: state (2 found), some offset (zigzag -1 = 1),
         // some cell (3012 mV, a two-byte varint).
-        // (then no sleep, one zero byte).
+        // (then no sleep, one zero byte, and the detector's counts).
         let b = encode_status(&status_with_rtc(HEALTHY_RTC));
-        assert_eq!(&b[b.len() - 7..], &[2, 1, 1, 1, 0xc4, 0x17, 0][..]);
+        assert_eq!(
+            &b[b.len() - 10..],
+            &[2, 1, 1, 1, 0xc4, 0x17, 0, 1, 2, 37][..]
+        );
         let b = encode_status(&status_with_rtc(crate::RtcStatus::NONE));
-        assert_eq!(&b[b.len() - 4..], &[1, 0, 0, 0][..]);
+        assert_eq!(&b[b.len() - 7..], &[1, 0, 0, 0, 1, 2, 37][..]);
         // A state this build does not know is refused, not guessed.
         let mut b = encode_status(&status_with_rtc(crate::RtcStatus::NONE));
-        let at = b.len() - 4;
+        let at = b.len() - 7;
         b[at] = 3;
         assert!(matches!(decode_message(&b), Err(DecodeError::Malformed(_))));
     }
@@ -669,34 +701,39 @@ mod tests {
         let mut s = status_with_rtc(HEALTHY_RTC);
         s.clock.sleep = Some(SLEPT);
         let bytes = encode_status(&s);
-        assert_eq!(bytes[0], 8);
+        assert_eq!(bytes[0], 10);
         assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         for cut in 1..bytes.len() {
             assert!(decode_message(&bytes[..cut]).is_err(), "prefix of {cut}");
         }
-        // Some, reason 0, 21602 s and 21600 s as varints, wake 0 (rtc).
+        // Some, reason 0, 21602 s and 21600 s as varints, wake 0 (rtc);
+        // then the detector's three bytes.
         assert_eq!(
-            &bytes[bytes.len() - 9..],
-            &[1, 0, 0xe2, 0xa8, 0x01, 0xe0, 0xa8, 0x01, 0][..]
+            &bytes[bytes.len() - 12..],
+            &[1, 0, 0xe2, 0xa8, 0x01, 0xe0, 0xa8, 0x01, 0, 1, 2, 37][..]
         );
         let without = encode_status(&status_with_rtc(HEALTHY_RTC)).len();
         eprintln!(
-            "status record v6 on hardware: {without} bytes without a sleep, {} with one",
+            "status record v7 on hardware: {without} bytes without a sleep, {} with one",
             bytes.len()
         );
         assert_eq!(bytes.len(), without + 8);
-        // A v5 record (kind byte 7): the v6 body without the sleep's byte.
+        // A v5 record (kind byte 7): the v7 body without the sleep's byte
+        // and the detector's three.
         let mut v5 = encode_status(&status_with_rtc(HEALTHY_RTC));
-        v5.pop();
+        v5.truncate(v5.len() - 4);
         v5[0] = STATUS_RECORD_V5;
         assert_eq!(
             decode_message(&v5),
-            Ok(Message::Status(status_with_rtc(HEALTHY_RTC)))
+            Ok(Message::Status(StatusRecord {
+                detection: None,
+                ..status_with_rtc(HEALTHY_RTC)
+            }))
         );
         // A wake cause this build does not know is refused.
         let mut b = bytes.clone();
-        let last = b.len() - 1;
-        b[last] = 3;
+        let wake = b.len() - 4;
+        b[wake] = 3;
         assert!(matches!(decode_message(&b), Err(DecodeError::Malformed(_))));
         // JSON names it; JSON without it reads as no sleep.
         let j = serde_json::to_value(&s).unwrap();
@@ -714,15 +751,138 @@ mod tests {
             ..SLEPT
         });
         let bytes = encode_status(&s);
-        assert_eq!(bytes[bytes.len() - 8], 1);
+        assert_eq!(bytes[bytes.len() - 11], 1);
         assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         let j = serde_json::to_value(&s).unwrap();
         assert_eq!(j["clock"]["sleep"]["reason"], "energy_saving");
         // A reason this build does not know is refused.
         let mut b = bytes.clone();
-        let at = b.len() - 8;
+        let at = b.len() - 11;
         b[at] = 2;
         assert!(matches!(decode_message(&b), Err(DecodeError::Malformed(_))));
+    }
+
+    /// A status record as a v6 node wrote it: without the detector's
+    /// counts.
+    fn as_v6(s: &StatusRecord) -> StatusRecordV6 {
+        StatusRecordV6 {
+            id: s.id,
+            node_id: s.node_id.clone(),
+            time_ms: s.time_ms,
+            uptime_s: s.uptime_s,
+            battery_permille: s.battery_permille,
+            battery_mv: s.battery_mv,
+            power_mode: s.power_mode,
+            air_temp_c100: s.air_temp_c100,
+            board_temp_c100: s.board_temp_c100,
+            sensors: s.sensors,
+            queue: s.queue,
+            drops: s.drops,
+            model: s.model,
+            last_contact_ms: s.last_contact_ms,
+            cause: s.cause,
+            update: s.update.clone(),
+            disk: s.disk,
+            clock: s.clock,
+        }
+    }
+
+    #[test]
+    fn status_v7_carries_the_detectors_counts_and_v6_still_decodes_without_them() {
+        let s = status_with_rtc(HEALTHY_RTC);
+        let bytes = encode_status(&s);
+        assert_eq!(bytes[0], STATUS_RECORD_VERSION);
+        assert_eq!(bytes[0], 10);
+        assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
+        for cut in 1..bytes.len() {
+            assert!(decode_message(&bytes[..cut]).is_err(), "prefix of {cut}");
+        }
+        // The part is last: some, then the two counts as varints (2 cut at
+        // their maximum length, 37 joined).
+        assert_eq!(&bytes[bytes.len() - 3..], &[1, 2, 37][..]);
+        // What it costs against the same record as v6.
+        let v6 = encode_with(STATUS_RECORD_V6, &as_v6(&s));
+        let with = |d: Option<crate::DetectionHealth>| {
+            let r = StatusRecord {
+                detection: d,
+                ..s.clone()
+            };
+            let b = encode_status(&r);
+            assert_eq!(decode_message(&b), Ok(Message::Status(r)));
+            b.len() - v6.len()
+        };
+        let count = |cut, joined| {
+            Some(crate::DetectionHealth {
+                events_cut_at_max: cut,
+                events_joined: joined,
+            })
+        };
+        let none = with(None);
+        let zero = with(Some(crate::DetectionHealth::default()));
+        let small = with(Some(DETECTED));
+        let season = with(count(300, 20_000));
+        let largest = with(count(u32::MAX, u32::MAX));
+        eprintln!(
+            "status record v7: the detector's part adds {none} byte not reported, {zero} with both counts 0, {small} with counts under 128, {season} with 300 cut and 20,000 joined, {largest} at their largest (v6 on hardware: {} bytes)",
+            v6.len()
+        );
+        assert_eq!([none, zero, small, season, largest], [1, 3, 3, 6, 11]);
+        // Bytes a v6 node wrote (encoded by the build before status record
+        // v7): the same record without the part, kind byte 8. It decodes
+        // with the counts not reported; its body is the v7 body without the
+        // part.
+        let hex = "08d309076e6f64652d3037c0bab084ce6780a305de05ea620101f3030188400001020003780400110200030180a0a484ce67000000000001e257000002011400000002010101c41700";
+        let old: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(old, v6);
+        assert_eq!(old[0], STATUS_RECORD_V6);
+        assert_eq!(&bytes[1..old.len()], &old[1..]);
+        assert_eq!(
+            decode_message(&old),
+            Ok(Message::Status(StatusRecord {
+                detection: None,
+                ..s.clone()
+            }))
+        );
+        // A v7 body read as v6 has the part left over; a v6 body read as
+        // v7 is cut short.
+        let mut as_v6 = bytes.clone();
+        as_v6[0] = STATUS_RECORD_V6;
+        assert_eq!(decode_message(&as_v6), Err(DecodeError::Trailing(3)));
+        let mut as_v7 = old.clone();
+        as_v7[0] = STATUS_RECORD_VERSION;
+        assert!(decode_message(&as_v7).is_err());
+        // A build that does not know kind byte 10 names the ones it reads.
+        let e = DecodeError::UnsupportedVersion { found: 11 }.to_string();
+        assert!(e.contains("8 = status v6, 10 = status v7"), "{e}");
+        // JSON names the counts; JSON without them reads as not reported.
+        let j = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            j["detection"],
+            serde_json::json!({"events_cut_at_max": 2, "events_joined": 37})
+        );
+        let mut j = j;
+        j.as_object_mut().unwrap().remove("detection");
+        let back: StatusRecord = serde_json::from_value(j).unwrap();
+        assert_eq!(back.detection, None);
+        let none = serde_json::to_value(StatusRecord {
+            detection: None,
+            ..s.clone()
+        })
+        .unwrap();
+        assert!(none["detection"].is_null());
+        // The node's 64-bit counters saturate.
+        assert_eq!(
+            crate::DetectionHealth::saturating(u64::MAX, 37),
+            crate::DetectionHealth {
+                events_cut_at_max: u32::MAX,
+                events_joined: 37,
+            }
+        );
+        assert!(crate::DetectionHealth::saturating(0, 0).is_zero());
+        assert!(!crate::DetectionHealth::saturating(0, 1).is_zero());
     }
 
     #[test]
@@ -743,6 +903,7 @@ mod tests {
                     rtc: crate::RtcStatus::default(),
                     ..s.clock
                 },
+                detection: None,
                 ..s.clone()
             }
         );
@@ -759,7 +920,7 @@ mod tests {
         // cut short.
         let mut as_v4 = encode_status(&s);
         as_v4[0] = STATUS_RECORD_V4;
-        assert_eq!(decode_message(&as_v4), Err(DecodeError::Trailing(7)));
+        assert_eq!(decode_message(&as_v4), Err(DecodeError::Trailing(10)));
         let mut as_v5 = v4.clone();
         as_v5[0] = STATUS_RECORD_VERSION;
         assert!(decode_message(&as_v5).is_err());
@@ -835,6 +996,7 @@ mod tests {
                 cause: crate::StatusCause::Periodic,
                 update: crate::UpdateStatus::default(),
                 disk: crate::DiskReport::default(),
+                detection: None,
                 ..s.clone()
             }))
         );
@@ -860,16 +1022,17 @@ mod tests {
         s.disk = crate::DiskReport::default();
         let mut bytes = encode_status(&s);
         // The reason is the last field before the (unknown) disk and clock
-        // parts: length 1, "x", then none, 255, 0, then nine zeros.
-        let at = bytes.len() - 14;
+        // parts and the detector's counts: length 1, "x", then none, 255,
+        // 0, then nine zeros, then 1, 2, 37.
+        let at = bytes.len() - 17;
         assert_eq!(
             &bytes[at..],
-            &[1, b'x', 0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+            &[1, b'x', 0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 37]
         );
         bytes.truncate(at);
         bytes.push(65);
         bytes.extend(std::iter::repeat_n(b'x', 65));
-        bytes.extend([0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        bytes.extend([0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 37]);
         assert!(matches!(
             decode_message(&bytes),
             Err(DecodeError::Malformed(_))
@@ -931,7 +1094,7 @@ mod tests {
         let s = status();
         let bytes = encode_status(&s);
         eprintln!("encoded status record: {} bytes", bytes.len());
-        assert!(bytes.len() <= 70, "status record is {} bytes", bytes.len());
+        assert!(bytes.len() <= 73, "status record is {} bytes", bytes.len());
         assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         assert!(decode_event(&bytes).is_err());
         let e = sample();

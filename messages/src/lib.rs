@@ -11,8 +11,8 @@
 //! - [`event`]: [`EventRecord`] and the types it is made of, in fixed-point units;
 //! - [`codec`]: the versioned binary envelope (`[version][postcard body]`);
 //! - [`status`]: [`StatusRecord`], the periodic health report (with the store's
-//!   disk, [`DiskReport`], and the node's clock and RTC, [`ClockStatus`]), and
-//!   [`Priority`];
+//!   disk, [`DiskReport`], the node's clock and RTC, [`ClockStatus`], and the
+//!   detector's health counters, [`DetectionHealth`]), and [`Priority`];
 //! - [`update_status`]: the signed-update part of the status record;
 //! - [`json`]: [`EventJson`], the documented JSON view in physical units;
 //! - [`mod@pack`]: several records in one 340-byte Iridium SBD message;
@@ -40,8 +40,9 @@ pub use event::{
 pub use json::EventJson;
 pub use pack::{PackError, Packed, UnpackError, pack, unpack};
 pub use status::{
-    ClockStatus, DiskReport, DiskStateCode, DropCounters, LastSleep, PowerModeCode, Priority,
-    RtcState, RtcStatus, SensorHealth, SensorState, SleepReasonCode, StatusRecord, WakeCause,
+    ClockStatus, DetectionHealth, DiskReport, DiskStateCode, DropCounters, LastSleep,
+    PowerModeCode, Priority, RtcState, RtcStatus, SensorHealth, SensorState, SleepReasonCode,
+    StatusRecord, WakeCause,
 };
 pub use update_status::{
     BundleKindCode, ShortText, StatusCause, UpdateOutcome, UpdateResult, UpdateStatus,

@@ -34,14 +34,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::status::ClockStatusV4;
 use crate::{
-    DiskReport, DropCounters, EventClass, EventRecord, KeyFeatures, LastSleep, Message,
-    ModalityScores, ModelVersion, Permille, PowerModeCode, RtcStatus, SensorHealth, StatusCause,
-    StatusRecord, TimeQuality, TimeSource, UpdateStatus,
+    DetectionHealth, DiskReport, DropCounters, EventClass, EventRecord, KeyFeatures, LastSleep,
+    Message, ModalityScores, ModelVersion, Permille, PowerModeCode, RtcStatus, SensorHealth,
+    StatusCause, StatusRecord, TimeQuality, TimeSource, UpdateStatus,
 };
 
 /// The first byte of a packed message as [`pack`] writes it: SBD packing,
 /// version 2 (a record count and a checksum in the header). Chosen apart
-/// from the single-record kind bytes (1 to 7) so that a receiver can tell a
+/// from the single-record kind bytes (1 to 10) so that a receiver can tell a
 /// packed message from a lone record.
 pub const PACK_VERSION: u8 = 0x51;
 
@@ -88,9 +88,22 @@ const STATUS_RTC_PART: u64 = 16;
 /// there is one; set only when the record reports a sleep, status record
 /// v6).
 const STATUS_SLEEP_PART: u64 = 32;
+/// In a status head: the record reports the detector's health (status
+/// record v7); alone, both its counts are 0, and nothing follows for it.
+/// Unset: not reported (a record from before v7).
+const STATUS_DETECTION_PART: u64 = 64;
+/// In a status head, with [`STATUS_DETECTION_PART`] only: the detector's
+/// two counts follow (after the sleep part, when there is one), as two
+/// varints; set only when one of them is not 0.
+const STATUS_DETECTION_COUNTS: u64 = 128;
 /// Every part bit of a status head.
-const STATUS_PARTS: u64 =
-    STATUS_UPDATE_PART | STATUS_DISK_PART | STATUS_CLOCK_PART | STATUS_RTC_PART | STATUS_SLEEP_PART;
+const STATUS_PARTS: u64 = STATUS_UPDATE_PART
+    | STATUS_DISK_PART
+    | STATUS_CLOCK_PART
+    | STATUS_RTC_PART
+    | STATUS_SLEEP_PART
+    | STATUS_DETECTION_PART
+    | STATUS_DETECTION_COUNTS;
 /// Number of optional event fields, each one presence bit.
 const PRESENCE_BITS: u32 = 9;
 /// The class starts above the kind bit and the presence bits.
@@ -245,6 +258,12 @@ fn status_head(s: &StatusRecord) -> u64 {
     if s.clock.sleep.is_some() {
         head |= STATUS_SLEEP_PART;
     }
+    if let Some(d) = &s.detection {
+        head |= STATUS_DETECTION_PART;
+        if !d.is_zero() {
+            head |= STATUS_DETECTION_COUNTS;
+        }
+    }
     head
 }
 
@@ -397,6 +416,9 @@ fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>, quality:
         }
         if let Some(sleep) = &s.clock.sleep {
             put(out, sleep);
+        }
+        if let Some(d) = s.detection.filter(|d| !d.is_zero()) {
+            put(out, &d);
         }
     }
 }
@@ -641,6 +663,17 @@ fn read_records(
                         detail: format!("status head {head} has reserved bits set"),
                     });
                 }
+                if head & (STATUS_DETECTION_PART | STATUS_DETECTION_COUNTS)
+                    == STATUS_DETECTION_COUNTS
+                {
+                    return Err(UnpackError::Invalid {
+                        field: "record head",
+                        offset: head_at,
+                        detail: format!(
+                            "status head {head} has detection counts without the detection part"
+                        ),
+                    });
+                }
                 Message::Status(read_status(&mut r, id, time, node_id, head)?)
             }
         };
@@ -772,6 +805,26 @@ fn read_status(
     } else {
         None
     };
+    let detection_at = r.offset();
+    let detection: Option<DetectionHealth> = match (
+        head & STATUS_DETECTION_PART != 0,
+        head & STATUS_DETECTION_COUNTS != 0,
+    ) {
+        (false, _) => None,
+        (true, false) => Some(DetectionHealth::default()),
+        (true, true) => {
+            let d: DetectionHealth = r.take("status detection part")?;
+            if d.is_zero() {
+                // Never written: two zero counts go as the head bit alone.
+                return Err(UnpackError::Invalid {
+                    field: "status detection part",
+                    offset: detection_at,
+                    detail: "both counts 0 are never written".into(),
+                });
+            }
+            Some(d)
+        }
+    };
     Ok(StatusRecord {
         id,
         node_id: node_id.to_owned(),
@@ -791,6 +844,7 @@ fn read_status(
         update,
         disk,
         clock: clock.with_rtc(rtc, sleep),
+        detection,
     })
 }
 
@@ -974,6 +1028,22 @@ mod tests {
                         crate::WakeCause::WakeLine,
                         crate::WakeCause::Cold,
                     ][r.below(3) as usize],
+                }),
+            },
+            detection: match rng.below(4) {
+                0 => None,
+                1 => Some(DetectionHealth::default()),
+                _ => Some(DetectionHealth {
+                    events_cut_at_max: if rng.chance(20) {
+                        rng.next() as u32
+                    } else {
+                        rng.below(3) as u32
+                    },
+                    events_joined: if rng.chance(20) {
+                        rng.next() as u32
+                    } else {
+                        rng.below(400) as u32
+                    },
                 }),
             },
         }
@@ -1322,11 +1392,23 @@ mod tests {
             );
             // Status head with reserved bits (bit 1 is the update part's,
             // bit 2 the disk part's, bit 3 the clock part's, bit 4 the
-            // RTC part's, bit 5 the sleep part's).
+            // RTC part's, bit 5 the sleep part's, bits 6 and 7 the
+            // detector's): bit 8 (the varint 257).
             let b = if v == PACK_VERSION {
-                v2(1, &[5, 0, 65])
+                v2(1, &[5, 0, 0x81, 0x02])
             } else {
-                vec![v, 5, 0, 65]
+                vec![v, 5, 0, 0x81, 0x02]
+            };
+            assert!(
+                matches!(unpack(&b, NODE), Err(UnpackError::Invalid { .. })),
+                "{v:#x}"
+            );
+            // The detector's counts (bit 7) without its part (bit 6): the
+            // varint 129.
+            let b = if v == PACK_VERSION {
+                v2(1, &[5, 0, 0x81, 0x01])
+            } else {
+                vec![v, 5, 0, 0x81, 0x01]
             };
             assert!(
                 matches!(unpack(&b, NODE), Err(UnpackError::Invalid { .. })),
@@ -1388,6 +1470,7 @@ mod tests {
         let mut rng = Rng(11);
         let mut s = status(&mut rng, 40, 1_780_000_000_000);
         s.clock = Default::default();
+        s.detection = None;
         s.cause = StatusCause::UpdateResult;
         s.update = UpdateStatus {
             model_active: u64::MAX,
@@ -1416,6 +1499,21 @@ mod tests {
             unpack(&packed.bytes, NODE),
             Ok(vec![Message::Status(s.clone())])
         );
+        // With the detector's counts at their largest too: 11 bytes more.
+        let counted = StatusRecord {
+            detection: Some(DetectionHealth {
+                events_cut_at_max: u32::MAX,
+                events_joined: u32::MAX,
+            }),
+            ..s.clone()
+        };
+        let p = pack(&[Message::Status(counted.clone())], SBD_MO_MAX).unwrap();
+        eprintln!(
+            "with the detector's counts at their largest too: {} bytes",
+            p.bytes.len()
+        );
+        assert_eq!(p.bytes.len(), packed.bytes.len() + 11);
+        assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(counted)]));
         let head_of = |p: &Packed| {
             let mut r = Reader {
                 all: &p.bytes,
@@ -1559,6 +1657,83 @@ mod tests {
     }
 
     #[test]
+    fn the_detection_part_costs_nothing_at_zero_and_a_few_bytes_otherwise() {
+        let head_of = |p: &Packed| {
+            let mut r = Reader {
+                all: &p.bytes,
+                rest: &p.bytes[HEADER_V2..],
+            };
+            let _: u64 = r.take("id").unwrap();
+            let _: i64 = r.take("time").unwrap();
+            r.take::<u64>("head").unwrap()
+        };
+        let packed = |s: &StatusRecord| {
+            let p = pack(&[Message::Status(s.clone())], SBD_MO_MAX).unwrap();
+            assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(s.clone())]));
+            p
+        };
+        // The golden status record: not reported (a record from before
+        // status record v7), packed as before: neither bit, no byte.
+        let Some(Message::Status(mut s)) = golden_records().pop() else {
+            panic!("the golden records end with a status record")
+        };
+        let before = packed(&s);
+        let parts = KIND_STATUS | STATUS_UPDATE_PART | STATUS_DISK_PART | STATUS_CLOCK_PART;
+        assert_eq!(head_of(&before), parts);
+        // Both counts 0: head bit 6 alone, in the head's one byte.
+        s.detection = Some(DetectionHealth::default());
+        let zero = packed(&s);
+        assert_eq!(head_of(&zero), parts | STATUS_DETECTION_PART);
+        assert!(head_of(&zero) < 128);
+        assert_eq!(zero.bytes.len(), before.bytes.len());
+        // Counts: head bits 6 and 7 (the head takes a second byte), then
+        // the two counts as varints, last.
+        let cost = |s: &mut StatusRecord, cut: u32, joined: u32| {
+            s.detection = Some(DetectionHealth {
+                events_cut_at_max: cut,
+                events_joined: joined,
+            });
+            let p = packed(s);
+            assert_eq!(
+                head_of(&p),
+                parts | STATUS_DETECTION_PART | STATUS_DETECTION_COUNTS
+            );
+            p.bytes.len() - before.bytes.len()
+        };
+        let small = cost(&mut s, 2, 37);
+        let p = packed(&s);
+        assert_eq!(&p.bytes[p.bytes.len() - 2..], &[2, 37]);
+        let one = cost(&mut s, 1, 0);
+        let season = cost(&mut s, 300, 20_000);
+        let largest = cost(&mut s, u32::MAX, u32::MAX);
+        eprintln!(
+            "packed status record ({} bytes alone, not reported): the detector's part adds 0 bytes with both counts 0, {one} with 1 cut and 0 joined, {small} with 2 and 37, {season} with 300 and 20,000, {largest} at their largest",
+            before.bytes.len()
+        );
+        assert_eq!([one, small, season, largest], [3, 3, 6, 11]);
+        // Two counts of 0 after bit 7 are never written, and refused.
+        s.detection = Some(DetectionHealth {
+            events_cut_at_max: 0,
+            events_joined: 1,
+        });
+        let p = packed(&s);
+        let mut records = p.bytes[HEADER_V2..].to_vec();
+        let last = records.len() - 1;
+        assert_eq!(records[last], 1);
+        records[last] = 0;
+        assert!(matches!(
+            unpack(&v2(1, &records), NODE),
+            Err(UnpackError::Invalid {
+                field: "status detection part",
+                ..
+            })
+        ));
+        // Cut inside the counts: the message is cut short.
+        let cut = v2(1, &p.bytes[HEADER_V2..p.bytes.len() - 1]);
+        assert!(unpack(&cut, NODE).is_err());
+    }
+
+    #[test]
     fn a_record_too_large_alone_is_an_error_and_mixed_nodes_are_refused() {
         let mut rng = Rng(7);
         let e = event(&mut rng, 1, 0);
@@ -1692,6 +1867,8 @@ mod tests {
                 rtc: RtcStatus::default(),
                 sleep: None,
             },
+            // Packed by nodes before status record v7: no detector's part.
+            detection: None,
         };
         vec![Message::Event(e1), Message::Event(e2), Message::Status(s)]
     }

@@ -160,6 +160,44 @@ pub struct StatusRecord {
     /// deep sleep (status record v6; none before).
     #[serde(default)]
     pub clock: ClockStatus,
+    /// The detector's health counters since the node started (status
+    /// record v7). None = not reported: a record from before v7, and JSON
+    /// without it; a node of v7 or later always reports them, zero
+    /// included.
+    #[serde(default)]
+    pub detection: Option<DetectionHealth>,
+}
+
+/// The detector's health in a status record (status record v7): counts
+/// since the node started (the `fieldnode run` process: they start again
+/// from 0 at every start, the wake from a deep sleep included; `uptime_s`
+/// says how long they cover). Each saturates at [`u32::MAX`].
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DetectionHealth {
+    /// Events the detector cut at their maximum length (`[detector.merge]
+    /// max_event_ms`) since the node started. A symptom: something kept a
+    /// trigger on (a sound that never stops, or a noise floor that never
+    /// learned it).
+    pub events_cut_at_max: u32,
+    /// Events joined into the event before them since the node started:
+    /// events of one class within `[fusion] join_gap_ms` of each other,
+    /// stored as one (a bout).
+    pub events_joined: u32,
+}
+
+impl DetectionHealth {
+    /// From the node's 64-bit counters, each saturating at [`u32::MAX`].
+    pub fn saturating(events_cut_at_max: u64, events_joined: u64) -> DetectionHealth {
+        DetectionHealth {
+            events_cut_at_max: u32::try_from(events_cut_at_max).unwrap_or(u32::MAX),
+            events_joined: u32::try_from(events_joined).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// True when both counts are 0.
+    pub fn is_zero(&self) -> bool {
+        *self == DetectionHealth::default()
+    }
 }
 
 /// The node's clock in a status record.
@@ -322,6 +360,56 @@ impl ClockStatusV4 {
     }
 }
 
+/// The status record as version 6 of its envelope carried it (kind/version
+/// byte 8): without [`StatusRecord::detection`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StatusRecordV6 {
+    pub id: u64,
+    pub node_id: String,
+    pub time_ms: i64,
+    pub uptime_s: u32,
+    pub battery_permille: u16,
+    pub battery_mv: u16,
+    pub power_mode: PowerModeCode,
+    pub air_temp_c100: Option<i16>,
+    pub board_temp_c100: Option<i16>,
+    pub sensors: SensorHealth,
+    pub queue: [u32; 4],
+    pub drops: DropCounters,
+    pub model: ModelVersion,
+    pub last_contact_ms: Option<i64>,
+    pub cause: StatusCause,
+    pub update: UpdateStatus,
+    pub disk: DiskReport,
+    pub clock: ClockStatus,
+}
+
+impl From<StatusRecordV6> for StatusRecord {
+    fn from(v: StatusRecordV6) -> StatusRecord {
+        StatusRecord {
+            id: v.id,
+            node_id: v.node_id,
+            time_ms: v.time_ms,
+            uptime_s: v.uptime_s,
+            battery_permille: v.battery_permille,
+            battery_mv: v.battery_mv,
+            power_mode: v.power_mode,
+            air_temp_c100: v.air_temp_c100,
+            board_temp_c100: v.board_temp_c100,
+            sensors: v.sensors,
+            queue: v.queue,
+            drops: v.drops,
+            model: v.model,
+            last_contact_ms: v.last_contact_ms,
+            cause: v.cause,
+            update: v.update,
+            disk: v.disk,
+            clock: v.clock,
+            detection: None,
+        }
+    }
+}
+
 /// The clock part as status record v5 carried it: without
 /// [`ClockStatus::sleep`].
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -389,6 +477,7 @@ impl From<StatusRecordV5> for StatusRecord {
             update: v.update,
             disk: v.disk,
             clock: v.clock.into(),
+            detection: None,
         }
     }
 }
@@ -448,6 +537,7 @@ impl From<StatusRecordV4> for StatusRecord {
             update: v.update,
             disk: v.disk,
             clock: v.clock.with_rtc(RtcStatus::default(), None),
+            detection: None,
         }
     }
 }
@@ -496,6 +586,7 @@ impl From<StatusRecordV3> for StatusRecord {
             update: v.update,
             disk: v.disk,
             clock: ClockStatus::default(),
+            detection: None,
         }
     }
 }
@@ -688,6 +779,7 @@ impl From<StatusRecordV2> for StatusRecord {
             update: v.update,
             disk: DiskReport::default(),
             clock: ClockStatus::default(),
+            detection: None,
         }
     }
 }

@@ -106,6 +106,10 @@ fn status() -> StatusRecord {
                 wake: messages::WakeCause::Rtc,
             }),
         },
+        detection: Some(messages::DetectionHealth {
+            events_cut_at_max: 1,
+            events_joined: 212,
+        }),
     }
 }
 
@@ -207,7 +211,7 @@ fn all_responses() -> Vec<Response> {
         },
         Response::Authenticated,
         Response::Pong,
-        Response::Status(status()),
+        Response::Status(Box::new(status())),
         Response::EventBatch(EventBatch {
             events: vec![event(10), event(12)],
             resume_after_id: Some(13),
@@ -708,7 +712,8 @@ fn the_big_messages_fit_a_frame() {
     assert!(batch.events.len() > 30, "{} events", batch.events.len());
 
     // The status reply with every part at its largest (texts at their
-    // caps, the RTC's offset and cell at their extremes) is one small frame.
+    // caps, the RTC's offset and cell and the detector's counts at their
+    // extremes) is one small frame.
     let mut largest = status();
     if let Some(last) = largest.update.last.as_mut() {
         last.name = messages::ShortText::new(&"n".repeat(100));
@@ -716,9 +721,13 @@ fn the_big_messages_fit_a_frame() {
     }
     largest.clock.rtc.offset_s = Some(i64::MIN);
     largest.clock.rtc.cell_mv = Some(u16::MAX);
+    largest.detection = Some(messages::DetectionHealth {
+        events_cut_at_max: u32::MAX,
+        events_joined: u32::MAX,
+    });
     let reply = ResponseEnvelope {
         id: u32::MAX,
-        body: Response::Status(largest),
+        body: Response::Status(Box::new(largest)),
     };
     let len = frame_len(&reply).unwrap();
     assert!(len <= 256, "a status reply of {len} bytes framed");

@@ -148,6 +148,23 @@ pub fn render(r: &StatusRecord) -> String {
             (label("reason", "corrupt"), i64::from(r.drops.corrupt)),
         ],
     );
+    // The detector's health (status record v7): counts since the node
+    // started, so they fall back to 0 at a restart. A record that does not
+    // report them (none) leaves both series out.
+    if let Some(d) = &r.detection {
+        gauge(
+            &mut reg,
+            "events_cut_at_max",
+            "Events the detector cut at their maximum length ([detector.merge] max_event_ms) since the node started: something kept a trigger on",
+            i64::from(d.events_cut_at_max),
+        );
+        gauge(
+            &mut reg,
+            "events_joined",
+            "Events joined into the event before them (same class within [fusion] join_gap_ms, stored as one bout) since the node started",
+            i64::from(d.events_joined),
+        );
+    }
     if let Some(t) = r.last_contact_ms {
         gauge(
             &mut reg,

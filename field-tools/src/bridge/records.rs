@@ -3,8 +3,8 @@
 //! [`messages::pack::PACK_VERSION`], or [`messages::pack::PACK_VERSION_1`]
 //! from a node built before the packing carried a record count and a
 //! checksum) is unpacked under the node id of the modem; a lone record
-//! (kind byte 1, or 2 to 4 for the status record's versions) is decoded
-//! and must name that same node. Each
+//! (any kind byte `messages::decode_message` reads: event records v1 to
+//! v3, status records v1 to v7) is decoded and must name that same node. Each
 //! record becomes its binary envelope (`encode_event` / `encode_status`) on
 //! `<prefix>/<node_id>/events` or `/status`, as `uplink::mqtt` sends it.
 
@@ -153,6 +153,10 @@ mod tests {
                 evicted: 0,
             },
             clock: Default::default(),
+            detection: Some(messages::DetectionHealth {
+                events_cut_at_max: 4,
+                events_joined: 130,
+            }),
         };
         let records = vec![
             Message::Event(event(5, "n7")),

@@ -110,6 +110,18 @@ pub fn status(s: &StatusRecord, json: bool) {
     println!("clock:     {clock}");
     println!("rtc:       {rtc}");
     println!("sleep:     {sleep}");
+    println!("detector:  {}", detection_line(s.detection.as_ref()));
+}
+
+/// The detector's health counters in one line: `events: 2 cut at the
+/// maximum length, 37 joined into bouts (since the node started)`.
+pub fn detection_line(d: Option<&messages::DetectionHealth>) -> String {
+    d.map_or("not reported (a node before status record v7)".into(), |d| {
+        format!(
+            "events: {} cut at the maximum length, {} joined into bouts (since the node started)",
+            d.events_cut_at_max, d.events_joined
+        )
+    })
 }
 
 /// The clock part of a status record in three lines: the time the node
@@ -593,6 +605,26 @@ mod tests {
         );
         c.rtc = messages::RtcStatus::NONE;
         assert_eq!(clock_lines(&c)[1], "none found");
+    }
+
+    #[test]
+    fn the_detection_line_names_both_counts_or_says_they_are_not_reported() {
+        let d = messages::DetectionHealth {
+            events_cut_at_max: 2,
+            events_joined: 37,
+        };
+        assert_eq!(
+            detection_line(Some(&d)),
+            "events: 2 cut at the maximum length, 37 joined into bouts (since the node started)"
+        );
+        assert_eq!(
+            detection_line(Some(&messages::DetectionHealth::default())),
+            "events: 0 cut at the maximum length, 0 joined into bouts (since the node started)"
+        );
+        assert_eq!(
+            detection_line(None),
+            "not reported (a node before status record v7)"
+        );
     }
 
     #[test]

@@ -231,7 +231,9 @@ pub enum Response {
     Pong,
     /// Reply to [`Request::Status`]: a health report made for this request,
     /// in the form of the periodic one. It is not stored; its `id` is 0.
-    Status(StatusRecord),
+    /// Boxed: it is by far the largest reply in memory (on the wire a box
+    /// is its content).
+    Status(Box<StatusRecord>),
     /// One batch of a [`Request::Events`] stream.
     EventBatch(EventBatch),
     /// One batch of a [`Request::LogsTail`] stream.

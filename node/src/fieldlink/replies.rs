@@ -265,7 +265,7 @@ impl NodeView {
     async fn status(&self) -> Result<Response, Response> {
         let (status, time) = (self.status.clone(), self.time.clone());
         // Reads the store's counters (its lock): off the async threads.
-        blocking(move || Ok(Response::Status(status.build(0, time.now_ms())))).await
+        blocking(move || Ok(Response::Status(Box::new(status.build(0, time.now_ms()))))).await
     }
 
     async fn outbox_stats(&self) -> Result<Response, Response> {

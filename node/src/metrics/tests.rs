@@ -102,6 +102,47 @@ fn the_text_carries_the_status_records_figures() {
     assert!(!text.contains("sensor=\"board\""), "{text}");
 }
 
+#[test]
+fn the_detectors_counters_are_gauges_that_follow_the_run() {
+    use crate::tasks::Counters;
+    let dir = tempfile::tempdir().unwrap();
+    let status = source(dir.path(), 0);
+    let text = render(&status.build(0, 10_000));
+    assert_eq!(
+        value(&text, "fieldnode_events_cut_at_max"),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "fieldnode_events_joined"), Some(0), "{text}");
+    assert!(
+        text.contains("# TYPE fieldnode_events_cut_at_max gauge"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# HELP fieldnode_events_joined Events joined"),
+        "{text}"
+    );
+    // The counters the detect task keeps (and the run summary reads).
+    Counters::set(&status.counters.events_cut_at_max, 4);
+    Counters::set(&status.counters.events_joined, 57);
+    let text = render(&status.build(0, 20_000));
+    assert_eq!(
+        value(&text, "fieldnode_events_cut_at_max"),
+        Some(4),
+        "{text}"
+    );
+    assert_eq!(value(&text, "fieldnode_events_joined"), Some(57), "{text}");
+    // A record that does not report them (one from before status record
+    // v7) leaves both series out rather than claiming 0.
+    let old = messages::StatusRecord {
+        detection: None,
+        ..status.build(0, 30_000)
+    };
+    let text = render(&old);
+    assert!(!text.contains("fieldnode_events_cut_at_max"), "{text}");
+    assert!(!text.contains("fieldnode_events_joined"), "{text}");
+}
+
 #[tokio::test]
 async fn a_scrape_over_http_answers_the_current_figures() {
     let dir = tempfile::tempdir().unwrap();

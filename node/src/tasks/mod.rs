@@ -34,7 +34,7 @@ pub enum SensorMsg {
 }
 
 /// Counters shared by the tasks: what was done and what was skipped, for the
-/// power model and the run summary.
+/// power model, the run summary and the status record.
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Camera frames captured.
@@ -75,10 +75,12 @@ pub struct Counters {
     /// Events the model classified below their class's threshold (stored
     /// as `unknown`).
     pub events_uncertain: AtomicU64,
-    /// Events the detector cut at `merge.max_event_ms`.
+    /// Events the detector cut at `merge.max_event_ms` (in the run summary
+    /// and every status record's detection part).
     pub events_cut_at_max: AtomicU64,
     /// Events joined to the previous event of their class (`[fusion]
-    /// join_gap_ms`).
+    /// join_gap_ms`; in the run summary and every status record's
+    /// detection part).
     pub events_joined: AtomicU64,
     /// Sensor errors.
     pub sensor_errors: AtomicU64,

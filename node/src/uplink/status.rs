@@ -2,16 +2,18 @@
 //! itself through the outbox. [`StatusSource`] gathers it from the power
 //! status, the health board, the store's queue, drop counters and disk
 //! ([`EventStore::disk_status`]), the model version of the latest stored
-//! event, the last confirmed delivery, and the node's clock with the
-//! board's RTC ([`crate::timekeeping::ClockReport`]).
+//! event, the last confirmed delivery, the node's clock with the
+//! board's RTC ([`crate::timekeeping::ClockReport`]), and the detector's
+//! health counters (the tasks' [`crate::tasks::Counters`], which the run
+//! summary reads too).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use messages::{
-    DiskReport, DiskStateCode, ModelVersion, PowerModeCode, RtcState, RtcStatus, SensorHealth,
-    SensorState, StatusCause, StatusRecord,
+    DetectionHealth, DiskReport, DiskStateCode, ModelVersion, PowerModeCode, RtcState, RtcStatus,
+    SensorHealth, SensorState, StatusCause, StatusRecord,
 };
 use power::{PowerMode, PowerStatus};
 use tokio::sync::watch;
@@ -100,7 +102,9 @@ pub struct StatusSource {
     pub started_ms: i64,
     /// The board temperature file (millidegrees); unreadable = unknown.
     pub thermal_zone: PathBuf,
-    /// The tasks' counters (the last air temperature).
+    /// The tasks' counters (the last air temperature, the detector's
+    /// events cut at their maximum length and events joined): the run's
+    /// own, shared with the detect task.
     pub counters: Arc<crate::tasks::Counters>,
     /// The node's clock, for the clock part (none: unknown).
     pub clock: Option<Arc<dyn crate::clock::Clock>>,
@@ -191,6 +195,16 @@ impl StatusSource {
         Some(t.clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16)
     }
 
+    /// The detector's health since the node started, from the counters the
+    /// detect task keeps (and the run summary reads).
+    fn detection(&self) -> DetectionHealth {
+        use crate::tasks::Counters;
+        DetectionHealth::saturating(
+            Counters::get(&self.counters.events_cut_at_max),
+            Counters::get(&self.counters.events_joined),
+        )
+    }
+
     /// The status at `now_ms`, with id `id`. Reads the store's counters:
     /// never call it while the store builds a record (its lock is held).
     pub fn build(&self, id: u64, now_ms: i64) -> StatusRecord {
@@ -235,6 +249,7 @@ impl StatusSource {
             update: self.shared.update.status(),
             disk: disk_report(&self.store.disk_status()),
             clock: self.clock_status(now_ms),
+            detection: Some(self.detection()),
         }
     }
 
@@ -313,6 +328,43 @@ mod tests {
             messages::Message::Status(stored) => assert_eq!(stored.clock.sleep, Some(slept)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_status_record_carries_the_detectors_counters_once_they_moved() {
+        use crate::tasks::Counters;
+        let dir = tempfile::tempdir().unwrap();
+        let s = source(dir.path());
+        // Reported from the start, zero included.
+        assert_eq!(
+            s.build(0, 1_001_000).detection,
+            Some(DetectionHealth::default())
+        );
+        // The detect task moves the run's counters (`Counters::set`, as it
+        // does after each burst and each pass of the bout joiner).
+        Counters::set(&s.counters.events_cut_at_max, 3);
+        Counters::set(&s.counters.events_joined, 41);
+        let expected = DetectionHealth {
+            events_cut_at_max: 3,
+            events_joined: 41,
+        };
+        let r = s.append(1_002_000).unwrap();
+        assert_eq!(r.detection, Some(expected));
+        // What was stored carries them too.
+        let p = s.store.pending(messages::Priority::Low, 10).unwrap();
+        match messages::decode_message(&p.items[0].bytes).unwrap() {
+            messages::Message::Status(stored) => assert_eq!(stored.detection, Some(expected)),
+            other => panic!("{other:?}"),
+        }
+        // They only grow while the node runs; beyond u32 they saturate.
+        Counters::add(&s.counters.events_joined, u64::from(u32::MAX));
+        assert_eq!(
+            s.build(0, 1_003_000).detection,
+            Some(DetectionHealth {
+                events_cut_at_max: 3,
+                events_joined: u32::MAX,
+            })
+        );
     }
 
     #[test]
@@ -403,9 +455,10 @@ mod tests {
                 cell_mv: Some(3_012),
             }
         );
-        // What was stored (status record v6) carries it too.
+        // What was stored (status record v7) carries it too.
         let p = s.store.pending(messages::Priority::Low, 10).unwrap();
-        assert_eq!(p.items[0].bytes[0], 8);
+        assert_eq!(p.items[0].bytes[0], messages::codec::STATUS_RECORD_VERSION);
+        assert_eq!(p.items[0].bytes[0], 10);
         match messages::decode_message(&p.items[0].bytes).unwrap() {
             messages::Message::Status(stored) => assert_eq!(stored.clock.rtc, r.clock.rtc),
             other => panic!("{other:?}"),

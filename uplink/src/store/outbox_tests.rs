@@ -58,6 +58,7 @@ fn status(time_ms: i64) -> impl FnOnce(u64) -> StatusRecord {
         update: Default::default(),
         disk: Default::default(),
         clock: Default::default(),
+        detection: None,
     }
 }
 

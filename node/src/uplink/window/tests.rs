@@ -62,6 +62,7 @@ fn item(id: u64, priority: Priority, age_ms: i64, status: bool) -> PendingItem {
             update: Default::default(),
             disk: Default::default(),
             clock: Default::default(),
+            detection: None,
         })
     } else {
         Message::Event(messages::EventRecord {
