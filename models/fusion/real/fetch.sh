@@ -120,14 +120,11 @@ for f in "$ex/megaglest/$mg"/tilesets/*/sounds/*; do
     sox -V1 "$f" -D -b 16 -c 1 "$ex/megaglest-wav/$ts-${b%.*}.wav"
 done
 
-# Machine and wind recordings committed in clips/machinery/ and clips/wind/
-# (Ogg Vorbis, 16 kHz mono)
-for kind in machinery wind; do
-    mkdir -p "$ex/$kind-wav"
-    for f in "$here"/clips/$kind/*.ogg; do
-        b="$(basename "$f")"
-        sox -V1 "$f" -D -b 16 -c 1 "$ex/$kind-wav/${b%.ogg}.wav"
-    done
+# Machine recordings committed in clips/machinery/ (Ogg Vorbis, 16 kHz mono)
+mkdir -p "$ex/machinery-wav"
+for f in "$here"/clips/machinery/*.ogg; do
+    b="$(basename "$f")"
+    sox -V1 "$f" -D -b 16 -c 1 "$ex/machinery-wav/${b%.ogg}.wav"
 done
 
 # --- convert, write the manifest -----------------------------------------
@@ -154,7 +151,6 @@ dpkg-deb --fsys-tarfile "$dl/megaglest-data_3.13.0-3_all.deb" |
     tar -xO ./usr/share/doc/megaglest-data/copyright > "$lic/megaglest-data-copyright"
 cp "$here/clips/scikit-maad/ATTRIBUTION.md" "$lic/scikit-maad-ATTRIBUTION.md"
 cp "$here/clips/machinery/SOURCES.md" "$lic/machinery-SOURCES.md"
-cp "$here/clips/wind/SOURCES.md" "$lic/wind-SOURCES.md"
 rm -rf "$ex" "$out/clips.old"
 [ -d "$out/clips" ] && mv "$out/clips" "$out/clips.old"
 mv "$stage/clips" "$out/clips"

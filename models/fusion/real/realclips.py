@@ -128,7 +128,7 @@ SOURCES = {
     "megaglest": ("CC-BY-SA-3.0", "megaglest-data 3.13.0-3 (Debian), tileset ambient sounds, The MegaGlest Team and contributors (docs/AUTHORS.data.txt)"),
     "scikit-maad": ("BSD-3-Clause", "scikit-maad repository data/ (commit a726add), see clips/scikit-maad/ATTRIBUTION.md"),
     "tumult": ("CC0-1.0", "consint/Tumult repository Samples/machine/ (commit 723c05f), Freesound recordings; see clips/machinery/SOURCES.md"),
-    "openclonk": (None, "openclonk/openclonk repository planet/ (commit db975b4), Freesound recordings; see clips/machinery/SOURCES.md and clips/wind/SOURCES.md"),
+    "openclonk": (None, "openclonk/openclonk repository planet/ (commit db975b4), Freesound recordings; see clips/machinery/SOURCES.md"),
 }
 
 # Machine recordings committed in clips/machinery/ (16 kHz mono Ogg Vorbis,
@@ -156,13 +156,6 @@ MACHINERY = {
     "openclonk-pumpjack": ("eval", "openclonk", "CC0-1.0", "felix.blume, freesound.org/s/203990"),
     "openclonk-wheels": ("eval", "openclonk", "CC-BY-3.0", "earthsounds, freesound.org/s/101486"),
 }
-
-# Wind recordings committed in clips/wind/ (16 kHz mono Ogg Vorbis, decoded
-# by fetch.sh): name -> (split, source, licence, original recording).
-WIND = {
-    "openclonk-windloop": ("train", "openclonk", "CC-BY-3.0", "ERH, freesound.org/s/34338"),
-}
-WIND_PIECES = 3
 
 # OpenSFX sounds used, by index in opensfx.cat: (class, split, short name).
 # Split by original recording: sounds edited from the same original stay in
@@ -350,19 +343,6 @@ def build(extracted, committed, out):
             f"{origin} ({lic}), via {SOURCES[source][1].split(',')[0]}")
         if len(rows) > before:
             rows[-1]["licence"] = lic
-
-    # Wind recordings committed in clips/wind/, decoded by fetch.sh, in
-    # WIND_PIECES stretches each: the mixer lays a clip's first seconds over
-    # a gust, so a long recording gives more than one gust that way.
-    for name, (split, source, lic, origin) in sorted(WIND.items()):
-        x, sr = read_wav(os.path.join(extracted, "wind-wav", name + ".wav"))
-        step = len(x) // WIND_PIECES
-        for k in range(WIND_PIECES):
-            before = len(rows)
-            add(x[k * step:(k + 1) * step], sr, f"wind/{name}-{k + 1}.wav", source, "wind",
-                split, name, f"{origin} ({lic}), via {SOURCES[source][1].split(',')[0]}")
-            if len(rows) > before:
-                rows[-1]["licence"] = lic
 
     fields = ["path", "source", "licence", "class", "duration_s", "split", "group", "attribution"]
     with open(os.path.join(out, "clips.csv"), "w", newline="") as f:
