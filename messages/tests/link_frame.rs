@@ -291,6 +291,12 @@ fn oversize_input_is_discarded_with_an_error_and_the_decoder_recovers() {
     assert_eq!(results[1], Ok(ping(3)));
 }
 
+/// Raw bytes as a link message (postcard writes a newtype as its content).
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct Blob(Vec<u8>);
+
+impl messages::link::LinkMessage for Blob {}
+
 #[test]
 fn the_largest_frame_passes_and_one_byte_more_is_refused() {
     // postcard: a Vec<u8> is a varint length (2 bytes here) and the bytes.
@@ -298,8 +304,8 @@ fn the_largest_frame_passes_and_one_byte_more_is_refused() {
     let wire = encode_frame(&largest).expect("fits exactly");
     assert!(wire.len() <= MAX_WIRE_FRAME_LEN);
     assert_eq!(frame_len(&largest).unwrap(), MAX_FRAME_LEN);
-    let mut decoder = FrameDecoder::<Vec<u8>>::new();
-    assert_eq!(decoder.feed(&wire), vec![Ok(largest.clone())]);
+    let mut decoder = FrameDecoder::<Blob>::new();
+    assert_eq!(decoder.feed(&wire), vec![Ok(Blob(largest.clone()))]);
 
     let over = vec![0xA5u8; MAX_PAYLOAD_LEN - 1];
     assert_eq!(

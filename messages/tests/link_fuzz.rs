@@ -84,7 +84,7 @@ fn frame(message: &RequestEnvelope) -> Vec<u8> {
 }
 
 /// Feeds `wire` in random pieces, checking the bound after every piece.
-fn feed_randomly<T: serde::de::DeserializeOwned>(
+fn feed_randomly<T: messages::link::LinkMessage>(
     rng: &mut Rng,
     decoder: &mut FrameDecoder<T>,
     wire: &[u8],

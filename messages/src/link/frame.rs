@@ -188,13 +188,26 @@ pub struct FrameDecoder<T> {
     _message: PhantomData<fn() -> T>,
 }
 
-impl<T: DeserializeOwned> Default for FrameDecoder<T> {
+/// A message a [`FrameDecoder`] decodes: its postcard layout, and what it
+/// makes of a payload laid out by a peer of an older minor version when a
+/// field this build appends is missing there.
+pub trait LinkMessage: DeserializeOwned {
+    /// A payload this build's layout could not read, decoded the way an
+    /// older minor version laid it out; `None` when it is not such a
+    /// payload either. (Bytes a newer peer appends need nothing: they are
+    /// left unread.)
+    fn decode_older(_payload: &[u8]) -> Option<Self> {
+        None
+    }
+}
+
+impl<T: LinkMessage> Default for FrameDecoder<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: DeserializeOwned> FrameDecoder<T> {
+impl<T: LinkMessage> FrameDecoder<T> {
     /// An empty decoder, waiting for the start of a frame.
     pub fn new() -> Self {
         FrameDecoder {
@@ -329,9 +342,11 @@ impl<T: DeserializeOwned> FrameDecoder<T> {
         // Bytes after a complete message are fields a newer minor version
         // appended (the CRC has vouched for them): this build reads what it
         // knows.
+        // A payload shorter than this build's layout may be an older
+        // peer's (a status record without the fields appended since).
         match postcard::take_from_bytes::<T>(payload) {
             Ok((message, _appended)) => Ok(message),
-            Err(e) => Err(decode_error(e.to_string())),
+            Err(e) => T::decode_older(payload).ok_or_else(|| decode_error(e.to_string())),
         }
     }
 }

@@ -21,12 +21,13 @@
 
 pub mod auth;
 pub mod frame;
+mod older;
 pub mod proto;
 
 pub use auth::{AUTH_DOMAIN, NONCE_LEN, PublicKey, Signature, auth_signed_bytes};
 pub use frame::{
-    BUNDLE_CHUNK_LEN, CRC_LEN, FrameDecoder, FrameStats, LinkError, MAX_FRAME_LEN, MAX_PAYLOAD_LEN,
-    MAX_WIRE_FRAME_LEN, STREAM_BATCH_LEN, encode_frame, frame_len,
+    BUNDLE_CHUNK_LEN, CRC_LEN, FrameDecoder, FrameStats, LinkError, LinkMessage, MAX_FRAME_LEN,
+    MAX_PAYLOAD_LEN, MAX_WIRE_FRAME_LEN, STREAM_BATCH_LEN, encode_frame, frame_len,
 };
 pub use proto::{
     Access, ApplyWhen, AuthProve, BundleKind, BundleOutcome, BundlePush, ConfigOutcome,
