@@ -762,31 +762,6 @@ mod tests {
         assert!(matches!(decode_message(&b), Err(DecodeError::Malformed(_))));
     }
 
-    /// A status record as a v6 node wrote it: without the detector's
-    /// counts.
-    fn as_v6(s: &StatusRecord) -> StatusRecordV6 {
-        StatusRecordV6 {
-            id: s.id,
-            node_id: s.node_id.clone(),
-            time_ms: s.time_ms,
-            uptime_s: s.uptime_s,
-            battery_permille: s.battery_permille,
-            battery_mv: s.battery_mv,
-            power_mode: s.power_mode,
-            air_temp_c100: s.air_temp_c100,
-            board_temp_c100: s.board_temp_c100,
-            sensors: s.sensors,
-            queue: s.queue,
-            drops: s.drops,
-            model: s.model,
-            last_contact_ms: s.last_contact_ms,
-            cause: s.cause,
-            update: s.update.clone(),
-            disk: s.disk,
-            clock: s.clock,
-        }
-    }
-
     #[test]
     fn status_v7_carries_the_detectors_counts_and_v6_still_decodes_without_them() {
         let s = status_with_rtc(HEALTHY_RTC);
@@ -801,7 +776,7 @@ mod tests {
         // their maximum length, 37 joined).
         assert_eq!(&bytes[bytes.len() - 3..], &[1, 2, 37][..]);
         // What it costs against the same record as v6.
-        let v6 = encode_with(STATUS_RECORD_V6, &as_v6(&s));
+        let v6 = encode_with(STATUS_RECORD_V6, &StatusRecordV6::from(&s));
         let with = |d: Option<crate::DetectionHealth>| {
             let r = StatusRecord {
                 detection: d,

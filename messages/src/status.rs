@@ -410,6 +410,34 @@ impl From<StatusRecordV6> for StatusRecord {
     }
 }
 
+/// A status record as a v6 node laid it out: without the detector's
+/// counts (for tests of the older layouts).
+#[cfg(test)]
+impl From<&StatusRecord> for StatusRecordV6 {
+    fn from(s: &StatusRecord) -> StatusRecordV6 {
+        StatusRecordV6 {
+            id: s.id,
+            node_id: s.node_id.clone(),
+            time_ms: s.time_ms,
+            uptime_s: s.uptime_s,
+            battery_permille: s.battery_permille,
+            battery_mv: s.battery_mv,
+            power_mode: s.power_mode,
+            air_temp_c100: s.air_temp_c100,
+            board_temp_c100: s.board_temp_c100,
+            sensors: s.sensors,
+            queue: s.queue,
+            drops: s.drops,
+            model: s.model,
+            last_contact_ms: s.last_contact_ms,
+            cause: s.cause,
+            update: s.update.clone(),
+            disk: s.disk,
+            clock: s.clock,
+        }
+    }
+}
+
 /// The clock part as status record v5 carried it: without
 /// [`ClockStatus::sleep`].
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]

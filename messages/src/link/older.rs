@@ -115,34 +115,10 @@ mod tests {
         );
     }
 
-    /// `r` as a node of status record v6 laid it out.
-    fn v6(r: &StatusRecord) -> StatusRecordV6 {
-        StatusRecordV6 {
-            id: r.id,
-            node_id: r.node_id.clone(),
-            time_ms: r.time_ms,
-            uptime_s: r.uptime_s,
-            battery_permille: r.battery_permille,
-            battery_mv: r.battery_mv,
-            power_mode: r.power_mode,
-            air_temp_c100: r.air_temp_c100,
-            board_temp_c100: r.board_temp_c100,
-            sensors: r.sensors,
-            queue: r.queue,
-            drops: r.drops,
-            model: r.model,
-            last_contact_ms: r.last_contact_ms,
-            cause: r.cause,
-            update: r.update.clone(),
-            disk: r.disk,
-            clock: r.clock,
-        }
-    }
-
     #[test]
     fn a_status_reply_of_an_older_node_decodes_with_what_it_carried() {
         let full = record();
-        let got = decode(&framed(9, &v6(&full)));
+        let got = decode(&framed(9, &StatusRecordV6::from(&full)));
         let [Ok(reply)] = got.as_slice() else {
             panic!("{got:?}")
         };
@@ -161,7 +137,9 @@ mod tests {
 
     #[test]
     fn an_older_layout_is_read_only_when_it_uses_every_byte() {
-        let mut payload = postcard::to_allocvec(&(3u32, STATUS_VARIANT, v6(&record()))).unwrap();
+        let mut payload =
+            postcard::to_allocvec(&(3u32, STATUS_VARIANT, StatusRecordV6::from(&record())))
+                .unwrap();
         assert!(ResponseEnvelope::decode_older(&payload).is_some());
         // One stray byte after a v6 record is no layout's record.
         payload.push(7);
