@@ -87,6 +87,9 @@ impl Default for MotionConfig {
     }
 }
 
+/// Default [`ClimateTriggerConfig::sun_brightening`].
+pub const SUN_BRIGHTENING: f32 = 1.15;
+
 /// Climate trigger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -99,6 +102,11 @@ pub struct ClimateTriggerConfig {
     pub off_rate_c_per_min: f32,
     /// Time constant of the rolling baseline, ms.
     pub baseline_tau_ms: u32,
+    /// A rise with nothing heard or seen is the sun on the enclosure, not
+    /// an event, when the camera's view had brightened by at least this
+    /// factor (its light around the rise's start over the dimmest it was in
+    /// the quarter of an hour before); 0 turns the test off.
+    pub sun_brightening: f32,
 }
 
 impl Default for ClimateTriggerConfig {
@@ -108,6 +116,7 @@ impl Default for ClimateTriggerConfig {
             on_rate_c_per_min: 0.5,
             off_rate_c_per_min: 0.15,
             baseline_tau_ms: 600_000,
+            sun_brightening: SUN_BRIGHTENING,
         }
     }
 }
@@ -268,6 +277,11 @@ impl DetectorConfig {
             "climate.baseline_tau_ms",
             "must be at least 1000 ms",
         );
+        need(
+            c.sun_brightening == 0.0 || (1.01..=10.0).contains(&c.sun_brightening),
+            "climate.sun_brightening",
+            "must be 0 (off) or between 1.01 and 10",
+        );
         let g = &self.merge;
         need(
             g.gap_ms <= 600_000,
@@ -285,5 +299,33 @@ impl DetectorConfig {
             "must be above merge.min_event_ms",
         );
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sun_brightening_is_off_or_a_rise() {
+        let mut c = DetectorConfig::default();
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        for (v, ok) in [
+            (0.0, true),
+            (1.2, true),
+            (10.0, true),
+            (1.0, false),
+            (0.5, false),
+            (-1.0, false),
+            (f32::NAN, false),
+            (11.0, false),
+        ] {
+            c.climate.sun_brightening = v;
+            let errors = c.validate();
+            assert_eq!(errors.is_empty(), ok, "{v}: {errors:?}");
+            if !ok {
+                assert_eq!(errors[0].0, "climate.sun_brightening");
+            }
+        }
     }
 }

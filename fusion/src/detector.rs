@@ -20,6 +20,7 @@ use crate::audio_trigger::AudioTrigger;
 use crate::classify::{Evidence, classify};
 use crate::climate_trigger::ClimateTrigger;
 use crate::config::DetectorConfig;
+use crate::light::LightHistory;
 use crate::motion::MotionTrigger;
 use crate::{AudioChunk, ClimateSample, Detection, GrayFrame, Modality};
 
@@ -36,6 +37,10 @@ pub struct DetectorStats {
     pub events: u64,
     /// Events closed at `merge.max_event_ms` while activations went on.
     pub events_cut_at_max: u64,
+    /// Heat rises with nothing heard or seen that came after the view
+    /// brightened (`climate.sun_brightening`): the sun on the enclosure, not
+    /// emitted.
+    pub sun_heat_rises: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +58,8 @@ pub struct Detector {
     audio: AudioTrigger,
     motion: MotionTrigger,
     climate: ClimateTrigger,
+    /// The view's light, to tell the sun's heat from a machine's.
+    light: LightHistory,
     state: [ModalityState; 3],
     /// Availability changes per modality: (modality time, available).
     avail_log: [Vec<(i64, bool)>; 3],
@@ -118,6 +125,7 @@ impl Detector {
             audio: AudioTrigger::new(&cfg.audio, audio_sample_rate),
             motion: MotionTrigger::new(&cfg.motion),
             climate: ClimateTrigger::new(&cfg.climate),
+            light: LightHistory::new(),
             state: [st; 3],
             avail_log: [Vec::new(), Vec::new(), Vec::new()],
             resuming: [false; 3],
@@ -174,6 +182,7 @@ impl Detector {
             );
             return;
         }
+        self.light.push(frame);
         self.pending.extend(self.motion.take());
     }
 
@@ -426,6 +435,35 @@ impl Detector {
         a
     }
 
+    /// Whether a cluster is heat alone that the sun explains: climate
+    /// activations only, and the view had brightened by
+    /// `climate.sun_brightening` when the rise started.
+    fn sun_heat(&mut self, cluster: &[Activation], context: &[Activation]) -> bool {
+        let limit = self.cfg.climate.sun_brightening;
+        let heat_alone = context.is_empty()
+            && !cluster.is_empty()
+            && cluster.iter().all(|a| a.modality == Modality::Climate);
+        if limit <= 0.0 || !heat_alone {
+            return false;
+        }
+        let start = cluster.iter().map(|a| a.start_ms).min().unwrap_or(0);
+        let Some(brightening) = self.light.brightening(start) else {
+            return false;
+        };
+        if brightening < limit {
+            return false;
+        }
+        self.stats.sun_heat_rises += 1;
+        let end = cluster.iter().map(|a| a.end_ms).max().unwrap_or(start);
+        tracing::info!(
+            start_ms = start,
+            end_ms = end,
+            brightening,
+            "heat rise after the view brightened: the sun on the enclosure, not an event"
+        );
+        true
+    }
+
     fn emit(&mut self, cluster: &[Activation], context: &[Activation]) {
         let start = cluster.iter().map(|a| a.start_ms).min().unwrap_or(0);
         let end = cluster
@@ -434,7 +472,7 @@ impl Detector {
             .max()
             .unwrap_or(start)
             .max(start);
-        if end - start < i64::from(self.cfg.merge.min_event_ms) {
+        if end - start < i64::from(self.cfg.merge.min_event_ms) || self.sun_heat(cluster, context) {
             return;
         }
         let mut ev = Evidence::default();
@@ -719,9 +757,23 @@ mod tests {
         temp: impl Fn(i64) -> f32,
         audio: bool,
     ) -> (Vec<Detection>, DetectorStats) {
-        let mut d = Detector::new(&DetectorConfig::default(), 16_000);
-        d.set_available(Modality::Camera, false);
-        d.close(Modality::Camera);
+        run_with_light(&DetectorConfig::default(), samples, temp, audio, None)
+    }
+
+    /// The same, with a camera when `light` is given: a still, textured
+    /// view every 500 ms whose brightness is `light(t_ms)` (0..1).
+    fn run_with_light(
+        cfg: &DetectorConfig,
+        samples: &[f32],
+        temp: impl Fn(i64) -> f32,
+        audio: bool,
+        light: Option<&dyn Fn(i64) -> f32>,
+    ) -> (Vec<Detection>, DetectorStats) {
+        let mut d = Detector::new(cfg, 16_000);
+        if light.is_none() {
+            d.set_available(Modality::Camera, false);
+            d.close(Modality::Camera);
+        }
         if !audio {
             d.set_available(Modality::Audio, false);
             d.close(Modality::Audio);
@@ -734,6 +786,18 @@ mod tests {
                     start_ms: i as i64 * 500,
                     sample_rate: 16_000,
                     samples: c.to_vec(),
+                });
+            }
+            if let Some(light) = light {
+                let t = i as i64 * 500;
+                let luma = (0..16 * 12)
+                    .map(|p| (255.0 * light(t) * (0.6 + 0.4 * ((p * 7) % 11) as f32 / 10.0)) as u8)
+                    .collect();
+                d.push_frame(&GrayFrame {
+                    t_ms: t,
+                    width: 16,
+                    height: 12,
+                    luma,
                 });
             }
             if i % 20 == 0 {
@@ -909,6 +973,50 @@ mod tests {
         let rest = d.finish();
         assert!(rest.iter().all(|e| bounds.iter().all(|&b| e.start_ms >= b)));
         assert!(seen + rest.len() >= 3, "{seen} + {} events", rest.len());
+    }
+
+    /// The sun comes out from behind a cloud between 100 and 120 s: the
+    /// view brightens by half.
+    fn sun_out(t: i64) -> f32 {
+        0.4 + 0.2 * ((t - 100_000) as f32 / 20_000.0).clamp(0.0, 1.0)
+    }
+
+    /// The enclosure in that sun: +4 °C over 4 minutes from 140 s.
+    fn sun_late(t: i64) -> f32 {
+        sun(t - 80_000)
+    }
+
+    #[test]
+    fn heat_after_the_view_brightened_is_the_sun() {
+        let cfg = DetectorConfig::default();
+        let silent = vec![0.0f32; 16_000 * 480];
+        let sun = sun_late;
+        // Nothing heard or seen, the enclosure warms after the view
+        // brightened: the sun, no event.
+        let (out, stats) = run_with_light(&cfg, &silent, sun, true, Some(&sun_out));
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(stats.sun_heat_rises, 1);
+        // The same warming under a steady light is an event.
+        let (out, stats) = run_with_light(&cfg, &silent, sun, true, Some(&|_| 0.5));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].class, EventClass::MachineryAnomaly);
+        assert_eq!(stats.sun_heat_rises, 0);
+        // A call in the sun's warming is still an event, with the warming
+        // as its context.
+        let x = quiet_with_call(480, 200.0);
+        let (out, _) = run_with_light(&cfg, &x, sun, true, Some(&sun_out));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].features.temp_delta_c100.is_some(), "{out:?}");
+        // Without the microphone too, heat alone after the view brightened
+        // is the sun.
+        let (out, stats) = run_with_light(&cfg, &silent, sun, false, Some(&sun_out));
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(stats.sun_heat_rises, 1);
+        // Turned off, the rise is an event whatever the light.
+        let mut off = cfg.clone();
+        off.climate.sun_brightening = 0.0;
+        let (out, _) = run_with_light(&off, &silent, sun, true, Some(&sun_out));
+        assert_eq!(out.len(), 1, "{out:?}");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!   [`motion`], [`climate_trigger`]: the triggers, each
 //!   reporting [`activation::Activation`]s with their features;
 //! - [`classify`]: what the triggers alone can tell (the rules are in its doc);
-//! - [`detector`]: [`Detector`], merging activations into [`Detection`]s;
+//! - [`detector`]: [`Detector`], merging activations into [`Detection`]s
+//!   (a heat rise with nothing heard or seen is judged against the view's
+//!   light, [`light`]);
 //! - [`config`]: [`DetectorConfig`] (`[detector]` in the node's configuration).
 //!
 //! The detector is a pure function of the per-modality input sequences: how
@@ -29,6 +31,7 @@ pub mod features;
 pub mod fusion_config;
 pub mod infer;
 pub mod input;
+pub mod light;
 pub mod model;
 pub mod motion;
 

@@ -1,7 +1,8 @@
 //! The node on simulated hardware, end to end through the `fieldnode`
 //! program: replay speed does not change what is detected, SIGTERM stops it
-//! cleanly with everything stored, sensors may be absent, and a low battery
-//! makes the power policy skip the camera and say why.
+//! cleanly with everything stored, sensors may be absent, a low battery
+//! makes the power policy skip the camera and say why, and the periodic
+//! status line and the run summary carry the detector's counters.
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -129,6 +130,37 @@ fn detection_goes_on_with_sensors_absent() {
                 assert_eq!(e.score_audio, None, "{name}: {e:?}");
             }
         }
+    }
+}
+
+#[test]
+fn the_status_line_and_the_summary_carry_the_detector_counters() {
+    let t = tempfile::tempdir().unwrap();
+    let s = scene(t.path(), "s", &["--preset", "demo", "--seed", "7"]);
+    let cfg = t.path().join("status.toml");
+    std::fs::write(&cfg, "[node]\nstatus_interval_ms = 5000\n").unwrap();
+    let out = node(
+        &s,
+        &t.path().join("d"),
+        &["--speed", "max", "--config", cfg.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains(" status") && l.contains("soc="))
+        .unwrap_or_else(|| panic!("no status line:\n{err}"));
+    for field in [
+        "events_cut_at_max=",
+        "events_joined=",
+        "events_uncertain=",
+        "sun_heat_rises=",
+    ] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
+    let sum = summary(&out);
+    for field in ["events_cut_at_max", "events_joined", "sun_heat_rises"] {
+        assert!(sum[field].is_u64(), "{field} missing: {sum}");
     }
 }
 

@@ -726,7 +726,7 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
         _ => "triggers only",
     };
     println!(
-        "classification: {model}; {} bursts ({} skipped by power policy, {} failed); {} events not stored (class excluded); {} background by the triggers alone (not stored); {} below their class threshold (stored as unknown); {} cut at max_event_ms; {} joined to the previous event of their class",
+        "classification: {model}; {} bursts ({} skipped by power policy, {} failed); {} events not stored (class excluded); {} background by the triggers alone (not stored); {} below their class threshold (stored as unknown); {} cut at max_event_ms; {} joined to the previous event of their class; {} heat rises put down to the sun (not stored)",
         s.bursts,
         s.bursts_skipped,
         s.bursts_failed,
@@ -734,7 +734,8 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
         s.background_dropped,
         s.events_uncertain,
         s.events_cut_at_max,
-        s.events_joined
+        s.events_joined,
+        s.sun_heat_rises
     );
     for (name, st) in &s.sensors {
         if st.health != crate::sensors::health::Health::Ok || !st.errors.is_empty() {

@@ -95,6 +95,10 @@ pub struct RunSummary {
     /// Events cut at `[detector.merge] max_event_ms`: a sign that something
     /// kept the triggers on.
     pub events_cut_at_max: u64,
+    /// Heat rises with nothing heard or seen that came after the camera's
+    /// view brightened: the sun on the enclosure, not stored
+    /// (`[detector.climate] sun_brightening`).
+    pub sun_heat_rises: u64,
     /// Events joined to the previous event of their class, stored as one
     /// (`[fusion] join_gap_ms`).
     pub events_joined: u64,
@@ -535,6 +539,7 @@ pub async fn run_node(
             .as_ref()
             .map(|_| (status_source.clone(), cfg.uplink.status_interval_ms)),
         Some(energy.clone()),
+        counters.clone(),
         done_rx.clone(),
         shutdown.clone(),
     )));
@@ -742,6 +747,7 @@ pub async fn run_node(
         background_dropped: Counters::get(&counters.background_dropped),
         events_uncertain: Counters::get(&counters.events_uncertain),
         events_cut_at_max: Counters::get(&counters.events_cut_at_max),
+        sun_heat_rises: Counters::get(&counters.sun_heat_rises),
         events_joined: Counters::get(&counters.events_joined),
         sensor_errors: Counters::get(&counters.sensor_errors),
         updates_installed: Counters::get(&counters.updates_installed),

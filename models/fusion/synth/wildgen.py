@@ -968,6 +968,7 @@ def machinery_event(rng, sr, P, ev, kind):
         T = rng.uniform(8, 40)
         x = np.zeros(int(T * sr), F32)
         idx = (np.arange(0, T, 1 / f_rot) * sr).astype(int)
+        idx = idx[idx < x.size]   # the last impact can round to one past the end
         x[idx] = np.linspace(0.2, 1, idx.size) ** 2 * rng.uniform(0.6, 1, idx.size)
         ev.audio = conv(x, ring(sr, [rng.uniform(1800, 4000), rng.uniform(5000, 7000)], [0.003, 0.001],
                                 [1, 0.5], 0.02))

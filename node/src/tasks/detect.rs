@@ -331,6 +331,10 @@ impl DetectStage {
             &self.counters.events_cut_at_max,
             self.detector.stats().events_cut_at_max,
         );
+        Counters::set(
+            &self.counters.sun_heat_rises,
+            self.detector.stats().sun_heat_rises,
+        );
         let classified = self.burst(ds, &feats).await;
         let kept: Vec<Classified> = classified
             .into_iter()

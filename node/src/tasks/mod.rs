@@ -78,6 +78,9 @@ pub struct Counters {
     /// Events the detector cut at `merge.max_event_ms` (in the run summary
     /// and every status record's detection part).
     pub events_cut_at_max: AtomicU64,
+    /// Heat rises with nothing heard or seen that the detector put down to
+    /// the sun (the view had brightened; in the run summary).
+    pub sun_heat_rises: AtomicU64,
     /// Events joined to the previous event of their class (`[fusion]
     /// join_gap_ms`; in the run summary and every status record's
     /// detection part).

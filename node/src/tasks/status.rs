@@ -1,7 +1,10 @@
 //! The status task: every `interval_ms`, one structured log line with each
-//! sensor's health, the power state and the energy ledger (Wh per
-//! consumer, and estimated over measured where the supply is measured), so that a technician reading the log
-//! sees a degraded sensor without waiting for the end of the run; and, when
+//! sensor's health, the power state, the energy ledger (Wh per consumer,
+//! and estimated over measured where the supply is measured) and the
+//! detector's health counters (events cut at their maximum length, joined
+//! into bouts, stored as `unknown`, heat rises put down to the sun), so
+//! that a technician reading the log sees a degraded sensor or a trigger
+//! that never lets go without waiting for the end of the run; and, when
 //! the uplink is enabled, a status record (`messages::StatusRecord`) appended
 //! to the outbox every `[uplink] status_interval_ms`. It stops at shutdown or
 //! when every sensor has ended (a replay's clock means nothing after that).
@@ -11,6 +14,7 @@ use std::sync::Arc;
 use power::PowerStatus;
 use tokio::sync::watch;
 
+use super::Counters;
 use super::energy::EnergyBook;
 use crate::clock::Clock;
 use crate::sensors::health::HealthBoard;
@@ -24,6 +28,7 @@ fn log_status(
     board: &HealthBoard,
     power: &watch::Receiver<PowerStatus>,
     energy: Option<&EnergyBook>,
+    counters: &Counters,
     shared: Option<&crate::uplink::SharedState>,
 ) {
     let sensors = board.snapshot();
@@ -42,6 +47,10 @@ fn log_status(
             .as_ref()
             .and_then(|e| e.ratio)
             .map_or("unmeasured".to_string(), |r| format!("{r:.3}")),
+        events_cut_at_max = Counters::get(&counters.events_cut_at_max),
+        events_joined = Counters::get(&counters.events_joined),
+        events_uncertain = Counters::get(&counters.events_uncertain),
+        sun_heat_rises = Counters::get(&counters.sun_heat_rises),
         "status"
     );
     // The switched modem's upload windows, when it has them.
@@ -75,6 +84,7 @@ pub async fn run(
     interval_ms: u64,
     records: StatusRecords,
     energy: Option<Arc<EnergyBook>>,
+    counters: Arc<Counters>,
     mut sensors_done: watch::Receiver<bool>,
     mut shutdown: Shutdown,
 ) {
@@ -100,6 +110,7 @@ pub async fn run(
                 &board,
                 &power,
                 energy.as_deref(),
+                &counters,
                 records.as_ref().map(|(s, _)| &*s.shared),
             );
         }

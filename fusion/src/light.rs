@@ -1,0 +1,227 @@
+//! The light the camera sees, kept for the climate: the frames' mean
+//! brightness in 10 s bins over the last two hours.
+//!
+//! The sun coming out from behind a cloud brightens the view within
+//! seconds and warms the enclosure over the minutes after (a first-order
+//! lag of a few minutes), so a fast rise of the enclosure's temperature
+//! with nothing heard or seen, soon after the view brightened, is the sun
+//! and not a machine. [`LightHistory::brightening`] measures that: the
+//! light around the rise's start against the dimmest the view was in the
+//! quarter of an hour before. A camera that hides light changes from its
+//! frames (auto-exposure that settles within seconds) shows no
+//! brightening, and the rise stays an event.
+
+use std::collections::VecDeque;
+
+use crate::GrayFrame;
+
+/// Width of a bin, ms.
+const BIN_MS: i64 = 10_000;
+/// History kept behind the latest frame, ms: a heat rise is judged once it
+/// has closed, which can be many minutes after it started.
+const KEEP_MS: i64 = 7_200_000;
+/// The dimmest minute is looked for this far before the rise starts, ms...
+const LOOKBACK_MS: i64 = 900_000;
+/// ...up to this long before it.
+const LOOKBACK_END_MS: i64 = 30_000;
+/// Bins in a minute: the dimmest is the darkest minute, not a passing
+/// shadow (the enclosure lags the sun by minutes, so a shadow of a few
+/// seconds warms nothing when it goes).
+const DIM_BINS: usize = 6;
+/// The light at the rise: frames from this long before its start...
+const NOW_FROM_MS: i64 = 60_000;
+/// ...to this long after it.
+const NOW_TO_MS: i64 = 30_000;
+/// Brightness below this (0..255) counts as this: a dark view (night, a
+/// covered lens) does not turn noise into large ratios.
+const DARK: f64 = 8.0;
+
+#[derive(Clone, Copy, Debug)]
+struct Bin {
+    index: i64,
+    sum: f64,
+    n: u32,
+}
+
+impl Bin {
+    fn mean(&self) -> f64 {
+        self.sum / f64::from(self.n.max(1))
+    }
+}
+
+/// The view's mean brightness over the last two hours.
+#[derive(Debug, Default)]
+pub struct LightHistory {
+    bins: VecDeque<Bin>,
+}
+
+impl LightHistory {
+    /// No history.
+    pub fn new() -> Self {
+        LightHistory::default()
+    }
+
+    /// Feeds a frame; an empty frame or one older than the last is ignored.
+    pub fn push(&mut self, f: &GrayFrame) {
+        if f.luma.is_empty() {
+            return;
+        }
+        let index = f.t_ms.div_euclid(BIN_MS);
+        if self.bins.back().is_some_and(|b| index < b.index) {
+            return;
+        }
+        let mean = f.luma.iter().map(|&v| u64::from(v)).sum::<u64>() as f64 / f.luma.len() as f64;
+        match self.bins.back_mut() {
+            Some(b) if b.index == index => {
+                b.sum += mean;
+                b.n += 1;
+            }
+            _ => self.bins.push_back(Bin {
+                index,
+                sum: mean,
+                n: 1,
+            }),
+        }
+        let oldest = (f.t_ms - KEEP_MS).div_euclid(BIN_MS);
+        while self.bins.front().is_some_and(|b| b.index < oldest) {
+            self.bins.pop_front();
+        }
+    }
+
+    /// How much the view had brightened when a rise started at `t_ms`: its
+    /// mean brightness from a minute before to half a minute after, over
+    /// the dimmest minute (six bins in a row) in the quarter of an hour
+    /// before (both at least [`DARK`]). `None` without a minute of frames
+    /// before and frames around the start (no camera, or the camera off or
+    /// on demand).
+    pub fn brightening(&self, t_ms: i64) -> Option<f32> {
+        let before: Vec<&Bin> = self
+            .bins_in(t_ms - LOOKBACK_MS, t_ms - LOOKBACK_END_MS)
+            .collect();
+        let dimmest = before
+            .windows(DIM_BINS)
+            .filter(|w| w[DIM_BINS - 1].index - w[0].index == DIM_BINS as i64 - 1)
+            .map(|w| w.iter().map(|b| b.mean()).sum::<f64>() / DIM_BINS as f64)
+            .min_by(f64::total_cmp)?;
+        let (sum, n) = self
+            .bins_in(t_ms - NOW_FROM_MS, t_ms + NOW_TO_MS)
+            .fold((0.0, 0u32), |(s, n), b| (s + b.sum, n + b.n));
+        if n == 0 {
+            return None;
+        }
+        let now = sum / f64::from(n);
+        Some((now.max(DARK) / dimmest.max(DARK)) as f32)
+    }
+
+    /// Bins whose span lies within `[from_ms, to_ms)`.
+    fn bins_in(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = &Bin> {
+        let (first, last) = (from_ms.div_euclid(BIN_MS), to_ms.div_euclid(BIN_MS));
+        self.bins
+            .iter()
+            .filter(move |b| b.index >= first && b.index < last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(t_ms: i64, v: u8) -> GrayFrame {
+        GrayFrame {
+            t_ms,
+            width: 4,
+            height: 4,
+            luma: vec![v; 16],
+        }
+    }
+
+    /// Frames every 500 ms from `from_s` to `to_s` at brightness `v(t_s)`.
+    fn feed(h: &mut LightHistory, from_s: i64, to_s: i64, v: impl Fn(i64) -> u8) {
+        for t in (from_s * 1000..to_s * 1000).step_by(500) {
+            h.push(&frame(t, v(t / 1000)));
+        }
+    }
+
+    #[test]
+    fn sun_coming_out_is_a_brightening() {
+        let mut h = LightHistory::new();
+        // Under a cloud until 1000 s, then the sun.
+        feed(&mut h, 0, 1400, |t| if t < 1000 { 80 } else { 120 });
+        let r = h.brightening(1_150_000).unwrap();
+        assert!((r - 1.5).abs() < 1e-3, "{r}");
+        // Steady light: no brightening.
+        assert!((h.brightening(900_000).unwrap() - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_passing_shadow_is_not_the_dimmest_minute() {
+        let mut h = LightHistory::new();
+        // 20 s of shadow at 500 s in a steady light.
+        feed(&mut h, 0, 1400, |t| {
+            if (500..520).contains(&t) { 40 } else { 100 }
+        });
+        let r = h.brightening(1_000_000).unwrap();
+        // The darkest minute holds the shadow: 100 over (40 * 2 + 100 * 4) / 6.
+        assert!((r - 1.25).abs() < 1e-3, "{r}");
+        // A minute-long cloud counts in full.
+        let mut h = LightHistory::new();
+        feed(&mut h, 0, 1400, |t| {
+            if (500..560).contains(&t) { 40 } else { 100 }
+        });
+        assert!((h.brightening(1_000_000).unwrap() - 2.5).abs() < 1e-3);
+    }
+
+    #[test]
+    fn dimming_is_not_a_brightening() {
+        let mut h = LightHistory::new();
+        feed(&mut h, 0, 1400, |t| if t < 1000 { 120 } else { 80 });
+        assert!(h.brightening(1_150_000).unwrap() <= 1.0);
+    }
+
+    #[test]
+    fn no_frames_no_verdict() {
+        let mut h = LightHistory::new();
+        assert_eq!(h.brightening(1_000_000), None);
+        // Frames only after the rise: nothing to compare with.
+        feed(&mut h, 990, 1100, |_| 100);
+        assert_eq!(h.brightening(1_000_000), None);
+        // Frames only long before: nothing at the rise.
+        let mut h = LightHistory::new();
+        feed(&mut h, 0, 300, |_| 100);
+        assert_eq!(h.brightening(1_000_000), None);
+        // A frame every 20 s (a camera on demand): no minute of frames.
+        let mut h = LightHistory::new();
+        for t in (0..1_100_000).step_by(20_000) {
+            h.push(&frame(t, 100));
+        }
+        assert_eq!(h.brightening(1_000_000), None);
+    }
+
+    #[test]
+    fn darkness_is_floored() {
+        let mut h = LightHistory::new();
+        // Night (black frames) then an IR illuminator at 30.
+        feed(&mut h, 0, 1400, |t| if t < 1000 { 0 } else { 30 });
+        let r = h.brightening(1_150_000).unwrap();
+        assert!((r - 30.0 / 8.0).abs() < 1e-3, "{r}");
+    }
+
+    #[test]
+    fn old_bins_are_dropped_and_late_frames_ignored() {
+        let mut h = LightHistory::new();
+        feed(&mut h, 0, 8000, |_| 100);
+        assert!(h.bins.len() as i64 <= KEEP_MS / BIN_MS + 1);
+        let n = h.bins.len();
+        h.push(&frame(1_000, 250));
+        h.push(&GrayFrame {
+            t_ms: 9_000_000,
+            width: 0,
+            height: 0,
+            luma: Vec::new(),
+        });
+        assert_eq!(h.bins.len(), n);
+        // The first 800 s are gone.
+        assert_eq!(h.brightening(500_000), None);
+        assert!(h.brightening(1_000_000).is_some());
+    }
+}
