@@ -18,7 +18,10 @@ use crate::GrayFrame;
 /// Width of a bin, ms.
 const BIN_MS: i64 = 10_000;
 /// History kept behind the latest frame, ms: a heat rise is judged once it
-/// has closed, which can be many minutes after it started.
+/// has closed, which can be many minutes after it started. A rise still
+/// warming faster than the climate trigger's off rate after an hour and
+/// three quarters (some 16 °C at the default) would find its quarter hour
+/// before gone, and stay an event.
 const KEEP_MS: i64 = 7_200_000;
 /// The dimmest minute is looked for this far before the rise starts, ms...
 const LOOKBACK_MS: i64 = 900_000;
