@@ -39,6 +39,18 @@ fn stored(out: &Output) -> Vec<EventJson> {
         .collect()
 }
 
+/// The demo scene of `seed` replayed at full speed with `config` (TOML).
+fn demo_with_config(dir: &Path, seed: &str, config: &str) -> Output {
+    let s = scene(dir, "s", &["--preset", "demo", "--seed", seed]);
+    let cfg = dir.join("config.toml");
+    std::fs::write(&cfg, config).unwrap();
+    node(
+        &s,
+        &dir.join("d"),
+        &["--speed", "max", "--config", cfg.to_str().unwrap()],
+    )
+}
+
 fn summary(out: &Output) -> serde_json::Value {
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -136,14 +148,7 @@ fn detection_goes_on_with_sensors_absent() {
 #[test]
 fn the_status_line_and_the_summary_carry_the_detector_counters() {
     let t = tempfile::tempdir().unwrap();
-    let s = scene(t.path(), "s", &["--preset", "demo", "--seed", "7"]);
-    let cfg = t.path().join("status.toml");
-    std::fs::write(&cfg, "[node]\nstatus_interval_ms = 5000\n").unwrap();
-    let out = node(
-        &s,
-        &t.path().join("d"),
-        &["--speed", "max", "--config", cfg.to_str().unwrap()],
-    );
+    let out = demo_with_config(t.path(), "7", "[node]\nstatus_interval_ms = 5000\n");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let line = err
@@ -167,17 +172,10 @@ fn the_status_line_and_the_summary_carry_the_detector_counters() {
 #[test]
 fn a_low_battery_turns_the_camera_off_and_says_why() {
     let t = tempfile::tempdir().unwrap();
-    let s = scene(t.path(), "s", &["--preset", "demo", "--seed", "7"]);
-    let cfg = t.path().join("low.toml");
-    std::fs::write(
-        &cfg,
+    let out = demo_with_config(
+        t.path(),
+        "7",
         "[power.simulation]\ninitial_soc = 0.10\nsolar_peak_w = 0.0\n",
-    )
-    .unwrap();
-    let out = node(
-        &s,
-        &t.path().join("d"),
-        &["--speed", "max", "--config", cfg.to_str().unwrap()],
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
