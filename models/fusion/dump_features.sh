@@ -4,7 +4,11 @@
 # training script reads are computed by the node's own code.
 #   models/fusion/dump_features.sh SCENES_DIR OUT_DIR [NAME]   (NAME: only that scene)
 # Writes OUT_DIR/<scene>.jsonl (one line per detected event) and copies each
-# scene's labels.csv and scene.toml beside it.
+# scene's labels.csv and scene.toml beside it. The sun test is off
+# ([detector.climate] sun_brightening = 0): every heat rise reaches the dump
+# and the model learns the sun's as background, while the node in the field
+# drops the rises the sun explains before the model sees them; the training
+# data stays what the committed model was built from.
 set -euo pipefail
 scenes=$1
 out=$2
@@ -22,6 +26,8 @@ for dir in "$scenes"/*/; do
 [fusion]
 exclude = []
 dump_features = "$tmp/features.jsonl"
+[detector.climate]
+sun_brightening = 0.0
 [log]
 level = "warn"
 TOML
