@@ -85,7 +85,7 @@ impl LightHistory {
                 n: 1,
             }),
         }
-        let oldest = (f.t_ms - KEEP_MS).div_euclid(BIN_MS);
+        let oldest = f.t_ms.saturating_sub(KEEP_MS).div_euclid(BIN_MS);
         while self.bins.front().is_some_and(|b| b.index < oldest) {
             self.bins.pop_front();
         }
@@ -99,7 +99,10 @@ impl LightHistory {
     /// on demand).
     pub fn brightening(&self, t_ms: i64) -> Option<f32> {
         let before: Vec<&Bin> = self
-            .bins_in(t_ms - LOOKBACK_MS, t_ms - LOOKBACK_END_MS)
+            .bins_in(
+                t_ms.saturating_sub(LOOKBACK_MS),
+                t_ms.saturating_sub(LOOKBACK_END_MS),
+            )
             .collect();
         let dimmest = before
             .windows(DIM_BINS)
@@ -107,7 +110,10 @@ impl LightHistory {
             .map(|w| w.iter().map(|b| b.mean()).sum::<f64>() / DIM_BINS as f64)
             .min_by(f64::total_cmp)?;
         let (sum, n) = self
-            .bins_in(t_ms - NOW_FROM_MS, t_ms + NOW_TO_MS)
+            .bins_in(
+                t_ms.saturating_sub(NOW_FROM_MS),
+                t_ms.saturating_add(NOW_TO_MS),
+            )
             .fold((0.0, 0u32), |(s, n), b| (s + b.sum, n + b.n));
         if n == 0 {
             return None;
@@ -207,6 +213,20 @@ mod tests {
         feed(&mut h, 0, 1400, |t| if t < 1000 { 0 } else { 30 });
         let r = h.brightening(1_150_000).unwrap();
         assert!((r - 30.0 / 8.0).abs() < 1e-3, "{r}");
+    }
+
+    #[test]
+    fn times_at_the_ends_of_the_range_do_not_overflow() {
+        let mut h = LightHistory::new();
+        h.push(&frame(i64::MIN, 100));
+        h.push(&frame(i64::MIN + 1, 100));
+        assert_eq!(h.brightening(i64::MIN), None);
+        let top = i64::MAX - 1_000_000;
+        for k in 0..2_000 {
+            h.push(&frame(top + k * 500, 100));
+        }
+        assert_eq!(h.brightening(i64::MAX), Some(1.0));
+        assert_eq!(h.brightening(0), None);
     }
 
     #[test]
