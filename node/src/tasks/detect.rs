@@ -315,6 +315,11 @@ impl DetectStage {
         } else {
             self.detector.next_start_bound_ms()
         };
+        // Before the early return: a heat rise put down to the sun moves its
+        // counter without emitting anything.
+        let stats = self.detector.stats();
+        Counters::set(&self.counters.events_cut_at_max, stats.events_cut_at_max);
+        Counters::set(&self.counters.sun_heat_rises, stats.sun_heat_rises);
         if ds.is_empty() {
             if let Some(c) = self.classifier.as_mut() {
                 c.release_if_idle(self.latest_ms);
@@ -327,14 +332,6 @@ impl DetectStage {
             .map(|d| self.bank.event(d.start_ms, d.span_end_ms))
             .collect();
         self.write_dump(&ds, &feats);
-        Counters::set(
-            &self.counters.events_cut_at_max,
-            self.detector.stats().events_cut_at_max,
-        );
-        Counters::set(
-            &self.counters.sun_heat_rises,
-            self.detector.stats().sun_heat_rises,
-        );
         let classified = self.burst(ds, &feats).await;
         let kept: Vec<Classified> = classified
             .into_iter()
@@ -1013,6 +1010,44 @@ mod tests {
         assert_eq!(joined, 1);
         assert_eq!(bouts[0], (apart[0].0, apart[1].1));
         assert_eq!(bouts[1], apart[2]);
+    }
+
+    #[tokio::test]
+    async fn a_heat_rise_put_down_to_the_sun_is_counted_though_nothing_is_stored() {
+        let (_tx, rx) = watch::channel(status(0.9));
+        let counters = Arc::new(Counters::default());
+        let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
+        let mut stage = DetectStage::new(det, None, rx, counters.clone(), &[Modality::Audio]);
+        let mut stored = Vec::new();
+        // The sun comes out at 100 s (the view brightens by half) and the
+        // enclosure warms by 4 °C over the 4 minutes from 140 s.
+        for i in 0..1200i64 {
+            let t = i * 500;
+            let light = if t < 100_000 { 80.0 } else { 120.0 };
+            stage.push(SensorMsg::Frame(fusion::GrayFrame {
+                t_ms: t,
+                width: 8,
+                height: 6,
+                luma: (0..48u32)
+                    .map(|p| (light * (0.8 + 0.05 * (p % 7) as f32)) as u8)
+                    .collect(),
+            }));
+            if i % 20 == 0 {
+                let warm = ((t - 140_000) as f32 / 240_000.0).clamp(0.0, 1.0);
+                stage.push(SensorMsg::Climate(fusion::ClimateSample {
+                    t_ms: t,
+                    temperature_c: 15.0 + 4.0 * warm,
+                    humidity_pct: 50.0,
+                    pressure_hpa: 1000.0,
+                }));
+            }
+            stored.extend(stage.take(false).await);
+        }
+        // Counted as soon as the rise closed, before the end of the input.
+        assert_eq!(Counters::get(&counters.sun_heat_rises), 1);
+        stored.extend(stage.take(true).await);
+        assert!(stored.is_empty(), "{stored:?}");
+        assert_eq!(Counters::get(&counters.sun_heat_rises), 1);
     }
 
     /// A model on trial whose bursts fail.
