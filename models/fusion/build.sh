@@ -111,10 +111,25 @@ for s in 101 102; do
 done
 
 f="$work/features"
+# The four trainings run side by side, up to BUILD_JOBS at once (default:
+# the machine's cores). Each uses one core (one BLAS thread) and writes its
+# own directory, so the bytes do not depend on how many run together.
+jobs_max=${BUILD_JOBS:-$(nproc)}
+pids=()
+train() {
+  local log=$1
+  shift
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+  "$py" "$here/train.py" "$@" > "$log" &
+  pids+=($!)
+}
 # cross-X: trained on the two families other than X.
-"$py" "$here/train.py" --train "$f/b-train" "$f/c-train" "$f/r-train" --test "a=$f/a-train,$f/a-test" "real=$f/r-test" --out "$work/cross-a" > "$work/cross-a.log"
-"$py" "$here/train.py" --train "$f/a-train" "$f/c-train" "$f/r-train" --test "b=$f/b-train,$f/b-test" "real=$f/r-test" --out "$work/cross-b" > "$work/cross-b.log"
-"$py" "$here/train.py" --train "$f/a-train" "$f/b-train" "$f/r-train" --test "c=$f/c-train,$f/c-test" "real=$f/r-test" --out "$work/cross-c" > "$work/cross-c.log"
+train "$work/cross-a.log" --train "$f/b-train" "$f/c-train" "$f/r-train" --test "a=$f/a-train,$f/a-test" "real=$f/r-test" --out "$work/cross-a"
+train "$work/cross-b.log" --train "$f/a-train" "$f/c-train" "$f/r-train" --test "b=$f/b-train,$f/b-test" "real=$f/r-test" --out "$work/cross-b"
+train "$work/cross-c.log" --train "$f/a-train" "$f/b-train" "$f/r-train" --test "c=$f/c-train,$f/c-test" "real=$f/r-test" --out "$work/cross-c"
 # The committed model: every family and the real training scenes.
-"$py" "$here/train.py" --train "$f/a-train" "$f/b-train" "$f/c-train" "$f/r-train" --test "a=$f/a-test" "b=$f/b-test" "c=$f/c-test" "real=$f/r-test" --out "$here" --version 14
+train "$work/committed.log" --train "$f/a-train" "$f/b-train" "$f/c-train" "$f/r-train" --test "a=$f/a-test" "b=$f/b-test" "c=$f/c-test" "real=$f/r-test" --out "$here" --version 14
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=1; done
+[ "$failed" = 0 ] || { echo "a training failed: see $work/*.log" >&2; exit 1; }
 for m in int4 float; do python3 "$here/add_latency.py" "$here/fusion.$m.manifest.toml"; done
