@@ -304,7 +304,7 @@ fn a_model_bundle_needs_a_threshold_of_bundle_keys() {
     );
     assert_eq!(c, 0, "{v}");
     assert_eq!(v["model_target_from"], "manifest");
-    assert_eq!(v["model_target"]["features"], "fieldnode-features-1");
+    assert_eq!(v["model_target"]["features"], "fieldnode-features-2");
 }
 
 #[test]
@@ -445,7 +445,7 @@ fn inspect_json_shows_the_fields() {
     assert!(v["created"].as_str().unwrap().ends_with('Z'), "{v}");
     assert_eq!(v["target"]["min_firmware"], "0.1.0");
     assert_eq!(v["target"]["model"]["family"], "fusion");
-    assert_eq!(v["target"]["model"]["features"], "fieldnode-features-1");
+    assert_eq!(v["target"]["model"]["features"], "fieldnode-features-2");
     assert_eq!(v["target"]["model"]["classes"][3], "background");
     let size: u64 = manifest
         .lines()

@@ -168,6 +168,12 @@ impl Detector {
         }
     }
 
+    /// What the motion trigger saw in the last frame fed, for the camera
+    /// features ([`crate::features::FeatureBank::push_motion`]).
+    pub fn frame_motion(&self) -> Option<&crate::motion::FrameMotion> {
+        self.motion.frame_motion()
+    }
+
     /// Feeds a camera frame.
     pub fn push_frame(&mut self, frame: &GrayFrame) {
         self.resumed(Modality::Camera, frame.t_ms);

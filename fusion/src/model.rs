@@ -25,7 +25,7 @@ use crate::infer::{
 use crate::{FusionConfig, Modality};
 
 /// The feature layout this build computes (see [`crate::features`]).
-pub const FEATURE_LAYOUT: &str = "fieldnode-features-1";
+pub const FEATURE_LAYOUT: &str = "fieldnode-features-2";
 
 /// Why the model cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -421,7 +421,7 @@ mod tests {
                 s.replace("shape = [-1, 110]", "shape = [-1, 111]")
             }),
             ("layout", &|s| {
-                s.replace("fieldnode-features-1", "fieldnode-features-0")
+                s.replace("fieldnode-features-2", "fieldnode-features-0")
             }),
             ("classes", &|s| s.replace("\"human_activity\", ", "")),
             ("output", &|s| {

@@ -34,6 +34,11 @@
 //!    position and never does. The activation then starts where the moving
 //!    thing first appeared (at most `MAX_BACKDATE_MS` back).
 //!
+//! Each frame's crossing things, with the frame's mean level, are kept as
+//! [`FrameMotion`] ([`MotionTrigger::frame_motion`]): the model's camera
+//! features are made from them (`features::camera`), so what the trigger
+//! does not take for motion does not reach the model either.
+//!
 //! A frame with the same time as the previous one (a capture faster than the
 //! camera's frame rate returns the same frame) is ignored: it adds no
 //! evidence. An activation ends `hangover_ms` after the last frame with a
@@ -103,6 +108,40 @@ impl Blob {
     }
 }
 
+/// A region's activation features in a `w` x `h` frame.
+fn blob_features(b: &Blob, w: usize, h: usize) -> MotionFeatures {
+    let c = b.centroid();
+    MotionFeatures {
+        max_area: b.count as f32 / (w * h) as f32,
+        centroid: (c.0 / w as f32, c.1 / h as f32),
+        max_height: b.size().1 / h as f32,
+    }
+}
+
+/// One crossing thing in a frame, in shares of the frame (0..1).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MovingThing {
+    /// Its moving pixels, share of the frame's pixels.
+    pub area: f32,
+    /// Its box (x0, y0, x1, y1).
+    pub bbox: [f32; 4],
+    /// The centroid of its moving pixels (x, y).
+    pub centroid: (f32, f32),
+}
+
+/// What the trigger saw in one frame, for the model's camera features:
+/// only the things it follows as crossing (swaying vegetation, light
+/// changes, noise and shading are not in it), and the frame's mean level.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FrameMotion {
+    /// The frame's time.
+    pub t_ms: i64,
+    /// Mean grey level of the frame, 0..255.
+    pub mean_luma: f32,
+    /// Crossing things, largest first (at most one per followed track).
+    pub things: Vec<MovingThing>,
+}
+
 /// A moving region followed from frame to frame.
 #[derive(Clone, Copy)]
 struct Track {
@@ -145,7 +184,11 @@ pub struct MotionTrigger {
     stack: Vec<u32>,
     blobs: [Blob; MAX_BLOBS],
     n_blobs: usize,
+    /// The track each blob of the frame continued or started.
+    blob_track: [Option<usize>; MAX_BLOBS],
     tracks: [Option<Track>; MAX_TRACKS],
+    /// The last frame's crossing things.
+    frame_motion: Option<FrameMotion>,
     /// Joint histogram: background band × frame level bin.
     joint: Vec<u32>,
     /// Tone curve: the frame level expected for each background level.
@@ -180,7 +223,9 @@ impl MotionTrigger {
             stack: Vec::new(),
             blobs: [Blob::default(); MAX_BLOBS],
             n_blobs: 0,
+            blob_track: [None; MAX_BLOBS],
             tracks: [None; MAX_TRACKS],
+            frame_motion: None,
             joint: vec![0; BG_BINS * F_BINS],
             tone: [0.0; 257],
             scale: [1.0; 256],
@@ -202,8 +247,15 @@ impl MotionTrigger {
         self.light_changes
     }
 
+    /// What the last frame fed showed ([`FrameMotion`]); `None` when it
+    /// was malformed or a repeat of the frame before.
+    pub fn frame_motion(&self) -> Option<&FrameMotion> {
+        self.frame_motion.as_ref()
+    }
+
     /// Feeds a frame. Returns false (and ignores it) when it is malformed.
     pub fn push(&mut self, f: &GrayFrame) -> bool {
+        self.frame_motion = None;
         let (w, h) = (f.width as usize, f.height as usize);
         let n = w.saturating_mul(h);
         if n == 0 || f.luma.len() != n || self.last_t.is_some_and(|t| f.t_ms < t) {
@@ -214,6 +266,12 @@ impl MotionTrigger {
             // rate): it adds no evidence.
             return true;
         }
+        let mean_luma = f.luma.iter().map(|&v| u64::from(v)).sum::<u64>() as f32 / n as f32;
+        self.frame_motion = Some(FrameMotion {
+            t_ms: f.t_ms,
+            mean_luma,
+            things: Vec::new(),
+        });
         let dt = (f.t_ms - self.last_t.unwrap_or(f.t_ms)).max(0) as f32;
         self.last_t = Some(f.t_ms);
         self.processed_ms = f.t_ms;
@@ -289,7 +347,9 @@ impl MotionTrigger {
             self.tracks = [None; MAX_TRACKS];
             None
         } else {
-            self.follow(f.t_ms, w, h)
+            let moving = self.follow(f.t_ms, w, h);
+            self.record_crossing(w, h);
+            moving
         };
 
         // 5. Learning: background (moving pixels slower) and usual deviation.
@@ -306,6 +366,35 @@ impl MotionTrigger {
         }
         self.advance(f.t_ms, moving);
         true
+    }
+
+    /// Puts this frame's blobs that belong to a crossing track (as the
+    /// activation counts them) into [`FrameMotion`].
+    fn record_crossing(&mut self, w: usize, h: usize) {
+        let Some(fm) = self.frame_motion.as_mut() else {
+            return;
+        };
+        let (wf, hf) = (w as f32, h as f32);
+        for k in 0..self.n_blobs {
+            let crossing = self.blob_track[k]
+                .and_then(|j| self.tracks[j])
+                .is_some_and(|t| t.travelled && t.frames >= self.cfg.min_frames);
+            if !crossing {
+                continue;
+            }
+            let b = &self.blobs[k];
+            let c = b.centroid();
+            fm.things.push(MovingThing {
+                area: b.count as f32 / (wf * hf),
+                bbox: [
+                    b.x0 as f32 / wf,
+                    b.y0 as f32 / hf,
+                    (b.x1 + 1) as f32 / wf,
+                    (b.y1 + 1) as f32 / hf,
+                ],
+                centroid: (c.0 / wf, c.1 / hf),
+            });
+        }
     }
 
     /// Restarts the background from a frame; each pixel's usual deviation
@@ -578,15 +667,12 @@ impl MotionTrigger {
         }
         let n = (w * h) as f32;
         let new_count = (self.cfg.on_area * n).ceil().max(2.0) as u32;
+        self.blob_track = [None; MAX_BLOBS];
         for k in 0..self.n_blobs {
             let b = self.blobs[k];
             let c = b.centroid();
             let s = b.size();
-            let feat = MotionFeatures {
-                max_area: b.count as f32 / n,
-                centroid: (c.0 / w as f32, c.1 / h as f32),
-                max_height: s.1 / h as f32,
-            };
+            let feat = blob_features(&b, w, h);
             let mut best: Option<(usize, f32)> = None;
             for (j, t) in self.tracks.iter().enumerate() {
                 let Some(tr) = t else { continue };
@@ -615,6 +701,7 @@ impl MotionTrigger {
             }
             match best {
                 Some((j, _)) => {
+                    self.blob_track[k] = Some(j);
                     if let Some(tr) = self.tracks[j].as_mut() {
                         tr.vel = (c.0 - tr.pos.0, c.1 - tr.pos.1);
                         tr.pos = c;
@@ -662,6 +749,7 @@ impl MotionTrigger {
                     });
                     if let Some(j) = slot {
                         self.tracks[j] = Some(track);
+                        self.blob_track[k] = Some(j);
                     }
                 }
             }
@@ -1036,6 +1124,24 @@ mod tests {
             m.finish();
             (m.take(), m.light_changes())
         }
+
+        /// Feeds `secs` seconds at `fps`; each frame's [`FrameMotion`].
+        fn motions(mut self, fps: f32, secs: f32) -> Vec<FrameMotion> {
+            let mut m = MotionTrigger::new(&MotionConfig::default());
+            let mut out = Vec::new();
+            for k in 0..(secs * fps) as usize {
+                let t = k as f32 / fps;
+                let f = GrayFrame {
+                    t_ms: (t * 1000.0).round() as i64,
+                    width: self.w as u32,
+                    height: self.h as u32,
+                    luma: self.frame(t),
+                };
+                assert!(m.push(&f));
+                out.extend(m.frame_motion().cloned());
+            }
+            out
+        }
     }
 
     /// An animal-sized dark (IR: bright) blob crossing in 8 s from `start_s`.
@@ -1156,6 +1262,45 @@ mod tests {
                 assert!(acts.is_empty(), "{fps} fps, {hz} Hz: {acts:?}");
                 assert_eq!(light, 0, "{fps} fps, {hz} Hz");
             }
+        }
+    }
+
+    #[test]
+    fn the_camera_features_see_a_crossing_and_not_vegetation_or_light() {
+        for fps in [1.0, 2.0, 5.0] {
+            // Leaves and a bush swinging in gusts, an exposure step at 20 s.
+            let mut s = windy_bush(21, 6.0, 0.9);
+            s.light = |t| (if t >= 20.0 { 1.5 } else { 1.0 }, 1.0);
+            let motions = s.motions(fps, 120.0);
+            assert_eq!(motions.len(), (120.0 * fps) as usize);
+            let moving: Vec<&FrameMotion> =
+                motions.iter().filter(|m| !m.things.is_empty()).collect();
+            assert!(moving.is_empty(), "{fps} fps: {moving:?}");
+            // An animal passing below the crown while it swings, through
+            // swinging leaves: seen at its place, in the frames of its
+            // crossing only (from the frame where it has cleared the place
+            // it appeared at).
+            let mut s = windy_bush(15, 6.0, 0.7);
+            let c = animal(80, 60, 61.0);
+            s.crossings.push(c);
+            let moving: Vec<FrameMotion> = s
+                .motions(fps, 90.0)
+                .into_iter()
+                .filter(|m| !m.things.is_empty())
+                .collect();
+            assert!(
+                moving.iter().all(|m| (61_000..=70_000).contains(&m.t_ms)),
+                "{fps} fps: {moving:?}"
+            );
+            // Mostly the animal itself (the crown can take over its track
+            // for a frame where it passes close below it).
+            let y = (c.row as f32 + c.size.1 as f32 / 2.0) / 60.0;
+            let animal = moving
+                .iter()
+                .flat_map(|m| &m.things)
+                .filter(|t| (t.centroid.1 - y).abs() < 0.05 && t.area > 0.003 && t.area < 0.02)
+                .count();
+            assert!(animal as f32 >= 3.0 * fps, "{fps} fps: {moving:?}");
         }
     }
 

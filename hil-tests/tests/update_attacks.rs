@@ -338,7 +338,7 @@ fn wrong_target_other_feature_layout_is_refused() {
     let other = next_bundle(
         |m| {
             if let Some(t) = m.target.model.as_mut() {
-                t.features = "fieldnode-features-2".into();
+                t.features = "fieldnode-features-1".into();
             }
         },
         &[10, 11],

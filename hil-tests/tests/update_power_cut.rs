@@ -40,7 +40,7 @@ fn bundle(self_tests: Vec<models::bundle::SelfTest>) -> Vec<u8> {
             min_firmware: [0, 0, 0],
             model: Some(ModelTarget {
                 family: "fusion".into(),
-                features: "fieldnode-features-1".into(),
+                features: "fieldnode-features-2".into(),
                 classes: [
                     "wildlife",
                     "machinery_anomaly",

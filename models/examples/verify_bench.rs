@@ -48,7 +48,7 @@ fn main() {
     );
     let target = ModelTarget {
         family: "fusion".into(),
-        features: "fieldnode-features-1".into(),
+        features: "fieldnode-features-2".into(),
         classes: vec!["a".into()],
     };
     let meta = Metadata {

@@ -115,21 +115,28 @@ f="$work/features"
 # the machine's cores). Each uses one core (one BLAS thread) and writes its
 # own directory, so the bytes do not depend on how many run together.
 jobs_max=${BUILD_JOBS:-$(nproc)}
-pids=()
+running=0
+failed=0
+# Frees a slot: waits for whichever training ends first. The count of
+# running trainings is kept here (counting the lines of `jobs -rp` in a
+# command substitution once let only one training run at a time).
+reap() {
+  wait -n || failed=1
+  running=$((running - 1))
+}
 train() {
   local log=$1
   shift
-  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+  while [ "$running" -ge "$jobs_max" ]; do reap; done
   "$py" "$here/train.py" "$@" > "$log" &
-  pids+=($!)
+  running=$((running + 1))
 }
 # cross-X: trained on the two families other than X.
 train "$work/cross-a.log" --train "$f/b-train" "$f/c-train" "$f/r-train" --test "a=$f/a-train,$f/a-test" "real=$f/r-test" --out "$work/cross-a"
 train "$work/cross-b.log" --train "$f/a-train" "$f/c-train" "$f/r-train" --test "b=$f/b-train,$f/b-test" "real=$f/r-test" --out "$work/cross-b"
 train "$work/cross-c.log" --train "$f/a-train" "$f/b-train" "$f/r-train" --test "c=$f/c-train,$f/c-test" "real=$f/r-test" --out "$work/cross-c"
 # The committed model: every family and the real training scenes.
-train "$work/committed.log" --train "$f/a-train" "$f/b-train" "$f/c-train" "$f/r-train" --test "a=$f/a-test" "b=$f/b-test" "c=$f/c-test" "real=$f/r-test" --out "$here" --version 14
-failed=0
-for p in "${pids[@]}"; do wait "$p" || failed=1; done
+train "$work/committed.log" --train "$f/a-train" "$f/b-train" "$f/c-train" "$f/r-train" --test "a=$f/a-test" "b=$f/b-test" "c=$f/c-test" "real=$f/r-test" --out "$here" --version 15
+while [ "$running" -gt 0 ]; do reap; done
 [ "$failed" = 0 ] || { echo "a training failed: see $work/*.log" >&2; exit 1; }
 for m in int4 float; do python3 "$here/add_latency.py" "$here/fusion.$m.manifest.toml"; done

@@ -474,7 +474,7 @@ def write_manifest(path, model_path, version, quantization, dims, latency=None):
         f'sha256 = "{hashlib.sha256(data).hexdigest()}"',
         f"size_bytes = {len(data)}",
         f'quantization = "{quantization}"',
-        'features = "fieldnode-features-1"',
+        'features = "fieldnode-features-2"',
         "classes = [" + ", ".join(f'"{c}"' for c in CLASSES) + "]",
     ]
     if latency:

@@ -37,7 +37,7 @@ fn root_v1() -> SignedRoot {
 fn target() -> ModelTarget {
     ModelTarget {
         family: "fusion".into(),
-        features: "fieldnode-features-1".into(),
+        features: "fieldnode-features-2".into(),
         classes: vec![
             "wildlife".into(),
             "machinery_anomaly".into(),
@@ -304,7 +304,7 @@ fn wrong_target_is_refused() {
             "features",
             Box::new(|m| {
                 if let Some(t) = m.target.model.as_mut() {
-                    t.features = "fieldnode-features-2".into();
+                    t.features = "fieldnode-features-1".into();
                 }
             }),
         ),

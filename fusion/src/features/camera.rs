@@ -1,20 +1,20 @@
-//! Camera features of an event, from frame differences on small grayscale
-//! images: how much of the frame moves, where (a 4x4 grid), the moving
-//! region's extent and path, and how much the light changed.
+//! Camera features of an event, from what the motion trigger follows as
+//! crossing in each frame ([`FrameMotion`]): how much of the frame moves,
+//! where (a 4x4 grid), the moving things' extent and path, and how much the
+//! light changed. Swaying vegetation, exposure steps, noise and shading are
+//! not motion to the trigger, so they add nothing here either.
 
 use std::collections::VecDeque;
 
 use ndarray::Array2;
 
 use super::stats::{max, mean, std_dev};
-use crate::GrayFrame;
+use crate::motion::FrameMotion;
 
 /// Motion grid cells per side.
 const GRID: usize = 4;
 /// Length of the camera feature vector.
 pub const CAMERA_DIM: usize = 2 + 2 * GRID * GRID + 4 + 5 + 1 + 2 + 1;
-/// A pixel moves when its gain-compensated difference exceeds this (0..255).
-const PIXEL_THRESHOLD: f32 = 14.0;
 /// A frame shows motion when this share of it moves.
 const MOTION_FRAME_AREA: f32 = 0.002;
 /// How much history is kept.
@@ -22,24 +22,25 @@ const HORIZON_MS: i64 = 300_000;
 /// Frames this long before and after an event are included.
 const MARGIN_MS: i64 = 1_000;
 
-/// What one frame difference showed.
+/// What one frame showed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct MotionFrame {
     t_ms: i64,
     area: f32,
     grid: [f32; GRID * GRID],
-    /// Bounding box of moving pixels (x0, y0, x1, y1), 0..1, if any moved.
+    /// Box around every crossing thing (x0, y0, x1, y1), 0..1, if any.
     bbox: Option<[f32; 4]>,
-    /// Centroid of moving pixels, 0..1.
+    /// Area-weighted centroid of the crossing things, 0..1.
     centroid: Option<(f32, f32)>,
     /// |log| of the frame's mean brightness ratio to the previous frame.
     light_change: f32,
 }
 
-/// Recent frame differences.
+/// Recent frames' motion.
 #[derive(Default)]
 pub struct CameraHistory {
-    prev: Option<GrayFrame>,
+    /// The previous frame's mean level (none across a camera gap).
+    prev_luma: Option<f32>,
     frames: VecDeque<MotionFrame>,
 }
 
@@ -49,23 +50,18 @@ impl CameraHistory {
         CameraHistory::default()
     }
 
-    /// Feeds a frame; malformed or out-of-order frames are ignored (the
-    /// triggers count them).
-    pub fn push(&mut self, f: &GrayFrame) {
-        let (w, h) = (f.width as usize, f.height as usize);
-        if w < GRID || h < GRID || f.luma.len() != w * h {
+    /// Feeds what the motion trigger saw in a frame; out-of-order frames
+    /// are ignored.
+    pub fn push(&mut self, m: &FrameMotion) {
+        if self.frames.back().is_some_and(|p| m.t_ms <= p.t_ms) {
             return;
         }
-        if let Some(p) = &self.prev {
-            if f.t_ms <= p.t_ms {
-                return;
-            }
-            if p.width == f.width && p.height == f.height {
-                let m = diff(p, f);
-                self.frames.push_back(m);
-            }
+        let luma = m.mean_luma.max(1.0);
+        if let Some(prev) = self.prev_luma {
+            self.frames
+                .push_back(summarise(m, (luma / prev).ln().abs()));
         }
-        self.prev = Some(f.clone());
+        self.prev_luma = Some(luma);
         if let Some(last) = self.frames.back().map(|m| m.t_ms) {
             while self
                 .frames
@@ -77,14 +73,13 @@ impl CameraHistory {
         }
     }
 
-    /// The camera was off: the next frame is not compared with the last
-    /// one before (what changed meanwhile is not motion).
+    /// The camera was off: the light change across the gap is not measured.
     pub fn gap(&mut self) {
-        self.prev = None;
+        self.prev_luma = None;
     }
 
     /// Features of `[start_ms, end_ms]` (with a margin), or `None` when
-    /// fewer than two frame differences cover it.
+    /// fewer than two frames (after the first) cover it.
     pub fn features(&self, start_ms: i64, end_ms: i64) -> Option<Vec<f32>> {
         let from = start_ms - MARGIN_MS;
         let to = end_ms + MARGIN_MS;
@@ -155,68 +150,53 @@ impl CameraHistory {
     }
 }
 
-fn mean_luma(f: &GrayFrame) -> f32 {
-    f.luma.iter().map(|&v| u64::from(v)).sum::<u64>() as f32 / f.luma.len().max(1) as f32
-}
-
-fn diff(prev: &GrayFrame, cur: &GrayFrame) -> MotionFrame {
-    let (w, h) = (cur.width as usize, cur.height as usize);
-    let (mp, mc) = (mean_luma(prev).max(1.0), mean_luma(cur).max(1.0));
-    let gain = mp / mc;
+/// One frame's crossing things as area, grid, box and centroid. A thing's
+/// pixels are spread over the grid cells its box covers, in proportion to
+/// the overlap.
+fn summarise(m: &FrameMotion, light_change: f32) -> MotionFrame {
     let mut grid = [0f32; GRID * GRID];
-    let mut count = 0usize;
-    let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0usize, 0usize);
-    let (mut sx, mut sy) = (0f64, 0f64);
-    for y in 0..h {
-        for x in 0..w {
-            let i = y * w + x;
-            let d = (f32::from(cur.luma[i]) * gain - f32::from(prev.luma[i])).abs();
-            if d > PIXEL_THRESHOLD {
-                count += 1;
-                grid[(y * GRID / h) * GRID + x * GRID / w] += 1.0;
-                x0 = x0.min(x);
-                y0 = y0.min(y);
-                x1 = x1.max(x);
-                y1 = y1.max(y);
-                sx += x as f64;
-                sy += y as f64;
-            }
+    let mut area = 0f32;
+    let mut bbox: Option<[f32; 4]> = None;
+    let (mut sx, mut sy) = (0f32, 0f32);
+    let g = GRID as f32;
+    for t in &m.things {
+        let [x0, y0, x1, y1] = t.bbox;
+        area += t.area;
+        sx += t.centroid.0 * t.area;
+        sy += t.centroid.1 * t.area;
+        bbox = Some(match bbox {
+            None => t.bbox,
+            Some(b) => [b[0].min(x0), b[1].min(y0), b[2].max(x1), b[3].max(y1)],
+        });
+        let box_area = ((x1 - x0) * (y1 - y0)).max(f32::EPSILON);
+        for (c, cell) in grid.iter_mut().enumerate() {
+            let (cx0, cy0) = ((c % GRID) as f32 / g, (c / GRID) as f32 / g);
+            let ox = ((x1.min(cx0 + 1.0 / g)) - x0.max(cx0)).max(0.0);
+            let oy = ((y1.min(cy0 + 1.0 / g)) - y0.max(cy0)).max(0.0);
+            // Share of the cell: the thing's area times the share of its box
+            // in the cell, over the cell's share of the frame.
+            *cell += t.area * ox * oy / box_area * g * g;
         }
     }
-    let cell = (w * h) as f32 / (GRID * GRID) as f32;
-    for g in &mut grid {
-        *g /= cell;
-    }
-    let (bbox, centroid) = if count > 0 {
-        (
-            Some([
-                x0 as f32 / w as f32,
-                y0 as f32 / h as f32,
-                (x1 + 1) as f32 / w as f32,
-                (y1 + 1) as f32 / h as f32,
-            ]),
-            Some((
-                (sx / count as f64) as f32 / w as f32,
-                (sy / count as f64) as f32 / h as f32,
-            )),
-        )
-    } else {
-        (None, None)
-    };
+    let centroid = (area > 0.0).then(|| (sx / area, sy / area));
     MotionFrame {
-        t_ms: cur.t_ms,
-        area: count as f32 / (w * h) as f32,
-        grid,
+        t_ms: m.t_ms,
+        area,
+        grid: grid.map(|v| v.min(1.0)),
         bbox,
         centroid,
-        light_change: (mc / mp).ln().abs(),
+        light_change,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::GrayFrame;
+    use crate::config::MotionConfig;
+    use crate::motion::MotionTrigger;
 
+    /// A textured 80x60 view at a gain, with a 6x8 bright blob at (x, y).
     fn frame(t_ms: i64, gain: f32, blob: Option<(usize, usize)>) -> GrayFrame {
         let (w, h) = (80usize, 60usize);
         let mut luma: Vec<u8> = (0..w * h)
@@ -237,14 +217,41 @@ mod tests {
         }
     }
 
+    /// The motion trigger and the camera history, fed as the node feeds them.
+    struct Camera {
+        trigger: MotionTrigger,
+        history: CameraHistory,
+    }
+
+    impl Camera {
+        fn new() -> Camera {
+            Camera {
+                trigger: MotionTrigger::new(&MotionConfig::default()),
+                history: CameraHistory::new(),
+            }
+        }
+
+        fn push(&mut self, f: &GrayFrame) {
+            self.trigger.push(f);
+            if let Some(m) = self.trigger.frame_motion() {
+                self.history.push(m);
+            }
+        }
+
+        fn off(&mut self) {
+            self.trigger.restart();
+            self.history.gap();
+        }
+    }
+
     #[test]
     fn a_crossing_blob_moves_through_the_grid_and_light_does_not() {
-        let mut c = CameraHistory::new();
+        let mut c = Camera::new();
         for i in 0..20i64 {
             let blob = (5..15).contains(&i).then(|| (5 + (i as usize - 5) * 7, 40));
             c.push(&frame(i * 500, 1.0, blob));
         }
-        let f = c.features(2_500, 7_000).unwrap_or_default();
+        let f = c.history.features(2_500, 7_000).unwrap_or_default();
         assert_eq!(f.len(), CAMERA_DIM);
         assert!(f[0] > 0.05, "max area {}", f[0]);
         // Bottom row cells (y 40..48 of 60) moved, the top row did not.
@@ -255,52 +262,66 @@ mod tests {
         );
         assert!(grid_max[0..4].iter().all(|&v| v == 0.0), "{grid_max:?}");
         // Path length: the blob travelled.
-        assert!(f[2 + 32 + 4 + 4] > 0.02);
+        assert!(f[2 + 32 + 4 + 4] > 0.02, "{f:?}");
         // A light change alone (20 % brighter) moves nothing.
-        let mut l = CameraHistory::new();
+        let mut l = Camera::new();
         for i in 0..10i64 {
             l.push(&frame(i * 500, 1.0 + 0.02 * i as f32, None));
         }
-        let g = l.features(0, 5_000).unwrap_or_default();
-        assert!(g[0] < 0.05, "light change seen as motion: {}", g[0]);
+        let g = l.history.features(0, 5_000).unwrap_or_default();
+        assert_eq!(g.len(), CAMERA_DIM);
+        assert_eq!(g[0], 0.0, "light change seen as motion: {g:?}");
         assert!(g[CAMERA_DIM - 3] > 0.0, "light change not measured");
     }
 
     #[test]
-    fn no_difference_is_taken_across_the_time_the_camera_was_off() {
-        let mut c = CameraHistory::new();
-        c.push(&frame(0, 1.0, None));
-        c.push(&frame(500, 1.0, None));
-        c.gap();
-        // Back 30 s later, with something parked in view meanwhile.
-        for i in 0..4 {
-            c.push(&frame(30_000 + i * 500, 1.0, Some((30, 20))));
+    fn something_that_appears_and_stays_is_not_motion() {
+        // A thing parked in view moves nothing once it is there: it never
+        // travels. (Frame differences would count its arrival.)
+        let mut c = Camera::new();
+        for i in 0..20i64 {
+            c.push(&frame(i * 500, 1.0, (i >= 8).then_some((30, 20))));
         }
-        let f = c.features(30_000, 31_500).unwrap_or_default();
+        let f = c.history.features(0, 10_000).unwrap_or_default();
         assert_eq!(f.len(), CAMERA_DIM);
-        assert_eq!(f[0], 0.0, "the parked thing taken for motion: {f:?}");
-        // Without the gap, the first frame back would be a difference.
-        let mut d = CameraHistory::new();
-        d.push(&frame(0, 1.0, None));
-        d.push(&frame(500, 1.0, None));
-        for i in 0..4 {
-            d.push(&frame(30_000 + i * 500, 1.0, Some((30, 20))));
-        }
-        let g = d.features(30_000, 31_500).unwrap_or_default();
-        assert!(g[0] > 0.0, "{g:?}");
+        assert_eq!(f[0], 0.0, "{f:?}");
     }
 
     #[test]
-    fn bad_frames_are_ignored() {
-        let mut c = CameraHistory::new();
-        c.push(&GrayFrame {
-            t_ms: 0,
-            width: 80,
-            height: 60,
-            luma: vec![0; 10],
-        });
-        c.push(&frame(1000, 1.0, None));
+    fn no_light_change_is_taken_across_the_time_the_camera_was_off() {
+        let mut c = Camera::new();
+        c.push(&frame(0, 1.0, None));
         c.push(&frame(500, 1.0, None));
+        c.off();
+        // Back 30 s later, and darker.
+        for i in 0..4 {
+            c.push(&frame(30_000 + i * 500, 0.6, None));
+        }
+        let f = c.history.features(30_000, 31_500).unwrap_or_default();
+        assert_eq!(f.len(), CAMERA_DIM);
+        assert_eq!(f[CAMERA_DIM - 2], 0.0, "{f:?}");
+        // Without the gap, the first frame back would be a change.
+        let mut d = Camera::new();
+        d.push(&frame(0, 1.0, None));
+        d.push(&frame(500, 1.0, None));
+        for i in 0..4 {
+            d.push(&frame(30_000 + i * 500, 0.6, None));
+        }
+        let g = d.history.features(30_000, 31_500).unwrap_or_default();
+        assert!(g[CAMERA_DIM - 2] > 0.0, "{g:?}");
+    }
+
+    #[test]
+    fn out_of_order_frames_are_ignored() {
+        let mut c = CameraHistory::new();
+        let at = |t_ms| FrameMotion {
+            t_ms,
+            mean_luma: 100.0,
+            things: Vec::new(),
+        };
+        c.push(&at(0));
+        c.push(&at(1000));
+        c.push(&at(500));
         assert_eq!(c.features(0, 2000), None);
     }
 }

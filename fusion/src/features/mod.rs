@@ -11,7 +11,7 @@
 //! - [`audio`]: levels above the pre-event floor per mel band, their spread,
 //!   envelope modulation, spectral statistics ([`AUDIO_DIM`] values);
 //! - [`camera`]: motion area, a 4x4 motion grid, extent, path and light
-//!   change from frame differences ([`CAMERA_DIM`]);
+//!   change of what the motion trigger follows as crossing ([`CAMERA_DIM`]);
 //! - [`climate`]: temperature/humidity/pressure against a rolling baseline
 //!   and rates of change ([`CLIMATE_DIM`]).
 //!
@@ -32,7 +32,8 @@ pub use audio::AUDIO_DIM;
 pub use camera::CAMERA_DIM;
 pub use climate::CLIMATE_DIM;
 
-use crate::{AudioChunk, ClimateSample, GrayFrame, Modality};
+use crate::motion::FrameMotion;
+use crate::{AudioChunk, ClimateSample, Modality};
 
 /// Per-modality feature vectors of one event.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
@@ -91,9 +92,10 @@ impl FeatureBank {
         self.audio.push(c.start_ms, c.sample_rate, &c.samples);
     }
 
-    /// Feeds a grayscale frame.
-    pub fn push_frame(&mut self, f: &GrayFrame) {
-        self.camera.push(f);
+    /// Feeds what the motion trigger saw in a frame
+    /// ([`crate::Detector::frame_motion`]).
+    pub fn push_motion(&mut self, m: &FrameMotion) {
+        self.camera.push(m);
     }
 
     /// Feeds a climate reading.
@@ -103,8 +105,8 @@ impl FeatureBank {
 
     /// Modality `m` stopped (off by the power policy or on demand, or out):
     /// no feature is taken across the time it was off. (Audio and climate
-    /// history are kept by time, so only the camera's frame differences
-    /// need telling.)
+    /// history are kept by time, so only the camera's light change needs
+    /// telling.)
     pub fn stopped(&mut self, m: crate::Modality) {
         if m == crate::Modality::Camera {
             self.camera.gap();

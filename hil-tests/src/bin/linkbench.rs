@@ -185,7 +185,7 @@ fn model_bundle(fieldnode: &Path) -> Result<Vec<u8>> {
             min_firmware: [0, 0, 0],
             model: Some(ModelTarget {
                 family: "fusion".into(),
-                features: "fieldnode-features-1".into(),
+                features: "fieldnode-features-2".into(),
                 classes: vec![
                     "wildlife".into(),
                     "machinery_anomaly".into(),

@@ -102,7 +102,7 @@ pub fn model_parts(version: u64, tests: Vec<SelfTest>) -> (models::bundle::Metad
             min_firmware: [0, 0, 0],
             model: Some(ModelTarget {
                 family: "fusion".into(),
-                features: "fieldnode-features-1".into(),
+                features: "fieldnode-features-2".into(),
                 classes: vec![
                     "wildlife".into(),
                     "machinery_anomaly".into(),

@@ -42,7 +42,7 @@ impl Kind {
 pub struct ModelTarget {
     /// Model family (the manifest's name), e.g. `fusion`.
     pub family: String,
-    /// Feature layout the model reads, e.g. `fieldnode-features-1`.
+    /// Feature layout the model reads, e.g. `fieldnode-features-2`.
     pub features: String,
     /// Output classes, in output order.
     pub classes: Vec<String>,

@@ -282,8 +282,10 @@ impl DetectStage {
             }
             SensorMsg::Frame(f) => {
                 self.latest_ms = self.latest_ms.max(f.t_ms);
-                self.bank.push_frame(&f);
                 self.detector.push_frame(&f);
+                if let Some(m) = self.detector.frame_motion() {
+                    self.bank.push_motion(m);
+                }
             }
             SensorMsg::Climate(s) => {
                 self.latest_ms = self.latest_ms.max(s.t_ms);
