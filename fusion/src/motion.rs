@@ -1107,28 +1107,15 @@ mod tests {
                 .collect()
         }
 
-        /// Feeds `secs` seconds at `fps`; the activations and light changes.
-        fn run(mut self, fps: f32, secs: f32) -> (Vec<Activation>, u64) {
+        /// Feeds `secs` seconds at `fps` to a new trigger, calling `each`
+        /// after every frame; the trigger.
+        fn feed(
+            &mut self,
+            fps: f32,
+            secs: f32,
+            mut each: impl FnMut(&MotionTrigger),
+        ) -> MotionTrigger {
             let mut m = MotionTrigger::new(&MotionConfig::default());
-            let frames = (secs * fps) as usize;
-            for k in 0..frames {
-                let t = k as f32 / fps;
-                let f = GrayFrame {
-                    t_ms: (t * 1000.0).round() as i64,
-                    width: self.w as u32,
-                    height: self.h as u32,
-                    luma: self.frame(t),
-                };
-                assert!(m.push(&f));
-            }
-            m.finish();
-            (m.take(), m.light_changes())
-        }
-
-        /// Feeds `secs` seconds at `fps`; each frame's [`FrameMotion`].
-        fn motions(mut self, fps: f32, secs: f32) -> Vec<FrameMotion> {
-            let mut m = MotionTrigger::new(&MotionConfig::default());
-            let mut out = Vec::new();
             for k in 0..(secs * fps) as usize {
                 let t = k as f32 / fps;
                 let f = GrayFrame {
@@ -1138,8 +1125,22 @@ mod tests {
                     luma: self.frame(t),
                 };
                 assert!(m.push(&f));
-                out.extend(m.frame_motion().cloned());
+                each(&m);
             }
+            m
+        }
+
+        /// Feeds `secs` seconds at `fps`; the activations and light changes.
+        fn run(mut self, fps: f32, secs: f32) -> (Vec<Activation>, u64) {
+            let mut m = self.feed(fps, secs, |_| {});
+            m.finish();
+            (m.take(), m.light_changes())
+        }
+
+        /// Feeds `secs` seconds at `fps`; each frame's [`FrameMotion`].
+        fn motions(mut self, fps: f32, secs: f32) -> Vec<FrameMotion> {
+            let mut out = Vec::new();
+            self.feed(fps, secs, |m| out.extend(m.frame_motion().cloned()));
             out
         }
     }
