@@ -161,6 +161,13 @@ struct Track {
     best: MotionFeatures,
 }
 
+impl Track {
+    /// Followed long enough and clear of its home: something crossing.
+    fn crossing(&self, min_frames: u32) -> bool {
+        self.travelled && self.frames >= min_frames
+    }
+}
+
 struct Open {
     start_ms: i64,
     last_ms: i64,
@@ -378,7 +385,7 @@ impl MotionTrigger {
         for k in 0..self.n_blobs {
             let crossing = self.blob_track[k]
                 .and_then(|j| self.tracks[j])
-                .is_some_and(|t| t.travelled && t.frames >= self.cfg.min_frames);
+                .is_some_and(|t| t.crossing(self.cfg.min_frames));
             if !crossing {
                 continue;
             }
@@ -756,7 +763,7 @@ impl MotionTrigger {
         }
         let mut out: Option<(i64, MotionFeatures)> = None;
         for tr in self.tracks.iter().flatten() {
-            if !(tr.seen && tr.travelled && tr.frames >= self.cfg.min_frames) {
+            if !(tr.seen && tr.crossing(self.cfg.min_frames)) {
                 continue;
             }
             let first = tr.first_ms.max(t_ms - MAX_BACKDATE_MS);
