@@ -33,6 +33,13 @@
 //!    swinging in wind, however far, keeps coming back over its rest
 //!    position and never does. The activation then starts where the moving
 //!    thing first appeared (at most `MAX_BACKDATE_MS` back).
+//! 6. **Where motion recurs**: each pixel keeps its share of the last ten
+//!    minutes or so that it moved without being part of a crossing thing.
+//!    A region lying mostly on pixels that did so for more than a few
+//!    seconds (foliage moving in place) does not make a track travel: in a
+//!    gale, a track can otherwise hop from one crown to pieces of the next
+//!    and look like something fast crossing. Passes of crossing things
+//!    do not count, so a path that animals or people use stays open.
 //!
 //! Each frame's crossing things, with the frame's mean level, are kept as
 //! [`FrameMotion`] ([`MotionTrigger::frame_motion`]): the model's camera
@@ -78,6 +85,14 @@ const HOME_FRAMES: u32 = 2;
 const GROUP_GAP: usize = 3;
 /// Moving things followed from frame to frame.
 const MAX_TRACKS: usize = 8;
+/// Time constant (ms) of each pixel's share of time moving in place.
+const HABIT_TAU_MS: f32 = 600_000.0;
+/// A pixel that moved in place for more than this share of the recent time
+/// (2.4 s of the last ten minutes) is where motion recurs: foliage in wind.
+const HABIT_LEVEL: f32 = 0.004;
+/// A region more than this share of whose pixels are such places does not
+/// count as travel: a piece of foliage is not something arriving.
+const HABIT_SHARE: f32 = 0.5;
 /// How far back an activation may start: where a moving thing first
 /// appeared, at most this long before it was seen to travel.
 const MAX_BACKDATE_MS: i64 = 10_000;
@@ -86,6 +101,8 @@ const MAX_BACKDATE_MS: i64 = 10_000;
 #[derive(Clone, Copy, Default)]
 struct Blob {
     count: u32,
+    /// Pixels where motion recurs.
+    habitual: u32,
     sx: f32,
     sy: f32,
     x0: usize,
@@ -105,6 +122,11 @@ impl Blob {
             (self.x1 + 1 - self.x0) as f32,
             (self.y1 + 1 - self.y0) as f32,
         )
+    }
+
+    /// Mostly where motion recurs (foliage that moves in place).
+    fn in_habitual_place(&self) -> bool {
+        self.habitual as f32 > HABIT_SHARE * self.count as f32
     }
 }
 
@@ -182,6 +204,8 @@ pub struct MotionTrigger {
     background: Vec<f32>,
     /// Each pixel's usual absolute difference.
     deviation: Vec<f32>,
+    /// Each pixel's recent share of time moving without crossing.
+    habit: Vec<f32>,
     diff: Vec<f32>,
     integral: Vec<f64>,
     candidate: Vec<bool>,
@@ -223,6 +247,7 @@ impl MotionTrigger {
             size: (0, 0),
             background: Vec::new(),
             deviation: Vec::new(),
+            habit: Vec::new(),
             diff: Vec::new(),
             integral: Vec::new(),
             candidate: Vec::new(),
@@ -292,7 +317,12 @@ impl MotionTrigger {
         if self.size != (f.width, f.height) {
             // New camera or new size: start again.
             self.size = (f.width, f.height);
-            for v in [&mut self.background, &mut self.deviation, &mut self.diff] {
+            for v in [
+                &mut self.background,
+                &mut self.deviation,
+                &mut self.habit,
+                &mut self.diff,
+            ] {
                 *v = vec![0.0; n];
             }
             self.candidate = vec![false; n];
@@ -356,6 +386,7 @@ impl MotionTrigger {
         } else {
             let moving = self.follow(f.t_ms, w, h);
             self.record_crossing(w, h);
+            self.learn_habit(w, dt);
             moving
         };
 
@@ -375,18 +406,23 @@ impl MotionTrigger {
         true
     }
 
+    /// Blob `k` of this frame belongs to a crossing track (as the
+    /// activation counts them).
+    fn blob_crossing(&self, k: usize) -> bool {
+        self.blob_track[k]
+            .and_then(|j| self.tracks[j])
+            .is_some_and(|t| t.crossing(self.cfg.min_frames))
+    }
+
     /// Puts this frame's blobs that belong to a crossing track (as the
     /// activation counts them) into [`FrameMotion`].
     fn record_crossing(&mut self, w: usize, h: usize) {
-        let Some(fm) = self.frame_motion.as_mut() else {
+        let Some(mut fm) = self.frame_motion.take() else {
             return;
         };
         let (wf, hf) = (w as f32, h as f32);
         for k in 0..self.n_blobs {
-            let crossing = self.blob_track[k]
-                .and_then(|j| self.tracks[j])
-                .is_some_and(|t| t.crossing(self.cfg.min_frames));
-            if !crossing {
+            if !self.blob_crossing(k) {
                 continue;
             }
             let b = &self.blobs[k];
@@ -401,6 +437,24 @@ impl MotionTrigger {
                 ],
                 centroid: (c.0 / wf, c.1 / hf),
             });
+        }
+        self.frame_motion = Some(fm);
+    }
+
+    /// Learns where motion recurs: each pixel's recent share of time moving
+    /// without being part of a crossing thing.
+    fn learn_habit(&mut self, w: usize, dt: f32) {
+        for k in 0..self.n_blobs {
+            if self.blob_crossing(k) {
+                let b = self.blobs[k];
+                for y in b.y0..=b.y1 {
+                    self.mask[y * w + b.x0..=y * w + b.x1].fill(0);
+                }
+            }
+        }
+        let g = 1.0 - (-dt / HABIT_TAU_MS).exp();
+        for (a, &m) in self.habit.iter_mut().zip(&self.mask) {
+            *a += (f32::from(u8::from(m != 0)) - *a) * g;
         }
     }
 
@@ -584,6 +638,7 @@ impl MotionTrigger {
                 let i = i as usize;
                 let (x, y) = (i % w, i / w);
                 b.count += 1;
+                b.habitual += u32::from(self.habit[i] > HABIT_LEVEL);
                 b.sx += x as f32;
                 b.sy += y as f32;
                 b.x0 = b.x0.min(x);
@@ -629,6 +684,7 @@ impl MotionTrigger {
                     let b = self.blobs[j];
                     let m = &mut self.blobs[k];
                     m.count += b.count;
+                    m.habitual += b.habitual;
                     m.sx += b.sx;
                     m.sy += b.sy;
                     m.x0 = m.x0.min(b.x0);
@@ -719,8 +775,9 @@ impl MotionTrigger {
                         let h = &mut tr.home;
                         if tr.frames <= HOME_FRAMES {
                             *h = (h.0.min(b.x0), h.1.max(b.x1), h.2.min(b.y0), h.3.max(b.y1));
-                        } else {
-                            // Clear of its home by more than its own size.
+                        } else if !b.in_habitual_place() {
+                            // Clear of its home by more than its own size,
+                            // somewhere motion does not recur.
                             let (ex, ey) = (tr.extent.0 as usize, tr.extent.1 as usize);
                             tr.travelled |= b.x0 > h.1 + ex
                                 || b.x1 + ex < h.0
@@ -1371,6 +1428,86 @@ mod tests {
             let (acts, light_changes) = s.run(fps, 180.0);
             assert_crossing(&acts, &c, fps, &format!("{fps} fps"));
             assert!(light_changes >= 2, "{fps} fps: {light_changes}");
+        }
+    }
+
+    #[test]
+    fn a_slow_crossing_is_detected() {
+        // A body length every 6 s: each pixel of the animal is covered for
+        // several seconds, which must not count as motion that recurs.
+        for fps in [1.0, 2.0, 5.0] {
+            let mut s = Scene::new(80, 60, 13);
+            let mut c = animal(80, 60, 30.0);
+            c.end_s = 100.0;
+            s.crossings.push(c);
+            let (acts, _) = s.run(fps, 120.0);
+            assert_found(&acts, &c, fps, 10.0, &format!("{fps} fps"));
+        }
+    }
+
+    /// Frames at 2 fps of three pieces of foliage in a row (the crowns of a
+    /// gale seen small) that move in place a quarter of the time and, every
+    /// 20 s from `chains_from_s`, one after the other from left to right,
+    /// which a tracker alone takes for something crossing; with an animal
+    /// crossing along the same row at `animal_s`.
+    fn hopping_foliage(chains_from_s: f32, animal_s: f32, secs: f32) -> Vec<Activation> {
+        let (w, fps) = (80usize, 2.0f32);
+        let spots = [14usize, 26, 38];
+        let mut rng = Rng(5);
+        let mut m = MotionTrigger::new(&MotionConfig::default());
+        for i in 0..(secs * fps) as i64 {
+            let t = i as f32 / fps;
+            let mut luma = textured(80, 60, 0);
+            let mut paint = |x0: usize, x1: usize, level: u8| {
+                for y in 10..14 {
+                    luma[y * w + x0..y * w + x1].fill(level);
+                }
+            };
+            let phase = (i % 40) as usize;
+            let chain = t >= chains_from_s && phase < 6;
+            for (k, &x) in spots.iter().enumerate() {
+                let on = if chain {
+                    phase / 2 == k
+                } else {
+                    rng.unit() < 0.25
+                };
+                if on {
+                    paint(x, x + 6, 40);
+                }
+            }
+            if (animal_s..animal_s + 8.0).contains(&t) {
+                let x = ((t - animal_s) / 8.0 * 74.0) as usize;
+                paint(x, x + 6, 200);
+            }
+            assert!(m.push(&frame(i * 500, luma)));
+        }
+        m.finish();
+        m.take()
+    }
+
+    #[test]
+    fn foliage_moving_where_it_always_moves_is_not_crossing() {
+        // Once the places are learnt (the first minutes), only the animal.
+        let acts = hopping_foliage(60.0, 400.0, 600.0);
+        let late: Vec<_> = acts.iter().filter(|a| a.start_ms > 120_000).collect();
+        assert_eq!(late.len(), 1, "{acts:?}");
+        assert!(
+            (400_000..402_000).contains(&late[0].start_ms),
+            "the animal: {acts:?}"
+        );
+    }
+
+    #[test]
+    fn a_path_crossed_again_and_again_stays_open() {
+        for fps in [1.0, 2.0, 5.0] {
+            let mut s = Scene::new(80, 60, 17);
+            let passes: Vec<Crossing> = (1..20).map(|k| animal(80, 60, 30.0 * k as f32)).collect();
+            s.crossings.extend(passes.iter().copied());
+            let (acts, _) = s.run(fps, 600.0);
+            assert_eq!(acts.len(), passes.len(), "{fps} fps: {acts:?}");
+            for (a, c) in acts.iter().zip(&passes) {
+                assert_crossing(std::slice::from_ref(a), c, fps, &format!("{fps} fps"));
+            }
         }
     }
 
