@@ -93,6 +93,9 @@ const HABIT_LEVEL: f32 = 0.004;
 /// A region more than this share of whose pixels are such places does not
 /// count as travel: a piece of foliage is not something arriving.
 const HABIT_SHARE: f32 = 0.5;
+/// A frame stands for at most this much time (ms) of motion: a frame after
+/// a gap in the frames does not make what moves in it habitual.
+const HABIT_FRAME_MAX_MS: f32 = 2_000.0;
 /// How far back an activation may start: where a moving thing first
 /// appeared, at most this long before it was seen to travel.
 const MAX_BACKDATE_MS: i64 = 10_000;
@@ -452,7 +455,7 @@ impl MotionTrigger {
                 }
             }
         }
-        let g = 1.0 - (-dt / HABIT_TAU_MS).exp();
+        let g = 1.0 - (-dt.min(HABIT_FRAME_MAX_MS) / HABIT_TAU_MS).exp();
         for (a, &m) in self.habit.iter_mut().zip(&self.mask) {
             *a += (f32::from(u8::from(m != 0)) - *a) * g;
         }
@@ -1509,6 +1512,23 @@ mod tests {
                 assert_crossing(std::slice::from_ref(a), c, fps, &format!("{fps} fps"));
             }
         }
+    }
+
+    #[test]
+    fn a_frame_after_a_gap_does_not_make_its_motion_habitual() {
+        let mut m = MotionTrigger::new(&MotionConfig::default());
+        for i in 0..20 {
+            assert!(m.push(&frame(i * 500, textured(80, 60, 0))));
+        }
+        // Ten minutes without frames, then something where nothing moved.
+        let mut luma = textured(80, 60, 0);
+        for y in 10..16 {
+            luma[y * 80 + 30..y * 80 + 38].fill(30);
+        }
+        assert!(m.push(&frame(610_000, luma)));
+        let moved: Vec<f32> = (10..16).map(|y| m.habit[y * 80 + 33]).collect();
+        assert!(moved.iter().all(|&v| v > 0.0), "{moved:?}");
+        assert!(moved.iter().all(|&v| v <= HABIT_LEVEL), "{moved:?}");
     }
 
     #[test]
