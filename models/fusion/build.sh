@@ -114,12 +114,13 @@ f="$work/features"
 # The four trainings run side by side, up to BUILD_JOBS at once (default:
 # the machine's cores). Each uses one core (one BLAS thread) and writes its
 # own directory, so the bytes do not depend on how many run together.
-jobs_max=${BUILD_JOBS:-$(nproc)}
+# (nproc obeys OMP_NUM_THREADS, set to 1 above: ask it without.)
+jobs_max=${BUILD_JOBS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
 running=0
 failed=0
 # Frees a slot: waits for whichever training ends first. The count of
 # running trainings is kept here (counting the lines of `jobs -rp` in a
-# command substitution once let only one training run at a time).
+# command substitution counts one too many).
 reap() {
   wait -n || failed=1
   running=$((running - 1))
