@@ -7,9 +7,11 @@
 
 use std::path::Path;
 
+use field_tools::score::read_labels;
 use fusion::MotionConfig;
 use fusion::motion::MotionTrigger;
 use hil_tests::fieldgen::{self, Condition, Options};
+use messages::EventClass;
 use node::sensors::Camera;
 use node::sensors::replay::ReplayCamera;
 
@@ -50,14 +52,11 @@ fn camera_activations(dir: &Path) -> Vec<(f64, f64)> {
 
 /// The scene's labelled events (not background episodes), (start, end) in s.
 fn events(dir: &Path) -> Vec<(f64, f64)> {
-    let text = std::fs::read_to_string(dir.join("labels.csv")).unwrap();
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f.len() == 3 && f[2] != "background")
-                .then(|| (f[0].parse().unwrap(), f[1].parse().unwrap()))
-        })
+    read_labels(&dir.join("labels.csv"))
+        .unwrap()
+        .iter()
+        .filter(|l| l.class != EventClass::Background)
+        .map(|l| (l.start_ms as f64 / 1e3, l.end_ms as f64 / 1e3))
         .collect()
 }
 
