@@ -39,6 +39,13 @@ pub struct FusionConfig {
     pub thresholds: BTreeMap<String, f32>,
     /// Classes that are not stored (counted and logged instead).
     pub exclude: Vec<String>,
+    /// Whether to store an event that the model cannot place (below its
+    /// class's threshold, and joined to no surer event of a bout) while
+    /// the triggers' own rules call it background (wind, rain, a hum) as
+    /// `unknown`. By default such an event is not stored: two detectors
+    /// that each find nothing there outweigh one that is unsure (counted
+    /// as `uncertain_background`).
+    pub store_uncertain_background: bool,
     /// Events the model gives the same class that follow each other within
     /// this gap are stored as one event: a bird's songs or a machine's
     /// bursts that the triggers split at their pauses (an `unknown` verdict
@@ -62,6 +69,7 @@ impl Default for FusionConfig {
                 .map(|c| (c.to_string(), 0.5))
                 .collect(),
             exclude: vec!["background".into()],
+            store_uncertain_background: false,
             join_gap_ms: 6_000,
             dump_features: None,
         }

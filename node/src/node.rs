@@ -89,9 +89,13 @@ pub struct RunSummary {
     /// Events not stored: background by the triggers' rules, with no model
     /// verdict (`[detector.merge] report_background`).
     pub background_dropped: u64,
-    /// Events the model classified below their class's threshold, stored as
-    /// `unknown` (`[fusion] thresholds`).
+    /// Events the model classified below their class's threshold
+    /// (`[fusion] thresholds`): stored as `unknown`, unless joined to a
+    /// surer event of their bout or counted in `uncertain_background`.
     pub events_uncertain: u64,
+    /// Events below their class's threshold that the triggers' rules call
+    /// background, not stored (`[fusion] store_uncertain_background`).
+    pub uncertain_background: u64,
     /// Events cut at `[detector.merge] max_event_ms`: a sign that something
     /// kept the triggers on.
     pub events_cut_at_max: u64,
@@ -746,6 +750,7 @@ pub async fn run_node(
         events_excluded: Counters::get(&counters.events_excluded),
         background_dropped: Counters::get(&counters.background_dropped),
         events_uncertain: Counters::get(&counters.events_uncertain),
+        uncertain_background: Counters::get(&counters.uncertain_background),
         events_cut_at_max: Counters::get(&counters.events_cut_at_max),
         sun_heat_rises: Counters::get(&counters.sun_heat_rises),
         events_joined: Counters::get(&counters.events_joined),

@@ -90,7 +90,9 @@ impl BoutJoiner {
                 c.detection.confidence,
             )
         };
+        let rules_background = a.rules_background && b.rules_background;
         let mut best = if sure(&b) > sure(&a) { b } else { a };
+        best.rules_background = rules_background;
         best.detection.start_ms = start_ms;
         best.detection.end_ms = end_ms;
         best.detection.span_end_ms = span_end_ms;
@@ -158,6 +160,7 @@ mod tests {
             },
             model: ModelVersion(3),
             short_of: None,
+            rules_background: false,
         }
     }
 

@@ -78,6 +78,9 @@ pub struct Classified {
     /// For a model's verdict stored as `unknown` (below its class's
     /// threshold): the class it fell short in.
     pub short_of: Option<EventClass>,
+    /// Whether the triggers' own rules called the event background. Kept
+    /// for a joined event only if every part was.
+    pub rules_background: bool,
 }
 
 /// One line of the feature dump (`[fusion] dump_features`).
@@ -100,6 +103,7 @@ pub struct DetectStage {
     burst_denied: bool,
     thresholds: BTreeMap<EventClass, f32>,
     exclude: Vec<EventClass>,
+    store_uncertain_background: bool,
     bouts: BoutJoiner,
     dump: Option<std::io::BufWriter<std::fs::File>>,
     latest_ms: i64,
@@ -136,6 +140,7 @@ impl DetectStage {
             burst_denied: false,
             thresholds: BTreeMap::new(),
             exclude: Vec::new(),
+            store_uncertain_background: false,
             bouts,
             dump: None,
             latest_ms: i64::MIN,
@@ -236,6 +241,7 @@ impl DetectStage {
             .iter()
             .filter_map(|k| EventClass::parse(k))
             .collect();
+        self.store_uncertain_background = cfg.store_uncertain_background;
         self.bouts.set_gap(cfg.join_gap_ms);
     }
 
@@ -344,11 +350,35 @@ impl DetectStage {
         self.join_bouts(kept, bound)
     }
 
-    /// Passes `kept` through the bout joiner: what no later event can join.
+    /// Passes `kept` through the bout joiner: what no later event can join,
+    /// without the uncertain events that are background to the triggers.
     fn join_bouts(&mut self, kept: Vec<Classified>, bound: i64) -> Vec<Classified> {
         let out = self.bouts.push(kept, bound);
         Counters::set(&self.counters.events_joined, self.bouts.joined());
-        out
+        out.into_iter().filter(|c| self.keep_uncertain(c)).collect()
+    }
+
+    /// An event the model could not place (`unknown`, joined to no surer
+    /// verdict) that the triggers' rules call background is not stored
+    /// unless `[fusion] store_uncertain_background`: neither detector finds
+    /// anything there. Counted as `uncertain_background`.
+    fn keep_uncertain(&self, c: &Classified) -> bool {
+        if c.detection.class != EventClass::Unknown
+            || !c.rules_background
+            || c.model == ModelVersion::TRIGGERS_ONLY
+            || self.store_uncertain_background
+        {
+            return true;
+        }
+        Counters::add(&self.counters.uncertain_background, 1);
+        tracing::debug!(
+            short_of = c.short_of.map(EventClass::as_str),
+            confidence = c.detection.confidence,
+            start_ms = c.detection.start_ms,
+            end_ms = c.detection.end_ms,
+            "below its class threshold and background to the triggers: not stored"
+        );
+        false
     }
 
     /// An event that only the triggers classed as background (no model, or
@@ -450,6 +480,7 @@ impl DetectStage {
         let triggers_only = |ds: Vec<Detection>| {
             ds.into_iter()
                 .map(|detection| Classified {
+                    rules_background: detection.class == EventClass::Background,
                     detection,
                     model: ModelVersion::TRIGGERS_ONLY,
                     short_of: None,
@@ -506,6 +537,7 @@ impl DetectStage {
                         ds.into_iter()
                             .zip(verdicts)
                             .map(|(d, v)| Classified {
+                                rules_background: d.class == EventClass::Background,
                                 detection: Detection {
                                     class: v.class,
                                     confidence: v.confidence,
@@ -778,9 +810,93 @@ mod tests {
             detection: background(),
             model: ModelVersion::TRIGGERS_ONLY,
             short_of: None,
+            rules_background: true,
         };
         assert!(stage.keep_unclassified(&c), "report_background keeps it");
         assert_eq!(Counters::get(&counters.background_dropped), 1);
+    }
+
+    #[test]
+    fn an_unsure_verdict_on_what_the_rules_call_background_is_not_stored_unless_a_bout_takes_it() {
+        let at = |start_ms: i64, class: EventClass| Detection {
+            start_ms,
+            end_ms: start_ms + 1000,
+            span_end_ms: start_ms + 1000,
+            class,
+            ..detection()
+        };
+        let f = [EventFeatures::default()];
+        let run = |store: bool, rules: EventClass| {
+            let (_tx, rx) = watch::channel(status(0.9));
+            let counters = Arc::new(Counters::default());
+            let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
+            let mut cfg = FusionConfig::default();
+            // Fixed says wildlife at 0.9: below this threshold, unsure.
+            cfg.thresholds.insert("wildlife".into(), 0.95);
+            cfg.store_uncertain_background = store;
+            let mut stage = DetectStage::new(det, Some(Box::new(Fixed)), rx, counters.clone(), &[])
+                .with_fusion_config(&cfg)
+                .expect("no dump file");
+            let c = stage.classify(vec![at(0, rules)], &f).remove(0);
+            let c = stage.apply_threshold(c);
+            let stored = stage.join_bouts(vec![c], i64::MAX);
+            let classes: Vec<EventClass> = stored.iter().map(|c| c.detection.class).collect();
+            (classes, Counters::get(&counters.uncertain_background))
+        };
+        assert_eq!(run(false, EventClass::Background), (vec![], 1));
+        assert_eq!(
+            run(false, EventClass::Wildlife),
+            (vec![EventClass::Unknown], 0),
+            "the rules heard something: unknown is stored"
+        );
+        assert_eq!(
+            run(true, EventClass::Background),
+            (vec![EventClass::Unknown], 0),
+            "store_uncertain_background keeps it"
+        );
+
+        // The unsure tail of a bout, drowned by a gust, joins the sure
+        // verdict before it and is stored with it.
+        let (_tx, rx) = watch::channel(status(0.9));
+        let counters = Arc::new(Counters::default());
+        let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
+        let mut stage = DetectStage::new(det, Some(Box::new(Fixed)), rx, counters.clone(), &[]);
+        let sure = stage
+            .classify(vec![at(0, EventClass::Wildlife)], &f)
+            .remove(0);
+        let mut tail = stage
+            .classify(vec![at(3000, EventClass::Background)], &f)
+            .remove(0);
+        tail.detection.class = EventClass::Unknown;
+        tail.short_of = Some(EventClass::Wildlife);
+        let stored = stage.join_bouts(vec![sure, tail.clone()], i64::MAX);
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].detection.class, EventClass::Wildlife);
+        assert_eq!(
+            (stored[0].detection.start_ms, stored[0].detection.end_ms),
+            (0, 4000)
+        );
+        assert_eq!(Counters::get(&counters.uncertain_background), 0);
+        // Two unsure pieces that are both background to the rules stay so
+        // when joined.
+        let mut other = tail.clone();
+        other.detection.start_ms = 5000;
+        other.detection.end_ms = 6000;
+        assert!(
+            stage
+                .join_bouts(vec![tail.clone(), other.clone()], i64::MAX)
+                .is_empty()
+        );
+        assert_eq!(Counters::get(&counters.uncertain_background), 1);
+        // One unsure piece the rules heard something in: the bout is kept
+        // as unknown, even where the surer piece was background to them.
+        let mut heard = other;
+        heard.rules_background = false;
+        heard.detection.confidence = tail.detection.confidence - 0.1;
+        let stored = stage.join_bouts(vec![tail, heard], i64::MAX);
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].detection.class, EventClass::Unknown);
+        assert_eq!(Counters::get(&counters.uncertain_background), 1);
     }
 
     /// A classifier that notes, on tokio's clock, when it ran a burst and

@@ -72,9 +72,12 @@ pub struct Counters {
     /// Events not stored: background by the triggers' rules, and no model
     /// classified them.
     pub background_dropped: AtomicU64,
-    /// Events the model classified below their class's threshold (stored
-    /// as `unknown`).
+    /// Events the model classified below their class's threshold
+    /// (`unknown`).
     pub events_uncertain: AtomicU64,
+    /// Of those, events not stored because the triggers' rules called them
+    /// background and they joined no surer verdict (in the run summary).
+    pub uncertain_background: AtomicU64,
     /// Events the detector cut at `merge.max_event_ms` (in the run summary
     /// and every status record's detection part).
     pub events_cut_at_max: AtomicU64,

@@ -50,6 +50,7 @@ fn log_status(
         events_cut_at_max = Counters::get(&counters.events_cut_at_max),
         events_joined = Counters::get(&counters.events_joined),
         events_uncertain = Counters::get(&counters.events_uncertain),
+        uncertain_background = Counters::get(&counters.uncertain_background),
         sun_heat_rises = Counters::get(&counters.sun_heat_rises),
         "status"
     );
