@@ -39,12 +39,13 @@ pub struct FusionConfig {
     pub thresholds: BTreeMap<String, f32>,
     /// Classes that are not stored (counted and logged instead).
     pub exclude: Vec<String>,
-    /// Whether to store an event that the model cannot place (below its
-    /// class's threshold, and joined to no surer event of a bout) while
-    /// the triggers' own rules call it background (wind, rain, a hum) as
-    /// `unknown`. By default such an event is not stored: two detectors
-    /// that each find nothing there outweigh one that is unsure (counted
-    /// as `uncertain_background`).
+    /// Whether to store, as `unknown`, an event that the triggers' own
+    /// rules call background (wind, rain, a hum) while the model cannot
+    /// place it (below its class's threshold, or a class resting on the
+    /// climate, which is context) and that joined no surer event of a
+    /// bout. By default such an event is not stored: neither what was heard
+    /// nor what was seen shows anything there (counted as
+    /// `uncertain_background`).
     pub store_uncertain_background: bool,
     /// Events the model gives the same class that follow each other within
     /// this gap are stored as one event: a bird's songs or a machine's

@@ -726,7 +726,7 @@ fn print_summary(s: &crate::RunSummary, wall_s: f64) {
         _ => "triggers only",
     };
     println!(
-        "classification: {model}; {} bursts ({} skipped by power policy, {} failed); {} events not stored (class excluded); {} background by the triggers alone (not stored); {} below their class threshold (unknown), {} of them background to the triggers (not stored); {} cut at max_event_ms; {} joined to the previous event of their class; {} heat rises put down to the sun (not stored)",
+        "classification: {model}; {} bursts ({} skipped by power policy, {} failed); {} events not stored (class excluded); {} background by the triggers alone (not stored); {} unknown (below their class threshold, or resting on the climate), {} of them background to the triggers (not stored); {} cut at max_event_ms; {} joined to the previous event of their class; {} heat rises put down to the sun (not stored)",
         s.bursts,
         s.bursts_skipped,
         s.bursts_failed,

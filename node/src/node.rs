@@ -90,11 +90,12 @@ pub struct RunSummary {
     /// verdict (`[detector.merge] report_background`).
     pub background_dropped: u64,
     /// Events the model classified below their class's threshold
-    /// (`[fusion] thresholds`): stored as `unknown`, unless joined to a
-    /// surer event of their bout or counted in `uncertain_background`.
+    /// (`[fusion] thresholds`), or on the climate alone for what the
+    /// triggers' rules call background: stored as `unknown`, unless joined
+    /// to a surer event of their bout or counted in `uncertain_background`.
     pub events_uncertain: u64,
-    /// Events below their class's threshold that the triggers' rules call
-    /// background, not stored (`[fusion] store_uncertain_background`).
+    /// Of those, events that the triggers' rules call background, not
+    /// stored (`[fusion] store_uncertain_background`).
     pub uncertain_background: u64,
     /// Events cut at `[detector.merge] max_event_ms`: a sign that something
     /// kept the triggers on.

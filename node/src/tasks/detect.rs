@@ -15,6 +15,12 @@
 //! background (wind, rain, a hum): with a model, the model decides; without
 //! one (or when the power policy denies the burst) they are dropped unless
 //! `[detector.merge] report_background`, and counted (`background_dropped`).
+//! For such an event, a model's class that rests on the climate (the
+//! climate's share of the verdict at least [`CLIMATE_LED_SHARE`]) is
+//! `unknown` too: the climate is context. An `unknown` that joins no surer
+//! event of its bout and that the rules called background is not stored
+//! unless `[fusion] store_uncertain_background` (counted as
+//! `uncertain_background`).
 //!
 //! When the audio trigger starts hearing something (a confirmed activation
 //! opens), the on-demand camera is asked for ([`CameraDemand`]); the camera
@@ -31,7 +37,7 @@ use std::sync::Arc;
 
 use fusion::features::{EventFeatures, FeatureBank};
 use fusion::{Classifier, Detection, Detector, FusionConfig, Modality};
-use messages::{EventClass, ModelVersion};
+use messages::{EventClass, ModelVersion, Permille};
 use power::{Decision, PowerStatus, Step};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -41,6 +47,12 @@ use super::demand::{CameraDemand, DemandSource};
 use super::{Counters, SensorMsg};
 use crate::loads::AcceleratorSupply;
 use crate::sensors::health::HealthHandle;
+
+/// A model's class for an event the triggers' rules call background that
+/// rests this much on the climate (its share of the verdict, see
+/// `fusion::classifier`) is `unknown`: the climate is context for what was
+/// heard and seen, not evidence of its own.
+pub const CLIMATE_LED_SHARE: f32 = 0.5;
 
 /// A new model to run on trial: the next `bursts` bursts run on it. If one
 /// fails, the previous classifier is put back. The outcome goes to `done`.
@@ -422,10 +434,13 @@ impl DetectStage {
         }
     }
 
-    /// A model's event class below its threshold becomes `unknown`. The
-    /// thresholds are the model's calibrated probabilities, so the triggers'
-    /// own classes (model version 0) keep theirs; background stays
-    /// background.
+    /// A model's event class below its threshold becomes `unknown`, and so
+    /// does a class that rests on the climate (at least
+    /// [`CLIMATE_LED_SHARE`] of the verdict) for an event the triggers'
+    /// rules call background: the climate is context, and what was heard
+    /// and seen shows nothing but background. The thresholds are the
+    /// model's calibrated probabilities, so the triggers' own classes
+    /// (model version 0) keep theirs; background stays background.
     fn apply_threshold(&self, mut c: Classified) -> Classified {
         let class = c.detection.class;
         if c.model == ModelVersion::TRIGGERS_ONLY
@@ -433,16 +448,21 @@ impl DetectStage {
         {
             return c;
         }
-        if let Some(&t) = self.thresholds.get(&class)
-            && c.detection.confidence < t
-        {
+        let below = self
+            .thresholds
+            .get(&class)
+            .is_some_and(|&t| c.detection.confidence < t);
+        let climate = c.detection.scores.climate.map_or(0.0, Permille::fraction);
+        let climate_led = c.rules_background && climate >= CLIMATE_LED_SHARE;
+        if below || climate_led {
             Counters::add(&self.counters.events_uncertain, 1);
             tracing::debug!(
                 class = class.as_str(),
                 confidence = c.detection.confidence,
-                threshold = t,
+                climate_share = climate,
+                below_threshold = below,
                 start_ms = c.detection.start_ms,
-                "below its class threshold: stored as unknown"
+                "stored as unknown"
             );
             c.detection.class = EventClass::Unknown;
             c.short_of = Some(class);
@@ -814,6 +834,54 @@ mod tests {
         };
         assert!(stage.keep_unclassified(&c), "report_background keeps it");
         assert_eq!(Counters::get(&counters.background_dropped), 1);
+    }
+
+    #[test]
+    fn a_verdict_resting_on_the_climate_for_what_the_rules_call_background_is_unsure() {
+        let f = [EventFeatures::default()];
+        // Fixed says wildlife at 0.9, above the default threshold.
+        let run = |rules: EventClass, climate: u16| {
+            let (_tx, rx) = watch::channel(status(0.9));
+            let counters = Arc::new(Counters::default());
+            let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
+            let mut stage = DetectStage::new(det, Some(Box::new(Fixed)), rx, counters.clone(), &[])
+                .with_fusion_config(&FusionConfig::default())
+                .expect("no dump file");
+            let d = Detection {
+                class: rules,
+                ..detection()
+            };
+            let mut c = stage.classify(vec![d], &f).remove(0);
+            c.detection.scores = ModalityScores {
+                audio: Some(Permille(1000 - climate)),
+                camera: None,
+                climate: Some(Permille(climate)),
+            };
+            let c = stage.apply_threshold(c);
+            let class = c.detection.class;
+            let stored = stage.join_bouts(vec![c], i64::MAX).len();
+            (
+                class,
+                stored,
+                Counters::get(&counters.events_uncertain),
+                Counters::get(&counters.uncertain_background),
+            )
+        };
+        assert_eq!(
+            run(EventClass::Background, 600),
+            (EventClass::Unknown, 0, 1, 1),
+            "heard: background; the class rests on the climate"
+        );
+        assert_eq!(
+            run(EventClass::Background, 400),
+            (EventClass::Wildlife, 1, 0, 0),
+            "the sound carries the verdict"
+        );
+        assert_eq!(
+            run(EventClass::Wildlife, 600),
+            (EventClass::Wildlife, 1, 0, 0),
+            "the rules heard a call: the climate is context for it"
+        );
     }
 
     #[test]

@@ -72,8 +72,8 @@ pub struct Counters {
     /// Events not stored: background by the triggers' rules, and no model
     /// classified them.
     pub background_dropped: AtomicU64,
-    /// Events the model classified below their class's threshold
-    /// (`unknown`).
+    /// Events the model classified below their class's threshold, or on
+    /// the climate alone for what the rules call background (`unknown`).
     pub events_uncertain: AtomicU64,
     /// Of those, events not stored because the triggers' rules called them
     /// background and they joined no surer verdict (in the run summary).
