@@ -87,8 +87,8 @@ pub struct Classified {
     pub detection: Detection,
     /// Which detector that was.
     pub model: ModelVersion,
-    /// For a model's verdict stored as `unknown` (below its class's
-    /// threshold): the class it fell short in.
+    /// For a model's verdict made `unknown` (below its class's threshold,
+    /// or resting on the climate): the class it fell short in.
     pub short_of: Option<EventClass>,
     /// Whether the triggers' own rules called the event background. Kept
     /// for a joined event only if every part was.
@@ -388,7 +388,7 @@ impl DetectStage {
             confidence = c.detection.confidence,
             start_ms = c.detection.start_ms,
             end_ms = c.detection.end_ms,
-            "below its class threshold and background to the triggers: not stored"
+            "unknown and background to the triggers: not stored"
         );
         false
     }
