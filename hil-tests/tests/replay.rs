@@ -159,12 +159,19 @@ fn the_status_line_and_the_summary_carry_the_detector_counters() {
         "events_cut_at_max=",
         "events_joined=",
         "events_uncertain=",
+        "uncertain_background=",
         "sun_heat_rises=",
     ] {
         assert!(line.contains(field), "{field} missing: {line}");
     }
     let sum = summary(&out);
-    for field in ["events_cut_at_max", "events_joined", "sun_heat_rises"] {
+    for field in [
+        "events_cut_at_max",
+        "events_joined",
+        "events_uncertain",
+        "uncertain_background",
+        "sun_heat_rises",
+    ] {
         assert!(sum[field].is_u64(), "{field} missing: {sum}");
     }
 }
