@@ -128,6 +128,9 @@ pub struct ScoreReport {
     pub detection_recall: f64,
     /// Events matching no non-background label.
     pub false_alarms: u32,
+    /// Of those, events stored as `unknown` (the model could not place
+    /// them; the node sends them at low priority).
+    pub false_alarms_unknown: u32,
     /// False alarms per hour of scene.
     pub false_alarms_per_hour: f64,
     /// Events scored.
@@ -260,6 +263,11 @@ pub fn score(
     };
     let detected = label_match.iter().filter(|m| m.is_some()).count();
     let false_alarms = ev_match.iter().filter(|m| m.is_none()).count() as u32;
+    let false_alarms_unknown = ev_match
+        .iter()
+        .zip(&evs)
+        .filter(|(m, e)| m.is_none() && e.2 == EventClass::Unknown)
+        .count() as u32;
     let hours = scene_ms as f64 / 3_600_000.0;
     ScoreReport {
         classes,
@@ -270,6 +278,7 @@ pub fn score(
             detected as f64 / targets.len() as f64
         },
         false_alarms,
+        false_alarms_unknown,
         false_alarms_per_hour: if hours > 0.0 {
             f64::from(false_alarms) / hours
         } else {
@@ -302,8 +311,12 @@ impl std::fmt::Display for ScoreReport {
         )?;
         write!(
             f,
-            "false alarms {} in {:.2} h ({:.1} per hour); {} events",
-            self.false_alarms, self.hours, self.false_alarms_per_hour, self.events
+            "false alarms {} in {:.2} h ({:.1} per hour; {} unknown); {} events",
+            self.false_alarms,
+            self.hours,
+            self.false_alarms_per_hour,
+            self.false_alarms_unknown,
+            self.events
         )?;
         if let Some(e) = self.length_error_median_s {
             write!(f, "; median |event - label| length {e:.1} s")?;
@@ -365,6 +378,8 @@ mod tests {
         let m = &r.classes[1];
         assert_eq!((m.tp, m.fn_, m.detected), (0, 1, 0));
         assert_eq!(r.false_alarms, 2);
+        assert_eq!(r.false_alarms_unknown, 1);
+        assert!(r.to_string().contains("(2.0 per hour; 1 unknown)"), "{r}");
         assert!((r.detection_recall - 2.0 / 3.0).abs() < 1e-9);
         assert!((r.false_alarms_per_hour - 2.0).abs() < 1e-9);
         // Both matched events are 8 s long against labels of 10 s.
