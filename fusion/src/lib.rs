@@ -34,6 +34,7 @@ pub mod input;
 pub mod light;
 pub mod model;
 pub mod motion;
+mod shading;
 
 pub use classifier::{Classifier, ClassifyError, Verdict};
 pub use config::{

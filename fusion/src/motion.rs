@@ -5,10 +5,14 @@
 //! 1. **Tone**: the frame's tone curve against the background (exposure,
 //!    gain, gamma, contrast, clipping) is estimated as the interquartile mean
 //!    of the frame's levels for each band of background levels, so moving
-//!    things (a minority in every band) do not bend it; the background is
-//!    mapped through that curve.
-//! 2. **Shading**: the difference is taken in relative terms and a heavily
-//!    blurred copy of it is subtracted, so a cloud shadow leaves nothing.
+//!    things (a minority in every band) do not bend it, and made monotonic
+//!    by pooling bands out of order with their neighbours (weighted by their
+//!    pixels), so a band of few pixels that a figure covers does not lift
+//!    every level above it; the background is mapped through that curve.
+//! 2. **Shading**: the difference is taken in relative terms and its
+//!    large-scale shading is subtracted (`shading`: medians of blocks and of
+//!    their neighbourhoods), so a cloud shadow leaves nothing and a large,
+//!    bright figure leaves no halo around itself.
 //! 3. **Threshold**: a pixel is a candidate when its difference exceeds the
 //!    largest of `pixel_threshold`, `noise_k` times the frame's measured
 //!    noise (the robust spread of all differences: grey, noisy IR frames
@@ -26,12 +30,15 @@
 //!
 //! 5. **Something crossing**: moving pixels are joined into regions
 //!    (pieces within `GROUP_GAP` pixels are one thing) and each region is
-//!    followed from frame to frame. A moving thing counts once it has been
-//!    followed for `min_frames` frames and is clear of its home (where it was
-//!    in its first frames) by more than its own largest size. Something
-//!    crossing the view does that within a few frames; a bush or branch
-//!    swinging in wind, however far, keeps coming back over its rest
-//!    position and never does. The activation then starts where the moving
+//!    followed from frame to frame (nearest pairs of region and track
+//!    first). A moving thing counts once it has been followed for
+//!    `min_frames` frames and has been clear of its home (where it was in its
+//!    first frames: their boxes apart) in two consecutive frames, along a
+//!    nearly straight path (its distance from where it was first seen at
+//!    least 0.8 of the path's length). Something crossing the view does that
+//!    within a few frames, also when it walks in and stops; a bush or branch
+//!    swinging in wind comes back over its rest position, and its path
+//!    stops being straight. The activation then starts where the moving
 //!    thing first appeared (at most `MAX_BACKDATE_MS` back).
 //! 6. **Where motion recurs**: each pixel keeps its share of the last ten
 //!    minutes or so that it moved without being part of a crossing thing.
@@ -55,6 +62,7 @@
 
 use crate::activation::{Activation, Features, MotionFeatures};
 use crate::config::MotionConfig;
+use crate::shading::Shading;
 use crate::{GrayFrame, Modality};
 
 /// Background levels per band of the tone curve.
@@ -77,10 +85,17 @@ const MOVING_SLOWDOWN: f32 = 0.1;
 /// Moving regions followed per frame (the largest ones).
 const MAX_BLOBS: usize = 16;
 /// A moving thing's home is where it was in its first `HOME_FRAMES` frames;
-/// it counts as crossing once it is clear of its home by more than its own
-/// largest size. Anything swinging about a rest position (a bush in wind)
-/// stays within its own size of it, however it is lit or textured.
+/// it counts as crossing once it has been clear of its home, along a
+/// nearly straight path, in `AWAY_FRAMES` frames in a row. Anything swinging
+/// about a rest position (a bush in wind) comes back: out of its home for
+/// one frame at the end of a swing, its path is no longer straight at the
+/// next.
 const HOME_FRAMES: u32 = 2;
+/// Frames in a row a thing must be away from home to count as crossing.
+const AWAY_FRAMES: u32 = 2;
+/// A path is nearly straight when the distance from where the thing was
+/// first seen is at least this share of the path's length.
+const STRAIGHTNESS: f32 = 0.8;
 /// Moving regions this close (pixels) are parts of one thing.
 const GROUP_GAP: usize = 3;
 /// Moving things followed from frame to frame.
@@ -181,12 +196,33 @@ struct Track {
     home: (usize, usize, usize, usize),
     /// It has left the place where it appeared.
     travelled: bool,
+    /// Where it was first seen (centroid).
+    origin: (f32, f32),
+    /// Length of the path its centroid has followed.
+    path: f32,
+    /// Frames in a row it has been away from home on a straight path.
+    away: u32,
     /// Matched in the current frame.
     seen: bool,
+    /// Matched in the frame before.
+    seen_before: bool,
     best: MotionFeatures,
 }
 
 impl Track {
+    /// A region centred at `c` of size `s` that continues this track lies
+    /// clear of the track's home (their boxes are apart), and the track got
+    /// there along a nearly straight path.
+    fn left_home(&self, c: (f32, f32), s: (f32, f32)) -> bool {
+        let h = self.home;
+        let centre = ((h.0 + h.1) as f32 / 2.0, (h.2 + h.3) as f32 / 2.0);
+        let size = ((h.1 + 1 - h.0) as f32, (h.3 + 1 - h.2) as f32);
+        let apart = (c.0 - centre.0).abs() > 0.5 * (size.0 + s.0) + 1.0
+            || (c.1 - centre.1).abs() > 0.5 * (size.1 + s.1) + 1.0;
+        let net = (c.0 - self.origin.0).hypot(c.1 - self.origin.1);
+        apart && net >= STRAIGHTNESS * self.path
+    }
+
     /// Followed long enough and clear of its home: something crossing.
     fn crossing(&self, min_frames: u32) -> bool {
         self.travelled && self.frames >= min_frames
@@ -210,7 +246,8 @@ pub struct MotionTrigger {
     /// Each pixel's recent share of time moving without crossing.
     habit: Vec<f32>,
     diff: Vec<f32>,
-    integral: Vec<f64>,
+    /// Large-scale shading of the differences.
+    shading: Shading,
     candidate: Vec<bool>,
     /// Moving pixels (1), visited by the region search (2).
     mask: Vec<u8>,
@@ -252,7 +289,7 @@ impl MotionTrigger {
             deviation: Vec::new(),
             habit: Vec::new(),
             diff: Vec::new(),
-            integral: Vec::new(),
+            shading: Shading::new(0, 0),
             candidate: Vec::new(),
             mask: Vec::new(),
             stack: Vec::new(),
@@ -331,7 +368,7 @@ impl MotionTrigger {
             self.candidate = vec![false; n];
             self.mask = vec![0; n];
             self.stack = Vec::with_capacity(n);
-            self.integral = vec![0.0; (w + 1) * (h + 1)];
+            self.shading = Shading::new(w, h);
             self.reseed(&f.luma);
             return true;
         }
@@ -343,7 +380,7 @@ impl MotionTrigger {
             let (t, s) = self.tone_at(self.background[i]);
             self.diff[i] = (f32::from(f.luma[i]) - t) * s;
         }
-        self.blur_subtract(w, h, (w.max(h) / 5).max(2));
+        self.shading.remove(&mut self.diff);
 
         // 3. Noise, and whether the whole scene changed at once.
         let sigma = self.noise();
@@ -489,6 +526,7 @@ impl MotionTrigger {
         }
         let min_count = (luma.len() / 200).max(8) as u32;
         let mut knots = [(0f32, 0f32); BG_BINS];
+        let mut weight = [0f32; BG_BINS];
         let mut nk = 0;
         for k in 0..BG_BINS {
             let c = count[k];
@@ -513,8 +551,13 @@ impl MotionTrigger {
                 }
             }
             knots[nk] = ((sum[k] / f64::from(c)) as f32, acc / (q3 - q1));
+            weight[nk] = c as f32;
             nk += 1;
         }
+        // A band of few pixels that a thing in view covers largely (a
+        // bright figure over the darkest band) is pooled with its
+        // neighbours instead of lifting every level above it.
+        monotonic(&mut knots[..nk], &weight[..nk]);
         let knots = &knots[..nk];
         let mut prev = 0f32;
         for v in 0..256 {
@@ -546,29 +589,6 @@ impl MotionTrigger {
         let k = b as usize;
         let t = self.tone[k] + (self.tone[k + 1] - self.tone[k]) * (b - k as f32);
         (t, self.scale[k.min(255)])
-    }
-
-    fn blur_subtract(&mut self, w: usize, h: usize, r: usize) {
-        let s = w + 1;
-        for y in 0..h {
-            let mut row = 0f64;
-            for x in 0..w {
-                row += f64::from(self.diff[y * w + x]);
-                self.integral[(y + 1) * s + x + 1] = self.integral[y * s + x + 1] + row;
-            }
-        }
-        for y in 0..h {
-            let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
-            for x in 0..w {
-                let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
-                let sum = self.integral[y1 * s + x1]
-                    - self.integral[y0 * s + x1]
-                    - self.integral[y1 * s + x0]
-                    + self.integral[y0 * s + x0];
-                let mean = sum / ((y1 - y0) * (x1 - x0)) as f64;
-                self.diff[y * w + x] -= mean as f32;
-            }
-        }
     }
 
     /// The frame's noise: 1.4826 times the median absolute difference.
@@ -725,6 +745,7 @@ impl MotionTrigger {
         let hangover = i64::from(self.cfg.hangover_ms);
         for t in self.tracks.iter_mut() {
             if let Some(tr) = t {
+                tr.seen_before = tr.seen;
                 tr.seen = false;
                 if t_ms - tr.last_ms > hangover {
                     *t = None;
@@ -734,17 +755,17 @@ impl MotionTrigger {
         let n = (w * h) as f32;
         let new_count = (self.cfg.on_area * n).ceil().max(2.0) as u32;
         self.blob_track = [None; MAX_BLOBS];
+        // Every region a track may continue, nearest pairs first: a swinging
+        // crown beside an animal does not take the animal's track because it
+        // is the larger and was looked at first.
+        let mut pairs = [(0f32, 0usize, 0usize); MAX_BLOBS * MAX_TRACKS];
+        let mut np = 0;
         for k in 0..self.n_blobs {
             let b = self.blobs[k];
             let c = b.centroid();
             let s = b.size();
-            let feat = blob_features(&b, w, h);
-            let mut best: Option<(usize, f32)> = None;
             for (j, t) in self.tracks.iter().enumerate() {
                 let Some(tr) = t else { continue };
-                if tr.seen {
-                    continue;
-                }
                 let p = (tr.pos.0 + tr.vel.0, tr.pos.1 + tr.vel.1);
                 let (dx, dy) = ((c.0 - p.0).abs(), (c.1 - p.1).abs());
                 // Boxes (the track's largest) overlap after one body length.
@@ -759,17 +780,32 @@ impl MotionTrigger {
                     continue;
                 }
                 if dx <= reach_x && dy <= reach_y {
-                    let d = dx * dx + dy * dy;
-                    if best.is_none_or(|(_, bd)| d < bd) {
-                        best = Some((j, d));
-                    }
+                    pairs[np] = (dx * dx + dy * dy, k, j);
+                    np += 1;
                 }
             }
-            match best {
-                Some((j, _)) => {
+        }
+        let pairs = &mut pairs[..np];
+        pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+        let mut continues = [None; MAX_BLOBS];
+        let mut taken = [false; MAX_TRACKS];
+        for &(_, k, j) in pairs.iter() {
+            if continues[k].is_none() && !taken[j] {
+                continues[k] = Some(j);
+                taken[j] = true;
+            }
+        }
+        for (k, &track) in continues.iter().enumerate().take(self.n_blobs) {
+            let b = self.blobs[k];
+            let c = b.centroid();
+            let s = b.size();
+            let feat = blob_features(&b, w, h);
+            match track {
+                Some(j) => {
                     self.blob_track[k] = Some(j);
                     if let Some(tr) = self.tracks[j].as_mut() {
                         tr.vel = (c.0 - tr.pos.0, c.1 - tr.pos.1);
+                        tr.path += tr.vel.0.hypot(tr.vel.1);
                         tr.pos = c;
                         tr.extent = (tr.extent.0.max(s.0), tr.extent.1.max(s.1));
                         tr.frames += 1;
@@ -778,14 +814,13 @@ impl MotionTrigger {
                         let h = &mut tr.home;
                         if tr.frames <= HOME_FRAMES {
                             *h = (h.0.min(b.x0), h.1.max(b.x1), h.2.min(b.y0), h.3.max(b.y1));
-                        } else if !b.in_habitual_place() {
-                            // Clear of its home by more than its own size,
-                            // somewhere motion does not recur.
-                            let (ex, ey) = (tr.extent.0 as usize, tr.extent.1 as usize);
-                            tr.travelled |= b.x0 > h.1 + ex
-                                || b.x1 + ex < h.0
-                                || b.y0 > h.3 + ey
-                                || b.y1 + ey < h.2;
+                        } else {
+                            // Away in consecutive frames, not in frames
+                            // between which it was lost.
+                            let run = if tr.seen_before { tr.away } else { 0 };
+                            tr.away = if tr.left_home(c, s) { run + 1 } else { 0 };
+                            // Arriving somewhere motion does not recur.
+                            tr.travelled |= tr.away >= AWAY_FRAMES && !b.in_habitual_place();
                         }
                         if feat.max_area > tr.best.max_area {
                             tr.best.max_area = feat.max_area;
@@ -805,7 +840,11 @@ impl MotionTrigger {
                         extent: s,
                         home: (b.x0, b.x1, b.y0, b.y1),
                         travelled: false,
+                        origin: c,
+                        path: 0.0,
+                        away: 0,
                         seen: true,
+                        seen_before: false,
                         best: feat,
                     };
                     // A free slot, else the track seen longest ago.
@@ -918,6 +957,40 @@ impl MotionTrigger {
             None => self.processed_ms,
         };
         followed.map_or(base, |f| f.min(base))
+    }
+}
+
+/// Makes the knots' levels non-decreasing, as near to them as can be
+/// (weighted least squares, pooling adjacent violators): each run of
+/// knots out of order takes the weighted mean of its levels.
+fn monotonic(knots: &mut [(f32, f32)], weight: &[f32]) {
+    // Runs of pooled knots: (first knot, total weight, mean level).
+    let mut runs = [(0usize, 0f32, 0f32); BG_BINS];
+    let mut n = 0;
+    for (i, (&(_, y), &w)) in knots.iter().zip(weight).enumerate().take(BG_BINS) {
+        runs[n] = (i, w, y);
+        n += 1;
+        while n > 1 && runs[n - 2].2 > runs[n - 1].2 {
+            let (b, a) = (runs[n - 1], runs[n - 2]);
+            let total = a.1 + b.1;
+            let mean = if total > 0.0 {
+                (a.1 * a.2 + b.1 * b.2) / total
+            } else {
+                0.5 * (a.2 + b.2)
+            };
+            runs[n - 2] = (a.0, total, mean);
+            n -= 1;
+        }
+    }
+    for r in 0..n {
+        let end = if r + 1 < n {
+            runs[r + 1].0
+        } else {
+            knots.len()
+        };
+        for k in &mut knots[runs[r].0..end] {
+            k.1 = runs[r].2;
+        }
     }
 }
 
@@ -1547,6 +1620,75 @@ mod tests {
             let (acts, _) = s.run(fps, 60.0);
             assert_crossing(&acts, &c, fps, &format!("{fps} fps"));
         }
+    }
+
+    #[test]
+    fn a_large_bright_figure_leaves_no_halo() {
+        // A person in light clothes near the camera, a third of the view's
+        // height, walking across in 4 s: the shading removal must not
+        // spread its difference over its surroundings (a halo that doubles
+        // the region and lifts the frame's noise until the frame looks
+        // like a change of light).
+        for fps in [1.0, 2.0, 5.0] {
+            let mut s = Scene::new(80, 60, 21);
+            let c = Crossing {
+                start_s: 30.0,
+                end_s: 34.0,
+                row: 20,
+                size: (10, 35),
+                level: 245.0,
+                ir: 250.0,
+            };
+            s.crossings.push(c);
+            let (acts, light) = s.run(fps, 50.0);
+            assert_eq!(light, 0, "{fps} fps: no change of light");
+            assert_crossing(&acts, &c, fps, &format!("{fps} fps"));
+            let Features::Motion(m) = acts[0].features else {
+                panic!("{fps} fps: not motion features");
+            };
+            let figure = (c.size.0 * c.size.1) as f32 / (80.0 * 60.0);
+            assert!(
+                m.max_area < 1.3 * figure,
+                "{fps} fps: moving area {} for a figure of {figure}",
+                m.max_area
+            );
+        }
+    }
+
+    #[test]
+    fn an_animal_that_walks_in_and_stops_is_found() {
+        // A deer steps into view from the left at 2 fps, walks half its
+        // length a frame for eight frames, then stands grazing. It never
+        // gets two body lengths from where it appeared.
+        let (w, h) = (80usize, 60usize);
+        let mut m = MotionTrigger::new(&MotionConfig::default());
+        let mut rng = Rng(9);
+        for i in 0..120i64 {
+            let t = i as f32 / 2.0;
+            let mut px = textured(w as u32, h as u32, 0);
+            if t >= 30.0 {
+                let steps = ((t - 30.0) * 2.0).min(8.0) as i32;
+                let x0 = -16 + 8 * (steps + 1);
+                for y in 30..38 {
+                    for x in x0.max(0)..(x0 + 16).min(w as i32) {
+                        px[y * w + x as usize] = 200;
+                    }
+                }
+            }
+            for v in px.iter_mut() {
+                *v = (f32::from(*v) + 1.5 * rng.gauss())
+                    .round()
+                    .clamp(0.0, 255.0) as u8;
+            }
+            assert!(m.push(&frame(i * 500, px)));
+        }
+        m.finish();
+        let acts = m.take();
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        assert!(
+            (30_000..=31_000).contains(&acts[0].start_ms),
+            "from its first step: {acts:?}"
+        );
     }
 
     /// A large crown swinging up to `amp` pixels in gusts every 20 s.
