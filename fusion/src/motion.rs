@@ -1658,8 +1658,8 @@ mod tests {
     #[test]
     fn an_animal_that_walks_in_and_stops_is_found() {
         // A deer steps into view from the left at 2 fps, walks half its
-        // length a frame for eight frames, then stands grazing. It never
-        // gets two body lengths from where it appeared.
+        // length a frame for four frames, then stands grazing: it ends
+        // about a body length and a half from where it appeared.
         let (w, h) = (80usize, 60usize);
         let mut m = MotionTrigger::new(&MotionConfig::default());
         let mut rng = Rng(9);
@@ -1667,7 +1667,7 @@ mod tests {
             let t = i as f32 / 2.0;
             let mut px = textured(w as u32, h as u32, 0);
             if t >= 30.0 {
-                let steps = ((t - 30.0) * 2.0).min(8.0) as i32;
+                let steps = ((t - 30.0) * 2.0).min(4.0) as i32;
                 let x0 = -16 + 8 * (steps + 1);
                 for y in 30..38 {
                     for x in x0.max(0)..(x0 + 16).min(w as i32) {
