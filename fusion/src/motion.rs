@@ -1623,6 +1623,23 @@ mod tests {
     }
 
     #[test]
+    fn a_tone_knot_out_of_order_is_pooled_with_its_neighbours_by_weight() {
+        // The darkest band lifted by a figure (few pixels) must not lift
+        // the levels above it: it is pooled with the next band.
+        let mut k = [(10.0, 80.0), (20.0, 20.0), (30.0, 30.0), (40.0, 40.0)];
+        monotonic(&mut k, &[10.0, 100.0, 100.0, 100.0]);
+        let pooled = (10.0 * 80.0 + 100.0 * 20.0) / 110.0;
+        let want = [pooled, pooled, 30.0, 40.0];
+        for (got, want) in k.iter().zip(want) {
+            assert!((got.1 - want).abs() < 1e-4, "{k:?}");
+        }
+        // Knots in order stay as they are.
+        let mut k = [(10.0, 12.0), (20.0, 25.0), (30.0, 31.0)];
+        monotonic(&mut k, &[1.0, 1.0, 1.0]);
+        assert_eq!(k, [(10.0, 12.0), (20.0, 25.0), (30.0, 31.0)]);
+    }
+
+    #[test]
     fn a_large_bright_figure_leaves_no_halo() {
         // A person in light clothes near the camera, a third of the view's
         // height, walking across in 4 s: the shading removal must not
