@@ -47,6 +47,12 @@ pub struct FusionConfig {
     /// nor what was seen shows anything there (counted as
     /// `uncertain_background`).
     pub store_uncertain_background: bool,
+    /// A model's class for an event that the triggers' own rules call
+    /// background (nothing heard but wind, rain or a hum, nothing seen, no
+    /// climate change) needs at least this confidence to overrule them;
+    /// below it the event is unsure (`unknown`), as below its class's
+    /// threshold. 0..1; at or below the class thresholds it changes nothing.
+    pub overrule_background: f32,
     /// Events the model gives the same class that follow each other within
     /// this gap are stored as one event: a bird's songs or a machine's
     /// bursts that the triggers split at their pauses (an `unknown` verdict
@@ -71,6 +77,7 @@ impl Default for FusionConfig {
                 .collect(),
             exclude: vec!["background".into()],
             store_uncertain_background: false,
+            overrule_background: 0.7,
             join_gap_ms: 6_000,
             dump_features: None,
         }
@@ -97,6 +104,12 @@ impl FusionConfig {
             if !(0.0..=1.0).contains(v) {
                 e.push((format!("thresholds.{k}"), "must be between 0 and 1".into()));
             }
+        }
+        if !(0.0..=1.0).contains(&self.overrule_background) {
+            e.push((
+                "overrule_background".into(),
+                "must be between 0 and 1".into(),
+            ));
         }
         for (i, k) in self.exclude.iter().enumerate() {
             if messages::EventClass::parse(k).is_none() {

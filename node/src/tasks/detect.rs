@@ -15,9 +15,10 @@
 //! background (wind, rain, a hum): with a model, the model decides; without
 //! one (or when the power policy denies the burst) they are dropped unless
 //! `[detector.merge] report_background`, and counted (`background_dropped`).
-//! For such an event, a model's class that rests on the climate (the
-//! climate's share of the verdict at least [`CLIMATE_LED_SHARE`]) is
-//! `unknown` too: the climate is context. An `unknown` that joins no surer
+//! For such an event, a model's class below `[fusion] overrule_background`
+//! (the confidence needed to overrule the rules) or that rests on the
+//! climate (the climate's share of the verdict at least
+//! [`CLIMATE_LED_SHARE`]) is `unknown` too: the climate is context. An `unknown` that joins no surer
 //! event of its bout and that the rules called background is not stored
 //! unless `[fusion] store_uncertain_background` (counted as
 //! `uncertain_background`).
@@ -116,6 +117,7 @@ pub struct DetectStage {
     thresholds: BTreeMap<EventClass, f32>,
     exclude: Vec<EventClass>,
     store_uncertain_background: bool,
+    overrule_background: f32,
     bouts: BoutJoiner,
     dump: Option<std::io::BufWriter<std::fs::File>>,
     latest_ms: i64,
@@ -153,6 +155,7 @@ impl DetectStage {
             thresholds: BTreeMap::new(),
             exclude: Vec::new(),
             store_uncertain_background: false,
+            overrule_background: 0.0,
             bouts,
             dump: None,
             latest_ms: i64::MIN,
@@ -254,6 +257,7 @@ impl DetectStage {
             .filter_map(|k| EventClass::parse(k))
             .collect();
         self.store_uncertain_background = cfg.store_uncertain_background;
+        self.overrule_background = cfg.overrule_background;
         self.bouts.set_gap(cfg.join_gap_ms);
     }
 
@@ -434,11 +438,12 @@ impl DetectStage {
         }
     }
 
-    /// A model's event class below its threshold becomes `unknown`, and so
-    /// does a class that rests on the climate (at least
-    /// [`CLIMATE_LED_SHARE`] of the verdict) for an event the triggers'
-    /// rules call background: the climate is context, and what was heard
-    /// and seen shows nothing but background. The thresholds are the
+    /// A model's event class below its threshold becomes `unknown`, and so,
+    /// for an event the triggers' rules call background, does a class below
+    /// `overrule_background` (the model must be surer to overrule the
+    /// rules) or one that rests on the climate (at least
+    /// [`CLIMATE_LED_SHARE`] of the verdict): the climate is context, and
+    /// what was heard and seen shows nothing but background. The thresholds are the
     /// model's calibrated probabilities, so the triggers' own classes
     /// (model version 0) keep theirs; background stays background.
     fn apply_threshold(&self, mut c: Classified) -> Classified {
@@ -454,13 +459,15 @@ impl DetectStage {
             .is_some_and(|&t| c.detection.confidence < t);
         let climate = c.detection.scores.climate.map_or(0.0, Permille::fraction);
         let climate_led = c.rules_background && climate >= CLIMATE_LED_SHARE;
-        if below || climate_led {
+        let weak_overrule = c.rules_background && c.detection.confidence < self.overrule_background;
+        if below || climate_led || weak_overrule {
             Counters::add(&self.counters.events_uncertain, 1);
             tracing::debug!(
                 class = class.as_str(),
                 confidence = c.detection.confidence,
                 climate_share = climate,
                 below_threshold = below,
+                weak_overrule,
                 start_ms = c.detection.start_ms,
                 "stored as unknown"
             );
@@ -881,6 +888,58 @@ mod tests {
             run(EventClass::Wildlife, 600),
             (EventClass::Wildlife, 1, 0, 0),
             "the rules heard a call: the climate is context for it"
+        );
+    }
+
+    #[test]
+    fn a_class_that_overrules_what_the_rules_call_background_must_be_sure() {
+        let f = [EventFeatures::default()];
+        let run = |rules: EventClass, confidence: f32, overrule: Option<f32>| {
+            let (_tx, rx) = watch::channel(status(0.9));
+            let counters = Arc::new(Counters::default());
+            let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
+            let mut cfg = FusionConfig::default();
+            if let Some(o) = overrule {
+                cfg.overrule_background = o;
+            }
+            let mut stage = DetectStage::new(det, Some(Box::new(Fixed)), rx, counters.clone(), &[])
+                .with_fusion_config(&cfg)
+                .expect("no dump file");
+            let d = Detection {
+                class: rules,
+                ..detection()
+            };
+            let mut c = stage.classify(vec![d], &f).remove(0);
+            c.detection.confidence = confidence;
+            let c = stage.apply_threshold(c);
+            let class = c.detection.class;
+            let stored = stage.join_bouts(vec![c], i64::MAX).len();
+            (
+                class,
+                stored,
+                Counters::get(&counters.events_uncertain),
+                Counters::get(&counters.uncertain_background),
+            )
+        };
+        assert_eq!(
+            run(EventClass::Background, 0.6, None),
+            (EventClass::Unknown, 0, 1, 1),
+            "above the class threshold, not sure enough to overrule the rules"
+        );
+        assert_eq!(
+            run(EventClass::Background, 0.8, None),
+            (EventClass::Wildlife, 1, 0, 0),
+            "sure enough"
+        );
+        assert_eq!(
+            run(EventClass::Wildlife, 0.6, None),
+            (EventClass::Wildlife, 1, 0, 0),
+            "the rules heard a call too"
+        );
+        assert_eq!(
+            run(EventClass::Background, 0.6, Some(0.5)),
+            (EventClass::Wildlife, 1, 0, 0),
+            "overruling set at the class threshold"
         );
     }
 
