@@ -24,6 +24,10 @@ pub(crate) struct Shading {
     block: Vec<f32>,
     /// Median over each block's neighbourhood.
     smooth: Vec<f32>,
+    /// Per column and per row: the two block centres it lies between and
+    /// the weight of the second.
+    cols: Vec<(usize, usize, f32)>,
+    rows: Vec<(usize, usize, f32)>,
     scratch: Vec<f32>,
 }
 
@@ -33,6 +37,12 @@ impl Shading {
     pub(crate) fn new(w: usize, h: usize) -> Shading {
         let side = (w.max(h) / 10).max(2);
         let (bw, bh) = (w.div_ceil(side), h.div_ceil(side));
+        // Bilinear between block centres, flat beyond the outer ones.
+        let between = |v: usize, n: usize| -> (usize, usize, f32) {
+            let c = ((v as f32 + 0.5) / side as f32 - 0.5).clamp(0.0, n.saturating_sub(1) as f32);
+            let i = c.floor() as usize;
+            (i, (i + 1).min(n.saturating_sub(1)), c - i as f32)
+        };
         Shading {
             w,
             h,
@@ -41,6 +51,8 @@ impl Shading {
             bh,
             block: vec![0.0; bw * bh],
             smooth: vec![0.0; bw * bh],
+            cols: (0..w).map(|x| between(x, bw)).collect(),
+            rows: (0..h).map(|y| between(y, bh)).collect(),
             scratch: Vec::with_capacity((side * side).max((2 * REACH + 1).pow(2))),
         }
     }
@@ -74,20 +86,13 @@ impl Shading {
                 self.smooth[by * self.bw + bx] = median(&mut self.scratch);
             }
         }
-        // Bilinear between block centres, flat beyond the outer ones.
-        let at = |v: f32, n: usize| -> (usize, usize, f32) {
-            let c = ((v + 0.5) / side as f32 - 0.5).clamp(0.0, (n - 1) as f32);
-            let i = c.floor() as usize;
-            (i, (i + 1).min(n - 1), c - i as f32)
-        };
-        for y in 0..h {
-            let (y0, y1, fy) = at(y as f32, self.bh);
-            for x in 0..w {
-                let (x0, x1, fx) = at(x as f32, self.bw);
-                let s = &self.smooth;
-                let top = s[y0 * self.bw + x0] * (1.0 - fx) + s[y0 * self.bw + x1] * fx;
-                let bottom = s[y1 * self.bw + x0] * (1.0 - fx) + s[y1 * self.bw + x1] * fx;
-                diff[y * w + x] -= top * (1.0 - fy) + bottom * fy;
+        let (s, bw) = (&self.smooth, self.bw);
+        for (y, &(y0, y1, fy)) in self.rows.iter().enumerate() {
+            let row = &mut diff[y * w..(y + 1) * w];
+            for (d, &(x0, x1, fx)) in row.iter_mut().zip(&self.cols) {
+                let top = s[y0 * bw + x0] * (1.0 - fx) + s[y0 * bw + x1] * fx;
+                let bottom = s[y1 * bw + x0] * (1.0 - fx) + s[y1 * bw + x1] * fx;
+                *d -= top * (1.0 - fy) + bottom * fy;
             }
         }
     }
