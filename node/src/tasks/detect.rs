@@ -843,6 +843,25 @@ mod tests {
         assert_eq!(Counters::get(&counters.background_dropped), 1);
     }
 
+    /// A classified event through the thresholds and the bouts: its class,
+    /// how many events were stored, and the counts of unsure events and of
+    /// those not stored as background to the rules.
+    fn threshold_outcome(
+        stage: &mut DetectStage,
+        counters: &Counters,
+        c: Classified,
+    ) -> (EventClass, usize, u64, u64) {
+        let c = stage.apply_threshold(c);
+        let class = c.detection.class;
+        let stored = stage.join_bouts(vec![c], i64::MAX).len();
+        (
+            class,
+            stored,
+            Counters::get(&counters.events_uncertain),
+            Counters::get(&counters.uncertain_background),
+        )
+    }
+
     #[test]
     fn a_verdict_resting_on_the_climate_for_what_the_rules_call_background_is_unsure() {
         let f = [EventFeatures::default()];
@@ -864,15 +883,7 @@ mod tests {
                 camera: None,
                 climate: Some(Permille(climate)),
             };
-            let c = stage.apply_threshold(c);
-            let class = c.detection.class;
-            let stored = stage.join_bouts(vec![c], i64::MAX).len();
-            (
-                class,
-                stored,
-                Counters::get(&counters.events_uncertain),
-                Counters::get(&counters.uncertain_background),
-            )
+            threshold_outcome(&mut stage, &counters, c)
         };
         assert_eq!(
             run(EventClass::Background, 600),
@@ -911,15 +922,7 @@ mod tests {
             };
             let mut c = stage.classify(vec![d], &f).remove(0);
             c.detection.confidence = confidence;
-            let c = stage.apply_threshold(c);
-            let class = c.detection.class;
-            let stored = stage.join_bouts(vec![c], i64::MAX).len();
-            (
-                class,
-                stored,
-                Counters::get(&counters.events_uncertain),
-                Counters::get(&counters.uncertain_background),
-            )
+            threshold_outcome(&mut stage, &counters, c)
         };
         assert_eq!(
             run(EventClass::Background, 0.6, None),
