@@ -47,11 +47,13 @@ pub struct FusionConfig {
     /// nor what was seen shows anything there (counted as
     /// `uncertain_background`).
     pub store_uncertain_background: bool,
-    /// A model's class for an event that the triggers' own rules call
-    /// background (nothing heard but wind, rain or a hum, nothing seen, no
-    /// climate change) needs at least this confidence to overrule them;
-    /// below it the event is unsure (`unknown`), as below its class's
-    /// threshold. 0..1; at or below the class thresholds it changes nothing.
+    /// A model's wildlife or human-activity class for an event that the
+    /// triggers' own rules call background (nothing heard but wind, rain or
+    /// a hum, nothing seen, no climate change) needs at least this
+    /// confidence to overrule them; below it the event is unsure
+    /// (`unknown`), as below its class's threshold. A machinery class needs
+    /// only its threshold: a steady machine is a hum to the rules. 0..1; at
+    /// or below the class thresholds it changes nothing.
     pub overrule_background: f32,
     /// Events the model gives the same class that follow each other within
     /// this gap are stored as one event: a bird's songs or a machine's

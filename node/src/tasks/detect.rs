@@ -15,8 +15,9 @@
 //! background (wind, rain, a hum): with a model, the model decides; without
 //! one (or when the power policy denies the burst) they are dropped unless
 //! `[detector.merge] report_background`, and counted (`background_dropped`).
-//! For such an event, a model's class below `[fusion] overrule_background`
-//! (the confidence needed to overrule the rules) or that rests on the
+//! For such an event, a model's wildlife or human-activity class below
+//! `[fusion] overrule_background` (the confidence needed to overrule the
+//! rules; a steady machine is a hum to them) or a class that rests on the
 //! climate (the climate's share of the verdict at least
 //! [`CLIMATE_LED_SHARE`]) is `unknown` too: the climate is context. An `unknown` that joins no surer
 //! event of its bout and that the rules called background is not stored
@@ -459,7 +460,11 @@ impl DetectStage {
             .is_some_and(|&t| c.detection.confidence < t);
         let climate = c.detection.scores.climate.map_or(0.0, Permille::fraction);
         let climate_led = c.rules_background && climate >= CLIMATE_LED_SHARE;
-        let weak_overrule = c.rules_background && c.detection.confidence < self.overrule_background;
+        // A steady machine is a hum to the rules (floor, by design): their
+        // background says nothing against a machinery verdict.
+        let weak_overrule = c.rules_background
+            && class != EventClass::MachineryAnomaly
+            && c.detection.confidence < self.overrule_background;
         if below || climate_led || weak_overrule {
             Counters::add(&self.counters.events_uncertain, 1);
             tracing::debug!(
@@ -905,24 +910,30 @@ mod tests {
     #[test]
     fn a_class_that_overrules_what_the_rules_call_background_must_be_sure() {
         let f = [EventFeatures::default()];
-        let run = |rules: EventClass, confidence: f32, overrule: Option<f32>| {
-            let (_tx, rx) = watch::channel(status(0.9));
-            let counters = Arc::new(Counters::default());
-            let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
-            let mut cfg = FusionConfig::default();
-            if let Some(o) = overrule {
-                cfg.overrule_background = o;
-            }
-            let mut stage = DetectStage::new(det, Some(Box::new(Fixed)), rx, counters.clone(), &[])
-                .with_fusion_config(&cfg)
-                .expect("no dump file");
-            let d = Detection {
-                class: rules,
-                ..detection()
+        let run_as =
+            |rules: EventClass, verdict: EventClass, confidence: f32, overrule: Option<f32>| {
+                let (_tx, rx) = watch::channel(status(0.9));
+                let counters = Arc::new(Counters::default());
+                let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
+                let mut cfg = FusionConfig::default();
+                if let Some(o) = overrule {
+                    cfg.overrule_background = o;
+                }
+                let mut stage =
+                    DetectStage::new(det, Some(Box::new(Fixed)), rx, counters.clone(), &[])
+                        .with_fusion_config(&cfg)
+                        .expect("no dump file");
+                let d = Detection {
+                    class: rules,
+                    ..detection()
+                };
+                let mut c = stage.classify(vec![d], &f).remove(0);
+                c.detection.class = verdict;
+                c.detection.confidence = confidence;
+                threshold_outcome(&mut stage, &counters, c)
             };
-            let mut c = stage.classify(vec![d], &f).remove(0);
-            c.detection.confidence = confidence;
-            threshold_outcome(&mut stage, &counters, c)
+        let run = |rules: EventClass, confidence: f32, overrule: Option<f32>| {
+            run_as(rules, EventClass::Wildlife, confidence, overrule)
         };
         assert_eq!(
             run(EventClass::Background, 0.6, None),
@@ -943,6 +954,16 @@ mod tests {
             run(EventClass::Background, 0.6, Some(0.5)),
             (EventClass::Wildlife, 1, 0, 0),
             "overruling set at the class threshold"
+        );
+        assert_eq!(
+            run_as(
+                EventClass::Background,
+                EventClass::MachineryAnomaly,
+                0.6,
+                None
+            ),
+            (EventClass::MachineryAnomaly, 1, 0, 0),
+            "a steady machine is a hum to the rules: their background says nothing against it"
         );
     }
 
