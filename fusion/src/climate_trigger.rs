@@ -124,21 +124,32 @@ impl ClimateTrigger {
         true
     }
 
-    fn close(&mut self) {
-        let Some(o) = self.open.take() else { return };
+    fn activation(&self, o: &Open) -> Activation {
         let f = ClimateFeatures {
             temp_delta_c: o.max_temp - o.start_temp,
             mean_temp_c: (o.temp_sum / f64::from(o.n.max(1))) as f32,
             max_rate_c_per_min: o.max_rate,
             peak_ms: o.peak_ms,
         };
-        self.out.push(Activation {
+        Activation {
             modality: Modality::Climate,
             start_ms: o.start_ms,
             end_ms: o.last_ms,
             score: (o.max_rate / (4.0 * self.cfg.on_rate_c_per_min)).clamp(0.1, 1.0),
             features: Features::Climate(f),
-        });
+        }
+    }
+
+    fn close(&mut self) {
+        let Some(o) = self.open.take() else { return };
+        let a = self.activation(&o);
+        self.out.push(a);
+    }
+
+    /// The activation still open, as far as it has come (its start is
+    /// final; its end and features grow until it closes).
+    pub fn open_so_far(&self) -> Option<Activation> {
+        self.open.as_ref().map(|o| self.activation(o))
     }
 
     /// Closes whatever is open.
@@ -155,9 +166,19 @@ impl ClimateTrigger {
     pub fn safe_ms(&self) -> i64 {
         match &self.open {
             Some(o) => o.start_ms,
-            // A new activation starts at the oldest reading of the window.
-            None => self.history.front().map_or(self.processed_ms, |&(t, _)| t),
+            None => self.next_start_ms(),
         }
+    }
+
+    /// Time of the latest reading (`i64::MIN` before the first).
+    pub fn latest_ms(&self) -> i64 {
+        self.processed_ms
+    }
+
+    /// No activation other than the open one can start before this time:
+    /// a new activation starts at the oldest reading of the window.
+    pub fn next_start_ms(&self) -> i64 {
+        self.history.front().map_or(self.processed_ms, |&(t, _)| t)
     }
 }
 

@@ -102,10 +102,12 @@ pub struct ClimateTriggerConfig {
     pub off_rate_c_per_min: f32,
     /// Time constant of the rolling baseline, ms.
     pub baseline_tau_ms: u32,
-    /// A rise with nothing heard or seen is the sun on the enclosure, not
-    /// an event, when the camera's view had brightened by at least this
-    /// factor (its light around the rise's start over the dimmest it was in
-    /// the quarter of an hour before); 0 turns the test off.
+    /// A heat rise is the sun on the enclosure, neither an event nor the
+    /// context of the events it overlaps, when the camera's view had
+    /// brightened by at least this factor by the time the heat began (the
+    /// light it held for half a minute from the rise's start at the latest,
+    /// over the dimmest minute of the quarter of an hour before); 0 turns
+    /// the test off.
     pub sun_brightening: f32,
 }
 

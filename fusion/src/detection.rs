@@ -23,4 +23,8 @@ pub struct Detection {
     pub scores: ModalityScores,
     /// Key features for the event record.
     pub features: KeyFeatures,
+    /// The enclosure warmed over the event after the view had brightened
+    /// (`climate.sun_brightening`): the sun's heat, not the event's. It is
+    /// not the event's context, and the model is not shown the climate.
+    pub heat_from_sun: bool,
 }

@@ -37,9 +37,9 @@ pub struct DetectorStats {
     pub events: u64,
     /// Events closed at `merge.max_event_ms` while activations went on.
     pub events_cut_at_max: u64,
-    /// Heat rises with nothing heard or seen that came after the view
-    /// brightened (`climate.sun_brightening`): the sun on the enclosure, not
-    /// emitted.
+    /// Heat rises that came after the view brightened
+    /// (`climate.sun_brightening`): the sun on the enclosure, neither
+    /// emitted nor context of the events they overlap.
     pub sun_heat_rises: u64,
 }
 
@@ -66,8 +66,12 @@ pub struct Detector {
     /// Available again, from the time of the modality's next input.
     resuming: [bool; 3],
     pending: Vec<Activation>,
-    /// Climate activations already attached to an event as context.
-    climate_used: Vec<(i64, i64)>,
+    /// Climate activations (by start) already attached to an event as
+    /// context.
+    climate_used: Vec<i64>,
+    /// Climate activations (by start) kept out of events' context as the
+    /// sun, with how much the view had brightened.
+    sun_rises: Vec<(i64, f32)>,
     temps: VecDeque<(i64, f32)>,
     out: Vec<Detection>,
     stats: DetectorStats,
@@ -131,6 +135,7 @@ impl Detector {
             resuming: [false; 3],
             pending: Vec::new(),
             climate_used: Vec::new(),
+            sun_rises: Vec::new(),
             temps: VecDeque::new(),
             out: Vec::new(),
             stats: DetectorStats::default(),
@@ -278,8 +283,32 @@ impl Detector {
                 let s = self.state[idx(**m)];
                 !s.closed && s.available
             })
-            .map(|m| self.modality_time(*m))
+            .map(|&m| match m {
+                Modality::Climate => self.climate_hold_ms(),
+                _ => self.modality_time(m),
+            })
             .min()
+    }
+
+    /// How far the climate holds events back: until its readings cover
+    /// the two minutes after them (an event's climate features take in
+    /// the heat that follows its sound, `features::climate::AFTER_MS`) and
+    /// no new rise could start before them. While the microphone listens,
+    /// a heat rise is context (see [`Detector::finalise`]): an open rise is
+    /// attached as far as it has come, and events never wait for it to end
+    /// (a machine warming for half an hour would hold every event heard
+    /// meanwhile, and their sound would be gone from the feature history
+    /// by then). A rise that began without the microphone clusters like
+    /// any activation and holds events until it closes.
+    fn climate_hold_ms(&self) -> i64 {
+        match self.climate.open_so_far() {
+            Some(o) if !self.available_at(Modality::Audio, o.start_ms) => o.start_ms,
+            _ => self.climate.next_start_ms().min(
+                self.climate
+                    .latest_ms()
+                    .saturating_sub(crate::features::climate::AFTER_MS),
+            ),
+        }
     }
 
     /// Events finalised so far, in start order.
@@ -305,9 +334,20 @@ impl Detector {
     /// finalised (`i64::MAX` once nothing is open or pending).
     pub fn next_start_bound_ms(&self) -> i64 {
         let pending = self.pending.iter().map(|a| a.start_ms).min();
+        // An open heat rise that no event took as context may yet be an
+        // event of its own, from its start.
+        let open = self
+            .climate
+            .open_so_far()
+            .filter(|o| {
+                !self.climate_used.contains(&o.start_ms)
+                    && !self.sun_rises.iter().any(|(k, _)| *k == o.start_ms)
+            })
+            .map(|o| o.start_ms);
         self.watermark_ms()
             .unwrap_or(i64::MAX)
             .min(pending.unwrap_or(i64::MAX))
+            .min(open.unwrap_or(i64::MAX))
     }
 
     /// The longest an event may be (`merge.max_event_ms`), ms.
@@ -342,6 +382,11 @@ impl Detector {
             pending.into_iter().partition(|a| {
                 a.modality == Modality::Climate && self.available_at(Modality::Audio, a.start_ms)
             });
+        // A rise still open is context as far as it has come.
+        let open_rise = self
+            .climate
+            .open_so_far()
+            .filter(|o| self.available_at(Modality::Audio, o.start_ms));
         let gap = i64::from(self.cfg.merge.gap_ms);
         let repeat_gap = i64::from(self.cfg.merge.repeat_gap_ms);
         let max = i64::from(self.cfg.merge.max_event_ms);
@@ -397,18 +442,33 @@ impl Detector {
                     "event cut at its maximum length"
                 );
             }
-            let context: Vec<Activation> = climate
+            // Heat the sun explains is no evidence of the event it
+            // overlaps: a gust heard while the sun warms the enclosure is
+            // not a machine warming up.
+            let mut context = Vec::new();
+            let mut heat_from_sun = false;
+            for c in climate
                 .iter()
+                .chain(&open_rise)
                 .filter(|c| c.start_ms <= end + gap && c.end_ms >= start - gap)
-                .cloned()
-                .collect();
-            for c in &context {
-                if !self.climate_used.contains(&(c.start_ms, c.end_ms)) {
-                    self.climate_used.push((c.start_ms, c.end_ms));
+            {
+                let key = c.start_ms;
+                if self.sun_rises.iter().any(|(k, _)| *k == key) {
+                    heat_from_sun = true;
+                    continue;
                 }
+                if !self.climate_used.contains(&key) {
+                    if let Some(brightening) = self.sun_brightening(c.start_ms) {
+                        self.sun_rises.push((key, brightening));
+                        heat_from_sun = true;
+                        continue;
+                    }
+                    self.climate_used.push(key);
+                }
+                context.push(c.clone());
             }
             let cluster: Vec<Activation> = main[taken..j].to_vec();
-            self.emit(&cluster, &context);
+            self.emit(&cluster, &context, heat_from_sun);
             taken = j;
         }
         // Climate activations that no later event can overlap are done
@@ -420,14 +480,13 @@ impl Detector {
         for c in climate {
             if c.end_ms.saturating_add(gap) >= horizon {
                 self.pending.push(c);
-            } else if let Some(i) = self
-                .climate_used
-                .iter()
-                .position(|&u| u == (c.start_ms, c.end_ms))
-            {
+            } else if let Some(i) = self.climate_used.iter().position(|&u| u == c.start_ms) {
                 self.climate_used.swap_remove(i);
+            } else if let Some(i) = self.sun_rises.iter().position(|(k, _)| *k == c.start_ms) {
+                let (_, brightening) = self.sun_rises.swap_remove(i);
+                self.count_sun(c.start_ms, c.end_ms, brightening);
             } else {
-                self.emit(std::slice::from_ref(&c), &[]);
+                self.emit(std::slice::from_ref(&c), &[], false);
             }
         }
         self.out.sort_by_key(|d| d.start_ms);
@@ -451,32 +510,45 @@ impl Detector {
     /// activations only, and the view had brightened by
     /// `climate.sun_brightening` when the rise started.
     fn sun_heat(&mut self, cluster: &[Activation], context: &[Activation]) -> bool {
-        let limit = self.cfg.climate.sun_brightening;
         let heat_alone = context.is_empty()
             && !cluster.is_empty()
             && cluster.iter().all(|a| a.modality == Modality::Climate);
-        if limit <= 0.0 || !heat_alone {
+        if !heat_alone {
             return false;
         }
         let start = cluster.iter().map(|a| a.start_ms).min().unwrap_or(0);
-        let Some(brightening) = self.light.brightening(start) else {
+        let Some(brightening) = self.sun_brightening(start) else {
             return false;
         };
-        if brightening < limit {
-            return false;
-        }
-        self.stats.sun_heat_rises += 1;
         let end = cluster.iter().map(|a| a.end_ms).max().unwrap_or(start);
-        tracing::info!(
-            start_ms = start,
-            end_ms = end,
-            brightening,
-            "heat rise after the view brightened: the sun on the enclosure, not an event"
-        );
+        self.count_sun(start, end, brightening);
         true
     }
 
-    fn emit(&mut self, cluster: &[Activation], context: &[Activation]) {
+    /// How much the view had brightened when a heat rise started at
+    /// `start_ms`, if that is at least `climate.sun_brightening` (the test
+    /// on): the sun on the enclosure.
+    fn sun_brightening(&self, start_ms: i64) -> Option<f32> {
+        let limit = self.cfg.climate.sun_brightening;
+        if limit <= 0.0 {
+            return None;
+        }
+        self.light
+            .brightening(start_ms)
+            .filter(|&brightening| brightening >= limit)
+    }
+
+    fn count_sun(&mut self, start_ms: i64, end_ms: i64, brightening: f32) {
+        self.stats.sun_heat_rises += 1;
+        tracing::info!(
+            start_ms,
+            end_ms,
+            brightening,
+            "heat rise after the view brightened: the sun on the enclosure, not an event"
+        );
+    }
+
+    fn emit(&mut self, cluster: &[Activation], context: &[Activation], heat_from_sun: bool) {
         let start = cluster.iter().map(|a| a.start_ms).min().unwrap_or(0);
         let end = cluster
             .iter()
@@ -581,6 +653,7 @@ impl Detector {
             confidence,
             scores,
             features,
+            heat_from_sun,
         });
     }
 }
@@ -849,6 +922,54 @@ mod tests {
     }
 
     #[test]
+    fn a_long_heat_rise_holds_no_event_back() {
+        // A machine warms the enclosure by 0.8 °C a minute for 20 minutes
+        // from 60 s; calls at 300 s and 600 s.
+        let warm = |t: i64| 15.0 + 0.8 * ((t - 60_000) as f32 / 60_000.0).clamp(0.0, 20.0);
+        let mut x = quiet_with_call(1_500, 300.0);
+        let y = quiet_with_call(1_500, 600.0);
+        for (a, b) in x.iter_mut().zip(&y) {
+            *a += b;
+        }
+        let mut d = Detector::new(&DetectorConfig::default(), 16_000);
+        d.set_available(Modality::Camera, false);
+        d.close(Modality::Camera);
+        // (event, input time when it came out)
+        let mut out = Vec::new();
+        for (i, c) in x.chunks(8000).enumerate() {
+            let t = i as i64 * 500;
+            d.push_audio(&AudioChunk {
+                start_ms: t,
+                sample_rate: 16_000,
+                samples: c.to_vec(),
+            });
+            if i % 20 == 0 {
+                d.push_climate(&ClimateSample {
+                    t_ms: t,
+                    temperature_c: warm(t),
+                    humidity_pct: 50.0,
+                    pressure_hpa: 1000.0,
+                });
+            }
+            out.extend(d.poll().into_iter().map(|e| (e, t)));
+        }
+        out.extend(d.finish().into_iter().map(|e| (e, i64::MAX)));
+        assert_eq!(out.len(), 2, "{out:?}");
+        for ((e, at), call_ms) in out.iter().zip([300_000, 600_000]) {
+            assert!(
+                (call_ms - 1_000..=call_ms + 1_000).contains(&e.start_ms),
+                "{e:?}"
+            );
+            // Out once the climate of the two minutes after it is in,
+            // while the rise goes on (it ends at 1260 s)...
+            assert!(*at < call_ms + 150_000, "{e:?} at {at}");
+            // ...with the rise so far as its context.
+            let delta = e.features.temp_delta_c100.unwrap_or(0);
+            assert!(delta >= 200, "{e:?}");
+        }
+    }
+
+    #[test]
     fn climate_is_context_and_never_stretches_an_event() {
         // A one-second call at 120 s, in the middle of the sun's warming.
         let x = quiet_with_call(400, 120.0);
@@ -1025,12 +1146,21 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].class, EventClass::MachineryAnomaly);
         assert_eq!(stats.sun_heat_rises, 0);
-        // A call in the sun's warming is still an event, with the warming
-        // as its context.
+        // A call in the sun's warming is still an event, but the warming
+        // is not its context: the sun explains it (a gust heard while the
+        // sun warms the enclosure is not a machine warming up).
         let x = quiet_with_call(480, 200.0);
-        let (out, _) = run_with_light(&cfg, &x, sun, true, Some(&sun_out));
+        let (out, stats) = run_with_light(&cfg, &x, sun, true, Some(&sun_out));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].features.temp_delta_c100.is_none(), "{out:?}");
+        assert!(out[0].heat_from_sun, "{out:?}");
+        assert_eq!(stats.sun_heat_rises, 1);
+        // Under a steady light the same warming is the call's context.
+        let (out, stats) = run_with_light(&cfg, &x, sun, true, Some(&|_| 0.5));
         assert_eq!(out.len(), 1, "{out:?}");
         assert!(out[0].features.temp_delta_c100.is_some(), "{out:?}");
+        assert!(!out[0].heat_from_sun, "{out:?}");
+        assert_eq!(stats.sun_heat_rises, 0);
         // Without the microphone too, heat alone after the view brightened
         // is the sun.
         let (out, stats) = run_with_light(&cfg, &silent, sun, false, Some(&sun_out));

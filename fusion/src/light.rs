@@ -3,11 +3,12 @@
 //!
 //! The sun coming out from behind a cloud brightens the view within
 //! seconds and warms the enclosure over the minutes after (a first-order
-//! lag of a few minutes), so a fast rise of the enclosure's temperature
-//! with nothing heard or seen, soon after the view brightened, is the sun
-//! and not a machine. [`LightHistory::brightening`] measures that: the
-//! light around the rise's start against the dimmest the view was in the
-//! quarter of an hour before. A camera that hides light changes from its
+//! lag of a few minutes, warming fastest right after the sun came out), so
+//! a fast rise of the enclosure's temperature that began once the view had
+//! brightened is the sun and not a machine, and no evidence of what is
+//! heard or seen meanwhile. [`LightHistory::brightening`] measures that:
+//! the light held for half a minute from the rise's start at the latest,
+//! against the dimmest the view was in the quarter of an hour before. A camera that hides light changes from its
 //! frames (auto-exposure that settles within seconds) shows no
 //! brightening, and the rise stays an event.
 
@@ -31,10 +32,14 @@ const LOOKBACK_END_MS: i64 = 30_000;
 /// shadow (the enclosure lags the sun by minutes, so a shadow of a few
 /// seconds warms nothing when it goes).
 const DIM_BINS: usize = 6;
-/// The light at the rise: frames from this long before its start...
+/// The light at the rise: the highest held for half a minute (three bins
+/// in a row) beginning from this long before its start up to its start
+/// (the foot of the rise, where the heat began)...
 const NOW_FROM_MS: i64 = 60_000;
-/// ...to this long after it.
+/// ...and ending no later than this long after it.
 const NOW_TO_MS: i64 = 30_000;
+/// Bins in that half minute.
+const NOW_BINS: usize = 3;
 /// Brightness below this (0..255) counts as this: a dark view (night, a
 /// covered lens) does not turn noise into large ratios.
 const DARK: f64 = 8.0;
@@ -91,10 +96,10 @@ impl LightHistory {
         }
     }
 
-    /// How much the view had brightened when a rise started at `t_ms`: its
-    /// mean brightness from a minute before to half a minute after, over
-    /// the dimmest minute (six bins in a row) in the quarter of an hour
-    /// before (both at least [`DARK`]). `None` without a minute of frames
+    /// How much the view had brightened when a rise started at `t_ms`: the
+    /// highest light it held for half a minute beginning between a minute
+    /// before the start and the start, over the dimmest minute (six bins in
+    /// a row) in the quarter of an hour before (both at least [`DARK`]). `None` without a minute of frames
     /// before and frames around the start (no camera, or the camera off or
     /// on demand).
     pub fn brightening(&self, t_ms: i64) -> Option<f32> {
@@ -109,16 +114,30 @@ impl LightHistory {
             .filter(|w| w[DIM_BINS - 1].index - w[0].index == DIM_BINS as i64 - 1)
             .map(|w| w.iter().map(|b| b.mean()).sum::<f64>() / DIM_BINS as f64)
             .min_by(f64::total_cmp)?;
-        let (sum, n) = self
+        let around: Vec<&Bin> = self
             .bins_in(
                 t_ms.saturating_sub(NOW_FROM_MS),
                 t_ms.saturating_add(NOW_TO_MS),
             )
-            .fold((0.0, 0u32), |(s, n), b| (s + b.sum, n + b.n));
-        if n == 0 {
-            return None;
-        }
-        let now = sum / f64::from(n);
+            .collect();
+        // The light held for half a minute from the rise's start at the
+        // latest: the highest of the dimmest bin of every run of three
+        // (fewer where frames are missing) that begins no later than the
+        // bin of the start. A flash of a few seconds is no sun, and light
+        // that came after the heat began did not cause it (the enclosure
+        // warms fastest right after the sun comes out).
+        let start_bin = t_ms.div_euclid(BIN_MS);
+        let now = (0..around.len())
+            .filter(|&i| around[i].index <= start_bin)
+            .filter_map(|i| {
+                around[i..]
+                    .iter()
+                    .take(NOW_BINS)
+                    .take_while(|b| b.index - around[i].index < NOW_BINS as i64)
+                    .map(|b| b.mean())
+                    .min_by(f64::total_cmp)
+            })
+            .max_by(f64::total_cmp)?;
         Some((now.max(DARK) / dimmest.max(DARK)) as f32)
     }
 
@@ -160,6 +179,26 @@ mod tests {
         assert!((r - 1.5).abs() < 1e-3, "{r}");
         // Steady light: no brightening.
         assert!((h.brightening(900_000).unwrap() - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn the_sun_out_shortly_before_the_rise_counts_in_full() {
+        let mut h = LightHistory::new();
+        // The sun comes out 10 s before the rise is found: the light then
+        // holds for half a minute at 1.18 times the cloud's.
+        feed(&mut h, 0, 1400, |t| if t < 1140 { 100 } else { 118 });
+        let r = h.brightening(1_150_000).unwrap();
+        assert!((r - 1.18).abs() < 1e-3, "{r}");
+        // Light that came 20 s after the heat began did not cause it.
+        let mut h = LightHistory::new();
+        feed(&mut h, 0, 1400, |t| if t < 1170 { 100 } else { 130 });
+        assert!((h.brightening(1_150_000).unwrap() - 1.0).abs() < 1e-3);
+        // A flash of 10 s at the rise is not light held.
+        let mut h = LightHistory::new();
+        feed(&mut h, 0, 1400, |t| {
+            if (1140..1150).contains(&t) { 250 } else { 100 }
+        });
+        assert!((h.brightening(1_150_000).unwrap() - 1.0).abs() < 1e-3);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 # scene's labels.csv and scene.toml beside it. The sun test is off
 # ([detector.climate] sun_brightening = 0): every heat rise reaches the dump
 # and the model learns the sun's as background, while the node in the field
-# drops the rises the sun explains before the model sees them; the training
+# drops the rises the sun explains before the model sees them (and does not
+# show the model the climate of an event such a rise overlaps); the training
 # data stays what the committed model was built from.
 set -euo pipefail
 scenes=$1

@@ -157,6 +157,7 @@ mod tests {
                     audio_peak_hz: Some((start / 1000) as u16),
                     ..KeyFeatures::default()
                 },
+                heat_from_sun: false,
             },
             model: ModelVersion(3),
             short_of: None,

@@ -354,7 +354,7 @@ impl DetectStage {
         }
         let feats: Vec<EventFeatures> = ds
             .iter()
-            .map(|d| self.bank.event(d.start_ms, d.span_end_ms))
+            .map(|d| shown_to_model(self.bank.event(d.start_ms, d.span_end_ms), d))
             .collect();
         self.write_dump(&ds, &feats);
         let classified = self.burst(ds, &feats).await;
@@ -568,16 +568,25 @@ impl DetectStage {
                         let model = classifier.version();
                         ds.into_iter()
                             .zip(verdicts)
-                            .map(|(d, v)| Classified {
-                                rules_background: d.class == EventClass::Background,
-                                detection: Detection {
-                                    class: v.class,
-                                    confidence: v.confidence,
-                                    scores: v.contributions,
-                                    ..d
-                                },
-                                model,
-                                short_of: None,
+                            .map(|(d, v)| {
+                                let mut scores = v.contributions;
+                                // The climate was there, but the sun's heat
+                                // was kept from the model: it contributed
+                                // nothing (not absent).
+                                if d.heat_from_sun && d.scores.climate.is_some() {
+                                    scores.climate = Some(Permille(0));
+                                }
+                                Classified {
+                                    rules_background: d.class == EventClass::Background,
+                                    detection: Detection {
+                                        class: v.class,
+                                        confidence: v.confidence,
+                                        scores,
+                                        ..d
+                                    },
+                                    model,
+                                    short_of: None,
+                                }
                             })
                             .collect()
                     }
@@ -707,6 +716,16 @@ async fn drive(
     }
 }
 
+/// What the model is shown of an event: its features, without the climate
+/// when the sun explains the heat over it (as if the sensor were missing).
+fn shown_to_model(f: EventFeatures, d: &Detection) -> EventFeatures {
+    if d.heat_from_sun {
+        f.without(Modality::Climate)
+    } else {
+        f
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -755,7 +774,85 @@ mod tests {
             confidence: 0.4,
             scores: ModalityScores::default(),
             features: KeyFeatures::default(),
+            heat_from_sun: false,
         }
+    }
+
+    /// Says wildlife, with what it was shown: the climate's contribution is
+    /// `None` when the model had no climate.
+    struct Shown;
+    impl Classifier for Shown {
+        fn version(&self) -> ModelVersion {
+            ModelVersion(3)
+        }
+        fn classify(
+            &mut self,
+            events: &[EventFeatures],
+        ) -> Result<Vec<fusion::Verdict>, fusion::ClassifyError> {
+            Ok(events
+                .iter()
+                .map(|f| fusion::Verdict {
+                    class: EventClass::Wildlife,
+                    confidence: 0.9,
+                    contributions: ModalityScores {
+                        audio: f.audio.as_ref().map(|_| Permille(1000)),
+                        camera: None,
+                        climate: f.climate.as_ref().map(|_| Permille(0)),
+                    },
+                })
+                .collect())
+        }
+        fn status(&self) -> String {
+            "loaded".into()
+        }
+    }
+
+    #[test]
+    fn the_suns_heat_is_kept_from_the_model_and_contributes_nothing() {
+        let (_tx, rx) = watch::channel(status(0.9));
+        let counters = Arc::new(Counters::default());
+        let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
+        let mut stage = DetectStage::new(det, Some(Box::new(Shown)), rx, counters, &[]);
+        let f = EventFeatures {
+            audio: Some(vec![1.0; 4]),
+            camera: None,
+            climate: Some(vec![2.0; 4]),
+        };
+        let shade = Detection {
+            scores: ModalityScores {
+                audio: Some(Permille(800)),
+                camera: None,
+                climate: Some(Permille(200)),
+            },
+            ..detection()
+        };
+        let sun = Detection {
+            heat_from_sun: true,
+            ..shade.clone()
+        };
+        // In the shade the model sees the climate.
+        let shown = shown_to_model(f.clone(), &shade);
+        assert_eq!(shown, f);
+        // In the sun it does not; the record still says the sensor was
+        // there (contribution 0, not absent).
+        let shown = shown_to_model(f.clone(), &sun);
+        assert_eq!(shown.climate, None);
+        assert_eq!(shown.audio, f.audio);
+        let c = stage.classify(vec![sun], &[shown]).remove(0);
+        assert_eq!(c.detection.scores.climate, Some(Permille(0)));
+        assert_eq!(c.detection.scores.audio, Some(Permille(1000)));
+        // A sunlit event without a climate sensor stays without one.
+        let no_sensor = Detection {
+            heat_from_sun: true,
+            scores: ModalityScores {
+                climate: None,
+                ..shade.scores
+            },
+            ..detection()
+        };
+        let shown = shown_to_model(f.without(Modality::Climate), &no_sensor);
+        let c = stage.classify(vec![no_sensor], &[shown]).remove(0);
+        assert_eq!(c.detection.scores.climate, None);
     }
 
     #[test]
