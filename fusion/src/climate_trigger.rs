@@ -170,11 +170,6 @@ impl ClimateTrigger {
         }
     }
 
-    /// Time of the latest reading (`i64::MIN` before the first).
-    pub fn latest_ms(&self) -> i64 {
-        self.processed_ms
-    }
-
     /// No activation other than the open one can start before this time:
     /// a new activation starts at the oldest reading of the window.
     pub fn next_start_ms(&self) -> i64 {

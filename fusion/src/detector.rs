@@ -290,11 +290,10 @@ impl Detector {
             .min()
     }
 
-    /// How far the climate holds events back: until its readings cover
-    /// the two minutes after them (an event's climate features take in
-    /// the heat that follows its sound, `features::climate::AFTER_MS`) and
-    /// no new rise could start before them. While the microphone listens,
-    /// a heat rise is context (see [`Detector::finalise`]): an open rise is
+    /// How far the climate holds events back: until no new rise could
+    /// start before them (the oldest reading of the climate trigger's rate
+    /// window, a minute back by default). While the microphone listens, a
+    /// heat rise is context (see [`Detector::finalise`]): an open rise is
     /// attached as far as it has come, and events never wait for it to end
     /// (a machine warming for half an hour would hold every event heard
     /// meanwhile, and their sound would be gone from the feature history
@@ -303,11 +302,7 @@ impl Detector {
     fn climate_hold_ms(&self) -> i64 {
         match self.climate.open_so_far() {
             Some(o) if !self.available_at(Modality::Audio, o.start_ms) => o.start_ms,
-            _ => self.climate.next_start_ms().min(
-                self.climate
-                    .latest_ms()
-                    .saturating_sub(crate::features::climate::AFTER_MS),
-            ),
+            _ => self.climate.next_start_ms(),
         }
     }
 
@@ -960,9 +955,9 @@ mod tests {
                 (call_ms - 1_000..=call_ms + 1_000).contains(&e.start_ms),
                 "{e:?}"
             );
-            // Out once the climate of the two minutes after it is in,
-            // while the rise goes on (it ends at 1260 s)...
-            assert!(*at < call_ms + 150_000, "{e:?} at {at}");
+            // Out within two minutes of the call, while the rise goes on
+            // (it ends at 1260 s)...
+            assert!(*at < call_ms + 120_000, "{e:?} at {at}");
             // ...with the rise so far as its context.
             let delta = e.features.temp_delta_c100.unwrap_or(0);
             assert!(delta >= 200, "{e:?}");

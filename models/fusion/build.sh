@@ -137,7 +137,7 @@ train "$work/cross-a.log" --train "$f/b-train" "$f/c-train" "$f/r-train" --test 
 train "$work/cross-b.log" --train "$f/a-train" "$f/c-train" "$f/r-train" --test "b=$f/b-train,$f/b-test" "real=$f/r-test" --out "$work/cross-b"
 train "$work/cross-c.log" --train "$f/a-train" "$f/b-train" "$f/r-train" --test "c=$f/c-train,$f/c-test" "real=$f/r-test" --out "$work/cross-c"
 # The committed model: every family and the real training scenes.
-train "$work/committed.log" --train "$f/a-train" "$f/b-train" "$f/c-train" "$f/r-train" --test "a=$f/a-test" "b=$f/b-test" "c=$f/c-test" "real=$f/r-test" --out "$here" --version 17
+train "$work/committed.log" --train "$f/a-train" "$f/b-train" "$f/c-train" "$f/r-train" --test "a=$f/a-test" "b=$f/b-test" "c=$f/c-test" "real=$f/r-test" --out "$here" --version 18
 while [ "$running" -gt 0 ]; do reap; done
 [ "$failed" = 0 ] || { echo "a training failed: see $work/*.log" >&2; exit 1; }
 for m in int4 float; do python3 "$here/add_latency.py" "$here/fusion.$m.manifest.toml"; done

@@ -13,8 +13,8 @@ use super::stats::{mean, percentile, std_dev};
 /// Length of the audio feature vector.
 pub const AUDIO_DIM: usize = 3 * MEL_BANDS + 5 + 9;
 /// How much audio history is kept: the longest event (`merge.max_event_ms`,
-/// 3 minutes by default), the floor before it and the two minutes the
-/// detector waits after it for the climate that follows.
+/// 3 minutes by default), the floor before it and the minute or so the
+/// detector waits after it (until no heat rise could start before it).
 const HORIZON_MS: i64 = 420_000;
 /// The noise floor is taken from this long before the event.
 const FLOOR_WINDOW_MS: i64 = 60_000;

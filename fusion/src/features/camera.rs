@@ -17,8 +17,8 @@ const GRID: usize = 4;
 pub const CAMERA_DIM: usize = 2 + 2 * GRID * GRID + 4 + 5 + 1 + 2 + 1;
 /// A frame shows motion when this share of it moves.
 const MOTION_FRAME_AREA: f32 = 0.002;
-/// How much history is kept: the longest event and the two minutes the
-/// detector waits after it for the climate that follows.
+/// How much history is kept: the longest event and the minute or so the
+/// detector waits after it (until no heat rise could start before it).
 const HORIZON_MS: i64 = 420_000;
 /// Frames this long before and after an event are included.
 const MARGIN_MS: i64 = 1_000;

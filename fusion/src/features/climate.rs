@@ -14,7 +14,7 @@ const BASELINE_FROM_MS: i64 = 600_000;
 /// ...up to this long before it.
 const BASELINE_TO_MS: i64 = 30_000;
 /// Readings up to this long after the event count (heat lags the sound).
-pub(crate) const AFTER_MS: i64 = 120_000;
+const AFTER_MS: i64 = 120_000;
 
 /// Recent climate readings.
 #[derive(Default)]
