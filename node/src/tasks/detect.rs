@@ -732,6 +732,8 @@ mod tests {
     use messages::{KeyFeatures, ModalityScores};
     use power::{PolicyConfig, PowerPolicy, PowerReading};
 
+    /// Says wildlife at 0.9, with contributions from what it was shown
+    /// (audio all of it, climate none; `None` for what it was not shown).
     struct Fixed;
     impl Classifier for Fixed {
         fn version(&self) -> ModelVersion {
@@ -743,10 +745,14 @@ mod tests {
         ) -> Result<Vec<fusion::Verdict>, fusion::ClassifyError> {
             Ok(events
                 .iter()
-                .map(|_| fusion::Verdict {
+                .map(|f| fusion::Verdict {
                     class: EventClass::Wildlife,
                     confidence: 0.9,
-                    contributions: ModalityScores::default(),
+                    contributions: ModalityScores {
+                        audio: f.audio.as_ref().map(|_| Permille(1000)),
+                        camera: None,
+                        climate: f.climate.as_ref().map(|_| Permille(0)),
+                    },
                 })
                 .collect())
         }
@@ -778,41 +784,12 @@ mod tests {
         }
     }
 
-    /// Says wildlife, with what it was shown: the climate's contribution is
-    /// `None` when the model had no climate.
-    struct Shown;
-    impl Classifier for Shown {
-        fn version(&self) -> ModelVersion {
-            ModelVersion(3)
-        }
-        fn classify(
-            &mut self,
-            events: &[EventFeatures],
-        ) -> Result<Vec<fusion::Verdict>, fusion::ClassifyError> {
-            Ok(events
-                .iter()
-                .map(|f| fusion::Verdict {
-                    class: EventClass::Wildlife,
-                    confidence: 0.9,
-                    contributions: ModalityScores {
-                        audio: f.audio.as_ref().map(|_| Permille(1000)),
-                        camera: None,
-                        climate: f.climate.as_ref().map(|_| Permille(0)),
-                    },
-                })
-                .collect())
-        }
-        fn status(&self) -> String {
-            "loaded".into()
-        }
-    }
-
     #[test]
     fn the_suns_heat_is_kept_from_the_model_and_contributes_nothing() {
         let (_tx, rx) = watch::channel(status(0.9));
         let counters = Arc::new(Counters::default());
         let det = Detector::new(&fusion::DetectorConfig::default(), 16_000);
-        let mut stage = DetectStage::new(det, Some(Box::new(Shown)), rx, counters, &[]);
+        let mut stage = DetectStage::new(det, Some(Box::new(Fixed)), rx, counters, &[]);
         let f = EventFeatures {
             audio: Some(vec![1.0; 4]),
             camera: None,
