@@ -710,6 +710,7 @@ mod tests {
                     width: 80,
                     height: 60,
                     luma: px,
+                    exposure: None,
                 }
             })
             .collect();
@@ -878,6 +879,7 @@ mod tests {
                     width: 16,
                     height: 12,
                     luma,
+                    exposure: None,
                 });
             }
             if i % 20 == 0 {
@@ -1213,6 +1215,7 @@ mod tests {
             width: 4,
             height: 4,
             luma: vec![1; 3],
+            exposure: None,
         });
         d.push_climate(&ClimateSample {
             t_ms: 0,

@@ -47,7 +47,7 @@ impl AudioChunk {
 }
 
 /// A small grayscale image (row-major, one byte of luma per pixel).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GrayFrame {
     /// Capture time, milliseconds since the Unix epoch (UTC).
     pub t_ms: i64,
@@ -57,6 +57,11 @@ pub struct GrayFrame {
     pub height: u32,
     /// `width * height` luma values.
     pub luma: Vec<u8>,
+    /// The exposure the camera chose for this frame, when it reports one:
+    /// exposure time times gain, in any unit the camera keeps the same from
+    /// frame to frame. With auto-exposure the luma hardly follows the light;
+    /// luma and exposure together do.
+    pub exposure: Option<f32>,
 }
 
 /// One reading of the climate sensor.

@@ -8,9 +8,16 @@
 //! brightened is the sun and not a machine, and no evidence of what is
 //! heard or seen meanwhile. [`LightHistory::brightening`] measures that:
 //! the light held for half a minute from the rise's start at the latest,
-//! against the dimmest the view was in the quarter of an hour before. A camera that hides light changes from its
-//! frames (auto-exposure that settles within seconds) shows no
-//! brightening, and the rise stays an event.
+//! against the dimmest the view was in the quarter of an hour before.
+//!
+//! A camera with auto-exposure brings its frames' brightness back within
+//! seconds when the light changes. When it reports the exposure it chose
+//! ([`GrayFrame::exposure`]), a frame's brightness is taken at one fixed
+//! exposure (the first the history saw): its mean luma times the exposure
+//! ratio to the power 1/2.2 (the luma's usual gamma), so the brightening
+//! means the same with and without auto-exposure. A camera that hides
+//! light changes and reports no exposure shows no brightening, and the
+//! rise stays an event.
 
 use std::collections::VecDeque;
 
@@ -43,6 +50,8 @@ const NOW_BINS: usize = 3;
 /// Brightness below this (0..255) counts as this: a dark view (night, a
 /// covered lens) does not turn noise into large ratios.
 const DARK: f64 = 8.0;
+/// The gamma of luma: the light at the sensor goes as luma to this power.
+const GAMMA: f64 = 2.2;
 
 #[derive(Clone, Copy, Debug)]
 struct Bin {
@@ -61,6 +70,10 @@ impl Bin {
 #[derive(Debug, Default)]
 pub struct LightHistory {
     bins: VecDeque<Bin>,
+    /// The exposure brightness is referred to: the first one reported.
+    reference_exposure: Option<f64>,
+    /// The latest exposure reported, for frames that come without one.
+    last_exposure: Option<f64>,
 }
 
 impl LightHistory {
@@ -78,7 +91,8 @@ impl LightHistory {
         if self.bins.back().is_some_and(|b| index < b.index) {
             return;
         }
-        let mean = f.luma.iter().map(|&v| u64::from(v)).sum::<u64>() as f64 / f.luma.len() as f64;
+        let luma = f.luma.iter().map(|&v| u64::from(v)).sum::<u64>() as f64 / f.luma.len() as f64;
+        let mean = luma * self.exposure_gain(f.exposure);
         match self.bins.back_mut() {
             Some(b) if b.index == index => {
                 b.sum += mean;
@@ -94,6 +108,24 @@ impl LightHistory {
         while self.bins.front().is_some_and(|b| b.index < oldest) {
             self.bins.pop_front();
         }
+    }
+
+    /// What a frame's mean luma is multiplied by to refer it to the
+    /// reference exposure: 1 without exposures; a frame exposed half as
+    /// long as the reference saw twice the light, which its luma shows
+    /// only to the power 1/[`GAMMA`].
+    fn exposure_gain(&mut self, exposure: Option<f32>) -> f64 {
+        let reported = exposure
+            .map(f64::from)
+            .filter(|e| e.is_finite() && *e > 0.0);
+        if reported.is_some() {
+            self.last_exposure = reported;
+        }
+        let Some(e) = self.last_exposure else {
+            return 1.0;
+        };
+        let reference = *self.reference_exposure.get_or_insert(e);
+        (reference / e).powf(1.0 / GAMMA)
     }
 
     /// How much the view had brightened when a rise started at `t_ms`: the
@@ -160,6 +192,7 @@ mod tests {
             width: 4,
             height: 4,
             luma: vec![v; 16],
+            exposure: None,
         }
     }
 
@@ -179,6 +212,42 @@ mod tests {
         assert!((r - 1.5).abs() < 1e-3, "{r}");
         // Steady light: no brightening.
         assert!((h.brightening(900_000).unwrap() - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn auto_exposure_hides_the_sun_unless_the_camera_reports_its_exposure() {
+        // Auto-exposure keeps the frames at 100 while the sun, out at
+        // 1000 s, doubles the light: the camera halves its exposure.
+        let feed = |report: bool| {
+            let mut h = LightHistory::new();
+            for t in (0..1_400_000).step_by(500) {
+                let exposure = if t < 1_000_000 { 20_000.0 } else { 10_000.0 };
+                h.push(&GrayFrame {
+                    exposure: report.then_some(exposure),
+                    ..frame(t, 100)
+                });
+            }
+            h
+        };
+        let hidden = feed(false).brightening(1_150_000).unwrap();
+        assert!((hidden - 1.0).abs() < 1e-3, "{hidden}");
+        // Reported: twice the light, as a fixed exposure's luma shows it.
+        let seen = feed(true).brightening(1_150_000).unwrap();
+        assert!((seen - 2f32.powf(1.0 / 2.2)).abs() < 1e-3, "{seen}");
+        // A frame without an exposure among reported ones keeps the last.
+        let mut h = feed(true);
+        h.push(&frame(1_400_000, 100));
+        assert!(h.bins.back().is_some_and(|b| b.mean() > 130.0));
+        // Nonsense exposures are ignored.
+        let mut h = LightHistory::new();
+        for e in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            h.push(&GrayFrame {
+                exposure: Some(e),
+                ..frame(0, 100)
+            });
+        }
+        assert_eq!(h.reference_exposure, None);
+        assert!((h.bins[0].mean() - 100.0).abs() < 1e-9);
     }
 
     #[test]
@@ -280,6 +349,7 @@ mod tests {
             width: 0,
             height: 0,
             luma: Vec::new(),
+            exposure: None,
         });
         assert_eq!(h.bins.len(), n);
         // The first 800 s are gone.

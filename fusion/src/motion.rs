@@ -1010,6 +1010,7 @@ mod tests {
             width: 80,
             height: 60,
             luma,
+            exposure: None,
         }
     }
 
@@ -1263,6 +1264,7 @@ mod tests {
                     width: self.w as u32,
                     height: self.h as u32,
                     luma: self.frame(t),
+                    exposure: None,
                 };
                 assert!(m.push(&f));
                 each(&m);
@@ -1822,6 +1824,7 @@ mod tests {
                     width: w as u32,
                     height: h as u32,
                     luma,
+                    exposure: None,
                 };
                 assert!(m.push(&f));
             }
@@ -1837,6 +1840,7 @@ mod tests {
             width: 0,
             height: 7,
             luma: Vec::new(),
+            exposure: None,
         }));
     }
 
@@ -1847,19 +1851,22 @@ mod tests {
             t_ms: 0,
             width: 10,
             height: 10,
-            luma: vec![0; 5]
+            luma: vec![0; 5],
+            exposure: None,
         }));
         assert!(m.push(&GrayFrame {
             t_ms: 10,
             width: 2,
             height: 2,
-            luma: vec![0; 4]
+            luma: vec![0; 4],
+            exposure: None,
         }));
         assert!(!m.push(&GrayFrame {
             t_ms: 5,
             width: 2,
             height: 2,
-            luma: vec![0; 4]
+            luma: vec![0; 4],
+            exposure: None,
         }));
     }
 }

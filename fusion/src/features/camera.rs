@@ -215,6 +215,7 @@ mod tests {
             width: w as u32,
             height: h as u32,
             luma,
+            exposure: None,
         }
     }
 

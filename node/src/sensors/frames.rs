@@ -278,6 +278,7 @@ pub fn reduce(
         width,
         height,
         luma,
+        exposure: None,
     })
 }
 

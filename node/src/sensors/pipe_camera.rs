@@ -19,6 +19,15 @@
 //! is [`SensorError::Absent`]: on a node without `rpicam-apps` the camera is
 //! absent for the run, with the reason in its health.
 //!
+//! Exposure: `rpicam-vid --metadata /dev/stderr --metadata-format txt` (in
+//! the default command) writes each frame's metadata to its stderr as
+//! `Name=value` lines, a blank line after each frame's. The stderr thread
+//! takes `ExposureTime` (µs) times `AnalogueGain` and `DigitalGain` from each
+//! complete block and a frame carries the latest ([`GrayFrame::exposure`],
+//! at most a frame behind: the metadata follows the frame's bytes). The
+//! metadata lines are not log lines: they are neither logged nor kept as
+//! the command's last word. Without them frames carry no exposure.
+//!
 //! Power: when captures are further apart than `idle_close_ms`, the command
 //! is killed after each capture and started again for the next. The
 //! trade-off: `rpicam-vid` takes about a second to start (camera probing,
@@ -76,6 +85,8 @@ struct Latest {
     frame: Vec<u8>,
     /// Why the output ended, once it has.
     ended: Option<String>,
+    /// The exposure of the latest complete metadata block.
+    exposure: Option<f32>,
 }
 
 /// Reads until `buf` is full or the stream ends; the bytes read.
@@ -118,10 +129,52 @@ fn read_frames(mut out: ChildStdout, frame_len: usize, shared: Arc<Shared>) {
     shared.cond.notify_all();
 }
 
-/// The stderr thread: each line to the log (debug), the last one kept.
+/// A metadata line (`Name=value`, the name letters and digits only): the
+/// name and the value.
+fn metadata_line(text: &str) -> Option<(&str, &str)> {
+    let (name, value) = text.split_once('=')?;
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then_some((name, value.trim()))
+}
+
+/// One frame's metadata block, as far as it has come.
+#[derive(Default)]
+struct ExposureBlock {
+    time_us: Option<f64>,
+    analogue_gain: Option<f64>,
+    digital_gain: Option<f64>,
+}
+
+impl ExposureBlock {
+    fn take(&mut self, name: &str, value: &str) {
+        let v = value
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0);
+        match name {
+            "ExposureTime" => self.time_us = v,
+            "AnalogueGain" => self.analogue_gain = v,
+            "DigitalGain" => self.digital_gain = v,
+            _ => {}
+        }
+    }
+
+    /// The block's exposure (a missing gain counts as 1), and a fresh block.
+    fn finish(&mut self) -> Option<f32> {
+        let b = std::mem::take(self);
+        let e =
+            (b.time_us? * b.analogue_gain.unwrap_or(1.0) * b.digital_gain.unwrap_or(1.0)) as f32;
+        (e.is_finite() && e > 0.0).then_some(e)
+    }
+}
+
+/// The stderr thread: each log line to the log (debug), the last one kept;
+/// each frame's metadata block to the exposure in `shared`.
 fn read_stderr(err: impl Read, shared: Arc<Shared>) {
     let mut r = BufReader::new(err);
     let mut line = Vec::new();
+    let mut block = ExposureBlock::default();
+    let mut in_block = false;
     loop {
         line.clear();
         match r.read_until(b'\n', &mut line) {
@@ -130,6 +183,16 @@ fn read_stderr(err: impl Read, shared: Arc<Shared>) {
                 let text = String::from_utf8_lossy(&line);
                 let text = text.trim();
                 if text.is_empty() {
+                    if std::mem::take(&mut in_block)
+                        && let Some(e) = block.finish()
+                    {
+                        shared.lock().exposure = Some(e);
+                    }
+                    continue;
+                }
+                if let Some((name, value)) = metadata_line(text) {
+                    block.take(name, value);
+                    in_block = true;
                     continue;
                 }
                 tracing::debug!(sensor = SENSOR, line = %text, "camera command stderr");
@@ -399,6 +462,7 @@ impl PipeCamera {
             }
             let seq = l.seq;
             let bytes = std::mem::take(&mut l.frame);
+            let exposure = l.exposure;
             drop(l);
             r.delivered = seq;
             if seq <= u64::from(self.warmup_frames) {
@@ -413,6 +477,7 @@ impl PipeCamera {
                 self.max_h,
                 t_ms,
             )
+            .map(|f| GrayFrame { exposure, ..f })
             .map_err(WaitError::Frame);
         }
     }
@@ -583,6 +648,72 @@ mod tests {
         assert_eq!((frame.width, frame.height), (80, 60));
         let expect = crate::sensors::downscale::downscale_luma(&lum, w, h, 80, 60).2;
         assert_eq!(frame.luma, expect);
+    }
+
+    #[test]
+    fn frames_carry_the_exposure_from_the_metadata_on_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = frame_files(dir.path(), 2);
+        // As rpicam-vid's txt metadata: a block of Name=value lines per
+        // frame, each ended by a blank line, among ordinary log lines.
+        let block = |time: &str, again: &str| {
+            format!(
+                "printf 'SensorTimestamp=123\\nExposureTime={time}\\nAnalogueGain={again}\\nDigitalGain=1.5\\nLux=200.5\\n\\n' >&2"
+            )
+        };
+        let script = format!(
+            "echo '[0:00:00.1] [42] INFO Camera starting' >&2; {}; sleep 0.3; cat {}; sleep 0.3; \
+             {}; sleep 0.3; cat {}; sleep 0.3; \
+             echo '[0:00:02.0] [42] ERROR device lost' >&2; {}; sleep 0.3; exit 1",
+            block("10000", "2.0"),
+            f[0],
+            block("40000", "4.0"),
+            f[1],
+            block("abc", "1.0"),
+        );
+        let mut s = settings(&script);
+        s.frame_timeout_ms = 3000;
+        let (mut cam, _) = open(&s);
+        let a = cam.capture(0).unwrap().unwrap();
+        assert_eq!(a.luma, luma(0));
+        assert_eq!(a.exposure, Some(30_000.0));
+        let b = cam.capture(1).unwrap().unwrap();
+        assert_eq!(b.exposure, Some(240_000.0));
+        // The command's last word is its last log line, not metadata.
+        let e = cam.capture(2).unwrap_err().to_string();
+        assert!(e.contains("ERROR device lost"), "{e}");
+    }
+
+    #[test]
+    fn metadata_lines_and_blocks_are_read_strictly() {
+        assert_eq!(
+            metadata_line("ExposureTime=33965"),
+            Some(("ExposureTime", "33965"))
+        );
+        assert_eq!(
+            metadata_line("ColourGains=(1.19, 1.70)").map(|m| m.0),
+            Some("ColourGains")
+        );
+        for log in [
+            "[0:00:01.2] [7] INFO a=b",
+            "=5",
+            "no equals here",
+            "Exposure Time=5",
+        ] {
+            assert_eq!(metadata_line(log), None, "{log}");
+        }
+        let mut b = ExposureBlock::default();
+        b.take("ExposureTime", "20000");
+        assert_eq!(b.finish(), Some(20_000.0), "missing gains count as 1");
+        assert_eq!(b.finish(), None, "finish starts a fresh block");
+        for bad in ["-5", "0", "inf", "NaN", "x"] {
+            b.take("ExposureTime", bad);
+            b.take("AnalogueGain", "2");
+            assert_eq!(b.finish(), None, "{bad}");
+        }
+        b.take("ExposureTime", "1000");
+        b.take("AnalogueGain", "1e200");
+        assert_eq!(b.finish(), None, "an overflowing product is no exposure");
     }
 
     #[test]

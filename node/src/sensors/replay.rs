@@ -274,6 +274,7 @@ impl Camera for ReplayCamera {
             width: w,
             height: h,
             luma: px,
+            exposure: None,
         };
         self.last = Some(frame.clone());
         Ok(Some(frame))

@@ -17,6 +17,15 @@
 //! `frames.rs` and is tested there. The `v4l` crate panics on a few device
 //! answers (a non-UTF-8 card name, an unknown colorspace, a failing
 //! `STREAMOFF` on drop), so every call into it runs under `catch_unwind`.
+//!
+//! With each frame the camera's current exposure is read (the exposure
+//! time control, times the gain control where there is one) and handed on
+//! with the frame ([`GrayFrame::exposure`]): with auto-exposure it is what
+//! tells a brighter view from the same view exposed shorter. A camera
+//! without an exposure time control, or that refuses to read it, gives
+//! frames without an exposure (asked once per open). Many UVC cameras
+//! report the value their auto-exposure chose; some report only the last
+//! manual setting, and then the exposure says nothing (`docs/hardware.md`).
 
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -67,7 +76,9 @@ pub enum PixelFormatChoice {
     Mjpeg,
 }
 
-/// The default `pipe_command`: `rpicam-vid` writing raw I420 at 640×480, 2 fps.
+/// The default `pipe_command`: `rpicam-vid` writing raw I420 at 640×480,
+/// 2 fps, to its stdout, and each frame's metadata (the exposure its
+/// auto-exposure chose) to its stderr.
 pub fn default_pipe_command() -> Vec<String> {
     [
         "rpicam-vid",
@@ -82,6 +93,10 @@ pub fn default_pipe_command() -> Vec<String> {
         "480",
         "--framerate",
         "2",
+        "--metadata",
+        "/dev/stderr",
+        "--metadata-format",
+        "txt",
         "-o",
         "-",
     ]
@@ -204,6 +219,17 @@ impl CameraDeviceSettings {
                         );
                     }
                 }
+                if arg_value(&self.pipe_command, "--metadata").is_some()
+                    && let Some(format) = arg_value(&self.pipe_command, "--metadata-format")
+                    && format != "txt"
+                {
+                    bad(
+                        "pipe_command",
+                        format!(
+                            "--metadata-format {format}: the node reads the exposure from txt metadata"
+                        ),
+                    );
+                }
                 if let Some(codec) = arg_value(&self.pipe_command, "--codec")
                     && codec != "yuv420"
                 {
@@ -281,6 +307,11 @@ const POLLIN: i16 = 0x001;
 const BUFFERS: u32 = 4;
 /// Frames that fail to decode before a capture gives up.
 const CORRUPT_TRIES: u32 = 3;
+/// `V4L2_CID_EXPOSURE_ABSOLUTE` (camera class base + 2): exposure time in
+/// units of 100 µs.
+const CID_EXPOSURE_ABSOLUTE: u32 = 0x009a_0902;
+/// `V4L2_CID_GAIN` (user class base + 19).
+const CID_GAIN: u32 = 0x0098_0913;
 
 /// Stops and releases a stream without letting the `v4l` crate panic: if
 /// `STREAMOFF` fails (other than for an unplugged device), the stream's
@@ -311,6 +342,10 @@ struct OpenDevice {
     stride: u32,
     /// Whether the stream has been started (its first `next`).
     started: bool,
+    /// Whether the exposure time control read (`None` until first asked),
+    /// and whether the gain control did.
+    exposure_control: Option<bool>,
+    gain_control: bool,
 }
 
 impl Drop for OpenDevice {
@@ -491,6 +526,8 @@ fn open_device(s: &CameraDeviceSettings) -> Result<OpenDevice, OpenError> {
         height: got.height,
         stride: got.stride,
         started: false,
+        exposure_control: None,
+        gain_control: false,
     })
 }
 
@@ -532,6 +569,42 @@ impl OpenDevice {
             Ok(f(&buf[..used], meta.flags.contains(BufFlags::ERROR)))
         })
         .map_err(GrabError::Device)
+    }
+
+    /// The exposure the camera is using: exposure time times gain (a gain
+    /// of 0 or one that cannot be read counts as 1). `None` when the
+    /// device has no exposure time control it lets be read.
+    fn exposure(&mut self) -> Option<f32> {
+        let device = self.device.as_ref()?;
+        if self.exposure_control == Some(false) {
+            return None;
+        }
+        let read = |id: u32| {
+            guarded("VIDIOC_G_EXT_CTRLS", || device.control(id))
+                .ok()
+                .and_then(|c| match c.value {
+                    v4l::control::Value::Integer(v) if v > 0 => Some(v as f32),
+                    _ => None,
+                })
+        };
+        let first = self.exposure_control.is_none();
+        let time = read(CID_EXPOSURE_ABSOLUTE);
+        if first {
+            self.exposure_control = Some(time.is_some());
+            self.gain_control = read(CID_GAIN).is_some();
+            tracing::debug!(
+                sensor = SENSOR,
+                exposure = time.is_some(),
+                gain = self.gain_control,
+                "exposure controls"
+            );
+        }
+        let gain = if self.gain_control {
+            read(CID_GAIN).unwrap_or(1.0)
+        } else {
+            1.0
+        };
+        time.map(|t| t * gain)
     }
 
     /// Makes the next frame a fresh one: on a stream start, skips the
@@ -687,7 +760,12 @@ impl V4lCamera {
                 decode(format, w, h, stride, bytes, max_w, max_h, t_ms)
             })?;
             match decoded {
-                Ok(f) => return Ok(f),
+                Ok(f) => {
+                    return Ok(GrayFrame {
+                        exposure: dev.exposure(),
+                        ..f
+                    });
+                }
                 Err(e) => {
                     self.health.count("corrupt_frame");
                     tracing::debug!(sensor = SENSOR, error = %e, "corrupt frame skipped");
@@ -959,6 +1037,23 @@ mod tests {
             ..Default::default()
         };
         assert!(s.validate()[0].1.contains("yuv420"));
+        // The exposure is read from txt metadata only.
+        let mut argv = default_pipe_command();
+        let i = argv.iter().position(|a| a == "txt").unwrap();
+        argv[i] = "json".into();
+        let s = CameraDeviceSettings {
+            source: CameraSource::Pipe,
+            pipe_command: argv,
+            ..Default::default()
+        };
+        let e = s.validate();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].1.contains("--metadata-format json"), "{e:?}");
+        let s = CameraDeviceSettings {
+            source: CameraSource::Pipe,
+            ..Default::default()
+        };
+        assert_eq!(s.validate(), vec![], "the default command is valid");
     }
 
     #[test]

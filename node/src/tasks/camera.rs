@@ -296,6 +296,7 @@ mod tests {
                 width: 4,
                 height: 4,
                 luma: vec![100; 16],
+                exposure: None,
             }))
         }
 

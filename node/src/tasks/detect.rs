@@ -1374,6 +1374,7 @@ mod tests {
                 luma: (0..48u32)
                     .map(|p| (light * (0.8 + 0.05 * (p % 7) as f32)) as u8)
                     .collect(),
+                exposure: None,
             }));
             if i % 20 == 0 {
                 let warm = ((t - 140_000) as f32 / 240_000.0).clamp(0.0, 1.0);
