@@ -52,6 +52,8 @@ use super::{Camera, SensorError};
 const SENSOR: &str = "camera";
 /// Longest stderr line kept for the health reason, characters.
 const STDERR_KEPT: usize = 200;
+/// Longest stderr line read at once, bytes.
+const STDERR_LINE_MAX: u64 = 4096;
 
 /// What the reader threads share with the camera.
 #[derive(Default)]
@@ -177,7 +179,9 @@ fn read_stderr(err: impl Read, shared: Arc<Shared>) {
     let mut in_block = false;
     loop {
         line.clear();
-        match r.read_until(b'\n', &mut line) {
+        // A line longer than this is read in pieces: output without line
+        // ends cannot grow the buffer without bound.
+        match (&mut r).take(STDERR_LINE_MAX).read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 let text = String::from_utf8_lossy(&line);
