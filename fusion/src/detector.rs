@@ -850,6 +850,27 @@ mod tests {
         audio: bool,
         light: Option<&dyn Fn(i64) -> f32>,
     ) -> (Vec<Detection>, DetectorStats) {
+        run_with_camera(cfg, samples, temp, audio, light, Exposure::Fixed)
+    }
+
+    /// How the test camera exposes its frames.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Exposure {
+        /// One exposure throughout: the frames follow the light.
+        Fixed,
+        /// Auto-exposure holds the frames at the first light, and each
+        /// frame says the exposure it was taken with (or does not).
+        Auto { reported: bool },
+    }
+
+    fn run_with_camera(
+        cfg: &DetectorConfig,
+        samples: &[f32],
+        temp: impl Fn(i64) -> f32,
+        audio: bool,
+        light: Option<&dyn Fn(i64) -> f32>,
+        exposure: Exposure,
+    ) -> (Vec<Detection>, DetectorStats) {
         let mut d = Detector::new(cfg, 16_000);
         if light.is_none() {
             d.set_available(Modality::Camera, false);
@@ -871,15 +892,24 @@ mod tests {
             }
             if let Some(light) = light {
                 let t = i as i64 * 500;
+                // The frames' level, and the exposure (the light at the
+                // sensor goes as the level to the power 2.2).
+                let (level, reported) = match exposure {
+                    Exposure::Fixed => (light(t), None),
+                    Exposure::Auto { reported } => (
+                        light(0),
+                        reported.then(|| 1000.0 * (light(0) / light(t)).powf(2.2)),
+                    ),
+                };
                 let luma = (0..16 * 12)
-                    .map(|p| (255.0 * light(t) * (0.6 + 0.4 * ((p * 7) % 11) as f32 / 10.0)) as u8)
+                    .map(|p| (255.0 * level * (0.6 + 0.4 * ((p * 7) % 11) as f32 / 10.0)) as u8)
                     .collect();
                 d.push_frame(&GrayFrame {
                     t_ms: t,
                     width: 16,
                     height: 12,
                     luma,
-                    exposure: None,
+                    exposure: reported,
                 });
             }
             if i % 20 == 0 {
@@ -1168,6 +1198,23 @@ mod tests {
         off.climate.sun_brightening = 0.0;
         let (out, _) = run_with_light(&off, &silent, sun, true, Some(&sun_out));
         assert_eq!(out.len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn an_auto_exposure_camera_shows_the_sun_through_its_exposure() {
+        let cfg = DetectorConfig::default();
+        let silent = vec![0.0f32; 16_000 * 480];
+        let run =
+            |exposure| run_with_camera(&cfg, &silent, sun_late, true, Some(&sun_out), exposure);
+        // The camera's auto-exposure keeps the frames' brightness, and
+        // the exposure it reports says the light grew: the sun.
+        let (out, stats) = run(Exposure::Auto { reported: true });
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(stats.sun_heat_rises, 1);
+        // Without the exposure the sun is hidden: the rise is an event.
+        let (out, stats) = run(Exposure::Auto { reported: false });
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(stats.sun_heat_rises, 0);
     }
 
     #[test]
