@@ -134,6 +134,9 @@ pub async fn run(
     let camera = Arc::new(std::sync::Mutex::new(camera));
     let mut on = true;
     let mut device_ok = true;
+    // Whether the frames say the exposure they were taken with (logged
+    // when it changes: the sun test needs it with auto-exposure).
+    let mut exposure_reported: Option<bool> = None;
     let mut now = plan.first_ms;
     clock.sleep_until(now).await;
     loop {
@@ -184,6 +187,20 @@ pub async fn run(
                 match captured {
                     Ok(Some(frame)) => {
                         Counters::add(&counters.camera_frames, 1);
+                        let reported = frame.exposure.is_some();
+                        if exposure_reported.replace(reported) != Some(reported) {
+                            if reported {
+                                tracing::info!(
+                                    sensor = "camera",
+                                    "frames carry the camera's exposure"
+                                );
+                            } else {
+                                tracing::info!(
+                                    sensor = "camera",
+                                    "frames carry no exposure: with auto-exposure the sun's light is hidden from them"
+                                );
+                            }
+                        }
                         if !device_ok {
                             device_ok = true;
                             if tx
