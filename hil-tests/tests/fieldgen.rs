@@ -436,6 +436,44 @@ fn night_frames_are_grey_low_contrast_ir() {
     assert_eq!(frames, 24);
 }
 
+/// Each frame's luma and `XEXPOSURE` of a scene's video.
+fn frames_and_exposures(dir: &Path) -> Vec<(Vec<u8>, Option<f32>)> {
+    let mut r = node::scene::y4m::Y4mReader::open(&dir.join("camera.y4m")).unwrap();
+    let mut v = Vec::new();
+    while let Some(f) = r.next_frame(true).unwrap() {
+        v.push((f.luma.unwrap(), f.exposure));
+    }
+    v
+}
+
+#[test]
+fn reported_exposure_is_in_daylight_frame_headers_and_changes_no_pixel() {
+    let t = tempfile::tempdir().unwrap();
+    for (condition, night) in [(Condition::Calm, false), (Condition::Night, true)] {
+        let plain = t.path().join(format!("plain-{night}"));
+        let s = fieldgen::generate(&short(4, condition), &plain).unwrap();
+        assert_eq!(s.plan.sky.is_night(0.0), night);
+        let reported = t.path().join(format!("reported-{night}"));
+        let opts = Options {
+            report_exposure: true,
+            ..short(4, condition)
+        };
+        fieldgen::generate(&opts, &reported).unwrap();
+        let a = frames_and_exposures(&plain);
+        let b = frames_and_exposures(&reported);
+        assert_eq!(a.len(), 24);
+        for ((la, ea), (lb, eb)) in a.iter().zip(&b) {
+            assert_eq!(la, lb, "the pixels are the same");
+            assert_eq!(*ea, None);
+            // By day the auto-exposure's choice; the IR frames of the night
+            // carry none.
+            assert_eq!(eb.is_some(), !night, "{eb:?}");
+            assert!(eb.is_none_or(|e| e > 0.0));
+        }
+        Scene::open(&reported).unwrap();
+    }
+}
+
 #[test]
 fn a_machine_anomaly_heats_the_sensor_and_it_cools_after() {
     let t = tempfile::tempdir().unwrap();

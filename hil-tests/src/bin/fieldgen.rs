@@ -51,6 +51,10 @@ struct Args {
     /// Scene start, RFC 3339 (default: chosen by the seed).
     #[arg(long)]
     start: Option<String>,
+    /// Daylight frames say the exposure the camera's auto-exposure chose
+    /// (`FRAME XEXPOSURE=...` in camera.y4m), as a camera that reports it.
+    #[arg(long)]
+    report_exposure: bool,
 }
 
 fn options(a: &Args) -> Result<Options, fieldgen::FieldgenError> {
@@ -71,6 +75,7 @@ fn options(a: &Args) -> Result<Options, fieldgen::FieldgenError> {
         camera: !a.no_camera,
         climate: !a.no_climate,
         start: a.start.clone(),
+        report_exposure: a.report_exposure,
     })
 }
 

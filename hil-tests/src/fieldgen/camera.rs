@@ -8,7 +8,10 @@
 //! picture near mid-grey and corrects in sudden steps, now and then
 //! hunting; sensor noise grows with the exposure gain. By night the camera
 //! switches to its IR illuminator: grey, low-contrast, noisy frames with a
-//! bright centre, in which vegetation shows light.
+//! bright centre, in which vegetation shows light. On request each
+//! daylight frame's header carries the exposure the loop chose
+//! (`FRAME XEXPOSURE=<2^ev x 1000>`), as a camera that reports it would; IR
+//! frames carry none.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -246,7 +249,12 @@ struct Exposure {
 }
 
 /// Writes the scene's frames to `path`.
-pub fn write_y4m(plan: &Plan, fmt: CameraFormat, path: &Path) -> Result<(), FieldgenError> {
+pub fn write_y4m(
+    plan: &Plan,
+    fmt: CameraFormat,
+    report_exposure: bool,
+    path: &Path,
+) -> Result<(), FieldgenError> {
     let io = |e| FieldgenError::io(path, e);
     let (w, h) = (fmt.width as usize, fmt.height as usize);
     let mut rng = ChaCha8Rng::seed_from_u64(plan.camera_seed);
@@ -292,6 +300,7 @@ pub fn write_y4m(plan: &Plan, fmt: CameraFormat, path: &Path) -> Result<(), Fiel
         for c in &plan.crossings {
             figures::draw(c, t, night, &mut canvas);
         }
+        let mut exposure = None;
         if night {
             for (k, (o, &r)) in luma.iter_mut().zip(refl.iter()).enumerate() {
                 let v = ir_level * (0.18 + 0.35 * r * view.hotspot[k]) * 255.0;
@@ -313,6 +322,7 @@ pub fn write_y4m(plan: &Plan, fmt: CameraFormat, path: &Path) -> Result<(), Fiel
                     ae.hunt_left = 1 + (noise.unit() * 4.0) as u32;
                 }
             }
+            exposure = Some((ae.ev + ae.hunt).exp2() * 1000.0);
             let gain = light * (ae.ev + ae.hunt).exp2();
             let sigma = (1.2 + 1.1 * (ae.ev - day_ev).max(0.0)).min(14.0);
             for (k, (o, &r)) in luma.iter_mut().zip(refl.iter()).enumerate() {
@@ -321,7 +331,10 @@ pub fn write_y4m(plan: &Plan, fmt: CameraFormat, path: &Path) -> Result<(), Fiel
                 *o = (g + sigma * noise.normal()).clamp(0.0, 255.0) as u8;
             }
         }
-        out.write_all(b"FRAME\n").map_err(io)?;
+        match exposure.filter(|_| report_exposure) {
+            Some(e) => writeln!(out, "FRAME XEXPOSURE={e:.3}").map_err(io)?,
+            None => out.write_all(b"FRAME\n").map_err(io)?,
+        }
         out.write_all(&luma).map_err(io)?;
         out.write_all(&chroma).map_err(io)?;
     }

@@ -132,6 +132,9 @@ pub struct Options {
     pub climate: bool,
     /// Scene start, RFC 3339.
     pub start: Option<String>,
+    /// Each daylight frame's header says the exposure its auto-exposure
+    /// chose (`XEXPOSURE`), as a camera that reports it would.
+    pub report_exposure: bool,
 }
 
 impl Options {
@@ -150,6 +153,7 @@ impl Options {
             camera: true,
             climate: true,
             start: None,
+            report_exposure: false,
         }
     }
 }
@@ -240,7 +244,7 @@ pub fn generate(opts: &Options, out: &Path) -> Result<Summary, FieldgenError> {
     }
     if let Some(fmt) = plan.camera {
         let p = out.join("camera.y4m");
-        camera::write_y4m(&plan, fmt, &p)?;
+        camera::write_y4m(&plan, fmt, opts.report_exposure, &p)?;
         files.push(p);
     }
     if let Some(step) = plan.climate_step {

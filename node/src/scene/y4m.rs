@@ -1,6 +1,12 @@
 //! `camera.y4m`: YUV4MPEG2 video, `C mono` or 4:2:0, read frame by frame.
 //! Only luma is kept; chroma and frames the pipeline does not want are
 //! skipped with a seek, never decoded.
+//!
+//! A frame header may carry the exposure the camera took the frame with,
+//! as the frame parameter `XEXPOSURE=<positive number>` (an application
+//! parameter, which other YUV4MPEG2 readers skip): a scene rendered with
+//! auto-exposure says what a real camera would report. Other frame
+//! parameters are ignored.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -42,12 +48,33 @@ impl Y4mInfo {
 }
 
 /// One frame's luma.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Y4mFrame {
     /// Frame number from 0.
     pub index: u64,
     /// `width * height` bytes, or `None` when the frame was skipped.
     pub luma: Option<Vec<u8>>,
+    /// The frame's `XEXPOSURE` parameter, if it has one.
+    pub exposure: Option<f32>,
+}
+
+/// The `XEXPOSURE` parameter of a `FRAME` line: `Ok(None)` without one, an
+/// error for a value that is not a positive finite number.
+fn frame_exposure(line: &str) -> Result<Option<f32>, String> {
+    let Some(value) = line
+        .split(' ')
+        .skip(1)
+        .find_map(|p| p.strip_prefix("XEXPOSURE="))
+    else {
+        return Ok(None);
+    };
+    match value.parse::<f32>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
+        _ => Err(format!(
+            "XEXPOSURE={} is not a positive number",
+            truncate(value)
+        )),
+    }
 }
 
 /// A YUV4MPEG2 file being read.
@@ -134,6 +161,7 @@ impl Y4mReader {
                 format!("expected a `FRAME` marker, found `{}`", truncate(&line)),
             ));
         }
+        let exposure = frame_exposure(&line).map_err(|m| self.bad(start, m))?;
         let luma_len = self.info.luma_bytes();
         let data_at = self.offset;
         let luma = if want_luma {
@@ -147,7 +175,11 @@ impl Y4mReader {
         };
         let index = self.next_index;
         self.next_index += 1;
-        Ok(Some(Y4mFrame { index, luma }))
+        Ok(Some(Y4mFrame {
+            index,
+            luma,
+            exposure,
+        }))
     }
 
     fn read_exact_or_bad(
@@ -333,6 +365,38 @@ mod tests {
             Some(vec![1u8; 9])
         );
         assert!(r.next_frame(true).unwrap().is_none());
+    }
+
+    #[test]
+    fn frames_may_say_their_exposure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = b"YUV4MPEG2 W2 H2 F1:1 Cmono\n".to_vec();
+        for header in [
+            "FRAME XEXPOSURE=2500 Ip",
+            "FRAME",
+            "FRAME XOTHER=1 XEXPOSURE=0.5",
+        ] {
+            v.extend_from_slice(header.as_bytes());
+            v.extend_from_slice(b"\n\x10\x10\x10\x10");
+        }
+        let p = write(dir.path(), &v);
+        assert_eq!(validate(&p).unwrap().frames, 3);
+        let mut r = Y4mReader::open(&p).unwrap();
+        let got: Vec<Option<f32>> = (0..3)
+            .map(|_| r.next_frame(false).unwrap().unwrap().exposure)
+            .collect();
+        assert_eq!(got, [Some(2500.0), None, Some(0.5)]);
+        for bad in ["-1", "0", "inf", "NaN", "", "2.5ms"] {
+            let mut v = b"YUV4MPEG2 W2 H2 F1:1 Cmono\nFRAME\n\0\0\0\0".to_vec();
+            v.extend_from_slice(format!("FRAME XEXPOSURE={bad}\n").as_bytes());
+            v.extend_from_slice(b"\0\0\0\0");
+            let p = write(dir.path(), &v);
+            let e = validate(&p).unwrap_err().to_string();
+            assert!(
+                e.contains("byte offset 37") && e.contains("is not a positive number"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

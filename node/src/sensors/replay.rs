@@ -261,6 +261,7 @@ impl Camera for ReplayCamera {
             return Ok(None);
         };
         self.next_index += 1;
+        let exposure = frame.exposure;
         let luma = frame.luma.unwrap_or_default();
         let (w, h, px) = downscale_luma(
             &luma,
@@ -274,7 +275,7 @@ impl Camera for ReplayCamera {
             width: w,
             height: h,
             luma: px,
-            exposure: None,
+            exposure,
         };
         self.last = Some(frame.clone());
         Ok(Some(frame))
@@ -388,5 +389,23 @@ mod tests {
         mic.pause();
         clock.sleep_until(12_000).await;
         assert!(mic.next_chunk().await.unwrap().is_none());
+    }
+
+    #[test]
+    fn a_replayed_frame_carries_the_exposure_its_header_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("camera.y4m");
+        let mut v = b"YUV4MPEG2 W4 H2 F1:1 Cmono\n".to_vec();
+        for header in ["FRAME XEXPOSURE=1250.5", "FRAME"] {
+            v.extend_from_slice(header.as_bytes());
+            v.extend_from_slice(b"\n");
+            v.extend_from_slice(&[90u8; 8]);
+        }
+        std::fs::write(&path, v).unwrap();
+        let mut cam = ReplayCamera::open(&path, 0, 80, 60).unwrap();
+        let a = cam.capture(0).unwrap().unwrap();
+        assert_eq!((a.exposure, a.luma.len()), (Some(1250.5), 8));
+        let b = cam.capture(1000).unwrap().unwrap();
+        assert_eq!(b.exposure, None);
     }
 }
