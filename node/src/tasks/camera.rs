@@ -197,7 +197,7 @@ pub async fn run(
                             } else {
                                 tracing::info!(
                                     sensor = "camera",
-                                    "frames carry no exposure: with auto-exposure the sun's light is hidden from them"
+                                    "frames carry no exposure: the sun test sees only their brightness"
                                 );
                             }
                         }
