@@ -284,8 +284,12 @@ pub fn probe_video(cfg: &Config, dev: &std::path::Path) -> Vec<crate::probe::Vid
                             .format()
                             .map(|(p, fw, fh)| format!("{} {fw}x{fh}", p.name()))
                             .unwrap_or_default();
+                        let exposure = f.exposure.map_or_else(
+                            || "no exposure reported".to_string(),
+                            |e| format!("exposure {e}"),
+                        );
                         out.frame = Some(format!(
-                            "frame {fmt} -> {}x{}, mean brightness {mean}/255",
+                            "frame {fmt} -> {}x{}, mean brightness {mean}/255, {exposure}",
                             f.width, f.height
                         ));
                     }
