@@ -589,9 +589,14 @@ impl OpenDevice {
         };
         let first = self.exposure_control.is_none();
         let time = read(CID_EXPOSURE_ABSOLUTE);
+        // The gain is asked for only while it answers (and only when there
+        // is an exposure time to scale).
+        let gain = time
+            .filter(|_| first || self.gain_control)
+            .and_then(|_| read(CID_GAIN));
         if first {
             self.exposure_control = Some(time.is_some());
-            self.gain_control = read(CID_GAIN).is_some();
+            self.gain_control = gain.is_some();
             tracing::debug!(
                 sensor = SENSOR,
                 exposure = time.is_some(),
@@ -599,12 +604,7 @@ impl OpenDevice {
                 "exposure controls"
             );
         }
-        let gain = if self.gain_control {
-            read(CID_GAIN).unwrap_or(1.0)
-        } else {
-            1.0
-        };
-        time.map(|t| t * gain)
+        time.map(|t| t * gain.unwrap_or(1.0))
     }
 
     /// Makes the next frame a fresh one: on a stream start, skips the
