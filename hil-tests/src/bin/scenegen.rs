@@ -51,7 +51,7 @@ struct Args {
     /// Random seed: the same seed gives the same bytes.
     #[arg(long)]
     seed: u64,
-    /// Field conditions: none, calm, windy, hum, rain, night or random.
+    /// Field conditions: none, calm, windy, hum, windy-hum, rain, night or random.
     #[arg(long, default_value = "none")]
     condition: Condition,
     /// Leave out the labelled events (wildlife, human activity, machinery

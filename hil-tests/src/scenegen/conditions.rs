@@ -36,6 +36,9 @@ pub enum Condition {
     /// scene and warming the enclosure; its faults are the preset's labelled
     /// machinery anomalies.
     Hum,
+    /// The windy condition's gales over the hum condition's machine: gusts
+    /// that lift every band over a hum that is floor.
+    WindyHum,
     /// Rain for most of the scene under an overcast sky.
     Rain,
     /// Night: infrared frames, a cold clear night, insects and frogs.
@@ -44,11 +47,12 @@ pub enum Condition {
     Random,
 }
 
-const ALL: [Condition; 7] = [
+const ALL: [Condition; 8] = [
     Condition::None,
     Condition::Calm,
     Condition::Windy,
     Condition::Hum,
+    Condition::WindyHum,
     Condition::Rain,
     Condition::Night,
     Condition::Random,
@@ -62,6 +66,7 @@ impl Condition {
             Condition::Calm => "calm",
             Condition::Windy => "windy",
             Condition::Hum => "hum",
+            Condition::WindyHum => "windy-hum",
             Condition::Rain => "rain",
             Condition::Night => "night",
             Condition::Random => "random",
@@ -69,7 +74,7 @@ impl Condition {
     }
 
     /// Every condition.
-    pub fn all() -> [Condition; 7] {
+    pub fn all() -> [Condition; 8] {
         ALL
     }
 }
@@ -78,7 +83,9 @@ impl FromStr for Condition {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| {
-            format!("unknown condition `{s}` (none, calm, windy, hum, rain, night, random)")
+            format!(
+                "unknown condition `{s}` (none, calm, windy, hum, windy-hum, rain, night, random)"
+            )
         })
     }
 }
@@ -170,6 +177,8 @@ struct Mixture {
     traffic: bool,
     aircraft_per_hour: f32,
     hum: bool,
+    /// Level of the hum, dBFS RMS.
+    hum_db: (f32, f32),
     clouds_per_hour: f32,
     overcast: f32,
     overlap: f32,
@@ -202,6 +211,7 @@ impl Mixture {
             traffic: false,
             aircraft_per_hour: 0.0,
             hum: false,
+            hum_db: (-46.0, -32.0),
             clouds_per_hour: 0.0,
             overcast: 0.0,
             overlap: 0.0,
@@ -221,6 +231,12 @@ impl Mixture {
         let calm = Mixture::calm();
         match c {
             Condition::None | Condition::Calm => calm,
+            // A machine heard over a gale is a near or loud one.
+            Condition::WindyHum => Mixture {
+                hum: true,
+                hum_db: (-34.0, -22.0),
+                ..Self::for_condition(Condition::Windy, seed, night)
+            },
             Condition::Windy => Mixture {
                 wind_db: (-38.0, -30.0),
                 gusts_per_min: 2.5,
@@ -304,6 +320,7 @@ impl Mixture {
             traffic,
             aircraft_per_hour,
             hum,
+            hum_db: Mixture::calm().hum_db,
             clouds_per_hour,
             overcast,
             overlap,
@@ -453,7 +470,7 @@ impl Field {
         });
         let (mains, machine_db) = if mix.hum {
             let mut rng = stream(seed, "field-mains");
-            let level = uniform(&mut rng, -46.0, -32.0);
+            let level = uniform(&mut rng, mix.hum_db.0, mix.hum_db.1);
             let machine = (!spec.preset_machine).then(|| uniform(&mut rng, -44.0, -34.0));
             (Some(MainsHum::draw(&mut rng, level)), machine)
         } else {

@@ -688,3 +688,27 @@ fn clouds_cool_the_enclosure_and_a_machine_warms_it() {
     assert!(rise(1500.0 + 200.0) > 2.8, "cools slowly: {}", rise(1700.0));
     assert!(rise(3900.0) < 0.2);
 }
+
+#[test]
+fn windy_hum_is_the_windy_gales_over_the_hum() {
+    let prep = |c: Condition| prepare(&with(Preset::Background, 9, 120.0, c)).unwrap();
+    let (windy, both) = (prep(Condition::Windy), prep(Condition::WindyHum));
+    let field = |s: &Scene| s.field.clone().unwrap();
+    // The same gusts and labels as the windy condition ...
+    assert_eq!(windy.plan, both.plan);
+    assert_eq!(field(&windy).extra, field(&both).extra);
+    // ... with the hum condition's machine under them.
+    assert!(field(&windy).mains.is_none());
+    let mains = field(&both).mains.unwrap().mains_hz;
+    let render = |s: &Scene| render_channels(&s.spec, &s.plan, s.field.as_ref()).remove(0);
+    let f = 2.0 * mains;
+    let hum_band = |x: &[f32]| band_energy(x, 16_000.0, f - 3.0, f + 3.0);
+    let (w, b) = (render(&windy), render(&both));
+    assert!(
+        // Loud enough to be heard over the gale in its strongest line.
+        hum_band(&b) > 3.0 * hum_band(&w),
+        "{f} Hz: {:e} with the hum, {:e} without",
+        hum_band(&b),
+        hum_band(&w)
+    );
+}
