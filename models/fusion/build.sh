@@ -66,14 +66,6 @@ for c in "${conditions[@]}"; do
   s=$((5000 + i)); i=$((i + 1))
   make a-train "background-$c-$s" "$scenegen" --preset background --seed "$s" --duration "$d" --condition "$c"
 done
-# Gales over a running machine (the hum loud enough to be heard in them):
-# gusts are background there too, and a fault is still a fault.
-# (Seeds of their own: the held-out seeds below stay where they were.)
-s=5100
-for p in background background mixed machinery; do
-  s=$((s + 1))
-  make a-train "$p-windy-hum-$s" "$scenegen" --preset "$p" --seed "$s" --duration "$d" --condition windy-hum
-done
 for c in none "${conditions[@]}"; do
   s=$((9000 + i)); i=$((i + 1))
   make a-test "mixed-$c-$s" "$scenegen" --preset mixed --seed "$s" --duration "$d" --condition "$c"
