@@ -580,6 +580,12 @@ mod tests {
                 events_cut_at_max: 0,
                 events_joined: 5,
             }),
+            not_stored: Some(messages::NotStored {
+                excluded: 0,
+                background_dropped: 2,
+                uncertain_background: 14,
+                sun_heat_rises: 1,
+            }),
         }
     }
 
@@ -587,15 +593,29 @@ mod tests {
     fn status_records_with_an_update_result_are_written_whole_and_v1_and_v2_ones_still_read() {
         let periodic = status("n1", 8);
         let bytes = messages::encode_status(&periodic);
-        assert_eq!(bytes[0], 10, "status record v7");
+        assert_eq!(bytes[0], 11, "status record v8");
         assert_eq!(
-            decode_payload("field/n1/status", &bytes).expect("v7"),
+            decode_payload("field/n1/status", &bytes).expect("v8"),
+            Record::Status(periodic.clone())
+        );
+        // Without the events not stored (some, 0 excluded, 2 background
+        // without a model, 14 unsure background, 1 sun rise): status v7,
+        // read with them not reported.
+        assert_eq!(&bytes[bytes.len() - 5..], &[1, 0, 2, 14, 1]);
+        let mut v7 = bytes[..bytes.len() - 5].to_vec();
+        v7[0] = 10;
+        let periodic = StatusRecord {
+            not_stored: None,
+            ..periodic
+        };
+        assert_eq!(
+            decode_payload("field/n1/status", &v7).expect("v7"),
             Record::Status(periodic.clone())
         );
         // Without the detector's counts (some, 0 cut, 5 joined): status v6,
         // read with the counts not reported.
-        assert_eq!(&bytes[bytes.len() - 3..], &[1, 0, 5]);
-        let mut v6 = bytes[..bytes.len() - 3].to_vec();
+        assert_eq!(&v7[v7.len() - 3..], &[1, 0, 5]);
+        let mut v6 = v7[..v7.len() - 3].to_vec();
         v6[0] = 8;
         let periodic = StatusRecord {
             detection: None,
@@ -678,6 +698,12 @@ mod tests {
             events_cut_at_max: 3,
             events_joined: 140,
         });
+        on_update.not_stored = Some(messages::NotStored {
+            excluded: 0,
+            background_dropped: 0,
+            uncertain_background: 260,
+            sun_heat_rises: 9,
+        });
         let mut out = Vec::new();
         let mut sink = Sink::new(&mut out, PullFormat::Jsonl, None, HashSet::new(), false);
         sink.accept("field/n1/status", &messages::encode_status(&on_update))
@@ -711,9 +737,15 @@ mod tests {
             lines[0]["detection"],
             serde_json::json!({"events_cut_at_max": 3, "events_joined": 140})
         );
+        assert_eq!(
+            lines[0]["not_stored"],
+            serde_json::json!({"excluded": 0, "background_dropped": 0, "uncertain_background": 260, "sun_heat_rises": 9})
+        );
         // A v6 record and a v1 record: the counts not reported (null).
         assert!(lines[1]["detection"].is_null(), "{}", lines[1]);
         assert!(lines[2]["detection"].is_null(), "{}", lines[2]);
+        assert!(lines[1]["not_stored"].is_null(), "{}", lines[1]);
+        assert!(lines[2]["not_stored"].is_null(), "{}", lines[2]);
         assert_eq!(lines[2]["id"], 10);
         assert_eq!(lines[1]["clock"]["rtc"]["state"], "unknown");
         assert!(lines[1]["clock"]["sleep"].is_null());

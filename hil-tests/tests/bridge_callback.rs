@@ -93,6 +93,12 @@ fn status(node: &str, id: u64) -> StatusRecord {
             events_cut_at_max: 1,
             events_joined: 9,
         }),
+        not_stored: Some(messages::NotStored {
+            excluded: 0,
+            background_dropped: 0,
+            uncertain_background: 7,
+            sun_heat_rises: 1,
+        }),
     }
 }
 

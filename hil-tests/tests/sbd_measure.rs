@@ -43,6 +43,7 @@ fn status(id: u64, node: &str, time_ms: i64, hour: u32) -> StatusRecord {
         // events' (the detector's counts add 0 to 3 bytes to a status
         // record packed, `messages::pack` tests).
         detection: None,
+        not_stored: None,
     }
 }
 

@@ -6,6 +6,7 @@
 use crate::event::{EventRecordV1, EventRecordV2};
 use crate::status::{
     StatusRecordV1, StatusRecordV2, StatusRecordV3, StatusRecordV4, StatusRecordV5, StatusRecordV6,
+    StatusRecordV7,
 };
 use crate::{EventRecord, StatusRecord};
 
@@ -46,9 +47,14 @@ pub const STATUS_RECORD_V5: u8 = 7;
 /// [`StatusRecord::detection`]); still decoded, into a [`StatusRecord`]
 /// whose detection part is not reported (none).
 pub const STATUS_RECORD_V6: u8 = 8;
-/// The first byte written by [`encode_status`]: a status record, version 7
-/// (with the detector's health, [`StatusRecord::detection`], at its end).
-pub const STATUS_RECORD_VERSION: u8 = 10;
+/// The first byte of a status record of version 7 (with the detector's
+/// health, [`StatusRecord::detection`], without the events not stored,
+/// [`StatusRecord::not_stored`]); still decoded, into a [`StatusRecord`]
+/// whose events not stored are not reported (none).
+pub const STATUS_RECORD_V7: u8 = 10;
+/// The first byte written by [`encode_status`]: a status record, version 8
+/// (with the events not stored, [`StatusRecord::not_stored`], at its end).
+pub const STATUS_RECORD_VERSION: u8 = 11;
 
 /// Any record of the outbox, as decoded by [`decode_message`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,7 +99,7 @@ pub enum DecodeError {
     Empty,
     /// A version byte this build does not understand.
     #[error(
-        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_V1} = event v1, {EVENT_RECORD_V2} = event v2, {EVENT_RECORD_VERSION} = event v3, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_V3} = status v3, {STATUS_RECORD_V4} = status v4, {STATUS_RECORD_V5} = status v5, {STATUS_RECORD_V6} = status v6, {STATUS_RECORD_VERSION} = status v7)"
+        "unsupported record kind/version byte {found} (this build reads {EVENT_RECORD_V1} = event v1, {EVENT_RECORD_V2} = event v2, {EVENT_RECORD_VERSION} = event v3, {STATUS_RECORD_V1} = status v1, {STATUS_RECORD_V2} = status v2, {STATUS_RECORD_V3} = status v3, {STATUS_RECORD_V4} = status v4, {STATUS_RECORD_V5} = status v5, {STATUS_RECORD_V6} = status v6, {STATUS_RECORD_V7} = status v7, {STATUS_RECORD_VERSION} = status v8)"
     )]
     UnsupportedVersion {
         /// The version byte found.
@@ -172,6 +178,9 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
         }
         STATUS_RECORD_V6 => {
             decode_body::<StatusRecordV6>(body).map(|v6| Message::Status(StatusRecord::from(v6)))
+        }
+        STATUS_RECORD_V7 => {
+            decode_body::<StatusRecordV7>(body).map(|v7| Message::Status(StatusRecord::from(v7)))
         }
         STATUS_RECORD_VERSION => decode_body(body).map(Message::Status),
         found => Err(DecodeError::UnsupportedVersion { found }),
@@ -307,8 +316,8 @@ mod tests {
         let bytes = encode_event(&sample());
         assert_eq!(decode_event(&[]), Err(DecodeError::Empty));
         assert_eq!(
-            decode_event(&[11, 1, 2]),
-            Err(DecodeError::UnsupportedVersion { found: 11 })
+            decode_event(&[12, 1, 2]),
+            Err(DecodeError::UnsupportedVersion { found: 12 })
         );
         for cut in 1..bytes.len() {
             assert!(
@@ -368,7 +377,25 @@ mod tests {
             },
             clock: Default::default(),
             detection: Some(DETECTED),
+            not_stored: Some(NOT_STORED),
         }
+    }
+
+    /// The events not stored of [`status`]: 12 uncertain background
+    /// events, 3 heat rises put down to the sun (one byte each: `01 00 00
+    /// 0c 03` with the option tag).
+    const NOT_STORED: crate::NotStored = crate::NotStored {
+        excluded: 0,
+        background_dropped: 0,
+        uncertain_background: 12,
+        sun_heat_rises: 3,
+    };
+
+    /// `s` as a v7 node encoded it: without the events not stored (the v8
+    /// body is the v7 body with them appended). Tests of the older parts
+    /// read this encoding, whose end is the detector's counts.
+    fn v7(s: &StatusRecord) -> Vec<u8> {
+        encode_with(STATUS_RECORD_V7, &StatusRecordV7::from(s))
     }
 
     /// The detector's counts of [`status`]: 2 events cut at their maximum
@@ -451,7 +478,7 @@ mod tests {
         let full = encode_status(&status_on_update()).len();
         let periodic_v2 = encode_with(STATUS_RECORD_V2, &as_v2(&status())).len();
         eprintln!(
-            "status record v7: periodic without updates {periodic} bytes (as v2: {periodic_v2}), on a typical update result {typical} bytes, every field present with texts at their caps and the disk part at its largest {full} bytes"
+            "status record v8: periodic without updates {periodic} bytes (as v2: {periodic_v2}), on a typical update result {typical} bytes, every field present with texts at their caps and the disk part at its largest {full} bytes"
         );
         // Alone in an SBD packing (no node id, the head says a disk part
         // follows), with and without its disk part.
@@ -469,22 +496,24 @@ mod tests {
             "periodic status record packed alone: {periodic_packed} bytes (without its disk part: {without_disk})"
         );
         assert!(periodic_packed <= without_disk + 6, "{periodic_packed}");
-        assert!(periodic <= 76, "{periodic}");
+        assert!(periodic <= 82, "{periodic}");
         // On hardware: a synchronised clock and an RTC with its cell; as v4
-        // (without the RTC) and v7 (with it, no sleep: one byte more, and
-        // the detector's counts: three bytes more). The sleep's part is
-        // measured in `status_v6_carries_the_last_sleep`, the detector's in
-        // `status_v7_carries_the_detectors_counts`.
+        // (without the RTC) and v8 (with it, no sleep: one byte more, the
+        // detector's counts: three bytes more, and the events not stored:
+        // five more). The sleep's part is measured in
+        // `status_v6_carries_the_last_sleep`, the detector's in
+        // `status_v7_carries_the_detectors_counts`, the events not stored in
+        // `status_v8_carries_the_events_not_stored`.
         let hardware = status_with_rtc(HEALTHY_RTC);
         let hardware_v4 = encode_with(STATUS_RECORD_V4, &as_v4(&hardware)).len();
         let hardware_v5 = encode_status(&hardware).len();
         let no_rtc = encode_status(&status_with_rtc(crate::RtcStatus::NONE)).len();
         eprintln!(
-            "periodic status record on hardware (synchronised clock): v4 {hardware_v4} bytes, v7 with an RTC and its cell {hardware_v5} bytes, without an RTC {no_rtc} bytes"
+            "periodic status record on hardware (synchronised clock): v4 {hardware_v4} bytes, v8 with an RTC and its cell {hardware_v5} bytes, without an RTC {no_rtc} bytes"
         );
-        assert_eq!(hardware_v5, hardware_v4 + 10);
-        assert_eq!(no_rtc, hardware_v4 + 7);
-        assert!(hardware_v5 <= 80, "{hardware_v5}");
+        assert_eq!(hardware_v5, hardware_v4 + 15);
+        assert_eq!(no_rtc, hardware_v4 + 12);
+        assert!(hardware_v5 <= 85, "{hardware_v5}");
         // Packed alone: the RTC part costs the same, and the record stays
         // within two credits.
         let hardware_packed = [
@@ -499,9 +528,9 @@ mod tests {
         );
         assert_eq!(hardware_packed[2], hardware_packed[0] + 6);
         assert!(hardware_packed[2] <= 100, "{}", hardware_packed[2]);
-        assert!(typical <= 120, "{typical}");
+        assert!(typical <= 126, "{typical}");
         // Far below one 340-byte satellite message.
-        assert!(full <= 190, "{full}");
+        assert!(full <= 200, "{full}");
     }
 
     #[test]
@@ -509,18 +538,19 @@ mod tests {
         let s = status_on_update();
         let bytes = encode_status(&s);
         assert_eq!(bytes[0], STATUS_RECORD_VERSION);
-        assert_eq!(bytes[0], 10);
+        assert_eq!(bytes[0], 11);
         assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         for cut in 1..bytes.len() {
             assert!(decode_message(&bytes[..cut]).is_err(), "prefix of {cut}");
         }
-        // The detector's counts are last (some, 2, 37); before them the
+        let bytes = v7(&s);
+        // In a v7 body the detector's counts are last (some, 2, 37); before them the
         // clock part, its RTC and its last sleep at its end; unknown, they
         // are nine zero bytes (source, no uncertainty, not re-stamped, no
         // step, largest step 0; RTC state unknown, no offset, no cell; no
         // sleep).
         let plain = status();
-        let b = encode_status(&plain);
+        let b = v7(&plain);
         assert_eq!(
             &b[b.len() - 12..],
             &[0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 37][..]
@@ -534,14 +564,20 @@ mod tests {
             disk: crate::DiskReport::default(),
             ..plain.clone()
         };
-        let b = encode_status(&unknown);
+        let b = v7(&unknown);
         assert_eq!(
             &b[b.len() - 15..],
             &[0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 37][..]
         );
-        assert_eq!(decode_message(&b), Ok(Message::Status(unknown)));
+        assert_eq!(
+            decode_message(&b),
+            Ok(Message::Status(StatusRecord {
+                not_stored: None,
+                ..unknown
+            }))
+        );
         // A state code this build does not know reads as unknown.
-        let mut b = encode_status(&plain);
+        let mut b = v7(&plain);
         let at = b.len() - 14;
         b[at] = 7;
         match decode_message(&b) {
@@ -559,6 +595,7 @@ mod tests {
             Ok(Message::Status(StatusRecord {
                 disk: crate::DiskReport::default(),
                 detection: None,
+                not_stored: None,
                 ..s.clone()
             }))
         );
@@ -571,6 +608,7 @@ mod tests {
             decode_message(&v3),
             Ok(Message::Status(StatusRecord {
                 detection: None,
+                not_stored: None,
                 ..s.clone()
             }))
         );
@@ -675,15 +713,15 @@ mod tests {
         // The RTC's bytes: state (2 found), some offset (zigzag -1 = 1),
         // some cell (3012 mV, a two-byte varint).
         // (then no sleep, one zero byte, and the detector's counts).
-        let b = encode_status(&status_with_rtc(HEALTHY_RTC));
+        let b = v7(&status_with_rtc(HEALTHY_RTC));
         assert_eq!(
             &b[b.len() - 10..],
             &[2, 1, 1, 1, 0xc4, 0x17, 0, 1, 2, 37][..]
         );
-        let b = encode_status(&status_with_rtc(crate::RtcStatus::NONE));
+        let b = v7(&status_with_rtc(crate::RtcStatus::NONE));
         assert_eq!(&b[b.len() - 7..], &[1, 0, 0, 0, 1, 2, 37][..]);
         // A state this build does not know is refused, not guessed.
-        let mut b = encode_status(&status_with_rtc(crate::RtcStatus::NONE));
+        let mut b = v7(&status_with_rtc(crate::RtcStatus::NONE));
         let at = b.len() - 7;
         b[at] = 3;
         assert!(matches!(decode_message(&b), Err(DecodeError::Malformed(_))));
@@ -701,32 +739,34 @@ mod tests {
         let mut s = status_with_rtc(HEALTHY_RTC);
         s.clock.sleep = Some(SLEPT);
         let bytes = encode_status(&s);
-        assert_eq!(bytes[0], 10);
+        assert_eq!(bytes[0], 11);
         assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         for cut in 1..bytes.len() {
             assert!(decode_message(&bytes[..cut]).is_err(), "prefix of {cut}");
         }
-        // Some, reason 0, 21602 s and 21600 s as varints, wake 0 (rtc);
+        let without = encode_status(&status_with_rtc(HEALTHY_RTC)).len();
+        assert_eq!(bytes.len(), without + 8);
+        let bytes = v7(&s);
+        // In a v7 body: some, reason 0, 21602 s and 21600 s as varints, wake 0 (rtc);
         // then the detector's three bytes.
         assert_eq!(
             &bytes[bytes.len() - 12..],
             &[1, 0, 0xe2, 0xa8, 0x01, 0xe0, 0xa8, 0x01, 0, 1, 2, 37][..]
         );
-        let without = encode_status(&status_with_rtc(HEALTHY_RTC)).len();
         eprintln!(
-            "status record v7 on hardware: {without} bytes without a sleep, {} with one",
-            bytes.len()
+            "status record v8 on hardware: {without} bytes without a sleep, {} with one",
+            without + 8
         );
-        assert_eq!(bytes.len(), without + 8);
         // A v5 record (kind byte 7): the v7 body without the sleep's byte
         // and the detector's three.
-        let mut v5 = encode_status(&status_with_rtc(HEALTHY_RTC));
+        let mut v5 = v7(&status_with_rtc(HEALTHY_RTC));
         v5.truncate(v5.len() - 4);
         v5[0] = STATUS_RECORD_V5;
         assert_eq!(
             decode_message(&v5),
             Ok(Message::Status(StatusRecord {
                 detection: None,
+                not_stored: None,
                 ..status_with_rtc(HEALTHY_RTC)
             }))
         );
@@ -750,9 +790,12 @@ mod tests {
             reason: crate::SleepReasonCode::EnergySaving,
             ..SLEPT
         });
-        let bytes = encode_status(&s);
+        assert_eq!(
+            decode_message(&encode_status(&s)),
+            Ok(Message::Status(s.clone()))
+        );
+        let bytes = v7(&s);
         assert_eq!(bytes[bytes.len() - 11], 1);
-        assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         let j = serde_json::to_value(&s).unwrap();
         assert_eq!(j["clock"]["sleep"]["reason"], "energy_saving");
         // A reason this build does not know is refused.
@@ -764,9 +807,12 @@ mod tests {
 
     #[test]
     fn status_v7_carries_the_detectors_counts_and_v6_still_decodes_without_them() {
-        let s = status_with_rtc(HEALTHY_RTC);
-        let bytes = encode_status(&s);
-        assert_eq!(bytes[0], STATUS_RECORD_VERSION);
+        let s = StatusRecord {
+            not_stored: None,
+            ..status_with_rtc(HEALTHY_RTC)
+        };
+        let bytes = v7(&s);
+        assert_eq!(bytes[0], STATUS_RECORD_V7);
         assert_eq!(bytes[0], 10);
         assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         for cut in 1..bytes.len() {
@@ -782,7 +828,7 @@ mod tests {
                 detection: d,
                 ..s.clone()
             };
-            let b = encode_status(&r);
+            let b = v7(&r);
             assert_eq!(decode_message(&b), Ok(Message::Status(r)));
             b.len() - v6.len()
         };
@@ -827,11 +873,14 @@ mod tests {
         as_v6[0] = STATUS_RECORD_V6;
         assert_eq!(decode_message(&as_v6), Err(DecodeError::Trailing(3)));
         let mut as_v7 = old.clone();
-        as_v7[0] = STATUS_RECORD_VERSION;
+        as_v7[0] = STATUS_RECORD_V7;
         assert!(decode_message(&as_v7).is_err());
-        // A build that does not know kind byte 10 names the ones it reads.
-        let e = DecodeError::UnsupportedVersion { found: 11 }.to_string();
-        assert!(e.contains("8 = status v6, 10 = status v7"), "{e}");
+        // A build that does not know kind byte 12 names the ones it reads.
+        let e = DecodeError::UnsupportedVersion { found: 12 }.to_string();
+        assert!(
+            e.contains("8 = status v6, 10 = status v7, 11 = status v8"),
+            "{e}"
+        );
         // JSON names the counts; JSON without them reads as not reported.
         let j = serde_json::to_value(&s).unwrap();
         assert_eq!(
@@ -861,6 +910,85 @@ mod tests {
     }
 
     #[test]
+    fn status_v8_carries_the_events_not_stored_and_v7_still_decodes_without_them() {
+        let s = status_with_rtc(HEALTHY_RTC);
+        let bytes = encode_status(&s);
+        assert_eq!(bytes[0], STATUS_RECORD_VERSION);
+        assert_eq!(bytes[0], 11);
+        assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
+        for cut in 1..bytes.len() {
+            assert!(decode_message(&bytes[..cut]).is_err(), "prefix of {cut}");
+        }
+        // The part is last: some, then the four counts as varints (none
+        // excluded, none dropped as background without a model, 12
+        // uncertain background events, 3 heat rises put down to the sun),
+        // after the detector's three bytes.
+        assert_eq!(&bytes[bytes.len() - 8..], &[1, 2, 37, 1, 0, 0, 12, 3][..]);
+        // What it costs against the same record as v7.
+        let old = v7(&s);
+        let with = |n: Option<crate::NotStored>| {
+            let r = StatusRecord {
+                not_stored: n,
+                ..s.clone()
+            };
+            let b = encode_status(&r);
+            assert_eq!(decode_message(&b), Ok(Message::Status(r)));
+            b.len() - old.len()
+        };
+        let none = with(None);
+        let zero = with(Some(crate::NotStored::default()));
+        let small = with(Some(NOT_STORED));
+        let season = with(Some(crate::NotStored::saturating([0, 40, 3_000, 150])));
+        let largest = with(Some(crate::NotStored::saturating([u64::MAX; 4])));
+        eprintln!(
+            "status record v8: the events not stored add {none} byte not reported, {zero} with every count 0, {small} with counts under 128, {season} with 40 background dropped, 3,000 uncertain and 150 sun rises, {largest} at their largest (v7 on hardware: {} bytes)",
+            old.len()
+        );
+        assert_eq!([none, zero, small, season, largest], [1, 5, 5, 7, 21]);
+        // A v7 record decodes with the part not reported; its body is the
+        // v8 body without the part.
+        assert_eq!(old[0], STATUS_RECORD_V7);
+        assert_eq!(&bytes[1..old.len()], &old[1..]);
+        assert_eq!(
+            decode_message(&old),
+            Ok(Message::Status(StatusRecord {
+                not_stored: None,
+                ..s.clone()
+            }))
+        );
+        // A v8 body read as v7 has the part left over; a v7 body read as
+        // v8 is cut short.
+        let mut as_v7 = bytes.clone();
+        as_v7[0] = STATUS_RECORD_V7;
+        assert_eq!(decode_message(&as_v7), Err(DecodeError::Trailing(5)));
+        let mut as_v8 = old.clone();
+        as_v8[0] = STATUS_RECORD_VERSION;
+        assert!(decode_message(&as_v8).is_err());
+        // JSON names the counts; JSON without them reads as not reported.
+        let j = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            j["not_stored"],
+            serde_json::json!({"excluded": 0, "background_dropped": 0, "uncertain_background": 12, "sun_heat_rises": 3})
+        );
+        let mut j = j;
+        j.as_object_mut().unwrap().remove("not_stored");
+        let back: StatusRecord = serde_json::from_value(j).unwrap();
+        assert_eq!(back.not_stored, None);
+        // The node's 64-bit counters saturate.
+        assert_eq!(
+            crate::NotStored::saturating([u64::MAX, 1, 2, 3]),
+            crate::NotStored {
+                excluded: u32::MAX,
+                background_dropped: 1,
+                uncertain_background: 2,
+                sun_heat_rises: 3,
+            }
+        );
+        assert!(crate::NotStored::saturating([0; 4]).is_zero());
+        assert!(!crate::NotStored::saturating([0, 0, 0, 1]).is_zero());
+    }
+
+    #[test]
     fn status_v4_still_decodes_with_an_unknown_rtc() {
         let s = status_with_rtc(HEALTHY_RTC);
         let v4 = encode_with(STATUS_RECORD_V4, &as_v4(&s));
@@ -879,6 +1007,7 @@ mod tests {
                     ..s.clock
                 },
                 detection: None,
+                not_stored: None,
                 ..s.clone()
             }
         );
@@ -893,7 +1022,7 @@ mod tests {
         assert_eq!(decode_message(&bytes), Ok(Message::Status(back)));
         // A v5 body read as v4 has bytes left over; a v4 body read as v5 is
         // cut short.
-        let mut as_v4 = encode_status(&s);
+        let mut as_v4 = v7(&s);
         as_v4[0] = STATUS_RECORD_V4;
         assert_eq!(decode_message(&as_v4), Err(DecodeError::Trailing(10)));
         let mut as_v5 = v4.clone();
@@ -972,6 +1101,7 @@ mod tests {
                 update: crate::UpdateStatus::default(),
                 disk: crate::DiskReport::default(),
                 detection: None,
+                not_stored: None,
                 ..s.clone()
             }))
         );
@@ -995,7 +1125,7 @@ mod tests {
             last.reason = crate::ShortText::new("x");
         }
         s.disk = crate::DiskReport::default();
-        let mut bytes = encode_status(&s);
+        let mut bytes = v7(&s);
         // The reason is the last field before the (unknown) disk and clock
         // parts and the detector's counts: length 1, "x", then none, 255,
         // 0, then nine zeros, then 1, 2, 37.
@@ -1069,7 +1199,7 @@ mod tests {
         let s = status();
         let bytes = encode_status(&s);
         eprintln!("encoded status record: {} bytes", bytes.len());
-        assert!(bytes.len() <= 73, "status record is {} bytes", bytes.len());
+        assert!(bytes.len() <= 78, "status record is {} bytes", bytes.len());
         assert_eq!(decode_message(&bytes), Ok(Message::Status(s.clone())));
         assert!(decode_event(&bytes).is_err());
         let e = sample();

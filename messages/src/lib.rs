@@ -12,7 +12,8 @@
 //! - [`codec`]: the versioned binary envelope (`[version][postcard body]`);
 //! - [`status`]: [`StatusRecord`], the periodic health report (with the store's
 //!   disk, [`DiskReport`], the node's clock and RTC, [`ClockStatus`], and the
-//!   detector's health counters, [`DetectionHealth`]), and [`Priority`];
+//!   detector's health counters, [`DetectionHealth`], and the events found and
+//!   not stored, [`NotStored`]), and [`Priority`];
 //! - [`update_status`]: the signed-update part of the status record;
 //! - [`json`]: [`EventJson`], the documented JSON view in physical units;
 //! - [`mod@pack`]: several records in one 340-byte Iridium SBD message;
@@ -40,7 +41,7 @@ pub use event::{
 pub use json::EventJson;
 pub use pack::{PackError, Packed, UnpackError, pack, unpack};
 pub use status::{
-    ClockStatus, DetectionHealth, DiskReport, DiskStateCode, DropCounters, LastSleep,
+    ClockStatus, DetectionHealth, DiskReport, DiskStateCode, DropCounters, LastSleep, NotStored,
     PowerModeCode, Priority, RtcState, RtcStatus, SensorHealth, SensorState, SleepReasonCode,
     StatusRecord, WakeCause,
 };

@@ -35,8 +35,8 @@ use serde::{Deserialize, Serialize};
 use crate::status::ClockStatusV4;
 use crate::{
     DetectionHealth, DiskReport, DropCounters, EventClass, EventRecord, KeyFeatures, LastSleep,
-    Message, ModalityScores, ModelVersion, Permille, PowerModeCode, RtcStatus, SensorHealth,
-    StatusCause, StatusRecord, TimeQuality, TimeSource, UpdateStatus,
+    Message, ModalityScores, ModelVersion, NotStored, Permille, PowerModeCode, RtcStatus,
+    SensorHealth, StatusCause, StatusRecord, TimeQuality, TimeSource, UpdateStatus,
 };
 
 /// The first byte of a packed message as [`pack`] writes it: SBD packing,
@@ -96,6 +96,14 @@ const STATUS_DETECTION_PART: u64 = 64;
 /// two counts follow (after the sleep part, when there is one), as two
 /// varints; set only when one of them is not 0.
 const STATUS_DETECTION_COUNTS: u64 = 128;
+/// In a status head: the record reports the events not stored (status
+/// record v8); alone, every count is 0, and nothing follows for it.
+/// Unset: not reported (a record from before v8).
+const STATUS_NOT_STORED_PART: u64 = 256;
+/// In a status head, with [`STATUS_NOT_STORED_PART`] only: the four counts
+/// of the events not stored follow (after the detector's counts, when they
+/// are there), as four varints; set only when one of them is not 0.
+const STATUS_NOT_STORED_COUNTS: u64 = 512;
 /// Every part bit of a status head.
 const STATUS_PARTS: u64 = STATUS_UPDATE_PART
     | STATUS_DISK_PART
@@ -103,7 +111,9 @@ const STATUS_PARTS: u64 = STATUS_UPDATE_PART
     | STATUS_RTC_PART
     | STATUS_SLEEP_PART
     | STATUS_DETECTION_PART
-    | STATUS_DETECTION_COUNTS;
+    | STATUS_DETECTION_COUNTS
+    | STATUS_NOT_STORED_PART
+    | STATUS_NOT_STORED_COUNTS;
 /// Number of optional event fields, each one presence bit.
 const PRESENCE_BITS: u32 = 9;
 /// The class starts above the kind bit and the presence bits.
@@ -264,6 +274,12 @@ fn status_head(s: &StatusRecord) -> u64 {
             head |= STATUS_DETECTION_COUNTS;
         }
     }
+    if let Some(n) = &s.not_stored {
+        head |= STATUS_NOT_STORED_PART;
+        if !n.is_zero() {
+            head |= STATUS_NOT_STORED_COUNTS;
+        }
+    }
     head
 }
 
@@ -419,6 +435,9 @@ fn put_record(out: &mut Vec<u8>, m: &Message, prev: Option<(u64, i64)>, quality:
         }
         if let Some(d) = s.detection.filter(|d| !d.is_zero()) {
             put(out, &d);
+        }
+        if let Some(n) = s.not_stored.filter(|n| !n.is_zero()) {
+            put(out, &n);
         }
     }
 }
@@ -663,16 +682,23 @@ fn read_records(
                         detail: format!("status head {head} has reserved bits set"),
                     });
                 }
-                if head & (STATUS_DETECTION_PART | STATUS_DETECTION_COUNTS)
-                    == STATUS_DETECTION_COUNTS
-                {
-                    return Err(UnpackError::Invalid {
-                        field: "record head",
-                        offset: head_at,
-                        detail: format!(
-                            "status head {head} has detection counts without the detection part"
-                        ),
-                    });
+                for (part, counts, what) in [
+                    (STATUS_DETECTION_PART, STATUS_DETECTION_COUNTS, "detection"),
+                    (
+                        STATUS_NOT_STORED_PART,
+                        STATUS_NOT_STORED_COUNTS,
+                        "not-stored",
+                    ),
+                ] {
+                    if head & (part | counts) == counts {
+                        return Err(UnpackError::Invalid {
+                            field: "record head",
+                            offset: head_at,
+                            detail: format!(
+                                "status head {head} has {what} counts without the {what} part"
+                            ),
+                        });
+                    }
                 }
                 Message::Status(read_status(&mut r, id, time, node_id, head)?)
             }
@@ -825,6 +851,26 @@ fn read_status(
             Some(d)
         }
     };
+    let not_stored_at = r.offset();
+    let not_stored: Option<NotStored> = match (
+        head & STATUS_NOT_STORED_PART != 0,
+        head & STATUS_NOT_STORED_COUNTS != 0,
+    ) {
+        (false, _) => None,
+        (true, false) => Some(NotStored::default()),
+        (true, true) => {
+            let n: NotStored = r.take("status not-stored part")?;
+            if n.is_zero() {
+                // Never written: four zero counts go as the head bit alone.
+                return Err(UnpackError::Invalid {
+                    field: "status not-stored part",
+                    offset: not_stored_at,
+                    detail: "four counts 0 are never written".into(),
+                });
+            }
+            Some(n)
+        }
+    };
     Ok(StatusRecord {
         id,
         node_id: node_id.to_owned(),
@@ -845,6 +891,7 @@ fn read_status(
         disk,
         clock: clock.with_rtc(rtc, sleep),
         detection,
+        not_stored,
     })
 }
 
@@ -1045,6 +1092,17 @@ mod tests {
                         rng.below(400) as u32
                     },
                 }),
+            },
+            not_stored: match rng.below(4) {
+                0 => None,
+                1 => Some(NotStored::default()),
+                _ => Some(NotStored::saturating(std::array::from_fn(|_| {
+                    if rng.chance(20) {
+                        rng.next()
+                    } else {
+                        rng.below(50)
+                    }
+                }))),
             },
         }
     }
@@ -1393,27 +1451,31 @@ mod tests {
             // Status head with reserved bits (bit 1 is the update part's,
             // bit 2 the disk part's, bit 3 the clock part's, bit 4 the
             // RTC part's, bit 5 the sleep part's, bits 6 and 7 the
-            // detector's): bit 8 (the varint 257).
+            // detector's, bits 8 and 9 the events not stored): bit 10 (the
+            // varint 1025).
             let b = if v == PACK_VERSION {
-                v2(1, &[5, 0, 0x81, 0x02])
+                v2(1, &[5, 0, 0x81, 0x08])
             } else {
-                vec![v, 5, 0, 0x81, 0x02]
+                vec![v, 5, 0, 0x81, 0x08]
             };
             assert!(
                 matches!(unpack(&b, NODE), Err(UnpackError::Invalid { .. })),
                 "{v:#x}"
             );
             // The detector's counts (bit 7) without its part (bit 6): the
-            // varint 129.
-            let b = if v == PACK_VERSION {
-                v2(1, &[5, 0, 0x81, 0x01])
-            } else {
-                vec![v, 5, 0, 0x81, 0x01]
-            };
-            assert!(
-                matches!(unpack(&b, NODE), Err(UnpackError::Invalid { .. })),
-                "{v:#x}"
-            );
+            // varint 129; the counts of the events not stored (bit 9)
+            // without their part (bit 8): the varint 513.
+            for head in [[0x81, 0x01], [0x81, 0x04]] {
+                let b = if v == PACK_VERSION {
+                    v2(1, &[&[5, 0][..], &head].concat())
+                } else {
+                    [&[v, 5, 0][..], &head].concat()
+                };
+                assert!(
+                    matches!(unpack(&b, NODE), Err(UnpackError::Invalid { .. })),
+                    "{v:#x} {head:?}"
+                );
+            }
         }
         // Version 2: a header cut short, a count of none, records beyond
         // the count, fewer records than the count with a valid checksum.
@@ -1471,6 +1533,7 @@ mod tests {
         let mut s = status(&mut rng, 40, 1_780_000_000_000);
         s.clock = Default::default();
         s.detection = None;
+        s.not_stored = None;
         s.cause = StatusCause::UpdateResult;
         s.update = UpdateStatus {
             model_active: u64::MAX,
@@ -1513,7 +1576,23 @@ mod tests {
             p.bytes.len()
         );
         assert_eq!(p.bytes.len(), packed.bytes.len() + 11);
-        assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(counted)]));
+        assert_eq!(
+            unpack(&p.bytes, NODE),
+            Ok(vec![Message::Status(counted.clone())])
+        );
+        // And the events not stored at their largest: 20 bytes more (four
+        // five-byte varints; the head is two bytes already).
+        let all = StatusRecord {
+            not_stored: Some(NotStored::saturating([u64::MAX; 4])),
+            ..counted.clone()
+        };
+        let q = pack(&[Message::Status(all.clone())], SBD_MO_MAX).unwrap();
+        eprintln!(
+            "with the events not stored at their largest too: {} bytes",
+            q.bytes.len()
+        );
+        assert_eq!(q.bytes.len(), p.bytes.len() + 20);
+        assert_eq!(unpack(&q.bytes, NODE), Ok(vec![Message::Status(all)]));
         let head_of = |p: &Packed| {
             let mut r = Reader {
                 all: &p.bytes,
@@ -1734,6 +1813,84 @@ mod tests {
     }
 
     #[test]
+    fn the_not_stored_part_costs_nothing_at_zero_and_a_few_bytes_otherwise() {
+        let head_of = |p: &Packed| {
+            let mut r = Reader {
+                all: &p.bytes,
+                rest: &p.bytes[HEADER_V2..],
+            };
+            let _: u64 = r.take("id").unwrap();
+            let _: i64 = r.take("time").unwrap();
+            r.take::<u64>("head").unwrap()
+        };
+        let packed = |s: &StatusRecord| {
+            let p = pack(&[Message::Status(s.clone())], SBD_MO_MAX).unwrap();
+            assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(s.clone())]));
+            p
+        };
+        // The golden status record (not reported) with the detector's
+        // counts of a v7 node.
+        let Some(Message::Status(mut s)) = golden_records().pop() else {
+            panic!("the golden records end with a status record")
+        };
+        s.detection = Some(DetectionHealth {
+            events_cut_at_max: 2,
+            events_joined: 37,
+        });
+        let before = packed(&s);
+        let parts = KIND_STATUS
+            | STATUS_UPDATE_PART
+            | STATUS_DISK_PART
+            | STATUS_CLOCK_PART
+            | STATUS_DETECTION_PART
+            | STATUS_DETECTION_COUNTS;
+        assert_eq!(head_of(&before), parts);
+        // Every count 0: head bit 8 alone, in the head's two bytes.
+        s.not_stored = Some(NotStored::default());
+        let zero = packed(&s);
+        assert_eq!(head_of(&zero), parts | STATUS_NOT_STORED_PART);
+        assert_eq!(zero.bytes.len(), before.bytes.len());
+        // Counts: head bits 8 and 9, then the four counts as varints, last
+        // (after the detector's).
+        let cost = |s: &mut StatusRecord, counts: [u64; 4]| {
+            s.not_stored = Some(NotStored::saturating(counts));
+            let p = packed(s);
+            assert_eq!(
+                head_of(&p),
+                parts | STATUS_NOT_STORED_PART | STATUS_NOT_STORED_COUNTS
+            );
+            p.bytes.len() - before.bytes.len()
+        };
+        let small = cost(&mut s, [0, 0, 12, 3]);
+        let p = packed(&s);
+        assert_eq!(&p.bytes[p.bytes.len() - 6..], &[2, 37, 0, 0, 12, 3]);
+        let season = cost(&mut s, [0, 40, 3_000, 150]);
+        let largest = cost(&mut s, [u64::MAX; 4]);
+        eprintln!(
+            "packed status record ({} bytes alone, the detector's counts 2 and 37): the events not stored add 0 bytes with every count 0, {small} with 12 uncertain and 3 sun rises, {season} with 40 background dropped, 3,000 uncertain and 150 sun rises, {largest} at their largest",
+            before.bytes.len()
+        );
+        assert_eq!([small, season, largest], [4, 6, 20]);
+        // Four counts of 0 after bit 9 are never written, and refused.
+        s.not_stored = Some(NotStored::saturating([0, 0, 0, 1]));
+        let p = packed(&s);
+        let mut records = p.bytes[HEADER_V2..].to_vec();
+        let last = records.len() - 1;
+        assert_eq!(records[last], 1);
+        records[last] = 0;
+        assert!(matches!(
+            unpack(&v2(1, &records), NODE),
+            Err(UnpackError::Invalid {
+                field: "status not-stored part",
+                ..
+            })
+        ));
+        // Cut inside the counts: the message is cut short.
+        let cut = v2(1, &p.bytes[HEADER_V2..p.bytes.len() - 1]);
+        assert!(unpack(&cut, NODE).is_err());
+    }
+
+    #[test]
     fn a_record_too_large_alone_is_an_error_and_mixed_nodes_are_refused() {
         let mut rng = Rng(7);
         let e = event(&mut rng, 1, 0);
@@ -1867,8 +2024,10 @@ mod tests {
                 rtc: RtcStatus::default(),
                 sleep: None,
             },
-            // Packed by nodes before status record v7: no detector's part.
+            // Packed by nodes before status record v7: no detector's part,
+            // and before v8 no events not stored.
             detection: None,
+            not_stored: None,
         };
         vec![Message::Event(e1), Message::Event(e2), Message::Status(s)]
     }

@@ -166,6 +166,12 @@ pub struct StatusRecord {
     /// included.
     #[serde(default)]
     pub detection: Option<DetectionHealth>,
+    /// The events the node found and did not store, by reason, since it
+    /// started (status record v8). None = not reported: a record from
+    /// before v8, and JSON without it; a node of v8 or later always
+    /// reports them, zero included.
+    #[serde(default)]
+    pub not_stored: Option<NotStored>,
 }
 
 /// The detector's health in a status record (status record v7): counts
@@ -197,6 +203,53 @@ impl DetectionHealth {
     /// True when both counts are 0.
     pub fn is_zero(&self) -> bool {
         *self == DetectionHealth::default()
+    }
+}
+
+/// The events the node found and chose not to store, by reason, in a
+/// status record (status record v8): counts since the node started (as
+/// [`DetectionHealth`]'s). Each saturates at [`u32::MAX`]. None of them
+/// is an error; together they say how much of what the triggers found
+/// never reached the outbox, and why.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NotStored {
+    /// Events of a class the configuration excludes (`[fusion] exclude`).
+    pub excluded: u32,
+    /// Events the triggers' rules call background (wind, rain, a hum) that
+    /// no model classified: none loaded, or the power policy denied the
+    /// burst (`[detector.merge] report_background` stores them).
+    pub background_dropped: u32,
+    /// Events the rules call background whose model verdict was unsure
+    /// (`unknown`) and joined no surer event of their bout (`[fusion]
+    /// store_uncertain_background` stores them).
+    pub uncertain_background: u32,
+    /// Heat rises with nothing heard or seen that came after the camera's
+    /// view brightened: the sun on the enclosure (`[detector.climate]
+    /// sun_brightening`).
+    pub sun_heat_rises: u32,
+}
+
+impl NotStored {
+    /// From the node's 64-bit counters, each saturating at [`u32::MAX`]:
+    /// `[excluded, background_dropped, uncertain_background, sun_heat_rises]`.
+    pub fn saturating(counts: [u64; 4]) -> NotStored {
+        let [
+            excluded,
+            background_dropped,
+            uncertain_background,
+            sun_heat_rises,
+        ] = counts.map(|c| u32::try_from(c).unwrap_or(u32::MAX));
+        NotStored {
+            excluded,
+            background_dropped,
+            uncertain_background,
+            sun_heat_rises,
+        }
+    }
+
+    /// True when every count is 0.
+    pub fn is_zero(&self) -> bool {
+        *self == NotStored::default()
     }
 }
 
@@ -360,6 +413,90 @@ impl ClockStatusV4 {
     }
 }
 
+/// The status record as version 7 of its envelope carried it (kind/version
+/// byte 10): without [`StatusRecord::not_stored`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StatusRecordV7 {
+    pub id: u64,
+    pub node_id: String,
+    pub time_ms: i64,
+    pub uptime_s: u32,
+    pub battery_permille: u16,
+    pub battery_mv: u16,
+    pub power_mode: PowerModeCode,
+    pub air_temp_c100: Option<i16>,
+    pub board_temp_c100: Option<i16>,
+    pub sensors: SensorHealth,
+    pub queue: [u32; 4],
+    pub drops: DropCounters,
+    pub model: ModelVersion,
+    pub last_contact_ms: Option<i64>,
+    pub cause: StatusCause,
+    pub update: UpdateStatus,
+    pub disk: DiskReport,
+    pub clock: ClockStatus,
+    pub detection: Option<DetectionHealth>,
+}
+
+impl From<StatusRecordV7> for StatusRecord {
+    fn from(v: StatusRecordV7) -> StatusRecord {
+        let detection = v.detection;
+        StatusRecord {
+            detection,
+            ..StatusRecord::from(StatusRecordV6 {
+                id: v.id,
+                node_id: v.node_id,
+                time_ms: v.time_ms,
+                uptime_s: v.uptime_s,
+                battery_permille: v.battery_permille,
+                battery_mv: v.battery_mv,
+                power_mode: v.power_mode,
+                air_temp_c100: v.air_temp_c100,
+                board_temp_c100: v.board_temp_c100,
+                sensors: v.sensors,
+                queue: v.queue,
+                drops: v.drops,
+                model: v.model,
+                last_contact_ms: v.last_contact_ms,
+                cause: v.cause,
+                update: v.update,
+                disk: v.disk,
+                clock: v.clock,
+            })
+        }
+    }
+}
+
+/// A status record as a v7 node laid it out: without the events not
+/// stored (for tests of the older layouts).
+#[cfg(test)]
+impl From<&StatusRecord> for StatusRecordV7 {
+    fn from(s: &StatusRecord) -> StatusRecordV7 {
+        let v6 = StatusRecordV6::from(s);
+        StatusRecordV7 {
+            id: v6.id,
+            node_id: v6.node_id,
+            time_ms: v6.time_ms,
+            uptime_s: v6.uptime_s,
+            battery_permille: v6.battery_permille,
+            battery_mv: v6.battery_mv,
+            power_mode: v6.power_mode,
+            air_temp_c100: v6.air_temp_c100,
+            board_temp_c100: v6.board_temp_c100,
+            sensors: v6.sensors,
+            queue: v6.queue,
+            drops: v6.drops,
+            model: v6.model,
+            last_contact_ms: v6.last_contact_ms,
+            cause: v6.cause,
+            update: v6.update,
+            disk: v6.disk,
+            clock: v6.clock,
+            detection: s.detection,
+        }
+    }
+}
+
 /// The status record as version 6 of its envelope carried it (kind/version
 /// byte 8): without [`StatusRecord::detection`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -406,6 +543,7 @@ impl From<StatusRecordV6> for StatusRecord {
             disk: v.disk,
             clock: v.clock,
             detection: None,
+            not_stored: None,
         }
     }
 }
@@ -506,6 +644,7 @@ impl From<StatusRecordV5> for StatusRecord {
             disk: v.disk,
             clock: v.clock.into(),
             detection: None,
+            not_stored: None,
         }
     }
 }
@@ -566,6 +705,7 @@ impl From<StatusRecordV4> for StatusRecord {
             disk: v.disk,
             clock: v.clock.with_rtc(RtcStatus::default(), None),
             detection: None,
+            not_stored: None,
         }
     }
 }
@@ -615,6 +755,7 @@ impl From<StatusRecordV3> for StatusRecord {
             disk: v.disk,
             clock: ClockStatus::default(),
             detection: None,
+            not_stored: None,
         }
     }
 }
@@ -808,6 +949,7 @@ impl From<StatusRecordV2> for StatusRecord {
             disk: DiskReport::default(),
             clock: ClockStatus::default(),
             detection: None,
+            not_stored: None,
         }
     }
 }

@@ -110,6 +110,12 @@ fn status() -> StatusRecord {
             events_cut_at_max: 1,
             events_joined: 212,
         }),
+        not_stored: Some(messages::NotStored {
+            excluded: 4,
+            background_dropped: 0,
+            uncertain_background: 31,
+            sun_heat_rises: 2,
+        }),
     }
 }
 

@@ -165,6 +165,31 @@ pub fn render(r: &StatusRecord) -> String {
             i64::from(d.events_joined),
         );
     }
+    // The events found and not stored (status record v8), by reason: counts
+    // since the node started. A record that does not report them leaves
+    // the series out.
+    if let Some(n) = &r.not_stored {
+        family(
+            &mut reg,
+            "events_not_stored",
+            "Events the node found and did not store since it started, per reason: excluded class, background without a model verdict, unsure background, heat rise put down to the sun",
+            &[
+                (label("reason", "excluded"), i64::from(n.excluded)),
+                (
+                    label("reason", "background_dropped"),
+                    i64::from(n.background_dropped),
+                ),
+                (
+                    label("reason", "uncertain_background"),
+                    i64::from(n.uncertain_background),
+                ),
+                (
+                    label("reason", "sun_heat_rise"),
+                    i64::from(n.sun_heat_rises),
+                ),
+            ],
+        );
+    }
     if let Some(t) = r.last_contact_ms {
         gauge(
             &mut reg,

@@ -157,6 +157,12 @@ mod tests {
                 events_cut_at_max: 4,
                 events_joined: 130,
             }),
+            not_stored: Some(messages::NotStored {
+                excluded: 1,
+                background_dropped: 0,
+                uncertain_background: 22,
+                sun_heat_rises: 0,
+            }),
         };
         let records = vec![
             Message::Event(event(5, "n7")),

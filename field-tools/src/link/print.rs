@@ -111,6 +111,34 @@ pub fn status(s: &StatusRecord, json: bool) {
     println!("rtc:       {rtc}");
     println!("sleep:     {sleep}");
     println!("detector:  {}", detection_line(s.detection.as_ref()));
+    println!("not kept:  {}", not_stored_line(s.not_stored.as_ref()));
+}
+
+/// The events found and not stored, by reason, in one line: `events not
+/// stored: 12 unsure background, 3 heat rises put down to the sun (since
+/// the node started)`; reasons with a count of 0 are left out.
+pub fn not_stored_line(n: Option<&messages::NotStored>) -> String {
+    let Some(n) = n else {
+        return "not reported (a node before status record v8)".into();
+    };
+    let parts: Vec<String> = [
+        (n.excluded, "of an excluded class"),
+        (n.background_dropped, "background without a model verdict"),
+        (n.uncertain_background, "unsure background"),
+        (n.sun_heat_rises, "heat rises put down to the sun"),
+    ]
+    .into_iter()
+    .filter(|(c, _)| *c > 0)
+    .map(|(c, what)| format!("{c} {what}"))
+    .collect();
+    if parts.is_empty() {
+        "every event found was stored (since the node started)".into()
+    } else {
+        format!(
+            "events not stored: {} (since the node started)",
+            parts.join(", ")
+        )
+    }
 }
 
 /// The detector's health counters in one line: `events: 2 cut at the
@@ -605,6 +633,34 @@ mod tests {
         );
         c.rtc = messages::RtcStatus::NONE;
         assert_eq!(clock_lines(&c)[1], "none found");
+    }
+
+    #[test]
+    fn the_not_stored_line_names_the_reasons_that_count() {
+        let mut n = messages::NotStored {
+            excluded: 0,
+            background_dropped: 0,
+            uncertain_background: 12,
+            sun_heat_rises: 3,
+        };
+        assert_eq!(
+            not_stored_line(Some(&n)),
+            "events not stored: 12 unsure background, 3 heat rises put down to the sun (since the node started)"
+        );
+        n.excluded = 1;
+        n.background_dropped = 4;
+        assert_eq!(
+            not_stored_line(Some(&n)),
+            "events not stored: 1 of an excluded class, 4 background without a model verdict, 12 unsure background, 3 heat rises put down to the sun (since the node started)"
+        );
+        assert_eq!(
+            not_stored_line(Some(&messages::NotStored::default())),
+            "every event found was stored (since the node started)"
+        );
+        assert_eq!(
+            not_stored_line(None),
+            "not reported (a node before status record v8)"
+        );
     }
 
     #[test]

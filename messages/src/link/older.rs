@@ -16,6 +16,7 @@ use super::proto::{RequestEnvelope, Response, ResponseEnvelope};
 use crate::StatusRecord;
 use crate::status::{
     StatusRecordV1, StatusRecordV2, StatusRecordV3, StatusRecordV4, StatusRecordV5, StatusRecordV6,
+    StatusRecordV7,
 };
 
 /// The position of [`Response::Status`] among the responses (postcard
@@ -31,7 +32,8 @@ impl LinkMessage for ResponseEnvelope {
         if variant != STATUS_VARIANT {
             return None;
         }
-        let record = exactly::<StatusRecordV6>(rest)
+        let record = exactly::<StatusRecordV7>(rest)
+            .or_else(|| exactly::<StatusRecordV6>(rest))
             .or_else(|| exactly::<StatusRecordV5>(rest))
             .or_else(|| exactly::<StatusRecordV4>(rest))
             .or_else(|| exactly::<StatusRecordV3>(rest))
@@ -58,7 +60,9 @@ fn exactly<V: DeserializeOwned + Into<StatusRecord>>(bytes: &[u8]) -> Option<Sta
 mod tests {
     use super::*;
     use crate::link::{FrameDecoder, LinkError, encode_frame};
-    use crate::{DetectionHealth, ModelVersion, PowerModeCode, SensorHealth, SensorState};
+    use crate::{
+        DetectionHealth, ModelVersion, NotStored, PowerModeCode, SensorHealth, SensorState,
+    };
     use serde::Serialize;
 
     fn record() -> StatusRecord {
@@ -90,6 +94,12 @@ mod tests {
                 events_cut_at_max: 2,
                 events_joined: 40,
             }),
+            not_stored: Some(NotStored {
+                excluded: 0,
+                background_dropped: 1,
+                uncertain_background: 9,
+                sun_heat_rises: 2,
+            }),
         }
     }
 
@@ -118,21 +128,28 @@ mod tests {
     #[test]
     fn a_status_reply_of_an_older_node_decodes_with_what_it_carried() {
         let full = record();
-        let got = decode(&framed(9, &StatusRecordV6::from(&full)));
-        let [Ok(reply)] = got.as_slice() else {
-            panic!("{got:?}")
+        let v7 = StatusRecord {
+            not_stored: None,
+            ..full.clone()
         };
-        assert_eq!(reply.id, 9);
-        let Response::Status(s) = &reply.body else {
-            panic!("{reply:?}")
+        let v6 = StatusRecord {
+            detection: None,
+            ..v7.clone()
         };
-        assert_eq!(
-            **s,
-            StatusRecord {
-                detection: None,
-                ..full
-            }
-        );
+        for (wire, expected) in [
+            (framed(9, &StatusRecordV7::from(&full)), v7),
+            (framed(9, &StatusRecordV6::from(&full)), v6),
+        ] {
+            let got = decode(&wire);
+            let [Ok(reply)] = got.as_slice() else {
+                panic!("{got:?}")
+            };
+            assert_eq!(reply.id, 9);
+            let Response::Status(s) = &reply.body else {
+                panic!("{reply:?}")
+            };
+            assert_eq!(**s, expected);
+        }
     }
 
     #[test]

@@ -136,11 +136,44 @@ fn the_detectors_counters_are_gauges_that_follow_the_run() {
     // v7) leaves both series out rather than claiming 0.
     let old = messages::StatusRecord {
         detection: None,
+        not_stored: None,
         ..status.build(0, 30_000)
     };
     let text = render(&old);
     assert!(!text.contains("fieldnode_events_cut_at_max"), "{text}");
     assert!(!text.contains("fieldnode_events_joined"), "{text}");
+    assert!(!text.contains("fieldnode_events_not_stored"), "{text}");
+}
+
+#[test]
+fn the_events_not_stored_are_one_family_by_reason() {
+    use crate::tasks::Counters;
+    let dir = tempfile::tempdir().unwrap();
+    let status = source(dir.path(), 0);
+    let series = |reason: &str| format!("fieldnode_events_not_stored{{reason=\"{reason}\"}}");
+    let text = render(&status.build(0, 10_000));
+    assert_eq!(
+        value(&text, &series("uncertain_background")),
+        Some(0),
+        "{text}"
+    );
+    Counters::set(&status.counters.events_excluded, 2);
+    Counters::set(&status.counters.background_dropped, 5);
+    Counters::set(&status.counters.uncertain_background, 31);
+    Counters::set(&status.counters.sun_heat_rises, 3);
+    let text = render(&status.build(0, 20_000));
+    for (reason, n) in [
+        ("excluded", 2),
+        ("background_dropped", 5),
+        ("uncertain_background", 31),
+        ("sun_heat_rise", 3),
+    ] {
+        assert_eq!(value(&text, &series(reason)), Some(n), "{reason}: {text}");
+    }
+    assert!(
+        text.contains("# TYPE fieldnode_events_not_stored gauge"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

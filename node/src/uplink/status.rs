@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use messages::{
-    DetectionHealth, DiskReport, DiskStateCode, ModelVersion, PowerModeCode, RtcState, RtcStatus,
-    SensorHealth, SensorState, StatusCause, StatusRecord,
+    DetectionHealth, DiskReport, DiskStateCode, ModelVersion, NotStored, PowerModeCode, RtcState,
+    RtcStatus, SensorHealth, SensorState, StatusCause, StatusRecord,
 };
 use power::{PowerMode, PowerStatus};
 use tokio::sync::watch;
@@ -205,6 +205,19 @@ impl StatusSource {
         )
     }
 
+    /// The events found and not stored since the node started, by reason,
+    /// from the same counters.
+    fn not_stored(&self) -> NotStored {
+        use crate::tasks::Counters;
+        let c = &self.counters;
+        NotStored::saturating([
+            Counters::get(&c.events_excluded),
+            Counters::get(&c.background_dropped),
+            Counters::get(&c.uncertain_background),
+            Counters::get(&c.sun_heat_rises),
+        ])
+    }
+
     /// The status at `now_ms`, with id `id`. Reads the store's counters:
     /// never call it while the store builds a record (its lock is held).
     pub fn build(&self, id: u64, now_ms: i64) -> StatusRecord {
@@ -250,6 +263,7 @@ impl StatusSource {
             disk: disk_report(&self.store.disk_status()),
             clock: self.clock_status(now_ms),
             detection: Some(self.detection()),
+            not_stored: Some(self.not_stored()),
         }
     }
 
@@ -368,6 +382,41 @@ mod tests {
     }
 
     #[test]
+    fn a_status_record_carries_the_events_not_stored_by_reason() {
+        use crate::tasks::Counters;
+        let dir = tempfile::tempdir().unwrap();
+        let s = source(dir.path());
+        // Reported from the start, zero included.
+        assert_eq!(s.build(0, 1_001_000).not_stored, Some(NotStored::default()));
+        // Each counter of the detect task lands in its own field.
+        Counters::add(&s.counters.events_excluded, 1);
+        Counters::add(&s.counters.background_dropped, 2);
+        Counters::add(&s.counters.uncertain_background, 17);
+        Counters::add(&s.counters.sun_heat_rises, 4);
+        let expected = NotStored {
+            excluded: 1,
+            background_dropped: 2,
+            uncertain_background: 17,
+            sun_heat_rises: 4,
+        };
+        let r = s.append(1_002_000).unwrap();
+        assert_eq!(r.not_stored, Some(expected));
+        let p = s.store.pending(messages::Priority::Low, 10).unwrap();
+        match messages::decode_message(&p.items[0].bytes).unwrap() {
+            messages::Message::Status(stored) => assert_eq!(stored.not_stored, Some(expected)),
+            other => panic!("{other:?}"),
+        }
+        // Beyond u32 they saturate.
+        Counters::add(&s.counters.uncertain_background, u64::from(u32::MAX));
+        assert_eq!(
+            s.build(0, 1_003_000)
+                .not_stored
+                .map(|n| n.uncertain_background),
+            Some(u32::MAX)
+        );
+    }
+
+    #[test]
     fn a_status_record_carries_the_clock_that_stamps_the_events() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = source(dir.path());
@@ -455,10 +504,10 @@ mod tests {
                 cell_mv: Some(3_012),
             }
         );
-        // What was stored (status record v7) carries it too.
+        // What was stored (status record v8) carries it too.
         let p = s.store.pending(messages::Priority::Low, 10).unwrap();
         assert_eq!(p.items[0].bytes[0], messages::codec::STATUS_RECORD_VERSION);
-        assert_eq!(p.items[0].bytes[0], 10);
+        assert_eq!(p.items[0].bytes[0], 11);
         match messages::decode_message(&p.items[0].bytes).unwrap() {
             messages::Message::Status(stored) => assert_eq!(stored.clock.rtc, r.clock.rtc),
             other => panic!("{other:?}"),

@@ -59,6 +59,7 @@ fn status(time_ms: i64) -> impl FnOnce(u64) -> StatusRecord {
         disk: Default::default(),
         clock: Default::default(),
         detection: None,
+        not_stored: None,
     }
 }
 

@@ -63,6 +63,7 @@ fn item(id: u64, priority: Priority, age_ms: i64, status: bool) -> PendingItem {
             disk: Default::default(),
             clock: Default::default(),
             detection: None,
+            not_stored: None,
         })
     } else {
         Message::Event(messages::EventRecord {
