@@ -831,46 +831,18 @@ fn read_status(
     } else {
         None
     };
-    let detection_at = r.offset();
-    let detection: Option<DetectionHealth> = match (
-        head & STATUS_DETECTION_PART != 0,
-        head & STATUS_DETECTION_COUNTS != 0,
-    ) {
-        (false, _) => None,
-        (true, false) => Some(DetectionHealth::default()),
-        (true, true) => {
-            let d: DetectionHealth = r.take("status detection part")?;
-            if d.is_zero() {
-                // Never written: two zero counts go as the head bit alone.
-                return Err(UnpackError::Invalid {
-                    field: "status detection part",
-                    offset: detection_at,
-                    detail: "both counts 0 are never written".into(),
-                });
-            }
-            Some(d)
-        }
-    };
-    let not_stored_at = r.offset();
-    let not_stored: Option<NotStored> = match (
-        head & STATUS_NOT_STORED_PART != 0,
-        head & STATUS_NOT_STORED_COUNTS != 0,
-    ) {
-        (false, _) => None,
-        (true, false) => Some(NotStored::default()),
-        (true, true) => {
-            let n: NotStored = r.take("status not-stored part")?;
-            if n.is_zero() {
-                // Never written: four zero counts go as the head bit alone.
-                return Err(UnpackError::Invalid {
-                    field: "status not-stored part",
-                    offset: not_stored_at,
-                    detail: "four counts 0 are never written".into(),
-                });
-            }
-            Some(n)
-        }
-    };
+    let detection: Option<DetectionHealth> = read_counts(
+        r,
+        head,
+        (STATUS_DETECTION_PART, STATUS_DETECTION_COUNTS),
+        "status detection part",
+    )?;
+    let not_stored: Option<NotStored> = read_counts(
+        r,
+        head,
+        (STATUS_NOT_STORED_PART, STATUS_NOT_STORED_COUNTS),
+        "status not-stored part",
+    )?;
     Ok(StatusRecord {
         id,
         node_id: node_id.to_owned(),
@@ -893,6 +865,37 @@ fn read_status(
         detection,
         not_stored,
     })
+}
+
+/// A part of counts behind two status head bits: `part` alone, every count
+/// 0 (nothing follows); with `counts`, the counts follow, and all of them
+/// 0 there is an error (never written); neither, not reported.
+fn read_counts<'a, T>(
+    r: &mut Reader<'a>,
+    head: u64,
+    (part, counts): (u64, u64),
+    field: &'static str,
+) -> Result<Option<T>, UnpackError>
+where
+    T: Deserialize<'a> + Default + PartialEq,
+{
+    match (head & part != 0, head & counts != 0) {
+        (false, _) => Ok(None),
+        (true, false) => Ok(Some(T::default())),
+        (true, true) => {
+            let at = r.offset();
+            let c: T = r.take(field)?;
+            if c == T::default() {
+                // Never written: counts of 0 go as the part's head bit alone.
+                return Err(UnpackError::Invalid {
+                    field,
+                    offset: at,
+                    detail: "counts that are all 0 are never written".into(),
+                });
+            }
+            Ok(Some(c))
+        }
+    }
 }
 
 /// Iridium billing: one credit per started 50 bytes of a message.
@@ -1593,15 +1596,6 @@ mod tests {
         );
         assert_eq!(q.bytes.len(), p.bytes.len() + 20);
         assert_eq!(unpack(&q.bytes, NODE), Ok(vec![Message::Status(all)]));
-        let head_of = |p: &Packed| {
-            let mut r = Reader {
-                all: &p.bytes,
-                rest: &p.bytes[HEADER_V2..],
-            };
-            let _: u64 = r.take("id").unwrap();
-            let _: i64 = r.take("time").unwrap();
-            r.take::<u64>("head").unwrap()
-        };
         assert_eq!(
             head_of(&packed),
             KIND_STATUS | STATUS_UPDATE_PART | STATUS_DISK_PART
@@ -1642,17 +1636,26 @@ mod tests {
         assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(periodic)]));
     }
 
+    /// The head of the first record of a version 2 message.
+    fn head_of(p: &Packed) -> u64 {
+        let mut r = Reader {
+            all: &p.bytes,
+            rest: &p.bytes[HEADER_V2..],
+        };
+        let _: u64 = r.take("id").unwrap();
+        let _: i64 = r.take("time").unwrap();
+        r.take::<u64>("head").unwrap()
+    }
+
+    /// `s` packed alone, checked to unpack as itself.
+    fn packed_alone(s: &StatusRecord) -> Packed {
+        let p = pack(&[Message::Status(s.clone())], SBD_MO_MAX).unwrap();
+        assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(s.clone())]));
+        p
+    }
+
     #[test]
     fn the_rtc_part_follows_the_clock_part_behind_its_own_head_bit() {
-        let head_of = |p: &Packed| {
-            let mut r = Reader {
-                all: &p.bytes,
-                rest: &p.bytes[HEADER_V2..],
-            };
-            let _: u64 = r.take("id").unwrap();
-            let _: i64 = r.take("time").unwrap();
-            r.take::<u64>("head").unwrap()
-        };
         // The golden status record, made periodically.
         let Some(Message::Status(mut s)) = golden_records().pop() else {
             panic!("the golden records end with a status record")
@@ -1737,31 +1740,17 @@ mod tests {
 
     #[test]
     fn the_detection_part_costs_nothing_at_zero_and_a_few_bytes_otherwise() {
-        let head_of = |p: &Packed| {
-            let mut r = Reader {
-                all: &p.bytes,
-                rest: &p.bytes[HEADER_V2..],
-            };
-            let _: u64 = r.take("id").unwrap();
-            let _: i64 = r.take("time").unwrap();
-            r.take::<u64>("head").unwrap()
-        };
-        let packed = |s: &StatusRecord| {
-            let p = pack(&[Message::Status(s.clone())], SBD_MO_MAX).unwrap();
-            assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(s.clone())]));
-            p
-        };
         // The golden status record: not reported (a record from before
         // status record v7), packed as before: neither bit, no byte.
         let Some(Message::Status(mut s)) = golden_records().pop() else {
             panic!("the golden records end with a status record")
         };
-        let before = packed(&s);
+        let before = packed_alone(&s);
         let parts = KIND_STATUS | STATUS_UPDATE_PART | STATUS_DISK_PART | STATUS_CLOCK_PART;
         assert_eq!(head_of(&before), parts);
         // Both counts 0: head bit 6 alone, in the head's one byte.
         s.detection = Some(DetectionHealth::default());
-        let zero = packed(&s);
+        let zero = packed_alone(&s);
         assert_eq!(head_of(&zero), parts | STATUS_DETECTION_PART);
         assert!(head_of(&zero) < 128);
         assert_eq!(zero.bytes.len(), before.bytes.len());
@@ -1772,7 +1761,7 @@ mod tests {
                 events_cut_at_max: cut,
                 events_joined: joined,
             });
-            let p = packed(s);
+            let p = packed_alone(s);
             assert_eq!(
                 head_of(&p),
                 parts | STATUS_DETECTION_PART | STATUS_DETECTION_COUNTS
@@ -1780,7 +1769,7 @@ mod tests {
             p.bytes.len() - before.bytes.len()
         };
         let small = cost(&mut s, 2, 37);
-        let p = packed(&s);
+        let p = packed_alone(&s);
         assert_eq!(&p.bytes[p.bytes.len() - 2..], &[2, 37]);
         let one = cost(&mut s, 1, 0);
         let season = cost(&mut s, 300, 20_000);
@@ -1795,7 +1784,7 @@ mod tests {
             events_cut_at_max: 0,
             events_joined: 1,
         });
-        let p = packed(&s);
+        let p = packed_alone(&s);
         let mut records = p.bytes[HEADER_V2..].to_vec();
         let last = records.len() - 1;
         assert_eq!(records[last], 1);
@@ -1814,20 +1803,6 @@ mod tests {
 
     #[test]
     fn the_not_stored_part_costs_nothing_at_zero_and_a_few_bytes_otherwise() {
-        let head_of = |p: &Packed| {
-            let mut r = Reader {
-                all: &p.bytes,
-                rest: &p.bytes[HEADER_V2..],
-            };
-            let _: u64 = r.take("id").unwrap();
-            let _: i64 = r.take("time").unwrap();
-            r.take::<u64>("head").unwrap()
-        };
-        let packed = |s: &StatusRecord| {
-            let p = pack(&[Message::Status(s.clone())], SBD_MO_MAX).unwrap();
-            assert_eq!(unpack(&p.bytes, NODE), Ok(vec![Message::Status(s.clone())]));
-            p
-        };
         // The golden status record (not reported) with the detector's
         // counts of a v7 node.
         let Some(Message::Status(mut s)) = golden_records().pop() else {
@@ -1837,7 +1812,7 @@ mod tests {
             events_cut_at_max: 2,
             events_joined: 37,
         });
-        let before = packed(&s);
+        let before = packed_alone(&s);
         let parts = KIND_STATUS
             | STATUS_UPDATE_PART
             | STATUS_DISK_PART
@@ -1847,14 +1822,14 @@ mod tests {
         assert_eq!(head_of(&before), parts);
         // Every count 0: head bit 8 alone, in the head's two bytes.
         s.not_stored = Some(NotStored::default());
-        let zero = packed(&s);
+        let zero = packed_alone(&s);
         assert_eq!(head_of(&zero), parts | STATUS_NOT_STORED_PART);
         assert_eq!(zero.bytes.len(), before.bytes.len());
         // Counts: head bits 8 and 9, then the four counts as varints, last
         // (after the detector's).
         let cost = |s: &mut StatusRecord, counts: [u64; 4]| {
             s.not_stored = Some(NotStored::saturating(counts));
-            let p = packed(s);
+            let p = packed_alone(s);
             assert_eq!(
                 head_of(&p),
                 parts | STATUS_NOT_STORED_PART | STATUS_NOT_STORED_COUNTS
@@ -1862,7 +1837,7 @@ mod tests {
             p.bytes.len() - before.bytes.len()
         };
         let small = cost(&mut s, [0, 0, 12, 3]);
-        let p = packed(&s);
+        let p = packed_alone(&s);
         assert_eq!(&p.bytes[p.bytes.len() - 6..], &[2, 37, 0, 0, 12, 3]);
         let season = cost(&mut s, [0, 40, 3_000, 150]);
         let largest = cost(&mut s, [u64::MAX; 4]);
@@ -1873,7 +1848,7 @@ mod tests {
         assert_eq!([small, season, largest], [4, 6, 20]);
         // Four counts of 0 after bit 9 are never written, and refused.
         s.not_stored = Some(NotStored::saturating([0, 0, 0, 1]));
-        let p = packed(&s);
+        let p = packed_alone(&s);
         let mut records = p.bytes[HEADER_V2..].to_vec();
         let last = records.len() - 1;
         assert_eq!(records[last], 1);
