@@ -122,7 +122,10 @@ fn a_long_run_with_kills_and_broker_outages_accounts_for_every_event() {
     let mut rng = seeded(0x5eed_50a6);
     let stored: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
     let mut rss = Vec::new();
+    // Per process: bytes of the log without the periodic status lines, and
+    // how many of those there were.
     let mut log_bytes = Vec::new();
+    let mut status_lines = Vec::new();
     let mut kills = 0;
     let wall = Instant::now();
     let outages = {
@@ -213,7 +216,15 @@ fn a_long_run_with_kills_and_broker_outages_accounts_for_every_event() {
             !text.contains("panicked"),
             "process {p} panicked ({st})\n{text}"
         );
-        log_bytes.push(text.len());
+        // The status line comes once per status interval of scene time
+        // (`[node] status_interval_ms`, a minute), by design: a process
+        // that replays its whole hour logs sixty. The rest must not grow
+        // with the run's length.
+        let (status, other): (Vec<&str>, Vec<&str>) = text
+            .lines()
+            .partition(|l| l.contains("node::tasks::status: status "));
+        status_lines.push(status.len());
+        log_bytes.push(other.iter().map(|l| l.len() + 1).sum::<usize>());
         if let Some(kib) = std::fs::read_to_string(&rss_file)
             .ok()
             .and_then(|s| s.lines().last().and_then(|l| l.trim().parse::<u64>().ok()))
@@ -286,7 +297,7 @@ fn a_long_run_with_kills_and_broker_outages_accounts_for_every_event() {
     eprintln!(
         "soak: {processes} scene hours in {wall_s:.0} s, {kills} SIGKILLs, broker down {:.0} % of the time; \
          {} events stored, {} delivered, {} still stored, {} not delivered and {dropped} dropped (budget or expiry); \
-         store {:.1} MiB; log per process {}..{} bytes; peak RSS {:.1}..{:.1} MiB, slope {:+.2} MiB per scene day",
+         store {:.1} MiB; log per process {}..{} bytes besides {}..{} status lines; peak RSS {:.1}..{:.1} MiB, slope {:+.2} MiB per scene day",
         100.0 * down as f64 / (wall_s * 1000.0),
         stored.len(),
         stored.intersection(&delivered).count(),
@@ -295,6 +306,8 @@ fn a_long_run_with_kills_and_broker_outages_accounts_for_every_event() {
         store_bytes as f64 / 1_048_576.0,
         log_bytes.iter().min().copied().unwrap_or(0),
         log_bytes.iter().max().copied().unwrap_or(0),
+        status_lines.iter().min().copied().unwrap_or(0),
+        status_lines.iter().max().copied().unwrap_or(0),
         rss.iter().map(|p| p.1).fold(f64::INFINITY, f64::min),
         rss.iter().map(|p| p.1).fold(0.0, f64::max),
         slope(&rss),
@@ -312,12 +325,19 @@ fn a_long_run_with_kills_and_broker_outages_accounts_for_every_event() {
         "{} items stored over a budget of {MAX_ITEMS}",
         pending.len()
     );
-    // The log of a process does not grow with the run's length.
+    // The log of a process does not grow with the run's length: beside
+    // one status line per scene minute (and one at the start and the
+    // end), what it logs stays within twice the first process's.
     let first = log_bytes.first().copied().unwrap_or(0);
     let most = log_bytes.iter().copied().max().unwrap_or(0);
     assert!(
         most <= 2 * first.max(16 * 1024),
-        "log per process grew: {log_bytes:?}"
+        "log per process grew, besides its status lines: {log_bytes:?} bytes"
+    );
+    let minutes = (i64::from(PASSES_PER_PROCESS) * SCENE_S / 60) as usize;
+    assert!(
+        status_lines.iter().all(|&n| n <= minutes + 2),
+        "more status lines than scene minutes ({minutes}): {status_lines:?}"
     );
 }
 
