@@ -440,29 +440,27 @@ pub(crate) struct StatusRecordV7 {
 
 impl From<StatusRecordV7> for StatusRecord {
     fn from(v: StatusRecordV7) -> StatusRecord {
-        let detection = v.detection;
         StatusRecord {
-            detection,
-            ..StatusRecord::from(StatusRecordV6 {
-                id: v.id,
-                node_id: v.node_id,
-                time_ms: v.time_ms,
-                uptime_s: v.uptime_s,
-                battery_permille: v.battery_permille,
-                battery_mv: v.battery_mv,
-                power_mode: v.power_mode,
-                air_temp_c100: v.air_temp_c100,
-                board_temp_c100: v.board_temp_c100,
-                sensors: v.sensors,
-                queue: v.queue,
-                drops: v.drops,
-                model: v.model,
-                last_contact_ms: v.last_contact_ms,
-                cause: v.cause,
-                update: v.update,
-                disk: v.disk,
-                clock: v.clock,
-            })
+            id: v.id,
+            node_id: v.node_id,
+            time_ms: v.time_ms,
+            uptime_s: v.uptime_s,
+            battery_permille: v.battery_permille,
+            battery_mv: v.battery_mv,
+            power_mode: v.power_mode,
+            air_temp_c100: v.air_temp_c100,
+            board_temp_c100: v.board_temp_c100,
+            sensors: v.sensors,
+            queue: v.queue,
+            drops: v.drops,
+            model: v.model,
+            last_contact_ms: v.last_contact_ms,
+            cause: v.cause,
+            update: v.update,
+            disk: v.disk,
+            clock: v.clock,
+            detection: v.detection,
+            not_stored: None,
         }
     }
 }
@@ -472,26 +470,25 @@ impl From<StatusRecordV7> for StatusRecord {
 #[cfg(test)]
 impl From<&StatusRecord> for StatusRecordV7 {
     fn from(s: &StatusRecord) -> StatusRecordV7 {
-        let v6 = StatusRecordV6::from(s);
         StatusRecordV7 {
-            id: v6.id,
-            node_id: v6.node_id,
-            time_ms: v6.time_ms,
-            uptime_s: v6.uptime_s,
-            battery_permille: v6.battery_permille,
-            battery_mv: v6.battery_mv,
-            power_mode: v6.power_mode,
-            air_temp_c100: v6.air_temp_c100,
-            board_temp_c100: v6.board_temp_c100,
-            sensors: v6.sensors,
-            queue: v6.queue,
-            drops: v6.drops,
-            model: v6.model,
-            last_contact_ms: v6.last_contact_ms,
-            cause: v6.cause,
-            update: v6.update,
-            disk: v6.disk,
-            clock: v6.clock,
+            id: s.id,
+            node_id: s.node_id.clone(),
+            time_ms: s.time_ms,
+            uptime_s: s.uptime_s,
+            battery_permille: s.battery_permille,
+            battery_mv: s.battery_mv,
+            power_mode: s.power_mode,
+            air_temp_c100: s.air_temp_c100,
+            board_temp_c100: s.board_temp_c100,
+            sensors: s.sensors,
+            queue: s.queue,
+            drops: s.drops,
+            model: s.model,
+            last_contact_ms: s.last_contact_ms,
+            cause: s.cause,
+            update: s.update.clone(),
+            disk: s.disk,
+            clock: s.clock,
             detection: s.detection,
         }
     }
