@@ -290,6 +290,41 @@ def band_limit(x, mask, rng, p, cuts=NARROW_BAND_CUTS):
     return out
 
 
+def floor_shift(x, mask, rng, p, db, pool=1):
+    """Floor augmentation: each row with audio is, with probability `p`,
+    made to sound as if heard over another floor. The node's per-band
+    values are the event's excess over the floor before it; a floor `d`
+    dB higher in a band masks the quieter part of the sound there, a lower
+    one uncovers it. `d` is a smooth curve across the bands (linear between
+    four random points in [-db, db]): another site's wind, water or
+    machine colours the floor band by band. The mean and 90th-percentile
+    blocks are recomputed from the sound's level over the old floor; the
+    spread block scales with the mean."""
+    if p <= 0 or db <= 0:
+        return x
+    a = x["audio"].copy()
+    nb = MEL_BANDS // pool
+    rows = np.flatnonzero((rng.random(len(a)) < p) & (mask[:, 0] > 0))
+    knots = rng.uniform(-db, db, size=(len(rows), 4)).astype(np.float32)
+    pos = np.linspace(0.0, 3.0, nb)
+    d = np.stack([np.interp(pos, np.arange(4), k) for k in knots]) if len(rows) else np.zeros((0, nb), np.float32)
+
+    def reheard(e, shift):
+        # Sound over the old floor, dB (E = 10 log10(10^(S/10) + 1)), heard over the new one.
+        s = 10.0 * np.log10(np.maximum(10.0 ** (np.maximum(e, 0.0) / 10.0) - 1.0, 1e-3))
+        return np.where(e > 0, 10.0 * np.log10(10.0 ** ((s - shift) / 10.0) + 1.0), e)
+
+    mean_b = a[rows, 0:nb]
+    new_mean = reheard(mean_b, d)
+    a[rows, 0:nb] = new_mean
+    a[rows, nb : 2 * nb] = reheard(a[rows, nb : 2 * nb], d)
+    ratio = np.where(mean_b > 0.5, new_mean / np.maximum(mean_b, 0.5), 1.0)
+    a[rows, 2 * nb : 3 * nb] *= np.clip(ratio, 0.2, 2.0)
+    out = dict(x)
+    out["audio"] = a.astype(np.float32)
+    return out
+
+
 def perturb(net, x, mask, rng, noise, feat_drop):
     """Feature-space augmentation against one generator's habits: Gaussian
     noise of `noise` standard deviations on every present feature, and each
@@ -310,7 +345,7 @@ def perturb(net, x, mask, rng, noise, feat_drop):
     return out
 
 
-def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, p_drop=(0.25, 0.25, 0.25), smooth=0.05, noise=0.0, feat_drop=0.0, narrow=0.0, cuts=NARROW_BAND_CUTS):
+def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, p_drop=(0.25, 0.25, 0.25), smooth=0.05, noise=0.0, feat_drop=0.0, narrow=0.0, cuts=NARROW_BAND_CUTS, shift=(0.0, 0.0)):
     n = len(y)
     counts = np.bincount(y, minlength=len(CLASSES)).astype(np.float32)
     cw = (counts.sum() / np.maximum(counts, 1) / len(CLASSES)) ** 0.5
@@ -325,6 +360,7 @@ def train(net, x, mask, y, rng, epochs, qat_epochs, lr=2e-3, wd=1e-4, batch=64, 
             idx = order[s : s + batch]
             xb, mb = drop_modalities({m: x[m][idx] for m in MODALITIES}, mask[idx], rng, p_drop)
             xb = band_limit(xb, mb, rng, narrow, cuts)
+            xb = floor_shift(xb, mb, rng, shift[0], shift[1], MEL_BANDS // len(cuts[0]))
             xb = perturb(net, xb, mb, rng, noise, feat_drop)
             logits, cache = net.forward(xb, mb)
             p = softmax(logits)
@@ -574,6 +610,8 @@ def main():
     ap.add_argument("--noise", type=float, default=0.5, help="training noise on features, in standard deviations")
     ap.add_argument("--feat-drop", type=float, default=0.0, help="probability that a training feature is replaced by its mean")
     ap.add_argument("--narrow-band", type=float, default=0.2, help="probability that a training row is made to look recorded at 8 or 11.025 kHz")
+    ap.add_argument("--floor-shift", type=float, default=0.0, help="probability that a training row is made to sound heard over another floor (see floor_shift)")
+    ap.add_argument("--floor-shift-db", type=float, default=10.0, help="largest change of the floor per band, dB (--floor-shift)")
     ap.add_argument("--pool-bands", type=int, default=1, choices=[1, 2, 4], help="average this many adjacent mel bands (in the exported graph, so the node's features are unchanged)")
     ap.add_argument("--wd", type=float, default=1e-3, help="weight decay")
     ap.add_argument("--ensemble", type=int, default=3, help="networks in the ensemble (their mean logit is the output)")
@@ -644,7 +682,7 @@ def main():
         for _ in range(args.ensemble):
             net = Net(dims, rng)
             net.norm = dict(norm)
-            train(net, x, mask, y, rng, args.epochs, args.qat_epochs, wd=args.wd, noise=args.noise, feat_drop=args.feat_drop, p_drop=p_drop, narrow=args.narrow_band, cuts=cuts)
+            train(net, x, mask, y, rng, args.epochs, args.qat_epochs, wd=args.wd, noise=args.noise, feat_drop=args.feat_drop, p_drop=p_drop, narrow=args.narrow_band, cuts=cuts, shift=(args.floor_shift, args.floor_shift_db))
             nets.append(net)
         return nets
 
